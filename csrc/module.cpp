@@ -1,0 +1,33 @@
+// pykern._cuda: the CUDA C++ kernels and the small slice of the CUDA runtime pykern needs
+// (device memory, copies, events). Python-side wrappers live in pykern/cuda/ and pykern/_device.py.
+#include "common.h"
+
+namespace pykern {
+
+DType parse_dtype(const std::string& name) {
+  if (name == "float16") return DType::f16;
+  if (name == "bfloat16") return DType::bf16;
+  if (name == "float32") return DType::f32;
+  if (name == "float64") return DType::f64;
+  throw std::invalid_argument("unsupported dtype '" + name + "'");
+}
+
+const char* dtype_name(DType dt) {
+  switch (dt) {
+    case DType::f16: return "float16";
+    case DType::bf16: return "bfloat16";
+    case DType::f32: return "float32";
+    case DType::f64: return "float64";
+  }
+  return "?";
+}
+
+}  // namespace pykern
+
+PYBIND11_MODULE(_cuda, m) {
+  m.doc() = "pykern CUDA C++ kernels (see kernels/) and runtime helpers";
+  pykern::bind_runtime(m);
+  pykern::bind_relu(m);
+  pykern::bind_matmul(m);
+  pykern::bind_conv2d(m);
+}

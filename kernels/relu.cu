@@ -1,0 +1,133 @@
+// ReLU, y = max(x, 0) elementwise (NaN propagates, as in torch.relu), float16/32/64.
+//
+// Variants, each a rung of the memory-bound ladder:
+//   naive       one thread per element, grid sized to n
+//   grid_stride fixed grid (a few waves of blocks), each thread strides over the array
+//   vectorized  grid-stride over 16-byte packets (uint4); scalar head/tail for any alignment
+//
+// All variants allow y == x (in place): each element is read before it is written, by the
+// same thread.
+#include "dispatch.cuh"
+#include "relu.h"
+
+namespace pykern {
+namespace {
+
+constexpr int kBlock = 256;
+
+template <typename T>
+__device__ __forceinline__ T relu1(T v) {
+  // `v < 0` is false for NaN, so NaN passes through; -0.0 stays -0.0.
+  return v < T(0) ? T(0) : v;
+}
+template <>
+__device__ __forceinline__ __half relu1<__half>(__half v) {
+  return __half2float(v) < 0.f ? __float2half(0.f) : v;
+}
+
+template <typename T>
+__global__ void relu_naive_kernel(const T* x, T* y, int64_t n) {
+  // x: (n,), y: (n,). 64-bit index: n may exceed 2^31.
+  int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < n) y[i] = relu1(x[i]);
+}
+
+template <typename T>
+__global__ void relu_grid_stride_kernel(const T* x, T* y, int64_t n) {
+  int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride)
+    y[i] = relu1(x[i]);
+}
+
+// One 16-byte packet viewed as kVec elements of T.
+template <typename T>
+union Packet {
+  static constexpr int kVec = 16 / sizeof(T);
+  uint4 raw;
+  T v[kVec];
+};
+
+template <typename T>
+__global__ void relu_packets_kernel(const uint4* x, uint4* y, int64_t npackets) {
+  // x, y: (npackets,) 16-byte packets, both 16-byte aligned.
+  int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < npackets;
+       i += stride) {
+    Packet<T> p;
+    p.raw = x[i];
+#pragma unroll
+    for (int k = 0; k < Packet<T>::kVec; ++k) p.v[k] = relu1(p.v[k]);
+    y[i] = p.raw;
+  }
+}
+
+// Enough blocks to fill every SM a few times over; more only adds scheduling overhead to a
+// memory-bound loop.
+unsigned int stride_grid(int64_t work) {
+  static int sms = [] {
+    int dev = 0, n = 0;
+    check_cuda(cudaGetDevice(&dev), "cudaGetDevice");
+    check_cuda(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev), "cudaDeviceGetAttribute");
+    return n;
+  }();
+  unsigned int want = ceil_div(work, kBlock);
+  unsigned int cap = static_cast<unsigned int>(sms) * 8;
+  return want < cap ? (want > 0 ? want : 1) : cap;
+}
+
+template <typename T>
+void launch_vectorized(const T* x, T* y, int64_t n, cudaStream_t stream) {
+  constexpr int64_t kVec = Packet<T>::kVec;
+  auto xa = reinterpret_cast<uintptr_t>(x), ya = reinterpret_cast<uintptr_t>(y);
+  if (xa % 16 != ya % 16) {
+    // x and y are misaligned relative to each other: no offset makes both 16-byte aligned,
+    // so packets are impossible; stay correct with scalar accesses.
+    relu_grid_stride_kernel<T><<<stride_grid(n), kBlock, 0, stream>>>(x, y, n);
+    check_launch("relu_vectorized(scalar fallback)");
+    return;
+  }
+  // Scalar head up to the first 16-byte boundary, packets, then a scalar tail.
+  int64_t head = static_cast<int64_t>(((16 - xa % 16) % 16) / sizeof(T));
+  if (head > n) head = n;
+  int64_t npackets = (n - head) / kVec;
+  int64_t tail_start = head + npackets * kVec;
+  if (head > 0) {
+    relu_naive_kernel<T><<<1, kBlock, 0, stream>>>(x, y, head);
+    check_launch("relu_vectorized(head)");
+  }
+  if (npackets > 0) {
+    relu_packets_kernel<T><<<stride_grid(npackets), kBlock, 0, stream>>>(
+        reinterpret_cast<const uint4*>(x + head), reinterpret_cast<uint4*>(y + head), npackets);
+    check_launch("relu_vectorized(packets)");
+  }
+  if (tail_start < n) {
+    relu_naive_kernel<T><<<1, kBlock, 0, stream>>>(x + tail_start, y + tail_start, n - tail_start);
+    check_launch("relu_vectorized(tail)");
+  }
+}
+
+}  // namespace
+
+void relu_naive(DType dt, const void* x, void* y, int64_t n, cudaStream_t stream) {
+  PYKERN_DISPATCH_FLOATS(dt, "relu_naive", {
+    relu_naive_kernel<scalar_t><<<ceil_div(n, kBlock), kBlock, 0, stream>>>(
+        static_cast<const scalar_t*>(x), static_cast<scalar_t*>(y), n);
+    check_launch("relu_naive");
+  });
+}
+
+void relu_grid_stride(DType dt, const void* x, void* y, int64_t n, cudaStream_t stream) {
+  PYKERN_DISPATCH_FLOATS(dt, "relu_grid_stride", {
+    relu_grid_stride_kernel<scalar_t><<<stride_grid(n), kBlock, 0, stream>>>(
+        static_cast<const scalar_t*>(x), static_cast<scalar_t*>(y), n);
+    check_launch("relu_grid_stride");
+  });
+}
+
+void relu_vectorized(DType dt, const void* x, void* y, int64_t n, cudaStream_t stream) {
+  PYKERN_DISPATCH_FLOATS(dt, "relu_vectorized", {
+    launch_vectorized(static_cast<const scalar_t*>(x), static_cast<scalar_t*>(y), n, stream);
+  });
+}
+
+}  // namespace pykern

@@ -1,0 +1,278 @@
+"""Backends: whether each can run here (and why not), and how each moves data to its kernels.
+
+Every backend's ``prepare`` takes validated arrays and returns a :class:`Prepared` whose
+``run()`` launches only the kernel on data already where the kernel needs it, and whose
+``finish()`` hands back the caller's kind of array. A plain op call is prepare+run+finish;
+benchmarks time ``run()`` alone or the whole sequence (host<->device copies counted).
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Callable, Optional
+
+import numpy as np
+
+from ._arrays import ArrayInfo, describe, empty_like_kind
+
+
+@dataclass(frozen=True)
+class Availability:
+    available: bool
+    reason: str
+
+    def __bool__(self) -> bool:
+        return self.available
+
+
+def simulator_enabled() -> bool:
+    return os.environ.get("NUMBA_ENABLE_CUDASIM", "0") not in ("", "0")
+
+
+@lru_cache(maxsize=None)
+def availability(name: str) -> Availability:
+    if name == "numpy":
+        return Availability(True, f"NumPy {np.__version__} on the CPU")
+    if name == "numba":
+        return _numba_availability()
+    if name == "cuda":
+        return _cuda_availability()
+    raise ValueError(f"backend: unknown backend {name!r}; expected one of {list(EXECUTORS)}")
+
+
+def _numba_availability() -> Availability:
+    try:
+        from numba import cuda
+    except Exception as e:  # numba or numba-cuda missing or broken
+        return Availability(False, f"numba.cuda cannot be imported: {e}")
+    if simulator_enabled():
+        return Availability(True, "CUDA simulator (NUMBA_ENABLE_CUDASIM=1): results are real, "
+                                  "timings are not (one Python thread per CUDA thread)")
+    try:
+        if cuda.is_available():
+            name = cuda.get_current_device().name
+            return Availability(True, f"GPU: {name.decode() if isinstance(name, bytes) else name}")
+    except Exception as e:
+        return Availability(False, f"numba.cuda found no usable GPU: {e}")
+    return Availability(False, "numba.cuda found no usable GPU/driver (set NUMBA_ENABLE_CUDASIM=1 "
+                               "before importing pykern to run the Numba kernels in the simulator)")
+
+
+def _cuda_availability() -> Availability:
+    from ._device import ext
+    try:
+        mod = ext()
+    except RuntimeError as e:
+        return Availability(False, str(e))
+    count, err = mod.device_count()
+    if count == 0:
+        return Availability(False, f"no CUDA GPU usable: {err or 'no device found'}")
+    return Availability(True, f"GPU: {mod.device_properties()['name']}")
+
+
+def require(name: str) -> None:
+    a = availability(name)
+    if not a.available:
+        raise RuntimeError(f"backend {name!r} is not available: {a.reason}")
+
+
+@dataclass
+class Prepared:
+    """A kernel ready to launch on data already in place."""
+
+    run: Callable[[], None]  # launches the kernel (asynchronously on GPU backends)
+    finish: Callable[[], object]  # waits, copies back if the caller gave host arrays
+    sync: Callable[[], None]
+    output: object  # the backend-side output array, valid after sync()
+    variant: object = None  # filled in by the dispatch
+    params: dict = None  # normalized op parameters
+
+
+def _alias_map(ins: list[ArrayInfo], out: Optional[ArrayInfo]):
+    """Index of the input ``out`` aliases exactly, or None; partial overlap is an error."""
+    if out is None:
+        return None
+    for i, a in enumerate(ins):
+        if a is None:
+            continue
+        if a.obj is out.obj or (a.ptr and a.ptr == out.ptr and a.shape == out.shape and a.kind == out.kind):
+            return i
+    if out.kind == "numpy":
+        for a in ins:
+            if a is not None and a.kind == "numpy" and np.may_share_memory(a.obj, out.obj):
+                raise ValueError(f"out overlaps {a.name} partially; it must be either the same array or disjoint")
+    return None
+
+
+class NumpyExecutor:
+    name = "numpy"
+
+    def prepare(self, variant, ins, params, out_shape, out_dtype, out=None, poison=False):
+        for a in ins + [out]:
+            if a is not None and a.on_gpu:
+                raise TypeError(f"{a.name}: backend 'numpy' takes host (NumPy) arrays, got a GPU array "
+                                f"({type(a.obj).__module__}.{type(a.obj).__name__}); use backend='cuda' "
+                                "or 'numba', or copy it to the host first")
+        _alias_map(ins, out)
+        y = out.obj if out else np.empty(out_shape, out_dtype)
+        if poison:
+            y.fill(np.nan)
+        arrays = [a.obj if a is not None else None for a in ins]
+        return Prepared(lambda: variant.fn(*arrays, y, **params), lambda: y, lambda: None, y)
+
+    @staticmethod
+    def timer():
+        return _host_timer
+
+
+def _host_timer(fn, sync):
+    t0 = time.perf_counter()
+    fn()
+    sync()
+    return time.perf_counter() - t0
+
+
+class _GpuExecutor:
+    """Shared host/device plumbing; subclasses say how to wrap, upload and allocate."""
+
+    name = ""
+
+    def prepare(self, variant, ins, params, out_shape, out_dtype, out=None, poison=False):
+        require(self.name)
+        alias = _alias_map(ins, out)
+        if ins[0].on_gpu:
+            dev_ins = [self.wrap(a) if a is not None else None for a in ins]
+            if out is None:
+                out_obj = empty_like_kind(ins[0], out_shape, out_dtype)
+                out = describe(out_obj, "out")
+            dev_out = dev_ins[alias] if alias is not None else self.wrap(out)
+            if poison and alias is None:
+                self.poison(dev_out)
+            finish = lambda: out.obj  # noqa: E731 (asynchronous, like the caller's own library)
+        else:
+            dev_ins = [self.upload(a.obj) if a is not None else None for a in ins]
+            dev_out = dev_ins[alias] if alias is not None else self.alloc(out_shape, out_dtype)
+            if poison and alias is None:
+                self.poison(dev_out)
+            host_out = out.obj if out is not None else None
+
+            def finish():
+                return self.download(dev_out, host_out)
+
+        return Prepared(lambda: variant.fn(*dev_ins, dev_out, **params), finish, self.sync, dev_out)
+
+
+class NumbaExecutor(_GpuExecutor):
+    name = "numba"
+
+    @staticmethod
+    def wrap(a: ArrayInfo):
+        from numba import cuda
+        return a.obj if a.kind == "numba" else cuda.as_cuda_array(a.obj)
+
+    @staticmethod
+    def upload(x):
+        from numba import cuda
+        return cuda.to_device(x)
+
+    @staticmethod
+    def alloc(shape, dtype):
+        from numba import cuda
+        return cuda.device_array(shape, dtype)
+
+    @staticmethod
+    def poison(d):
+        from numba import cuda
+        cuda.to_device(np.full(d.shape, np.nan, d.dtype), to=d)
+
+    @staticmethod
+    def download(d, host_out):
+        if host_out is None:
+            return d.copy_to_host()
+        d.copy_to_host(host_out)
+        return host_out
+
+    @staticmethod
+    def sync():
+        from numba import cuda
+        cuda.synchronize()
+
+    @staticmethod
+    def timer():
+        from numba import cuda
+        if simulator_enabled():
+            return _host_timer
+
+        def gpu_time(fn, sync):
+            start, end = cuda.event(), cuda.event()
+            start.record()
+            fn()
+            end.record()
+            end.synchronize()
+            return cuda.event_elapsed_time(start, end) / 1e3
+
+        return gpu_time
+
+
+class CudaExecutor(_GpuExecutor):
+    """CUDA C++ kernels see ArrayInfo records: (ptr, shape, dtype) of device memory."""
+
+    name = "cuda"
+
+    @staticmethod
+    def wrap(a: ArrayInfo):
+        if a.kind == "numba" and not a.ptr:
+            raise TypeError(f"{a.name}: a Numba simulator array has no device memory for the 'cuda' backend")
+        return a
+
+    @staticmethod
+    def upload(x):
+        from ._device import DeviceArray
+        return describe(DeviceArray.from_host(x), "device copy")
+
+    @staticmethod
+    def alloc(shape, dtype):
+        from ._device import DeviceArray
+        return describe(DeviceArray.empty(shape, dtype), "device output")
+
+    @staticmethod
+    def poison(d: ArrayInfo):
+        from ._device import ext
+        ext().memset(d.ptr, 0xFF, d.nbytes)  # all-ones bytes are NaN in every float format
+
+    @staticmethod
+    def download(d: ArrayInfo, host_out):
+        if host_out is None:
+            return d.obj.copy_to_host()
+        d.obj.copy_to_host(host_out)
+        return host_out
+
+    @staticmethod
+    def sync():
+        from ._device import ext
+        ext().synchronize()
+
+    @staticmethod
+    def timer():
+        from ._device import ext
+
+        def gpu_time(fn, sync):
+            mod = ext()
+            start, end = mod.Event(), mod.Event()
+            start.record()
+            fn()
+            end.record()
+            end.synchronize()
+            return start.elapsed_ms(end) / 1e3
+
+        return gpu_time
+
+
+EXECUTORS = {"numpy": NumpyExecutor(), "numba": NumbaExecutor(), "cuda": CudaExecutor()}
+
+
+def backends() -> dict:
+    """{backend name: Availability(available, reason)} for numpy, numba and cuda."""
+    return {name: availability(name) for name in EXECUTORS}

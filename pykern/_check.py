@@ -1,0 +1,157 @@
+"""Equivalence with the float64 NumPy reference: the one tolerance policy, and pk.check().
+
+Tolerance policy (the only place it is written down). An output element passes when
+
+    |got - ref| <= atol + rtol * mag
+
+where ref is the float64 reference on the same (already rounded) inputs and mag is the op
+applied to |inputs| (for matmul |a| @ |b|, for conv2d conv(|x|, |w|) + |bias|, for relu |ref|):
+the sum of the magnitudes of the terms, which bounds a summation's rounding error
+(|error| <= gamma_n * mag, gamma_n ~ n*u worst case, ~sqrt(n)*u in practice). Using mag rather
+than |ref| keeps outputs that cancel to near zero from failing honest kernels, while rtol stays
+tight. rtol is a small multiple of the unit roundoff u of the lowest precision involved:
+
+    dtype     u          rtol    atol    why
+    float64   1.1e-16    1e-12   1e-12   ~1e4 u: blocked reductions of up to ~1e5 terms
+    float32   6.0e-8     1e-5    1e-6    ~170 u: sqrt(n)*u for n up to ~1e4, with headroom
+    float16   4.9e-4     2e-3    1e-3    4 u: inputs exact in fp32, fp32 accumulation, fp16 output
+    bfloat16  3.9e-3     1.6e-2  1e-2    4 u, as float16
+
+Kernels that must be exact (relu) are also tested for bit equality in the tests.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+
+from ._backends import require, simulator_enabled
+from ._dispatch import Unsupported, prepare
+from ._registry import get_variant
+from .ops import SPECS
+
+TOLERANCES = {  # dtype -> (rtol, atol); see the module docstring for the reasons
+    "float64": (1e-12, 1e-12),
+    "float32": (1e-5, 1e-6),
+    "float16": (2e-3, 1e-3),
+    "bfloat16": (1.6e-2, 1e-2),
+}
+_PRECISION_ORDER = ("bfloat16", "float16", "float32", "float64")
+
+
+def tolerance_key(*dtypes) -> str:
+    """The lowest precision among the dtypes involved decides the tolerance."""
+    names = [np.dtype(d).name if not isinstance(d, str) else d for d in dtypes]
+    return min(names, key=_PRECISION_ORDER.index)
+
+
+@dataclass
+class Comparison:
+    """How one output compares with the reference."""
+
+    ok: bool
+    dtype: str
+    n_bad: int
+    n_total: int
+    max_rel_err: float  # max |got - ref| / max(mag, tiny)
+    first_bad: list = field(default_factory=list)  # up to 5 (index, got, ref)
+    nan_mismatch: int = 0  # positions where exactly one of got/ref is NaN or Inf differs
+
+    def message(self) -> str:
+        if self.ok:
+            return f"ok ({self.dtype}, max rel err {self.max_rel_err:.2e})"
+        rtol, atol = TOLERANCES[self.dtype]
+        lines = [f"{self.n_bad} of {self.n_total} elements outside |got-ref| <= {atol:g} + {rtol:g}*mag "
+                 f"({self.dtype}); max rel err {self.max_rel_err:.3e}"]
+        if self.nan_mismatch:
+            lines.append(f"{self.nan_mismatch} NaN/Inf mismatches")
+        for idx, g, r in self.first_bad:
+            lines.append(f"  at {idx}: got {g!r}, expected {r!r}")
+        return "\n".join(lines)
+
+
+def compare(got, ref: np.ndarray, mag: np.ndarray, dtype: str) -> Comparison:
+    """Compare ``got`` (any float dtype) with float64 ``ref`` under the policy above."""
+    rtol, atol = TOLERANCES[dtype]
+    got = np.asarray(got)
+    if got.shape != ref.shape:
+        return Comparison(False, dtype, ref.size, ref.size, float("inf"),
+                          [(("shape",), got.shape, ref.shape)])
+    g = got.astype(np.float64)
+    finite_g, finite_r = np.isfinite(g), np.isfinite(ref)
+    # Non-finite values must match exactly (NaN with NaN, +Inf with +Inf).
+    special = ~(finite_g & finite_r)
+    special_bad = special & ~((np.isnan(g) & np.isnan(ref)) | (g == ref))
+    with np.errstate(invalid="ignore"):
+        err = np.abs(g - ref)
+        bad = np.where(special, special_bad, err > atol + rtol * mag)
+        rel = np.where(special, 0.0, err / np.maximum(mag, np.finfo(np.float64).tiny))
+    idx = np.argwhere(bad)[:5]
+    first = [(tuple(int(i) for i in ix), g[tuple(ix)].item(), ref[tuple(ix)].item()) for ix in idx]
+    n_bad = int(bad.sum())
+    return Comparison(n_bad == 0, dtype, n_bad, int(ref.size), float(rel.max(initial=0.0)), first,
+                      int(special_bad.sum()))
+
+
+def run_case(variant, case: dict, dtype: str, seed: int) -> Comparison:
+    """Run ``variant`` on seeded random inputs for ``case`` (host arrays in, poisoned output)
+    and compare with the float64 reference. Raises Unsupported if the variant cannot run it."""
+    spec = SPECS[variant.op]
+    arrays, params = spec.make_inputs(case, dtype, np.random.default_rng(seed))
+    prepared = prepare(variant.op, arrays, params, backend=variant.backend,
+                       variant=variant.name, poison=True)
+    prepared.run()
+    got = prepared.finish()
+    arrays64 = {k: (None if v is None else v.astype(np.float64)) for k, v in arrays.items()}
+    ref = spec.reference(arrays64, prepared.params)
+    mag = spec.magnitude(arrays64, prepared.params)
+    return compare(got, ref, mag, tolerance_key(dtype, got.dtype))
+
+
+@dataclass
+class CheckReport:
+    """pk.check()'s answer: one line per (dtype, case, trial), and whether all passed."""
+
+    op: str
+    backend: str
+    variant: str
+    passed: bool
+    results: list  # (dtype, case_id, seed, Comparison or skip reason)
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    def __str__(self) -> str:
+        head = f"{self.op}/{self.backend}/{self.variant}: {'PASS' if self.passed else 'FAIL'}"
+        rows = []
+        for dtype, cid, seed, res in self.results:
+            text = res.message() if isinstance(res, Comparison) else f"skipped: {res}"
+            rows.append(f"  {dtype:8s} {cid:28s} seed={seed}: {text}")
+        return "\n".join([head] + rows)
+
+
+def check(op: str, backend: str, variant: Optional[str] = None, *, trials: int = 5, seed: int = 0,
+          cases: Optional[list] = None) -> CheckReport:
+    """Check a variant against the float64 reference on every test case of its op and every
+    dtype it takes, ``trials`` fresh seeds each. Raises RuntimeError if the backend is unavailable."""
+    if op not in SPECS:
+        raise ValueError(f"op: unknown op {op!r}; expected one of {list(SPECS)}")
+    require(backend)
+    var = get_variant(op, backend, variant)
+    spec = SPECS[op]
+    sim = backend == "numba" and simulator_enabled()
+    cases = cases if cases is not None else spec.test_cases(backend, simulator=sim)
+    results, passed = [], True
+    for dtype in var.dtypes:
+        for ci, case in enumerate(cases):
+            for t in range(trials):
+                s = seed + 1000 * ci + t
+                try:
+                    cmp = run_case(var, case, dtype, s)
+                except Unsupported as e:
+                    results.append((dtype, spec.case_id(case), s, str(e)))
+                    break
+                passed &= cmp.ok
+                results.append((dtype, spec.case_id(case), s, cmp))
+    return CheckReport(op, backend, var.name, passed, results)

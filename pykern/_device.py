@@ -1,0 +1,86 @@
+"""pykern's own device memory, over pykern._cuda: lets the CUDA C++ backend run on NumPy
+arrays with no GPU array library installed."""
+from __future__ import annotations
+
+import numpy as np
+
+_EXT = None
+_EXT_ERROR = None
+
+
+def ext():
+    """The compiled pykern._cuda module; RuntimeError saying why when it is missing."""
+    global _EXT, _EXT_ERROR
+    if _EXT is None and _EXT_ERROR is None:
+        try:
+            from . import _cuda
+            _EXT = _cuda
+        except ImportError as e:
+            _EXT_ERROR = ("pykern._cuda was not built (no CUDA compiler at install time, or "
+                          f"PYKERN_NO_CUDA=1): reinstall with nvcc on PATH [{e}]")
+    if _EXT is None:
+        raise RuntimeError(_EXT_ERROR)
+    return _EXT
+
+
+class DeviceArray:
+    """A C-contiguous device buffer with a shape and dtype, exposing __cuda_array_interface__."""
+
+    __slots__ = ("ptr", "shape", "dtype", "_owner", "__weakref__")
+
+    def __init__(self, ptr: int, shape, dtype, owner=None):
+        self.ptr = int(ptr)
+        self.shape = tuple(int(s) for s in shape)
+        self.dtype = np.dtype(dtype)
+        self._owner = owner  # the _Allocation keeping the memory alive
+
+    @classmethod
+    def empty(cls, shape, dtype) -> "DeviceArray":
+        nbytes = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+        alloc = _Allocation(nbytes)
+        return cls(alloc.ptr, shape, dtype, alloc)
+
+    @classmethod
+    def from_host(cls, a: np.ndarray) -> "DeviceArray":
+        a = np.ascontiguousarray(a)
+        d = cls.empty(a.shape, a.dtype)
+        ext().memcpy_htod(d.ptr, a.reshape(-1).view(np.uint8))
+        return d
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    @property
+    def nbytes(self) -> int:
+        return self.size * self.dtype.itemsize
+
+    def copy_to_host(self, out: np.ndarray | None = None) -> np.ndarray:
+        if out is None:
+            out = np.empty(self.shape, self.dtype)
+        ext().memcpy_dtoh(out.reshape(-1).view(np.uint8), self.ptr)
+        return out
+
+    @property
+    def __cuda_array_interface__(self) -> dict:
+        return {"shape": self.shape, "typestr": self.dtype.str, "data": (self.ptr, False),
+                "strides": None, "version": 3, "stream": None}
+
+    def __repr__(self) -> str:
+        return f"DeviceArray(shape={self.shape}, dtype={self.dtype.name})"
+
+
+class _Allocation:
+    __slots__ = ("ptr", "nbytes")
+
+    def __init__(self, nbytes: int):
+        self.ptr = ext().malloc(nbytes)
+        self.nbytes = nbytes
+
+    def __del__(self):
+        if _EXT is not None and self.ptr:
+            try:
+                _EXT.free(self.ptr)
+            except Exception:  # freeing during interpreter shutdown or after a sticky CUDA error
+                pass
+            self.ptr = 0

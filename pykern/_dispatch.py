@@ -1,0 +1,76 @@
+"""One dispatch for every op: validate once at the boundary, pick backend and variant, run."""
+from __future__ import annotations
+
+from typing import Optional
+
+from ._arrays import describe, require_layout
+from ._backends import EXECUTORS, Prepared, availability, require
+from ._registry import BACKENDS, get_variant
+from .ops import SPECS
+
+
+class Unsupported(ValueError):
+    """A valid input that this particular variant cannot run (e.g. an alignment need)."""
+
+
+def resolve_backend(backend: str, on_gpu: bool) -> str:
+    """'auto' -> cuda (else numba) for GPU arrays, numpy for host arrays."""
+    if backend == "auto":
+        if not on_gpu:
+            return "numpy"
+        return "cuda" if availability("cuda").available else "numba"
+    if backend not in BACKENDS:
+        raise ValueError(f"backend: unknown backend {backend!r}; expected 'auto' or one of {list(BACKENDS)}")
+    return backend
+
+
+def prepare(op: str, arrays: dict, params: dict, *, backend: str = "auto",
+            variant: Optional[str] = None, out=None, poison: bool = False) -> Prepared:
+    """Validate ``arrays`` (name -> array or None) and set up one kernel launch."""
+    spec = SPECS[op]
+    infos = {name: (describe(a, name) if a is not None else None) for name, a in arrays.items()}
+    for name, info in infos.items():
+        if info is None and name not in spec.optional:
+            raise TypeError(f"{name}: an array is required, got None")
+    present = [i for i in infos.values() if i is not None]
+    sides = {i.on_gpu for i in present}
+    if len(sides) > 1:
+        raise TypeError("inputs mix host and GPU arrays (" +
+                        ", ".join(f"{i.name}: {'GPU' if i.on_gpu else 'host'}" for i in present) +
+                        "); pass all of them on one side")
+    for info in present:
+        require_layout(info)
+    out_shape, out_dtype, params = spec.validate(infos, params)
+
+    be = resolve_backend(backend, present[0].on_gpu)
+    var = get_variant(op, be, variant)
+    require(be)
+    dt = present[0].dtype.name
+    if dt not in var.dtypes:
+        raise TypeError(f"{present[0].name}: variant {var.key} takes {', '.join(var.dtypes)}; got {dt}")
+    reason = var.unsupported_reason(infos, params)
+    if reason:
+        raise Unsupported(f"variant {var.key} cannot run this input: {reason}")
+
+    out_info = None
+    if out is not None:
+        out_info = describe(out, "out")
+        require_layout(out_info)
+        if out_info.on_gpu != present[0].on_gpu:
+            raise TypeError("out: must be on the same side (host or GPU) as the inputs")
+        if out_info.kind != present[0].kind:
+            raise TypeError(f"out: expected a {present[0].kind} array like the inputs, got {out_info.kind}")
+        if out_info.shape != tuple(out_shape) or out_info.dtype != out_dtype:
+            raise ValueError(f"out: expected shape {tuple(out_shape)} and dtype {out_dtype.name}, "
+                             f"got {out_info.shape} {out_info.dtype.name}")
+    ins = [infos[name] for name in spec.inputs]
+    prepared = EXECUTORS[be].prepare(var, ins, params, tuple(out_shape), out_dtype, out_info, poison)
+    prepared.variant, prepared.params = var, params
+    return prepared
+
+
+def call(op: str, arrays: dict, params: dict, *, backend="auto", variant=None, out=None):
+    """Run ``op`` once and return the caller's kind of array."""
+    prepared = prepare(op, arrays, params, backend=backend, variant=variant, out=out)
+    prepared.run()
+    return prepared.finish()

@@ -1,0 +1,112 @@
+"""The one registry of kernel variants: tests, benchmarks, the CLI and plots all read it.
+
+A variant is registered where it is written, with ``@register(op, backend, dtypes=...)`` on
+its launcher; the function name is the variant name and the first docstring line names the
+technique. Adding a variant is one function plus its decorator.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import numpy as np
+
+OPS = ("relu", "matmul", "conv2d")
+BACKENDS = ("numpy", "numba", "cuda")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One registered implementation of an op on one backend."""
+
+    op: str
+    backend: str
+    name: str
+    technique: str
+    dtypes: tuple  # NumPy dtype names of the inputs this variant takes
+    fn: Callable = field(repr=False, compare=False)
+    default: bool = False
+    # supports(inputs, params) -> None, or a reason why this variant cannot run that case
+    # (e.g. an alignment need). The dispatch raises it; tests and benchmarks skip with it.
+    supports: Optional[Callable] = field(default=None, repr=False, compare=False)
+
+    @property
+    def key(self) -> str:
+        return f"{self.op}/{self.backend}/{self.name}"
+
+    def unsupported_reason(self, inputs: dict, params: dict) -> Optional[str]:
+        return self.supports(inputs, params) if self.supports else None
+
+    def as_dict(self) -> dict:
+        return {"op": self.op, "backend": self.backend, "name": self.name,
+                "technique": self.technique, "dtypes": list(self.dtypes),
+                "default": self.default}
+
+
+_VARIANTS: dict[tuple[str, str, str], Variant] = {}
+
+
+def register(op: str, backend: str, *, dtypes, default: bool = False, supports=None, name=None):
+    """Decorator: register ``fn`` as variant ``name or fn.__name__`` of ``op`` on ``backend``."""
+    if op not in OPS:
+        raise ValueError(f"unknown op {op!r}; expected one of {OPS}")
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; expected one of {BACKENDS}")
+
+    def deco(fn):
+        vname = name or fn.__name__
+        doc = (fn.__doc__ or "").strip().splitlines()
+        if not doc:
+            raise ValueError(f"variant {op}/{backend}/{vname} needs a one-line docstring naming its technique")
+        key = (op, backend, vname)
+        if key in _VARIANTS:
+            raise ValueError(f"variant {'/'.join(key)} registered twice")
+        if default and any(v.default for v in _VARIANTS.values() if (v.op, v.backend) == (op, backend)):
+            raise ValueError(f"{op}/{backend} already has a default variant")
+        _VARIANTS[key] = Variant(op, backend, vname, doc[0], tuple(np.dtype(d).name if d != "bfloat16" else d for d in dtypes),
+                                 fn, default, supports)
+        return fn
+
+    return deco
+
+
+def unregister(op: str, backend: str, name: str) -> None:
+    """Remove a variant (tests use this to clean up deliberately broken variants)."""
+    _VARIANTS.pop((op, backend, name), None)
+
+
+def variants(op: Optional[str] = None, backend: Optional[str] = None) -> list[Variant]:
+    """Registered variants, optionally filtered by op and backend, in registration order."""
+    _load_all()
+    if op is not None and op not in OPS:
+        raise ValueError(f"op: unknown op {op!r}; expected one of {list(OPS)}")
+    if backend is not None and backend not in BACKENDS:
+        raise ValueError(f"backend: unknown backend {backend!r}; expected one of {list(BACKENDS)}")
+    return [v for v in _VARIANTS.values()
+            if (op is None or v.op == op) and (backend is None or v.backend == backend)]
+
+
+def get_variant(op: str, backend: str, name: Optional[str]) -> Variant:
+    """The named variant, or the backend's default when ``name`` is None."""
+    candidates = variants(op, backend)
+    if name is None:
+        for v in candidates:
+            if v.default:
+                return v
+        raise ValueError(f"{op}/{backend} has no default variant registered")
+    for v in candidates:
+        if v.name == name:
+            return v
+    known = ", ".join(v.name for v in candidates) or "none"
+    raise ValueError(f"variant: {op} has no variant {name!r} on backend {backend!r}; known: {known}")
+
+
+_loaded = False
+
+
+def _load_all() -> None:
+    # Importing the backend packages runs their @register decorators.
+    global _loaded
+    if not _loaded:
+        _loaded = True
+        from . import cpu, cuda, numba_cuda  # noqa: F401

@@ -1,0 +1,31 @@
+"""ReLU on the CPU with NumPy.
+
+Variants:
+  reference   the spec, np.where, any float dtype
+  maximum     np.maximum writing straight into the output (no temporaries); the default
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .._registry import register
+
+
+def reference(x: np.ndarray) -> np.ndarray:
+    """y = x where x >= 0 (or NaN), else 0; same shape and dtype as x.
+
+    x: any shape. NaN propagates (as torch.relu); -0.0 is kept.
+    """
+    return np.where(x < 0, np.zeros((), x.dtype), x)
+
+
+@register("relu", "numpy", dtypes=("float16", "float32", "float64"), name="reference")
+def reference_variant(x, y):
+    """The spec itself (np.where), copied into the output."""
+    np.copyto(y, reference(x))
+
+
+@register("relu", "numpy", dtypes=("float16", "float32", "float64"), default=True)
+def maximum(x, y):
+    """np.maximum(x, 0, out=y): one pass, no temporaries."""
+    np.maximum(x, np.zeros((), x.dtype), out=y)

@@ -1,0 +1,1 @@
+"""2-D convolution in CUDA C++ (variants arrive with the conv2d issue)."""

@@ -1,0 +1,1 @@
+"""Matrix multiply in CUDA C++ (variants arrive with the matmul issue)."""

@@ -1,0 +1,1 @@
+"""Matrix multiply in Numba CUDA (variants arrive with the matmul issue)."""

@@ -1,0 +1,90 @@
+"""What every op specification provides (see relu.py, matmul.py, conv2d.py)."""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from .._arrays import ArrayInfo
+
+FLOAT_DTYPES = ("float16", "float32", "float64")
+
+
+class OpSpec:
+    """Base class: subclasses define the op's arguments, shape rules and cost model.
+
+    A *case* is a dict of sizes and parameters (``{"M": 17, "N": 33, "K": 65}``); tests, checks,
+    the demo and the benchmarks all build inputs from cases through ``make_inputs``.
+    """
+
+    name: str = ""
+    inputs: tuple = ()  # argument names in the order kernels receive them
+    optional: tuple = ()  # inputs that may be None
+    rate_unit: str = "GFLOP/s"  # what the demo and benchmarks report
+
+    # --- validation ------------------------------------------------------------------------
+    def validate(self, infos: dict, params: dict) -> tuple[tuple, np.dtype, dict]:
+        """Check shapes/dtypes/params; return (output shape, output dtype, normalized params)."""
+        raise NotImplementedError
+
+    def same_dtype(self, infos: dict) -> np.dtype:
+        present = [i for i in infos.values() if i is not None]
+        first = present[0]
+        for other in present[1:]:
+            if other.dtype != first.dtype:
+                raise TypeError(f"{other.name} has dtype {other.dtype.name} but {first.name} has "
+                                f"{first.dtype.name}; all inputs must share one dtype")
+        if first.dtype.name not in FLOAT_DTYPES + ("bfloat16",):
+            raise TypeError(f"{first.name}: dtype {first.dtype.name} is not supported; expected one of "
+                            f"{', '.join(FLOAT_DTYPES)} (or bfloat16 where a variant lists it)")
+        return first.dtype
+
+    def output_dtype(self, in_dtype: np.dtype, variant=None) -> np.dtype:
+        return in_dtype
+
+    # --- math ------------------------------------------------------------------------------
+    def reference(self, arrays: dict, params: dict) -> np.ndarray:
+        """The float64 NumPy reference of this op."""
+        raise NotImplementedError
+
+    def magnitude(self, arrays: dict, params: dict) -> np.ndarray:
+        """Per-output error scale: the same op on |inputs| (sum of |terms|), float64."""
+        raise NotImplementedError
+
+    # --- cases -----------------------------------------------------------------------------
+    def make_inputs(self, case: dict, dtype: str, rng: np.random.Generator) -> tuple[dict, dict]:
+        """Seeded random inputs (never zeros or constants) and params for ``case``."""
+        raise NotImplementedError
+
+    def test_cases(self, backend: str, simulator: bool = False) -> list[dict]:
+        raise NotImplementedError
+
+    def demo_case(self, simulator: bool = False) -> dict:
+        raise NotImplementedError
+
+    def flops(self, case: dict) -> float:
+        raise NotImplementedError
+
+    def bytes_moved(self, case: dict, itemsize: int) -> float:
+        raise NotImplementedError
+
+    def case_id(self, case: dict) -> str:
+        return ",".join(f"{k}={v}" for k, v in case.items())
+
+    def case_from_arrays(self, infos: dict, params: dict) -> dict:
+        raise NotImplementedError
+
+
+def random_array(rng: np.random.Generator, shape, dtype: str) -> np.ndarray:
+    """Standard-normal values, away from exact zeros, in ``dtype`` (bfloat16 via ml_dtypes)."""
+    x = rng.standard_normal(shape)
+    x[np.abs(x) < 1e-3] = 0.5  # exact zeros would hide sign and "unwritten" bugs
+    if dtype == "bfloat16":
+        import ml_dtypes
+        return x.astype(ml_dtypes.bfloat16)
+    return x.astype(dtype)
+
+
+def check_rank(info: Optional[ArrayInfo], rank: int, layout: str) -> None:
+    if info is not None and len(info.shape) != rank:
+        raise ValueError(f"{info.name}: expected a {rank}-D array {layout}, got shape {info.shape}")

@@ -1,0 +1,140 @@
+"""conv2d: torch.nn.functional.conv2d semantics, NCHW.
+
+x: (N, C, H, W), w: (K, C//groups, R, S), bias: (K,) or None -> y: (N, K, P, Q) with
+P = (H + 2*pad_h - dil_h*(R-1) - 1) // stride_h + 1 (Q likewise).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ._spec import OpSpec, check_rank, random_array
+
+
+def pair(value, name: str, minimum: int) -> tuple:
+    """An int or a pair of ints -> (h, w); ValueError naming the parameter otherwise."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        v = (int(value), int(value))
+    elif (isinstance(value, (tuple, list)) and len(value) == 2
+          and all(isinstance(e, (int, np.integer)) and not isinstance(e, bool) for e in value)):
+        v = (int(value[0]), int(value[1]))
+    else:
+        raise ValueError(f"{name}: expected an int or a pair of ints, got {value!r}")
+    if min(v) < minimum:
+        raise ValueError(f"{name}: every entry must be >= {minimum}, got {value!r}")
+    return v
+
+
+def output_size(h, w, r, s, stride, padding, dilation) -> tuple:
+    p = (h + 2 * padding[0] - dilation[0] * (r - 1) - 1) // stride[0] + 1
+    q = (w + 2 * padding[1] - dilation[1] * (s - 1) - 1) // stride[1] + 1
+    return p, q
+
+
+class Conv2dSpec(OpSpec):
+    name = "conv2d"
+    inputs = ("x", "w", "bias")
+    optional = ("bias",)
+
+    def normalize(self, params):
+        groups = params.get("groups", 1)
+        if not isinstance(groups, (int, np.integer)) or isinstance(groups, bool) or groups < 1:
+            raise ValueError(f"groups: expected an int >= 1, got {groups!r}")
+        return {"stride": pair(params.get("stride", 1), "stride", 1),
+                "padding": pair(params.get("padding", 0), "padding", 0),
+                "dilation": pair(params.get("dilation", 1), "dilation", 1),
+                "groups": int(groups)}
+
+    def validate(self, infos, params):
+        x, w, bias = infos["x"], infos["w"], infos.get("bias")
+        check_rank(x, 4, "x: (N, C, H, W)")
+        check_rank(w, 4, "w: (K, C//groups, R, S)")
+        check_rank(bias, 1, "bias: (K,)")
+        p = self.normalize(params)
+        n, c, h, wd = x.shape
+        k, cg, r, s = w.shape
+        g = p["groups"]
+        if c % g or k % g:
+            raise ValueError(f"groups={g} must divide both C={c} (x) and K={k} (w)")
+        if cg * g != c:
+            raise ValueError(f"w: (K, C//groups, R, S) = {w.shape} expects C//groups = {c // g} "
+                             f"for x: (N, C, H, W) = {x.shape} and groups={g}, got {cg}")
+        if bias is not None and bias.shape != (k,):
+            raise ValueError(f"bias: expected shape ({k},) (one per output channel), got {bias.shape}")
+        pq = output_size(h, wd, r, s, p["stride"], p["padding"], p["dilation"])
+        if min(pq) < 1:
+            raise ValueError(f"the dilated filter ({r}x{s}, dilation {p['dilation']}) is larger than "
+                             f"the padded input ({h}x{wd}, padding {p['padding']}): empty output {pq}")
+        dtype = self.same_dtype(infos)
+        return (n, k) + pq, dtype, p
+
+    def reference(self, arrays, params):
+        from ..cpu.conv2d import reference
+        return reference(arrays["x"], arrays["w"], arrays.get("bias"), **params)
+
+    def magnitude(self, arrays, params):
+        from ..cpu.conv2d import reference
+        b = arrays.get("bias")
+        return reference(np.abs(arrays["x"]), np.abs(arrays["w"]),
+                         None if b is None else np.abs(b), **params)
+
+    def make_inputs(self, case, dtype, rng):
+        g = case.get("groups", 1)
+        arrays = {"x": random_array(rng, (case["N"], case["C"], case["H"], case["W"]), dtype),
+                  "w": random_array(rng, (case["K"], case["C"] // g, case["R"], case["S"]), dtype),
+                  "bias": random_array(rng, (case["K"],), dtype) if case.get("bias") else None}
+        params = {k: case[k] for k in ("stride", "padding", "dilation", "groups") if k in case}
+        return arrays, params
+
+    def test_cases(self, backend, simulator=False):
+        def c(n, ch, h, w, k, r, s, **kw):
+            return dict(N=n, C=ch, H=h, W=w, K=k, R=r, S=s, **kw)
+        if simulator:
+            return [c(1, 1, 5, 5, 1, 3, 3), c(2, 3, 7, 6, 4, 3, 3, padding=1, bias=True),
+                    c(1, 2, 9, 9, 3, 3, 3, stride=2, padding=1), c(1, 2, 8, 7, 2, 2, 3, dilation=2),
+                    c(1, 4, 6, 6, 4, 3, 3, groups=2, padding=1, bias=True), c(1, 2, 5, 5, 3, 1, 1)]
+        return [
+            c(1, 1, 1, 1, 1, 1, 1), c(2, 3, 7, 6, 4, 3, 3, padding=1, bias=True),
+            c(1, 3, 15, 15, 8, 7, 7, stride=2, padding=3), c(2, 4, 11, 13, 5, 3, 3, dilation=2),
+            c(1, 8, 9, 9, 6, 3, 2, padding=(1, 0), stride=(1, 2), bias=True),
+            c(2, 6, 10, 10, 9, 3, 3, groups=3, padding=1, bias=True),
+            c(1, 16, 14, 14, 32, 1, 1), c(1, 5, 3, 3, 7, 3, 3), c(3, 1, 17, 19, 1, 5, 5, padding=2),
+            c(2, 64, 28, 28, 64, 3, 3, padding=1, bias=True), c(1, 8, 16, 16, 8, 3, 3, groups=8, padding=1),
+        ]
+
+    def demo_case(self, simulator=False):
+        if simulator:
+            return dict(N=1, C=2, H=8, W=8, K=2, R=3, S=3, padding=1)
+        return dict(N=8, C=64, H=56, W=56, K=64, R=3, S=3, padding=1)
+
+    def _dims(self, case):
+        p = self.normalize(case)
+        pq = output_size(case["H"], case["W"], case["R"], case["S"], p["stride"], p["padding"], p["dilation"])
+        return p, pq
+
+    def flops(self, case):
+        p, (pp, qq) = self._dims(case)
+        return 2.0 * case["N"] * case["K"] * pp * qq * (case["C"] // p["groups"]) * case["R"] * case["S"]
+
+    def bytes_moved(self, case, itemsize):
+        p, (pp, qq) = self._dims(case)
+        x = case["N"] * case["C"] * case["H"] * case["W"]
+        w = case["K"] * (case["C"] // p["groups"]) * case["R"] * case["S"]
+        return float(itemsize * (x + w + case["N"] * case["K"] * pp * qq))
+
+    def case_id(self, case):
+        p = self.normalize(case)
+        s = f"N{case['N']}C{case['C']}H{case['H']}W{case['W']}K{case['K']}R{case['R']}S{case['S']}"
+        for key, default in (("stride", (1, 1)), ("padding", (0, 0)), ("dilation", (1, 1))):
+            if p[key] != default:
+                s += f"_{key[0]}{p[key][0]}x{p[key][1]}"
+        if p["groups"] != 1:
+            s += f"_g{p['groups']}"
+        return s + ("_bias" if case.get("bias") else "")
+
+    def case_from_arrays(self, infos, params):
+        n, c, h, w = infos["x"].shape
+        k, _, r, s = infos["w"].shape
+        return dict(N=n, C=c, H=h, W=w, K=k, R=r, S=s, bias=infos.get("bias") is not None, **params)
+
+
+CONV2D = Conv2dSpec()
