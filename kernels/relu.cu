@@ -17,7 +17,7 @@ constexpr int kBlock = 256;
 
 template <typename T>
 __device__ __forceinline__ T relu1(T v) {
-  // `v < 0` is false for NaN, so NaN passes through; -0.0 stays -0.0.
+  // `v < 0` is false for NaN, so NaN passes through.
   return v < T(0) ? T(0) : v;
 }
 template <>

@@ -83,7 +83,7 @@ def compare(got, ref: np.ndarray, mag: np.ndarray, dtype: str) -> Comparison:
     # Non-finite values must match exactly (NaN with NaN, +Inf with +Inf).
     special = ~(finite_g & finite_r)
     special_bad = special & ~((np.isnan(g) & np.isnan(ref)) | (g == ref))
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore", over="ignore"):
         err = np.abs(g - ref)
         bad = np.where(special, special_bad, err > atol + rtol * mag)
         rel = np.where(special, 0.0, err / np.maximum(mag, np.finfo(np.float64).tiny))

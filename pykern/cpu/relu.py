@@ -14,7 +14,7 @@ from .._registry import register
 def reference(x: np.ndarray) -> np.ndarray:
     """y = x where x >= 0 (or NaN), else 0; same shape and dtype as x.
 
-    x: any shape. NaN propagates (as torch.relu); -0.0 is kept.
+    x: any shape. NaN propagates (as torch.relu); the sign of a zero result is unspecified.
     """
     return np.where(x < 0, np.zeros((), x.dtype), x)
 

@@ -1,0 +1,109 @@
+"""Test the tester: deliberately broken variants must be rejected by the equivalence check."""
+import numpy as np
+import pytest
+from conftest import require_backend
+
+import pykern as pk
+from pykern import _registry
+from pykern._check import compare
+
+
+def _numba_skip_last_kernel():
+    # Defined at module level (not as a closure): the simulator swaps the module's `cuda`.
+    global cuda
+    from numba import cuda
+
+    @cuda.jit
+    def kernel(x, y):
+        i = cuda.grid(1)
+        if i < x.size - 1:
+            y[i] = max(x[i], 0)
+
+    return kernel
+
+
+@pytest.fixture
+def broken_variants():
+    """Register broken ReLU/matmul variants on the numpy and numba backends; remove them after."""
+    added = []
+
+    def add(op, backend, name, fn, dtypes=("float32",)):
+        fn.__doc__ = f"Deliberately broken: {name}."
+        _registry.register(op, backend, dtypes=dtypes, name=name)(fn)
+        added.append((op, backend, name))
+
+    def skip_last(x, y):
+        y[:-1] = np.maximum(x[:-1], 0)  # the last element is never written (stays poisoned)
+
+    def off_by_one(x, y):
+        np.maximum(x, 0, out=y)
+        y.reshape(-1)[y.size // 2] += 1e-3  # one wrong element in the middle
+
+    def leaks_negatives(x, y):
+        np.copyto(y, np.abs(x))  # "forgets" the max: negatives become positive
+
+    def matmul_drops_k_tile(a, b, c):
+        k = a.shape[1]
+        if k > 1:
+            k -= 1  # misses the last k: the classic tail bug
+        np.matmul(a[:, :k], b[:k], out=c)
+
+    add("relu", "numpy", "broken_skip_last", skip_last)
+    add("relu", "numpy", "broken_off_by_one", off_by_one)
+    add("relu", "numpy", "broken_abs", leaks_negatives)
+    add("matmul", "numpy", "broken_k_tail", matmul_drops_k_tile)
+    if pk.backends()["numba"].available:
+        def numba_skip_last(x, y):
+            xf, yf = x.reshape(x.size), y.reshape(y.size)
+            _numba_skip_last_kernel()[(x.size + 31) // 32, 32](xf, yf)
+
+        add("relu", "numba", "broken_skip_last", numba_skip_last)
+    yield added
+    for key in added:
+        _registry.unregister(*key)
+
+
+def test_checker_rejects_broken_variants(broken_variants):
+    for op, backend, name in broken_variants:
+        report = pk.check(op, backend, name, trials=1)
+        assert not report.passed, f"{op}/{backend}/{name} passed the checker:\n{report}"
+        assert "FAIL" in str(report)
+
+
+def test_checker_accepts_correct_variants():
+    for v in pk.variants(backend="numpy"):
+        report = pk.check(v.op, "numpy", v.name, trials=1)
+        assert report.passed, str(report)
+
+
+def test_check_numba_default_in_simulator_or_gpu():
+    require_backend("numba")
+    report = pk.check("relu", "numba", trials=2)
+    assert report.passed, str(report)
+    assert len(report.results) >= 2
+
+
+def test_compare_reports_unwritten_and_nan():
+    ref = np.arange(1.0, 11.0)
+    got = ref.copy()
+    got[9] = np.nan  # unwritten (poisoned) element
+    got[3] += 1.0
+    cmp = compare(got, ref, np.abs(ref), "float32")
+    assert not cmp.ok and cmp.n_bad == 2 and cmp.nan_mismatch == 1
+    assert [b[0] for b in cmp.first_bad] == [(3,), (9,)]
+    msg = cmp.message()
+    assert "2 of 10" in msg and "NaN/Inf" in msg
+
+
+def test_compare_tolerance_is_per_dtype():
+    ref = np.full(4, 1.0) + np.arange(4)
+    mag = np.abs(ref)
+    slightly_off = ref * (1 + 1e-4)
+    assert compare(slightly_off, ref, mag, "float16").ok
+    assert not compare(slightly_off, ref, mag, "float32").ok
+    assert not compare(ref * (1 + 1e-9), ref, mag, "float64").ok
+    assert compare(ref * (1 + 1e-13), ref, mag, "float64").ok
+
+
+def test_compare_shape_mismatch():
+    assert not compare(np.ones(3), np.ones(4), np.ones(4), "float32").ok
