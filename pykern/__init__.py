@@ -42,11 +42,13 @@ def matmul(a, b, *, backend: str = "auto", variant: str | None = None, out=None)
 
 
 def conv2d(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups: int = 1,
-           backend: str = "auto", variant: str | None = None):
+           activation: str | None = None, backend: str = "auto", variant: str | None = None):
     """2-D cross-correlation, NCHW, with torch.nn.functional.conv2d's semantics.
 
     x: (N, C, H, W), w: (K, C//groups, R, S), bias: (K,) or None -> y: (N, K, P, Q).
-    stride, padding, dilation: int or (h, w) pair.
+    stride, padding, dilation: int or (h, w) pair. activation: None or "relu", applied after the
+    bias (fused into the kernel by variants that have a fused epilogue).
     """
-    params = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups}
+    params = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups,
+              "activation": activation}
     return call("conv2d", {"x": x, "w": w, "bias": bias}, params, backend=backend, variant=variant)

@@ -11,7 +11,7 @@ from .._registry import register
 
 
 def reference(x: np.ndarray, w: np.ndarray, bias=None, stride=(1, 1), padding=(0, 0),
-              dilation=(1, 1), groups: int = 1) -> np.ndarray:
+              dilation=(1, 1), groups: int = 1, activation=None) -> np.ndarray:
     """Cross-correlation, computed in float64 (the spec every conv2d variant is checked against).
 
     x: (N, C, H, W), w: (K, C//groups, R, S), bias: (K,) or None; stride, padding, dilation:
@@ -21,6 +21,7 @@ def reference(x: np.ndarray, w: np.ndarray, bias=None, stride=(1, 1), padding=(0
                                                * w[k, c, r, s]
     with g = k // (K // groups), Cg = C // groups, x_pad = x zero-padded by (ph, pw) on each side.
     Output y: (N, K, P, Q), P = (H + 2ph - dh(R-1) - 1) // sh + 1, Q likewise.
+    activation="relu" then sets y = max(y, 0) (NaN propagates).
     """
     n, c, h, wd = x.shape
     k, cg, r, s = w.shape
@@ -39,10 +40,12 @@ def reference(x: np.ndarray, w: np.ndarray, bias=None, stride=(1, 1), padding=(0
     y = y.reshape(n, k, p, q)
     if bias is not None:
         y += bias.astype(np.float64, copy=False)[None, :, None, None]
+    if activation == "relu":
+        y = np.where(y < 0, 0.0, y)
     return y
 
 
 @register("conv2d", "numpy", dtypes=("float32", "float64"), default=True, name="reference")
-def reference_variant(x, w, bias, y, *, stride, padding, dilation, groups):
+def reference_variant(x, w, bias, y, *, stride, padding, dilation, groups, activation):
     """The spec: float64 tap-by-tap contraction, rounded to the output dtype."""
-    np.copyto(y, reference(x, w, bias, stride, padding, dilation, groups), casting="same_kind")
+    np.copyto(y, reference(x, w, bias, stride, padding, dilation, groups, activation), casting="same_kind")

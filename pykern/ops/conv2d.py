@@ -2,12 +2,16 @@
 
 x: (N, C, H, W), w: (K, C//groups, R, S), bias: (K,) or None -> y: (N, K, P, Q) with
 P = (H + 2*pad_h - dil_h*(R-1) - 1) // stride_h + 1 (Q likewise).
+``activation="relu"`` applies max(., 0) after the bias (a fused epilogue where the variant has one).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from ._spec import OpSpec, check_rank, random_array
+
+# The epilogue applied after bias: None, or "relu" (fused into the kernel where a variant can).
+ACTIVATIONS = (None, "relu")
 
 
 def pair(value, name: str, minimum: int) -> tuple:
@@ -39,10 +43,13 @@ class Conv2dSpec(OpSpec):
         groups = params.get("groups", 1)
         if not isinstance(groups, (int, np.integer)) or isinstance(groups, bool) or groups < 1:
             raise ValueError(f"groups: expected an int >= 1, got {groups!r}")
+        activation = params.get("activation")
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation: expected one of {ACTIVATIONS}, got {activation!r}")
         return {"stride": pair(params.get("stride", 1), "stride", 1),
                 "padding": pair(params.get("padding", 0), "padding", 0),
                 "dilation": pair(params.get("dilation", 1), "dilation", 1),
-                "groups": int(groups)}
+                "groups": int(groups), "activation": activation}
 
     def validate(self, infos, params):
         x, w, bias = infos["x"], infos["w"], infos.get("bias")
@@ -74,15 +81,16 @@ class Conv2dSpec(OpSpec):
     def magnitude(self, arrays, params):
         from ..cpu.conv2d import reference
         b = arrays.get("bias")
+        # The activation only shrinks errors, so the bound of the plain convolution holds.
         return reference(np.abs(arrays["x"]), np.abs(arrays["w"]),
-                         None if b is None else np.abs(b), **params)
+                         None if b is None else np.abs(b), **(params | {"activation": None}))
 
     def make_inputs(self, case, dtype, rng):
         g = case.get("groups", 1)
         arrays = {"x": random_array(rng, (case["N"], case["C"], case["H"], case["W"]), dtype),
                   "w": random_array(rng, (case["K"], case["C"] // g, case["R"], case["S"]), dtype),
                   "bias": random_array(rng, (case["K"],), dtype) if case.get("bias") else None}
-        params = {k: case[k] for k in ("stride", "padding", "dilation", "groups") if k in case}
+        params = {k: case[k] for k in ("stride", "padding", "dilation", "groups", "activation") if k in case}
         return arrays, params
 
     def test_cases(self, backend, simulator=False):
@@ -91,7 +99,8 @@ class Conv2dSpec(OpSpec):
         if simulator:
             return [c(1, 1, 5, 5, 1, 3, 3), c(2, 3, 7, 6, 4, 3, 3, padding=1, bias=True),
                     c(1, 2, 9, 9, 3, 3, 3, stride=2, padding=1), c(1, 2, 8, 7, 2, 2, 3, dilation=2),
-                    c(1, 4, 6, 6, 4, 3, 3, groups=2, padding=1, bias=True), c(1, 2, 5, 5, 3, 1, 1)]
+                    c(1, 4, 6, 6, 4, 3, 3, groups=2, padding=1, bias=True), c(1, 2, 5, 5, 3, 1, 1),
+                    c(1, 3, 6, 5, 4, 3, 3, padding=1, bias=True, activation="relu")]
         return [
             c(1, 1, 1, 1, 1, 1, 1), c(2, 3, 7, 6, 4, 3, 3, padding=1, bias=True),
             c(1, 3, 15, 15, 8, 7, 7, stride=2, padding=3), c(2, 4, 11, 13, 5, 3, 3, dilation=2),
@@ -99,6 +108,8 @@ class Conv2dSpec(OpSpec):
             c(2, 6, 10, 10, 9, 3, 3, groups=3, padding=1, bias=True),
             c(1, 16, 14, 14, 32, 1, 1), c(1, 5, 3, 3, 7, 3, 3), c(3, 1, 17, 19, 1, 5, 5, padding=2),
             c(2, 64, 28, 28, 64, 3, 3, padding=1, bias=True), c(1, 8, 16, 16, 8, 3, 3, groups=8, padding=1),
+            c(2, 16, 12, 12, 24, 3, 3, padding=1, bias=True, activation="relu"),
+            c(1, 3, 32, 32, 16, 7, 7, stride=2, padding=3, activation="relu"),
         ]
 
     def demo_case(self, simulator=False):
@@ -129,6 +140,8 @@ class Conv2dSpec(OpSpec):
                 s += f"_{key[0]}{p[key][0]}x{p[key][1]}"
         if p["groups"] != 1:
             s += f"_g{p['groups']}"
+        if p["activation"]:
+            s += f"_{p['activation']}"
         return s + ("_bias" if case.get("bias") else "")
 
     def case_from_arrays(self, infos, params):
