@@ -1,0 +1,131 @@
+"""Bad input: every case is a clear TypeError/ValueError/RuntimeError naming the argument."""
+import numpy as np
+import pytest
+from conftest import require_backend
+
+import pykern as pk
+
+RNG = np.random.default_rng(7)
+
+
+def f32(*shape):
+    return RNG.standard_normal(shape).astype(np.float32)
+
+
+@pytest.mark.parametrize("fn,args,exc,match", [
+    (pk.relu, (np.arange(5, dtype=np.int32),), TypeError, r"x: dtype int32 is not supported"),
+    (pk.relu, ([1.0, -2.0],), TypeError, r"x: expected a NumPy array"),
+    (pk.matmul, (f32(4), f32(4, 3)), ValueError, r"a: expected a 2-D array a: \(M, K\)"),
+    (pk.matmul, (f32(4, 3), f32(4, 3)), ValueError, r"disagree on K \(3 != 4\)"),
+    (pk.matmul, (f32(4, 3), f32(3, 2).astype(np.float64)), TypeError, r"b has dtype float64 but a has float32"),
+    (pk.matmul, (f32(4, 3).astype(np.float16), f32(3, 2).astype(np.float16)), TypeError,
+     r"variant matmul/numpy/\w+ takes float32, float64; got float16"),
+    (pk.matmul, (f32(0, 3), f32(3, 2)), ValueError, r"a: empty array"),
+    (pk.matmul, (f32(4, 6)[:, ::2], f32(3, 2)), ValueError, r"a is not C-contiguous"),
+    (pk.matmul, (f32(4, 3)[::-1], f32(3, 2)), ValueError, r"a has negative strides"),
+    (pk.relu, (f32(8)[::2],), ValueError, r"np.ascontiguousarray\(x\)"),
+    (pk.conv2d, (f32(1, 2, 5, 5), f32(3, 2, 3)), ValueError, r"w: expected a 4-D array"),
+    (pk.conv2d, (f32(1, 4, 5, 5), f32(3, 3, 3, 3)), ValueError, r"expects C//groups = 4"),
+    (pk.conv2d, (f32(1, 2, 2, 2), f32(3, 2, 3, 3)), ValueError, r"larger than the padded input"),
+])
+def test_bad_arrays(fn, args, exc, match):
+    with pytest.raises(exc, match=match):
+        fn(*args)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"stride": 0}, r"stride: every entry must be >= 1"),
+    ({"padding": -1}, r"padding: every entry must be >= 0"),
+    ({"dilation": (1, 2, 3)}, r"dilation: expected an int or a pair"),
+    ({"groups": 3}, r"groups=3 must divide both C=4"),
+    ({"groups": 0}, r"groups: expected an int >= 1"),
+    ({"activation": "gelu"}, r"activation: expected one of"),
+    ({"bias": np.ones(5, np.float32)}, r"bias: expected shape \(6,\)"),
+])
+def test_bad_conv_params(kwargs, match):
+    x, w = f32(1, 4, 6, 6), f32(6, 4, 3, 3)
+    with pytest.raises(ValueError, match=match):
+        pk.conv2d(x, w, **kwargs)
+
+
+def test_unknown_backend_and_variant():
+    x = f32(4)
+    with pytest.raises(ValueError, match=r"backend: unknown backend 'tpu'"):
+        pk.relu(x, backend="tpu")
+    with pytest.raises(ValueError, match=r"relu has no variant 'nope' on backend 'numpy'; known: .*maximum"):
+        pk.relu(x, variant="nope")
+    with pytest.raises(ValueError, match=r"op: unknown op"):
+        pk.variants("softmax")
+    with pytest.raises(ValueError, match=r"op: unknown op"):
+        pk.check("softmax", "numpy")
+
+
+def test_unavailable_backend_gives_reason():
+    for name, avail in pk.backends().items():
+        if not avail.available:
+            with pytest.raises(RuntimeError, match=f"backend '{name}' is not available: "):
+                pk.relu(f32(4), backend=name)
+            with pytest.raises(RuntimeError):
+                pk.check("relu", name)
+            assert avail.reason
+            return
+    pytest.skip("every backend is available here; nothing to refuse")
+
+
+def test_out_argument_checked():
+    x = f32(3, 4)
+    with pytest.raises(ValueError, match=r"out: expected shape \(3, 4\) and dtype float32"):
+        pk.relu(x, out=np.empty((4, 3), np.float32))
+    with pytest.raises(ValueError, match=r"out overlaps x partially"):
+        big = f32(20)
+        pk.relu(big[:10], out=big[5:15])
+    with pytest.raises(ValueError, match=r"out: expected shape \(2, 2\) and dtype float32"):
+        pk.matmul(f32(2, 3), f32(3, 2), out=np.empty((2, 2), np.float64))
+
+
+def test_gpu_array_to_numpy_backend_and_mixed_sides():
+    require_backend("numba")
+    from numba import cuda
+    d = cuda.to_device(f32(8))
+    with pytest.raises(TypeError, match=r"x: backend 'numpy' takes host \(NumPy\) arrays"):
+        pk.relu(d, backend="numpy")
+    with pytest.raises(TypeError, match=r"inputs mix host and GPU arrays"):
+        pk.matmul(cuda.to_device(f32(2, 3)), f32(3, 2), backend="numba")
+
+
+def test_gpu_array_in_same_kind_out_numba():
+    """A Numba device array in -> a Numba device array out, no host round trip in between."""
+    require_backend("numba")
+    from numba import cuda
+    x = f32(5, 7)
+    d = cuda.to_device(x)
+    y = pk.relu(d, backend="numba")
+    assert type(y) is type(d)
+    np.testing.assert_array_equal(y.copy_to_host(), np.maximum(x, 0))
+    assert pk.relu(d) is not None  # auto: a GPU array goes to cuda if available, else numba
+
+
+def test_cuda_error_becomes_python_exception():
+    """A CUDA error (here: no driver, or an impossible allocation) is a RuntimeError with the CUDA
+    error string, never a crash."""
+    from pykern._device import ext
+    try:
+        mod = ext()
+    except RuntimeError as e:
+        pytest.skip(f"extension not built: {e}")
+    with pytest.raises(RuntimeError, match=r"CUDA error in cudaMalloc: cuda\w+"):
+        mod.malloc(1 << 62)
+
+
+def test_backends_and_variants_api():
+    bk = pk.backends()
+    assert set(bk) == {"numpy", "numba", "cuda"}
+    assert bk["numpy"].available
+    for name, a in bk.items():
+        assert isinstance(a.reason, str) and a.reason
+    vs = pk.variants("relu", "cuda")
+    assert {v.name for v in vs} >= {"naive", "grid_stride", "vectorized"}
+    assert all(v.op == "relu" and v.backend == "cuda" and v.technique for v in vs)
+    for op in ("relu", "matmul", "conv2d"):
+        for backend in ("numpy",):
+            assert sum(v.default for v in pk.variants(op, backend)) == 1
