@@ -1,0 +1,45 @@
+// conv2d launchers (kernels/conv2d.cu), NCHW cross-correlation as torch.nn.functional.conv2d:
+// x: (N, C, H, W), w: (K, C/groups, R, S), bias: (K,) or nullptr -> y: (N, K, P, Q), then
+// max(., 0) when relu is set. All pointers are device memory, C-contiguous.
+#pragma once
+#include <string>
+#include "pykern.h"
+
+namespace pykern {
+
+// One convolution's geometry, built once by the binding so launchers take one argument
+// instead of twenty. int64_t because Python ints arrive that wide; the kernels index with
+// 32-bit ints where a product provably fits (see conv2d_unsupported) because 64-bit integer
+// arithmetic costs two instructions per operation and extra registers in the inner loops.
+struct ConvShape {
+  int64_t N, C, H, W;  // x: (N, C, H, W)
+  int64_t K, R, S;     // w: (K, C/groups, R, S)
+  int64_t P, Q;        // y: (N, K, P, Q)
+  int64_t sh, sw;      // stride (h, w)
+  int64_t ph, pw;      // zero padding on each side (h, w)
+  int64_t dh, dw;      // dilation (h, w)
+  int64_t groups;      // C and K split into `groups` independent blocks
+  bool relu;           // epilogue: y = max(y + bias, 0) (NaN propagates)
+};
+
+// Why `variant` ("direct", "smem_tiled", "im2col_gemm", "implicit_gemm") cannot run this
+// dtype and shape, or "" when it can. The launchers throw std::invalid_argument with the same
+// text, and Python's `supports` calls this, so both sides always agree.
+std::string conv2d_unsupported(const std::string& variant, DType dt, const ConvShape& s);
+
+// Every launcher: x, w, bias (nullptr = no bias), y as described above; enqueued on `stream`.
+void conv2d_direct(DType dt, const ConvShape& s, const void* x, const void* w, const void* bias,
+                   void* y, cudaStream_t stream);
+void conv2d_smem_tiled(DType dt, const ConvShape& s, const void* x, const void* w,
+                       const void* bias, void* y, cudaStream_t stream);
+void conv2d_im2col_gemm(DType dt, const ConvShape& s, const void* x, const void* w,
+                        const void* bias, void* y, cudaStream_t stream);
+// tile: index into conv2d_implicit_gemm_tiles(), or -1 to let the launcher pick one from the
+// shape and the GPU's SM count. Tests force each tile so every one is checked, whichever the
+// heuristic prefers on the test GPU.
+void conv2d_implicit_gemm(DType dt, const ConvShape& s, const void* x, const void* w,
+                          const void* bias, void* y, cudaStream_t stream, int tile = -1);
+// Names of the implicit-GEMM tile configurations, in the order `tile` indexes them.
+const char* const* conv2d_implicit_gemm_tiles(int* count);
+
+}  // namespace pykern
