@@ -25,6 +25,7 @@ import numpy as np
 from numba import cuda
 
 from .._registry import register
+from ._common import ceil_div, per_dtype
 
 # The simulator swaps the module-level ``cuda`` for its fake one while a kernel runs, so kernels
 # refer to ``cuda`` as a global only and declare one shared array per line.
@@ -46,10 +47,6 @@ assert SMEM_X >= ((TP - 1) + 2 + 1) * ((TQ - 1) + 2 + 1), \
 assert SMEM_W >= KB * 11 * 11, "the filter slice must hold one channel of an 11x11 filter for KB channels"
 assert (SMEM_X + SMEM_W) * 8 <= 48 * 1024, "static shared memory is capped at 48 KB per block (float64)"
 
-
-def _per_dtype(factory, dtypes):
-    """{np.dtype: kernel} with one compiled kernel per dtype (see the module docstring)."""
-    return {np.dtype(t): factory(np.dtype(t).type) for t in dtypes}
 
 
 # ============================================ kernels ==========================================
@@ -183,15 +180,11 @@ def _make_smem_tiled(dtype):
     return smem_tiled_kernel
 
 
-_DIRECT = _per_dtype(_make_direct, ("float32", "float64"))
-_SMEM_TILED = _per_dtype(_make_smem_tiled, ("float32", "float64"))
+_DIRECT = per_dtype(_make_direct, ("float32", "float64"))
+_SMEM_TILED = per_dtype(_make_smem_tiled, ("float32", "float64"))
 
 
 # =========================================== launchers ========================================
-def _ceil_div(a, b):
-    return (a + b - 1) // b
-
-
 def _scalars(x, w, bias, stride, padding, dilation, groups, activation):
     """bias (or, when there is none, w flattened: a (K,)-shaped type, never read) and the
     kernels' int arguments."""
@@ -204,7 +197,7 @@ def _scalars(x, w, bias, stride, padding, dilation, groups, activation):
 def direct(x, w, bias, y, *, stride, padding, dilation, groups, activation):
     """Direct convolution, one thread per output element from global memory; no limits."""
     bias_arg, *rest = _scalars(x, w, bias, stride, padding, dilation, groups, activation)
-    _DIRECT[x.dtype][_ceil_div(y.size, DIRECT_BLOCK), DIRECT_BLOCK](x, w, bias_arg, y, *rest)
+    _DIRECT[x.dtype][ceil_div(y.size, DIRECT_BLOCK), DIRECT_BLOCK](x, w, bias_arg, y, *rest)
 
 
 def _smem_plan(x_shape, w_shape, y_shape, stride, dilation, groups):
@@ -222,13 +215,13 @@ def _smem_plan(x_shape, w_shape, y_shape, stride, dilation, groups):
     if KB * r * s > SMEM_W:
         return (f"the {r}x{s} filter slice for {KB} output channels ({KB * r * s} elements) "
                 f"exceeds the {SMEM_W}-element shared filter tile")
-    k_blocks = _ceil_div(k // groups, KB)
+    k_blocks = ceil_div(k // groups, KB)
     if groups * k_blocks > MAX_GRID_YZ or n > MAX_GRID_YZ:
         return (f"grid ({groups * k_blocks} channel blocks, {n} images) exceeds the "
                 f"{MAX_GRID_YZ} limit of gridDim.y/z")
     chunk = min(cg, SMEM_X // (in_h * in_w), SMEM_W // (KB * r * s))
-    tiles_q = _ceil_div(q, TQ)
-    grid = (_ceil_div(p, TP) * tiles_q, groups * k_blocks, n)
+    tiles_q = ceil_div(q, TQ)
+    grid = (ceil_div(p, TP) * tiles_q, groups * k_blocks, n)
     return grid, tiles_q, in_h, in_w, chunk
 
 

@@ -9,7 +9,7 @@ Variants (a ladder; each launcher's docstring states its technique and limits):
 Launchers take Numba device arrays a, b and the output c (already allocated). Any M, N, K >= 1.
 
 Why kernels come from factories: a shared or local array's dtype must be a compile-time constant,
-so each kernel is built once per dtype at import (``_per_dtype``), with the dtype and a typed zero
+so each kernel is built once per dtype at import (``per_dtype``), with the dtype and a typed zero
 as closure constants. A plain ``0`` would be an int64 that Numba unifies with float32 to float64.
 
 Index arithmetic: thread and block coordinates are cast to uint32 (they are non-negative and
@@ -25,6 +25,7 @@ import numpy as np
 from numba import cuda
 
 from .._registry import register
+from ._common import ceil_div, per_dtype
 
 # The simulator swaps the module-level ``cuda`` for its fake one while a kernel runs, so kernels
 # refer to ``cuda`` as a global only (never capture it) and declare one shared array per line.
@@ -59,10 +60,6 @@ assert 32 % BK == 0 and A_PAD == 32 // BK and BM % 32 == 0, \
     "a warp stores 32 // BK rows x BK k of the a tile transposed; shifting each k row by 32 // BK " \
     "banks puts those 32 stores in 32 distinct banks"
 
-
-def _per_dtype(factory, dtypes):
-    """{np.dtype: kernel} with one compiled kernel per dtype (see the module docstring)."""
-    return {np.dtype(t): factory(np.dtype(t).type) for t in dtypes}
 
 
 # ============================================ kernels ==========================================
@@ -191,22 +188,18 @@ def _make_blocktile_2d(dtype):
     return blocktile_2d_kernel
 
 
-_NAIVE = _per_dtype(_make_naive, ("float32", "float64"))
-_SMEM_TILED = _per_dtype(_make_smem_tiled, ("float32", "float64"))
-_BLOCKTILE_2D = _per_dtype(_make_blocktile_2d, ("float32",))
+_NAIVE = per_dtype(_make_naive, ("float32", "float64"))
+_SMEM_TILED = per_dtype(_make_smem_tiled, ("float32", "float64"))
+_BLOCKTILE_2D = per_dtype(_make_blocktile_2d, ("float32",))
 
 
 # =========================================== launchers ========================================
-def _ceil_div(x, y):
-    return (x + y - 1) // y
-
-
 def _grid_rows_limit(rows_per_block):
     """supports(): the row blocks of c go on gridDim.y, which the hardware caps at 65535."""
     def supports(infos, params):
         m = infos["a"].shape[0]
-        if _ceil_div(m, rows_per_block) > MAX_GRID_Y:
-            return (f"M={m} needs {_ceil_div(m, rows_per_block)} row blocks of {rows_per_block}; "
+        if ceil_div(m, rows_per_block) > MAX_GRID_Y:
+            return (f"M={m} needs {ceil_div(m, rows_per_block)} row blocks of {rows_per_block}; "
                     f"gridDim.y is limited to {MAX_GRID_Y}")
         return None
     return supports
@@ -216,7 +209,7 @@ def _grid_rows_limit(rows_per_block):
 def naive(a, b, c):
     """One thread per output element, K loop from global memory (coalesced along N)."""
     m, n = c.shape
-    grid = (_ceil_div(n, NAIVE_BLOCK[0]), _ceil_div(m, NAIVE_BLOCK[1]))
+    grid = (ceil_div(n, NAIVE_BLOCK[0]), ceil_div(m, NAIVE_BLOCK[1]))
     _NAIVE[a.dtype][grid, NAIVE_BLOCK](a, b, c)
 
 
@@ -224,7 +217,7 @@ def naive(a, b, c):
 def smem_tiled(a, b, c):
     """Shared-memory tiling: TILE x TILE tiles of a and b, K walked tile by tile (zero-filled edges)."""
     m, n = c.shape
-    grid = (_ceil_div(n, TILE), _ceil_div(m, TILE))
+    grid = (ceil_div(n, TILE), ceil_div(m, TILE))
     _SMEM_TILED[a.dtype][grid, (TILE, TILE)](a, b, c)
 
 
@@ -232,5 +225,5 @@ def smem_tiled(a, b, c):
 def blocktile_2d(a, b, c):
     """2-D block tiling: BM x BN per block over BK-deep shared tiles, TM x TN register tile per thread."""
     m, n = c.shape
-    grid = (_ceil_div(n, BN), _ceil_div(m, BM))
+    grid = (ceil_div(n, BN), ceil_div(m, BM))
     _BLOCKTILE_2D[a.dtype][grid, BT_THREADS](a, b, c)

@@ -1,0 +1,18 @@
+"""Helpers shared by the Numba CUDA op files."""
+from __future__ import annotations
+
+import numpy as np
+
+
+def per_dtype(factory, dtypes) -> dict:
+    """{np.dtype: kernel}, one kernel compiled per dtype.
+
+    A shared or local array's dtype must be a compile-time constant, so each kernel factory
+    closes over its dtype (and a typed zero: a plain ``0`` is an int64 that Numba would unify
+    with float32 to float64).
+    """
+    return {np.dtype(t): factory(np.dtype(t).type) for t in dtypes}
+
+
+def ceil_div(a: int, b: int) -> int:
+    return (a + b - 1) // b
