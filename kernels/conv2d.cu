@@ -68,14 +68,13 @@ std::string geom_problem(const ConvShape& s) {
     return "y: (P, Q) = (" + std::to_string(s.P) + ", " + std::to_string(s.Q) +
            ") does not match the output size (" + std::to_string(p) + ", " + std::to_string(q) +
            ") of this input, filter, stride, padding and dilation";
-  // (C + 1): the implicit GEMM forms the address of channel Cg (one past the group) for
-  // reduction columns past the end before discarding them.
-  if (sat_product({s.C + 1, s.H, s.W}) > kInt32Max)
+  if (sat_product({s.C, s.H, s.W}) > kInt32Max)
     return "x: one image (C*H*W) must stay below 2^31 elements (32-bit in-image indexing)";
   if (sat_product({s.K, s.P, s.Q}) > kInt32Max)
     return "y: one image (K*P*Q) must stay below 2^31 elements (32-bit in-image indexing)";
-  if (sat_product({s.K, s.C / s.groups, s.R, s.S}) > kInt32Max)
-    return "w: K*C/groups*R*S must stay below 2^31 elements (32-bit filter indexing)";
+  // - 64: implicit_gemm's filter offsets run up to two steps (2*BK <= 64) past the end.
+  if (sat_product({s.K, s.C / s.groups, s.R, s.S}) > kInt32Max - 64)
+    return "w: K*C/groups*R*S must stay below 2^31 - 64 elements (32-bit filter indexing)";
   if (sat_product({s.N, s.P, s.Q}) > kInt32Max)
     return "N*P*Q (output pixels over the batch) must stay below 2^31 (32-bit GEMM row index)";
   return "";
@@ -363,6 +362,8 @@ struct IgemmTile {
                 "B load: B_SPLIT threads per filter row, each B_PER adjacent columns, cover the "
                 "BN x BK slice exactly");
   static_assert((2 * BK * (BM + BNP)) * 4 <= 48 * 1024, "static shared memory is capped at 48 KiB");
+  static_assert(2 * BK <= 64, "filter offsets run up to 2*BK past w's end; conv2d_unsupported "
+                              "keeps w 64 elements below 2^31 for that");
 };
 
 template <class Tile>
@@ -412,7 +413,8 @@ conv2d_implicit_gemm_kernel(Geom g, int k_tiles, const float* __restrict__ x,
   const int bk0 = (t % Tile::B_SPLIT) * B_PER;
   const bool bcol_ok = n0 + bn < g.Kg;
   // woff: offset of w[grp*Kg + n0 + bn, bk0 + step*BK], advanced one step per load; an int
-  // (w has < 2^31 elements) where a pointer would take two registers. b_left as a_left.
+  // (w has < 2^31 - 64 elements) where a pointer would take two registers. b_left: columns of
+  // the row left from there, 0 for filters past Kg, so one compare covers both bounds.
   int woff = bcol_ok ? (grp * g.Kg + n0 + bn) * g.CRS + bk0 : 0;
   int b_left = bcol_ok ? g.CRS - bk0 : 0;
 

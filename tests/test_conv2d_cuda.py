@@ -1,0 +1,156 @@
+"""The CUDA C++ conv2d kernels on what the generated tests do not reach: every implicit_gemm tile
+configuration (the launcher picks one per shape and GPU), its scalar store path (P*Q % 4 != 0,
+or y not 16-byte aligned), smem_tiled's multi-chunk and budget-limited staging, and the C++ shape
+rules behind `supports`. Small integer inputs make every float32 sum exact, so results must equal
+the float64 reference bit for bit and any indexing slip shows.
+
+Kernel tests need a GPU and skip with the reason without one; the shape-rule tests need only the
+compiled extension."""
+import numpy as np
+import pytest
+from conftest import require_backend, seed_for
+
+import pykern as pk
+from pykern._dispatch import Unsupported, prepare
+from pykern.cpu.conv2d import reference
+from pykern.ops.conv2d import output_size
+
+CASES = [  # (N, C, H, W, K, R, S, params)
+    (1, 1, 1, 1, 1, 1, 1, {}),
+    (2, 3, 7, 6, 5, 3, 3, dict(padding=1, bias=True)),
+    (1, 3, 15, 15, 8, 7, 7, dict(stride=2, padding=3, activation="relu")),
+    (2, 4, 11, 13, 5, 3, 3, dict(dilation=2, bias=True, activation="relu")),
+    (1, 8, 9, 9, 6, 3, 2, dict(stride=(1, 2), padding=(1, 0), bias=True)),
+    (2, 6, 10, 10, 9, 3, 3, dict(padding=1, groups=3, bias=True, activation="relu")),
+    (1, 8, 6, 6, 8, 3, 3, dict(padding=1, groups=8)),  # depthwise: Kg = 1 in a 32..128-wide tile
+    (2, 4, 5, 6, 3, 1, 1, dict(bias=True)),  # im2col's no-copy 1x1 path; P*Q = 30: scalar stores
+    (1, 2, 8, 9, 70, 2, 3, dict(stride=(3, 2), padding=(2, 1), dilation=(2, 3), groups=2, bias=True,
+                                activation="relu")),  # Kg = 35: a partial column tile everywhere
+    (5, 2, 4, 4, 3, 3, 3, dict(padding=1, bias=True)),  # P*Q = 16: float4 stores; M = 80
+    (1, 2, 40, 7, 130, 1, 2, dict(activation="relu")),  # Kg = 130 > 128; M = 240: partial row tile
+    (1, 20, 6, 7, 10, 3, 3, dict(padding=1, groups=2, bias=True)),  # Cg = 10: two smem_tiled chunks
+    (2, 3, 70, 69, 4, 5, 5, dict(dilation=16)),  # smem_tiled stages one channel at a time
+    (3, 16, 12, 12, 24, 3, 3, dict(padding=1, stride=1, bias=True)),  # CRS = 144, 18 k-steps
+]
+
+
+def _case_id(c):
+    return "N{}C{}H{}W{}K{}R{}S{}".format(*c[:7]) + "".join(f"-{k}{v}" for k, v in c[7].items())
+
+
+def _ints(rng, shape, dtype):
+    return rng.integers(-3, 4, size=shape).astype(dtype)
+
+
+def _inputs(case, dtype, seed):
+    n, c, h, w, k, r, s, params = case
+    params = dict(params)
+    g = params.get("groups", 1)
+    rng = np.random.default_rng(seed)
+    x, wt = _ints(rng, (n, c, h, w), dtype), _ints(rng, (k, c // g, r, s), dtype)
+    bias = _ints(rng, (k,), dtype) if params.pop("bias", False) else None
+    return x, wt, bias, params
+
+
+def _ext():
+    from pykern._device import ext
+    try:
+        return ext()
+    except RuntimeError as e:
+        pytest.skip(str(e))
+
+
+@pytest.mark.parametrize("case", CASES, ids=_case_id)
+@pytest.mark.parametrize("variant", pk.variants("conv2d", "cuda"), ids=lambda v: v.name)
+def test_exact_small_integers(variant, case):
+    require_backend("cuda")
+    for dtype in variant.dtypes:
+        x, wt, bias, params = _inputs(case, dtype, seed_for("conv2d-cuda-exact", variant.key, dtype, case))
+        try:
+            prepared = prepare("conv2d", {"x": x, "w": wt, "bias": bias}, params, backend="cuda",
+                               variant=variant.name, poison=True)
+        except Unsupported as e:
+            pytest.skip(str(e))
+        prepared.run()
+        got = prepared.finish()
+        expected = reference(x, wt, bias, **prepared.params).astype(dtype)
+        np.testing.assert_array_equal(got, expected, err_msg=f"{variant.key} {dtype}")
+
+
+def _shape_args(x, wt, params):
+    from pykern.ops import SPECS
+    p = SPECS["conv2d"].normalize(params)
+    pq = output_size(x.shape[2], x.shape[3], wt.shape[2], wt.shape[3], p["stride"], p["padding"], p["dilation"])
+    return (*x.shape, wt.shape[0], *wt.shape[2:], *pq, *p["stride"], *p["padding"], *p["dilation"],
+            p["groups"], p["activation"] == "relu"), (x.shape[0], wt.shape[0], *pq)
+
+
+@pytest.mark.parametrize("aligned", [True, False], ids=["y16", "y4"])
+@pytest.mark.parametrize("case", CASES, ids=_case_id)
+def test_implicit_gemm_every_tile(case, aligned):
+    """Each tile configuration, forced, with y 16-byte aligned (float4 stores where P*Q % 4 == 0)
+    and 4 bytes past that (scalar stores only)."""
+    require_backend("cuda")
+    from pykern._device import DeviceArray
+    mod = _ext()
+    x, wt, bias, params = _inputs(case, "float32", seed_for("conv2d-cuda-tiles", case))
+    expected = reference(x, wt, bias, **params).astype(np.float32)
+    args, y_shape = _shape_args(x, wt, params)
+    dx, dw = DeviceArray.from_host(x), DeviceArray.from_host(wt)
+    db = DeviceArray.from_host(bias) if bias is not None else None
+    size = int(np.prod(y_shape))
+    buf = DeviceArray.empty((size + 1,), np.float32)  # room to shift y by one element
+    offset = 0 if aligned else 4
+    assert buf.ptr % 16 == 0, "the allocator returns 256-byte aligned memory"
+    y = DeviceArray(buf.ptr + offset, y_shape, np.float32, owner=buf._owner)
+    for tile, name in enumerate(mod.conv2d_implicit_gemm_tiles()):
+        mod.memset(buf.ptr, 0xFF, buf.nbytes)  # NaN: an element never written fails below
+        mod.conv2d_implicit_gemm(dx.ptr, dw.ptr, db.ptr if db is not None else 0, y.ptr, *args,
+                                 "float32", 0, tile=tile)
+        mod.synchronize()
+        np.testing.assert_array_equal(y.copy_to_host(), expected, err_msg=f"tile {name}")
+
+
+def test_unsupported_reasons():
+    """The C++ rules behind every variant's `supports` (no GPU needed, only the extension)."""
+    mod = _ext()
+
+    def why(variant, dtype="float32", **kw):
+        shape = dict(N=2, C=4, H=9, W=9, K=6, R=3, S=3, P=9, Q=9, sh=1, sw=1, ph=1, pw=1, dh=1, dw=1,
+                     groups=1, relu=False) | kw
+        return mod.conv2d_unsupported(variant, **shape, dtype=dtype)
+
+    for v in ("direct", "smem_tiled", "im2col_gemm", "implicit_gemm"):
+        assert why(v) == "", v
+        assert "does not match" in why(v, P=8), v
+        assert "groups must divide" in why(v, groups=3), v
+        assert "2^31" in why(v, C=1 << 16, H=1 << 8, W=1 << 8, P=1 << 8, Q=1 << 8), v
+    assert why("direct", "float64") == why("smem_tiled", "float64") == ""
+    assert "float32 only" in why("implicit_gemm", "float64")
+    assert "float32 only" in why("im2col_gemm", "float64")
+    assert "float32/float64 only" in why("direct", "float16")
+    big = dict(H=200, W=200, R=9, S=9, dh=16, dw=16, P=72, Q=72, ph=0, pw=0)
+    assert "shared memory" in why("smem_tiled", **big)
+    assert why("direct", **big) == why("implicit_gemm", **big) == ""
+    assert "unknown conv2d variant" in why("winograd")
+
+
+def test_launchers_refuse_bad_shapes_before_touching_the_gpu():
+    mod = _ext()
+    shape = (2, 4, 9, 9, 6, 3, 3, 9, 9, 1, 1, 1, 1, 1, 1, 1, False)
+    bad_p = (2, 4, 9, 9, 6, 3, 3, 8, 9, 1, 1, 1, 1, 1, 1, 1, False)
+    for name in ("conv2d_direct", "conv2d_smem_tiled", "conv2d_im2col_gemm", "conv2d_implicit_gemm"):
+        with pytest.raises(ValueError, match="does not match"):
+            getattr(mod, name)(0, 0, 0, 0, *bad_p, "float32", 0)
+    with pytest.raises(TypeError, match="float32 only"):
+        mod.conv2d_implicit_gemm(0, 0, 0, 0, *shape, "float64", 0)
+    with pytest.raises(ValueError, match="tile must be"):
+        mod.conv2d_implicit_gemm(0, 0, 0, 0, *shape, "float32", 0, tile=len(mod.conv2d_implicit_gemm_tiles()))
+
+
+def test_dispatch_skips_smem_tiled_past_its_budget():
+    require_backend("cuda")
+    x = np.ones((1, 3, 200, 200), np.float32)
+    wt = np.ones((4, 3, 9, 9), np.float32)
+    with pytest.raises(Unsupported, match="shared memory"):
+        pk.conv2d(x, wt, dilation=16, backend="cuda", variant="smem_tiled")
