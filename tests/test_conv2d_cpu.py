@@ -1,12 +1,14 @@
-"""The NumPy im2col_gemm conv2d on the block plans the generated tests do not reach: row bands of
-one image, several images per GEMM with a short last block, groups inside both, and the 1x1
-no-copy path. Small integer inputs make every float32 sum exact, so results must equal the
-float64 reference bit for bit and any indexing slip shows."""
+"""The NumPy conv2d variants on the block plans the generated tests do not reach: row bands of
+one image, several images per GEMM with a short last block, groups inside both, the 1x1 no-copy
+path, and both Winograd tile sizes. im2col_gemm gets small integer inputs, which make every
+float32 sum exact, so its results must equal the float64 reference bit for bit and any indexing
+slip shows; Winograd's transforms have fractions, so it is held to the tolerance policy."""
 import numpy as np
 import pytest
 from conftest import seed_for
 
 import pykern.cpu.conv2d as conv
+from pykern._check import compare
 from pykern._dispatch import prepare
 
 # (TARGET_COLS, MAX_COLS_BYTES): the default plan, one output row per block, two rows per block,
@@ -43,26 +45,101 @@ def test_im2col_gemm_exact(monkeypatch, plan, dtype, case):
     rng = np.random.default_rng(seed_for("im2col_gemm", plan, dtype, case))
     x, wt = _ints(rng, (n, c, h, w), dtype), _ints(rng, (k, c // g, r, s), dtype)
     bias = _ints(rng, (k,), dtype) if params.pop("bias", False) else None
-    prepared = prepare("conv2d", {"x": x, "w": wt, "bias": bias}, params, backend="numpy",
-                       variant="im2col_gemm", poison=True)
-    prepared.run()
-    got = prepared.finish()
-    ref = conv.reference(x, wt, bias, **prepared.params)
+    got, norm = _run("im2col_gemm", x, wt, bias, params)
+    ref = conv.reference(x, wt, bias, **norm)
     assert got.dtype == np.dtype(dtype)
     np.testing.assert_array_equal(got, ref.astype(dtype))
 
 
-@pytest.mark.parametrize("n,p,q,crs,itemsize", [(8, 56, 56, 576, 4), (8, 7, 7, 4608, 4), (3, 9, 13, 36, 8),
-                                                  (1, 1, 1, 1, 4)])
+def _run(variant, x, w, bias, params):
+    """Run one variant through the dispatch on a NaN-poisoned output."""
+    prepared = prepare("conv2d", {"x": x, "w": w, "bias": bias}, params, backend="numpy",
+                       variant=variant, poison=True)
+    prepared.run()
+    return prepared.finish(), prepared.params
+
+
+@pytest.mark.parametrize("n,rows,cols,row_bytes", [(8, 56, 56, 576 * 56 * 4), (8, 7, 7, 4608 * 7 * 4),
+                                                   (3, 9, 13, 36 * 13 * 8), (1, 1, 1, 4)])
 @pytest.mark.parametrize("target,max_bytes", [(conv.TARGET_COLS, conv.MAX_COLS_BYTES), (1, 1), (10**6, 1 << 30),
                                               (1, 3 * 4608 * 56 * 4)])
-def test_block_plans_cover_every_output_once(monkeypatch, n, p, q, crs, itemsize, target, max_bytes):
-    """The plan tiles (image, output row) exactly: no gap, no overlap, in every regime."""
-    monkeypatch.setattr(conv, "TARGET_COLS", target)
-    monkeypatch.setattr(conv, "MAX_COLS_BYTES", max_bytes)
-    hits = np.zeros((n, p), int)
-    for n0, n1, p0, p1 in conv._blocks(n, p, q, crs, itemsize):
-        assert n0 < n1 and p0 < p1
-        assert n1 - n0 == 1 or (p0, p1) == (0, p), "several images only as whole images"
-        hits[n0:n1, p0:p1] += 1
+def test_block_plans_cover_every_output_once(n, rows, cols, row_bytes, target, max_bytes):
+    """The plan tiles (image, row) exactly: no gap, no overlap, in every regime."""
+    hits = np.zeros((n, rows), int)
+    for n0, n1, r0, r1 in conv._blocks(n, rows, cols, row_bytes, target, max_bytes):
+        assert n0 < n1 and r0 < r1
+        assert n1 - n0 == 1 or (r0, r1) == (0, rows), "several images only as whole images"
+        hits[n0:n1, r0:r1] += 1
     assert (hits == 1).all()
+
+
+@pytest.mark.parametrize("m", [2, 4])
+def test_winograd_transforms_compute_a_correlation(m):
+    """AT ((G g) * (BT d)) is the 3-tap correlation of d with g, for random d and g."""
+    bt, g, at = conv.winograd_transforms(m)
+    rng = np.random.default_rng(seed_for("winograd_1d", m))
+    d, f = rng.standard_normal((m + 2, 50)), rng.standard_normal((3, 50))
+    got = at @ ((g @ f) * (bt @ d))
+    want = np.stack([(d[i:i + 3] * f).sum(0) for i in range(m)])
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-13)
+
+
+# (WINOGRAD_TARGET_TILES, WINOGRAD_MAX_BYTES): the default plan, one and two tile rows per block,
+# and several images per block with a short last one.
+WINOGRAD_PLANS = {"default": (conv.WINOGRAD_TARGET_TILES, conv.WINOGRAD_MAX_BYTES), "bands_1": (1, 1),
+                  "bands_few": (1, 2 * 16 * 16 * 7 * 4), "images_2": (2 * 5 * 7, 1 << 30)}
+
+WINOGRAD_CASES = [  # (N, C, H, W, K, params): 3x3 filters, stride 1, dilation 1
+    (3, 8, 9, 13, 5, dict(padding=1, bias=True)),  # ragged: P, Q not multiples of 2 or 4
+    (3, 8, 10, 14, 6, dict(padding=1, activation="relu", bias=True)),  # multiples of 2 only
+    (3, 8, 14, 18, 4, dict(padding=(0, 2))),  # P = 12, Q = 20: multiples of 4
+    (3, 6, 11, 10, 9, dict(padding=2, groups=3, bias=True, activation="relu")),
+    (2, 4, 3, 3, 3, {}),  # one output pixel per image
+    (3, 16, 7, 7, 16, dict(padding=1)),
+]
+
+
+@pytest.mark.parametrize("plan", list(WINOGRAD_PLANS))
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("case", WINOGRAD_CASES, ids=lambda c: "N{}C{}H{}W{}K{}-".format(*c[:5]) +
+                         "-".join(f"{k}{v}" for k, v in c[5].items()))
+def test_winograd_matches_reference(monkeypatch, plan, dtype, case):
+    for name, value in zip(("WINOGRAD_TARGET_TILES", "WINOGRAD_MAX_BYTES"), WINOGRAD_PLANS[plan]):
+        monkeypatch.setattr(conv, name, value)
+    _check_winograd(dtype, case, seed_for("winograd_3x3", plan, dtype, case))
+
+
+@pytest.mark.parametrize("case", WINOGRAD_CASES[:3], ids=lambda c: "N{}C{}H{}W{}K{}".format(*c[:5]))
+def test_winograd_f4x4_indexing_in_float64(monkeypatch, case):
+    """The tile size is a constant; m = 4 is off by default for its float32 error (see
+    WINOGRAD_M), but its tiling must still be right: float64 keeps its error far inside tolerance."""
+    monkeypatch.setattr(conv, "WINOGRAD_M", 4)
+    monkeypatch.setattr(conv, "WINOGRAD_MAX_BYTES", 1)  # one tile row per block, too
+    _check_winograd("float64", case, seed_for("winograd_f4x4", case))
+
+
+def _check_winograd(dtype, case, seed):
+    n, c, h, w, k, params = case
+    params = dict(params)
+    g = params.get("groups", 1)
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, h, w)).astype(dtype)
+    wt = rng.standard_normal((k, c // g, 3, 3)).astype(dtype)
+    bias = rng.standard_normal(k).astype(dtype) if params.pop("bias", False) else None
+    got, norm = _run("winograd_3x3", x, wt, bias, params)
+    x64, w64 = x.astype(np.float64), wt.astype(np.float64)
+    b64 = None if bias is None else bias.astype(np.float64)
+    ref = conv.reference(x64, w64, b64, **norm)
+    mag = conv.reference(np.abs(x64), np.abs(w64), None if b64 is None else np.abs(b64),
+                         **(norm | {"activation": None}))
+    cmp = compare(got, ref, mag, dtype)
+    assert cmp.ok, cmp.message()
+
+
+def test_winograd_declines_what_it_cannot_run():
+    from pykern._dispatch import Unsupported
+    x = np.ones((1, 2, 8, 8), np.float32)
+    for w, params in [(np.ones((2, 2, 5, 5), np.float32), {}), (np.ones((2, 2, 3, 3), np.float32), {"stride": 2}),
+                      (np.ones((2, 2, 3, 3), np.float32), {"dilation": 2})]:
+        with pytest.raises(Unsupported, match="needs a 3x3 filter, stride 1 and dilation 1"):
+            prepare("conv2d", {"x": x, "w": w, "bias": None}, params, backend="numpy", variant="winograd_3x3")

@@ -1,15 +1,24 @@
 """2-D convolution on the CPU with NumPy (torch.nn.functional.conv2d semantics).
 
 Variants:
-  reference     the spec in float64: one tensordot per filter tap over strided views
-  im2col_gemm   gather the filter taps of a block of output pixels into a reused column buffer
-                (one strided-view copy), then one BLAS GEMM per (block, group) written straight
-                into y; 1x1 stride-1 unpadded convolutions are one GEMM on x itself; the default
+  reference        the spec in float64: one tensordot per filter tap over strided views
+  im2col_gemm      gather the filter taps of a block of output pixels into a reused column buffer
+                   (one strided-view copy), then one BLAS GEMM per (block, group) written straight
+                   into y; 1x1 stride-1 unpadded convolutions are one GEMM on x itself
+  winograd_3x3     Winograd F(2x2, 3x3): transform 4x4 input tiles and the filters, 16 batched
+                   (K, C) x (C, tiles) GEMMs, transform back: 2.25x fewer multiplies than direct;
+                   3x3 filters, stride 1, dilation 1 only
+  winograd_im2col  winograd_3x3 where it applies, im2col_gemm elsewhere; the default
 
 Vocabulary: x: (N, C, H, W), w: (K, C//groups, R, S), y: (N, K, P, Q); G groups of Cg = C/G
-input and Kg = K/G output channels; CRS = Cg*R*S, the GEMM's reduction length.
+input and Kg = K/G output channels; CRS = Cg*R*S, the im2col GEMM's reduction length; a Winograd
+tile is alpha x alpha inputs (alpha = m + 2) giving m x m outputs; T = tiles in a block.
+All variants but the reference compute in the input dtype (sgemm for float32, dgemm for float64).
 """
 from __future__ import annotations
+
+from fractions import Fraction
+from functools import lru_cache
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
@@ -21,9 +30,20 @@ from .._registry import register
 # ResNet layers have 49 output pixels per image), so small images are batched into one block.
 TARGET_COLS = 2048
 # Bytes of gathered columns per block: whole images up to this size (the 56x56x64 3x3 layer's
-# 7.2 MB still fits the shared L3 with its source image); bigger images are split by output rows
-# so the buffer never grows with the image.
+# 7.2 MB still fits the shared L3 with its source image); bigger images are split into bands of
+# output rows so the buffer never grows with the image.
 MAX_COLS_BYTES = 16 << 20
+# Winograd: tiles per block (the batched GEMMs' column count) and bytes of transformed input per
+# block, for the same reasons as above.
+WINOGRAD_TARGET_TILES = 1024
+WINOGRAD_MAX_BYTES = 16 << 20
+# Winograd output tile m (F(m x m, 3x3)). m = 4 would do 44% fewer multiplies than m = 2, but its
+# transforms amplify rounding: in float32 it erred by 1.5e-5 of sum|terms| on a group of 2
+# channels, past the 1e-5 tolerance (250 units of roundoff), where F(2x2) stays near 1e-7.
+WINOGRAD_M = 2
+# Toom-Cook interpolation points (then the point at infinity); small integers keep the transforms
+# short sums with small coefficients. F(m, 3) uses the first m + 1.
+WINOGRAD_POINTS = (0, 1, -1, 2, -2)
 
 
 def reference(x: np.ndarray, w: np.ndarray, bias=None, stride=(1, 1), padding=(0, 0),
@@ -61,7 +81,46 @@ def reference(x: np.ndarray, w: np.ndarray, bias=None, stride=(1, 1), padding=(0
     return y
 
 
-# --- helpers -----------------------------------------------------------------------------------
+# --- helpers shared by the fast variants --------------------------------------------------------
+def _blocks(n: int, rows: int, cols_per_row: int, bytes_per_row: int, target_cols: int, max_bytes: int):
+    """(n0, n1, r0, r1) blocks covering images 0..n and rows 0..rows once: whole images batched up
+    to ``target_cols`` GEMM columns, or bands of one image's rows when an image needs more than
+    ``max_bytes`` of workspace."""
+    if rows * bytes_per_row > max_bytes:
+        band = max(1, max_bytes // bytes_per_row)
+        return [(i, i + 1, r0, min(rows, r0 + band)) for i in range(n) for r0 in range(0, rows, band)]
+    nb = max(1, min(n, -(-target_cols // (rows * cols_per_row)), max_bytes // (rows * bytes_per_row)))
+    return [(n0, min(n, n0 + nb), 0, rows) for n0 in range(0, n, nb)]
+
+
+def _padded_window(x: np.ndarray, n0: int, n1: int, h0: int, h1: int, ph: int, pw: int,
+                   buf: np.ndarray) -> np.ndarray:
+    """Rows h0:h1 and columns 0:Wb of zero-padded images n0:n1 of x, written into buf.
+
+    x: (N, C, H, W); buf: flat workspace; returns win: (n1-n0, C, h1-h0, Wb) with Wb >= W + pw
+    taken from ``buf`` carved by the caller's shape. Every element is written (data or zero),
+    so the workspace needs no clearing between blocks.
+    """
+    n, c, h, wd = x.shape
+    win = buf
+    xr0, xr1 = max(0, h0 - ph), min(h, h1 - ph)  # the rows of x inside the window
+    a, b = xr0 + ph - h0, max(xr0 + ph - h0, xr1 + ph - h0)
+    win[:, :, :a] = 0
+    win[:, :, b:] = 0
+    win[:, :, a:b, :pw] = 0
+    win[:, :, a:b, pw + wd:] = 0
+    if b > a:
+        win[:, :, a:b, pw:pw + wd] = x[n0:n1, :, xr0:xr1]
+    return win
+
+
+def _carve(buf: np.ndarray, shape) -> np.ndarray:
+    """A C-contiguous array of ``shape`` at the start of the flat workspace ``buf`` (a short last
+    block still gets contiguous arrays: reshaping a strided slice would silently copy, and a GEMM
+    would then write into the copy)."""
+    return buf[:int(np.prod(shape))].reshape(shape)
+
+
 def _epilogue(y: np.ndarray, bias, activation) -> None:
     """Bias then ReLU, in place on a block of output just written (still in cache).
 
@@ -74,19 +133,61 @@ def _epilogue(y: np.ndarray, bias, activation) -> None:
         np.maximum(y, 0, out=y)
 
 
-def _blocks(n: int, p: int, q: int, crs: int, itemsize: int):
-    """Yield (n0, n1, p0, p1): whole images batched up to TARGET_COLS columns, or one image split
-    into output-row bands when its gathered columns would exceed MAX_COLS_BYTES."""
-    row_bytes = crs * q * itemsize  # gathered columns of one output row
-    if p * row_bytes > MAX_COLS_BYTES:
-        rows = max(1, MAX_COLS_BYTES // row_bytes)
-        for i in range(n):
-            for p0 in range(0, p, rows):
-                yield i, i + 1, p0, min(p, p0 + rows)
-        return
-    nb = max(1, min(n, -(-TARGET_COLS // (p * q)), MAX_COLS_BYTES // (p * row_bytes)))
-    for n0 in range(0, n, nb):
-        yield n0, min(n, n0 + nb), 0, p
+@lru_cache(maxsize=None)
+def winograd_transforms(m: int, r: int = 3):
+    """(BT, G, AT) of the 1-D Winograd F(m, r) in float64, from the Toom-Cook construction on
+    WINOGRAD_POINTS plus infinity: for a row d of alpha = m + r - 1 inputs and a filter g,
+
+        y[i] = sum_k d[i + k] g[k]  ==  AT @ ((G @ g) * (BT @ d)),   BT: (alpha, alpha),
+                                                                      G: (alpha, r), AT: (m, alpha).
+
+    Row j of BT holds the coefficients of prod_{l != j} (t - p_l) (the whole product for the point
+    at infinity), G[j] = p_j^k / prod_{l != j} (p_j - p_l), AT[i, j] = p_j^i.
+    """
+    alpha = m + r - 1
+    pts = [Fraction(v) for v in WINOGRAD_POINTS[:alpha - 1]]
+    if len(pts) != alpha - 1:
+        raise ValueError(f"F({m}, {r}) needs {alpha - 1} interpolation points; WINOGRAD_POINTS has {len(WINOGRAD_POINTS)}")
+
+    def poly_without(skip):  # ascending coefficients of prod_{l != skip} (t - p_l)
+        coef = [Fraction(1)]
+        for l, pl in enumerate(pts):
+            if l != skip:
+                coef = [a - pl * b for a, b in zip([Fraction(0)] + coef, coef + [Fraction(0)])]
+        return coef
+
+    bt, g, at = np.zeros((alpha, alpha)), np.zeros((alpha, r)), np.zeros((m, alpha))
+    for j, pj in enumerate(pts):
+        bt[j, :alpha - 1] = [float(v) for v in poly_without(j)]
+        norm = np.prod([pj - pl for l, pl in enumerate(pts) if l != j])
+        g[j] = [float(pj ** k / norm) for k in range(r)]
+        at[:, j] = [float(pj ** i) for i in range(m)]
+    bt[alpha - 1] = [float(v) for v in poly_without(None)]
+    g[alpha - 1, r - 1] = at[m - 1, alpha - 1] = 1.0
+    return bt, g, at
+
+
+@lru_cache(maxsize=None)
+def _winograd_2d(m: int, dtype: str):
+    """The 2-D transforms as single matrices (Kronecker products), in ``dtype``: a flattened
+    alpha x alpha tile d (index i*alpha + j) maps to BT2 @ d, a flattened 3x3 filter to G2 @ g,
+    and alpha^2 products back to m x m outputs with AT2: BT2: (alpha^2, alpha^2),
+    G2: (alpha^2, 9), AT2: (m^2, alpha^2). One GEMM per transform streams every tile at once."""
+    bt, g, at = winograd_transforms(m)
+    return tuple(np.kron(a, a).astype(dtype) for a in (bt, g, at))
+
+
+def _winograd_applies(w_shape, stride, dilation):
+    _, _, r, s = w_shape
+    return (r, s) == (3, 3) and tuple(stride) == (1, 1) and tuple(dilation) == (1, 1)
+
+
+def _winograd_supports(infos, params):
+    if not _winograd_applies(infos["w"].shape, params["stride"], params["dilation"]):
+        return (f"Winograd F(m x m, 3x3) needs a 3x3 filter, stride 1 and dilation 1; got "
+                f"{infos['w'].shape[2]}x{infos['w'].shape[3]}, stride {params['stride']}, "
+                f"dilation {params['dilation']}")
+    return None
 
 
 # --- launchers ---------------------------------------------------------------------------------
@@ -96,7 +197,7 @@ def reference_variant(x, w, bias, y, *, stride, padding, dilation, groups, activ
     np.copyto(y, reference(x, w, bias, stride, padding, dilation, groups, activation), casting="same_kind")
 
 
-@register("conv2d", "numpy", dtypes=("float32", "float64"), default=True)
+@register("conv2d", "numpy", dtypes=("float32", "float64"))
 def im2col_gemm(x, w, bias, y, *, stride, padding, dilation, groups, activation):
     """im2col into a reused block buffer + one BLAS GEMM per (block, group) into y; in the input dtype."""
     n, c, h, wd = x.shape  # x: (N, C, H, W)
@@ -113,33 +214,29 @@ def im2col_gemm(x, w, bias, y, *, stride, padding, dilation, groups, activation)
         _epilogue(yv, bias.reshape(groups, kg, 1) if bias is not None else None, activation)
         return
 
-    hp, wp = h + 2 * ph, wd + 2 * pw
-    blocks = list(_blocks(n, p, q, crs, x.itemsize))
+    wp = wd + 2 * pw
+    blocks = _blocks(n, p, q, crs * q * x.itemsize, TARGET_COLS, MAX_COLS_BYTES)
     nb_max = max(b[1] - b[0] for b in blocks)
     rows_max = max(b[3] - b[2] for b in blocks)
-    # Padded copies of the block's images: zeroed once, only the interior is rewritten per block,
-    # so the gather below needs no bounds logic.
-    xpad = np.zeros((nb_max, c, hp, wp), x.dtype) if (ph, pw) != (0, 0) else None  # (nb, C, Hp, Wp)
-    # Flat buffers, carved per block so that a short last block still gets contiguous arrays
-    # (a reshape of a strided slice would silently copy and the GEMM would write into the copy).
+    win_rows = lambda rows: (rows - 1) * sh + (r - 1) * dh + 1  # padded input rows a band reads
+    win_buf = np.empty(nb_max * c * win_rows(rows_max) * wp, x.dtype) if (ph, pw) != (0, 0) else None
     cols_buf = np.empty(crs * nb_max * rows_max * q, x.dtype)
     tmp_buf = np.empty(kg * nb_max * p * q, x.dtype) if nb_max > 1 else None
 
     for n0, n1, p0, p1 in blocks:
         nb, rows = n1 - n0, p1 - p0
-        if xpad is None:
-            src = x[n0:n1]
+        if win_buf is None:
+            src = x[n0:n1, :, p0 * sh:]  # (nb, C, >= win_rows, W)
         else:
-            src = xpad[:nb]
-            src[:, :, ph:ph + h, pw:pw + wd] = x[n0:n1]
+            src = _padded_window(x, n0, n1, p0 * sh, p0 * sh + win_rows(rows), ph, pw,
+                                 _carve(win_buf, (nb, c, win_rows(rows), wp)))  # (nb, C, rows', Wp)
         sn, sc, shh, sww = src.strides
-        cb = cols_buf[:crs * nb * rows * q].reshape(cg, r, s, nb, rows, q)  # (Cg, R, S, nb, rows, Q)
+        cb = _carve(cols_buf, (cg, r, s, nb, rows, q))  # (Cg, R, S, nb, rows, Q)
         cm = cb.reshape(crs, nb * rows * q)  # (CRS, nb*rows*Q): the GEMM's right operand
         for g in range(groups):
             # Every (c, r, s, image, output row, output column) of this block as one strided view
             # of the padded source: the whole im2col of the block is a single copy.
-            base = src[:, g * cg:, p0 * sh:]
-            np.copyto(cb, as_strided(base, (cg, r, s, nb, rows, q),
+            np.copyto(cb, as_strided(src[:, g * cg:], (cg, r, s, nb, rows, q),
                                      (sc, dh * shh, dw * sww, sn, sh * shh, sw * sww)))
             bg = bias[g * kg:(g + 1) * kg, None] if bias is not None else None  # (Kg, 1)
             if nb == 1:
@@ -150,7 +247,73 @@ def im2col_gemm(x, w, bias, y, *, stride, padding, dilation, groups, activation)
             else:
                 # Several images share one GEMM; its (Kg, image, pixel) result is transposed into
                 # y's (image, Kg, pixel) by one small copy.
-                t = tmp_buf[:kg * nb * p * q].reshape(kg, nb, p * q)  # (Kg, nb, P*Q)
+                t = _carve(tmp_buf, (kg, nb, p * q))  # (Kg, nb, P*Q)
                 np.matmul(wm[g], cm, out=t.reshape(kg, nb * p * q))
                 _epilogue(t.transpose(1, 0, 2), bg, activation)
                 np.copyto(y[n0:n1, g * kg:(g + 1) * kg].reshape(nb, kg, p * q), t.transpose(1, 0, 2))
+
+
+@register("conv2d", "numpy", dtypes=("float32", "float64"), supports=_winograd_supports)
+def winograd_3x3(x, w, bias, y, *, stride, padding, dilation, groups, activation):
+    """Winograd F(2x2,3x3): tile transforms and batched BLAS GEMMs as matmuls; 3x3, stride 1, dilation 1."""
+    n, c, h, wd = x.shape  # x: (N, C, H, W)
+    k, cg, _, _ = w.shape  # w: (K, Cg, 3, 3)
+    _, _, p, q = y.shape  # y: (N, K, P, Q)
+    ph, pw = padding
+    kg = k // groups
+    m = WINOGRAD_M
+    alpha = m + 2
+    a2 = alpha * alpha
+    bt2, g2, at2 = _winograd_2d(m, x.dtype.name)
+    tp, tq = -(-p // m), -(-q // m)  # tiles per column and per row; the last may overhang y
+    wt = tq * m + 2  # padded input columns the tiles read (>= W + pw: see _padded_window)
+
+    # Filters, transformed once per call: (alpha^2, 9) @ (9, K*Cg) -> u: (alpha^2, G, Kg, Cg).
+    u = np.matmul(g2, w.reshape(k * cg, 9).T).reshape(a2, groups, kg, cg)
+
+    blocks = _blocks(n, tp, tq, a2 * max(c, k) * tq * x.itemsize, WINOGRAD_TARGET_TILES, WINOGRAD_MAX_BYTES)
+    nb_max = max(b[1] - b[0] for b in blocks)
+    tr_max = max(b[3] - b[2] for b in blocks)
+    t_max = nb_max * tr_max * tq
+    win_buf = np.empty(nb_max * c * (tr_max * m + 2) * wt, x.dtype)
+    d_buf = np.empty(a2 * c * t_max, x.dtype)
+    v_buf = np.empty(a2 * c * t_max, x.dtype)
+    mm_buf = np.empty(a2 * k * t_max, x.dtype)
+    yt_buf = np.empty(m * m * k * t_max, x.dtype)
+    ragged = p % m or q % m
+    full_buf = np.empty(nb_max * k * tr_max * m * tq * m, x.dtype) if ragged else None
+
+    for n0, n1, t0, t1 in blocks:
+        nb, tr = n1 - n0, t1 - t0
+        t = nb * tr * tq
+        win = _padded_window(x, n0, n1, t0 * m, t1 * m + 2, ph, pw,
+                             _carve(win_buf, (nb, c, tr * m + 2, wt)))  # (nb, C, tr*m+2, wt)
+        sn, sc, sh_, sw_ = win.strides
+        # Every tile's alpha x alpha inputs, tile-element-major: d: (alpha, alpha, C, nb, tr, tq).
+        d = _carve(d_buf, (alpha, alpha, c, nb, tr, tq))
+        np.copyto(d, as_strided(win, d.shape, (sh_, sw_, sc, sn, m * sh_, m * sw_)))
+        v = _carve(v_buf, (a2, c * t))  # (alpha^2, C*T): transformed tiles
+        np.matmul(bt2, d.reshape(a2, c * t), out=v)
+        # The alpha^2 independent products, each a (Kg, Cg) x (Cg, T) GEMM per group.
+        mm = _carve(mm_buf, (a2, groups, kg, t))  # (alpha^2, G, Kg, T)
+        np.matmul(u, v.reshape(a2, groups, cg, t), out=mm)
+        yt = _carve(yt_buf, (m, m, k, nb, tr, tq))  # (m, m, K, nb, tr, tq): output tiles
+        np.matmul(at2, mm.reshape(a2, k * t), out=yt.reshape(m * m, k * t))
+        rows = min(p, t1 * m) - t0 * m
+        yb = y[n0:n1, :, t0 * m:t0 * m + rows]  # (nb, K, rows, Q)
+        tiles = yt.transpose(3, 2, 4, 0, 5, 1)  # (nb, K, tr, m, tq, m)
+        if not ragged:
+            np.copyto(yb.reshape(nb, k, tr, m, tq, m), tiles)
+        else:
+            # Tiles overhang y's last rows/columns: lay them out whole, then keep what is inside.
+            full = _carve(full_buf, (nb, k, tr, m, tq, m))
+            np.copyto(full, tiles)
+            np.copyto(yb, full.reshape(nb, k, tr * m, tq * m)[:, :, :rows, :q])
+        _epilogue(yb, bias[:, None, None] if bias is not None else None, activation)
+
+
+@register("conv2d", "numpy", dtypes=("float32", "float64"), default=True)
+def winograd_im2col(x, w, bias, y, *, stride, padding, dilation, groups, activation):
+    """winograd_3x3 for 3x3 stride-1 filters, im2col_gemm for everything else."""
+    fn = winograd_3x3 if _winograd_applies(w.shape, stride, dilation) else im2col_gemm
+    fn(x, w, bias, y, stride=stride, padding=padding, dilation=dilation, groups=groups, activation=activation)

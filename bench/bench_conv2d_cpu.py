@@ -1,0 +1,342 @@
+"""conv2d on the CPU: pykern's NumPy variants against torch.nn.functional.conv2d (oneDNN), side by
+side in one run, on the DeepBench ResNet layers at N=8 (float32).
+
+    pytest bench/bench_conv2d_cpu.py --benchmark-group-by=param:layer   # pytest-benchmark
+    python bench/bench_conv2d_cpu.py [--reps 15] [--profile] [--malloc-default]  # the table
+
+Every entry is checked before it is timed: each implementation against the float64 reference on
+the first image of the batch, under the project's tolerance policy. torch is an optional
+benchmark dependency (CPU build: ``pip install torch``); without it its entries skip with the
+reason. Both sides get the same number of threads: torch.set_num_threads(n) with n the thread
+count of NumPy's BLAS (threadpoolctl where installed, else the machine's cores).
+
+Allocation: torch allocates its output on every call and the NumPy variants allocate their
+workspaces; glibc serves a block of >= 128 KiB with a fresh mmap by default, so every call would
+also time page faults of freshly zeroed pages (a 26 MB output: ~15 ms, more than the convolution).
+Unless --malloc-default is given, this file raises glibc's mmap and trim thresholds (mallopt) so
+that repeated allocations reuse the heap, for both sides alike, as they do in a long-running
+process. Timing: each implementation runs in blocks of back-to-back calls (its worker threads
+stay awake), the blocks of all implementations alternating, and the median is reported; the CPU
+time other processes took during the run is printed, since it skews everything on 2 cores.
+"""
+from __future__ import annotations
+
+import argparse
+import ctypes
+import ctypes.util
+import math
+import os
+import resource
+import statistics
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))  # run from a checkout
+
+import pykern.cpu.conv2d as conv  # noqa: E402
+from pykern._check import compare  # noqa: E402
+from pykern._dispatch import Unsupported, prepare  # noqa: E402
+from pykern._registry import variants  # noqa: E402
+from pykern.ops import SPECS  # noqa: E402
+
+try:
+    import torch
+except ImportError as e:  # optional: the pykern side still runs
+    torch, TORCH_MISSING = None, f"torch is not installed ({e}); pip install torch (the CPU build)"
+else:
+    TORCH_MISSING = None
+
+SPEC = SPECS["conv2d"]
+DTYPE = "float32"
+BATCH = 8
+# DeepBench ResNet layers (H=W, C, K, R=S, pad, stride), kept apart from the test cases.
+LAYERS = {
+    "resnet_56x56_c64": dict(N=BATCH, C=64, H=56, W=56, K=64, R=3, S=3, padding=1),
+    "resnet_28x28_c128": dict(N=BATCH, C=128, H=28, W=28, K=128, R=3, S=3, padding=1),
+    "resnet_14x14_c256": dict(N=BATCH, C=256, H=14, W=14, K=256, R=3, S=3, padding=1),
+    "resnet_7x7_c512": dict(N=BATCH, C=512, H=7, W=7, K=512, R=3, S=3, padding=1),
+    "resnet_first_7x7s2": dict(N=BATCH, C=3, H=224, W=224, K=64, R=7, S=7, padding=3, stride=2),
+}
+# The float64 reference is the spec, not a contender: far too slow to time at these sizes.
+PYKERN = [v.name for v in variants("conv2d", "numpy") if v.name != "reference"]
+DEFAULT = next(v.name for v in variants("conv2d", "numpy") if v.default)
+IMPLS = [f"pykern:{name}" for name in PYKERN] + ["torch"]
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc <malloc.h>
+
+
+def blas_threads() -> tuple[int, str]:
+    """Threads NumPy's BLAS uses, and how that was found."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return os.cpu_count() or 1, "os.cpu_count() (threadpoolctl not installed)"
+    blas = [i for i in threadpool_info() if i.get("user_api") == "blas"]
+    if not blas:
+        return os.cpu_count() or 1, "os.cpu_count() (threadpoolctl found no BLAS)"
+    b = blas[0]
+    return b["num_threads"], f"threadpoolctl: {b.get('internal_api')} {b.get('version')} ({b.get('architecture')})"
+
+
+def tune_malloc() -> str:
+    libc = ctypes.util.find_library("c")
+    try:
+        lib = ctypes.CDLL(libc)
+        ok = lib.mallopt(M_MMAP_THRESHOLD, 1 << 30) == 1 and lib.mallopt(M_TRIM_THRESHOLD, 1 << 30) == 1
+    except (OSError, AttributeError, TypeError):
+        ok = False
+    return ("glibc mmap/trim thresholds raised to 1 GiB (big allocations reuse the heap)" if ok
+            else "mallopt unavailable: allocator defaults (page faults may be timed)")
+
+
+class Layer:
+    """One layer's inputs, its pykern launches and its torch call, checked before timing."""
+
+    def __init__(self, name: str, case: dict, seed: int = 0):
+        self.name, self.case = name, case
+        self.arrays, self.params = SPEC.make_inputs(case, DTYPE, np.random.default_rng(seed))
+        self.flops = SPEC.flops(case)
+        self._checked = {}
+
+    def runner(self, impl: str):
+        """A zero-argument callable that runs ``impl`` once on this layer's data, after checking
+        its result on the first image; raises Unsupported / RuntimeError when it cannot run."""
+        if impl not in self._checked:
+            self._checked[impl] = self._check(impl)
+        return self._launcher(impl, self.arrays)[0]
+
+    def _launcher(self, impl, arrays):
+        """(run, result): run() computes into the array that result() returns."""
+        if impl == "torch":
+            if torch is None:
+                raise RuntimeError(TORCH_MISSING)
+            p = SPEC.normalize(self.params)
+            t = {k: None if v is None else torch.from_numpy(v) for k, v in arrays.items()}
+            out = {}
+
+            def run():
+                out["y"] = torch.nn.functional.conv2d(t["x"], t["w"], t["bias"], p["stride"], p["padding"],
+                                                      p["dilation"], p["groups"])
+            return run, lambda: out["y"].numpy()
+        prepared = prepare("conv2d", arrays, self.params, backend="numpy", variant=impl.split(":", 1)[1],
+                           poison=True)
+        return prepared.run, prepared.finish
+
+    def _check(self, impl):
+        """The first image through ``impl`` against the float64 reference (tolerance policy)."""
+        first = dict(self.arrays, x=self.arrays["x"][:1])  # x: (1, C, H, W)
+        run, result = self._launcher(impl, first)
+        run()
+        got = result()
+        a64 = {k: None if v is None else v.astype(np.float64) for k, v in first.items()}
+        p = SPEC.normalize(self.params)
+        cmp = compare(got, SPEC.reference(a64, p), SPEC.magnitude(a64, p), DTYPE)
+        if not cmp.ok:
+            raise AssertionError(f"{impl} on {self.name}: {cmp.message()}")
+        return cmp
+
+
+# --- pytest-benchmark -------------------------------------------------------------------------
+try:
+    import pytest
+except ImportError:  # the script mode needs no pytest
+    pytest = None
+
+if pytest is not None:
+    _LAYERS = {}
+
+    @pytest.fixture(scope="module")
+    def threads():
+        n, how = blas_threads()
+        if torch is not None:
+            torch.set_num_threads(n)
+        print(f"\nthreads: BLAS {n} ({how}); torch.set_num_threads({n}); {tune_malloc()}")
+        return n
+
+    @pytest.mark.parametrize("impl", IMPLS)
+    @pytest.mark.parametrize("layer", list(LAYERS))
+    def test_conv2d_cpu(benchmark, threads, layer, impl):
+        if layer not in _LAYERS:
+            _LAYERS[layer] = Layer(layer, LAYERS[layer])
+        lay = _LAYERS[layer]
+        try:
+            run = lay.runner(impl)
+        except (Unsupported, RuntimeError) as e:
+            pytest.skip(str(e))
+        benchmark.extra_info.update(layer=layer, impl=impl, flops=lay.flops, threads=threads, dtype=DTYPE)
+        benchmark.pedantic(run, rounds=10, warmup_rounds=2, iterations=1)
+        if benchmark.stats is not None:  # None under --benchmark-disable (each entry ran once)
+            benchmark.extra_info["gflops_per_s_median"] = lay.flops / benchmark.stats.stats.median / 1e9
+
+
+# --- script: the side-by-side table -------------------------------------------------------------
+def _cpu_busy():
+    with open("/proc/stat") as f:
+        v = [int(a) for a in f.readline().split()[1:]]
+    return sum(v) - v[3] - v[4], sum(v)
+
+
+class OtherLoad:
+    """Share of the machine's CPU time that other processes used while the block ran."""
+
+    def __enter__(self):
+        self.t0, self.r0 = _cpu_busy(), resource.getrusage(resource.RUSAGE_SELF)
+        return self
+
+    def __exit__(self, *exc):
+        (b1, t1), r1 = _cpu_busy(), resource.getrusage(resource.RUSAGE_SELF)
+        mine = (r1.ru_utime + r1.ru_stime - self.r0.ru_utime - self.r0.ru_stime) * os.sysconf("SC_CLK_TCK")
+        self.share = max(0.0, (b1 - self.t0[0] - mine) / max(1, t1 - self.t0[1]))
+
+
+def time_side_by_side(runs: dict, reps: int, block: int = 5) -> dict:
+    """impl -> list of seconds: blocks of ``block`` back-to-back calls per implementation (the
+    first of each block is a warm-up and not kept), blocks of all implementations alternating."""
+    times = {k: [] for k in runs}
+    while min(len(t) for t in times.values()) < reps:
+        for impl, run in runs.items():
+            run()
+            for _ in range(block):
+                t0 = time.perf_counter()
+                run()
+                times[impl].append(time.perf_counter() - t0)
+    return times
+
+
+class _TimedNumpy:
+    """Stands in for ``np`` inside pykern.cpu.conv2d: everything passes through, but the time in
+    np.matmul (BLAS) and np.copyto (gathers and scatters) is added up."""
+
+    def __init__(self):
+        self.t = {"matmul": 0.0, "copyto": 0.0}
+
+    def __getattr__(self, name):
+        fn = getattr(np, name)
+        if name not in self.t:
+            return fn
+
+        def timed(*a, **k):
+            t0 = time.perf_counter()
+            try:
+                return fn(*a, **k)
+            finally:
+                self.t[name] += time.perf_counter() - t0
+        return timed
+
+
+def profile(layer: Layer, impl: str, reps: int) -> dict:
+    """Median split of one pykern variant's time into BLAS GEMMs, copies and the rest."""
+    run = layer.runner(impl)
+    real = conv.np
+    shares = []
+    try:
+        for _ in range(reps):
+            conv.np = tn = _TimedNumpy()
+            t0 = time.perf_counter()
+            run()
+            total = time.perf_counter() - t0
+            shares.append((total, tn.t["matmul"], tn.t["copyto"]))
+    finally:
+        conv.np = real
+    total, mm, cp = (statistics.median(s[i] for s in shares) for i in range(3))
+    return {"total": total, "gemm": mm, "copy": cp, "other": max(0.0, total - mm - cp)}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--reps", type=int, default=15, help="timed calls per implementation and layer")
+    ap.add_argument("--profile", action="store_true", help="also split each pykern variant's time "
+                    "into GEMM / copy / other")
+    ap.add_argument("--malloc-default", action="store_true", help="keep glibc's allocation "
+                    "thresholds (page faults of fresh buffers are then timed too)")
+    args = ap.parse_args(argv)
+
+    n, how = blas_threads()
+    print(f"NumPy {np.__version__}; BLAS threads: {n} ({how})")
+    if torch is not None:
+        torch.set_num_threads(n)
+        print(f"torch {torch.__version__}: torch.set_num_threads({n}) (= NumPy's BLAS threads); "
+              f"oneDNN {'on' if torch.backends.mkldnn.is_available() else 'off'}")
+    else:
+        print(f"torch: skipped: {TORCH_MISSING}")
+    print("allocator: " + ("glibc defaults (--malloc-default)" if args.malloc_default else tune_malloc()))
+    print(f"float32, N={BATCH}; median of {args.reps} calls in alternating blocks; "
+          f"pykern default variant: {DEFAULT}\n")
+
+    impls = [i for i in IMPLS if i != "torch" or torch is not None]
+    results, loads = {}, []
+    for name, case in LAYERS.items():
+        lay = Layer(name, case)
+        runs = {}
+        for impl in impls:
+            try:
+                runs[impl] = lay.runner(impl)
+            except Unsupported:
+                pass
+        with OtherLoad() as load:
+            times = time_side_by_side(runs, args.reps)
+        loads.append(load.share)
+        results[name] = {impl: statistics.median(t) for impl, t in times.items()}
+        results[name]["_flops"] = lay.flops
+        results[name]["_iqr"] = {impl: _iqr(t) for impl, t in times.items()}
+        if args.profile:
+            results[name]["_profile"] = {impl: profile(lay, impl, max(3, args.reps // 3))
+                                         for impl in runs if impl != "torch"}
+
+    _print_table(results, impls)
+    if args.profile:
+        _print_profile(results)
+    worst = max(loads)
+    print(f"\nother processes used up to {worst:.0%} of the CPU during a layer's timing"
+          + (" -- timings are skewed; rerun on an idle machine" if worst > 0.05 else ""))
+    return 0
+
+
+def _iqr(t):
+    q = statistics.quantiles(t, n=4) if len(t) >= 4 else [min(t), 0, max(t)]
+    return q[2] - q[0]
+
+
+def _print_table(results, impls):
+    cols = [i.split(":", 1)[-1] for i in impls]
+    head = f"{'layer':20s} {'GFLOP':>6s} " + " ".join(f"{c:>24s}" for c in cols)
+    print(head + "\n" + "-" * len(head))
+    ratios = {i: [] for i in impls if i != "torch"}
+    for name, r in results.items():
+        gf = r["_flops"] / 1e9
+        cells = []
+        for impl in impls:
+            if impl not in r:
+                cells.append(f"{'n/a':>24s}")
+                continue
+            t = r[impl]
+            cell = f"{t * 1e3:6.2f}ms±{r['_iqr'][impl] * 1e3:4.2f} {gf / t:4.0f}GF/s"
+            if impl != "torch" and "torch" in r:
+                ratios[impl].append((name, t / r["torch"]))
+                cell += f" {t / r['torch']:4.2f}x"
+            cells.append(f"{cell:>24s}")
+        print(f"{name:20s} {gf:6.2f} " + " ".join(cells))
+    if "torch" not in impls:
+        return
+    print("\ngeometric mean of time ratios pykern/torch (lower is faster; <= 1.0 matches oneDNN):")
+    for impl, rs in ratios.items():
+        if rs:
+            gm = math.exp(sum(math.log(x) for _, x in rs) / len(rs))
+            cover = "all layers" if len(rs) == len(results) else f"{len(rs)} of {len(results)} layers"
+            print(f"  {impl.split(':', 1)[1]:16s} {gm:5.3f} over {cover}"
+                  + ("  (the default)" if impl == f"pykern:{DEFAULT}" else ""))
+
+
+def _print_profile(results):
+    print("\nwhere the pykern time goes (median call; gemm = np.matmul, copy = np.copyto gathers/scatters, "
+          "other = padding, epilogue, Python):")
+    for name, r in results.items():
+        for impl, p in r["_profile"].items():
+            t = p["total"]
+            print(f"  {name:20s} {impl.split(':', 1)[1]:16s} {t * 1e3:6.2f}ms: gemm {p['gemm'] / t:4.0%}  "
+                  f"copy {p['copy'] / t:4.0%}  other {p['other'] / t:4.0%}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
