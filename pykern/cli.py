@@ -1,4 +1,4 @@
-"""Command line: ``python -m pykern {info,demo}``."""
+"""Command line: ``python -m pykern {info,demo,bench,compare}``."""
 from __future__ import annotations
 
 import argparse
@@ -91,6 +91,72 @@ def cmd_demo(args) -> int:
     return 1 if failures else 0
 
 
+def _sizes_arg(ops, text):
+    """--sizes for every selected op: {op: [case, ...]}; a token that is no size of an op is an error."""
+    from .bench import parse_sizes
+    return None if text is None else {op: parse_sizes(op, text) for op in ops}
+
+
+def _ops_arg(text):
+    ops = [o.strip() for o in text.split(",") if o.strip()] if text else list(SPECS)
+    for op in ops:
+        if op not in SPECS:
+            raise ValueError(f"op: unknown op {op!r}; expected one of {list(SPECS)}")
+    return ops
+
+
+def _outputs(doc, args, plot) -> int:
+    from .bench import write_json
+    status = 0
+    if args.json:
+        write_json(doc, args.json)
+        print(f"\nwrote {args.json}")
+    if args.plot:
+        try:
+            plot(doc, args.plot)
+            print(f"wrote {args.plot}")
+        except RuntimeError as e:
+            print(f"no plot: {e}", file=sys.stderr)
+            status = 2
+    return status
+
+
+def cmd_bench(args) -> int:
+    """Check, then time, every selected variant and baseline: median, IQR, rate, % of the
+    measured ceiling, ratio to the baseline. Exit status 1 when a variant is wrong or errors."""
+    from . import bench
+    try:
+        ops = _ops_arg(args.op)
+        doc = bench.sweep(ops, args.backend, args.variant, _sizes_arg(ops, args.sizes), args.dtype,
+                          with_baselines=not args.no_baselines, max_reps=args.reps,
+                          time_budget=args.time_budget, quick=args.quick, seed=args.seed,
+                          progress=not args.no_progress)
+    except (ValueError, TypeError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(bench.bench_table(doc))
+    status = _outputs(doc, args, bench.plot_bench)
+    bad = any(r["status"] in ("wrong", "error") for r in doc["entries"] if r["kind"] == "variant")
+    return 1 if bad else status
+
+
+def cmd_compare(args) -> int:
+    """CPU (NumPy default variant) vs GPU (cuda default, else numba) per size, data on the device
+    and copies counted, and where the GPU starts to win."""
+    from . import bench
+    try:
+        ops = _ops_arg(args.op)
+        doc = bench.compare_sweep(ops, _sizes_arg(ops, args.sizes), args.dtype, quick=args.quick,
+                                  seed=args.seed, progress=not args.no_progress, time_budget=args.time_budget)
+    except (ValueError, TypeError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(bench.compare_table(doc))
+    status = _outputs(doc, args, bench.plot_compare)
+    wrong = any(r.get(f"{side}_ok") is False for res in doc["ops"] for r in res["rows"] for side in ("cpu", "gpu"))
+    return 1 if wrong else status
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m pykern", description="pykern: compare GPU kernel variants")
     sub = p.add_subparsers(dest="command", required=True)
@@ -101,6 +167,41 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--op", choices=list(SPECS))
     demo.add_argument("--reps", type=int, default=5, help="timed repetitions per variant (median reported)")
     demo.set_defaults(fn=cmd_demo)
+
+    sizes_help = ("comma-separated sizes, per op: matmul 1024 or MxNxK; relu 1048576, 2^20 or AxB; "
+                  "conv2d 56 (3x3 64->64 pad 1 on 1x64x56x56) or a case id like N8C64H56W56K64R3S3_p1x1")
+    bench = sub.add_parser("bench", help="check then time variants and baselines: median, IQR, rate, "
+                                         "%% of measured ceiling, ratio to the baseline")
+    bench.add_argument("--op", help=f"comma-separated ops (default all: {','.join(SPECS)})")
+    bench.add_argument("--backend", help="comma-separated backends: numpy,numba,cuda (default all available)")
+    bench.add_argument("--variant", help="comma-separated variant names (baselines still run, for the ratio)")
+    bench.add_argument("--sizes", help=sizes_help + " (default: the per-device sizes in pykern/bench.py)")
+    bench.add_argument("--dtype", default="auto",
+                       help="float32, float64, float16, bfloat16, or auto: float32 where a variant takes it, "
+                            "else its first dtype (default auto)")
+    bench.add_argument("--json", metavar="PATH", help="write every entry and the environment as JSON")
+    bench.add_argument("--plot", metavar="PATH", help="plot the variant ladder (needs matplotlib)")
+    bench.add_argument("--reps", type=int, default=30, help="at most this many timed runs per entry (default 30)")
+    bench.add_argument("--time-budget", type=float, metavar="SECONDS",
+                       help="stop timing new entries after this long (the rest are listed as skipped)")
+    bench.add_argument("--no-baselines", action="store_true", help="skip the library baselines")
+    bench.add_argument("--quick", action="store_true", help="small ceilings and short timings (smoke tests)")
+    bench.add_argument("--seed", type=int, default=0)
+    bench.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    bench.set_defaults(fn=cmd_bench)
+
+    comp = sub.add_parser("compare", help="CPU vs GPU per size, with and without host<->device copies, "
+                                          "and the size where the GPU starts to win")
+    comp.add_argument("--op", help=f"comma-separated ops (default all: {','.join(SPECS)})")
+    comp.add_argument("--sizes", help=sizes_help + " (default: the ranges in pykern/bench.py)")
+    comp.add_argument("--dtype", default="float32", help="input dtype (default float32)")
+    comp.add_argument("--json", metavar="PATH", help="write the table and the environment as JSON")
+    comp.add_argument("--plot", metavar="PATH", help="plot time per size (needs matplotlib)")
+    comp.add_argument("--time-budget", type=float, metavar="SECONDS", help="stop after this long")
+    comp.add_argument("--quick", action="store_true", help="short timings (smoke tests)")
+    comp.add_argument("--seed", type=int, default=0)
+    comp.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    comp.set_defaults(fn=cmd_compare)
     return p
 
 

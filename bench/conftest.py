@@ -1,0 +1,103 @@
+"""pytest-benchmark set-up for pykern's benchmarks (see bench/README.md).
+
+    pytest bench/                                           # the default sweep for this machine
+    pytest bench/ --bench-op matmul --bench-sizes 128,256   # a slice of it
+    pytest bench/ --benchmark-group-by=param:op,param:size --benchmark-json out.json
+    pytest bench/ -q --benchmark-disable                    # check every entry once, no timing
+
+Files named bench_*.py are collected here (the project's python_files pattern is test_*.py).
+Without a CUDA driver the Numba kernels would only run in the CUDA simulator, which is set up
+the same way as in tests/ so that its variants are listed and skipped with the reason.
+"""
+import ctypes.util
+import os
+
+if "NUMBA_ENABLE_CUDASIM" not in os.environ and ctypes.util.find_library("cuda") is None:
+    os.environ["NUMBA_ENABLE_CUDASIM"] = "1"
+
+import pytest  # noqa: E402
+
+import pykern as pk  # noqa: E402
+from pykern import bench  # noqa: E402
+
+
+def pytest_addoption(parser):
+    g = parser.getgroup("pykern-bench", "pykern benchmark selection (bench/)")
+    g.addoption("--bench-op", help="comma-separated ops (default: all)")
+    g.addoption("--bench-backend", help="comma-separated backends: numpy,numba,cuda (default: all)")
+    g.addoption("--bench-variant", help="comma-separated variant names (baselines still run)")
+    g.addoption("--bench-sizes", help="comma-separated sizes, parsed per op as in "
+                                      "`python -m pykern bench --sizes` (default: per-device sizes)")
+    g.addoption("--bench-dtype", default="auto", help="float32, float64, float16, bfloat16 or auto (default)")
+    g.addoption("--bench-no-baselines", action="store_true", help="skip the library baselines")
+
+
+def pytest_collect_file(file_path, parent):
+    # A bench_*.py named on the command line is collected by pytest itself already.
+    if file_path.suffix == ".py" and file_path.name.startswith("bench_") and not parent.session.isinitpath(file_path):
+        return pytest.Module.from_parent(parent, path=file_path)
+    return None
+
+
+def pytest_report_header(config):
+    has_gpu, why = bench.gpu_present()
+    return ["pykern backends: " + "; ".join(f"{n}={'yes' if a.available else 'no'}" for n, a in pk.backends().items()),
+            "pykern GPU sizes: " + ("yes" if has_gpu else f"no ({why})")]
+
+
+class Session:
+    """What the benchmarks of one pytest run share: reference data, ceilings, results."""
+
+    def __init__(self):
+        self.cache = bench.CaseCache()
+        self.ceilings = {}
+        self.records = {}  # nodeid -> record (as in the CLI's JSON) for ratios and the summary
+
+    def ceiling(self, key: str) -> dict:
+        if key not in self.ceilings:
+            self.ceilings.update(bench.measure_ceilings({key}))
+        return self.ceilings[key]
+
+
+_SESSION = Session()
+
+
+@pytest.fixture(scope="session")
+def pykern_session():
+    return _SESSION
+
+
+def pytest_benchmark_update_machine_info(config, machine_info):
+    machine_info["pykern"] = bench.environment()
+
+
+def _ratios():
+    recs = list(_SESSION.records.values())
+    bench.add_baseline_ratios(recs)
+    return recs
+
+
+def pytest_benchmark_update_json(config, benchmarks, output_json):
+    _ratios()
+    for b in output_json.get("benchmarks", []):
+        rec = _SESSION.records.get(b.get("fullname"))
+        if rec is not None:
+            b["extra_info"]["ratio_to_baseline"] = rec["ratio_to_baseline"]
+            b["extra_info"]["baseline"] = rec["baseline"]
+    output_json["pykern_ceilings"] = _SESSION.ceilings
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    recs = [r for r in _ratios() if r["median_s"]]
+    if not recs:
+        return
+    tr = terminalreporter
+    tr.section("pykern: rate, % of measured ceiling, ratio to baseline (baseline time / time)")
+    for key, c in _SESSION.ceilings.items():
+        tr.write_line(f"ceiling {key}: " + (f"{c['rate']:.1f} {c['unit']} ({c['how']})" if c.get("rate")
+                                           else f"unavailable: {c.get('reason')}"))
+    for r in recs:
+        pct = "-" if r["pct_of_ceiling"] is None else f"{r['pct_of_ceiling']:5.1f}%"
+        ratio = "-" if r["ratio_to_baseline"] is None else f"{r['ratio_to_baseline']:.2f}x"
+        tr.write_line(f"{r['op']:7s} {r['case_id']:28s} {r['dtype']:8s} {r['key']:26s} "
+                      f"{bench.fmt_time(r['median_s']):>10s} {r['rate']:10.1f} {r['unit']:8s} {pct:>7s} {ratio:>7s}")
