@@ -16,6 +16,7 @@ import sys
 
 import pykern as pk
 from pykern._check import run_case
+from pykern._device import ext
 from pykern._dispatch import Unsupported
 from pykern.ops import SPECS
 
@@ -61,7 +62,7 @@ def main(argv=None) -> int:
         failed += not cmp.ok
         print(f"{'ok   ' if cmp.ok else 'WRONG'} {label}" + ("" if cmp.ok else "\n  " + cmp.message().replace("\n", "\n  ")),
               flush=True)
-    pk._device.ext().synchronize()
+    ext().synchronize()
     print(f"sanitize: {len(plan) - failed - skipped} ok, {failed} failed, {skipped} skipped", flush=True)
     return 1 if failed else 0
 

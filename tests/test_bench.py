@@ -1,0 +1,242 @@
+"""The benchmark machinery (pykern.bench, `python -m pykern bench|compare`), on tiny CPU sizes.
+
+GPU timings cannot be checked here; what can: plans come from the registry, a wrong variant is
+reported and not timed, the JSON carries what it promises, sizes parse, ratios and crossovers are
+computed right, the GPU clock subtracts events, and the device-run summary reads its logs.
+"""
+import json
+
+import numpy as np
+import pytest
+
+import pykern as pk
+from pykern import bench, cli
+from pykern._backends import simulator_enabled
+from pykern._registry import register, unregister
+from pykern._timing import EventClock, measure
+
+
+def run(argv, capsys):
+    code = cli.main(argv)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+# --- sizes ------------------------------------------------------------------------------------
+
+def test_sizes_parse_per_op():
+    assert bench.parse_size("matmul", "128") == {"M": 128, "N": 128, "K": 128}
+    assert bench.parse_size("matmul", "1760x128x1760") == {"M": 1760, "N": 128, "K": 1760}
+    assert bench.parse_size("relu", "2^20") == {"shape": (1 << 20,)}
+    assert bench.parse_size("relu", "3x5") == {"shape": (3, 5)}
+    assert bench.parse_size("conv2d", "56") == dict(N=1, C=64, H=56, W=56, K=64, R=3, S=3, padding=1, stride=1)
+    for op, bad in (("matmul", "12x3"), ("matmul", "0"), ("relu", "x"), ("conv2d", "N1C2"), ("conv2d", "0")):
+        with pytest.raises(ValueError, match="sizes"):
+            bench.parse_size(op, bad)
+
+
+@pytest.mark.parametrize("op", list(bench.SPECS))
+def test_case_ids_parse_back_to_the_same_case(op):
+    """A case id printed in a table can be passed back with --sizes."""
+    spec = bench.SPECS[op]
+    cases = spec.test_cases("numpy") + bench.BENCH_CASES[op]["gpu"] + bench.COMPARE_CASES[op]
+    for case in cases:
+        cid = spec.case_id(case)
+        assert spec.case_id(bench.parse_size(op, cid)) == cid
+
+
+# --- plans come from the registry ----------------------------------------------------------------
+
+def test_plan_follows_the_registry():
+    @register("relu", "numpy", dtypes=("float32",), name="bench_probe")
+    def bench_probe(x, y):
+        """A variant that exists only for this test."""
+        np.maximum(x, 0, out=y)
+
+    try:
+        entries, _ = bench.plan(["relu"], ["numpy"], None, {"relu": [{"shape": (100,)}]})
+        keys = [e.target.key for e in entries]
+        assert "numpy/bench_probe" in keys
+        assert set(keys) >= {f"numpy/{v.name}" for v in pk.variants("relu", "numpy")}
+        assert "baseline/numpy" in keys  # the CPU baseline comes with the CPU variants
+    finally:
+        unregister("relu", "numpy", "bench_probe")
+    entries, _ = bench.plan(["relu"], ["numpy"], None, {"relu": [{"shape": (100,)}]})
+    assert "numpy/bench_probe" not in [e.target.key for e in entries]
+
+
+def test_plan_skips_what_cannot_be_timed_with_the_reason():
+    entries, skipped = bench.plan(["relu"], None, None, {"relu": [{"shape": (100,)}]})
+    reasons = {t.key: r for t, r in skipped}
+    if simulator_enabled():
+        for v in pk.variants("relu", "numba"):
+            assert reasons[v.key.split("/", 1)[1]] == "simulator: timings meaningless"
+    if not bench.gpu_present()[0]:
+        assert all(e.target.device == "cpu" for e in entries)
+    with pytest.raises(ValueError, match="variant"):
+        bench.plan(["relu"], ["numpy"], ["no_such_variant"])
+
+
+# --- the CLI sweep ----------------------------------------------------------------------------
+
+def test_bench_cli_json_has_every_promised_field(tmp_path, capsys):
+    path = tmp_path / "b.json"
+    code, out, _ = run(["bench", "--op", "relu,matmul", "--backend", "numpy", "--sizes", "96",
+                        "--quick", "--no-progress", "--json", str(path)], capsys)
+    assert code == 0, out
+    doc = json.loads(path.read_text())
+    env = doc["env"]
+    for k in ("date", "package_version", "git_commit", "cpu", "gpu", "gpu_reason", "backends", "settings"):
+        assert k in env
+    assert env["cpu"]["model"] and env["cpu"]["cores"] >= 1
+    assert env["package_version"] == pk.__version__
+    assert env["gpu"] is not None or env["gpu_reason"]
+    if env["gpu"]:
+        assert {"name", "driver_version", "cuda_runtime_version"} <= set(env["gpu"])
+    ok = [r for r in doc["entries"] if r["status"] == "ok"]
+    assert {r["op"] for r in ok} == {"relu", "matmul"}
+    for r in ok:
+        for k in ("backend", "variant", "shapes", "dtype", "median_s", "iqr_s", "rate", "pct_of_ceiling"):
+            assert r[k] is not None, k
+        assert r["q25_s"] <= r["median_s"] <= r["q75_s"]
+        assert r["check"]["ok"] and r["check"]["max_rel_err"] < 1e-5
+        assert r["ratio_to_baseline"] > 0 and r["baseline"].startswith("baseline/")
+        assert r["rate"] == pytest.approx(bench.work(r["op"], r["case"], r["dtype"]) / r["median_s"] / 1e9)
+    base = [r for r in ok if r["key"] == r["baseline"]]
+    assert base and all(r["ratio_to_baseline"] == pytest.approx(1.0) for r in base)
+    assert "x base" in out and "GB/s" in out and "GFLOP/s" in out
+
+
+def test_a_wrong_variant_is_reported_and_not_timed(tmp_path, capsys):
+    @register("relu", "numpy", dtypes=("float32",), name="bench_wrong")
+    def bench_wrong(x, y):
+        """Deliberately wrong: drops the last element."""
+        np.maximum(x, 0, out=y)
+        y.reshape(-1)[-1] = 42.0
+
+    path = tmp_path / "w.json"
+    try:
+        code, out, _ = run(["bench", "--op", "relu", "--backend", "numpy", "--variant", "bench_wrong",
+                            "--sizes", "100", "--quick", "--no-progress", "--json", str(path)], capsys)
+    finally:
+        unregister("relu", "numpy", "bench_wrong")
+    assert code == 1
+    rec = next(r for r in json.loads(path.read_text())["entries"] if r["variant"] == "bench_wrong")
+    assert rec["status"] == "wrong" and rec["median_s"] is None and rec["runs"] == 0
+    assert rec["check"]["ok"] is False and rec["check"]["n_bad"] == 1
+    assert "WRONG" in out
+
+
+def test_bench_cli_rejects_bad_arguments(capsys):
+    assert run(["bench", "--op", "nope", "--no-progress"], capsys)[0] == 2
+    assert run(["bench", "--op", "matmul", "--sizes", "3x4", "--no-progress"], capsys)[0] == 2
+
+
+def test_bench_plot(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    png = tmp_path / "ladder.png"
+    code, out, _ = run(["bench", "--op", "relu", "--backend", "numpy", "--sizes", "64,256", "--quick",
+                        "--no-progress", "--plot", str(png)], capsys)
+    assert code == 0, out
+    assert png.stat().st_size > 1000 and png.read_bytes()[:4] == b"\x89PNG"
+
+
+# --- compare ----------------------------------------------------------------------------------
+
+def test_compare_without_a_gpu_says_why(tmp_path, capsys):
+    if bench.gpu_present()[0]:
+        pytest.skip("a GPU is present: the GPU column is shown")
+    path = tmp_path / "c.json"
+    code, out, _ = run(["compare", "--op", "relu", "--sizes", "64,4096", "--quick", "--no-progress",
+                        "--json", str(path)], capsys)
+    assert code == 0, out
+    assert "No GPU is available" in out and pk.backends()["cuda"].reason in out
+    res = json.loads(path.read_text())["ops"][0]
+    assert res["gpu"] is None and res["gpu_reason"]
+    assert all(r["cpu_kernel_s"] > 0 and r["cpu_call_s"] > 0 and r["cpu_ok"] for r in res["rows"])
+
+
+def test_crossover_is_where_the_gpu_wins_from_then_on():
+    ids = ["a", "b", "c", "d"]
+    assert bench.crossover(ids, [1, 2, 3, 4], [2, 1, 5, 1]) == "d"  # wins at b, loses again at c
+    assert bench.crossover(ids, [1, 2, 3, 4], [2, 1, 1, 1]) == "b"
+    assert bench.crossover(ids, [1, 2, 3, 4], [0.5, 1, 1, 1]) == "a"
+    assert bench.crossover(ids, [1, 2, 3, 4], [2, 3, 4, 5]) is None
+    assert bench.crossover(ids, [1, 2, 3, 4], [2, 1, None, 1]) == "b"  # a missing size is no evidence
+
+
+def test_baseline_ratio_uses_the_first_baseline_listed():
+    def rec(kind, name, median, device="gpu"):
+        return {"op": "matmul", "device": device, "case_id": "8x8x8", "dtype": "float32", "kind": kind,
+                "variant": name, "key": f"{'baseline' if kind == 'baseline' else 'cuda'}/{name}",
+                "median_s": median, "baseline": None, "ratio_to_baseline": None}
+    recs = [rec("variant", "naive", 4.0), rec("baseline", "torch-cuda", 1.0), rec("baseline", "cupy", 2.0),
+            rec("variant", "cpu_thing", 1.0, device="cpu")]
+    bench.add_baseline_ratios(recs)
+    assert recs[0]["baseline"] == "baseline/cupy" and recs[0]["ratio_to_baseline"] == 0.5
+    assert recs[1]["ratio_to_baseline"] == 2.0
+    assert recs[3]["ratio_to_baseline"] is None  # no CPU baseline timed: no ratio
+
+
+# --- timing -----------------------------------------------------------------------------------
+
+class _FakeEvent:
+    """Stands in for a CUDA event: 'records' the value of a fake GPU clock."""
+    now = 0.0
+
+    def __init__(self):
+        self.t, self.synced = None, False
+
+    def record(self):
+        self.t = _FakeEvent.now
+
+    def synchronize(self):
+        self.synced = True
+
+
+def test_event_clock_subtracts_gpu_time_and_waits_for_the_end_event():
+    clock = EventClock("fake")
+    clock._api = (_FakeEvent, lambda a, b: (b.t - a.t) * 1e3)  # elapsed in ms, like CUDA
+    _FakeEvent.now = 1.0
+    start = clock()
+    _FakeEvent.now = 1.25
+    end = clock()
+    assert end - start == pytest.approx(0.25)
+    assert end.event.synced
+
+
+def test_measure_warms_up_flushes_and_bounds_repetitions():
+    calls = {"run": 0, "flush": 0}
+    ticks = iter(range(1000))
+
+    def run_():
+        calls["run"] += 1
+
+    def flush():
+        calls["flush"] += 1
+
+    timing, samples = measure(run_, lambda: next(ticks), flush=flush, warmup=2, min_reps=3, max_reps=7,
+                              budget_s=1e9)
+    assert len(samples) == 7 and timing.runs == 7
+    assert calls == {"run": 9, "flush": 7}
+    assert timing.median == 1 and timing.iqr == 0
+    timing, samples = measure(run_, lambda: next(ticks), warmup=0, min_reps=3, max_reps=50, budget_s=0.0)
+    assert len(samples) == 3
+
+
+# --- the device run's summary ---------------------------------------------------------------------
+
+def test_device_summary_reads_the_logs(tmp_path, capsys):
+    code, _, _ = run(["bench", "--op", "relu", "--backend", "numpy", "--sizes", "64", "--quick", "--no-progress",
+                      "--json", str(tmp_path / "bench.json")], capsys)
+    assert code == 0
+    (tmp_path / "steps.tsv").write_text("tests\tFAILED(rc=1)\t12\t1\t\nsanitize-memcheck\tFAILED(rc=86)\t30\t86\t\n"
+                                        "bench\tok\t5\t0\t\n")
+    (tmp_path / "tests.log").write_text("....F\n= 3 failed, 10 passed, 2 skipped in 1.50s =\n")
+    (tmp_path / "sanitize-memcheck.log").write_text("========= Invalid __global__ read\n"
+                                                   "sanitize: 5 ok, 1 failed, 0 skipped\n"
+                                                   "========= ERROR SUMMARY: 2 errors\n")
+    text = bench.device_summary(str(tmp_path))
+    assert "3 failed, 10 passed, 2 skipped" in text
+    assert "2 sanitizer errors; 5 ok, 1 failed, 0 skipped" in text
+    assert "relu" in text and "numpy/" in text and "no compare.json" in text
