@@ -154,8 +154,9 @@ if [[ -z $SAN ]]; then  # the pip wheel nvidia-cuda-sanitizer-api ships the bina
 fi
 for tool in memcheck racecheck; do
   if [[ -n $SAN ]]; then
-    step "sanitize-$tool" "$(budget "sanitize-$tool" 75)" "$SAN" --tool "$tool" --error-exitcode 86 \
-      "$PY" "$REPO/bench/sanitize.py"
+    S="$(budget "sanitize-$tool" 75)"
+    step "sanitize-$tool" "$S" "$SAN" --tool "$tool" --error-exitcode 86 \
+      "$PY" "$REPO/bench/sanitize.py" --time-budget "$(( S > 30 ? S - 15 : S / 2 ))"
   elif [[ $DRY == 1 ]]; then
     record "sanitize-$tool" "skipped" 0 "-" "compute-sanitizer not found (dry run: plan listed in sanitize-$tool.log)"
     (cd "$WORK" && "$PY" "$REPO/bench/sanitize.py" --list) > "$RESULTS/sanitize-$tool.log" 2>&1

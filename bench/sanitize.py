@@ -7,12 +7,16 @@ against the float64 reference. Meant to run under compute-sanitizer:
 The sanitizer reports out-of-bounds accesses and shared-memory races; this script exits 1 when
 a result is wrong or a launch raises, and 0 when every variant ran and matched. The cases are
 small (the sanitizers slow kernels down ~100x) and deliberately not multiples of any tile size,
-so every kernel runs its edge and tail paths. ``--list`` prints the plan without running.
+so every kernel runs its edge and tail paths. Every variant runs in its first dtype before any
+runs in its other dtypes, so that ``--time-budget`` (stop starting runs after that many seconds,
+leaving the sanitizer time to print its summary) still covers each variant once. ``--list``
+prints the plan without running.
 """
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 
 import pykern as pk
 from pykern._check import run_case
@@ -33,10 +37,13 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--op", help="comma-separated ops (default: all)")
     ap.add_argument("--list", action="store_true", help="print what would run, run nothing")
+    ap.add_argument("--time-budget", type=float, metavar="SECONDS", help="start no run after this long")
     args = ap.parse_args(argv)
+    t0 = time.perf_counter()
     ops = args.op.split(",") if args.op else list(SPECS)
-    plan = [(v, dtype, case) for op in ops for v in pk.variants(op, "cuda") for dtype in v.dtypes
-            for case in CASES[op]]
+    every = [(v, i, dtype, case) for op in ops for v in pk.variants(op, "cuda")
+             for i, dtype in enumerate(v.dtypes) for case in CASES[op]]
+    plan = [(v, dtype, case) for v, i, dtype, case in sorted(every, key=lambda r: r[1] > 0)]
     print(f"sanitize: {len(plan)} runs of {len({v.key for v, _, _ in plan})} CUDA C++ variants", flush=True)
     if args.list:
         for v, dtype, case in plan:
@@ -49,6 +56,10 @@ def main(argv=None) -> int:
     failed = skipped = 0
     for i, (v, dtype, case) in enumerate(plan):
         label = f"{v.key} {dtype} {SPECS[v.op].case_id(case)}"
+        if args.time_budget is not None and time.perf_counter() - t0 > args.time_budget:
+            skipped += 1
+            print(f"SKIP  {label}: time budget of {args.time_budget:.0f} s used up", flush=True)
+            continue
         try:
             cmp = run_case(v, case, dtype, seed=i)
         except Unsupported as e:

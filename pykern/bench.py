@@ -552,9 +552,14 @@ def gpu_info() -> tuple[Optional[dict], Optional[str]]:
         from numba import cuda
         d = cuda.get_current_device()
         name = d.name.decode() if isinstance(d.name, bytes) else d.name
-        return {"name": name, "compute_capability": list(d.compute_capability),
-                "multiprocessors": d.MULTIPROCESSOR_COUNT, "l2_cache_bytes": d.L2_CACHE_SIZE,
-                "source": "numba.cuda.get_current_device()"}, None
+        info = {"name": name, "compute_capability": list(d.compute_capability),
+                "source": "numba.cuda.get_current_device()"}
+        for key, attr in (("multiprocessors", "MULTIPROCESSOR_COUNT"), ("l2_cache_bytes", "L2_CACHE_SIZE")):
+            try:
+                info[key] = getattr(d, attr)
+            except Exception:  # an attribute this numba-cuda does not expose: leave it out
+                pass
+        return info, None
     return None, reason
 
 
