@@ -150,7 +150,7 @@ if [[ -z $SAN ]]; then
   done
 fi
 if [[ -z $SAN ]]; then  # the pip wheel nvidia-cuda-sanitizer-api ships the binary too
-  SAN="$("$PY" -c "import nvidia, os, glob; print(next(iter(glob.glob(os.path.join(list(nvidia.__path__)[0], '*', 'compute-sanitizer', 'compute-sanitizer'))), ''))" 2>/dev/null)"
+  SAN="$("$PY" -c "import nvidia, os, glob; print(next(iter(sorted(f for p in nvidia.__path__ for f in glob.glob(os.path.join(p, '*', 'compute-sanitizer', 'compute-sanitizer')))), ''))" 2>/dev/null)"
 fi
 for tool in memcheck racecheck; do
   if [[ -n $SAN ]]; then

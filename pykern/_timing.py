@@ -88,7 +88,7 @@ def _event_api(lib: str):
         return mod.Event, lambda a, b: a.elapsed_ms(b)
     if lib == "numba":
         from numba import cuda
-        return (lambda: cuda.event(timing=True)), cuda.event_elapsed_time
+        return cuda.event, lambda a, b: a.elapsed_time(b)  # events time by default
     if lib == "cupy":
         import cupy
         return cupy.cuda.Event, cupy.cuda.get_elapsed_time

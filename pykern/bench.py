@@ -551,8 +551,9 @@ def gpu_info() -> tuple[Optional[dict], Optional[str]]:
     if has_gpu:  # numba only
         from numba import cuda
         d = cuda.get_current_device()
-        name = d.name.decode() if isinstance(d.name, bytes) else d.name
-        info = {"name": name, "compute_capability": list(d.compute_capability),
+        name = getattr(d, "name", "unknown GPU")
+        info = {"name": name.decode() if isinstance(name, bytes) else name,
+                "compute_capability": list(getattr(d, "compute_capability", ())),
                 "source": "numba.cuda.get_current_device()"}
         for key, attr in (("multiprocessors", "MULTIPROCESSOR_COUNT"), ("l2_cache_bytes", "L2_CACHE_SIZE")):
             try:
