@@ -530,15 +530,16 @@ struct WmmaCfg {
   // so the 8 rows an 8x8 fragment load reads hit 8 disjoint bank groups.
   static constexpr int kALd = BK + 8, kBLd = BN + 8;
   static constexpr int kATile = BM * kALd, kBTile = BK * kBLd;  // elements per stage
-  static constexpr int kVec = 8;                                // elements per 16-byte copy
+  static constexpr int kElem = 2;                               // bytes per fp16/bf16 element
+  static constexpr int kVec = 16 / kElem;                       // elements per 16-byte copy
   static_assert(BM % WM == 0 && BN % WN == 0, "warp tiles must cover the block tile exactly");
   static_assert(WM % 16 == 0 && WN % 16 == 0 && BK % 16 == 0, "wmma fragments are 16x16x16");
   static_assert(BK % kVec == 0 && BN % kVec == 0, "tiles are copied in whole 16-byte pieces");
   // load_matrix_sync needs 32-byte aligned fragment pointers: rows are multiples of 16
   // elements apart and every stage/array offset must keep that.
-  static_assert((kATile * 2) % 32 == 0 && (kBTile * 2) % 32 == 0 && (kALd * 2 * 16) % 32 == 0,
+  static_assert((kATile * kElem) % 32 == 0 && (kBTile * kElem) % 32 == 0 && (kALd * kElem * 16) % 32 == 0,
                 "stage sizes keep fragment pointers 32-byte aligned");
-  static constexpr size_t kSmemBytes = size_t(STAGES) * (kATile + kBTile) * 2;
+  static constexpr size_t kSmemBytes = size_t(STAGES) * (kATile + kBTile) * kElem;
   // The epilogue reuses the ring to stage each warp's 16 x WN fp32 fragment rows.
   static_assert(size_t(kThreads / 32) * 16 * WN * sizeof(float) <= kSmemBytes,
                 "epilogue staging must fit in the pipeline's shared memory");
@@ -558,6 +559,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, VEC ? 2 : 1)
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
   __trap();  // bf16 wmma and cp.async need sm_80; the launcher checks before launching
 #else
+  static_assert(sizeof(T) == Cfg::kElem, "the tile layout is sized for 16-bit elements");
   namespace wmma = nvcuda::wmma;
   constexpr int BM = Cfg::BM, BN = Cfg::BN, BK = Cfg::BK, WM = Cfg::WM, WN = Cfg::WN;
   constexpr int STAGES = Cfg::STAGES, FM = WM / 16, FN = WN / 16;
