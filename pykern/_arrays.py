@@ -74,6 +74,10 @@ def describe(x, name: str) -> ArrayInfo:
         dtype = np.dtype(cai["typestr"])
     except TypeError:
         raise TypeError(f"{name}: element type {cai['typestr']!r} is not supported") from None
+    if dtype.kind == "V" and dtype.itemsize == 2 and _dtype_name(getattr(x, "dtype", None)) == "bfloat16":
+        # The interface has no bfloat16 typestr ('<V2', raw bytes); the array's own dtype
+        # (ml_dtypes.bfloat16 on a pykern DeviceArray, for instance) says what the bytes are.
+        dtype = np.dtype(x.dtype)
     shape = tuple(int(s) for s in cai["shape"])
     strides = cai.get("strides")
     if strides is not None:
@@ -81,6 +85,13 @@ def describe(x, name: str) -> ArrayInfo:
         if strides == c_strides(shape, dtype.itemsize):
             strides = None
     return ArrayInfo(name, x, kind, shape, dtype, int(cai["data"][0]), strides)
+
+
+def _dtype_name(dt) -> str:
+    try:
+        return np.dtype(dt).name
+    except TypeError:
+        return ""
 
 
 def c_strides(shape, itemsize) -> tuple:

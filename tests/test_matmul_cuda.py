@@ -18,18 +18,10 @@ from pykern._device import DeviceArray
 from pykern.ops import SPECS
 
 VARIANTS = pk.variants("matmul", "cuda")
-# pykern._arrays.describe() reads a device array's dtype from __cuda_array_interface__, where
-# ml_dtypes' bfloat16 is the typestr '<V2' (void16): bfloat16 *device* arrays are rejected by the
-# dispatch. Host bfloat16 arrays work (their dtype is checked before upload). Strict, so the
-# test reports when describe() learns bfloat16 and this mark should go.
-_BF16_DEVICE_XFAIL = pytest.mark.xfail(strict=True, raises=TypeError,
-                                       reason="bfloat16 device arrays are described as void16")
 
 
-def _variant_dtypes(device_arrays=False) -> list:
-    return [pytest.param(v, dtype, id=f"{v.name}-{dtype}",
-                         marks=[_BF16_DEVICE_XFAIL] if device_arrays and dtype == "bfloat16" else [])
-            for v in VARIANTS for dtype in v.dtypes]
+def _variant_dtypes() -> list:
+    return [pytest.param(v, dtype, id=f"{v.name}-{dtype}") for v in VARIANTS for dtype in v.dtypes]
 
 # (M, N, K): vector-friendly (K, N multiples of 8), scalar-only (odd K and N), and edge tiles
 # on every side of the 128x128 block tiles and 16x16 fragments.
@@ -66,7 +58,7 @@ def _view(base: DeviceArray, offset: int, shape):
     return DeviceArray(base.ptr + offset * base.dtype.itemsize, shape, base.dtype, owner=base._owner)
 
 
-@pytest.mark.parametrize("variant,dtype", _variant_dtypes(device_arrays=True))
+@pytest.mark.parametrize("variant,dtype", _variant_dtypes())
 @pytest.mark.parametrize("offsets", [(0, 0, 0), (1, 0, 0), (0, 3, 0), (0, 0, 2), (5, 6, 7)],
                          ids=lambda o: "a+{}_b+{}_c+{}".format(*o))
 def test_misaligned_views(variant, dtype, offsets):

@@ -129,3 +129,17 @@ def test_backends_and_variants_api():
     for op in ("relu", "matmul", "conv2d"):
         for backend in ("numpy",):
             assert sum(v.default for v in pk.variants(op, backend)) == 1
+
+
+def test_bfloat16_device_array_described_by_its_own_dtype():
+    """__cuda_array_interface__ has no bfloat16 typestr ('<V2'): the array's dtype decides."""
+    ml_dtypes = pytest.importorskip("ml_dtypes", reason="ml_dtypes provides NumPy's bfloat16")
+    from pykern._arrays import describe
+
+    class FakeDeviceArray:
+        dtype = np.dtype(ml_dtypes.bfloat16)
+        __cuda_array_interface__ = {"shape": (4, 2), "typestr": "<V2", "data": (1 << 20, False),
+                                    "strides": None, "version": 3}
+
+    info = describe(FakeDeviceArray(), "a")
+    assert info.dtype.name == "bfloat16" and info.on_gpu and info.shape == (4, 2)

@@ -15,10 +15,10 @@ F32_F64 = ("float32", "float64")
 F32 = ("float32",)
 
 
-def _launch(variant, a, b, c, dtype=None):
-    """a: (M, K), b: (K, N), c: (M, N) device ArrayInfo; ``dtype`` overrides a's dtype name."""
+def _launch(variant, a, b, c):
+    """a: (M, K), b: (K, N), c: (M, N) device ArrayInfo."""
     (m, k), n = a.shape, b.shape[1]
-    kernel(f"matmul_{variant}")(a.ptr, b.ptr, c.ptr, m, n, k, dtype or a.dtype.name, STREAM)
+    kernel(f"matmul_{variant}")(a.ptr, b.ptr, c.ptr, m, n, k, a.dtype.name, STREAM)
 
 
 @register("matmul", "cuda", dtypes=F32_F64)
@@ -78,6 +78,4 @@ def wmma_fp16(a, b, c):
 @register("matmul", "cuda", dtypes=("bfloat16",))
 def wmma_bf16(a, b, c):
     """Tensor cores via nvcuda::wmma, bf16 in, fp32 accumulate and out; 3-stage cp.async ring (sm_80+)."""
-    # Named explicitly: a bfloat16 device copy comes back from __cuda_array_interface__ as
-    # 'void16' (ml_dtypes' typestr is '<V2'); the dispatch has already checked it is bfloat16.
-    _launch("wmma_bf16", a, b, c, dtype="bfloat16")
+    _launch("wmma_bf16", a, b, c)
