@@ -16,8 +16,9 @@ also time page faults of freshly zeroed pages (a 26 MB output: ~15 ms, more than
 Unless --malloc-default is given, this file raises glibc's mmap and trim thresholds (mallopt) so
 that repeated allocations reuse the heap, for both sides alike, as they do in a long-running
 process. Timing: each implementation runs in blocks of back-to-back calls (its worker threads
-stay awake), the blocks of all implementations alternating, and the median is reported; the CPU
-time other processes took during the run is printed, since it skews everything on 2 cores.
+stay awake), the blocks of all implementations alternating after a pause (so that the previous
+library's spinning threads have gone to sleep), and the median is reported; the CPU time other
+processes took during the run is printed, since it skews everything on 2 cores.
 """
 from __future__ import annotations
 
@@ -190,12 +191,30 @@ class OtherLoad:
         self.share = max(0.0, (b1 - self.t0[0] - mine) / max(1, t1 - self.t0[1]))
 
 
+# OpenBLAS worker threads spin for up to 2^28 cycles (~0.1 s) after a call before they sleep, and
+# would take a core from whatever runs next: blocks are separated by a longer pause.
+SETTLE_S = 0.3
+
+
+def wait_for_idle(max_share: float, patience_s: float = 120.0) -> None:
+    """Wait (up to ``patience_s``) until other processes take at most ``max_share`` of the CPU
+    over half a second: on a shared 2-core machine a compile next door halves every number."""
+    deadline = time.monotonic() + patience_s
+    while time.monotonic() < deadline:
+        with OtherLoad() as load:
+            time.sleep(0.5)
+        if load.share <= max_share:
+            return
+
+
 def time_side_by_side(runs: dict, reps: int, block: int = 5) -> dict:
     """impl -> list of seconds: blocks of ``block`` back-to-back calls per implementation (the
-    first of each block is a warm-up and not kept), blocks of all implementations alternating."""
+    first of each block is a warm-up and not kept), blocks of all implementations alternating,
+    with a pause before each block so that no other library's threads are still spinning."""
     times = {k: [] for k in runs}
     while min(len(t) for t in times.values()) < reps:
         for impl, run in runs.items():
+            time.sleep(SETTLE_S)
             run()
             for _ in range(block):
                 t0 = time.perf_counter()
@@ -228,6 +247,8 @@ class _TimedNumpy:
 def profile(layer: Layer, impl: str, reps: int) -> dict:
     """Median split of one pykern variant's time into BLAS GEMMs, copies and the rest."""
     run = layer.runner(impl)
+    time.sleep(SETTLE_S)
+    run()
     real = conv.np
     shares = []
     try:
@@ -250,6 +271,9 @@ def main(argv=None) -> int:
                     "into GEMM / copy / other")
     ap.add_argument("--malloc-default", action="store_true", help="keep glibc's allocation "
                     "thresholds (page faults of fresh buffers are then timed too)")
+    ap.add_argument("--max-load", type=float, default=0.05, help="re-time a layer when other "
+                    "processes took more than this share of the CPU meanwhile (default 0.05)")
+    ap.add_argument("--retries", type=int, default=3, help="re-timings per layer (default 3)")
     args = ap.parse_args(argv)
 
     n, how = blas_threads()
@@ -274,8 +298,12 @@ def main(argv=None) -> int:
                 runs[impl] = lay.runner(impl)
             except Unsupported:
                 pass
-        with OtherLoad() as load:
-            times = time_side_by_side(runs, args.reps)
+        for attempt in range(args.retries + 1):
+            wait_for_idle(args.max_load)
+            with OtherLoad() as load:
+                times = time_side_by_side(runs, args.reps)
+            if load.share <= args.max_load:
+                break
         loads.append(load.share)
         results[name] = {impl: statistics.median(t) for impl, t in times.items()}
         results[name]["_flops"] = lay.flops
@@ -289,7 +317,7 @@ def main(argv=None) -> int:
         _print_profile(results)
     worst = max(loads)
     print(f"\nother processes used up to {worst:.0%} of the CPU during a layer's timing"
-          + (" -- timings are skewed; rerun on an idle machine" if worst > 0.05 else ""))
+          + (" -- timings are skewed; rerun on an idle machine" if worst > args.max_load else ""))
     return 0
 
 

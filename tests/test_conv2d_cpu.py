@@ -24,6 +24,9 @@ CASES = [  # (N, C, H, W, K, R, S, params)
     (3, 8, 9, 13, 6, 1, 1, dict(groups=2, bias=True, activation="relu")),  # the no-copy 1x1 path
     (3, 8, 9, 13, 6, 1, 1, dict(stride=2)),  # 1x1 with a stride: gathered like any other
     (2, 3, 5, 4, 2, 5, 4, {}),  # the filter covers the whole image: P = Q = 1
+    # column strides 3 and 2 with dilations 2 and 3: phases of unequal tap counts
+    (3, 4, 11, 17, 6, 3, 4, dict(stride=(2, 3), dilation=(2, 2), padding=(1, 3), bias=True)),
+    (2, 2, 8, 16, 3, 2, 5, dict(stride=(1, 2), dilation=(1, 3), groups=1)),
 ]
 
 
@@ -143,3 +146,35 @@ def test_winograd_declines_what_it_cannot_run():
                       (np.ones((2, 2, 3, 3), np.float32), {"dilation": 2})]:
         with pytest.raises(Unsupported, match="needs a 3x3 filter, stride 1 and dilation 1"):
             prepare("conv2d", {"x": x, "w": w, "bias": None}, params, backend="numpy", variant="winograd_3x3")
+
+
+@pytest.mark.parametrize("sw", [1, 2, 3, 4])
+@pytest.mark.parametrize("dw", [1, 2, 3, 4])
+def test_column_phases_cover_every_tap(sw, dw):
+    """Every filter column lands in exactly one phase, at the input column the spec reads."""
+    for s in range(1, 9):
+        seen = []
+        for b, taps, first, step in conv._column_phases(s, sw, dw):
+            for t, tap in enumerate(taps):
+                for q in range(3):
+                    assert (q + first + t * step) * sw + b == q * sw + tap * dw
+            seen += taps
+        assert sorted(seen) == list(range(s))
+
+
+@pytest.mark.parametrize("min_channels,wshape,params,expected", [
+    (1, (4, 4, 3, 3), {"padding": 1}, "winograd_3x3"),
+    (5, (4, 4, 3, 3), {"padding": 1}, "im2col_gemm"),  # too few channels to pay for the transforms
+    (1, (4, 4, 3, 3), {"stride": 2}, "im2col_gemm"),
+    (1, (4, 4, 5, 5), {}, "im2col_gemm"),
+    (1, (4, 2, 3, 3), {"groups": 2, "padding": 1}, "winograd_3x3"),
+])
+def test_default_routes_by_shape(monkeypatch, min_channels, wshape, params, expected):
+    """winograd_im2col hands each layer to the variant its rule names (and both are tested above)."""
+    calls = []
+    for name in ("winograd_3x3", "im2col_gemm"):
+        monkeypatch.setattr(conv, name, lambda *a, _name=name, **k: calls.append(_name))
+    monkeypatch.setattr(conv, "WINOGRAD_MIN_CHANNELS", min_channels)
+    x = np.ones((1, 4, 9, 9), np.float32)  # never computed on: the spies only record the route
+    _run("winograd_im2col", x, np.ones(wshape, np.float32), None, params)
+    assert calls == [expected]

@@ -8,7 +8,8 @@ Variants:
   winograd_3x3     Winograd F(2x2, 3x3): transform 4x4 input tiles and the filters, 16 batched
                    (K, C) x (C, tiles) GEMMs, transform back: 2.25x fewer multiplies than direct;
                    3x3 filters, stride 1, dilation 1 only
-  winograd_im2col  winograd_3x3 where it applies, im2col_gemm elsewhere; the default
+  winograd_im2col  winograd_3x3 for 3x3 stride-1 layers with >= WINOGRAD_MIN_CHANNELS channels,
+                   im2col_gemm for everything else; the default
 
 Vocabulary: x: (N, C, H, W), w: (K, C//groups, R, S), y: (N, K, P, Q); G groups of Cg = C/G
 input and Kg = K/G output channels; CRS = Cg*R*S, the im2col GEMM's reduction length; a Winograd
@@ -35,8 +36,13 @@ TARGET_COLS = 2048
 MAX_COLS_BYTES = 16 << 20
 # Winograd: tiles per block (the batched GEMMs' column count) and bytes of transformed input per
 # block, for the same reasons as above.
-WINOGRAD_TARGET_TILES = 1024
-WINOGRAD_MAX_BYTES = 16 << 20
+WINOGRAD_TARGET_TILES = 512
+WINOGRAD_MAX_BYTES = 4 << 20
+# The default variant uses Winograd only with at least this many input and output channels per
+# group: the transforms cost memory passes in proportion to C + K while the multiplies saved grow
+# with C * K. Measured on 2 cores (N=8, 3x3): at 64 channels im2col_gemm was 10-20% faster, at 128
+# and 256 Winograd was 10-20% faster, at 512 (7x7 images) they were within 5%.
+WINOGRAD_MIN_CHANNELS = 128
 # Winograd output tile m (F(m x m, 3x3)). m = 4 would do 44% fewer multiplies than m = 2, but its
 # transforms amplify rounding: in float32 it erred by 1.5e-5 of sum|terms| on a group of 2
 # channels, past the 1e-5 tolerance (250 units of roundoff), where F(2x2) stays near 1e-7.
@@ -112,6 +118,22 @@ def _padded_window(x: np.ndarray, n0: int, n1: int, h0: int, h1: int, ph: int, p
     if b > a:
         win[:, :, a:b, pw:pw + wd] = x[n0:n1, :, xr0:xr1]
     return win
+
+
+def _column_phases(s: int, sw: int, dw: int):
+    """Filter columns grouped by column phase: [(b, taps, first, step)], where the taps s' of
+    phase b are those whose input offset s'*dw leaves remainder b modulo the stride sw. Output
+    column q and the t-th tap of phase b read input column (q + first + t*step)*sw + b, i.e.
+    element q + first + t*step of the phase array x[..., b::sw] (taps of one phase are evenly
+    spaced: s' = s0 + t*sw/gcd(sw, dw), so their shifts step by dw/gcd(sw, dw))."""
+    out = []
+    for b in range(sw):
+        taps = [j for j in range(s) if j * dw % sw == b]
+        if taps:
+            first = taps[0] * dw // sw
+            step = taps[1] * dw // sw - first if len(taps) > 1 else 0
+            out.append((b, taps, first, step))
+    return out
 
 
 def _carve(buf: np.ndarray, shape) -> np.ndarray:
@@ -214,30 +236,54 @@ def im2col_gemm(x, w, bias, y, *, stride, padding, dilation, groups, activation)
         _epilogue(yv, bias.reshape(groups, kg, 1) if bias is not None else None, activation)
         return
 
-    wp = wd + 2 * pw
+    wsrc = wd + 2 * pw  # columns of the (padded) source the gather reads
     blocks = _blocks(n, p, q, crs * q * x.itemsize, TARGET_COLS, MAX_COLS_BYTES)
     nb_max = max(b[1] - b[0] for b in blocks)
     rows_max = max(b[3] - b[2] for b in blocks)
     win_rows = lambda rows: (rows - 1) * sh + (r - 1) * dh + 1  # padded input rows a band reads
-    win_buf = np.empty(nb_max * c * win_rows(rows_max) * wp, x.dtype) if (ph, pw) != (0, 0) else None
+    win_buf = np.empty(nb_max * c * win_rows(rows_max) * wsrc, x.dtype) if (ph, pw) != (0, 0) else None
     cols_buf = np.empty(crs * nb_max * rows_max * q, x.dtype)
     tmp_buf = np.empty(kg * nb_max * p * q, x.dtype) if nb_max > 1 else None
+    phases = _column_phases(s, sw, dw)
+    if sw > 1:
+        # A column stride makes the gather read every sw-th element, which runs at a fraction of
+        # the speed of a contiguous copy: split the source into its sw column phases first (one
+        # cheap copy of the input) and gather each phase's taps from contiguous rows. The GEMM
+        # rows then come phase by phase, and the filter columns are permuted to match.
+        phase_buf = np.empty(nb_max * c * win_rows(rows_max) * wsrc, x.dtype)
+        order = np.concatenate([((np.arange(cg)[:, None, None] * r + np.arange(r)[None, :, None]) * s
+                                 + np.asarray(taps)[None, None, :]).ravel() for _, taps, _, _ in phases])
+        wm = np.ascontiguousarray(wm[:, :, order])  # (G, Kg, CRS) in the gather's row order
 
     for n0, n1, p0, p1 in blocks:
         nb, rows = n1 - n0, p1 - p0
         if win_buf is None:
-            src = x[n0:n1, :, p0 * sh:]  # (nb, C, >= win_rows, W)
+            src = x[n0:n1, :, p0 * sh:p0 * sh + win_rows(rows)]  # (nb, C, rows', W)
         else:
             src = _padded_window(x, n0, n1, p0 * sh, p0 * sh + win_rows(rows), ph, pw,
-                                 _carve(win_buf, (nb, c, win_rows(rows), wp)))  # (nb, C, rows', Wp)
-        sn, sc, shh, sww = src.strides
-        cb = _carve(cols_buf, (cg, r, s, nb, rows, q))  # (Cg, R, S, nb, rows, Q)
+                                 _carve(win_buf, (nb, c, win_rows(rows), wsrc)))  # (nb, C, rows', Wp)
+        if sw == 1:
+            sources = [src]
+        else:
+            sources, used = [], 0
+            for b, _, _, _ in phases:
+                shape = src[..., b::sw].shape  # (nb, C, rows', ceil((Wp - b) / sw))
+                sources.append(_carve(phase_buf[used:], shape))
+                np.copyto(sources[-1], src[..., b::sw])
+                used += sources[-1].size
+        cb = _carve(cols_buf, (crs, nb, rows, q))  # (CRS, nb, rows, Q), rows in the gather's order
         cm = cb.reshape(crs, nb * rows * q)  # (CRS, nb*rows*Q): the GEMM's right operand
         for g in range(groups):
-            # Every (c, r, s, image, output row, output column) of this block as one strided view
-            # of the padded source: the whole im2col of the block is a single copy.
-            np.copyto(cb, as_strided(src[:, g * cg:], (cg, r, s, nb, rows, q),
-                                     (sc, dh * shh, dw * sww, sn, sh * shh, sw * sww)))
+            # Every (c, r, s, image, output row, output column) of this block is one strided view
+            # of the source (one per column phase): the whole im2col of the block is one copy each.
+            row = 0
+            for pb, (_, taps, first, step) in zip(sources, phases):
+                sn, sc, shh, sww = pb.strides
+                seg = (cg, r, len(taps), nb, rows, q)
+                np.copyto(cb[row:row + cg * r * len(taps)].reshape(seg),
+                          as_strided(pb[:, g * cg:, :, first:], seg,
+                                     (sc, dh * shh, step * sww, sn, sh * shh, sww)))
+                row += cg * r * len(taps)
             bg = bias[g * kg:(g + 1) * kg, None] if bias is not None else None  # (Kg, 1)
             if nb == 1:
                 # Rows p0:p1 of one image are contiguous per channel: the GEMM writes y directly.
@@ -281,6 +327,9 @@ def winograd_3x3(x, w, bias, y, *, stride, padding, dilation, groups, activation
     mm_buf = np.empty(a2 * k * t_max, x.dtype)
     yt_buf = np.empty(m * m * k * t_max, x.dtype)
     ragged = p % m or q % m
+    # m outputs of one tile row as one opaque item: the scatter into y then copies items of
+    # m*itemsize bytes along whole rows instead of runs of m numbers.
+    unit = np.dtype((np.void, m * x.itemsize))
     full_buf = np.empty(nb_max * k * tr_max * m * tq * m, x.dtype) if ragged else None
 
     for n0, n1, t0, t1 in blocks:
@@ -297,23 +346,27 @@ def winograd_3x3(x, w, bias, y, *, stride, padding, dilation, groups, activation
         # The alpha^2 independent products, each a (Kg, Cg) x (Cg, T) GEMM per group.
         mm = _carve(mm_buf, (a2, groups, kg, t))  # (alpha^2, G, Kg, T)
         np.matmul(u, v.reshape(a2, groups, cg, t), out=mm)
-        yt = _carve(yt_buf, (m, m, k, nb, tr, tq))  # (m, m, K, nb, tr, tq): output tiles
-        np.matmul(at2, mm.reshape(a2, k * t), out=yt.reshape(m * m, k * t))
+        # Output transform with the tile's m x m outputs innermost, so that each tile row of m
+        # outputs is adjacent in memory and can move to y as one m*itemsize item below.
+        yt = _carve(yt_buf, (k, nb, tr, tq, m, m))  # (K, nb, tr, tq, m, m): output tiles
+        np.matmul(mm.reshape(a2, k * t).T, at2.T, out=yt.reshape(k * t, m * m))
+        tiles = yt.view(unit)[..., 0].transpose(1, 0, 2, 4, 3)  # (nb, K, tr, m, tq) of units
         rows = min(p, t1 * m) - t0 * m
         yb = y[n0:n1, :, t0 * m:t0 * m + rows]  # (nb, K, rows, Q)
-        tiles = yt.transpose(3, 2, 4, 0, 5, 1)  # (nb, K, tr, m, tq, m)
         if not ragged:
-            np.copyto(yb.reshape(nb, k, tr, m, tq, m), tiles)
+            np.copyto(yb.view(unit).reshape(nb, k, tr, m, tq), tiles)
         else:
             # Tiles overhang y's last rows/columns: lay them out whole, then keep what is inside.
-            full = _carve(full_buf, (nb, k, tr, m, tq, m))
-            np.copyto(full, tiles)
-            np.copyto(yb, full.reshape(nb, k, tr * m, tq * m)[:, :, :rows, :q])
+            full = _carve(full_buf, (nb, k, tr * m, tq * m))
+            np.copyto(full.view(unit).reshape(nb, k, tr, m, tq), tiles)
+            np.copyto(yb, full[:, :, :rows, :q])
         _epilogue(yb, bias[:, None, None] if bias is not None else None, activation)
 
 
 @register("conv2d", "numpy", dtypes=("float32", "float64"), default=True)
 def winograd_im2col(x, w, bias, y, *, stride, padding, dilation, groups, activation):
-    """winograd_3x3 for 3x3 stride-1 filters, im2col_gemm for everything else."""
-    fn = winograd_3x3 if _winograd_applies(w.shape, stride, dilation) else im2col_gemm
+    """winograd_3x3 for 3x3 stride-1 layers with many channels, im2col_gemm for everything else."""
+    kg, cg = w.shape[0] // groups, w.shape[1]
+    wide = min(kg, cg) >= WINOGRAD_MIN_CHANNELS
+    fn = winograd_3x3 if wide and _winograd_applies(w.shape, stride, dilation) else im2col_gemm
     fn(x, w, bias, y, stride=stride, padding=padding, dilation=dilation, groups=groups, activation=activation)
