@@ -40,8 +40,9 @@ WINOGRAD_TARGET_TILES = 512
 WINOGRAD_MAX_BYTES = 4 << 20
 # The default variant uses Winograd only with at least this many input and output channels per
 # group: the transforms cost memory passes in proportion to C + K while the multiplies saved grow
-# with C * K. Measured on 2 cores (N=8, 3x3): at 64 channels im2col_gemm was 10-20% faster, at 128
-# and 256 Winograd was 10-20% faster, at 512 (7x7 images) they were within 5%.
+# with C * K. Measured on 2 cores (N=8, 3x3, ResNet layers): at 64 channels the two tie, at 128
+# and 256 Winograd is 18-23% faster, at 512 (7x7 images, whose 8x8 tile cover wastes 30%) they
+# tie again. On a tie im2col_gemm wins: its direct sums round less.
 WINOGRAD_MIN_CHANNELS = 128
 # Winograd output tile m (F(m x m, 3x3)). m = 4 would do 44% fewer multiplies than m = 2, but its
 # transforms amplify rounding: in float32 it erred by 1.5e-5 of sum|terms| on a group of 2
@@ -100,15 +101,11 @@ def _blocks(n: int, rows: int, cols_per_row: int, bytes_per_row: int, target_col
 
 
 def _padded_window(x: np.ndarray, n0: int, n1: int, h0: int, h1: int, ph: int, pw: int,
-                   buf: np.ndarray) -> np.ndarray:
-    """Rows h0:h1 and columns 0:Wb of zero-padded images n0:n1 of x, written into buf.
-
-    x: (N, C, H, W); buf: flat workspace; returns win: (n1-n0, C, h1-h0, Wb) with Wb >= W + pw
-    taken from ``buf`` carved by the caller's shape. Every element is written (data or zero),
-    so the workspace needs no clearing between blocks.
-    """
+                   win: np.ndarray) -> np.ndarray:
+    """Fill and return ``win`` with rows h0:h1 and columns 0:Wb of images n0:n1 of x zero-padded
+    by (ph, pw): x: (N, C, H, W), win: (n1-n0, C, h1-h0, Wb) workspace, Wb >= W + pw. Every
+    element is written (data or zero), so the workspace needs no clearing between blocks."""
     n, c, h, wd = x.shape
-    win = buf
     xr0, xr1 = max(0, h0 - ph), min(h, h1 - ph)  # the rows of x inside the window
     a, b = xr0 + ph - h0, max(xr0 + ph - h0, xr1 + ph - h0)
     win[:, :, :a] = 0
@@ -240,7 +237,10 @@ def im2col_gemm(x, w, bias, y, *, stride, padding, dilation, groups, activation)
     blocks = _blocks(n, p, q, crs * q * x.itemsize, TARGET_COLS, MAX_COLS_BYTES)
     nb_max = max(b[1] - b[0] for b in blocks)
     rows_max = max(b[3] - b[2] for b in blocks)
-    win_rows = lambda rows: (rows - 1) * sh + (r - 1) * dh + 1  # padded input rows a band reads
+
+    def win_rows(rows):  # padded input rows that a band of output rows reads
+        return (rows - 1) * sh + (r - 1) * dh + 1
+
     win_buf = np.empty(nb_max * c * win_rows(rows_max) * wsrc, x.dtype) if (ph, pw) != (0, 0) else None
     cols_buf = np.empty(crs * nb_max * rows_max * q, x.dtype)
     tmp_buf = np.empty(kg * nb_max * p * q, x.dtype) if nb_max > 1 else None
