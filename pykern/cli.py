@@ -84,8 +84,11 @@ def cmd_demo(args) -> int:
             print("    " + cmp.message().replace("\n", "\n    "))
     if skipped:
         print("\nnot run here:")
+        by_reason = {}  # one line per reason: a missing backend would repeat it per variant
         for key, reason in skipped:
-            print(f"  {key:28s} {reason}")
+            by_reason.setdefault(reason, []).append(key)
+        for reason, keys in by_reason.items():
+            print(f"  {', '.join(keys)}\n    because: {reason}")
     if simulator_enabled():
         print("\nnumba variants ran in the CUDA simulator on small sizes: correct results, no timings.")
     return 1 if failures else 0
