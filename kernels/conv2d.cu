@@ -178,7 +178,10 @@ SmemTiling smem_tiling(const ConvShape& s, int64_t itemsize) {
   // int64 first: the budget check below is what makes these small.
   int64_t ih = (kSmemTileP - 1) * s.sh + (s.R - 1) * s.dh + 1;
   int64_t iw = (kSmemTileQ - 1) * s.sw + (s.S - 1) * s.dw + 1;
-  t.bytes_per_channel = (ih * iw + s.R * s.S * kSmemKB) * itemsize;
+  // ih * iw saturated: with strides near 2^31 the raw product (up to ~2^70) wraps int64 and
+  // can land on a small positive byte count that passes the budget. Saturated, it stays over
+  // the budget and the shape is refused. R*S < 2^31 (filter bank bound), so that term fits.
+  t.bytes_per_channel = (sat_product({ih, iw}) + s.R * s.S * kSmemKB) * itemsize;
   int64_t cb = std::min<int64_t>({kSmemMaxCB, s.C / s.groups, kSmemBudget / t.bytes_per_channel});
   t.IH = static_cast<int>(std::min<int64_t>(ih, kInt32Max));
   t.IW = static_cast<int>(std::min<int64_t>(iw, kInt32Max));
