@@ -124,9 +124,10 @@ void bind_runtime(py::module_& m) {
       .def("record", &Event::record, py::arg("stream") = 0)
       .def("synchronize", &Event::synchronize)
       .def("elapsed_ms", &Event::elapsed_ms, py::arg("end"));
-  // std::invalid_argument (bad dtype for a kernel) reaches Python as TypeError, not ValueError:
+  // std::invalid_argument (bad dtype for a kernel) reaches Python as TypeError, not ValueError
+  // (local: only for exceptions leaving this module, not every pybind11 module in the process):
   // it is always a dtype the Python side should have rejected already.
-  py::register_exception_translator([](std::exception_ptr p) {
+  py::register_local_exception_translator([](std::exception_ptr p) {
     try {
       if (p) std::rethrow_exception(p);
     } catch (const std::invalid_argument& e) {

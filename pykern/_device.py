@@ -42,8 +42,9 @@ class DeviceArray:
 
     @classmethod
     def from_host(cls, a: np.ndarray) -> "DeviceArray":
+        shape = np.shape(a)  # before ascontiguousarray, which turns a 0-d array into shape (1,)
         a = np.ascontiguousarray(a)
-        d = cls.empty(a.shape, a.dtype)
+        d = cls.empty(shape, a.dtype)
         ext().memcpy_htod(d.ptr, a.reshape(-1).view(np.uint8))
         return d
 
