@@ -551,9 +551,7 @@ conv2d_implicit_gemm_kernel(Geom g, int k_tiles, const float* __restrict__ x,
             const int kg = n0 + gj * TY * 4 + tn * 4 + j;
             if (kg >= g.Kg) continue;
             const int k = grp * g.Kg + kg;
-            const float bk = bias != nullptr ? __ldg(bias + k) : 0.f;
-            yb[static_cast<int64_t>(k) * g.PQ] =
-                activate(acc[gi * 4 + i][jj] + bk, g.relu);
+            yb[static_cast<int64_t>(k) * g.PQ] = epilogue(acc[gi * 4 + i][jj], bias, k, g.relu);
           }
       }
     }
