@@ -25,6 +25,10 @@ class ArrayInfo:
     dtype: np.dtype
     ptr: int  # device pointer for GPU kinds, host address for numpy, 0 when unknown
     strides: Optional[tuple]  # in bytes; None means C-contiguous
+    # The producer's CUDA stream from __cuda_array_interface__ v3 (1: legacy default, 2:
+    # per-thread default, else a cudaStream_t); 0 when none was given. Kernels launch on it, so
+    # they are ordered after the producer's work on its stream.
+    stream: int = 0
 
     @property
     def on_gpu(self) -> bool:
@@ -84,7 +88,7 @@ def describe(x, name: str) -> ArrayInfo:
         strides = tuple(int(s) for s in strides)
         if strides == c_strides(shape, dtype.itemsize):
             strides = None
-    return ArrayInfo(name, x, kind, shape, dtype, int(cai["data"][0]), strides)
+    return ArrayInfo(name, x, kind, shape, dtype, int(cai["data"][0]), strides, int(cai.get("stream") or 0))
 
 
 def _dtype_name(dt) -> str:
@@ -114,6 +118,19 @@ def require_layout(info: ArrayInfo) -> None:
         what = "has negative strides" if any(s < 0 for s in info.strides) else "is not C-contiguous"
         raise ValueError(f"{info.name} {what} (strides {info.strides}); pykern never copies "
                          f"implicitly: pass a contiguous copy, e.g. np.ascontiguousarray({info.name})")
+
+
+def overlaps(a: ArrayInfo, b: ArrayInfo) -> bool:
+    """Whether two C-contiguous arrays share any byte (exact, since both are contiguous)."""
+    if a.obj is b.obj:
+        return True
+    if not a.ptr or not b.ptr or a.on_gpu != b.on_gpu:
+        return False  # the simulator's arrays have no address; host and device never overlap
+    return a.ptr < b.ptr + b.nbytes and b.ptr < a.ptr + a.nbytes
+
+
+def same_buffer(a: ArrayInfo, b: ArrayInfo) -> bool:
+    return a.obj is b.obj or (bool(a.ptr) and a.ptr == b.ptr and a.nbytes == b.nbytes and a.on_gpu == b.on_gpu)
 
 
 def require_rank(info: ArrayInfo, rank: int, layout: str) -> None:

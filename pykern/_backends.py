@@ -15,7 +15,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from ._arrays import ArrayInfo, describe, empty_like_kind
+from ._arrays import ArrayInfo, describe, empty_like_kind, same_buffer
 
 
 @dataclass(frozen=True)
@@ -91,18 +91,13 @@ class Prepared:
 
 
 def _alias_map(ins: list[ArrayInfo], out: Optional[ArrayInfo]):
-    """Index of the input ``out`` aliases exactly, or None; partial overlap is an error."""
+    """Index of the input that ``out`` is (in place), or None. The dispatch has already refused
+    every other kind of overlap."""
     if out is None:
         return None
     for i, a in enumerate(ins):
-        if a is None:
-            continue
-        if a.obj is out.obj or (a.ptr and a.ptr == out.ptr and a.shape == out.shape and a.kind == out.kind):
+        if a is not None and same_buffer(a, out):
             return i
-    if out.kind == "numpy":
-        for a in ins:
-            if a is not None and a.kind == "numpy" and np.may_share_memory(a.obj, out.obj):
-                raise ValueError(f"out overlaps {a.name} partially; it must be either the same array or disjoint")
     return None
 
 

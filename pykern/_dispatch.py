@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from ._arrays import describe, require_layout
+from ._arrays import describe, overlaps, require_layout, same_buffer
 from ._backends import EXECUTORS, Prepared, availability, require
 from ._registry import BACKENDS, get_variant
 from .ops import SPECS
@@ -63,6 +63,13 @@ def prepare(op: str, arrays: dict, params: dict, *, backend: str = "auto",
         if out_info.shape != tuple(out_shape) or out_info.dtype != out_dtype:
             raise ValueError(f"out: expected shape {tuple(out_shape)} and dtype {out_dtype.name}, "
                              f"got {out_info.shape} {out_info.dtype.name}")
+        for info in present:
+            if overlaps(info, out_info):
+                if not spec.in_place_ok:
+                    raise ValueError(f"out overlaps {info.name}: {op} cannot write its output over an input")
+                if not same_buffer(info, out_info):
+                    raise ValueError(f"out overlaps {info.name} partially; it must be either the same "
+                                     "array (in place) or disjoint")
     ins = [infos[name] for name in spec.inputs]
     prepared = EXECUTORS[be].prepare(var, ins, params, tuple(out_shape), out_dtype, out_info, poison)
     prepared.variant, prepared.params = var, params

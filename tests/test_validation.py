@@ -4,6 +4,7 @@ import pytest
 from conftest import require_backend
 
 import pykern as pk
+from pykern._dispatch import call
 
 RNG = np.random.default_rng(7)
 
@@ -81,6 +82,15 @@ def test_out_argument_checked():
         pk.relu(big[:10], out=big[5:15])
     with pytest.raises(ValueError, match=r"out: expected shape \(2, 2\) and dtype float32"):
         pk.matmul(f32(2, 3), f32(3, 2), out=np.empty((2, 2), np.float64))
+    a, b = f32(4, 4), f32(4, 4)
+    with pytest.raises(ValueError, match=r"out overlaps a: matmul cannot write its output over an input"):
+        pk.matmul(a, b, out=a)
+    with pytest.raises(ValueError, match=r"out overlaps b: matmul cannot write its output over an input"):
+        pk.matmul(a, b, out=b)
+    x = f32(1, 2, 4, 4)
+    with pytest.raises(ValueError, match=r"out overlaps x: conv2d"):
+        # conv2d has no public out=; the dispatch underneath is the same for every op
+        call("conv2d", {"x": x, "w": f32(2, 2, 1, 1), "bias": None}, {}, out=x)
 
 
 def test_gpu_array_to_numpy_backend_and_mixed_sides():
@@ -143,3 +153,17 @@ def test_bfloat16_device_array_described_by_its_own_dtype():
 
     info = describe(FakeDeviceArray(), "a")
     assert info.dtype.name == "bfloat16" and info.on_gpu and info.shape == (4, 2)
+
+
+def test_cai_stream_is_kept_for_launches():
+    """Kernels launch on the stream the producer named in __cuda_array_interface__ (v3)."""
+    from pykern._arrays import describe
+
+    class FakeDeviceArray:
+        def __init__(self, stream):
+            self.__cuda_array_interface__ = {"shape": (3,), "typestr": "<f4", "data": (1 << 20, False),
+                                             "strides": None, "version": 3, "stream": stream}
+
+    assert describe(FakeDeviceArray(12345), "x").stream == 12345
+    assert describe(FakeDeviceArray(None), "x").stream == 0
+    assert describe(f32(3), "x").stream == 0

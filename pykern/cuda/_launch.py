@@ -1,9 +1,13 @@
-"""Calling a bound kernel: device arrays arrive as ArrayInfo records (ptr, shape, dtype)."""
+"""Calling a bound kernel: device arrays arrive as ArrayInfo records (ptr, shape, dtype, stream).
+
+Kernels launch on the first input's ``stream``: the stream its producer named in
+__cuda_array_interface__ (CuPy's or PyTorch's current stream), else 0, the legacy default
+stream, which is ordered with every blocking stream (pykern's own copies use it).
+"""
 from __future__ import annotations
 
 from .._device import ext
 
-STREAM = 0  # the legacy default stream: ordered with CuPy's and PyTorch's default streams
 
 
 def kernel(name: str):

@@ -9,7 +9,7 @@ always agree.
 from __future__ import annotations
 
 from .._registry import register
-from ._launch import STREAM, kernel
+from ._launch import kernel
 
 
 def _shape_args(x_shape, w_shape, pq, stride, padding, dilation, groups, activation):
@@ -23,7 +23,7 @@ def _shape_args(x_shape, w_shape, pq, stride, padding, dilation, groups, activat
 def _launch(name, x, w, bias, y, stride, padding, dilation, groups, activation, **extra):
     kernel(name)(x.ptr, w.ptr, 0 if bias is None else bias.ptr, y.ptr,
                  *_shape_args(x.shape, w.shape, y.shape[2:], stride, padding, dilation, groups, activation),
-                 x.dtype.name, STREAM, **extra)
+                 x.dtype.name, x.stream, **extra)
 
 
 def _supports(variant):

@@ -9,7 +9,7 @@ needs a ``supports`` rule. Launchers get device ArrayInfo records a, b and the o
 from __future__ import annotations
 
 from .._registry import register
-from ._launch import STREAM, kernel
+from ._launch import kernel
 
 F32_F64 = ("float32", "float64")
 F32 = ("float32",)
@@ -18,7 +18,7 @@ F32 = ("float32",)
 def _launch(variant, a, b, c):
     """a: (M, K), b: (K, N), c: (M, N) device ArrayInfo."""
     (m, k), n = a.shape, b.shape[1]
-    kernel(f"matmul_{variant}")(a.ptr, b.ptr, c.ptr, m, n, k, a.dtype.name, STREAM)
+    kernel(f"matmul_{variant}")(a.ptr, b.ptr, c.ptr, m, n, k, a.dtype.name, a.stream)
 
 
 @register("matmul", "cuda", dtypes=F32_F64)

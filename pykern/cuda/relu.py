@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 from .._registry import register
-from ._launch import STREAM, kernel
+from ._launch import kernel
 
 DTYPES = ("float16", "float32", "float64")
 
 
 def _launch(name, x, y):
-    kernel(name)(x.ptr, y.ptr, x.size, x.dtype.name, STREAM)
+    kernel(name)(x.ptr, y.ptr, x.size, x.dtype.name, x.stream)
 
 
 @register("relu", "cuda", dtypes=DTYPES)

@@ -21,6 +21,10 @@ class OpSpec:
     inputs: tuple = ()  # argument names in the order kernels receive them
     optional: tuple = ()  # inputs that may be None
     rate_unit: str = "GFLOP/s"  # what the demo and benchmarks report
+    # Elementwise ops may write their output over their input (out=x); for the others every
+    # output element depends on many inputs, so a kernel writing in place would read its own
+    # results: out must not overlap any input.
+    in_place_ok: bool = False
 
     # --- validation ------------------------------------------------------------------------
     def validate(self, infos: dict, params: dict) -> tuple[tuple, np.dtype, dict]:

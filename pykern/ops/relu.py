@@ -10,6 +10,7 @@ class ReluSpec(OpSpec):
     name = "relu"
     inputs = ("x",)
     rate_unit = "GB/s"
+    in_place_ok = True
 
     def validate(self, infos, params):
         dtype = self.same_dtype(infos)
