@@ -104,24 +104,29 @@ WINOGRAD_CASES = [  # (N, C, H, W, K, params): 3x3 filters, stride 1, dilation 1
 
 @pytest.mark.parametrize("plan", list(WINOGRAD_PLANS))
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("variant", ["winograd_2x2", "winograd_4x4"])
 @pytest.mark.parametrize("case", WINOGRAD_CASES, ids=lambda c: "N{}C{}H{}W{}K{}-".format(*c[:5]) +
                          "-".join(f"{k}{v}" for k, v in c[5].items()))
-def test_winograd_matches_reference(monkeypatch, plan, dtype, case):
+def test_winograd_matches_reference(monkeypatch, plan, dtype, variant, case):
     for name, value in zip(("WINOGRAD_TARGET_TILES", "WINOGRAD_MAX_BYTES"), WINOGRAD_PLANS[plan]):
         monkeypatch.setattr(conv, name, value)
-    _check_winograd(dtype, case, seed_for("winograd_3x3", plan, dtype, case))
+    n, c, h, w, k, params = case
+    if variant == "winograd_4x4" and dtype == "float32" and c // params.get("groups", 1) < conv.WINOGRAD_4X4_MIN_CHANNELS:
+        # It refuses these (tested below); raise the channel count to one it accepts.
+        case = (n, c * conv.WINOGRAD_4X4_MIN_CHANNELS, h, w, k, params)
+    _check_winograd(variant, dtype, case, seed_for(variant, plan, dtype, case))
 
 
-@pytest.mark.parametrize("case", WINOGRAD_CASES[:3], ids=lambda c: "N{}C{}H{}W{}K{}".format(*c[:5]))
-def test_winograd_f4x4_indexing_in_float64(monkeypatch, case):
-    """The tile size is a constant; m = 4 is off by default for its float32 error (see
-    WINOGRAD_M), but its tiling must still be right: float64 keeps its error far inside tolerance."""
-    monkeypatch.setattr(conv, "WINOGRAD_M", 4)
-    monkeypatch.setattr(conv, "WINOGRAD_MAX_BYTES", 1)  # one tile row per block, too
-    _check_winograd("float64", case, seed_for("winograd_f4x4", case))
+@pytest.mark.parametrize("variant", ["winograd_2x2", "winograd_4x4"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_winograd_filter_chunks(monkeypatch, variant, dtype):
+    """Big transformed filters are made a few output channels at a time, short last chunk too."""
+    monkeypatch.setattr(conv, "WINOGRAD_FILTER_CHUNK_BYTES", 36 * 16 * 8 * 5)  # chunks of 5 (or 11) channels
+    _check_winograd(variant, dtype, (2, 16, 7, 9, 23, dict(padding=1, bias=True, activation="relu")),
+                    seed_for("winograd_chunks", variant, dtype))
 
 
-def _check_winograd(dtype, case, seed):
+def _check_winograd(variant, dtype, case, seed):
     n, c, h, w, k, params = case
     params = dict(params)
     g = params.get("groups", 1)
@@ -129,7 +134,7 @@ def _check_winograd(dtype, case, seed):
     x = rng.standard_normal((n, c, h, w)).astype(dtype)
     wt = rng.standard_normal((k, c // g, 3, 3)).astype(dtype)
     bias = rng.standard_normal(k).astype(dtype) if params.pop("bias", False) else None
-    got, norm = _run("winograd_3x3", x, wt, bias, params)
+    got, norm = _run(variant, x, wt, bias, params)
     x64, w64 = x.astype(np.float64), wt.astype(np.float64)
     b64 = None if bias is None else bias.astype(np.float64)
     ref = conv.reference(x64, w64, b64, **norm)
@@ -145,7 +150,7 @@ def test_winograd_declines_what_it_cannot_run():
     for w, params in [(np.ones((2, 2, 5, 5), np.float32), {}), (np.ones((2, 2, 3, 3), np.float32), {"stride": 2}),
                       (np.ones((2, 2, 3, 3), np.float32), {"dilation": 2})]:
         with pytest.raises(Unsupported, match="needs a 3x3 filter, stride 1 and dilation 1"):
-            prepare("conv2d", {"x": x, "w": w, "bias": None}, params, backend="numpy", variant="winograd_3x3")
+            prepare("conv2d", {"x": x, "w": w, "bias": None}, params, backend="numpy", variant="winograd_2x2")
 
 
 @pytest.mark.parametrize("sw", [1, 2, 3, 4])
@@ -162,19 +167,41 @@ def test_column_phases_cover_every_tap(sw, dw):
         assert sorted(seen) == list(range(s))
 
 
+def test_winograd_4x4_refuses_float32_with_few_channels():
+    """Its float32 rounding error is only inside the tolerance with enough channels per group."""
+    from pykern._dispatch import Unsupported
+    cg = conv.WINOGRAD_4X4_MIN_CHANNELS
+    w = np.ones((4, cg - 1, 3, 3), np.float32)
+    with pytest.raises(Unsupported, match=f"needs >= {cg} input channels per group in float32, got {cg - 1}"):
+        prepare("conv2d", {"x": np.ones((1, cg - 1, 8, 8), np.float32), "w": w, "bias": None}, {},
+                backend="numpy", variant="winograd_4x4")
+    for dtype, c, g in [("float64", cg - 1, 1), ("float32", cg, 1), ("float32", 2 * cg, 2)]:
+        prepare("conv2d", {"x": np.ones((1, c, 8, 8), dtype), "w": np.ones((4, c // g, 3, 3), dtype), "bias": None},
+                {"groups": g}, backend="numpy", variant="winograd_4x4")  # accepted
+
+
 @pytest.mark.parametrize("min_channels,wshape,params,expected", [
-    (1, (4, 4, 3, 3), {"padding": 1}, "winograd_3x3"),
+    (1, (4, 4, 3, 3), {"padding": 1}, "winograd_4x4"),
     (5, (4, 4, 3, 3), {"padding": 1}, "im2col_gemm"),  # too few channels to pay for the transforms
     (1, (4, 4, 3, 3), {"stride": 2}, "im2col_gemm"),
     (1, (4, 4, 5, 5), {}, "im2col_gemm"),
-    (1, (4, 2, 3, 3), {"groups": 2, "padding": 1}, "winograd_3x3"),
+    (1, (4, 2, 3, 3), {"groups": 2, "padding": 1}, "winograd_4x4"),
 ])
 def test_default_routes_by_shape(monkeypatch, min_channels, wshape, params, expected):
     """winograd_im2col hands each layer to the variant its rule names (and both are tested above)."""
     calls = []
-    for name in ("winograd_3x3", "im2col_gemm"):
+    for name in ("winograd_4x4", "im2col_gemm"):
         monkeypatch.setattr(conv, name, lambda *a, _name=name, **k: calls.append(_name))
     monkeypatch.setattr(conv, "WINOGRAD_MIN_CHANNELS", min_channels)
+    monkeypatch.setattr(conv, "WINOGRAD_4X4_MIN_CHANNELS", 1)
     x = np.ones((1, 4, 9, 9), np.float32)  # never computed on: the spies only record the route
     _run("winograd_im2col", x, np.ones(wshape, np.float32), None, params)
     assert calls == [expected]
+
+
+def test_winograd_4x4_float32_at_its_channel_threshold():
+    """At exactly WINOGRAD_4X4_MIN_CHANNELS channels per group, ~100k float32 outputs of random
+    data (the borders of zero padding included) stay inside the tolerance."""
+    cg = conv.WINOGRAD_4X4_MIN_CHANNELS
+    _check_winograd("winograd_4x4", "float32", (4, 2 * cg, 29, 31, 28, dict(padding=1, groups=2, bias=True)),
+                    seed_for("winograd_4x4_threshold"))

@@ -5,10 +5,13 @@ Variants:
   im2col_gemm      gather the filter taps of a block of output pixels into a reused column buffer
                    (one strided-view copy), then one BLAS GEMM per (block, group) written straight
                    into y; 1x1 stride-1 unpadded convolutions are one GEMM on x itself
-  winograd_3x3     Winograd F(2x2, 3x3): transform 4x4 input tiles and the filters, 16 batched
+  winograd_2x2     Winograd F(2x2, 3x3): transform 4x4 input tiles and the filters, 16 batched
                    (K, C) x (C, tiles) GEMMs, transform back: 2.25x fewer multiplies than direct;
                    3x3 filters, stride 1, dilation 1 only
-  winograd_im2col  winograd_3x3 for 3x3 stride-1 layers with >= WINOGRAD_MIN_CHANNELS channels,
+  winograd_4x4     Winograd F(4x4, 3x3): 6x6 tiles, 36 batched GEMMs, 4x fewer multiplies than
+                   direct; its transforms amplify rounding, so in float32 it needs
+                   >= WINOGRAD_4X4_MIN_CHANNELS input channels per group (see there)
+  winograd_im2col  winograd_4x4 for 3x3 stride-1 layers with >= WINOGRAD_MIN_CHANNELS channels,
                    im2col_gemm for everything else; the default
 
 Vocabulary: x: (N, C, H, W), w: (K, C//groups, R, S), y: (N, K, P, Q); G groups of Cg = C/G
@@ -38,19 +41,26 @@ MAX_COLS_BYTES = 16 << 20
 # block, for the same reasons as above.
 WINOGRAD_TARGET_TILES = 512
 WINOGRAD_MAX_BYTES = 4 << 20
+# When the transformed filters u (alpha^2 * K * Cg numbers: 37.7 MB for F(4x4) at 512 channels)
+# would exceed this, and the layer is one block (few tiles), u is made a chunk of output channels
+# at a time right before the GEMMs that read it. Measured on the 7x7x512 layer: 1.2x faster for
+# filter transform plus GEMMs, as u stays in the L3 instead of a round trip to memory.
+WINOGRAD_FILTER_CHUNK_BYTES = 12 << 20
 # The default variant uses Winograd only with at least this many input and output channels per
 # group: the transforms cost memory passes in proportion to C + K while the multiplies saved grow
-# with C * K. Measured on 2 cores (N=8, 3x3, ResNet layers): at 64 channels the two tie, at 128
-# and 256 Winograd is 18-23% faster, at 512 (7x7 images, whose 8x8 tile cover wastes 30%) they
-# tie again. On a tie im2col_gemm wins: its direct sums round less.
-WINOGRAD_MIN_CHANNELS = 128
-# Winograd output tile m (F(m x m, 3x3)). m = 4 would do 44% fewer multiplies than m = 2, but its
-# transforms amplify rounding: in float32 it erred by 1.5e-5 of sum|terms| on a group of 2
-# channels, past the 1e-5 tolerance (250 units of roundoff), where F(2x2) stays near 1e-7.
-WINOGRAD_M = 2
-# Toom-Cook interpolation points (then the point at infinity); small integers keep the transforms
-# short sums with small coefficients. F(m, 3) uses the first m + 1.
-WINOGRAD_POINTS = (0, 1, -1, 2, -2)
+# with C * K. Measured on 2 cores (N=8, 3x3): see bench/bench_conv2d_cpu.py and the commit log.
+WINOGRAD_MIN_CHANNELS = 32
+# F(4x4, 3x3)'s transforms amplify float32 rounding. Its error relative to the tolerance's scale
+# (1e-6 + 1e-5 * sum|terms|), worst over 320k outputs of standard-normal data, was 1.08 with one
+# input channel, 0.39 with 2, 0.14 with 8 and 0.07 with 64 (it falls like 1/sqrt(Cg): the
+# rounding errors add up randomly, the terms do not). Below this many channels per group the
+# variant refuses float32 rather than risk results outside the tolerance; float64 is always fine.
+WINOGRAD_4X4_MIN_CHANNELS = 16
+# Toom-Cook interpolation points (then the point at infinity); F(m, 3) uses the first m + 1. With
+# 1/2 and -2 for F(4, 3) (Barabasz et al., "Error analysis and improving the accuracy of Winograd
+# convolution for deep neural networks", 2020) the float32 error above was about half of that with
+# the customary 2 and -2; F(2, 3) uses 0, 1, -1 either way.
+WINOGRAD_POINTS = (0, 1, -1, Fraction(1, 2), -2)
 
 
 def reference(x: np.ndarray, w: np.ndarray, bias=None, stride=(1, 1), padding=(0, 0),
@@ -103,7 +113,8 @@ def _blocks(n: int, rows: int, cols_per_row: int, bytes_per_row: int, target_col
 def _padded_window(x: np.ndarray, n0: int, n1: int, h0: int, h1: int, ph: int, pw: int,
                    win: np.ndarray) -> np.ndarray:
     """Fill and return ``win`` with rows h0:h1 and columns 0:Wb of images n0:n1 of x zero-padded
-    by (ph, pw): x: (N, C, H, W), win: (n1-n0, C, h1-h0, Wb) workspace, Wb >= W + pw. Every
+    by (ph, pw): x: (N, C, H, W), win: (n1-n0, C, h1-h0, Wb) workspace, Wb >= W + pw, in any
+    memory layout (an NHWC buffer passed as its (0, 3, 1, 2) transpose is filled NHWC). Every
     element is written (data or zero), so the workspace needs no clearing between blocks."""
     n, c, h, wd = x.shape
     xr0, xr1 = max(0, h0 - ph), min(h, h1 - ph)  # the rows of x inside the window
@@ -209,6 +220,15 @@ def _winograd_supports(infos, params):
     return None
 
 
+def _winograd_4x4_supports(infos, params):
+    cg = infos["w"].shape[1]
+    if infos["x"].dtype == np.float32 and cg < WINOGRAD_4X4_MIN_CHANNELS:
+        return (f"Winograd F(4x4, 3x3) amplifies float32 rounding past the tolerance with few channels; "
+                f"it needs >= {WINOGRAD_4X4_MIN_CHANNELS} input channels per group in float32, got {cg} "
+                f"(use winograd_2x2 or im2col_gemm, or float64)")
+    return _winograd_supports(infos, params)
+
+
 # --- launchers ---------------------------------------------------------------------------------
 @register("conv2d", "numpy", dtypes=("float32", "float64"), name="reference")
 def reference_variant(x, w, bias, y, *, stride, padding, dilation, groups, activation):
@@ -299,31 +319,37 @@ def im2col_gemm(x, w, bias, y, *, stride, padding, dilation, groups, activation)
                 np.copyto(y[n0:n1, g * kg:(g + 1) * kg].reshape(nb, kg, p * q), t.transpose(1, 0, 2))
 
 
-@register("conv2d", "numpy", dtypes=("float32", "float64"), supports=_winograd_supports)
-def winograd_3x3(x, w, bias, y, *, stride, padding, dilation, groups, activation):
-    """Winograd F(2x2,3x3): tile transforms and batched BLAS GEMMs as matmuls; 3x3, stride 1, dilation 1."""
+def _winograd(m: int, x, w, bias, y, *, padding, groups, activation):
+    """Winograd F(m x m, 3x3) in the input dtype, stride 1, dilation 1. The layouts keep every
+    copy's inner run long: the padded window is NHWC, so gathering a tile element for every tile
+    copies runs of C channels (in NCHW those runs would be one tile apart, m elements, and numpy's
+    per-run cost would dominate for small images); the products come out (K, tiles), so each tile
+    row of m outputs moves to y as one item."""
     n, c, h, wd = x.shape  # x: (N, C, H, W)
     k, cg, _, _ = w.shape  # w: (K, Cg, 3, 3)
     _, _, p, q = y.shape  # y: (N, K, P, Q)
     ph, pw = padding
     kg = k // groups
-    m = WINOGRAD_M
     alpha = m + 2
     a2 = alpha * alpha
     bt2, g2, at2 = _winograd_2d(m, x.dtype.name)
     tp, tq = -(-p // m), -(-q // m)  # tiles per column and per row; the last may overhang y
-    wt = tq * m + 2  # padded input columns the tiles read (>= W + pw: see _padded_window)
-
-    # Filters, transformed once per call: (alpha^2, 9) @ (9, K*Cg) -> u: (alpha^2, G, Kg, Cg).
-    u = np.matmul(g2, w.reshape(k * cg, 9).T).reshape(a2, groups, kg, cg)
+    wt = tq * m + 2  # padded input columns the tiles read (>= W + pw)
 
     blocks = _blocks(n, tp, tq, a2 * max(c, k) * tq * x.itemsize, WINOGRAD_TARGET_TILES, WINOGRAD_MAX_BYTES)
     nb_max = max(b[1] - b[0] for b in blocks)
     tr_max = max(b[3] - b[2] for b in blocks)
     t_max = nb_max * tr_max * tq
-    win_buf = np.empty(nb_max * c * (tr_max * m + 2) * wt, x.dtype)
-    d_buf = np.empty(a2 * c * t_max, x.dtype)
-    v_buf = np.empty(a2 * c * t_max, x.dtype)
+    # Filters: u: (alpha^2, G, Kg, Cg) = G2 @ each flattened 3x3 filter. When u is big (many
+    # channels, so few tiles: one block) it is made a chunk of output channels at a time, right
+    # before the GEMMs that read it, so it is read back from cache instead of memory.
+    kc = k if groups > 1 or len(blocks) > 1 else max(1, min(k, WINOGRAD_FILTER_CHUNK_BYTES // (a2 * cg * x.itemsize)))
+    u_all = None if kc < k else np.matmul(g2, w.reshape(k * cg, 9).T).reshape(a2, groups, kg, cg)
+    u_buf = np.empty(a2 * kc * cg, x.dtype) if u_all is None else None
+
+    win_buf = np.empty(nb_max * (tr_max * m + 2) * wt * c, x.dtype)
+    d_buf = np.empty(a2 * t_max * c, x.dtype)
+    v_buf = np.empty(a2 * t_max * c, x.dtype)
     mm_buf = np.empty(a2 * k * t_max, x.dtype)
     yt_buf = np.empty(m * m * k * t_max, x.dtype)
     ragged = p % m or q % m
@@ -335,17 +361,27 @@ def winograd_3x3(x, w, bias, y, *, stride, padding, dilation, groups, activation
     for n0, n1, t0, t1 in blocks:
         nb, tr = n1 - n0, t1 - t0
         t = nb * tr * tq
-        win = _padded_window(x, n0, n1, t0 * m, t1 * m + 2, ph, pw,
-                             _carve(win_buf, (nb, c, tr * m + 2, wt)))  # (nb, C, tr*m+2, wt)
-        sn, sc, sh_, sw_ = win.strides
-        # Every tile's alpha x alpha inputs, tile-element-major: d: (alpha, alpha, C, nb, tr, tq).
-        d = _carve(d_buf, (alpha, alpha, c, nb, tr, tq))
-        np.copyto(d, as_strided(win, d.shape, (sh_, sw_, sc, sn, m * sh_, m * sw_)))
-        v = _carve(v_buf, (a2, c * t))  # (alpha^2, C*T): transformed tiles
-        np.matmul(bt2, d.reshape(a2, c * t), out=v)
-        # The alpha^2 independent products, each a (Kg, Cg) x (Cg, T) GEMM per group.
-        mm = _carve(mm_buf, (a2, groups, kg, t))  # (alpha^2, G, Kg, T)
-        np.matmul(u, v.reshape(a2, groups, cg, t), out=mm)
+        win = _carve(win_buf, (nb, tr * m + 2, wt, c))  # (nb, rows, wt, C): NHWC
+        _padded_window(x, n0, n1, t0 * m, t1 * m + 2, ph, pw, win.transpose(0, 3, 1, 2))
+        sn, sh_, sw_, sc = win.strides
+        # Every tile's alpha x alpha inputs, tile-element-major: d: (alpha, alpha, nb, tr, tq, C).
+        d = _carve(d_buf, (alpha, alpha, nb, tr, tq, c))
+        np.copyto(d, as_strided(win, d.shape, (sh_, sw_, sn, m * sh_, m * sw_, sc)))
+        v = _carve(v_buf, (a2, t, c))  # transformed tiles
+        np.matmul(bt2, d.reshape(a2, t * c), out=v.reshape(a2, t * c))
+        # The alpha^2 independent products, each a (Kg, Cg) x (Cg, T) GEMM per group (v's
+        # (T, Cg) slices are read transposed by BLAS, no copy).
+        mm = _carve(mm_buf, (a2, k, t))  # (alpha^2, K, T)
+        for g in range(groups):
+            vg = v[:, :, g * cg:(g + 1) * cg].transpose(0, 2, 1)  # (alpha^2, Cg, T)
+            for k0 in range(0, kg, kc):
+                k1 = min(kg, k0 + kc)
+                if u_all is not None:
+                    ug = u_all[:, g, k0:k1]  # (alpha^2, k1-k0, Cg)
+                else:
+                    ug = _carve(u_buf, (a2, k1 - k0, cg))
+                    np.matmul(g2, w[g * kg + k0:g * kg + k1].reshape(-1, 9).T, out=ug.reshape(a2, -1))
+                np.matmul(ug, vg, out=mm[:, g * kg + k0:g * kg + k1])
         # Output transform with the tile's m x m outputs innermost, so that each tile row of m
         # outputs is adjacent in memory and can move to y as one m*itemsize item below.
         yt = _carve(yt_buf, (k, nb, tr, tq, m, m))  # (K, nb, tr, tq, m, m): output tiles
@@ -363,10 +399,22 @@ def winograd_3x3(x, w, bias, y, *, stride, padding, dilation, groups, activation
         _epilogue(yb, bias[:, None, None] if bias is not None else None, activation)
 
 
+@register("conv2d", "numpy", dtypes=("float32", "float64"), supports=_winograd_supports)
+def winograd_2x2(x, w, bias, y, *, stride, padding, dilation, groups, activation):
+    """Winograd F(2x2,3x3): 2.25x fewer multiplies than direct, transforms and batched GEMMs as matmuls."""
+    _winograd(2, x, w, bias, y, padding=padding, groups=groups, activation=activation)
+
+
+@register("conv2d", "numpy", dtypes=("float32", "float64"), supports=_winograd_4x4_supports)
+def winograd_4x4(x, w, bias, y, *, stride, padding, dilation, groups, activation):
+    """Winograd F(4x4,3x3): 4x fewer multiplies than direct; float32 only with >= 16 channels per group."""
+    _winograd(4, x, w, bias, y, padding=padding, groups=groups, activation=activation)
+
+
 @register("conv2d", "numpy", dtypes=("float32", "float64"), default=True)
 def winograd_im2col(x, w, bias, y, *, stride, padding, dilation, groups, activation):
-    """winograd_3x3 for 3x3 stride-1 layers with many channels, im2col_gemm for everything else."""
+    """winograd_4x4 for 3x3 stride-1 layers with many channels, im2col_gemm for everything else."""
     kg, cg = w.shape[0] // groups, w.shape[1]
-    wide = min(kg, cg) >= WINOGRAD_MIN_CHANNELS
-    fn = winograd_3x3 if wide and _winograd_applies(w.shape, stride, dilation) else im2col_gemm
+    wide = min(kg, cg) >= max(WINOGRAD_MIN_CHANNELS, WINOGRAD_4X4_MIN_CHANNELS)
+    fn = winograd_4x4 if wide and _winograd_applies(w.shape, stride, dilation) else im2col_gemm
     fn(x, w, bias, y, stride=stride, padding=padding, dilation=dilation, groups=groups, activation=activation)
