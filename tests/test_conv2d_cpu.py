@@ -186,11 +186,14 @@ def test_winograd_4x4_refuses_float32_with_few_channels():
     (1, (4, 4, 3, 3), {"stride": 2}, "im2col_gemm"),
     (1, (4, 4, 5, 5), {}, "im2col_gemm"),
     (1, (4, 2, 3, 3), {"groups": 2, "padding": 1}, "winograd_4x4"),
+    # x below has 324 numbers: filters of as many still go to F(4x4), one filter more to F(2x2)
+    (1, (9, 4, 3, 3), {"padding": 1}, "winograd_4x4"),
+    (1, (10, 4, 3, 3), {"padding": 1}, "winograd_2x2"),
 ])
 def test_default_routes_by_shape(monkeypatch, min_channels, wshape, params, expected):
     """winograd_im2col hands each layer to the variant its rule names (and both are tested above)."""
     calls = []
-    for name in ("winograd_4x4", "im2col_gemm"):
+    for name in ("winograd_2x2", "winograd_4x4", "im2col_gemm"):
         monkeypatch.setattr(conv, name, lambda *a, _name=name, **k: calls.append(_name))
     monkeypatch.setattr(conv, "WINOGRAD_MIN_CHANNELS", min_channels)
     monkeypatch.setattr(conv, "WINOGRAD_4X4_MIN_CHANNELS", 1)

@@ -11,8 +11,10 @@ Variants:
   winograd_4x4     Winograd F(4x4, 3x3): 6x6 tiles, 36 batched GEMMs, 4x fewer multiplies than
                    direct; its transforms amplify rounding, so in float32 it needs
                    >= WINOGRAD_4X4_MIN_CHANNELS input channels per group (see there)
-  winograd_im2col  winograd_4x4 for 3x3 stride-1 layers with >= WINOGRAD_MIN_CHANNELS channels,
-                   im2col_gemm for everything else; the default
+  winograd_im2col  the default: for 3x3 stride-1 layers with >= WINOGRAD_MIN_CHANNELS channels,
+                   winograd_4x4, or winograd_2x2 when the filters outnumber the input (F(4x4)
+                   makes 4x the filters' size of transformed filters, F(2x2) 1.8x); im2col_gemm
+                   for everything else
 
 Vocabulary: x: (N, C, H, W), w: (K, C//groups, R, S), y: (N, K, P, Q); G groups of Cg = C/G
 input and Kg = K/G output channels; CRS = Cg*R*S, the im2col GEMM's reduction length; a Winograd
@@ -33,13 +35,16 @@ from .._registry import register
 # GEMM columns per block: OpenBLAS sgemm on 2 cores loses 10-25% below ~1k columns (the 7x7
 # ResNet layers have 49 output pixels per image), so small images are batched into one block.
 TARGET_COLS = 2048
-# Bytes of gathered columns per block: whole images up to this size (the 56x56x64 3x3 layer's
-# 7.2 MB still fits the shared L3 with its source image); bigger images are split into bands of
-# output rows so the buffer never grows with the image.
-MAX_COLS_BYTES = 16 << 20
-# Winograd: tiles per block (the batched GEMMs' column count) and bytes of transformed input per
-# block, for the same reasons as above.
-WINOGRAD_TARGET_TILES = 512
+# Bytes of gathered columns per block: whole images up to this size; bigger images are split into
+# even bands of output rows so the buffer never grows with the image. Measured on the 7x7/2 first
+# ResNet layer (7.4 MB of columns per image): two bands of 3.7 MB ran 3-4% faster than whole
+# images (the columns stay in cache between the gather and the GEMM), and bands below 2 MB lost
+# more in GEMM efficiency than they gained.
+MAX_COLS_BYTES = 8 << 20
+# Winograd: tiles per block (the batched GEMMs' row count) and bytes of transformed input per
+# block. Measured (F(4x4), N=8): 256 tiles ran 2-3% faster than 512 on the 56x56 and 28x28 layers
+# (one image per block), 1024 lost 5-8%; the small-image layers are one block either way.
+WINOGRAD_TARGET_TILES = 256
 WINOGRAD_MAX_BYTES = 4 << 20
 # When the transformed filters u (alpha^2 * K * Cg numbers: 37.7 MB for F(4x4) at 512 channels)
 # would exceed this, and the layer is one block (few tiles), u is made a chunk of output channels
@@ -48,8 +53,10 @@ WINOGRAD_MAX_BYTES = 4 << 20
 WINOGRAD_FILTER_CHUNK_BYTES = 12 << 20
 # The default variant uses Winograd only with at least this many input and output channels per
 # group: the transforms cost memory passes in proportion to C + K while the multiplies saved grow
-# with C * K. Measured on 2 cores (N=8, 3x3): see bench/bench_conv2d_cpu.py and the commit log.
-WINOGRAD_MIN_CHANNELS = 32
+# with C * K. Measured on 2 cores (N=8, 3x3, pad 1, C = K): at 16 and 32 channels im2col_gemm and
+# F(4x4) tie within 10% either way (56x56 and 28x28 images); at 64 and more Winograd wins by
+# 20-30%. On a tie im2col_gemm wins: its direct sums round less.
+WINOGRAD_MIN_CHANNELS = 64
 # F(4x4, 3x3)'s transforms amplify float32 rounding. Its error relative to the tolerance's scale
 # (1e-6 + 1e-5 * sum|terms|), worst over 320k outputs of standard-normal data, was 1.08 with one
 # input channel, 0.39 with 2, 0.14 with 8 and 0.07 with 64 (it falls like 1/sqrt(Cg): the
@@ -105,6 +112,7 @@ def _blocks(n: int, rows: int, cols_per_row: int, bytes_per_row: int, target_col
     ``max_bytes`` of workspace."""
     if rows * bytes_per_row > max_bytes:
         band = max(1, max_bytes // bytes_per_row)
+        band = -(-rows // -(-rows // band))  # as many bands, evened out (no sliver of a last band)
         return [(i, i + 1, r0, min(rows, r0 + band)) for i in range(n) for r0 in range(0, rows, band)]
     nb = max(1, min(n, -(-target_cols // (rows * cols_per_row)), max_bytes // (rows * bytes_per_row)))
     return [(n0, min(n, n0 + nb), 0, rows) for n0 in range(0, n, nb)]
@@ -261,15 +269,16 @@ def im2col_gemm(x, w, bias, y, *, stride, padding, dilation, groups, activation)
     def win_rows(rows):  # padded input rows that a band of output rows reads
         return (rows - 1) * sh + (r - 1) * dh + 1
 
-    win_buf = np.empty(nb_max * c * win_rows(rows_max) * wsrc, x.dtype) if (ph, pw) != (0, 0) else None
+    win_buf = np.empty(nb_max * c * win_rows(rows_max) * wsrc, x.dtype) if (ph, pw) != (0, 0) and sw == 1 else None
     cols_buf = np.empty(crs * nb_max * rows_max * q, x.dtype)
     tmp_buf = np.empty(kg * nb_max * p * q, x.dtype) if nb_max > 1 else None
     phases = _column_phases(s, sw, dw)
     if sw > 1:
         # A column stride makes the gather read every sw-th element, which runs at a fraction of
-        # the speed of a contiguous copy: split the source into its sw column phases first (one
-        # cheap copy of the input) and gather each phase's taps from contiguous rows. The GEMM
-        # rows then come phase by phase, and the filter columns are permuted to match.
+        # the speed of a contiguous copy: split the padded source into its sw column phases first
+        # (one cheap copy of the input, padding included) and gather each phase's taps from
+        # contiguous rows. The GEMM rows then come phase by phase, and the filter columns are
+        # permuted to match.
         phase_buf = np.empty(nb_max * c * win_rows(rows_max) * wsrc, x.dtype)
         order = np.concatenate([((np.arange(cg)[:, None, None] * r + np.arange(r)[None, :, None]) * s
                                  + np.asarray(taps)[None, None, :]).ravel() for _, taps, _, _ in phases])
@@ -277,19 +286,21 @@ def im2col_gemm(x, w, bias, y, *, stride, padding, dilation, groups, activation)
 
     for n0, n1, p0, p1 in blocks:
         nb, rows = n1 - n0, p1 - p0
-        if win_buf is None:
-            src = x[n0:n1, :, p0 * sh:p0 * sh + win_rows(rows)]  # (nb, C, rows', W)
+        h0, h1 = p0 * sh, p0 * sh + win_rows(rows)
+        if sw == 1 and win_buf is None:
+            sources = [x[n0:n1, :, h0:h1]]  # (nb, C, rows', W)
+        elif sw == 1:
+            sources = [_padded_window(x, n0, n1, h0, h1, ph, pw,
+                                      _carve(win_buf, (nb, c, h1 - h0, wsrc)))]  # (nb, C, rows', Wp)
         else:
-            src = _padded_window(x, n0, n1, p0 * sh, p0 * sh + win_rows(rows), ph, pw,
-                                 _carve(win_buf, (nb, c, win_rows(rows), wsrc)))  # (nb, C, rows', Wp)
-        if sw == 1:
-            sources = [src]
-        else:
+            # Phase b holds padded columns b, b + sw, ...: the x columns xc with xc + pw = b mod
+            # sw, from xc0, landing at phase column (xc0 + pw - b) / sw; zeros around them.
             sources, used = [], 0
             for b, _, _, _ in phases:
-                shape = src[..., b::sw].shape  # (nb, C, rows', ceil((Wp - b) / sw))
-                sources.append(_carve(phase_buf[used:], shape))
-                np.copyto(sources[-1], src[..., b::sw])
+                xc0 = (b - pw) % sw
+                shape = (nb, c, h1 - h0, len(range(b, wsrc, sw)))  # (nb, C, rows', ceil((Wp - b) / sw))
+                sources.append(_padded_window(x[..., xc0::sw], n0, n1, h0, h1, ph, (xc0 + pw - b) // sw,
+                                              _carve(phase_buf[used:], shape)))
                 used += sources[-1].size
         cb = _carve(cols_buf, (crs, nb, rows, q))  # (CRS, nb, rows, Q), rows in the gather's order
         cm = cb.reshape(crs, nb * rows * q)  # (CRS, nb*rows*Q): the GEMM's right operand
@@ -343,7 +354,8 @@ def _winograd(m: int, x, w, bias, y, *, padding, groups, activation):
     # Filters: u: (alpha^2, G, Kg, Cg) = G2 @ each flattened 3x3 filter. When u is big (many
     # channels, so few tiles: one block) it is made a chunk of output channels at a time, right
     # before the GEMMs that read it, so it is read back from cache instead of memory.
-    kc = k if groups > 1 or len(blocks) > 1 else max(1, min(k, WINOGRAD_FILTER_CHUNK_BYTES // (a2 * cg * x.itemsize)))
+    chunks = 1 if groups > 1 or len(blocks) > 1 else -(-a2 * k * cg * x.itemsize // WINOGRAD_FILTER_CHUNK_BYTES)
+    kc = -(-k // chunks)  # output channels per chunk, evened out
     u_all = None if kc < k else np.matmul(g2, w.reshape(k * cg, 9).T).reshape(a2, groups, kg, cg)
     u_buf = np.empty(a2 * kc * cg, x.dtype) if u_all is None else None
 
@@ -369,11 +381,11 @@ def _winograd(m: int, x, w, bias, y, *, padding, groups, activation):
         np.copyto(d, as_strided(win, d.shape, (sh_, sw_, sn, m * sh_, m * sw_, sc)))
         v = _carve(v_buf, (a2, t, c))  # transformed tiles
         np.matmul(bt2, d.reshape(a2, t * c), out=v.reshape(a2, t * c))
-        # The alpha^2 independent products, each a (Kg, Cg) x (Cg, T) GEMM per group (v's
-        # (T, Cg) slices are read transposed by BLAS, no copy).
-        mm = _carve(mm_buf, (a2, k, t))  # (alpha^2, K, T)
+        # The alpha^2 independent products, each a (T, Cg) x (Cg, Kg) GEMM per group (u's
+        # (Kg, Cg) blocks are read transposed by BLAS, no copy).
+        mm = _carve(mm_buf, (a2, t, k))  # (alpha^2, T, K)
         for g in range(groups):
-            vg = v[:, :, g * cg:(g + 1) * cg].transpose(0, 2, 1)  # (alpha^2, Cg, T)
+            vg = v[:, :, g * cg:(g + 1) * cg]  # (alpha^2, T, Cg)
             for k0 in range(0, kg, kc):
                 k1 = min(kg, k0 + kc)
                 if u_all is not None:
@@ -381,12 +393,12 @@ def _winograd(m: int, x, w, bias, y, *, padding, groups, activation):
                 else:
                     ug = _carve(u_buf, (a2, k1 - k0, cg))
                     np.matmul(g2, w[g * kg + k0:g * kg + k1].reshape(-1, 9).T, out=ug.reshape(a2, -1))
-                np.matmul(ug, vg, out=mm[:, g * kg + k0:g * kg + k1])
+                np.matmul(vg, ug.transpose(0, 2, 1), out=mm[:, :, g * kg + k0:g * kg + k1])
         # Output transform with the tile's m x m outputs innermost, so that each tile row of m
         # outputs is adjacent in memory and can move to y as one m*itemsize item below.
-        yt = _carve(yt_buf, (k, nb, tr, tq, m, m))  # (K, nb, tr, tq, m, m): output tiles
-        np.matmul(mm.reshape(a2, k * t).T, at2.T, out=yt.reshape(k * t, m * m))
-        tiles = yt.view(unit)[..., 0].transpose(1, 0, 2, 4, 3)  # (nb, K, tr, m, tq) of units
+        yt = _carve(yt_buf, (nb, tr, tq, k, m, m))  # output tiles
+        np.matmul(mm.reshape(a2, t * k).T, at2.T, out=yt.reshape(t * k, m * m))
+        tiles = yt.view(unit)[..., 0].transpose(0, 3, 1, 4, 2)  # (nb, K, tr, m, tq) of units
         rows = min(p, t1 * m) - t0 * m
         yb = y[n0:n1, :, t0 * m:t0 * m + rows]  # (nb, K, rows, Q)
         if not ragged:
@@ -413,8 +425,12 @@ def winograd_4x4(x, w, bias, y, *, stride, padding, dilation, groups, activation
 
 @register("conv2d", "numpy", dtypes=("float32", "float64"), default=True)
 def winograd_im2col(x, w, bias, y, *, stride, padding, dilation, groups, activation):
-    """winograd_4x4 for 3x3 stride-1 layers with many channels, im2col_gemm for everything else."""
+    """Winograd for 3x3 stride-1 layers with many channels (F(2x2) when filters outnumber the input), else im2col_gemm."""
     kg, cg = w.shape[0] // groups, w.shape[1]
-    wide = min(kg, cg) >= max(WINOGRAD_MIN_CHANNELS, WINOGRAD_4X4_MIN_CHANNELS)
-    fn = winograd_4x4 if wide and _winograd_applies(w.shape, stride, dilation) else im2col_gemm
+    fn = im2col_gemm
+    if min(kg, cg) >= max(WINOGRAD_MIN_CHANNELS, WINOGRAD_4X4_MIN_CHANNELS) and _winograd_applies(w.shape, stride, dilation):
+        # Measured (N=8): on the 14x14x256 and 7x7x512 layers, whose filters outnumber their
+        # input, F(2x2) beat F(4x4) by 2-5% in every run: transforming the filters (and reading
+        # them back) costs F(4x4) more than its fewer multiplies save; elsewhere F(4x4) won.
+        fn = winograd_4x4 if w.size <= x.size else winograd_2x2
     fn(x, w, bias, y, stride=stride, padding=padding, dilation=dilation, groups=groups, activation=activation)
