@@ -2,7 +2,7 @@
 side in one run, on the DeepBench ResNet layers at N=8 (float32).
 
     pytest bench/bench_conv2d_cpu.py --benchmark-group-by=param:layer   # pytest-benchmark
-    python bench/bench_conv2d_cpu.py [--reps 15] [--profile] [--malloc-default]  # the table
+    python bench/bench_conv2d_cpu.py [--reps 15] [--runs 3] [--json PATH] [--profile] [--malloc-default]
 
 Every entry is checked before it is timed: each implementation against the float64 reference on
 the first image of the batch, under the project's tolerance policy. torch is an optional
@@ -274,6 +274,10 @@ def main(argv=None) -> int:
     ap.add_argument("--max-load", type=float, default=0.05, help="re-time a layer when other "
                     "processes took more than this share of the CPU meanwhile (default 0.05)")
     ap.add_argument("--retries", type=int, default=3, help="re-timings per layer (default 3)")
+    ap.add_argument("--runs", type=int, default=1, help="repeat the whole table this many times and "
+                    "report every run's geometric means (shared machines drift by 5-10%% between runs)")
+    ap.add_argument("--json", metavar="PATH", help="also write every run's times, ratios and "
+                    "geometric means, with the machine and library versions, to PATH")
     args = ap.parse_args(argv)
 
     n, how = blas_threads()
@@ -289,6 +293,33 @@ def main(argv=None) -> int:
           f"pykern default variant: {DEFAULT}\n")
 
     impls = [i for i in IMPLS if i != "torch" or torch is not None]
+    runs_out = []
+    for run_no in range(args.runs):
+        if args.runs > 1:
+            print(f"--- run {run_no + 1} of {args.runs}")
+        results, worst = _one_run(impls, args)
+        _print_table(results, impls)
+        if args.profile:
+            _print_profile(results)
+        print(f"\nother processes used up to {worst:.0%} of the CPU during a layer's timing"
+              + (" -- timings are skewed; rerun on an idle machine" if worst > args.max_load else ""))
+        runs_out.append({"layers": {name: {impl: {"median_s": r[impl], "iqr_s": r["_iqr"][impl],
+                                                  "ratio_to_torch": r[impl] / r["torch"] if "torch" in r else None}
+                                           for impl in impls if impl in r}
+                                    for name, r in results.items()},
+                         "geomean_ratio_to_torch": {impl: gm for impl, (gm, _) in _geomeans(results).items()},
+                         "other_load_max": worst})
+    if args.runs > 1 and "torch" in impls:
+        print(f"\ngeometric mean pykern/torch of the default ({DEFAULT}) in each run: "
+              + ", ".join(f"{r['geomean_ratio_to_torch'].get('pykern:' + DEFAULT, float('nan')):.3f}" for r in runs_out))
+    if args.json:
+        _write_json(args, runs_out, n, how)
+    return 0
+
+
+def _one_run(impls, args):
+    """One table: layer -> {impl: median seconds, '_flops', '_iqr', ['_profile']}, and the worst
+    share of the CPU other processes took while a layer was timed."""
     results, loads = {}, []
     for name, case in LAYERS.items():
         lay = Layer(name, case)
@@ -311,14 +342,35 @@ def main(argv=None) -> int:
         if args.profile:
             results[name]["_profile"] = {impl: profile(lay, impl, max(3, args.reps // 3))
                                          for impl in runs if impl != "torch"}
+    return results, max(loads)
 
-    _print_table(results, impls)
-    if args.profile:
-        _print_profile(results)
-    worst = max(loads)
-    print(f"\nother processes used up to {worst:.0%} of the CPU during a layer's timing"
-          + (" -- timings are skewed; rerun on an idle machine" if worst > args.max_load else ""))
-    return 0
+
+def _write_json(args, runs_out, n_threads, how):
+    import json
+    import platform
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+               platform.processor()) if os.path.exists("/proc/cpuinfo") else platform.processor()
+    doc = {"what": "conv2d float32 on the CPU: pykern's NumPy variants vs torch.nn.functional.conv2d (oneDNN), "
+                   "DeepBench ResNet layers, written by bench/bench_conv2d_cpu.py",
+           "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+           "machine": {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
+                       "numpy": np.__version__, "blas_threads": n_threads, "blas": how,
+                       "torch": None if torch is None else torch.__version__},
+           "batch": BATCH, "reps": args.reps, "default_variant": DEFAULT, "layers": LAYERS, "runs": runs_out}
+    os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+    with open(args.json, "w") as f:
+        json.dump(doc, f, indent=1)
+    print(f"wrote {args.json}")
+
+
+def _geomeans(results):
+    """impl -> (geometric mean of its time ratios to torch, how many layers it ran)."""
+    ratios = {}
+    for r in results.values():
+        for impl, t in r.items():
+            if not impl.startswith("_") and impl != "torch" and "torch" in r:
+                ratios.setdefault(impl, []).append(t / r["torch"])
+    return {impl: (math.exp(sum(math.log(x) for x in rs) / len(rs)), len(rs)) for impl, rs in ratios.items()}
 
 
 def _iqr(t):
@@ -330,7 +382,6 @@ def _print_table(results, impls):
     cols = [i.split(":", 1)[-1] for i in impls]
     head = f"{'layer':20s} {'GFLOP':>6s} " + " ".join(f"{c:>24s}" for c in cols)
     print(head + "\n" + "-" * len(head))
-    ratios = {i: [] for i in impls if i != "torch"}
     for name, r in results.items():
         gf = r["_flops"] / 1e9
         cells = []
@@ -341,19 +392,16 @@ def _print_table(results, impls):
             t = r[impl]
             cell = f"{t * 1e3:6.2f}ms±{r['_iqr'][impl] * 1e3:4.2f} {gf / t:4.0f}GF/s"
             if impl != "torch" and "torch" in r:
-                ratios[impl].append((name, t / r["torch"]))
                 cell += f" {t / r['torch']:4.2f}x"
             cells.append(f"{cell:>24s}")
         print(f"{name:20s} {gf:6.2f} " + " ".join(cells))
     if "torch" not in impls:
         return
     print("\ngeometric mean of time ratios pykern/torch (lower is faster; <= 1.0 matches oneDNN):")
-    for impl, rs in ratios.items():
-        if rs:
-            gm = math.exp(sum(math.log(x) for _, x in rs) / len(rs))
-            cover = "all layers" if len(rs) == len(results) else f"{len(rs)} of {len(results)} layers"
-            print(f"  {impl.split(':', 1)[1]:16s} {gm:5.3f} over {cover}"
-                  + ("  (the default)" if impl == f"pykern:{DEFAULT}" else ""))
+    for impl, (gm, count) in _geomeans(results).items():
+        cover = "all layers" if count == len(results) else f"{count} of {len(results)} layers"
+        print(f"  {impl.split(':', 1)[1]:16s} {gm:5.3f} over {cover}"
+              + ("  (the default)" if impl == f"pykern:{DEFAULT}" else ""))
 
 
 def _print_profile(results):
