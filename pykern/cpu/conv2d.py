@@ -334,8 +334,8 @@ def _winograd(m: int, x, w, bias, y, *, padding, groups, activation):
     """Winograd F(m x m, 3x3) in the input dtype, stride 1, dilation 1. The layouts keep every
     copy's inner run long: the padded window is NHWC, so gathering a tile element for every tile
     copies runs of C channels (in NCHW those runs would be one tile apart, m elements, and numpy's
-    per-run cost would dominate for small images); the products come out (K, tiles), so each tile
-    row of m outputs moves to y as one item."""
+    per-run cost would dominate for small images); the output transform puts each tile's m x m
+    outputs innermost, so each tile row of m outputs moves to y as one item."""
     n, c, h, wd = x.shape  # x: (N, C, H, W)
     k, cg, _, _ = w.shape  # w: (K, Cg, 3, 3)
     _, _, p, q = y.shape  # y: (N, K, P, Q)
