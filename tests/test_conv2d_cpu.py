@@ -208,3 +208,46 @@ def test_winograd_4x4_float32_at_its_channel_threshold():
     cg = conv.WINOGRAD_4X4_MIN_CHANNELS
     _check_winograd("winograd_4x4", "float32", (4, 2 * cg, 29, 31, 28, dict(padding=1, groups=2, bias=True)),
                     seed_for("winograd_4x4_threshold"))
+
+
+def _blas_threads():
+    from threadpoolctl import threadpool_info
+    return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+
+def test_default_splits_input_heavy_batches_over_threads(monkeypatch):
+    """The default's batch split (one slice per BLAS thread, BLAS held to one thread) gives the
+    reference's result, hands every image to exactly one slice, and restores BLAS's thread count."""
+    pytest.importorskip("threadpoolctl")
+    if conv._BATCH_THREADS.workers() < 2:
+        pytest.skip("NumPy's BLAS runs one thread here: the default has nothing to split")
+    before = _blas_threads()
+    slices = []
+    real = conv.winograd_4x4
+
+    def spy(x, w, bias, y, **params):
+        slices.append((x.shape[0], _blas_threads()))
+        real(x, w, bias, y, **params)
+
+    monkeypatch.setattr(conv, "winograd_4x4", spy)
+    n = 2 * conv.PARALLEL_MIN_IMAGES + 1  # an odd batch: uneven slices; 81600 inputs >= 36864 weights: F(4x4)
+    _check_winograd("winograd_im2col", "float32", (n, 64, 15, 17, 64, dict(padding=1, bias=True, activation="relu")),
+                    seed_for("batch_threads"))
+    assert sum(k for k, _ in slices) == n and len(slices) > 1
+    assert all(set(t) == {1} for _, t in slices), "BLAS must run one thread inside the split"
+    assert _blas_threads() == before
+
+
+def test_batch_threads_restore_blas_after_a_failure():
+    pytest.importorskip("threadpoolctl")
+    if conv._BATCH_THREADS.workers() < 2:
+        pytest.skip("NumPy's BLAS runs one thread here: the default has nothing to split")
+    before = _blas_threads()
+
+    def boom(x, w, bias, y, **params):
+        raise ValueError("worker failed")
+
+    x = np.ones((4, 2, 3, 3), np.float32)
+    with pytest.raises(ValueError, match="worker failed"):
+        conv._BATCH_THREADS.run(boom, x, None, None, np.empty_like(x), 2)
+    assert _blas_threads() == before
