@@ -121,7 +121,7 @@ def test_winograd_matches_reference(monkeypatch, plan, dtype, variant, case):
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_winograd_filter_chunks(monkeypatch, variant, dtype):
     """Big transformed filters are made a few output channels at a time, short last chunk too."""
-    monkeypatch.setattr(conv, "WINOGRAD_FILTER_CHUNK_BYTES", 36 * 16 * 8 * 5)  # chunks of 5 (or 11) channels
+    monkeypatch.setattr(conv, "WINOGRAD_FILTER_CHUNK_BYTES", 36 * 16 * 8 * 5)  # chunks of 5 to 12 channels, a short last one
     _check_winograd(variant, dtype, (2, 16, 7, 9, 23, dict(padding=1, bias=True, activation="relu")),
                     seed_for("winograd_chunks", variant, dtype))
 
@@ -251,3 +251,48 @@ def test_batch_threads_restore_blas_after_a_failure():
     with pytest.raises(ValueError, match="worker failed"):
         conv._BATCH_THREADS.run(boom, x, None, None, np.empty_like(x), 2)
     assert _blas_threads() == before
+
+
+def test_batch_threads_wait_for_every_slice_before_raising():
+    """A failing slice must not return control while another slice still writes y."""
+    pytest.importorskip("threadpoolctl")
+    if conv._BATCH_THREADS.workers() < 2:
+        pytest.skip("NumPy's BLAS runs one thread here: the default has nothing to split")
+    import time
+    done = []
+
+    def fail_first_slice(x, w, bias, y, **params):  # x holds its own image numbers
+        if x[0, 0, 0, 0] == 0:
+            raise ValueError("first slice failed")
+        time.sleep(0.2)
+        done.append(x.shape[0])
+
+    x = np.arange(4, dtype=np.float32).reshape(4, 1, 1, 1)
+    with pytest.raises(ValueError, match="first slice failed"):
+        conv._BATCH_THREADS.run(fail_first_slice, x, None, None, np.empty_like(x), 2)
+    assert done == [2], "the other slice had not finished when run() raised"
+
+
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")  # the point of the test
+def test_batch_threads_work_in_a_forked_child():
+    """The pool's threads do not survive fork: a child must build its own instead of waiting forever."""
+    pytest.importorskip("threadpoolctl")
+    import multiprocessing as mp
+    if conv._BATCH_THREADS.workers() < 2 or "fork" not in mp.get_all_start_methods():
+        pytest.skip("needs two BLAS threads and the fork start method")
+    x = np.ones((4, 1, 1, 1), np.float32)
+    conv._BATCH_THREADS.run(lambda x, w, b, y: np.copyto(y, x), x, None, None, np.empty_like(x), 2)  # pool made
+    child = mp.get_context("fork").Process(target=_split_in_child)
+    child.start()
+    child.join(30)
+    hung = child.is_alive()
+    if hung:
+        child.kill()
+    assert not hung and child.exitcode == 0
+
+
+def _split_in_child():
+    x = np.arange(4, dtype=np.float32).reshape(4, 1, 1, 1)
+    y = np.zeros_like(x)
+    conv._BATCH_THREADS.run(lambda x, w, b, y: np.copyto(y, 2 * x), x, None, None, y, 2)
+    raise SystemExit(0 if np.array_equal(y, 2 * x) else 1)

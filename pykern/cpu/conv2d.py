@@ -3,19 +3,20 @@
 Variants:
   reference        the spec in float64: one tensordot per filter tap over strided views
   im2col_gemm      gather the filter taps of a block of output pixels into a reused column buffer
-                   (one strided-view copy), then one BLAS GEMM per (block, group) written straight
-                   into y; 1x1 stride-1 unpadded convolutions are one GEMM on x itself
+                   (one strided-view copy), then one BLAS GEMM per (block, group), written straight
+                   into y for one image (through a small buffer for several); 1x1 stride-1
+                   unpadded convolutions are one GEMM on x itself
   winograd_2x2     Winograd F(2x2, 3x3): transform 4x4 input tiles and the filters, 16 batched
-                   (K, C) x (C, tiles) GEMMs, transform back: 2.25x fewer multiplies than direct;
-                   3x3 filters, stride 1, dilation 1 only
+                   (tiles, Cg) x (Cg, Kg) GEMMs per group, transform back: 2.25x fewer
+                   multiplies than direct; 3x3 filters, stride 1, dilation 1 only
   winograd_4x4     Winograd F(4x4, 3x3): 6x6 tiles, 36 batched GEMMs, 4x fewer multiplies than
                    direct; its transforms amplify rounding, so in float32 it needs
                    >= WINOGRAD_4X4_MIN_CHANNELS input channels per group (see there)
-  winograd_im2col  the default: for 3x3 stride-1 layers with >= WINOGRAD_MIN_CHANNELS channels,
-                   winograd_4x4, or winograd_2x2 when the filters outnumber the input (F(4x4)
-                   makes 4x the filters' size of transformed filters, F(2x2) 1.8x), split
-                   over the batch in threads unless weight-heavy (see PARALLEL_MIN_IMAGES);
-                   im2col_gemm for everything else
+  winograd_im2col  the default: for 3x3 stride-1 layers with >= WINOGRAD_MIN_CHANNELS input and
+                   output channels per group, winograd_4x4, or winograd_2x2 when the filters
+                   outnumber the input (F(4x4) makes 4x the filters' size of transformed filters,
+                   F(2x2) 1.8x), split over the batch in threads unless weight-heavy (see
+                   PARALLEL_MIN_IMAGES); im2col_gemm for everything else
 
 Vocabulary: x: (N, C, H, W), w: (K, C//groups, R, S), y: (N, K, P, Q); G groups of Cg = C/G
 input and Kg = K/G output channels; CRS = Cg*R*S, the im2col GEMM's reduction length; a Winograd
@@ -24,8 +25,9 @@ All variants but the reference compute in the input dtype (sgemm for float32, dg
 """
 from __future__ import annotations
 
+import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from fractions import Fraction
 from functools import lru_cache
 
@@ -50,8 +52,8 @@ MAX_COLS_BYTES = 8 << 20
 WINOGRAD_TARGET_TILES = 256
 WINOGRAD_MAX_BYTES = 4 << 20
 # When the transformed filters u (alpha^2 * K * Cg numbers: 37.7 MB for F(4x4) at 512 channels)
-# would exceed this, and the layer is one block (few tiles), u is made a chunk of output channels
-# at a time right before the GEMMs that read it. Measured on the 7x7x512 layer: 1.2x faster for
+# would exceed this, and the layer is one block (few tiles) with one group, u is made a chunk of
+# output channels at a time right before the GEMMs that read it. Measured on the 7x7x512 layer: 1.2x faster for
 # filter transform plus GEMMs, as u stays in the L3 instead of a round trip to memory.
 WINOGRAD_FILTER_CHUNK_BYTES = 12 << 20
 # The default variant uses Winograd only with at least this many input and output channels per
@@ -255,13 +257,19 @@ class _BatchThreads:
     NumPy's BLAS held to one thread meanwhile (threadpoolctl; without it, or with one BLAS thread,
     there is nothing to split and ``workers()`` is 1). The BLAS thread count is process-wide: a
     lock keeps concurrent conv2d calls from interleaving its save and restore, and other threads
-    that call BLAS during the split get one thread."""
+    that call BLAS during the split get one thread. A forked child starts with a fresh lock and
+    pool (the parent's pool threads do not exist in the child)."""
 
     def __init__(self):
-        self._lock = threading.Lock()
-        self._blas = self._pool = None
-        self._pool_size = 0
+        self._blas = None
         self._probed = False
+        self._reset()
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self):
+        self._lock = threading.Lock()
+        self._pool, self._pool_size = None, 0
 
     def _controller(self):
         if not self._probed:
@@ -283,11 +291,16 @@ class _BatchThreads:
         cuts = [n * i // n_workers for i in range(n_workers + 1)]
         with self._lock:
             if self._pool_size < n_workers:
+                if self._pool is not None:
+                    self._pool.shutdown(wait=False)
                 self._pool = ThreadPoolExecutor(n_workers, thread_name_prefix="pykern-conv2d")
                 self._pool_size = n_workers
             with self._controller().limit(limits=1):
                 futures = [self._pool.submit(fn, x[a:b], w, bias, y[a:b], **params)
                            for a, b in zip(cuts[:-1], cuts[1:])]
+                # Every slice finishes before the call returns or raises: none may go on writing
+                # y, or run under the restored BLAS thread count, after the caller has moved on.
+                wait(futures)
                 for f in futures:
                     f.result()
 
