@@ -53,8 +53,9 @@ WINOGRAD_TARGET_TILES = 256
 WINOGRAD_MAX_BYTES = 4 << 20
 # When the transformed filters u (alpha^2 * K * Cg numbers: 37.7 MB for F(4x4) at 512 channels)
 # would exceed this, and the layer is one block (few tiles) with one group, u is made a chunk of
-# output channels at a time right before the GEMMs that read it. Measured on the 7x7x512 layer: 1.2x faster for
-# filter transform plus GEMMs, as u stays in the L3 instead of a round trip to memory.
+# output channels at a time right before the GEMMs that read it. Measured on the 7x7x512 layer:
+# 1.2x faster for filter transform plus GEMMs, as u stays in the L3 instead of a round trip to
+# memory.
 WINOGRAD_FILTER_CHUNK_BYTES = 12 << 20
 # The default variant uses Winograd only with at least this many input and output channels per
 # group: the transforms cost memory passes in proportion to C + K while the multiplies saved grow
