@@ -29,6 +29,11 @@ class Variant:
     # supports(inputs, params) -> None, or a reason why this variant cannot run that case
     # (e.g. an alignment need). The dispatch raises it; tests and benchmarks skip with it.
     supports: Optional[Callable] = field(default=None, repr=False, compare=False)
+    # What an output's rounding error scales with. "terms": the magnitudes of that output's own
+    # terms, so the tolerance policy (_check.py) holds on any input. "tile": the largest
+    # magnitudes in a whole tile of outputs (Winograd's transforms), so it holds on inputs of
+    # one scale only; such a variant is never a default.
+    error_model: str = "terms"
 
     @property
     def key(self) -> str:
@@ -40,14 +45,22 @@ class Variant:
     def as_dict(self) -> dict:
         return {"op": self.op, "backend": self.backend, "name": self.name,
                 "technique": self.technique, "dtypes": list(self.dtypes),
-                "default": self.default}
+                "default": self.default, "error_model": self.error_model}
 
 
 _VARIANTS: dict[tuple[str, str, str], Variant] = {}
 
 
-def register(op: str, backend: str, *, dtypes, default: bool = False, supports=None, name=None):
+ERROR_MODELS = ("terms", "tile")
+
+
+def register(op: str, backend: str, *, dtypes, default: bool = False, supports=None, name=None,
+             error_model: str = "terms"):
     """Decorator: register ``fn`` as variant ``name or fn.__name__`` of ``op`` on ``backend``."""
+    if error_model not in ERROR_MODELS:
+        raise ValueError(f"error_model: expected one of {ERROR_MODELS}, got {error_model!r}")
+    if default and error_model != "terms":
+        raise ValueError("a default variant must meet the tolerance on any input (error_model='terms')")
     if op not in OPS:
         raise ValueError(f"unknown op {op!r}; expected one of {OPS}")
     if backend not in BACKENDS:
@@ -64,7 +77,7 @@ def register(op: str, backend: str, *, dtypes, default: bool = False, supports=N
         if default and any(v.default for v in _VARIANTS.values() if (v.op, v.backend) == (op, backend)):
             raise ValueError(f"{op}/{backend} already has a default variant")
         _VARIANTS[key] = Variant(op, backend, vname, doc[0], tuple(np.dtype(d).name if d != "bfloat16" else d for d in dtypes),
-                                 fn, default, supports)
+                                 fn, default, supports, error_model)
         return fn
 
     return deco
