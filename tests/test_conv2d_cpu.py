@@ -180,26 +180,25 @@ def test_winograd_4x4_refuses_float32_with_few_channels():
                 {"groups": g}, backend="numpy", variant="winograd_4x4")  # accepted
 
 
-@pytest.mark.parametrize("min_channels,wshape,params,expected", [
-    (1, (4, 4, 3, 3), {"padding": 1}, "winograd_4x4"),
-    (5, (4, 4, 3, 3), {"padding": 1}, "im2col_gemm"),  # too few channels to pay for the transforms
-    (1, (4, 4, 3, 3), {"stride": 2}, "im2col_gemm"),
-    (1, (4, 4, 5, 5), {}, "im2col_gemm"),
-    (1, (4, 2, 3, 3), {"groups": 2, "padding": 1}, "winograd_4x4"),
-    # x below has 324 numbers: filters of as many still go to F(4x4), one filter more to F(2x2)
-    (1, (9, 4, 3, 3), {"padding": 1}, "winograd_4x4"),
-    (1, (10, 4, 3, 3), {"padding": 1}, "winograd_2x2"),
+@pytest.mark.parametrize("n,wshape,split", [
+    (4, (4, 4, 3, 3), True),    # 324 inputs per image, 144 weights: input-heavy, 2 images per thread
+    (3, (4, 4, 3, 3), False),   # too few images for two slices of PARALLEL_MIN_IMAGES
+    (4, (72, 4, 3, 3), True),   # 2592 weights = 2 x 1296 inputs: still at the ratio
+    (4, (73, 4, 3, 3), False),  # one filter more: weight-heavy, left to BLAS's own threads
 ])
-def test_default_routes_by_shape(monkeypatch, min_channels, wshape, params, expected):
-    """winograd_im2col hands each layer to the variant its rule names (and both are tested above)."""
+def test_default_routes_by_shape(monkeypatch, n, wshape, split):
+    """im2col_threads splits input-heavy batches over threads and runs im2col_gemm whole otherwise;
+    Winograd is never chosen by the default (its error follows the tile, not each output)."""
     calls = []
-    for name in ("winograd_2x2", "winograd_4x4", "im2col_gemm"):
-        monkeypatch.setattr(conv, name, lambda *a, _name=name, **k: calls.append(_name))
-    monkeypatch.setattr(conv, "WINOGRAD_MIN_CHANNELS", min_channels)
-    monkeypatch.setattr(conv, "WINOGRAD_4X4_MIN_CHANNELS", 1)
-    x = np.ones((1, 4, 9, 9), np.float32)  # never computed on: the spies only record the route
-    _run("winograd_im2col", x, np.ones(wshape, np.float32), None, params)
-    assert calls == [expected]
+    monkeypatch.setattr(conv, "im2col_gemm", lambda x, *a, **k: calls.append(("whole", x.shape[0])))
+    monkeypatch.setattr(conv._BATCH_THREADS, "workers", lambda: 8)
+    monkeypatch.setattr(conv._BATCH_THREADS, "run",
+                        lambda fn, x, w, b, y, workers, **k: calls.append(("split", workers)))
+    monkeypatch.setattr(conv, "PARALLEL_MIN_IMAGES", 2)
+    monkeypatch.setattr(conv, "PARALLEL_MAX_FILTER_RATIO", 2)
+    x = np.ones((n, 4, 9, 9), np.float32)  # never computed on: the spies only record the route
+    _run("im2col_threads", x, np.ones(wshape, np.float32), None, {})
+    assert calls == ([("split", n // 2)] if split else [("whole", n)])
 
 
 def test_winograd_4x4_float32_at_its_channel_threshold():
@@ -223,15 +222,15 @@ def test_default_splits_input_heavy_batches_over_threads(monkeypatch):
         pytest.skip("NumPy's BLAS runs one thread here: the default has nothing to split")
     before = _blas_threads()
     slices = []
-    real = conv.winograd_4x4
+    real = conv.im2col_gemm
 
     def spy(x, w, bias, y, **params):
         slices.append((x.shape[0], _blas_threads()))
         real(x, w, bias, y, **params)
 
-    monkeypatch.setattr(conv, "winograd_4x4", spy)
-    n = 2 * conv.PARALLEL_MIN_IMAGES + 1  # an odd batch: uneven slices; 81600 inputs >= 36864 weights: F(4x4)
-    _check_winograd("winograd_im2col", "float32", (n, 64, 15, 17, 64, dict(padding=1, bias=True, activation="relu")),
+    monkeypatch.setattr(conv, "im2col_gemm", spy)
+    n = 2 * conv.PARALLEL_MIN_IMAGES + 1  # an odd batch: uneven slices; 81600 inputs >= 36864 weights
+    _check_winograd("im2col_threads", "float32", (n, 64, 15, 17, 64, dict(padding=1, bias=True, activation="relu")),
                     seed_for("batch_threads"))
     assert sum(k for k, _ in slices) == n and len(slices) > 1
     assert all(set(t) == {1} for _, t in slices), "BLAS must run one thread inside the split"

@@ -12,11 +12,20 @@ Variants:
   winograd_4x4     Winograd F(4x4, 3x3): 6x6 tiles, 36 batched GEMMs, 4x fewer multiplies than
                    direct; its transforms amplify rounding, so in float32 it needs
                    >= WINOGRAD_4X4_MIN_CHANNELS input channels per group (see there)
-  winograd_im2col  the default: for 3x3 stride-1 layers with >= WINOGRAD_MIN_CHANNELS input and
-                   output channels per group, winograd_4x4, or winograd_2x2 when the filters
-                   outnumber the input (F(4x4) makes 4x the filters' size of transformed filters,
-                   F(2x2) 1.8x), split over the batch in threads unless weight-heavy (see
-                   PARALLEL_MIN_IMAGES); im2col_gemm for everything else
+  im2col_threads   the default: im2col_gemm on slices of the batch in parallel threads, one per
+                   BLAS thread with BLAS held to one thread, for layers whose filters are at most
+                   PARALLEL_MAX_FILTER_RATIO times the input (see there); im2col_gemm otherwise
+
+Accuracy. im2col_gemm (and so the default) sums each output's own terms, so its rounding error
+is bounded by those terms' magnitudes: it meets the tolerance policy (pykern/_check.py) on any
+input, and a NaN or Inf reaches exactly the outputs whose window holds it, as in torch (padding
+is zeros that multiply like any value: 0 * Inf is NaN). The Winograd variants are explicit
+choices only. Their error model: an output's rounding error scales with the largest magnitudes
+in its whole tile (the alpha x alpha inputs of every channel, and the filters), not with its own
+terms, so one large value (a spike, data spread over many decades) can push its neighbours'
+outputs out of tolerance; a non-finite input makes its whole tile non-finite. On inputs of one
+scale (standard-normal data, say) they meet the tolerance; outputs whose window lies entirely in
+the padding are exact (0, then bias) either way.
 
 Vocabulary: x: (N, C, H, W), w: (K, C//groups, R, S), y: (N, K, P, Q); G groups of Cg = C/G
 input and Kg = K/G output channels; CRS = Cg*R*S, the im2col GEMM's reduction length; a Winograd
@@ -57,27 +66,22 @@ WINOGRAD_MAX_BYTES = 4 << 20
 # 1.2x faster for filter transform plus GEMMs, as u stays in the L3 instead of a round trip to
 # memory.
 WINOGRAD_FILTER_CHUNK_BYTES = 12 << 20
-# The default variant uses Winograd only with at least this many input and output channels per
-# group: the transforms cost memory passes in proportion to C + K while the multiplies saved grow
-# with C * K. Measured on 2 cores (N=8, 3x3, pad 1, C = K): at 16 and 32 channels im2col_gemm and
-# F(4x4) tie within 10% either way (56x56 and 28x28 images); at 64 and more Winograd wins by
-# 20-30%. On a tie im2col_gemm wins: its direct sums round less.
-WINOGRAD_MIN_CHANNELS = 64
-# The default runs a Winograd layer whose filters are at most PARALLEL_MAX_FILTER_RATIO times its
-# input as one slice of the batch per BLAS thread, each in its own Python thread with
-# single-threaded BLAS, when the batch has at least PARALLEL_MIN_IMAGES images per thread. Half of
-# such a layer's time is NumPy copies, which use one core; this way they use all of them. Each
-# thread transforms and streams all the filters, which is why weight-heavy layers are left alone.
-# Measured on 2 cores (N=8): 6-13% faster on the 56x56, 28x28 and 14x14 ResNet layers; 3-25%
-# slower on the 7x7x512 one (filters 12x its input); splitting output channels instead gained
-# nothing there, and the first 7x7/2 layer (im2col) gained nothing either.
+# The default runs a layer whose filters are at most PARALLEL_MAX_FILTER_RATIO times its input as
+# one slice of the batch per BLAS thread, each in its own Python thread with single-threaded BLAS,
+# when the batch has at least PARALLEL_MIN_IMAGES images per thread. im2col's gather is a NumPy
+# copy, which uses one core, and it is a large share of a 3x3 layer's time; this way it uses all
+# of them. Each thread streams all the filters, which is why weight-heavy layers are left alone.
+# Measured with bench/bench_conv2d_cpu.py on the 2-core machine, three runs: geometric mean over
+# the five ResNet layers, time relative to torch, 1.82 / 1.73 / 1.74 split against 2.38 / 2.04 /
+# 2.13 for im2col_gemm whole; the 56x56x64 layer took 21-22 ms against 32-36 ms.
 PARALLEL_MIN_IMAGES = 2
 PARALLEL_MAX_FILTER_RATIO = 2
 # F(4x4, 3x3)'s transforms amplify float32 rounding. Its error relative to the tolerance's scale
 # (1e-6 + 1e-5 * sum|terms|), worst over 320k outputs of standard-normal data, was 1.08 with one
 # input channel, 0.39 with 2, 0.14 with 8 and 0.07 with 64 (it falls like 1/sqrt(Cg): the
 # rounding errors add up randomly, the terms do not). Below this many channels per group the
-# variant refuses float32 rather than risk results outside the tolerance; float64 is always fine.
+# variant refuses float32 rather than risk results outside the tolerance (on data of one scale;
+# see the module docstring for the error model on spiky data).
 WINOGRAD_4X4_MIN_CHANNELS = 16
 # Toom-Cook interpolation points (then the point at infinity); F(m, 3) uses the first m + 1. With
 # 1/2 and -2 for F(4, 3) (Barabasz et al., "Error analysis and improving the accuracy of Winograd
@@ -157,14 +161,17 @@ def _column_phases(s: int, sw: int, dw: int):
     phase b are those whose input offset s'*dw leaves remainder b modulo the stride sw. Output
     column q and the t-th tap of phase b read input column (q + first + t*step)*sw + b, i.e.
     element q + first + t*step of the phase array x[..., b::sw] (taps of one phase are evenly
-    spaced: s' = s0 + t*sw/gcd(sw, dw), so their shifts step by dw/gcd(sw, dw))."""
+    spaced: s' = s0 + t*sw/gcd(sw, dw), so their shifts step by dw/gcd(sw, dw)). At most S
+    phases: the loop runs over the taps, never over the stride (which may be huge)."""
+    by_phase = {}
+    for j in range(s):
+        by_phase.setdefault(j * dw % sw, []).append(j)
     out = []
-    for b in range(sw):
-        taps = [j for j in range(s) if j * dw % sw == b]
-        if taps:
-            first = taps[0] * dw // sw
-            step = taps[1] * dw // sw - first if len(taps) > 1 else 0
-            out.append((b, taps, first, step))
+    for b in sorted(by_phase):
+        taps = by_phase[b]
+        first = taps[0] * dw // sw
+        step = taps[1] * dw // sw - first if len(taps) > 1 else 0
+        out.append((b, taps, first, step))
     return out
 
 
@@ -185,6 +192,20 @@ def _epilogue(y: np.ndarray, bias, activation) -> None:
         y += bias
     if activation == "relu":
         np.maximum(y, 0, out=y)
+
+
+def _fill_padding_only(yb: np.ndarray, fill: np.ndarray, row0: int, hw, padding) -> None:
+    """Write ``fill`` (K, 1, 1) over the outputs of the block yb: (nb, K, rows, Q), whose output
+    rows start at row0, that a 3x3 window at stride 1 places wholly in the zero padding: rows
+    before ph - 2 or from ph + H on (columns likewise). Their exact value is known, while a
+    Winograd tile would give them its neighbours' rounding residue."""
+    (h, wd), (ph, pw) = hw, padding
+    rows = yb.shape[2]
+    lo, hi = min(rows, max(0, ph - 2 - row0)), min(rows, max(0, ph + h - row0))
+    yb[:, :, :lo] = fill
+    yb[:, :, hi:] = fill
+    yb[..., :max(0, pw - 2)] = fill
+    yb[..., pw + wd:] = fill
 
 
 @lru_cache(maxsize=None)
@@ -264,11 +285,17 @@ class _BatchThreads:
     def __init__(self):
         self._blas = None
         self._probed = False
+        self._limiter = None  # threadpoolctl's limiter while a split runs, to undo it in a fork
         self._reset()
         if hasattr(os, "register_at_fork"):
             os.register_at_fork(after_in_child=self._reset)
 
     def _reset(self):
+        # In a child forked while another thread was inside run(), that thread (and the
+        # restore at its end) does not exist: give the child back BLAS's original thread count.
+        if self._limiter is not None:
+            self._limiter.restore_original_limits()
+            self._limiter = None
         self._lock = threading.Lock()
         self._pool, self._pool_size = None, 0
 
@@ -296,14 +323,18 @@ class _BatchThreads:
                     self._pool.shutdown(wait=False)
                 self._pool = ThreadPoolExecutor(n_workers, thread_name_prefix="pykern-conv2d")
                 self._pool_size = n_workers
-            with self._controller().limit(limits=1):
+            self._limiter = self._controller().limit(limits=1)
+            try:
                 futures = [self._pool.submit(fn, x[a:b], w, bias, y[a:b], **params)
                            for a, b in zip(cuts[:-1], cuts[1:])]
                 # Every slice finishes before the call returns or raises: none may go on writing
                 # y, or run under the restored BLAS thread count, after the caller has moved on.
                 wait(futures)
-                for f in futures:
-                    f.result()
+            finally:
+                limiter, self._limiter = self._limiter, None
+                limiter.restore_original_limits()
+            for f in futures:
+                f.result()
 
 
 _BATCH_THREADS = _BatchThreads()
@@ -323,6 +354,10 @@ def im2col_gemm(x, w, bias, y, *, stride, padding, dilation, groups, activation)
     k, cg, r, s = w.shape  # w: (K, Cg, R, S)
     _, _, p, q = y.shape  # y: (N, K, P, Q)
     (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
+    # A stride of an axis with one output, or a dilation of an axis with one tap, selects nothing;
+    # set to 1 it cannot be multiplied into the strided views' offsets (up to 2^31 - 1 each).
+    sh, sw = (1 if p == 1 else sh), (1 if q == 1 else sw)
+    dh, dw = (1 if r == 1 else dh), (1 if s == 1 else dw)
     kg, crs = k // groups, cg * r * s
     wm = w.reshape(groups, kg, crs)  # (G, Kg, CRS): a view, the GEMM's left operand
 
@@ -442,6 +477,12 @@ def _winograd(m: int, x, w, bias, y, *, padding, groups, activation):
     unit = np.dtype((np.void, m * x.itemsize))
     full_buf = np.empty(nb_max * k * tr_max * m * tq * m, x.dtype) if ragged else None
 
+    # Outputs whose window lies wholly in the padding (padding >= 3) are made exact below.
+    pad_fill = None
+    if max(ph, pw) >= 3:
+        # What the spec sums there before the bias: 0 * w, so NaN for a filter with Inf or NaN.
+        pad_fill = np.where(np.isfinite(w).reshape(k, -1).all(axis=1), 0.0, np.nan).astype(x.dtype)[:, None, None]
+
     for n0, n1, t0, t1 in blocks:
         nb, tr = n1 - n0, t1 - t0
         t = nb * tr * tq
@@ -480,35 +521,32 @@ def _winograd(m: int, x, w, bias, y, *, padding, groups, activation):
             full = _carve(full_buf, (nb, k, tr * m, tq * m))
             np.copyto(full.view(unit).reshape(nb, k, tr, m, tq), tiles)
             np.copyto(yb, full[:, :, :rows, :q])
+        if pad_fill is not None:
+            _fill_padding_only(yb, pad_fill, t0 * m, (h, wd), padding)
         _epilogue(yb, bias[:, None, None] if bias is not None else None, activation)
 
 
-@register("conv2d", "numpy", dtypes=("float32", "float64"), supports=_winograd_supports)
+@register("conv2d", "numpy", dtypes=("float32", "float64"), supports=_winograd_supports,
+          error_model="tile")
 def winograd_2x2(x, w, bias, y, *, stride, padding, dilation, groups, activation):
     """Winograd F(2x2,3x3): 2.25x fewer multiplies than direct, transforms and batched GEMMs as matmuls."""
     _winograd(2, x, w, bias, y, padding=padding, groups=groups, activation=activation)
 
 
-@register("conv2d", "numpy", dtypes=("float32", "float64"), supports=_winograd_4x4_supports)
+@register("conv2d", "numpy", dtypes=("float32", "float64"), supports=_winograd_4x4_supports,
+          error_model="tile")
 def winograd_4x4(x, w, bias, y, *, stride, padding, dilation, groups, activation):
     """Winograd F(4x4,3x3): 4x fewer multiplies than direct; float32 only with >= 16 channels per group."""
     _winograd(4, x, w, bias, y, padding=padding, groups=groups, activation=activation)
 
 
 @register("conv2d", "numpy", dtypes=("float32", "float64"), default=True)
-def winograd_im2col(x, w, bias, y, *, stride, padding, dilation, groups, activation):
-    """Winograd for 3x3 stride-1 layers with many channels (F(2x2) when filters outnumber the input), else im2col_gemm."""
-    kg, cg = w.shape[0] // groups, w.shape[1]
-    fn = im2col_gemm
-    if min(kg, cg) >= max(WINOGRAD_MIN_CHANNELS, WINOGRAD_4X4_MIN_CHANNELS) and _winograd_applies(w.shape, stride, dilation):
-        # Measured (N=8): on the 14x14x256 and 7x7x512 layers, whose filters outnumber their
-        # input, F(2x2) beat F(4x4) by 2-5% in every run: transforming the filters (and reading
-        # them back) costs F(4x4) more than its fewer multiplies save; elsewhere F(4x4) won.
-        fn = winograd_4x4 if w.size <= x.size else winograd_2x2
+def im2col_threads(x, w, bias, y, *, stride, padding, dilation, groups, activation):
+    """im2col_gemm on batch slices in parallel threads (BLAS held to one each) for input-heavy layers."""
     params = dict(stride=stride, padding=padding, dilation=dilation, groups=groups, activation=activation)
-    if fn is not im2col_gemm and w.size <= PARALLEL_MAX_FILTER_RATIO * x.size:
+    if w.size <= PARALLEL_MAX_FILTER_RATIO * x.size:
         workers = min(_BATCH_THREADS.workers(), x.shape[0] // PARALLEL_MIN_IMAGES)
         if workers > 1:
-            _BATCH_THREADS.run(fn, x, w, bias, y, workers, **params)
+            _BATCH_THREADS.run(im2col_gemm, x, w, bias, y, workers, **params)
             return
-    fn(x, w, bias, y, **params)
+    im2col_gemm(x, w, bias, y, **params)
