@@ -67,6 +67,11 @@ def describe(x, name: str) -> ArrayInfo:
         raise TypeError(f"{name}: a PyTorch CPU tensor is not accepted; pass {name}.numpy() "
                         "(host) or a CUDA tensor")
     if kind == "numpy":
+        if isinstance(x, np.ma.MaskedArray):
+            raise TypeError(f"{name}: a masked array is not accepted: the kernels would read the "
+                            f"masked values and ignore the mask; pass {name}.filled(value) or, if the "
+                            f"mask does not matter, {name}.data")
+        require_native(name, x.dtype)
         return ArrayInfo(name, x, kind, tuple(x.shape), x.dtype, x.ctypes.data,
                          None if x.flags.c_contiguous else tuple(x.strides))
     if type(x).__module__.startswith("numba.cuda.simulator"):
@@ -78,6 +83,7 @@ def describe(x, name: str) -> ArrayInfo:
         dtype = np.dtype(cai["typestr"])
     except TypeError:
         raise TypeError(f"{name}: element type {cai['typestr']!r} is not supported") from None
+    require_native(name, dtype)
     if dtype.kind == "V" and dtype.itemsize == 2 and _dtype_name(getattr(x, "dtype", None)) == "bfloat16":
         # The interface has no bfloat16 typestr ('<V2', raw bytes); the array's own dtype
         # (ml_dtypes.bfloat16 on a pykern DeviceArray, for instance) says what the bytes are.
@@ -89,6 +95,15 @@ def describe(x, name: str) -> ArrayInfo:
         if strides == c_strides(shape, dtype.itemsize):
             strides = None
     return ArrayInfo(name, x, kind, shape, dtype, int(cai["data"][0]), strides, int(cai.get("stream") or 0))
+
+
+def require_native(name: str, dtype: np.dtype) -> None:
+    """Kernels read numbers in this machine's byte order; pykern never byte-swaps (a copy)."""
+    if not dtype.isnative:
+        order = "big-endian" if dtype.byteorder == ">" else "little-endian"
+        raise TypeError(f"{name}: {order} {dtype.name} (dtype {dtype.str!r}) is not supported: the kernels "
+                        f"read this machine's byte order and pykern never copies implicitly; pass "
+                        f"{name}.astype({name}.dtype.newbyteorder('='))")
 
 
 def _dtype_name(dt) -> str:

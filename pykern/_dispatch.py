@@ -42,20 +42,12 @@ def prepare(op: str, arrays: dict, params: dict, *, backend: str = "auto",
         require_layout(info)
     out_shape, out_dtype, params = spec.validate(infos, params)
 
-    be = resolve_backend(backend, present[0].on_gpu)
-    var = get_variant(op, be, variant)
-    require(be)
-    dt = present[0].dtype.name
-    if dt not in var.dtypes:
-        raise TypeError(f"{present[0].name}: variant {var.key} takes {', '.join(var.dtypes)}; got {dt}")
-    reason = var.unsupported_reason(infos, params)
-    if reason:
-        raise Unsupported(f"variant {var.key} cannot run this input: {reason}")
-
     out_info = None
     if out is not None:
         out_info = describe(out, "out")
         require_layout(out_info)
+        if out_info.kind == "numpy" and not out.flags.writeable:
+            raise ValueError("out: the array is read-only (its WRITEABLE flag is off); pass a writable array")
         if out_info.on_gpu != present[0].on_gpu:
             raise TypeError("out: must be on the same side (host or GPU) as the inputs")
         if out_info.kind != present[0].kind:
@@ -70,8 +62,22 @@ def prepare(op: str, arrays: dict, params: dict, *, backend: str = "auto",
                 if not same_buffer(info, out_info):
                     raise ValueError(f"out overlaps {info.name} partially; it must be either the same "
                                      "array (in place) or disjoint")
+
+    be = resolve_backend(backend, present[0].on_gpu)
+    var = get_variant(op, be, variant)
+    require(be)
+    dt = present[0].dtype.name
+    if dt not in var.dtypes:
+        raise TypeError(f"{present[0].name}: variant {var.key} takes {', '.join(var.dtypes)}; got {dt}")
+    reason = var.unsupported_reason(infos, params)
+    if reason:
+        raise Unsupported(f"variant {var.key} cannot run this input: {reason}")
+
     ins = [infos[name] for name in spec.inputs]
-    prepared = EXECUTORS[be].prepare(var, ins, params, tuple(out_shape), out_dtype, out_info, poison)
+    try:
+        prepared = EXECUTORS[be].prepare(var, ins, params, tuple(out_shape), out_dtype, out_info, poison)
+    except MemoryError as e:
+        raise _out_of_memory(e, f"the output {tuple(out_shape)} {out_dtype.name}", params) from e
     prepared.variant, prepared.params = var, params
     return prepared
 
@@ -79,5 +85,14 @@ def prepare(op: str, arrays: dict, params: dict, *, backend: str = "auto",
 def call(op: str, arrays: dict, params: dict, *, backend="auto", variant=None, out=None):
     """Run ``op`` once and return the caller's kind of array."""
     prepared = prepare(op, arrays, params, backend=backend, variant=variant, out=out)
-    prepared.run()
+    try:
+        prepared.run()
+    except MemoryError as e:
+        raise _out_of_memory(e, f"the workspace of {prepared.variant.key}", prepared.params) from e
     return prepared.finish()
+
+
+def _out_of_memory(e: MemoryError, what: str, params: dict) -> MemoryError:
+    """The allocator's MemoryError, saying what was being allocated and which arguments made it so big."""
+    args = "".join(f", {k}={v!r}" for k, v in params.items())
+    return MemoryError(f"cannot allocate {what} for these inputs{args}: {e}")

@@ -14,8 +14,14 @@ from ._spec import OpSpec, check_rank, random_array
 ACTIVATIONS = (None, "relu")
 
 
+# Every size, stride, dilation and padding, and the padded input's extent, must stay below 2^31:
+# the GPU kernels index in 32 bits, and the CPU variants' strided views multiply these numbers.
+INDEX_LIMIT = 2**31 - 1
+
+
 def pair(value, name: str, minimum: int) -> tuple:
-    """An int or a pair of ints -> (h, w); ValueError naming the parameter otherwise."""
+    """An int or a pair of ints in [minimum, INDEX_LIMIT] -> (h, w); ValueError naming the
+    parameter otherwise."""
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
         v = (int(value), int(value))
     elif (isinstance(value, (tuple, list)) and len(value) == 2
@@ -23,8 +29,8 @@ def pair(value, name: str, minimum: int) -> tuple:
         v = (int(value[0]), int(value[1]))
     else:
         raise ValueError(f"{name}: expected an int or a pair of ints, got {value!r}")
-    if min(v) < minimum:
-        raise ValueError(f"{name}: every entry must be >= {minimum}, got {value!r}")
+    if min(v) < minimum or max(v) > INDEX_LIMIT:
+        raise ValueError(f"{name}: every entry must be in [{minimum}, 2^31 - 1], got {value!r}")
     return v
 
 
@@ -41,8 +47,8 @@ class Conv2dSpec(OpSpec):
 
     def normalize(self, params):
         groups = params.get("groups", 1)
-        if not isinstance(groups, (int, np.integer)) or isinstance(groups, bool) or groups < 1:
-            raise ValueError(f"groups: expected an int >= 1, got {groups!r}")
+        if not isinstance(groups, (int, np.integer)) or isinstance(groups, bool) or not 1 <= groups <= INDEX_LIMIT:
+            raise ValueError(f"groups: expected an int in [1, 2^31 - 1], got {groups!r}")
         activation = params.get("activation")
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation: expected one of {ACTIVATIONS}, got {activation!r}")
@@ -67,6 +73,10 @@ class Conv2dSpec(OpSpec):
                              f"for x: (N, C, H, W) = {x.shape} and groups={g}, got {cg}")
         if bias is not None and bias.shape != (k,):
             raise ValueError(f"bias: expected shape ({k},) (one per output channel), got {bias.shape}")
+        for axis, size, pad in (("H", h, p["padding"][0]), ("W", wd, p["padding"][1])):
+            if size + 2 * pad > INDEX_LIMIT:
+                raise ValueError(f"padding: the padded input ({axis} + 2*padding = {size} + 2*{pad}) must "
+                                 f"stay below 2^31, got padding={params.get('padding', 0)!r}")
         pq = output_size(h, wd, r, s, p["stride"], p["padding"], p["dilation"])
         if min(pq) < 1:
             raise ValueError(f"the dilated filter ({r}x{s}, dilation {p['dilation']}) is larger than "
