@@ -142,11 +142,14 @@ conv2d_direct_kernel(Geom g, const T* __restrict__ x, const T* __restrict__ w,
     for (int r = 0; r < g.R; ++r) {
       const int ih = ih0 + r * g.dh;
       // Unsigned compare: one test covers both ih < 0 (wraps to huge) and ih >= H.
-      if (static_cast<unsigned>(ih) >= static_cast<unsigned>(g.H)) continue;
+      const bool row_in = static_cast<unsigned>(ih) < static_cast<unsigned>(g.H);
       for (int s = 0; s < g.S; ++s) {
         const int iw = iw0 + s * g.dw;
-        if (static_cast<unsigned>(iw) >= static_cast<unsigned>(g.W)) continue;
-        acc += xg[c * g.HW + ih * g.W + iw] * wk[(c * g.R + r) * g.S + s];
+        // Padding is zeros that multiply like any value (0 * Inf is NaN, as in the spec and
+        // torch), so padded taps are not skipped.
+        T v = T(0);
+        if (row_in && static_cast<unsigned>(iw) < static_cast<unsigned>(g.W)) v = xg[c * g.HW + ih * g.W + iw];
+        acc += v * wk[(c * g.R + r) * g.S + s];
       }
     }
   }

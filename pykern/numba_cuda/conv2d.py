@@ -86,11 +86,13 @@ def _make_direct(dtype):
         for c in range(cg):
             for r in range(rr):
                 ih = h0 + r * dh
-                if 0 <= ih < hh:  # outside the image is zero padding: it adds nothing
-                    for s in range(ss):
-                        iw = w0 + s * dw
-                        if 0 <= iw < ww:
-                            acc += x[n, c_base + c, ih, iw] * w[k, c, r, s]
+                row_in = 0 <= ih < hh
+                for s in range(ss):
+                    iw = w0 + s * dw
+                    # Padding is zeros that multiply like any value (0 * Inf is NaN, as in the
+                    # spec and torch), so padded taps are not skipped.
+                    v = x[n, c_base + c, ih, iw] if row_in and 0 <= iw < ww else zero
+                    acc += v * w[k, c, r, s]
         y[n, k, p, q] = _epilogue(acc, bias, k, has_bias, relu, zero)
 
     return direct_kernel
