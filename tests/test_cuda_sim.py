@@ -208,6 +208,7 @@ def test_without_the_simulator_the_cuda_backend_says_why():
     import os
     import subprocess
     import sys
+    import tempfile
     if ctypes.util.find_library("cuda") is not None:
         pytest.skip("a CUDA driver is present: the real extension may well be available")
     code = ("import numpy as np, pykern as pk\n"
@@ -220,5 +221,7 @@ def test_without_the_simulator_the_cuda_backend_says_why():
             "else:\n"
             "    raise SystemExit('no error')\n")
     env = {**os.environ, "PYKERN_CUDA_SIM": "0"}
-    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    # Outside the repository, so the installed pykern is imported, not the sources.
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120,
+                          cwd=tempfile.gettempdir())
     assert proc.returncode == 0, proc.stdout + proc.stderr
