@@ -33,6 +33,7 @@
 #endif
 #endif
 #ifdef PYKERN_SIM_ASAN
+#include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
 #endif
 
@@ -271,6 +272,11 @@ void fiber_main() {
 
 // Prepares f to start in fiber_main at its first resume.
 void start_context(Fiber* f) {
+#ifdef PYKERN_SIM_ASAN
+  // The stack's last user never unwound (fiber_main does not return, and a failed launch
+  // abandons fibers mid-call): its frames' redzones are still poisoned, and they are dead.
+  ASAN_UNPOISON_MEMORY_REGION(f->stack, f->stack_size);
+#endif
 #ifdef PYKERN_SIM_ASM_SWITCH
   // The frame pykern_sim_switch pops: FP control words, r15..rbp, then fiber_main as the
   // return address, placed so that fiber_main starts with the ABI's call alignment (rsp % 16 == 8).
