@@ -114,6 +114,7 @@ def test_missing_syncthreads_is_named_when_a_thread_exits_early(sim):
     ("threads_1025", r"cudaErrorInvalidConfiguration: .*exceeds 1024 threads"),
     ("grid_y_65536", r"cudaErrorInvalidConfiguration: .*grid \(1,65536,1\) exceeds"),
     ("smem_64k_no_optin", r"cudaErrorInvalidValue: .*above 48 KiB needs cudaFuncSetAttribute"),
+    ("static_40k_dynamic_16k", r"shared memory over the limit: 40960 bytes static \+ 16384 dynamic"),
 ])
 def test_launch_limits_are_checked(sim, probe, match):
     c = DeviceArray.empty((1,), np.float32)
@@ -121,9 +122,10 @@ def test_launch_limits_are_checked(sim, probe, match):
         sim.sim_probe(probe, c.ptr)
 
 
-def test_dynamic_shared_memory_over_48k_runs_after_opt_in(sim):
+@pytest.mark.parametrize("probe", ["smem_64k_optin", "static_40k"])
+def test_legal_shared_memory_sizes_run(sim, probe):
     c = DeviceArray.from_host(np.zeros(1, np.float32))
-    sim.sim_probe("smem_64k_optin", c.ptr)
+    sim.sim_probe(probe, c.ptr)
     assert c.copy_to_host()[0] == 1.0
 
 

@@ -63,11 +63,15 @@ void fail(const char* what);  // a kernel-side error that aborts the launch (lik
 // Dynamic shared memory of the running launch (NaN-filled at each block start).
 void* dynamic_smem(size_t align);
 
+// Counts a block's static shared memory against the limits (sim_runtime.cpp).
+void add_static_smem(size_t bytes);
+
 // PYKERN_SHARED: the first thread of each block to reach the declaration NaN-fills the array.
 inline void fresh_shared(void* p, size_t bytes, unsigned long long& epoch) {
   if (epoch != g_block_epoch) {
     std::memset(p, 0xff, bytes);  // all-ones bytes are NaN in every float format
     epoch = g_block_epoch;
+    add_static_smem(bytes);
   }
 }
 

@@ -111,6 +111,15 @@ __global__ void early_exit_kernel(float* c) {
   c[0] = s[1];
 }
 
+// 40 KiB static: legal alone, over the limit with more than 8 KiB of dynamic shared memory
+// unless the kernel opted in.
+__global__ void big_static_kernel(float* c) {
+  PYKERN_SHARED(float, s, [10 * 1024]);
+  s[threadIdx.x] = 1.f;
+  __syncthreads();
+  if (threadIdx.x == 0) c[0] = s[31];
+}
+
 const char* const kNames[kCount] = {"missing_syncthreads", "cp_async_wait", "missing_syncwarp", "off_by_one_store",
                                     "off_by_one_tile_edge"};
 
@@ -161,6 +170,10 @@ void probe(const std::string& what, void* c) {
     pykern::check_cuda(cudaFuncSetAttribute(touch_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(k64)),
                        "cudaFuncSetAttribute");
     PYKERN_LAUNCH(1, 32, k64, 0, touch_kernel)(cf);
+  } else if (what == "static_40k") {
+    PYKERN_LAUNCH(1, 32, 0, 0, big_static_kernel)(cf);
+  } else if (what == "static_40k_dynamic_16k") {
+    PYKERN_LAUNCH(1, 32, 16 * 1024, 0, big_static_kernel)(cf);
   } else if (what == "early_exit_barrier") {
     PYKERN_LAUNCH(1, 64, 0, 0, early_exit_kernel)(cf);
   } else {

@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <deque>
+#include <functional>
 #include <mutex>
 #include <numeric>
 #include <random>
@@ -186,6 +187,8 @@ void* g_body_ctx = nullptr;
 std::string g_fiber_error;  // set by a failing thread: ends the launch
 unsigned char* g_dyn_smem = nullptr;
 size_t g_dyn_smem_bytes = 0;
+size_t g_static_smem_bytes = 0;  // this block's __shared__ arrays, counted as they are reached
+bool g_smem_opted_in = false;    // the kernel has a MaxDynamicSharedMemorySize attribute
 const char* g_kernel_name = "";
 std::mutex g_launch_mutex;
 #ifdef PYKERN_SIM_ASAN
@@ -359,8 +362,11 @@ std::string run_block(unsigned n, uint64_t salt) {
         if (!(waiting >> l & 1)) continue;
         Fiber* f = g_fibers[32 * w + l];
         const unsigned need = f->warp_mask & exists;
-        if (!(f->warp_mask >> l & 1))
-          return where(f) + ": __syncwarp mask 0x" + std::to_string(f->warp_mask) + " does not include the calling lane";
+        if (!(f->warp_mask >> l & 1)) {
+          char buf[96];
+          std::snprintf(buf, sizeof buf, ": __syncwarp(0x%08x) does not include the calling lane", f->warp_mask);
+          return where(f) + buf;
+        }
         if (need & exited) {
           char buf[96];
           std::snprintf(buf, sizeof buf, ": __syncwarp(0x%08x) waits for lanes that have exited (0x%08x)", f->warp_mask,
@@ -435,6 +441,21 @@ void trap(const char* what) { throw std::runtime_error(std::string(what) + " exe
 
 void fail(const char* what) { throw std::runtime_error(what); }
 
+void add_static_smem(size_t bytes) {
+  // CUDA's rules: static shared memory at most 48 KiB; static + dynamic at most 48 KiB unless
+  // the kernel opted into more (then up to the device's opt-in limit).
+  g_static_smem_bytes += bytes;
+  const size_t total = g_static_smem_bytes + g_dyn_smem_bytes;
+  const size_t limit = g_smem_opted_in ? static_cast<size_t>(smem_optin_limit()) : 48 * 1024;
+  if (g_static_smem_bytes > 48 * 1024 || total > limit) {
+    char buf[200];
+    std::snprintf(buf, sizeof buf,
+                  "shared memory over the limit: %zu bytes static + %zu dynamic (static at most 49152, "
+                  "the sum at most %zu)", g_static_smem_bytes, g_dyn_smem_bytes, limit);
+    fail(buf);
+  }
+}
+
 void* dynamic_smem(size_t align) {
   if (align > 128) fail("dynamic shared memory aligned to more than 128 bytes is not simulated");
   return g_dyn_smem;
@@ -484,9 +505,10 @@ void run_launch(const LaunchConfig& cfg, void (*body)(void*), void* ctx) {
                                                  "," + std::to_string(g.z) + ") exceeds (2^31-1, 65535, 65535)");
     return;
   }
+  auto opt = func_smem_optin().find(cfg.fn);
+  g_smem_opted_in = opt != func_smem_optin().end();
   if (cfg.smem > 48 * 1024) {
-    auto it = func_smem_optin().find(cfg.fn);
-    const size_t allowed = it == func_smem_optin().end() ? 48 * 1024 : static_cast<size_t>(it->second);
+    const size_t allowed = g_smem_opted_in ? static_cast<size_t>(opt->second) : 48 * 1024;
     if (cfg.smem > allowed) {
       set_error(cudaErrorInvalidValue, name + ": " + std::to_string(cfg.smem) +
                                            " bytes of dynamic shared memory; above 48 KiB needs "
@@ -511,7 +533,9 @@ void run_launch(const LaunchConfig& cfg, void (*body)(void*), void* ctx) {
   g_fiber_error.clear();
   ++g_stats.launches;
   const uint64_t blocks = uint64_t(g.x) * g.y * g.z;
-  const uint64_t salt = g_stats.launches << 32;
+  // Random orders depend on the seed, the kernel and the block only, so a failing order
+  // reproduces in isolation whatever ran before it.
+  const uint64_t salt = std::hash<std::string>{}(name) << 24;
   std::vector<unsigned> border;
   const bool reorder = config().order != "forward" && blocks <= (1u << 24);
   if (reorder) border = make_order(static_cast<unsigned>(blocks), salt);
@@ -522,6 +546,7 @@ void run_launch(const LaunchConfig& cfg, void (*body)(void*), void* ctx) {
                         static_cast<unsigned>(bi / (uint64_t(g.x) * g.y))};
     ++g_block_epoch;
     ++g_stats.blocks;
+    g_static_smem_bytes = 0;
     std::memset(g_dyn_smem, 0xff, cfg.smem);
     error = run_block(static_cast<unsigned>(threads), salt + bi);
   }
