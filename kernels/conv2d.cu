@@ -603,8 +603,8 @@ void launch_implicit_gemm(const Geom& g, const float* x, const float* w, const f
   const int ds = Tile::BK % g.S;
   const int dr = (Tile::BK / g.S) % g.R;
   const int dc = Tile::BK / g.RS;
-  PYKERN_LAUNCH(grid, Tile::NT, 0, stream, conv2d_implicit_gemm_kernel<Tile>)(g, k_tiles, x, w, bias, y,
-                                                                  vec_store, dc, dr, ds);
+  PYKERN_LAUNCH(grid, Tile::NT, 0, stream, conv2d_implicit_gemm_kernel<Tile>)(
+      g, k_tiles, x, w, bias, y, vec_store, dc, dr, ds);
   check_launch("conv2d_implicit_gemm");
 }
 

@@ -855,8 +855,8 @@ void matmul_vectorized(DType dt, const void* a, const void* b, void* c, int64_t 
   with_flags([&](auto va, auto vbc, auto wide) {
     PYKERN_LAUNCH(grid, (BM / TM) * (BN / TN), 0, stream,
                   matmul_vectorized_kernel<BM, BN, BK, TM, TN, decltype(va)::value, decltype(vbc)::value,
-                                           IdxFor<decltype(wide)>>)(static_cast<const float*>(a), static_cast<const float*>(b),
-                                                     static_cast<float*>(c), int(M), int(N), int(K));
+                                           IdxFor<decltype(wide)>>)(
+        static_cast<const float*>(a), static_cast<const float*>(b), static_cast<float*>(c), int(M), int(N), int(K));
     check_launch(what);
   }, vec_a(a, K), vec_bc(b, c, N), wide_offsets(N, K, BM, BN, BK));
 }
