@@ -4,7 +4,8 @@ to catch, refuses what a GPU refuses, and runs what the generated tests cannot r
 * Planted bugs (csrc/sim/planted.cu): each family's correct kernel passes under every thread
   order and its broken twin fails, so a passing CUDA test under the simulator means something.
 * Launch checks: too many threads, grid.y over 65535, > 48 KiB of dynamic shared memory without
-  the opt-in, and a __syncthreads that some threads never reach are CUDA errors, not hangs.
+  the opt-in, a __syncthreads that some threads never reach, and writes just past the end of a
+  device allocation or of the dynamic shared memory are CUDA errors, not hangs or heap damage.
 * The matmul launchers' int64_t-offset instantiations (chosen on a GPU only when K or N is in
   the millions), forced on small shapes, exact on small integers.
 * Every CUDA C++ variant under reverse and seeded random thread orders, and on an sm_75 device.
@@ -115,8 +116,10 @@ def test_missing_syncthreads_is_named_when_a_thread_exits_early(sim):
     ("grid_y_65536", r"cudaErrorInvalidConfiguration: .*grid \(1,65536,1\) exceeds"),
     ("smem_64k_no_optin", r"cudaErrorInvalidValue: .*above 48 KiB needs cudaFuncSetAttribute"),
     ("static_40k_dynamic_16k", r"shared memory over the limit: 40960 bytes static \+ 16384 dynamic"),
+    ("write_past_end", r"cudaErrorIllegalAddress: .*wrote past the end of a 4-byte device allocation"),
+    ("dynamic_smem_past_end", r"wrote past the end of its 64 bytes of dynamic shared memory"),
 ])
-def test_launch_limits_are_checked(sim, probe, match):
+def test_launch_errors_are_reported(sim, probe, match):
     c = DeviceArray.empty((1,), np.float32)
     with pytest.raises(RuntimeError, match=match):
         sim.sim_probe(probe, c.ptr)

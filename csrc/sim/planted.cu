@@ -120,6 +120,15 @@ __global__ void big_static_kernel(float* c) {
   if (threadIdx.x == 0) c[0] = s[31];
 }
 
+// Writes element n of c and of the dynamic shared memory (both have n elements when probed).
+__global__ void past_end_kernel(float* c, int n, bool smem) {
+  PYKERN_EXTERN_SHARED(16, float, dyn);
+  if (threadIdx.x == 0) {
+    if (smem) dyn[n] = 1.f;
+    else c[n] = 1.f;
+  }
+}
+
 const char* const kNames[kCount] = {"missing_syncthreads", "cp_async_wait", "missing_syncwarp", "off_by_one_store",
                                     "off_by_one_tile_edge"};
 
@@ -174,6 +183,10 @@ void probe(const std::string& what, void* c) {
     PYKERN_LAUNCH(1, 32, 0, 0, big_static_kernel)(cf);
   } else if (what == "static_40k_dynamic_16k") {
     PYKERN_LAUNCH(1, 32, 16 * 1024, 0, big_static_kernel)(cf);
+  } else if (what == "write_past_end") {  // c: 1 float
+    PYKERN_LAUNCH(1, 32, 0, 0, past_end_kernel)(cf, 1, false);
+  } else if (what == "dynamic_smem_past_end") {
+    PYKERN_LAUNCH(1, 32, 16 * sizeof(float), 0, past_end_kernel)(cf, 16, true);
   } else if (what == "early_exit_barrier") {
     PYKERN_LAUNCH(1, 64, 0, 0, early_exit_kernel)(cf);
   } else {

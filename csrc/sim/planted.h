@@ -22,7 +22,8 @@ void run(const std::string& bug, bool broken, const void* a, const void* b, void
 
 // Launches that a GPU refuses or that hang on one, each of which the simulator must report as
 // a CUDA error instead of running: "threads_1025", "grid_y_65536", "smem_64k_no_optin",
-// "early_exit_barrier" (thread 0 returns before a __syncthreads the others reach); and
+// "early_exit_barrier" (thread 0 returns before a __syncthreads the others reach),
+// "write_past_end" (c[1] of a 1-float c), "dynamic_smem_past_end" (element 16 of 16); and
 // "smem_64k_optin" and "static_40k", which are legal. c: 1 float of device memory the kernels write.
 void probe(const std::string& what, void* c);
 

@@ -397,7 +397,48 @@ std::string run_block(unsigned n, uint64_t salt) {
 
 // ---- device memory --------------------------------------------------------------------------
 
-std::unordered_map<void*, size_t> g_allocs;
+// Every device allocation and the dynamic shared memory are followed by kGuard guard bytes:
+// a kernel writing a little past the end then gets a CUDA error naming the buffer, checked
+// after every launch, instead of silently corrupting the host heap (which a GPU would not
+// notice either, but which here would crash the interpreter later).
+constexpr size_t kGuard = 256;
+constexpr unsigned char kGuardByte = 0xA5;
+
+std::unordered_map<void*, size_t> g_allocs;  // pointer -> requested size
+
+void* guarded_alloc(size_t bytes, size_t align) {
+  void* p = nullptr;
+  if (posix_memalign(&p, align, bytes + kGuard) != 0) return nullptr;
+  std::memset(static_cast<unsigned char*>(p) + bytes, kGuardByte, kGuard);
+  return p;
+}
+
+// The offset of the first changed guard byte after p[0, bytes), or -1; restores the guard.
+long guard_damage(void* p, size_t bytes) {
+  unsigned char* g = static_cast<unsigned char*>(p) + bytes;
+  for (size_t i = 0; i < kGuard; ++i) {
+    if (g[i] != kGuardByte) {
+      std::memset(g, kGuardByte, kGuard);
+      return static_cast<long>(i);
+    }
+  }
+  return -1;
+}
+
+// "" or which allocations a launch wrote past the end of.
+std::string check_device_guards() {
+  std::string bad;
+  for (auto& [p, bytes] : g_allocs) {
+    const long at = guard_damage(p, bytes);
+    if (at >= 0) {
+      char buf[160];
+      std::snprintf(buf, sizeof buf, "%swrote past the end of a %zu-byte device allocation (byte %ld after it)",
+                    bad.empty() ? "" : "; ", bytes, at);
+      bad += buf;
+    }
+  }
+  return bad;
+}
 
 struct Event {
   double seconds = 0;
@@ -518,8 +559,8 @@ void run_launch(const LaunchConfig& cfg, void (*body)(void*), void* ctx) {
     }
   }
   // Exactly the launch's size, so a sanitizer build catches an access past it.
-  void* dyn = nullptr;
-  if (posix_memalign(&dyn, 128, cfg.smem > 0 ? cfg.smem : 1) != 0) {
+  void* dyn = guarded_alloc(cfg.smem, 128);
+  if (dyn == nullptr) {
     set_error(cudaErrorMemoryAllocation, name + ": dynamic shared memory");
     return;
   }
@@ -549,10 +590,19 @@ void run_launch(const LaunchConfig& cfg, void (*body)(void*), void* ctx) {
     g_static_smem_bytes = 0;
     std::memset(g_dyn_smem, 0xff, cfg.smem);
     error = run_block(static_cast<unsigned>(threads), salt + bi);
+    if (error.empty() && guard_damage(g_dyn_smem, cfg.smem) >= 0)
+      error = "block (" + std::to_string(g_block_idx.x) + "," + std::to_string(g_block_idx.y) + "," +
+              std::to_string(g_block_idx.z) + ") wrote past the end of its " + std::to_string(cfg.smem) +
+              " bytes of dynamic shared memory";
   }
   std::free(dyn);
   g_dyn_smem = nullptr;
-  if (!error.empty()) set_error(cudaErrorLaunchFailure, "kernel " + name + ": " + error);
+  if (!error.empty()) {
+    set_error(cudaErrorLaunchFailure, "kernel " + name + ": " + error);
+    return;
+  }
+  const std::string bad = check_device_guards();
+  if (!bad.empty()) set_error(cudaErrorIllegalAddress, "kernel " + name + ": " + bad);
 }
 
 bool force_wide_index() {
@@ -649,6 +699,7 @@ const char* cudaGetErrorName(cudaError_t err) {
     case cudaErrorNoDevice: return "cudaErrorNoDevice";
     case cudaErrorInvalidDevice: return "cudaErrorInvalidDevice";
     case cudaErrorInvalidResourceHandle: return "cudaErrorInvalidResourceHandle";
+    case cudaErrorIllegalAddress: return "cudaErrorIllegalAddress";
     case cudaErrorLaunchOutOfResources: return "cudaErrorLaunchOutOfResources";
     case cudaErrorIllegalInstruction: return "cudaErrorIllegalInstruction";
     case cudaErrorLaunchFailure: return "cudaErrorLaunchFailure";
@@ -669,9 +720,9 @@ const char* cudaGetErrorString(cudaError_t err) {
 }
 
 cudaError_t cudaMalloc(void** ptr, size_t bytes) {
-  void* p = nullptr;
-  // 256-byte alignment, as cudaMalloc guarantees; exactly `bytes` long for the sanitizer build.
-  if (posix_memalign(&p, 256, bytes > 0 ? bytes : 1) != 0) return set_error(cudaErrorMemoryAllocation, "cudaMalloc");
+  // 256-byte alignment, as cudaMalloc guarantees, then the guard bytes.
+  void* p = bytes > SIZE_MAX - pykern_sim::kGuard ? nullptr : pykern_sim::guarded_alloc(bytes, 256);
+  if (p == nullptr) return set_error(cudaErrorMemoryAllocation, "cudaMalloc of " + std::to_string(bytes) + " bytes");
   pykern_sim::g_allocs[p] = bytes;
   *ptr = p;
   return cudaSuccess;
@@ -681,8 +732,13 @@ cudaError_t cudaFree(void* ptr) {
   if (ptr == nullptr) return cudaSuccess;
   auto it = pykern_sim::g_allocs.find(ptr);
   if (it == pykern_sim::g_allocs.end()) return set_error(cudaErrorInvalidValue, "cudaFree of a pointer cudaMalloc did not return");
+  const size_t bytes = it->second;
+  const long at = pykern_sim::guard_damage(ptr, bytes);
   pykern_sim::g_allocs.erase(it);
   std::free(ptr);
+  if (at >= 0)
+    return set_error(cudaErrorIllegalAddress, "cudaFree: something wrote past the end of this " + std::to_string(bytes) +
+                                                  "-byte allocation (byte " + std::to_string(at) + " after it)");
   return cudaSuccess;
 }
 
