@@ -6,6 +6,9 @@
 // block share the static __shared__ arrays, so two launches must never interleave.
 #include "sim_config.h"
 
+#if defined(__APPLE__) && !defined(_XOPEN_SOURCE)
+#define _XOPEN_SOURCE 700  // macOS declares the (deprecated) ucontext calls only with it
+#endif
 #include <sys/mman.h>
 #include <ucontext.h>
 #include <unistd.h>
@@ -41,7 +44,7 @@
 // Fiber switches. glibc's swapcontext makes a sigprocmask system call on every switch, which
 // made it ~3 us here; on x86-64 a switch saves only the callee-saved registers and the FP
 // control words (tens of ns). Elsewhere, or with -DPYKERN_SIM_UCONTEXT, ucontext is used.
-#if defined(__x86_64__) && !defined(PYKERN_SIM_UCONTEXT)
+#if defined(__x86_64__) && defined(__ELF__) && !defined(PYKERN_SIM_UCONTEXT)
 #define PYKERN_SIM_ASM_SWITCH 1
 extern "C" void pykern_sim_switch(void** save_sp, void* load_sp);
 asm(R"(
