@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -78,8 +79,15 @@ def failed_variants(report: str) -> set[str]:
 
 
 def main() -> int:
-    start = time.time()
     work = Path(tempfile.mkdtemp(prefix="pykern-plant-"))
+    try:
+        return run(work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def run(work: Path) -> int:
+    start = time.time()
     src, site = work / "src", work / "site"
     src.mkdir()
     subprocess.run(f"git -C {REPO} archive HEAD | tar -x -C {src}", shell=True, check=True)
