@@ -9,6 +9,7 @@
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/../.." && pwd)"
 target="$(mktemp -d)/site"
+trap 'rm -rf "$(dirname "$target")"' EXIT
 start=$(date +%s)
 PYKERN_SIM_SANITIZE=1 PYKERN_NO_CUDA=1 python -m pip install -q --no-build-isolation --no-deps \
   --target "$target" --config-settings=build-dir="$repo/build/sanitize" "$repo"
