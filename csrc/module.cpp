@@ -1,5 +1,6 @@
 // pykern._cuda: the CUDA C++ kernels and the small slice of the CUDA runtime pykern needs
-// (device memory, copies, events). Python-side wrappers live in pykern/cuda/ and pykern/_device.py.
+// (device memory, copies, events); pykern._cuda_sim is the same code built for the CPU
+// simulator (csrc/sim/). Python-side wrappers live in pykern/cuda/ and pykern/_device.py.
 #include "common.h"
 
 namespace pykern {
@@ -24,10 +25,28 @@ const char* dtype_name(DType dt) {
 
 }  // namespace pykern
 
-PYBIND11_MODULE(_cuda, m) {
-  m.doc() = "pykern CUDA C++ kernels (see kernels/) and runtime helpers";
+namespace {
+void bind_all(pybind11::module_& m) {
   pykern::bind_runtime(m);
   pykern::bind_relu(m);
   pykern::bind_matmul(m);
   pykern::bind_conv2d(m);
 }
+}  // namespace
+
+// The same bindings in both builds; the simulator (csrc/sim/) adds its settings and self-test.
+#ifdef PYKERN_CUDA_SIM
+namespace pykern {
+void bind_sim(pybind11::module_& m);
+}
+PYBIND11_MODULE(_cuda_sim, m) {
+  m.doc() = "pykern CUDA C++ kernels (see kernels/) run on the CPU by the simulator in csrc/sim/";
+  bind_all(m);
+  pykern::bind_sim(m);
+}
+#else
+PYBIND11_MODULE(_cuda, m) {
+  m.doc() = "pykern CUDA C++ kernels (see kernels/) and runtime helpers";
+  bind_all(m);
+}
+#endif

@@ -24,6 +24,7 @@
 #include <string>
 
 #include "conv2d.h"
+#include "launch.cuh"
 #include "matmul.h"
 
 namespace pykern {
@@ -203,7 +204,7 @@ conv2d_smem_tiled_kernel(Geom g, int IH, int IW, int CB, int tiles_q, int tiles_
   //   tile: (CB, IH, IW)         input channels c0.. with the halo the filter reaches
   //   wsh:  (CB, R, S, kSmemKB)  the block's kSmemKB filters for those channels, channel-minor
   //                              so a tap's kSmemKB weights are adjacent (broadcast reads)
-  extern __shared__ __align__(16) unsigned char smem_raw[];
+  PYKERN_EXTERN_SHARED(16, unsigned char, smem_raw);
   T* tile = reinterpret_cast<T*>(smem_raw);
   T* wsh = tile + CB * IH * IW;
 
@@ -385,8 +386,8 @@ conv2d_implicit_gemm_kernel(Geom g, int k_tiles, const float* __restrict__ x,
   // As: (2, BK, BM)  gathered x, reduction-major so a thread's 4 adjacent rows are one float4.
   // Bs: (2, BK, BNP) filter slice, transposed the same way. Two buffers: the next step's
   // tile is stored while the current one is read, so one __syncthreads per step suffices.
-  __shared__ __align__(16) float As[2][BK][BM];
-  __shared__ __align__(16) float Bs[2][BK][Tile::BNP];
+  PYKERN_SHARED(__align__(16) float, As, [2][BK][BM]);
+  PYKERN_SHARED(__align__(16) float, Bs, [2][BK][Tile::BNP]);
 
   const int t = threadIdx.x;
   const int m0 = blockIdx.x * BM;
@@ -605,8 +606,8 @@ void launch_implicit_gemm(const Geom& g, const float* x, const float* w, const f
   const int ds = Tile::BK % g.S;
   const int dr = (Tile::BK / g.S) % g.R;
   const int dc = Tile::BK / g.RS;
-  conv2d_implicit_gemm_kernel<Tile><<<grid, Tile::NT, 0, stream>>>(g, k_tiles, x, w, bias, y,
-                                                                  vec_store, dc, dr, ds);
+  PYKERN_LAUNCH(grid, Tile::NT, 0, stream, conv2d_implicit_gemm_kernel<Tile>)(
+      g, k_tiles, x, w, bias, y, vec_store, dc, dr, ds);
   check_launch("conv2d_implicit_gemm");
 }
 
@@ -679,7 +680,7 @@ void conv2d_direct(DType dt, const ConvShape& s, const void* x, const void* w, c
   const int64_t total = static_cast<int64_t>(g.N) * g.K * g.PQ;
   dispatch_f32_f64(dt, [&](auto tag) {
     using T = decltype(tag);
-    conv2d_direct_kernel<T><<<ceil_div(total, kDirectBlock), kDirectBlock, 0, stream>>>(
+    PYKERN_LAUNCH(ceil_div(total, kDirectBlock), kDirectBlock, 0, stream, conv2d_direct_kernel<T>)(
         g, static_cast<const T*>(x), static_cast<const T*>(w), static_cast<const T*>(bias),
         static_cast<T*>(y));
     check_launch("conv2d_direct");
@@ -699,7 +700,7 @@ void conv2d_smem_tiled(DType dt, const ConvShape& s, const void* x, const void* 
   dispatch_f32_f64(dt, [&](auto tag) {
     using T = decltype(tag);
     const SmemTiling t = smem_tiling(s, sizeof(T));
-    conv2d_smem_tiled_kernel<T><<<grid, block, static_cast<size_t>(t.bytes), stream>>>(
+    PYKERN_LAUNCH(grid, block, static_cast<size_t>(t.bytes), stream, conv2d_smem_tiled_kernel<T>)(
         g, t.IH, t.IW, t.CB, tiles_q, tiles_p, k_blocks, static_cast<const T*>(x),
         static_cast<const T*>(w), static_cast<const T*>(bias), static_cast<T*>(y));
     check_launch("conv2d_smem_tiled");
@@ -728,7 +729,8 @@ void conv2d_im2col_gemm(DType dt, const ConvShape& s, const void* x, const void*
     const float* cn = xn;
     if (!identity) {
       // Stream order makes reusing the buffer safe: image n+1's im2col runs after image n's GEMMs.
-      im2col_kernel<<<ceil_div(col_elems, kElementwiseBlock), kElementwiseBlock, 0, stream>>>(g, xn, col.get());
+      PYKERN_LAUNCH(ceil_div(col_elems, kElementwiseBlock), kElementwiseBlock, 0, stream,
+                    im2col_kernel)(g, xn, col.get());
       check_launch("conv2d_im2col_gemm(im2col)");
       cn = col.get();
     }
@@ -741,7 +743,8 @@ void conv2d_im2col_gemm(DType dt, const ConvShape& s, const void* x, const void*
   }
   if (bias != nullptr || g.relu) {
     const int64_t total = static_cast<int64_t>(g.N) * g.K * g.PQ;
-    bias_act_kernel<float><<<ceil_div(total, kElementwiseBlock), kElementwiseBlock, 0, stream>>>(
+    PYKERN_LAUNCH(ceil_div(total, kElementwiseBlock), kElementwiseBlock, 0, stream,
+                  bias_act_kernel<float>)(
         g, static_cast<const float*>(bias), yf);
     check_launch("conv2d_im2col_gemm(bias/relu)");
   }

@@ -35,6 +35,7 @@
 #include <type_traits>
 
 #include "dispatch.cuh"
+#include "launch.cuh"
 #include "matmul.h"
 
 namespace pykern {
@@ -81,7 +82,9 @@ __device__ __forceinline__ unsigned smem_addr(const void* p) {
 template <int BYTES>
 __device__ __forceinline__ void cp_async(void* dst, const void* src, bool valid) {
   static_assert(BYTES == 4 || BYTES == 8 || BYTES == 16, "cp.async copies 4, 8 or 16 bytes");
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+#if defined(PYKERN_CUDA_SIM)
+  ::pykern_sim::cp_async(dst, src, BYTES, valid);  // queued; lands at cp_async_wait
+#elif defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   const unsigned n = valid ? BYTES : 0;
   if constexpr (BYTES == 16) {
     // .cg: 16-byte copies may skip L1; each tile is read once per block.
@@ -94,7 +97,9 @@ __device__ __forceinline__ void cp_async(void* dst, const void* src, bool valid)
 }
 
 __device__ __forceinline__ void cp_async_commit() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+#if defined(PYKERN_CUDA_SIM)
+  ::pykern_sim::cp_async_commit();
+#elif defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   asm volatile("cp.async.commit_group;\n" ::);
 #endif
 }
@@ -102,7 +107,9 @@ __device__ __forceinline__ void cp_async_commit() {
 // Wait until at most N of this thread's committed copy groups are still in flight.
 template <int N>
 __device__ __forceinline__ void cp_async_wait() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+#if defined(PYKERN_CUDA_SIM)
+  ::pykern_sim::cp_async_wait(N);
+#elif defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
 #endif
 }
@@ -222,8 +229,8 @@ __global__ void __launch_bounds__(TILE * TILE)
     matmul_smem_tiled_kernel(const T* __restrict__ a, const T* __restrict__ b, T* __restrict__ c,
                              int M, int N, int K) {
   static_assert(TILE * TILE <= 1024, "one thread per output of a TILE x TILE tile: at most 1024 threads");
-  __shared__ T as[TILE][TILE];  // a: (TILE rows of M, TILE of K)
-  __shared__ T bs[TILE][TILE];  // b: (TILE of K, TILE columns of N)
+  PYKERN_SHARED(T, as, [TILE][TILE]);  // a: (TILE rows of M, TILE of K)
+  PYKERN_SHARED(T, bs, [TILE][TILE]);  // b: (TILE of K, TILE columns of N)
   const Tile t = tile_of_block<TILE, TILE, kGroupM>(M, N);
   const int ty = threadIdx.x / TILE, tx = threadIdx.x % TILE;
   T acc = T(0);
@@ -250,8 +257,8 @@ __global__ void __launch_bounds__(BM * BN / TM)
   static_assert(BM % TM == 0, "each thread owns TM whole rows of the block tile");
   static_assert(kThreads % BN == 0 && kThreads / BN == BM / TM,
                 "threads tile the BM x BN block exactly: BN columns x BM/TM row groups");
-  __shared__ float as[BM][BK];  // a: (BM rows of M, BK of K)
-  __shared__ float bs[BK][BN];  // b: (BK of K, BN columns of N)
+  PYKERN_SHARED(float, as, [BM][BK]);  // a: (BM rows of M, BK of K)
+  PYKERN_SHARED(float, bs, [BK][BN]);  // b: (BK of K, BN columns of N)
   const Tile t = tile_of_block<BM, BN, kGroupM>(M, N);
   // A warp shares one row group (broadcast as[] reads) and takes 32 consecutive columns.
   const int tc = threadIdx.x % BN, tr = threadIdx.x / BN;
@@ -288,8 +295,8 @@ __global__ void __launch_bounds__((BM / TM) * (BN / TN), 2)
   // Row stride BK + 1: the two row groups a warp reads (TM*BK words apart) then fall in
   // different banks instead of colliding (a 2-way conflict on every as[] read).
   constexpr int kALd = BK + 1;
-  __shared__ float as[BM * kALd];  // a: (BM rows of M, BK of K), padded rows
-  __shared__ float bs[BK * BN];    // b: (BK of K, BN columns of N)
+  PYKERN_SHARED(float, as, [BM * kALd]);  // a: (BM rows of M, BK of K), padded rows
+  PYKERN_SHARED(float, bs, [BK * BN]);    // b: (BK of K, BN columns of N)
   const Tile t = tile_of_block<BM, BN, kGroupM>(M, N);
   const int tc = threadIdx.x % (BN / TN), tr = threadIdx.x / (BN / TN);
   float acc[TM][TN] = {};
@@ -334,8 +341,8 @@ __global__ void __launch_bounds__((BM / TM) * (BN / TN), 2)
   // contiguous (float4 reads), and the transposing stores are conflict-free (2-way with float4
   // loads, 8-way with scalar ones at stride BM); BM + 4 keeps rows 16-byte aligned.
   constexpr int kALd = BM + 4;
-  __shared__ __align__(16) float as[BK * kALd];  // a^T: (BK of K, BM rows of M)
-  __shared__ __align__(16) float bs[BK * BN];    // b: (BK of K, BN columns of N)
+  PYKERN_SHARED(__align__(16) float, as, [BK * kALd]);  // a^T: (BK of K, BM rows of M)
+  PYKERN_SHARED(__align__(16) float, bs, [BK * BN]);    // b: (BK of K, BN columns of N)
   const Tile t = tile_of_block<BM, BN, kGroupM>(M, N);
   const int tc = threadIdx.x % (BN / TN), tr = threadIdx.x / (BN / TN);
   float acc[TM][TN] = {};
@@ -452,8 +459,8 @@ __global__ void __launch_bounds__(Cfg::kThreads, 2)
     matmul_warptile_kernel(const float* __restrict__ a, const float* __restrict__ b,
                            float* __restrict__ c, int M, int N, int K) {
   constexpr int BM = Cfg::BM, BN = Cfg::BN, BK = Cfg::BK;
-  __shared__ __align__(16) float as[Cfg::kATile];  // a^T: (BK of K, BM rows of M), row stride kALd
-  __shared__ __align__(16) float bs[Cfg::kBTile];  // b: (BK of K, BN columns of N)
+  PYKERN_SHARED(__align__(16) float, as, [Cfg::kATile]);  // a^T: (BK of K, BM rows of M), row stride kALd
+  PYKERN_SHARED(__align__(16) float, bs, [Cfg::kBTile]);  // b: (BK of K, BN columns of N)
   const Tile t = tile_of_block<BM, BN, kGroupM>(M, N);
   Cfg w;
   for (int k0 = 0; k0 < K; k0 += BK) {
@@ -483,8 +490,8 @@ __global__ void __launch_bounds__(Cfg::kThreads, 2)
   __trap();  // cp.async needs sm_80; the launcher never picks this kernel below that
 #else
   constexpr int BM = Cfg::BM, BN = Cfg::BN, BK = Cfg::BK;
-  __shared__ __align__(16) float as[STAGES][Cfg::kATile];  // a^T: (BK of K, BM rows of M) per stage
-  __shared__ __align__(16) float bs[STAGES][Cfg::kBTile];  // b: (BK of K, BN columns of N) per stage
+  PYKERN_SHARED(__align__(16) float, as, [STAGES][Cfg::kATile]);  // a^T: (BK of K, BM rows of M) per stage
+  PYKERN_SHARED(__align__(16) float, bs, [STAGES][Cfg::kBTile]);  // b: (BK of K, BN columns of N) per stage
   const Tile t = tile_of_block<BM, BN, kGroupM>(M, N);
   const float* a_tile = a + static_cast<int64_t>(t.m0) * K;
   const float* b_tile = b + t.n0;
@@ -564,7 +571,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, VEC ? 2 : 1)
   constexpr int BM = Cfg::BM, BN = Cfg::BN, BK = Cfg::BK, WM = Cfg::WM, WN = Cfg::WN;
   constexpr int STAGES = Cfg::STAGES, FM = WM / 16, FN = WN / 16;
   constexpr int V = VEC ? Cfg::kVec : 1;
-  extern __shared__ __align__(128) unsigned char smem[];
+  PYKERN_EXTERN_SHARED(128, unsigned char, smem);
   T* as = reinterpret_cast<T*>(smem);   // a: (BM rows of M, BK of K) per stage, row stride kALd
   T* bs = as + STAGES * Cfg::kATile;    // b: (BK of K, BN columns of N) per stage, row stride kBLd
   const Tile t = tile_of_block<BM, BN, kGroupM>(M, N);
@@ -705,6 +712,9 @@ void with_flags(Fn&& fn, bool first, Rest... rest) {
 // Whether every offset inside a BM x BK tile of a and a BK x BN tile of b (row * ld + col from
 // the tile origin) fits in an int: then the kernels index tiles with int (see the header).
 bool wide_offsets(int64_t N, int64_t K, int BM, int BN, int BK) {
+#ifdef PYKERN_CUDA_SIM
+  if (::pykern_sim::force_wide_index()) return true;  // tests run the int64_t kernels on small shapes
+#endif
   return int64_t(BM) * K + BK > INT_MAX || int64_t(BK) * N + BN > INT_MAX;
 }
 
@@ -721,7 +731,8 @@ void launch_one_per_thread(DType dt, const void* a, const void* b, void* c, int6
   const unsigned int grid = grid_for(M, N, kTileM, kTileN, what);
   dispatch_f32_f64(dt, what, [&](auto tag) {
     using T = decltype(tag);
-    matmul_one_per_thread_kernel<T, X_IS_ROW><<<grid, dim3(kLanes, kRowsPerBlock), 0, stream>>>(
+    PYKERN_LAUNCH(grid, dim3(kLanes, kRowsPerBlock), 0, stream,
+                  matmul_one_per_thread_kernel<T, X_IS_ROW>)(
         static_cast<const T*>(a), static_cast<const T*>(b), static_cast<T*>(c), int(M), int(N), int(K));
     check_launch(what);
   });
@@ -739,8 +750,9 @@ void launch_warptile(const float* a, const float* b, float* c, int64_t M, int64_
   check_dims(M, N, K, what);
   const unsigned int grid = grid_for(M, N, Cfg::BM, Cfg::BN, what);
   with_flags([&](auto va, auto vbc, auto wide) {
-    matmul_warptile_kernel<Cfg, decltype(va)::value, decltype(vbc)::value, IdxFor<decltype(wide)>>
-        <<<grid, Cfg::kThreads, 0, stream>>>(a, b, c, int(M), int(N), int(K));
+    PYKERN_LAUNCH(grid, Cfg::kThreads, 0, stream,
+                  matmul_warptile_kernel<Cfg, decltype(va)::value, decltype(vbc)::value, IdxFor<decltype(wide)>>)(
+        a, b, c, int(M), int(N), int(K));
     check_launch(what);
   }, vec_a(a, K), vec_bc(b, c, N), wide_offsets(N, K, Cfg::BM, Cfg::BN, Cfg::BK));
 }
@@ -754,8 +766,9 @@ void launch_double_buffer(const float* a, const float* b, float* c, int64_t M, i
   require_sm80(what);
   const unsigned int grid = grid_for(M, N, Cfg::BM, Cfg::BN, what);
   with_flags([&](auto vbc, auto wide) {
-    matmul_double_buffer_kernel<Cfg, kStages, decltype(vbc)::value, IdxFor<decltype(wide)>>
-        <<<grid, Cfg::kThreads, 0, stream>>>(a, b, c, int(M), int(N), int(K));
+    PYKERN_LAUNCH(grid, Cfg::kThreads, 0, stream,
+                  matmul_double_buffer_kernel<Cfg, kStages, decltype(vbc)::value, IdxFor<decltype(wide)>>)(
+        a, b, c, int(M), int(N), int(K));
     check_launch(what);
   }, vec_bc(b, c, N), wide_offsets(N, K, Cfg::BM, Cfg::BN, Cfg::BK));
 }
@@ -774,7 +787,7 @@ void launch_wmma(const T* a, const T* b, float* c, int64_t M, int64_t N, int64_t
     // More than 48 KB of dynamic shared memory must be opted into, per kernel.
     check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                     static_cast<int>(Cfg::kSmemBytes)), what);
-    kernel<<<grid, Cfg::kThreads, Cfg::kSmemBytes, stream>>>(a, b, c, int(M), int(N), int(K));
+    PYKERN_LAUNCH(grid, Cfg::kThreads, Cfg::kSmemBytes, stream, kernel)(a, b, c, int(M), int(N), int(K));
     check_launch(what);
   }, vec, wide_offsets(N, K, Cfg::BM, Cfg::BN, Cfg::BK));
 }
@@ -799,7 +812,7 @@ void matmul_smem_tiled(DType dt, const void* a, const void* b, void* c, int64_t 
   const unsigned int grid = grid_for(M, N, kTile, kTile, what);
   dispatch_f32_f64(dt, what, [&](auto tag) {
     using T = decltype(tag);
-    matmul_smem_tiled_kernel<T, kTile><<<grid, kTile * kTile, 0, stream>>>(
+    PYKERN_LAUNCH(grid, kTile * kTile, 0, stream, matmul_smem_tiled_kernel<T, kTile>)(
         static_cast<const T*>(a), static_cast<const T*>(b), static_cast<T*>(c), int(M), int(N), int(K));
     check_launch(what);
   });
@@ -811,7 +824,8 @@ void matmul_blocktile_1d(DType dt, const void* a, const void* b, void* c, int64_
   constexpr int BM = 64, BN = 64, BK = 8, TM = 8;
   require_dtype(dt, DType::f32, what);
   check_dims(M, N, K, what);
-  matmul_blocktile_1d_kernel<BM, BN, BK, TM><<<grid_for(M, N, BM, BN, what), BM * BN / TM, 0, stream>>>(
+  PYKERN_LAUNCH(grid_for(M, N, BM, BN, what), BM * BN / TM, 0, stream,
+                matmul_blocktile_1d_kernel<BM, BN, BK, TM>)(
       static_cast<const float*>(a), static_cast<const float*>(b), static_cast<float*>(c), int(M), int(N), int(K));
   check_launch(what);
 }
@@ -824,7 +838,8 @@ void matmul_blocktile_2d(DType dt, const void* a, const void* b, void* c, int64_
   check_dims(M, N, K, what);
   const unsigned int grid = grid_for(M, N, BM, BN, what);
   with_flags([&](auto wide) {
-    matmul_blocktile_2d_kernel<BM, BN, BK, TM, TN, IdxFor<decltype(wide)>><<<grid, (BM / TM) * (BN / TN), 0, stream>>>(
+    PYKERN_LAUNCH(grid, (BM / TM) * (BN / TN), 0, stream,
+                  matmul_blocktile_2d_kernel<BM, BN, BK, TM, TN, IdxFor<decltype(wide)>>)(
         static_cast<const float*>(a), static_cast<const float*>(b), static_cast<float*>(c), int(M), int(N), int(K));
     check_launch(what);
   }, wide_offsets(N, K, BM, BN, BK));
@@ -838,9 +853,10 @@ void matmul_vectorized(DType dt, const void* a, const void* b, void* c, int64_t 
   check_dims(M, N, K, what);
   const unsigned int grid = grid_for(M, N, BM, BN, what);
   with_flags([&](auto va, auto vbc, auto wide) {
-    matmul_vectorized_kernel<BM, BN, BK, TM, TN, decltype(va)::value, decltype(vbc)::value, IdxFor<decltype(wide)>>
-        <<<grid, (BM / TM) * (BN / TN), 0, stream>>>(static_cast<const float*>(a), static_cast<const float*>(b),
-                                                     static_cast<float*>(c), int(M), int(N), int(K));
+    PYKERN_LAUNCH(grid, (BM / TM) * (BN / TN), 0, stream,
+                  matmul_vectorized_kernel<BM, BN, BK, TM, TN, decltype(va)::value, decltype(vbc)::value,
+                                           IdxFor<decltype(wide)>>)(
+        static_cast<const float*>(a), static_cast<const float*>(b), static_cast<float*>(c), int(M), int(N), int(K));
     check_launch(what);
   }, vec_a(a, K), vec_bc(b, c, N), wide_offsets(N, K, BM, BN, BK));
 }

@@ -8,6 +8,7 @@
 // All variants allow y == x (in place): each element is read before it is written, by the
 // same thread.
 #include "dispatch.cuh"
+#include "launch.cuh"
 #include "relu.h"
 
 namespace pykern {
@@ -82,7 +83,7 @@ void launch_vectorized(const T* x, T* y, int64_t n, cudaStream_t stream) {
   if (xa % 16 != ya % 16) {
     // x and y are misaligned relative to each other: no offset makes both 16-byte aligned,
     // so packets are impossible; stay correct with scalar accesses.
-    relu_grid_stride_kernel<T><<<stride_grid(n), kBlock, 0, stream>>>(x, y, n);
+    PYKERN_LAUNCH(stride_grid(n), kBlock, 0, stream, relu_grid_stride_kernel<T>)(x, y, n);
     check_launch("relu_vectorized(scalar fallback)");
     return;
   }
@@ -92,16 +93,16 @@ void launch_vectorized(const T* x, T* y, int64_t n, cudaStream_t stream) {
   int64_t npackets = (n - head) / kVec;
   int64_t tail_start = head + npackets * kVec;
   if (head > 0) {
-    relu_naive_kernel<T><<<1, kBlock, 0, stream>>>(x, y, head);
+    PYKERN_LAUNCH(1, kBlock, 0, stream, relu_naive_kernel<T>)(x, y, head);
     check_launch("relu_vectorized(head)");
   }
   if (npackets > 0) {
-    relu_packets_kernel<T><<<stride_grid(npackets), kBlock, 0, stream>>>(
+    PYKERN_LAUNCH(stride_grid(npackets), kBlock, 0, stream, relu_packets_kernel<T>)(
         reinterpret_cast<const uint4*>(x + head), reinterpret_cast<uint4*>(y + head), npackets);
     check_launch("relu_vectorized(packets)");
   }
   if (tail_start < n) {
-    relu_naive_kernel<T><<<1, kBlock, 0, stream>>>(x + tail_start, y + tail_start, n - tail_start);
+    PYKERN_LAUNCH(1, kBlock, 0, stream, relu_naive_kernel<T>)(x + tail_start, y + tail_start, n - tail_start);
     check_launch("relu_vectorized(tail)");
   }
 }
@@ -110,7 +111,7 @@ void launch_vectorized(const T* x, T* y, int64_t n, cudaStream_t stream) {
 
 void relu_naive(DType dt, const void* x, void* y, int64_t n, cudaStream_t stream) {
   PYKERN_DISPATCH_FLOATS(dt, "relu_naive", {
-    relu_naive_kernel<scalar_t><<<ceil_div(n, kBlock), kBlock, 0, stream>>>(
+    PYKERN_LAUNCH(ceil_div(n, kBlock), kBlock, 0, stream, relu_naive_kernel<scalar_t>)(
         static_cast<const scalar_t*>(x), static_cast<scalar_t*>(y), n);
     check_launch("relu_naive");
   });
@@ -118,7 +119,7 @@ void relu_naive(DType dt, const void* x, void* y, int64_t n, cudaStream_t stream
 
 void relu_grid_stride(DType dt, const void* x, void* y, int64_t n, cudaStream_t stream) {
   PYKERN_DISPATCH_FLOATS(dt, "relu_grid_stride", {
-    relu_grid_stride_kernel<scalar_t><<<stride_grid(n), kBlock, 0, stream>>>(
+    PYKERN_LAUNCH(stride_grid(n), kBlock, 0, stream, relu_grid_stride_kernel<scalar_t>)(
         static_cast<const scalar_t*>(x), static_cast<scalar_t*>(y), n);
     check_launch("relu_grid_stride");
   });

@@ -28,7 +28,23 @@ class Availability:
 
 
 def simulator_enabled() -> bool:
+    """Whether the Numba kernels run in Numba's CUDA simulator (NUMBA_ENABLE_CUDASIM)."""
     return os.environ.get("NUMBA_ENABLE_CUDASIM", "0") not in ("", "0")
+
+
+def cuda_simulator_enabled() -> bool:
+    """Whether the CUDA C++ kernels run in pykern's simulator (PYKERN_CUDA_SIM, csrc/sim/)."""
+    from ._device import using_cuda_sim
+    return using_cuda_sim()
+
+
+def on_simulator(backend: str) -> bool:
+    """Whether ``backend`` runs its kernels in a simulator on the CPU here: results are real,
+    timings are not, and tests and demos use small sizes."""
+    return (backend == "numba" and simulator_enabled()) or (backend == "cuda" and cuda_simulator_enabled())
+
+
+SIM_TIMING_NOTE = "simulator: timings meaningless"
 
 
 @lru_cache(maxsize=None)
@@ -66,6 +82,9 @@ def _cuda_availability() -> Availability:
         mod = ext()
     except RuntimeError as e:
         return Availability(False, str(e))
+    if getattr(mod, "SIMULATOR", False):
+        return Availability(True, "CUDA C++ simulator (PYKERN_CUDA_SIM=1): the kernels run on the CPU, "
+                                  "one block at a time, threads as fibers; results are real, timings are not")
     count, err = mod.device_count()
     if count == 0:
         return Availability(False, f"no CUDA GPU usable: {err or 'no device found'}")
@@ -252,6 +271,8 @@ class CudaExecutor(_GpuExecutor):
     @staticmethod
     def timer():
         from ._device import ext
+        if cuda_simulator_enabled():
+            return _host_timer  # host time of the simulation, not a GPU time
 
         def gpu_time(fn, sync):
             mod = ext()

@@ -26,7 +26,7 @@ from typing import Optional
 
 import numpy as np
 
-from ._backends import require, simulator_enabled
+from ._backends import on_simulator, require
 from ._dispatch import Unsupported, prepare
 from ._registry import get_variant
 from .ops import SPECS
@@ -149,7 +149,7 @@ def check(op: str, backend: str, variant: Optional[str] = None, *, trials: int =
     require(backend)
     var = get_variant(op, backend, variant)
     spec = SPECS[op]
-    sim = backend == "numba" and simulator_enabled()
+    sim = on_simulator(backend)
     cases = cases if cases is not None else spec.test_cases(backend, simulator=sim)
     results, passed = [], True
     for dtype in var.dtypes:

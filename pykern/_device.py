@@ -1,6 +1,12 @@
 """pykern's own device memory, over pykern._cuda: lets the CUDA C++ backend run on NumPy
-arrays with no GPU array library installed."""
+arrays with no GPU array library installed.
+
+With PYKERN_CUDA_SIM=1 in the environment (set before pykern is imported, like
+NUMBA_ENABLE_CUDASIM) the extension is pykern._cuda_sim instead: the same kernels and bindings
+built for the CPU simulator in csrc/sim/, where "device memory" is host memory."""
 from __future__ import annotations
+
+import os
 
 import numpy as np
 
@@ -8,16 +14,37 @@ _EXT = None
 _EXT_ERROR = None
 
 
+def cuda_sim_requested() -> bool:
+    """Whether PYKERN_CUDA_SIM asks for the CUDA C++ simulator (read once, at first use)."""
+    return os.environ.get("PYKERN_CUDA_SIM", "0") not in ("", "0")
+
+
+_USE_SIM = cuda_sim_requested()
+
+
+def using_cuda_sim() -> bool:
+    """Whether the "cuda" backend runs pykern._cuda_sim (decided when pykern was imported)."""
+    return _USE_SIM
+
+
 def ext():
-    """The compiled pykern._cuda module; RuntimeError saying why when it is missing."""
+    """The compiled pykern._cuda module (pykern._cuda_sim under PYKERN_CUDA_SIM=1);
+    RuntimeError saying why when it is missing."""
     global _EXT, _EXT_ERROR
     if _EXT is None and _EXT_ERROR is None:
         try:
-            from . import _cuda
-            _EXT = _cuda
+            if _USE_SIM:
+                from . import _cuda_sim as mod
+            else:
+                from . import _cuda as mod
+            _EXT = mod
         except ImportError as e:
-            _EXT_ERROR = ("pykern._cuda was not built (no CUDA compiler at install time, or "
-                          f"PYKERN_NO_CUDA=1): reinstall with nvcc on PATH [{e}]")
+            if _USE_SIM:
+                _EXT_ERROR = ("PYKERN_CUDA_SIM=1 but pykern._cuda_sim was not built (no C++ compiler at "
+                              f"install time, or PYKERN_NO_CUDA_SIM=1): reinstall with one [{e}]")
+            else:
+                _EXT_ERROR = ("pykern._cuda was not built (no CUDA compiler at install time, or "
+                              f"PYKERN_NO_CUDA=1): reinstall with nvcc on PATH [{e}]")
     if _EXT is None:
         raise RuntimeError(_EXT_ERROR)
     return _EXT

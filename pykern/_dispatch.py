@@ -13,12 +13,13 @@ class Unsupported(ValueError):
     """A valid input that this particular variant cannot run (e.g. an alignment need)."""
 
 
-def resolve_backend(backend: str, on_gpu: bool) -> str:
-    """'auto' -> cuda (else numba) for GPU arrays, numpy for host arrays."""
+def resolve_backend(backend: str, on_gpu: bool, sim_arrays: bool = False) -> str:
+    """'auto' -> cuda (else numba) for GPU arrays, numpy for host arrays. ``sim_arrays``: the
+    GPU arrays are Numba simulator arrays, which have no memory the cuda backend can address."""
     if backend == "auto":
         if not on_gpu:
             return "numpy"
-        return "cuda" if availability("cuda").available else "numba"
+        return "cuda" if availability("cuda").available and not sim_arrays else "numba"
     if backend not in BACKENDS:
         raise ValueError(f"backend: unknown backend {backend!r}; expected 'auto' or one of {list(BACKENDS)}")
     return backend
@@ -63,7 +64,7 @@ def prepare(op: str, arrays: dict, params: dict, *, backend: str = "auto",
                     raise ValueError(f"out overlaps {info.name} partially; it must be either the same "
                                      "array (in place) or disjoint")
 
-    be = resolve_backend(backend, present[0].on_gpu)
+    be = resolve_backend(backend, present[0].on_gpu, any(i.kind == "numba" and not i.ptr for i in present))
     var = get_variant(op, be, variant)
     require(be)
     dt = present[0].dtype.name

@@ -30,7 +30,8 @@ import numpy as np
 
 from . import __version__
 from ._arrays import describe
-from ._backends import availability, backends, simulator_enabled
+from ._backends import (SIM_TIMING_NOTE, availability, backends, cuda_simulator_enabled, on_simulator,
+                        simulator_enabled)
 from ._check import compare, tolerance_key
 from ._dispatch import Unsupported, prepare
 from ._registry import BACKENDS, Variant, variants
@@ -389,15 +390,15 @@ def unavailable_reason(t: Target) -> Optional[str]:
     a = availability(t.backend)
     if not a.available:
         return a.reason
-    if t.backend == "numba" and simulator_enabled():
-        return "simulator: timings meaningless"
+    if on_simulator(t.backend):
+        return SIM_TIMING_NOTE
     return None
 
 
 def gpu_present() -> tuple[bool, str]:
     """(whether a real GPU can run pykern's kernels here, the reason from pykern.backends())."""
     bk = backends()
-    if bk["cuda"].available:
+    if bk["cuda"].available and not cuda_simulator_enabled():
         return True, bk["cuda"].reason
     if bk["numba"].available and not simulator_enabled():
         return True, bk["numba"].reason

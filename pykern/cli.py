@@ -8,7 +8,7 @@ import sys
 import numpy as np
 
 from . import __version__
-from ._backends import backends, simulator_enabled
+from ._backends import backends, cuda_simulator_enabled, on_simulator, simulator_enabled
 from ._check import compare, tolerance_key
 from ._dispatch import Unsupported, prepare
 from ._registry import variants
@@ -54,7 +54,7 @@ def cmd_demo(args) -> int:
             if not bk[var.backend].available:
                 skipped.append((var.key, bk[var.backend].reason))
                 continue
-            sim = var.backend == "numba" and simulator_enabled()
+            sim = on_simulator(var.backend)
             case = spec.demo_case(simulator=sim)
             dtype = "float32" if "float32" in var.dtypes else var.dtypes[0]
             arrays, params = spec.make_inputs(case, dtype, np.random.default_rng(0))
@@ -91,6 +91,9 @@ def cmd_demo(args) -> int:
             print(f"  {', '.join(keys)}\n    because: {reason}")
     if simulator_enabled():
         print("\nnumba variants ran in the CUDA simulator on small sizes: correct results, no timings.")
+    if cuda_simulator_enabled() and bk["cuda"].available:
+        print("\ncuda variants ran in pykern's CUDA C++ simulator (PYKERN_CUDA_SIM=1) on small sizes: "
+              "correct results, no timings.")
     return 1 if failures else 0
 
 

@@ -1,16 +1,19 @@
-"""Test setup. Without a CUDA driver, the Numba kernels run in the CUDA simulator: the
-variable must be set before numba.cuda is first imported, so it is set here, before pykern."""
+"""Test setup. Without a CUDA driver, the Numba kernels run in Numba's CUDA simulator and the
+CUDA C++ kernels in pykern's (pykern._cuda_sim, csrc/sim/). Both variables must be set before
+numba.cuda or pykern is first imported, so they are set here; set either yourself (to 0 or 1)
+to choose."""
 import ctypes.util
 import os
 import zlib
 
 import pytest
 
-if "NUMBA_ENABLE_CUDASIM" not in os.environ and ctypes.util.find_library("cuda") is None:
-    os.environ["NUMBA_ENABLE_CUDASIM"] = "1"
+if ctypes.util.find_library("cuda") is None:
+    os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
+    os.environ.setdefault("PYKERN_CUDA_SIM", "1")
 
 import pykern as pk  # noqa: E402
-from pykern._backends import simulator_enabled  # noqa: E402
+from pykern._backends import on_simulator as _on_simulator  # noqa: E402
 
 
 def seed_for(*parts) -> int:
@@ -25,7 +28,7 @@ def require_backend(name: str) -> None:
 
 
 def on_simulator(backend: str) -> bool:
-    return backend == "numba" and simulator_enabled()
+    return _on_simulator(backend)
 
 
 def pytest_report_header(config):

@@ -3,14 +3,17 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 
 import pykern as pk
 
 
 def run_cli(*args, timeout=300):
     env = dict(os.environ)
+    # Not from the repository root: `python -m` puts the working directory first on sys.path,
+    # and the source tree's pykern has no compiled extensions.
     return subprocess.run([sys.executable, "-m", "pykern", *args], capture_output=True, text=True,
-                          timeout=timeout, env=env)
+                          timeout=timeout, env=env, cwd=tempfile.gettempdir())
 
 
 def test_info_json_lists_every_variant_and_backend():
@@ -43,3 +46,9 @@ def test_demo_relu_checks_every_available_variant():
     assert "FAIL" not in proc.stdout
     if not pk.backends()["cuda"].available:
         assert "not run here" in proc.stdout
+    from pykern._backends import cuda_simulator_enabled
+    if cuda_simulator_enabled():  # checked, not timed, and said so
+        for v in pk.variants("relu", "cuda"):
+            line = next(ln for ln in proc.stdout.splitlines() if ln.startswith(v.key + " "))
+            assert " ok " in line and " sim " in line, line
+        assert "ran in pykern's CUDA C++ simulator" in proc.stdout

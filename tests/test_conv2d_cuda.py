@@ -94,7 +94,9 @@ def test_implicit_gemm_every_tile(case, aligned):
     from pykern._device import DeviceArray
     mod = _ext()
     x, wt, bias, params = _inputs(case, "float32", seed_for("conv2d-cuda-tiles", case))
-    expected = reference(x, wt, bias, **params).astype(np.float32)
+    from pykern.ops import SPECS
+    # reference() takes the normalized parameters ((h, w) pairs), as the dispatch passes them.
+    expected = reference(x, wt, bias, **SPECS["conv2d"].normalize(params)).astype(np.float32)
     args, y_shape = _shape_args(x, wt, params)
     dx, dw = DeviceArray.from_host(x), DeviceArray.from_host(wt)
     db = DeviceArray.from_host(bias) if bias is not None else None

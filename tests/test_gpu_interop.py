@@ -11,9 +11,11 @@ import pykern as pk
 
 def _require_real_gpu(backend):
     require_backend(backend)
-    from pykern._backends import simulator_enabled
+    from pykern._backends import cuda_simulator_enabled, simulator_enabled
     if backend == "numba" and simulator_enabled():
         pytest.skip("numba runs in the CUDA simulator here: no real device memory to share")
+    if backend == "cuda" and cuda_simulator_enabled():
+        pytest.skip("cuda runs in pykern's CUDA C++ simulator here: no real device memory to share")
 
 
 def _inputs(op, dtype="float32"):

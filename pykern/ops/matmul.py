@@ -41,8 +41,12 @@ class MatmulSpec(OpSpec):
 
     def test_cases(self, backend, simulator=False):
         if simulator:
-            # The simulator runs a Python thread per CUDA thread: keep every dim <= ~33.
+            # Numba's simulator runs a Python thread per CUDA thread: keep every dim <= ~33.
             dims = [(1, 1, 1), (5, 7, 3), (17, 33, 13), (33, 17, 32), (2, 31, 1)]
+            if backend == "cuda":
+                # pykern's C++ simulator is fast enough to cross the 128x128 block tiles and
+                # run many k-tiles (a few hundred ms per case at most).
+                dims += [(17, 33, 65), (255, 257, 129), (97, 131, 517)]
         else:
             dims = [(1, 1, 1), (17, 33, 65), (255, 257, 129), (1024, 1, 1024), (1, 2048, 3),
                     (64, 64, 64), (128, 96, 40), (300, 200, 100), (97, 131, 517), (4, 4, 1000)]

@@ -32,6 +32,8 @@ class ReluSpec(OpSpec):
         sizes = [1, 2, 7, 8, 9, 31, 33, 255, 257]
         if not simulator:
             sizes += [1000, 4097, 65537, 1 << 20, 3_000_001]
+        elif backend == "cuda":
+            sizes += [1000, 4097, 65537]  # pykern's C++ simulator: several grid-stride waves
         return [{"shape": (n,)} for n in sizes] + [{"shape": (3, 5, 7)}, {"shape": (2, 1, 33)}]
 
     def demo_case(self, simulator=False):

@@ -1,0 +1,189 @@
+// pykern CUDA simulator: the device side of CUDA C++ for the host compiler. Included before a
+// kernels/*.cu file (csrc/sim/CMake builds one wrapper .cpp per kernel file), it turns the
+// kernels into ordinary C++ run by sim_runtime.cpp:
+//   * a launch runs its blocks one at a time; a block's threads are user-space fibers that
+//     switch only at __syncthreads, __syncwarp and warp-collective calls, in a selectable order
+//     (forward, reverse, random with a seed), so a missing barrier fails reproducibly;
+//   * __shared__ arrays (PYKERN_SHARED, kernels/launch.cuh) are static storage shared by the
+//     block's fibers and refilled with NaN bytes at each block start; dynamic shared memory is
+//     a fresh allocation of exactly the launch's size, also NaN-filled;
+//   * cp.async copies are queued per thread and land at cp_async_wait, not at the issue;
+//   * launch limits are checked as a GPU checks them (threads per block, grid.y/z, dynamic
+//     shared memory over 48 KiB only after cudaFuncSetAttribute).
+// __CUDA_ARCH__ is defined (PYKERN_SIM_ARCH, default 900) so the kernels compile their sm_80+
+// paths; the compute capability the launchers query is set at run time (sim_configure).
+#pragma once
+
+#define PYKERN_CUDA_SIM 1
+#ifndef PYKERN_SIM_ARCH
+#define PYKERN_SIM_ARCH 900
+#endif
+#ifndef __CUDA_ARCH__
+#define __CUDA_ARCH__ PYKERN_SIM_ARCH
+#endif
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+#include "sim_fp16.h"
+#include "sim_runtime.h"
+
+// ---- CUDA keywords the host compiler does not know -------------------------------------------
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __noinline__ __attribute__((noinline))
+#define __launch_bounds__(...)
+#define __align__(n) __attribute__((aligned(n)))
+
+namespace pykern_sim {
+
+// The running fiber's thread index and linear id (x fastest), set by the scheduler at every
+// switch; the rest of a fiber's state lives in sim_runtime.cpp.
+extern uint3 g_thread_idx;
+extern unsigned g_thread_linear;
+extern uint3 g_block_idx;
+extern dim3 g_block_dim, g_grid_dim;
+extern unsigned long long g_block_epoch;  // bumped at every block start
+
+inline unsigned lane_id() { return g_thread_linear % 32; }
+inline unsigned warp_id() { return g_thread_linear / 32; }
+
+void syncthreads();
+void syncwarp(unsigned mask = 0xffffffffu);
+[[noreturn]] void trap(const char* what);
+void fail(const char* what);  // a kernel-side error that aborts the launch (like a trap)
+
+// Dynamic shared memory of the running launch (NaN-filled at each block start).
+void* dynamic_smem(size_t align);
+
+// Counts a block's static shared memory against the limits (sim_runtime.cpp).
+void add_static_smem(size_t bytes);
+
+// PYKERN_SHARED: the first thread of each block to reach the declaration NaN-fills the array.
+inline void fresh_shared(void* p, size_t bytes, unsigned long long& epoch) {
+  if (epoch != g_block_epoch) {
+    std::memset(p, 0xff, bytes);  // all-ones bytes are NaN in every float format
+    epoch = g_block_epoch;
+    add_static_smem(bytes);
+  }
+}
+
+// Config::wide_index (sim_config.h): whether launchers should take their 64-bit-offset path.
+bool force_wide_index();
+
+void cp_async(void* dst, const void* src, int bytes, bool valid);
+void cp_async_commit();
+void cp_async_wait(int pending);
+
+// ---- launches -------------------------------------------------------------------------------
+struct LaunchConfig {
+  dim3 grid, block;
+  size_t smem;
+  cudaStream_t stream;
+  const void* fn;
+  const char* name;
+};
+
+// Validates cfg like the GPU does (false: the launch error is recorded for cudaGetLastError),
+// then runs body(ctx) once per thread of every block.
+void run_launch(const LaunchConfig& cfg, void (*body)(void*), void* ctx);
+
+template <class... P>
+struct Launch {
+  void (*fn)(P...);
+  LaunchConfig cfg;
+
+  template <class... A>
+  void operator()(A&&... args) const {
+    static_assert(sizeof...(A) == sizeof...(P), "kernel launched with the wrong number of arguments");
+    // Kernel arguments are copied once at the launch, as CUDA copies them to the constant
+    // bank; every thread then gets its own by-value copy through the call.
+    struct Ctx {
+      void (*fn)(P...);
+      std::tuple<std::decay_t<P>...> params;
+    } ctx{fn, std::tuple<std::decay_t<P>...>(static_cast<std::decay_t<P>>(std::forward<A>(args))...)};
+    run_launch(cfg, [](void* c) {
+      auto* x = static_cast<Ctx*>(c);
+      std::apply(x->fn, x->params);
+    }, &ctx);
+  }
+};
+
+template <class... P>
+Launch<P...> make_launch(dim3 grid, dim3 block, size_t smem, cudaStream_t stream, void (*fn)(P...),
+                         const char* name) {
+  return Launch<P...>{fn, LaunchConfig{grid, block, smem, stream, reinterpret_cast<const void*>(fn), name}};
+}
+
+}  // namespace pykern_sim
+
+// ---- built-in variables and device functions ------------------------------------------------
+#define threadIdx (::pykern_sim::g_thread_idx)
+#define blockIdx (::pykern_sim::g_block_idx)
+#define blockDim (::pykern_sim::g_block_dim)
+#define gridDim (::pykern_sim::g_grid_dim)
+constexpr int warpSize = 32;
+
+#define __syncthreads() ::pykern_sim::syncthreads()
+#define __syncwarp(...) ::pykern_sim::syncwarp(__VA_ARGS__)
+#define __trap() ::pykern_sim::trap("__trap()")
+
+template <class T>
+inline T __ldg(const T* p) {
+  return *p;
+}
+inline size_t __cvta_generic_to_shared(const void* p) { return reinterpret_cast<size_t>(p); }
+
+// CUDA's device min/max overloads for same-typed arguments (std::min stays std::min).
+template <class T>
+inline T min(T a, T b) {
+  return b < a ? b : a;
+}
+template <class T>
+inline T max(T a, T b) {
+  return a < b ? b : a;
+}
+using std::fmaf;
+
+// Warp shuffles: warp-collective, so each is a __syncwarp point (sim_runtime.cpp).
+namespace pykern_sim {
+uint64_t shfl_exchange(unsigned mask, uint64_t value, int src_lane);
+template <class T>
+T shfl(unsigned mask, T v, int src) {
+  static_assert(sizeof(T) <= 8 && std::is_trivially_copyable<T>::value, "__shfl_sync moves at most 8 bytes");
+  uint64_t bits = 0;
+  std::memcpy(&bits, &v, sizeof(T));
+  bits = shfl_exchange(mask, bits, src);
+  std::memcpy(&v, &bits, sizeof(T));
+  return v;
+}
+}  // namespace pykern_sim
+template <class T>
+T __shfl_sync(unsigned mask, T v, int src, int width = 32) {
+  const int lane = static_cast<int>(::pykern_sim::lane_id());
+  return ::pykern_sim::shfl(mask, v, (lane & ~(width - 1)) + (src & (width - 1)));
+}
+template <class T>
+T __shfl_xor_sync(unsigned mask, T v, int lane_mask, int width = 32) {
+  const int lane = static_cast<int>(::pykern_sim::lane_id());
+  return ::pykern_sim::shfl(mask, v, (lane & ~(width - 1)) + ((lane ^ lane_mask) & (width - 1)));
+}
+template <class T>
+T __shfl_down_sync(unsigned mask, T v, unsigned delta, int width = 32) {
+  const int lane = static_cast<int>(::pykern_sim::lane_id());
+  const int in = (lane & (width - 1)) + static_cast<int>(delta);
+  return ::pykern_sim::shfl(mask, v, in < width ? lane + static_cast<int>(delta) : lane);
+}
+template <class T>
+T __shfl_up_sync(unsigned mask, T v, unsigned delta, int width = 32) {
+  const int lane = static_cast<int>(::pykern_sim::lane_id());
+  const int in = (lane & (width - 1)) - static_cast<int>(delta);
+  return ::pykern_sim::shfl(mask, v, in >= 0 ? lane - static_cast<int>(delta) : lane);
+}

@@ -1,0 +1,129 @@
+#!/usr/bin/env python3
+"""Plants five bugs in the real kernels/*.cu and shows that the CUDA tests, run in the simulator,
+fail exactly the variants each bug breaks.
+
+tests/test_cuda_sim.py proves the simulator catches bug *kinds* on small kernels of its own
+(csrc/sim/planted.cu); this script asks the stronger question about the production kernels and
+the production test suite. It copies the committed tree (git archive HEAD) to a temporary
+directory, edits one line per bug, builds only pykern._cuda_sim there (PYKERN_NO_CUDA=1), runs
+the CUDA tests against it, and reports, per bug, which variants failed. It exits non-zero when
+a bug goes unnoticed, or when a variant the bugs do not touch fails.
+
+Each edit names the exact text it replaces, so when a kernel changes the script stops with
+"planted text not found" instead of silently planting nothing; update the text then.
+
+    python csrc/sim/plant_check.py          # about a minute on 2 cores (build ~30 s incremental)
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+# (bug, file, original text, planted text, variants the bug must break)
+PLANTS = [
+    ("missing __syncthreads (smem_tiled)", "kernels/matmul.cu",
+     "    __syncthreads();\n    // as[ty][k] is one address per warp",
+     "    // PLANTED: __syncthreads() removed\n    // as[ty][k] is one address per warp",
+     {"matmul/cuda/smem_tiled"}),
+    ("cp.async wait count off by one (double_buffer)", "kernels/matmul.cu",
+     "    cp_async_wait<STAGES - 2>();\n    // Everyone's part of k-tile kt",
+     "    cp_async_wait<STAGES - 1>();  // PLANTED\n    // Everyone's part of k-tile kt",
+     # im2col_gemm's GEMM is double_buffer on an sm_80+ device
+     {"matmul/cuda/double_buffer", "conv2d/cuda/im2col_gemm"}),
+    ("missing __syncwarp before reading back wmma stores", "kernels/matmul.cu",
+     "wmma::mem_row_major);\n    __syncwarp();",
+     "wmma::mem_row_major);\n    // PLANTED: __syncwarp() removed",
+     {"matmul/cuda/wmma_fp16", "matmul/cuda/wmma_bf16"}),
+    ("relu store bound i <= n", "kernels/relu.cu",
+     "  if (i < n) y[i] = relu1(x[i]);",
+     "  if (i <= n) y[i] = relu1(x[i]);  // PLANTED",
+     # vectorized runs the naive kernel on its head and tail
+     {"relu/cuda/naive", "relu/cuda/vectorized"}),
+    ("im2col bound i > total", "kernels/conv2d.cu",
+     "  if (i >= static_cast<int64_t>(g.C) * g.RS * g.PQ) return;",
+     "  if (i > static_cast<int64_t>(g.C) * g.RS * g.PQ) return;  // PLANTED",
+     {"conv2d/cuda/im2col_gemm"}),
+]
+
+TESTS = ["tests/test_correctness.py", "tests/test_matmul_cuda.py", "tests/test_conv2d_cuda.py"]
+
+
+def failed_variants(report: str) -> set[str]:
+    """Variant keys of the failed tests: from the generated test ids (op/cuda/name) and the
+    op-specific files (test_<op>_cuda.py::test_...[name-...] or [...-name-dtype])."""
+    keys = set()
+    for line in report.splitlines():
+        if not line.startswith("FAILED "):
+            continue
+        m = re.search(r"((?:relu|matmul|conv2d)/cuda/\w+)", line)
+        if m:
+            keys.add(m.group(1))
+            continue
+        m = re.search(r"test_(matmul|conv2d)_cuda\.py::\w+\[([^\]]*)\]", line)
+        if m:
+            op, params = m.group(1), m.group(2).split("-")
+            from_names = [p for p in params if re.fullmatch(r"[a-z][a-z0-9_]*", p) and not p.startswith("float")
+                          and not p.startswith("bfloat") and p not in ("y16", "y4")]
+            keys.update(f"{op}/cuda/{p}" for p in from_names[:1])
+            if "every_tile" in line:
+                keys.add("conv2d/cuda/implicit_gemm")
+    return keys
+
+
+def main() -> int:
+    work = Path(tempfile.mkdtemp(prefix="pykern-plant-"))
+    try:
+        return run(work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def run(work: Path) -> int:
+    start = time.time()
+    src, site = work / "src", work / "site"
+    src.mkdir()
+    subprocess.run(f"git -C {REPO} archive HEAD | tar -x -C {src}", shell=True, check=True)
+    for bug, path, old, new, _ in PLANTS:
+        f = src / path
+        text = f.read_text()
+        if text.count(old) != 1:
+            print(f"plant_check: planted text not found exactly once in {path} for '{bug}':\n{old}")
+            return 2
+        f.write_text(text.replace(old, new))
+    env = dict(os.environ, PYKERN_NO_CUDA="1")
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-build-isolation", "--no-deps",
+                    "--target", str(site), "--config-settings=build-dir=" + str(REPO / "build" / "plant"), str(src)],
+                   check=True, env=env)
+    built = time.time()
+    env = dict(os.environ, PYKERN_CUDA_SIM="1", PYTHONPATH=str(site))
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "cuda",
+                           "--rootdir", str(src), *[str(src / t) for t in TESTS]],
+                          cwd=work, env=env, capture_output=True, text=True)
+    failed = failed_variants(proc.stdout)
+    summary = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else proc.stderr[-2000:]
+    print(f"plant_check: build {built - start:.0f}s, tests {time.time() - built:.0f}s: {summary}")
+    ok = True
+    expected_all = set()
+    for bug, _, _, _, expected in PLANTS:
+        expected_all |= expected
+        missed = expected - failed
+        print(f"  {'caught' if not missed else 'MISSED'}: {bug}: failing {sorted(expected & failed)}"
+              + (f"; not failing {sorted(missed)}" if missed else ""))
+        ok &= not missed
+    extra = failed - expected_all
+    if extra:
+        print(f"  UNEXPECTED failures in variants no bug touches: {sorted(extra)}")
+        ok = False
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

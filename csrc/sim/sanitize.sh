@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Builds pykern._cuda_sim with -fsanitize=address,undefined (PYKERN_SIM_SANITIZE=1) into a
+# throwaway directory and runs the CUDA C++ tests against it: out-of-bounds global or
+# dynamic-shared-memory accesses, use-after-free and undefined behaviour in the kernels and
+# launchers then stop the test with a report. Uses the current Python environment (its pytest,
+# numpy, numba); skips nvcc (PYKERN_NO_CUDA=1). Its own build directory (build/sanitize) keeps
+# the normal build's objects intact.
+#   usage: csrc/sim/sanitize.sh [extra pytest arguments]
+set -euo pipefail
+repo="$(cd "$(dirname "$0")/../.." && pwd)"
+target="$(mktemp -d)/site"
+trap 'rm -rf "$(dirname "$target")"' EXIT
+start=$(date +%s)
+PYKERN_SIM_SANITIZE=1 PYKERN_NO_CUDA=1 python -m pip install -q --no-build-isolation --no-deps \
+  --target "$target" --config-settings=build-dir="$repo/build/sanitize" "$repo"
+built=$(date +%s)
+echo "sanitize: build took $((built - start))s"
+# The interpreter is not instrumented, so the runtimes must be loaded first; leak checking
+# would report the interpreter's own allocations.
+export LD_PRELOAD="$(gcc -print-file-name=libasan.so):$(gcc -print-file-name=libubsan.so)"
+export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1"
+export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
+export PYKERN_CUDA_SIM=1 PYTHONPATH="$target"
+# From outside the repository, so `import pykern` is the instrumented build, not the sources.
+cd "$(dirname "$target")"
+python -m pytest -q -p no:cacheprovider --rootdir="$repo" \
+  "$repo/tests/test_cuda_sim.py" "$repo/tests/test_matmul_cuda.py" "$repo/tests/test_conv2d_cuda.py" \
+  "$repo/tests/test_correctness.py" -k "cuda or sim" "$@"
+echo "sanitize: tests took $(($(date +%s) - built))s"

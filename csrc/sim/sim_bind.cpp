@@ -1,0 +1,76 @@
+// pykern._cuda_sim's own functions: simulator settings, counters and the planted-bug kernels.
+#include <pybind11/pybind11.h>
+
+#include "planted.h"
+#include "sim_config.h"
+
+namespace py = pybind11;
+
+namespace pykern {
+
+void bind_sim(py::module_& m) {
+  m.attr("SIMULATOR") = true;
+  m.def("sim_config", [] {
+    const auto c = pykern_sim::get_config();
+    py::dict d;
+    d["order"] = c.order;
+    d["seed"] = c.seed;
+    d["compute_capability"] = py::make_tuple(c.cc_major, c.cc_minor);
+    d["sm_count"] = c.sm_count;
+    d["wide_index"] = c.wide_index;
+    return d;
+  }, "The simulator's settings: thread order, seed, compute capability, SM count");
+  m.def("sim_configure",
+        [](py::object order, py::object seed, py::object cc, py::object sms, py::object wide) {
+          auto c = pykern_sim::get_config();
+          if (!order.is_none()) c.order = order.cast<std::string>();
+          if (!seed.is_none()) c.seed = seed.cast<uint64_t>();
+          if (!cc.is_none()) {
+            auto t = cc.cast<py::tuple>();
+            c.cc_major = t[0].cast<int>();
+            c.cc_minor = t[1].cast<int>();
+          }
+          if (!sms.is_none()) c.sm_count = sms.cast<int>();
+          if (!wide.is_none()) c.wide_index = wide.cast<bool>();
+          pykern_sim::set_config(c);
+        },
+        py::arg("order") = py::none(), py::arg("seed") = py::none(), py::arg("compute_capability") = py::none(),
+        py::arg("sm_count") = py::none(), py::arg("wide_index") = py::none(),
+        "Change settings for later launches. order: 'forward', 'reverse' or 'random' (with seed). "
+        "wide_index: matmul launchers take their int64_t-offset kernels for every shape. "
+        "Launchers that cache the SM count (relu's grid size) keep their first value.");
+  m.def("sim_stats", [] {
+    const auto s = pykern_sim::get_stats();
+    py::dict d;
+    d["launches"] = s.launches;
+    d["blocks"] = s.blocks;
+    d["threads"] = s.threads;
+    d["barriers"] = s.barriers;
+    d["switches"] = s.switches;
+    d["forced_wide"] = s.forced_wide;
+    return d;
+  }, "Counters since the last sim_reset_stats(): launches, blocks, threads, block barriers, fiber switches");
+  m.def("sim_reset_stats", &pykern_sim::reset_stats);
+
+  // Deliberately broken kernels next to their correct twins (csrc/sim/planted.cu), for the
+  // tests that show the simulator catches each kind of bug.
+  m.def("planted_bugs", [] {
+    py::list l;
+    for (int i = 0; i < planted::kCount; ++i) l.append(planted::name(i));
+    return l;
+  });
+  m.def("planted_run",
+        [](const std::string& bug, bool broken, uintptr_t a, uintptr_t b, uintptr_t c, int M, int N, int K) {
+          planted::run(bug, broken, reinterpret_cast<const void*>(a), reinterpret_cast<const void*>(b),
+                       reinterpret_cast<void*>(c), M, N, K);
+        },
+        py::arg("bug"), py::arg("broken"), py::arg("a"), py::arg("b"), py::arg("c"), py::arg("M"), py::arg("N"),
+        py::arg("K"),
+        "Run the planted-bug kernel family `bug` (broken or its correct twin): c = a @ b for the matmul "
+        "families, c[:M] = relu(a[:M]) for the bound family");
+  m.def("sim_probe", [](const std::string& what, uintptr_t c) { planted::probe(what, reinterpret_cast<void*>(c)); },
+        py::arg("what"), py::arg("c"),
+        "Launch a probe that a GPU refuses or hangs on (see csrc/sim/planted.h); raises RuntimeError");
+}
+
+}  // namespace pykern
