@@ -65,7 +65,8 @@ def _cuda_availability() -> Availability:
     try:
         mod = ext()
     except RuntimeError as e:
-        return Availability(False, str(e))
+        from ._install import explain_missing_extension
+        return Availability(False, explain_missing_extension(str(e)))
     count, err = mod.device_count()
     if count == 0:
         return Availability(False, f"no CUDA GPU usable: {err or 'no device found'}")
