@@ -1144,7 +1144,8 @@ def bench_table(doc: dict) -> str:
     counts = {}
     for r in doc["entries"]:
         counts[r["status"]] = counts.get(r["status"], 0) + 1
-    lines.append("\n" + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) + f" in {doc['elapsed_s']:.0f} s")
+    lines.append("\n" + (", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "no entries")
+                 + f" in {doc['elapsed_s']:.0f} s")
     return "\n".join(lines)
 
 
@@ -1324,9 +1325,7 @@ def summary_lines(doc: dict) -> list:
 
 
 def write_json(doc: dict, path: str) -> None:
-    d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    tmp = path + ".tmp"
+    tmp = path + ".tmp"  # the folder is never created: the CLI checks it exists before a sweep
     with open(tmp, "w") as f:
         json.dump(doc, f, indent=1, default=_json_default)
     os.replace(tmp, path)

@@ -43,3 +43,79 @@ def test_demo_relu_checks_every_available_variant():
     assert "FAIL" not in proc.stdout
     if not pk.backends()["cuda"].available:
         assert "not run here" in proc.stdout
+
+
+# --- the newcomer's path: which copy runs, --help, pipes, exit codes, output paths -----------
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def console_script():
+    """The `pykern` command installed next to this Python (pip install puts it there)."""
+    path = os.path.join(os.path.dirname(sys.executable), "pykern")
+    if not os.path.exists(path):
+        import pytest
+        pytest.skip(f"no `pykern` console script next to {sys.executable}: pykern is not pip-installed")
+    return path
+
+
+def test_console_script_from_the_repo_root_runs_the_installed_copy():
+    """The README's main command, run where a newcomer runs it: the source folder pykern/ in
+    the working directory must not hide the installed package (and its pykern._cuda)."""
+    proc = subprocess.run([console_script(), "info", "--json"], capture_output=True, text=True,
+                          timeout=300, cwd=REPO_ROOT)
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads(proc.stdout)
+    installed = os.path.dirname(os.path.abspath(pk.__file__))
+    assert os.path.realpath(info["location"]) == os.path.realpath(installed)
+    if info["extension_built"]:  # then the reason is the machine's, never "was not built"
+        assert "was not built" not in info["backends"]["cuda"]["reason"]
+        assert "hides the installed copy" not in info["backends"]["cuda"]["reason"]
+    assert "RuntimeWarning" not in proc.stderr
+
+
+def test_help_names_the_command_the_user_typed():
+    proc = subprocess.run([console_script(), "--help"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0
+    assert proc.stdout.startswith("usage: pykern ")
+    proc = run_cli("--help")
+    assert proc.stdout.startswith("usage: python -m pykern ")
+
+
+def test_a_closed_pipe_is_not_a_traceback():
+    """`pykern info | head`: the reader leaves early; no BrokenPipeError traceback."""
+    proc = subprocess.Popen([sys.executable, "-m", "pykern", "info"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, cwd=os.path.dirname(REPO_ROOT))
+    proc.stdout.close()  # nobody reads: every write fails with EPIPE
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=300) == 141, err
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err
+
+
+def test_bench_exits_non_zero_when_nothing_ran():
+    for args in (["--op", "relu", "--dtype", "bfloat16", "--backend", "numpy"],  # no CPU variant takes it
+                 ["--op", "relu", "--variant", "reference", "--backend", "numpy", "--dtype", "bfloat16"]):
+        proc = run_cli("bench", *args, "--sizes", "2^10", "--quick", "--no-progress")
+        assert proc.returncode == 3, proc.stdout + proc.stderr
+        assert "nothing ran" in proc.stderr
+    if not pk.backends()["cuda"].available:
+        proc = run_cli("bench", "--backend", "cuda", "--op", "relu", "--sizes", "2^10", "--quick", "--no-progress")
+        assert proc.returncode == 3, proc.stdout + proc.stderr
+        assert pk.backends()["cuda"].reason.split(":")[0] in proc.stdout
+
+
+def test_bench_refuses_output_paths_before_running(tmp_path):
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    cases = [("--json", str(tmp_path / "missing" / "out.json"), "does not exist"),
+             ("--json", str(a_file / "out.json"), "is not a directory"),
+             ("--json", str(tmp_path), "is a directory"),
+             ("--plot", str(tmp_path / "missing" / "p.png"), "does not exist"),
+             ("--plot", str(tmp_path / "p.notaformat"), "matplotlib cannot write")]
+    for opt, path, why in cases:
+        for cmd in ("bench", "compare"):
+            proc = run_cli(cmd, "--op", "relu", "--sizes", "2^10", "--quick", "--no-progress", opt, path)
+            assert proc.returncode == 2, (cmd, opt, path, proc.stdout, proc.stderr)
+            assert why in proc.stderr
+            assert proc.stdout == ""  # refused before the sweep, which prints its table
+    assert not (tmp_path / "missing").exists()  # never created silently
