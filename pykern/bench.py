@@ -97,17 +97,26 @@ _CONV_ID = re.compile(r"^N(\d+)C(\d+)H(\d+)W(\d+)K(\d+)R(\d+)S(\d+)((?:_[a-z]+[0
 _CONV_SUFFIX = {"s": "stride", "p": "padding", "d": "dilation"}
 
 
-def parse_size(op: str, token: str) -> dict:
-    """One ``--sizes`` token -> a case of ``op``. Accepted forms, per op:
+# What --sizes takes, per op, in plain words (error messages and --help print these).
+SIZE_FORMS = {
+    "matmul": "1024 (a square), 2^10, or MxNxK such as 1760x128x1760",
+    "relu": "1048576, 2^20, or a shape AxB such as 1024x1024",
+    "conv2d": "56 or 2^6 (a 3x3, 64->64, pad-1 layer on a 1x64x56x56 input), or a case id as the "
+              "tables print it, such as N8C64H56W56K64R3S3_p1x1 (suffixes _sHxW, _pHxW, _dHxW, _gG, "
+              "_relu, _bias)",
+}
 
-    matmul  ``1024`` (a square) or ``MxNxK`` (``1760x128x1760``)
-    relu    ``1048576``, ``2^20`` or a shape ``AxBxC``
-    conv2d  ``56`` (a 3x3, 64->64, pad-1 layer on a 1x64x56x56 input) or a case id as the tables
-            print it, e.g. ``N8C64H56W56K64R3S3_p1x1`` (suffixes ``_sHxW``, ``_pHxW``,
-            ``_dHxW``, ``_gG``, ``_relu``, ``_bias``)
-    """
+
+def parse_size(op: str, token: str) -> dict:
+    """One ``--sizes`` token -> a case of ``op``; the forms are in SIZE_FORMS. Any number may
+    be written as a power of two, 2^N, for every op."""
     tok = token.strip()
-    bad = ValueError(f"sizes: {tok!r} is not a size for {op} ({parse_size.__doc__.split('per op:')[1].strip()})")
+    if op not in SPECS:
+        raise ValueError(f"op: unknown op {op!r}; expected one of {list(SPECS)}")
+    bad = ValueError(f"sizes: {tok!r} is not a size for {op}; expected {SIZE_FORMS[op]}")
+    # 2^N -> its value before parsing (an exponent too large for any array leaves a "!" that no
+    # form accepts).
+    tok = re.sub(r"2\^(\d+)", lambda m: str(1 << int(m.group(1))) if int(m.group(1)) < 63 else "!", tok)
     if op == "matmul":
         if re.fullmatch(r"\d+", tok):
             n = int(tok)
@@ -117,9 +126,6 @@ def parse_size(op: str, token: str) -> dict:
             return _positive(_mm(*map(int, m.groups())), tok)
         raise bad
     if op == "relu":
-        m = re.fullmatch(r"2\^(\d+)", tok)
-        if m:
-            return {"shape": (1 << int(m.group(1)),)}
         if re.fullmatch(r"\d+(x\d+)*", tok):
             return _positive({"shape": tuple(int(p) for p in tok.split("x"))}, tok)
         raise bad
@@ -143,7 +149,7 @@ def parse_size(op: str, token: str) -> dict:
             else:
                 raise bad
         return _positive(case, tok)
-    raise ValueError(f"op: unknown op {op!r}; expected one of {list(SPECS)}")
+    raise bad
 
 
 def _positive(case: dict, tok: str) -> dict:

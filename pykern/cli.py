@@ -238,8 +238,8 @@ def build_parser(prog: str = "pykern") -> argparse.ArgumentParser:
     demo.add_argument("--reps", type=int, default=5, help="timed repetitions per variant (median reported)")
     demo.set_defaults(fn=cmd_demo)
 
-    sizes_help = ("comma-separated sizes, per op: matmul 1024 or MxNxK; relu 1048576, 2^20 or AxB; "
-                  "conv2d 56 (3x3 64->64 pad 1 on 1x64x56x56) or a case id like N8C64H56W56K64R3S3_p1x1")
+    from .bench import SIZE_FORMS
+    sizes_help = "comma-separated sizes, per op: " + "; ".join(f"{op} {forms}" for op, forms in SIZE_FORMS.items())
     bench = sub.add_parser("bench", help="check then time variants and baselines: median, IQR, rate, "
                                          "%% of measured ceiling, ratio to the baseline")
     bench.add_argument("--op", help=f"comma-separated ops (default all: {','.join(SPECS)})")

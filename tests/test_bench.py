@@ -35,6 +35,27 @@ def test_sizes_parse_per_op():
             bench.parse_size(op, bad)
 
 
+def test_two_to_the_n_works_for_every_op():
+    assert bench.parse_size("matmul", "2^10") == bench.parse_size("matmul", "1024")
+    assert bench.parse_size("matmul", "2^10x2^7x2^10") == {"M": 1024, "N": 128, "K": 1024}
+    assert bench.parse_size("relu", "2^20") == bench.parse_size("relu", "1048576")
+    assert bench.parse_size("relu", "2^10x3") == {"shape": (1024, 3)}
+    assert bench.parse_size("conv2d", "2^6") == bench.parse_size("conv2d", "64")
+    for op in bench.SPECS:
+        with pytest.raises(ValueError, match="sizes"):
+            bench.parse_size(op, "2^99")
+
+
+@pytest.mark.parametrize("op", list(bench.SPECS))
+def test_size_errors_are_plain_text(op):
+    with pytest.raises(ValueError) as e:
+        bench.parse_size(op, "nonsense")
+    msg = str(e.value)
+    assert "``" not in msg and "`" not in msg
+    assert msg == f"sizes: 'nonsense' is not a size for {op}; expected {bench.SIZE_FORMS[op]}"
+    assert "2^" in msg  # the power-of-two form is offered for every op
+
+
 @pytest.mark.parametrize("op", list(bench.SPECS))
 def test_case_ids_parse_back_to_the_same_case(op):
     """A case id printed in a table can be passed back with --sizes."""
