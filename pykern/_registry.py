@@ -101,6 +101,18 @@ def get_variant(op: str, backend: str, name: Optional[str]) -> Variant:
     raise ValueError(f"variant: {op} has no variant {name!r} on backend {backend!r}; known: {known}")
 
 
+def dtype_hint(op: str, backend: str, dtype: str, arg: str) -> str:
+    """What to do with a dtype that ``backend`` refuses for ``op`` ('' when there is no hint):
+    the CPU has no float16/bfloat16 arithmetic for matmul and conv2d."""
+    if backend != "numpy" or dtype not in ("float16", "bfloat16"):
+        return ""
+    hint = f"; the CPU computes {op} in float32 or float64: pass {arg}.astype(np.float32)"
+    gpu = [v.name for v in variants(op, "cuda") if dtype in v.dtypes]  # numba takes no 16-bit floats
+    if gpu:
+        hint += f", or use a GPU backend: backend='cuda', variant={gpu[0]!r}"
+    return hint
+
+
 # Backend packages, in the order they register: variants() lists in this order. numpy and cuda
 # are cheap to import (the CUDA C++ launchers touch pykern._cuda only when called); numba_cuda
 # imports numba.cuda, which takes a second or two, so it is imported only when a caller asks

@@ -119,3 +119,27 @@ def test_bench_refuses_output_paths_before_running(tmp_path):
             assert why in proc.stderr
             assert proc.stdout == ""  # refused before the sweep, which prints its table
     assert not (tmp_path / "missing").exists()  # never created silently
+
+
+def test_float16_on_the_cpu_suggests_float32_or_a_gpu_backend():
+    import numpy as np
+    import pytest
+    a = np.ones((4, 4), np.float16)
+    with pytest.raises(TypeError) as e:
+        pk.matmul(a, a)
+    msg = str(e.value)
+    assert "a.astype(np.float32)" in msg
+    assert "backend='cuda', variant='wmma_fp16'" in msg
+    with pytest.raises(TypeError, match=r"x.astype\(np.float32\)"):
+        pk.conv2d(np.ones((1, 1, 4, 4), np.float16), np.ones((1, 1, 3, 3), np.float16))
+    with pytest.raises(TypeError) as e:
+        pk.matmul(np.ones((4, 4), np.float32), np.ones((4, 4), np.float32).astype(np.int32))
+    assert "astype" not in str(e.value)  # the hint is for 16-bit floats only
+    assert pk.relu(np.full(3, -1, np.float16)).dtype == np.float16  # relu takes float16 on the CPU
+
+
+def test_torch_cpu_tensors_are_refused_naming_numpy():
+    import pytest
+    torch = pytest.importorskip("torch")
+    with pytest.raises(TypeError, match=r"x.numpy\(\)"):
+        pk.relu(torch.ones(3))
