@@ -610,6 +610,19 @@ def _lib_version(name: str) -> Optional[str]:
     return getattr(mod, "__version__", "unknown")
 
 
+# What identifies the machine, not the run: pytest-benchmark compares machine_info between saved
+# runs and warns when it differs, so nothing here may change from one run to the next (no date,
+# commit, library list or current clock frequency).
+_GPU_IDENTITY = ("name", "compute_capability", "multiprocessors", "total_memory", "l2_cache_bytes",
+                 "driver_version", "cuda_runtime_version")
+
+
+def machine_identity() -> dict:
+    gpu, _ = gpu_info()
+    return {"cpu": cpu_info(), "gpu": None if gpu is None else {k: gpu[k] for k in _GPU_IDENTITY if k in gpu},
+            "python": platform.python_version(), "platform": platform.platform()}
+
+
 def environment() -> dict:
     gpu, gpu_reason = gpu_info()
     return {
