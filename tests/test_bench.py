@@ -261,3 +261,76 @@ def test_device_summary_reads_the_logs(tmp_path, capsys):
     assert "3 failed, 10 passed, 2 skipped" in text
     assert "2 sanitizer errors; 5 ok, 1 failed, 0 skipped" in text
     assert "relu" in text and "numpy/" in text and "no compare.json" in text
+
+
+# --- suspect timings are flagged, re-timed, never printed plainly --------------------------------
+
+def _rec(**kw):
+    e = bench.Entry(bench.Target.of_variant(pk.variants("relu", "numpy")[0]), {"shape": (1 << 20,)}, "float32")
+    rec = bench.new_record(e)
+    rec.update(status="ok", median_s=1e-3, q25_s=0.99e-3, q75_s=1.01e-3, iqr_s=2e-5, iqr_rel=0.02, runs=10,
+               rate=8.4, pct_of_ceiling=50.0, ceiling="cpu:memory", others_cpu_share=0.0, check=None)
+    rec.update(kw)
+    return rec
+
+
+def test_entry_flags_name_noise_impossible_rates_and_a_busy_machine():
+    ceilings = {"cpu:memory": {"rate": 10.0, "bytes": 2.0 * (1 << 27)}}
+    assert bench.entry_flags(_rec(), ceilings) == []
+    (f,) = bench.entry_flags(_rec(iqr_rel=0.35), ceilings)
+    assert f.startswith("noisy: IQR is 35% of the median")
+    (f,) = bench.entry_flags(_rec(pct_of_ceiling=143.0), ceilings)
+    assert f.startswith("impossible: 143% of the measured ceiling") and "stay in the caches" in f
+    (f,) = bench.entry_flags(_rec(pct_of_ceiling=143.0, case={"shape": (1 << 28,)}), ceilings)
+    assert "disturbed" in f  # as large as the ceiling's copy: no cache to blame
+    (f,) = bench.entry_flags(_rec(others_cpu_share=0.6), ceilings)
+    assert f.startswith("busy: other processes took 60%")
+    assert bench.entry_flags(_rec(others_cpu_share=0.6, device="gpu"), ceilings) == []  # GPU time is the GPU's
+
+
+def test_a_suspect_entry_is_retimed_once_and_keeps_its_flag(monkeypatch):
+    calls = []
+
+    def fake_run_entry(e, cache, **kw):
+        calls.append(kw["budget_s"])
+        return _rec(iqr_rel=0.5 if len(calls) == 1 else 0.3)
+
+    monkeypatch.setattr(bench, "run_entry", fake_run_entry)
+    rec = bench.run_entry_checked(None, None, budget_s=0.1)
+    assert calls == [0.1, 0.1 * bench.RETIME_BUDGET_FACTOR]
+    assert rec["retimed"] and rec["iqr_rel"] == 0.3 and rec["flags"][0].startswith("noisy")
+    calls.clear()
+    monkeypatch.setattr(bench, "run_entry", lambda e, cache, **kw: calls.append(1) or _rec())
+    rec = bench.run_entry_checked(None, None)
+    assert calls == [1] and rec["flags"] == [] and "retimed" not in rec  # a steady entry runs once
+
+
+def test_the_table_marks_flagged_entries_and_warns_when_busy(tmp_path, capsys):
+    doc = {"env": bench.environment(), "ceilings": {}, "skipped_targets": [], "elapsed_s": 1.0,
+           "entries": [_rec(flags=["noisy: IQR is 35% of the median (limit 10%)"], retimed=True), _rec(flags=[])],
+           "load": bench.load_summary(0.6)}
+    text = bench.bench_table(doc)
+    rows = [ln for ln in text.splitlines() if "numpy/reference" in ln]
+    assert [ln[:2] for ln in rows] == ["! ", "  "]  # the flagged entry, then the steady one
+    assert "! noisy: IQR is 35% of the median (limit 10%) (after re-timing)" in text
+    assert "(1 flagged ! : do not trust their numbers)" in text
+    assert text.splitlines()[-1].startswith("warning: the machine was busy: other processes took 60%")
+    assert bench.load_summary(0.1)["warning"] is None
+
+
+def test_other_load_sees_a_busy_process():
+    import os
+    import subprocess
+    import sys
+    import time
+    spin = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)  # let it start spinning
+        with bench.OtherLoad() as load:
+            time.sleep(0.6)
+    finally:
+        spin.kill()
+        spin.wait()
+    if load.share is None:
+        pytest.fail("no /proc/stat: OtherLoad cannot measure here")
+    assert 0.3 / os.cpu_count() <= load.share <= 1.0
