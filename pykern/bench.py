@@ -755,7 +755,7 @@ def _cpu_jiffies() -> Optional[tuple]:
     """(busy, total) jiffies of the whole machine from /proc/stat; None where there is none."""
     try:
         with open("/proc/stat") as f:
-            v = [int(a) for a in f.readline().split()[1:]]
+            v = [int(a) for a in f.readline().split()[1:9]]  # guest times are inside user/nice already
     except (OSError, ValueError):
         return None
     return sum(v) - v[3] - v[4], sum(v)  # idle and iowait are not busy
@@ -776,7 +776,7 @@ class OtherLoad:
         if self._j0 is None or j1 is None:
             return
         mine = (t1.user + t1.system - self._t0.user - self._t0.system) * os.sysconf("SC_CLK_TCK")
-        self.share = max(0.0, (j1[0] - self._j0[0] - mine) / max(1, j1[1] - self._j0[1]))
+        self.share = min(1.0, max(0.0, (j1[0] - self._j0[0] - mine) / max(1, j1[1] - self._j0[1])))
 
 
 # --- one entry: check, then time -------------------------------------------------------------
