@@ -126,5 +126,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     for r in recs:
         pct = "-" if r["pct_of_ceiling"] is None else f"{r['pct_of_ceiling']:5.1f}%"
         ratio = "-" if r["ratio_to_baseline"] is None else f"{r['ratio_to_baseline']:.2f}x"
-        tr.write_line(f"{r['op']:7s} {r['case_id']:28s} {r['dtype']:8s} {r['key']:26s} "
+        flags = bench.entry_flags(r, _SESSION.ceilings)
+        tr.write_line(f"{'!' if flags else ' '} {r['op']:7s} {r['case_id']:28s} {r['dtype']:8s} {r['key']:26s} "
                       f"{bench.fmt_time(r['median_s']):>10s} {r['rate']:10.1f} {r['unit']:8s} {pct:>7s} {ratio:>7s}")
+        for flag in flags:
+            tr.write_line(f"      ! {flag}")

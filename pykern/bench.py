@@ -940,12 +940,16 @@ def entry_flags(rec: dict, ceilings: Optional[dict] = None) -> list:
         why = "the ceiling run or this timing was disturbed"
         ceil = (ceilings or {}).get(rec.get("ceiling") or "", {})
         if rec["unit"] == "GB/s" and ceil.get("bytes") and work(rec["op"], rec["case"], rec["dtype"]) < ceil["bytes"] / 4:
-            why = (f"its {work(rec['op'], rec['case'], rec['dtype']) / 2**20:.0f} MiB stay in the caches, while "
-                   f"the ceiling streams {ceil['bytes'] / 2**20:.0f} MiB through memory")
+            why = (f"its {_fmt_bytes(work(rec['op'], rec['case'], rec['dtype']))} stay in the caches, while "
+                   f"the ceiling streams {_fmt_bytes(ceil['bytes'])} through memory")
         flags.append(f"impossible: {pct:.0f}% of the measured ceiling ({why})")
     if rec.get("device") == "cpu" and (rec.get("others_cpu_share") or 0) > BUSY_SHARE:
         flags.append(f"busy: other processes took {100 * rec['others_cpu_share']:.0f}% of the CPUs while it ran")
     return flags
+
+
+def _fmt_bytes(n: float) -> str:
+    return f"{n / 2**20:.0f} MiB" if n >= 2**20 else f"{n / 2**10:.0f} KiB"
 
 
 def run_entry_checked(e: Entry, cache: CaseCache, *, ceilings: Optional[dict] = None,
@@ -1125,6 +1129,7 @@ def compare_sweep(ops=None, sizes: Optional[dict] = None, dtype: str = "float32"
     """For each op and size: CPU (NumPy default variant) vs GPU (cuda default, else numba),
     with data already in place (kernel only) and with a whole call (host<->device copies counted)."""
     t_start = time.perf_counter()
+    load = OtherLoad().__enter__()
     ops = split_list(ops) or list(SPECS)
     budget = 0.05 if quick else 0.3
     cache = CaseCache(seed=seed)
@@ -1160,7 +1165,9 @@ def compare_sweep(ops=None, sizes: Optional[dict] = None, dtype: str = "float32"
                                                      [r.get("gpu_call_s") for r in rows])
         ops_out.append(res)
     bar.close()
+    load.__exit__(None, None, None)
     return {"schema": SCHEMA, "command": "compare", "env": environment(), "dtype": dtype,
+            "load": load_summary(load.share),
             "settings": {"kernel": "run() alone on data already in place (GPU: CUDA events)",
                          "call": "prepare + run + finish on the host clock: validation, host->device copy, "
                                  "launch, device->host copy",
@@ -1283,11 +1290,11 @@ def compare_table(doc: dict) -> str:
             hdr += f" {'GPU kernel':>11s} {'GPU call':>11s} {'speedup kernel':>15s} {'speedup call':>13s}"
         lines.append(hdr)
         for r in res["rows"]:
-            row = f"  {r['case_id']:26s} {fmt_time(r.get('cpu_kernel_s')):>11s} {fmt_time(r.get('cpu_call_s')):>11s}"
+            row = f"  {r['case_id']:26s} {_ct(r, 'cpu_kernel'):>11s} {_ct(r, 'cpu_call'):>11s}"
             if res["gpu"]:
                 sk = _ratio(r.get("cpu_kernel_s"), r.get("gpu_kernel_s"))
                 sc = _ratio(r.get("cpu_call_s"), r.get("gpu_call_s"))
-                row += (f" {fmt_time(r.get('gpu_kernel_s')):>11s} {fmt_time(r.get('gpu_call_s')):>11s}"
+                row += (f" {_ct(r, 'gpu_kernel'):>11s} {_ct(r, 'gpu_call'):>11s}"
                         f" {_f(sk, '15.2f'):>15s} {_f(sc, '13.2f'):>13s}")
             for side in ("cpu", "gpu"):
                 if r.get(f"{side}_reason"):
@@ -1299,7 +1306,23 @@ def compare_table(doc: dict) -> str:
                          _crossover_words(res["crossover_with_copies"], res["rows"]) + " with the copies counted.")
         elif not lines[2].startswith("No GPU"):
             lines.append(f"  no GPU column: {res['gpu_reason']}")
+    if any(_noisy(r, k) for res in doc["ops"] for r in res["rows"] for k in _COMPARE_TIMES):
+        lines.append(f"\n! = noisy: IQR above {100 * NOISY_IQR_REL:.0f}% of the median; do not trust that time")
+    if (doc.get("load") or {}).get("warning"):
+        lines.append(doc["load"]["warning"])
     return "\n".join(lines)
+
+
+_COMPARE_TIMES = ("cpu_kernel", "cpu_call", "gpu_kernel", "gpu_call")
+
+
+def _noisy(r: dict, k: str) -> bool:
+    return (r.get(f"{k}_iqr_rel") or 0) > NOISY_IQR_REL
+
+
+def _ct(r: dict, k: str) -> str:
+    """A compare time, with '!' when its spread is too wide to trust."""
+    return fmt_time(r.get(f"{k}_s")) + ("!" if _noisy(r, k) else "")
 
 
 def _ratio(a, b):

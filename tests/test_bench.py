@@ -334,3 +334,14 @@ def test_other_load_sees_a_busy_process():
     if load.share is None:
         pytest.fail("no /proc/stat: OtherLoad cannot measure here")
     assert 0.3 / os.cpu_count() <= load.share <= 1.0
+
+
+def test_compare_table_marks_noisy_times():
+    doc = {"dtype": "float32", "load": bench.load_summary(None),
+           "ops": [{"op": "relu", "cpu": "numpy/maximum", "gpu": None, "gpu_reason": "no GPU here",
+                    "rows": [{"case_id": "1024", "cpu_kernel_s": 1e-6, "cpu_kernel_iqr_rel": 0.5,
+                              "cpu_call_s": 2e-6, "cpu_call_iqr_rel": 0.01}]}]}
+    text = bench.compare_table(doc)
+    row = next(ln for ln in text.splitlines() if ln.strip().startswith("1024"))
+    assert "1.0us!" in row and "2.0us " in row + " "
+    assert "! = noisy" in text
