@@ -1558,6 +1558,7 @@ def compare_figure(doc: dict):
         op = res["op"]
         rows = res["rows"]
         ids = [r["case_id"] for r in rows]
+        any_noisy = False
         for key, label, color, style in (("cpu_kernel", f"CPU {res['cpu']}, kernel only", "C0", "-"),
                                          ("cpu_call", f"CPU {res['cpu']}, whole call", "C0", ":"),
                                          ("gpu_kernel", f"GPU {res['gpu']}, data on the GPU", "C3", "-"),
@@ -1570,7 +1571,13 @@ def compare_figure(doc: dict):
             hi = [r.get(f"{key}_q75_s", yy) - yy for yy, (_, r) in zip(y, pts)]
             ax.errorbar([i for i, _ in pts], y, yerr=[lo, hi], color=color, linestyle=style,
                         marker="o" if key.endswith("kernel") else "s", capsize=3, label=label)
+            noisy = [(i, r[f"{key}_s"]) for i, r in pts if _noisy(r, key)]
+            if noisy:
+                any_noisy = True
+                ax.plot([p[0] for p in noisy], [p[1] for p in noisy], linestyle="none", marker="o", markersize=13,
+                        markerfacecolor="none", markeredgecolor="red", zorder=5)
         words = []
+        handles_extra = []
         for key, style in (("crossover_on_device", "-"), ("crossover_with_copies", ":")):
             text = crossover_words(res, key)
             if text is None:
@@ -1587,6 +1594,10 @@ def compare_figure(doc: dict):
                                 textcoords="offset points", fontsize=8, color="green")
         ax.set_xticks(range(len(ids)))
         ax.set_xticklabels([case_label(op, r["case"]) for r in rows], rotation=20, ha="right", fontsize=8)
+        if any_noisy:
+            from matplotlib.lines import Line2D
+            handles_extra.append(Line2D([], [], linestyle="none", marker="o", markersize=11, markerfacecolor="none",
+                                        markeredgecolor="red", label=f"noisy: IQR above {100 * NOISY_IQR_REL:.0f}% of the median"))
         ax.set_yscale("log")
         _readable_log_axis(ax.yaxis, _time_tick)
         ax.set_ylabel("median time per call (lower is better)")
@@ -1599,7 +1610,7 @@ def compare_figure(doc: dict):
             title += "\nno GPU column (why: below the plot)"
         ax.set_title(_wrap(title, 110), fontsize=9)
         ax.grid(True, which="major", alpha=0.3)
-        ax.legend(fontsize=7, loc="upper left")
+        ax.legend(handles=ax.get_legend_handles_labels()[0] + handles_extra, fontsize=7, loc="upper left")
     fig.tight_layout()
     no_gpu = list(dict.fromkeys(res["gpu_reason"] for res in doc["ops"] if not res["gpu"]))
     _add_caption(fig, _caption(doc, "kernel only = run() on data already in place; whole call = validation + "

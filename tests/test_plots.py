@@ -147,6 +147,19 @@ def test_compare_figure_draws_the_crossover_and_says_it():
         plt.close(fig)
 
 
+def test_compare_figure_circles_noisy_times():
+    doc = compare_doc()
+    doc["ops"][0]["rows"][1]["cpu_call_iqr_rel"] = 0.4
+    fig = bench.compare_figure(doc)
+    try:
+        ax = fig.axes[0]
+        circles = [ln for ln in ax.get_lines() if ln.get_markeredgecolor() == "red"]
+        assert len(circles) == 1 and list(circles[0].get_xdata()) == [1]
+        assert "noisy" in " ".join(t.get_text() for t in ax.get_legend().get_texts())
+    finally:
+        plt.close(fig)
+
+
 def test_compare_figure_without_a_gpu_keeps_the_reason_whole():
     fig = bench.compare_figure(compare_doc(gpu=False))
     try:
