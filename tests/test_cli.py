@@ -3,14 +3,17 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 
 import pykern as pk
 
 
 def run_cli(*args, timeout=300):
+    # From a folder with no source tree: run from the repository root, `python -m pykern` would
+    # import the source folder instead of the pykern this session tests.
     env = dict(os.environ)
     return subprocess.run([sys.executable, "-m", "pykern", *args], capture_output=True, text=True,
-                          timeout=timeout, env=env)
+                          timeout=timeout, env=env, cwd=tempfile.gettempdir())
 
 
 def test_info_json_lists_every_variant_and_backend():
@@ -85,7 +88,7 @@ def test_help_names_the_command_the_user_typed():
 def test_a_closed_pipe_is_not_a_traceback():
     """`pykern info | head`: the reader leaves early; no BrokenPipeError traceback."""
     proc = subprocess.Popen([sys.executable, "-m", "pykern", "info"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, cwd=os.path.dirname(REPO_ROOT))
+                            stderr=subprocess.PIPE, cwd=tempfile.gettempdir())
     proc.stdout.close()  # nobody reads: every write fails with EPIPE
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=300) == 141, err
