@@ -119,7 +119,6 @@ def dtype_hint(op: str, backend: str, dtype: str, arg: str) -> str:
 # about the numba backend or about every backend: a NumPy-only program never pays for it.
 _PACKAGES = (("numpy", "cpu"), ("cuda", "cuda"), ("numba", "numba_cuda"))
 _loaded: set = set()
-_load_errors: dict = {}  # backend -> why its package did not import
 
 
 def _load(backend: Optional[str]) -> None:
@@ -133,8 +132,11 @@ def _load(backend: Optional[str]) -> None:
             _loaded.add(be)
             try:
                 importlib.import_module(f"{__package__}.{pkg}")
-            except ImportError as e:  # e.g. numba missing: backends() says why it is unavailable
-                _load_errors[be] = f"{type(e).__name__}: {e}"
+            except ImportError as e:
+                # numba or numba-cuda missing: the backend has no variants, and backends() says
+                # why it is unavailable. Any other ImportError is a bug in pykern: raise it.
+                if not (e.name or "").startswith("numba"):
+                    raise
         if be == backend:
             return
 
