@@ -939,8 +939,9 @@ def entry_flags(rec: dict, ceilings: Optional[dict] = None) -> list:
     if pct is not None and pct > 100:
         why = "the ceiling run or this timing was disturbed"
         ceil = (ceilings or {}).get(rec.get("ceiling") or "", {})
-        if rec["unit"] == "GB/s" and ceil.get("bytes") and work(rec["op"], rec["case"], rec["dtype"]) < ceil["bytes"] / 4:
-            why = (f"its {_fmt_bytes(work(rec['op'], rec['case'], rec['dtype']))} stay in the caches, while "
+        moved = work(rec["op"], rec["case"], rec["dtype"])
+        if rec["unit"] == "GB/s" and ceil.get("bytes") and moved < ceil["bytes"] / 4:
+            why = (f"its {_fmt_bytes(moved)} stay in the caches, while "
                    f"the ceiling streams {_fmt_bytes(ceil['bytes'])} through memory")
         flags.append(f"impossible: {pct:.0f}% of the measured ceiling ({why})")
     if rec.get("device") == "cpu" and (rec.get("others_cpu_share") or 0) > BUSY_SHARE:
@@ -967,7 +968,8 @@ def run_entry_checked(e: Entry, cache: CaseCache, *, ceilings: Optional[dict] = 
     rec = once(budget_s)
     if retime and rec["flags"] and rec["status"] in ("ok", "inexact"):
         again = once(budget_s * RETIME_BUDGET_FACTOR)
-        if again["status"] in ("ok", "inexact") and (len(again["flags"]), again["iqr_rel"]) <= (len(rec["flags"]), rec["iqr_rel"]):
+        steadier = (len(again["flags"]), again["iqr_rel"]) <= (len(rec["flags"]), rec["iqr_rel"])
+        if again["status"] in ("ok", "inexact") and steadier:
             rec = again
         rec["retimed"] = True
     return rec
@@ -1081,7 +1083,8 @@ def load_summary(share: Optional[float]) -> dict:
     out = {"others_cpu_share": share, "busy_share_limit": BUSY_SHARE, "warning": None}
     if share is not None and share > BUSY_SHARE:
         out["warning"] = (f"warning: the machine was busy: other processes took {100 * share:.0f}% of its "
-                          f"{os.cpu_count()} CPUs during this run, so CPU timings are low and vary; rerun when it is idle")
+                          f"{os.cpu_count()} CPUs during this run, so CPU timings are low and vary; "
+                          "rerun when it is idle")
     return out
 
 
@@ -1462,7 +1465,8 @@ def bench_figure(doc: dict):
                                 sorted(rows, key=lambda r: (work(op, r["case"], r["dtype"]), r["dtype"]))))
         labels = {}
         for r in rows:
-            labels[(r["case_id"], r["dtype"])] = case_label(op, r["case"]) + ("" if len(dtypes) == 1 else f"\n{r['dtype']}")
+            labels[(r["case_id"], r["dtype"])] = (case_label(op, r["case"])
+                                                  + ("" if len(dtypes) == 1 else f"\n{r['dtype']}"))
         targets = list(dict.fromkeys((r["kind"], r["key"]) for r in rows))
         categorical = op == "conv2d"  # unrelated layers: markers only, never a line between them
         width = 0.7 / max(1, len(targets)) if categorical else 0.0
@@ -1479,8 +1483,12 @@ def bench_figure(doc: dict):
                 w = [work(op, r["case"], r["dtype"]) / 1e9 for _, r in ok]
                 lo = [yy - (ww / r["q75_s"] if r.get("q75_s") else yy) for yy, ww, (_, r) in zip(y, w, ok)]
                 hi = [(ww / r["q25_s"] if r.get("q25_s") else yy) - yy for yy, ww, (_, r) in zip(y, w, ok)]
-                style = {"linestyle": "none"} if categorical else (
-                    {"linestyle": "--", "linewidth": 2.0} if kind == "baseline" else {"linestyle": "-", "linewidth": 1.2})
+                if categorical:
+                    style = {"linestyle": "none"}
+                elif kind == "baseline":
+                    style = {"linestyle": "--", "linewidth": 2.0}
+                else:
+                    style = {"linestyle": "-", "linewidth": 1.2}
                 ax.errorbar(x, y, yerr=[lo, hi], color=color, marker="s" if kind == "baseline" else "o",
                             markersize=6, capsize=3, label=key + (" (baseline)" if kind == "baseline" else ""), **style)
                 flagged = [(xx, yy) for xx, yy, (_, r) in zip(x, y, ok) if r.get("flags")]
@@ -1497,7 +1505,8 @@ def bench_figure(doc: dict):
             c = doc.get("ceilings", {}).get(ckey) or {}
             if c.get("rate"):
                 ax.axhline(c["rate"], color="black", linestyle="-.", linewidth=1.2,
-                           label=_wrap(f"measured ceiling {c['rate']:,.0f} {unit}" + ("" if unit == "GB/s" else f" {dt}")
+                           label=_wrap(f"measured ceiling {c['rate']:,.0f} {unit}"
+                                       + ("" if unit == "GB/s" else f" {dt}")
                                        + f": {c.get('how', '').split(';')[0]}", 45))
             peak = gpu_peak((doc["env"].get("gpu") or {}).get("name"), unit, dt) if device == "gpu" else None
             if peak:
@@ -1553,7 +1562,6 @@ def compare_figure(doc: dict):
     plt = _pyplot()
     n = len(doc["ops"])
     fig, axes = plt.subplots(n, 1, figsize=(11, 4.8 * n), squeeze=False)
-    env = doc["env"]
     for ax, res in zip(axes[:, 0], doc["ops"]):
         op = res["op"]
         rows = res["rows"]
@@ -1597,7 +1605,8 @@ def compare_figure(doc: dict):
         if any_noisy:
             from matplotlib.lines import Line2D
             handles_extra.append(Line2D([], [], linestyle="none", marker="o", markersize=11, markerfacecolor="none",
-                                        markeredgecolor="red", label=f"noisy: IQR above {100 * NOISY_IQR_REL:.0f}% of the median"))
+                                        markeredgecolor="red",
+                                        label=f"noisy: IQR above {100 * NOISY_IQR_REL:.0f}% of the median"))
         ax.set_yscale("log")
         _readable_log_axis(ax.yaxis, _time_tick)
         ax.set_ylabel("median time per call (lower is better)")
