@@ -1654,7 +1654,8 @@ def best_per_op(doc: dict) -> list:
         b = max(at, key=lambda r: r["rate"])
         out.append({"op": op, "device": device, "case_id": b["case_id"], "dtype": b["dtype"], "key": b["key"],
                     "rate": b["rate"], "unit": b["unit"], "pct_of_ceiling": b["pct_of_ceiling"],
-                    "ratio_to_baseline": b["ratio_to_baseline"], "baseline": b["baseline"]})
+                    "ratio_to_baseline": b["ratio_to_baseline"], "baseline": b["baseline"],
+                    "flags": b.get("flags") or []})
     return out
 
 
@@ -1664,6 +1665,8 @@ def summary_lines(doc: dict) -> list:
     for r in doc["entries"]:
         counts[r["status"]] = counts.get(r["status"], 0) + 1
     lines.append("bench entries: " + (", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "none"))
+    if (doc.get("load") or {}).get("warning"):
+        lines.append("  " + doc["load"]["warning"])
     wrong = [f"{r['op']} {r['key']} {r['case_id']}" for r in doc["entries"] if r["status"] in ("wrong", "error")]
     for w in wrong[:10]:
         lines.append(f"  wrong/error: {w}")
@@ -1675,7 +1678,8 @@ def summary_lines(doc: dict) -> list:
         pct = "-" if b["pct_of_ceiling"] is None else f"{b['pct_of_ceiling']:.1f}% of ceiling"
         ratio = "no baseline" if b["ratio_to_baseline"] is None else f"{b['ratio_to_baseline']:.2f}x {b['baseline']}"
         lines.append(f"  {b['op']:7s} {b['device'].upper()} {b['case_id']} {b['dtype']}: {b['key']} "
-                     f"{b['rate']:.1f} {b['unit']}, {pct}, {ratio}")
+                     f"{b['rate']:.1f} {b['unit']}, {pct}, {ratio}"
+                     + "".join(f"; ! {flag}" for flag in b["flags"]))
     return lines
 
 

@@ -345,3 +345,10 @@ def test_compare_table_marks_noisy_times():
     row = next(ln for ln in text.splitlines() if ln.strip().startswith("1024"))
     assert "1.0us!" in row and "2.0us " in row + " "
     assert "! = noisy" in text
+
+
+def test_device_summary_carries_flags_and_the_busy_warning():
+    doc = {"entries": [_rec(flags=["noisy: IQR is 35% of the median (limit 10%)"])], "load": bench.load_summary(0.7)}
+    text = "\n".join(bench.summary_lines(doc))
+    assert "; ! noisy: IQR is 35% of the median" in text
+    assert "warning: the machine was busy: other processes took 70%" in text
