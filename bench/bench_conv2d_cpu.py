@@ -49,6 +49,9 @@ except ImportError as e:  # optional: the pykern side still runs
 else:
     TORCH_MISSING = None
 
+# What this file times, for bench/conftest.py's --bench-op / --bench-backend selection.
+BENCH_OPS = ("conv2d",)
+BENCH_BACKENDS = ("numpy",)
 SPEC = SPECS["conv2d"]
 DTYPE = "float32"
 BATCH = 8

@@ -67,6 +67,9 @@ def test_kernel(benchmark, pykern_session, request, op, backend, variant, size, 
     ceil = pykern_session.ceiling(ckey)
     pct = 100.0 * rate / ceil["rate"] if ceil.get("rate") else None
     info.update(rate=rate, pct_of_ceiling=pct, ceiling=ceil)
+    st = benchmark.stats.stats
+    iqr_rel = st.iqr / median if median > 0 else 0.0
     rec.update(status="ok" if cmp.ok else "inexact", median_s=median, rate=rate, pct_of_ceiling=pct,
-               check={"ok": cmp.ok, "max_rel_err": cmp.max_rel_err})
+               ceiling=ckey, iqr_s=st.iqr, iqr_rel=iqr_rel, check={"ok": cmp.ok, "max_rel_err": cmp.max_rel_err})
+    info.update(iqr_rel=iqr_rel, flags=bench.entry_flags(rec, pykern_session.ceilings))
     pykern_session.records[request.node.nodeid] = rec

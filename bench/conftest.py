@@ -67,8 +67,34 @@ def pykern_session():
     return _SESSION
 
 
+def pytest_collection_modifyitems(config, items):
+    """--bench-op and --bench-backend select in every benchmark file: a file that declares
+    BENCH_OPS / BENCH_BACKENDS (what it times) is deselected when the selection excludes it;
+    bench_kernels.py, which declares neither, filters its own entries through bench.plan."""
+    ops = bench.split_list(config.getoption("--bench-op"))
+    backends = bench.split_list(config.getoption("--bench-backend"))
+    keep, drop = [], []
+    for item in items:
+        mod = getattr(item, "module", None)
+        mod_ops, mod_backends = getattr(mod, "BENCH_OPS", None), getattr(mod, "BENCH_BACKENDS", None)
+        excluded = ((ops and mod_ops is not None and not set(ops) & set(mod_ops))
+                    or (backends and mod_backends is not None and not set(backends) & set(mod_backends)))
+        (drop if excluded else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+# pytest-benchmark warns "machine_info is different" when --benchmark-compare finds any change,
+# so machine_info holds only what identifies the machine; the run's date, commit, libraries and
+# backend reasons go to the JSON's "pykern_run" instead.
+_VOLATILE_CPU_KEYS = ("hz_actual", "hz_actual_friendly")  # py-cpuinfo's current clock frequency
+
+
 def pytest_benchmark_update_machine_info(config, machine_info):
-    machine_info["pykern"] = bench.environment()
+    for k in _VOLATILE_CPU_KEYS:
+        (machine_info.get("cpu") or {}).pop(k, None)
+    machine_info["pykern"] = bench.machine_identity()
 
 
 def _ratios():
@@ -85,6 +111,7 @@ def pytest_benchmark_update_json(config, benchmarks, output_json):
             b["extra_info"]["ratio_to_baseline"] = rec["ratio_to_baseline"]
             b["extra_info"]["baseline"] = rec["baseline"]
     output_json["pykern_ceilings"] = _SESSION.ceilings
+    output_json["pykern_run"] = bench.environment()
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
@@ -99,5 +126,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     for r in recs:
         pct = "-" if r["pct_of_ceiling"] is None else f"{r['pct_of_ceiling']:5.1f}%"
         ratio = "-" if r["ratio_to_baseline"] is None else f"{r['ratio_to_baseline']:.2f}x"
-        tr.write_line(f"{r['op']:7s} {r['case_id']:28s} {r['dtype']:8s} {r['key']:26s} "
+        flags = bench.entry_flags(r, _SESSION.ceilings)
+        tr.write_line(f"{'!' if flags else ' '} {r['op']:7s} {r['case_id']:28s} {r['dtype']:8s} {r['key']:26s} "
                       f"{bench.fmt_time(r['median_s']):>10s} {r['rate']:10.1f} {r['unit']:8s} {pct:>7s} {ratio:>7s}")
+        for flag in flags:
+            tr.write_line(f"      ! {flag}")

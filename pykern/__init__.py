@@ -21,6 +21,17 @@ from ._registry import Variant, variants
 
 __version__ = "0.1.0"
 
+
+def _warn_if_shadowing() -> None:
+    from ._install import shadow_note
+    note = shadow_note()
+    if note:
+        import warnings
+        warnings.warn(note, RuntimeWarning, stacklevel=2)
+
+
+_warn_if_shadowing()
+
 __all__ = ["relu", "matmul", "conv2d", "backends", "variants", "check", "Availability", "Variant",
            "CheckReport", "Comparison", "TOLERANCES", "Unsupported", "__version__"]
 

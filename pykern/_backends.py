@@ -81,7 +81,8 @@ def _cuda_availability() -> Availability:
     try:
         mod = ext()
     except RuntimeError as e:
-        return Availability(False, str(e))
+        from ._install import explain_missing_extension
+        return Availability(False, explain_missing_extension(str(e)))
     if getattr(mod, "SIMULATOR", False):
         return Availability(True, "CUDA C++ simulator (PYKERN_CUDA_SIM=1): the kernels run on the CPU, "
                                   "one block at a time, threads as fibers; results are real, timings are not")

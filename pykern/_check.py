@@ -57,6 +57,9 @@ class Comparison:
     max_rel_err: float  # max |got - ref| / max(mag, tiny)
     first_bad: list = field(default_factory=list)  # up to 5 (index, got, ref)
     nan_mismatch: int = 0  # positions where exactly one of got/ref is NaN or Inf differs
+    # max |got - ref| / (atol + rtol*mag): the worst element's error as a share of what the
+    # policy allows (<= 1 passes); inf when a NaN/Inf differs
+    worst_vs_tol: float = 0.0
 
     def message(self) -> str:
         if self.ok:
@@ -87,11 +90,13 @@ def compare(got, ref: np.ndarray, mag: np.ndarray, dtype: str) -> Comparison:
         err = np.abs(g - ref)
         bad = np.where(special, special_bad, err > atol + rtol * mag)
         rel = np.where(special, 0.0, err / np.maximum(mag, np.finfo(np.float64).tiny))
+        vs_tol = np.where(special, 0.0, err / (atol + rtol * mag))
     idx = np.argwhere(bad)[:5]
     first = [(tuple(int(i) for i in ix), g[tuple(ix)].item(), ref[tuple(ix)].item()) for ix in idx]
     n_bad = int(bad.sum())
+    worst = float("inf") if special_bad.any() else float(vs_tol.max(initial=0.0))
     return Comparison(n_bad == 0, dtype, n_bad, int(ref.size), float(rel.max(initial=0.0)), first,
-                      int(special_bad.sum()))
+                      int(special_bad.sum()), worst)
 
 
 def run_case(variant, case: dict, dtype: str, seed: int) -> Comparison:
@@ -131,8 +136,24 @@ class CheckReport:
     def __bool__(self) -> bool:
         return self.passed
 
+    def summary(self) -> str:
+        """One line: how many runs were checked and passed, and the worst error against its
+        tolerance (1.0x is the limit)."""
+        done = [r for r in self.results if isinstance(r[3], Comparison)]
+        n_pass = sum(r[3].ok for r in done)
+        n_skip = len(self.results) - len(done)
+        line = (f"{self.op}/{self.backend}/{self.variant}: {'PASS' if self.passed else 'FAIL'}: "
+                f"{len(done)} checked, {n_pass} passed, {len(done) - n_pass} failed"
+                + (f", {n_skip} skipped" if n_skip else ""))
+        if done:
+            dtype, cid, seed, worst = max(done, key=lambda r: r[3].worst_vs_tol)
+            rtol, atol = TOLERANCES[worst.dtype]
+            line += (f"; worst error {worst.worst_vs_tol:.2g}x the tolerance (|got-ref| <= {atol:g} + "
+                     f"{rtol:g}*mag, {worst.dtype}) at {dtype} {cid} seed={seed}")
+        return line
+
     def __str__(self) -> str:
-        head = f"{self.op}/{self.backend}/{self.variant}: {'PASS' if self.passed else 'FAIL'}"
+        head = self.summary()
         rows = []
         for dtype, cid, seed, res in self.results:
             text = res.message() if isinstance(res, Comparison) else f"skipped: {res}"

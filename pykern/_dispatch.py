@@ -5,7 +5,7 @@ from typing import Optional
 
 from ._arrays import describe, overlaps, require_layout, same_buffer
 from ._backends import EXECUTORS, Prepared, availability, require
-from ._registry import BACKENDS, get_variant
+from ._registry import BACKENDS, dtype_hint, get_variant
 from .ops import SPECS
 
 
@@ -69,7 +69,8 @@ def prepare(op: str, arrays: dict, params: dict, *, backend: str = "auto",
     require(be)
     dt = present[0].dtype.name
     if dt not in var.dtypes:
-        raise TypeError(f"{present[0].name}: variant {var.key} takes {', '.join(var.dtypes)}; got {dt}")
+        raise TypeError(f"{present[0].name}: variant {var.key} takes {', '.join(var.dtypes)}; got {dt}"
+                        + dtype_hint(op, be, dt, present[0].name))
     reason = var.unsupported_reason(infos, params)
     if reason:
         raise Unsupported(f"variant {var.key} cannot run this input: {reason}")

@@ -90,11 +90,11 @@ def unregister(op: str, backend: str, name: str) -> None:
 
 def variants(op: Optional[str] = None, backend: Optional[str] = None) -> list[Variant]:
     """Registered variants, optionally filtered by op and backend, in registration order."""
-    _load_all()
     if op is not None and op not in OPS:
         raise ValueError(f"op: unknown op {op!r}; expected one of {list(OPS)}")
     if backend is not None and backend not in BACKENDS:
         raise ValueError(f"backend: unknown backend {backend!r}; expected one of {list(BACKENDS)}")
+    _load(backend)
     return [v for v in _VARIANTS.values()
             if (op is None or v.op == op) and (backend is None or v.backend == backend)]
 
@@ -114,12 +114,45 @@ def get_variant(op: str, backend: str, name: Optional[str]) -> Variant:
     raise ValueError(f"variant: {op} has no variant {name!r} on backend {backend!r}; known: {known}")
 
 
-_loaded = False
+def dtype_hint(op: str, backend: str, dtype: str, arg: str) -> str:
+    """What to do with a dtype that ``backend`` refuses for ``op`` ('' when there is no hint):
+    the CPU has no float16/bfloat16 arithmetic for matmul and conv2d."""
+    if backend != "numpy" or dtype not in ("float16", "bfloat16"):
+        return ""
+    hint = f"; the CPU computes {op} in float32 or float64: pass {arg}.astype(np.float32)"
+    gpu = [v.name for v in variants(op, "cuda") if dtype in v.dtypes]  # numba takes no 16-bit floats
+    if gpu:
+        hint += f", or use a GPU backend: backend='cuda', variant={gpu[0]!r}"
+    return hint
+
+
+# Backend packages, in the order they register: variants() lists in this order. numpy and cuda
+# are cheap to import (the CUDA C++ launchers touch pykern._cuda only when called); numba_cuda
+# imports numba.cuda, which takes a second or two, so it is imported only when a caller asks
+# about the numba backend or about every backend: a NumPy-only program never pays for it.
+_PACKAGES = (("numpy", "cpu"), ("cuda", "cuda"), ("numba", "numba_cuda"))
+_loaded: set = set()
+
+
+def _load(backend: Optional[str]) -> None:
+    """Import the backend packages needed to list ``backend``'s variants (None: all of them).
+
+    Packages always load in _PACKAGES order, so the registration order, and so the order of
+    variants(), does not depend on which backend was asked about first."""
+    import importlib
+    for be, pkg in _PACKAGES:
+        if be not in _loaded:
+            _loaded.add(be)
+            try:
+                importlib.import_module(f"{__package__}.{pkg}")
+            except ImportError as e:
+                # numba or numba-cuda missing: the backend has no variants, and backends() says
+                # why it is unavailable. Any other ImportError is a bug in pykern: raise it.
+                if not (e.name or "").startswith("numba"):
+                    raise
+        if be == backend:
+            return
 
 
 def _load_all() -> None:
-    # Importing the backend packages runs their @register decorators.
-    global _loaded
-    if not _loaded:
-        _loaded = True
-        from . import cpu, cuda, numba_cuda  # noqa: F401
+    _load(None)

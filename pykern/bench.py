@@ -89,6 +89,13 @@ COMPARE_CASES = {
     "conv2d": [_conv(1, hw, 64, 64, 3, 1, 1) for hw in (7, 14, 28, 56, 112)],
 }
 
+# An entry whose timing cannot be trusted is re-timed once (with a longer budget) and, if it is
+# still suspect, printed with a flag saying why, never plainly: a spread (IQR) above this share of
+# the median; a rate above the ceiling measured in the same run; other processes taking more
+# than BUSY_SHARE of the CPUs while a CPU entry ran.
+NOISY_IQR_REL = 0.10
+BUSY_SHARE = 0.25
+RETIME_BUDGET_FACTOR = 3
 DEFAULT_ENTRY_BUDGET_S = 0.3  # timed wall time per entry once the minimum repetitions are done
 SLOW_RUN_S = 1.0  # a target whose median run is slower than this skips its larger cases in a sweep
 
@@ -98,17 +105,26 @@ _CONV_ID = re.compile(r"^N(\d+)C(\d+)H(\d+)W(\d+)K(\d+)R(\d+)S(\d+)((?:_[a-z]+[0
 _CONV_SUFFIX = {"s": "stride", "p": "padding", "d": "dilation"}
 
 
-def parse_size(op: str, token: str) -> dict:
-    """One ``--sizes`` token -> a case of ``op``. Accepted forms, per op:
+# What --sizes takes, per op, in plain words (error messages and --help print these).
+SIZE_FORMS = {
+    "matmul": "1024 (a square), 2^10, or MxNxK such as 1760x128x1760",
+    "relu": "1048576, 2^20, or a shape AxB such as 1024x1024",
+    "conv2d": "56 or 2^6 (a 3x3, 64->64, pad-1 layer on a 1x64x56x56 input), or a case id as the "
+              "tables print it, such as N8C64H56W56K64R3S3_p1x1 (suffixes _sHxW, _pHxW, _dHxW, _gG, "
+              "_relu, _bias)",
+}
 
-    matmul  ``1024`` (a square) or ``MxNxK`` (``1760x128x1760``)
-    relu    ``1048576``, ``2^20`` or a shape ``AxBxC``
-    conv2d  ``56`` (a 3x3, 64->64, pad-1 layer on a 1x64x56x56 input) or a case id as the tables
-            print it, e.g. ``N8C64H56W56K64R3S3_p1x1`` (suffixes ``_sHxW``, ``_pHxW``,
-            ``_dHxW``, ``_gG``, ``_relu``, ``_bias``)
-    """
+
+def parse_size(op: str, token: str) -> dict:
+    """One ``--sizes`` token -> a case of ``op``; the forms are in SIZE_FORMS. Any number may
+    be written as a power of two, 2^N, for every op."""
     tok = token.strip()
-    bad = ValueError(f"sizes: {tok!r} is not a size for {op} ({parse_size.__doc__.split('per op:')[1].strip()})")
+    if op not in SPECS:
+        raise ValueError(f"op: unknown op {op!r}; expected one of {list(SPECS)}")
+    bad = ValueError(f"sizes: {tok!r} is not a size for {op}; expected {SIZE_FORMS[op]}")
+    # 2^N -> its value before parsing (an exponent too large for any array leaves a "!" that no
+    # form accepts).
+    tok = re.sub(r"2\^(\d+)", lambda m: str(1 << int(m.group(1))) if int(m.group(1)) < 63 else "!", tok)
     if op == "matmul":
         if re.fullmatch(r"\d+", tok):
             n = int(tok)
@@ -118,9 +134,6 @@ def parse_size(op: str, token: str) -> dict:
             return _positive(_mm(*map(int, m.groups())), tok)
         raise bad
     if op == "relu":
-        m = re.fullmatch(r"2\^(\d+)", tok)
-        if m:
-            return {"shape": (1 << int(m.group(1)),)}
         if re.fullmatch(r"\d+(x\d+)*", tok):
             return _positive({"shape": tuple(int(p) for p in tok.split("x"))}, tok)
         raise bad
@@ -144,7 +157,7 @@ def parse_size(op: str, token: str) -> dict:
             else:
                 raise bad
         return _positive(case, tok)
-    raise ValueError(f"op: unknown op {op!r}; expected one of {list(SPECS)}")
+    raise bad
 
 
 def _positive(case: dict, tok: str) -> dict:
@@ -605,6 +618,19 @@ def _lib_version(name: str) -> Optional[str]:
     return getattr(mod, "__version__", "unknown")
 
 
+# What identifies the machine, not the run: pytest-benchmark compares machine_info between saved
+# runs and warns when it differs, so nothing here may change from one run to the next (no date,
+# commit, library list or current clock frequency).
+_GPU_IDENTITY = ("name", "compute_capability", "multiprocessors", "total_memory", "l2_cache_bytes",
+                 "driver_version", "cuda_runtime_version")
+
+
+def machine_identity() -> dict:
+    gpu, _ = gpu_info()
+    return {"cpu": cpu_info(), "gpu": None if gpu is None else {k: gpu[k] for k in _GPU_IDENTITY if k in gpu},
+            "python": platform.python_version(), "platform": platform.platform()}
+
+
 def environment() -> dict:
     gpu, gpu_reason = gpu_info()
     return {
@@ -641,8 +667,8 @@ def cpu_memory_ceiling(quick: bool = False) -> dict:
     n = (1 << 22) if quick else (1 << 25)
     src = np.random.default_rng(0).random(n, dtype=np.float32)
     dst = np.empty_like(src)
-    return _ceiling(lambda: np.copyto(dst, src), host_clock, _noop, 2.0 * src.nbytes, "GB/s",
-                    f"np.copyto of {src.nbytes >> 20} MiB (read + write bytes)")
+    return dict(_ceiling(lambda: np.copyto(dst, src), host_clock, _noop, 2.0 * src.nbytes, "GB/s",
+                         f"np.copyto of {src.nbytes >> 20} MiB (read + write bytes)"), bytes=2.0 * src.nbytes)
 
 
 def cpu_compute_ceiling(dtype: str, quick: bool = False) -> dict:
@@ -721,6 +747,37 @@ def measure_ceilings(needed: set, quick: bool = False) -> dict:
         except Exception as e:  # a ceiling that cannot be measured leaves "% of ceiling" empty
             out[key] = {"rate": None, "reason": f"{type(e).__name__}: {e}"}
     return out
+
+
+# --- load from other processes ---------------------------------------------------------------
+
+
+def _cpu_jiffies() -> Optional[tuple]:
+    """(busy, total) jiffies of the whole machine from /proc/stat; None where there is none."""
+    try:
+        with open("/proc/stat") as f:
+            v = [int(a) for a in f.readline().split()[1:9]]  # guest times are inside user/nice already
+    except (OSError, ValueError):
+        return None
+    return sum(v) - v[3] - v[4], sum(v)  # idle and iowait are not busy
+
+
+class OtherLoad:
+    """Share of the machine's CPU time that other processes used while the block ran (None
+    where /proc/stat is missing). Our own threads (BLAS workers included) are subtracted."""
+
+    share: Optional[float] = None
+
+    def __enter__(self):
+        self._j0, self._t0 = _cpu_jiffies(), os.times()
+        return self
+
+    def __exit__(self, *exc):
+        j1, t1 = _cpu_jiffies(), os.times()
+        if self._j0 is None or j1 is None:
+            return
+        mine = (t1.user + t1.system - self._t0.user - self._t0.system) * os.sysconf("SC_CLK_TCK")
+        self.share = min(1.0, max(0.0, (j1[0] - self._j0[0] - mine) / max(1, j1[1] - self._j0[1])))
 
 
 # --- one entry: check, then time -------------------------------------------------------------
@@ -872,6 +929,53 @@ def run_entry(e: Entry, cache: CaseCache, *, ceilings: Optional[dict] = None, bu
     return rec
 
 
+def entry_flags(rec: dict, ceilings: Optional[dict] = None) -> list:
+    """Why ``rec``'s timing is suspect, in words (empty: trust it)."""
+    flags = []
+    if rec.get("median_s") is None:
+        return flags
+    if rec.get("iqr_rel") is not None and rec["iqr_rel"] > NOISY_IQR_REL:
+        flags.append(f"noisy: IQR is {100 * rec['iqr_rel']:.0f}% of the median (limit {100 * NOISY_IQR_REL:.0f}%)")
+    pct = rec.get("pct_of_ceiling")
+    if pct is not None and pct > 100:
+        why = "the ceiling run or this timing was disturbed"
+        ceil = (ceilings or {}).get(rec.get("ceiling") or "", {})
+        moved = work(rec["op"], rec["case"], rec["dtype"])
+        if rec["unit"] == "GB/s" and ceil.get("bytes") and moved < ceil["bytes"] / 4:
+            why = (f"its {_fmt_bytes(moved)} stay in the caches, while "
+                   f"the ceiling streams {_fmt_bytes(ceil['bytes'])} through memory")
+        flags.append(f"impossible: {pct:.0f}% of the measured ceiling ({why})")
+    if rec.get("device") == "cpu" and (rec.get("others_cpu_share") or 0) > BUSY_SHARE:
+        flags.append(f"busy: other processes took {100 * rec['others_cpu_share']:.0f}% of the CPUs while it ran")
+    return flags
+
+
+def _fmt_bytes(n: float) -> str:
+    return f"{n / 2**20:.0f} MiB" if n >= 2**20 else f"{n / 2**10:.0f} KiB"
+
+
+def run_entry_checked(e: Entry, cache: CaseCache, *, ceilings: Optional[dict] = None,
+                      budget_s: float = DEFAULT_ENTRY_BUDGET_S, max_reps: int = 30, retime: bool = True) -> dict:
+    """run_entry, with the load from other processes recorded; a suspect timing (entry_flags)
+    is re-timed once with a longer budget, the steadier of the two kept, and the flags that
+    remain are stored in the record's ``flags``."""
+    def once(budget):
+        with OtherLoad() as load:
+            rec = run_entry(e, cache, ceilings=ceilings, budget_s=budget, max_reps=max_reps)
+        rec["others_cpu_share"] = load.share
+        rec["flags"] = entry_flags(rec, ceilings)
+        return rec
+
+    rec = once(budget_s)
+    if retime and rec["flags"] and rec["status"] in ("ok", "inexact"):
+        again = once(budget_s * RETIME_BUDGET_FACTOR)
+        steadier = (len(again["flags"]), again["iqr_rel"]) <= (len(rec["flags"]), rec["iqr_rel"])
+        if again["status"] in ("ok", "inexact") and steadier:
+            rec = again
+        rec["retimed"] = True
+    return rec
+
+
 def add_baseline_ratios(records: list) -> None:
     """ratio_to_baseline = baseline median time / entry median time (> 1: faster than the
     baseline), against the first baseline of BASELINES timed on the same op, device, case and dtype."""
@@ -928,6 +1032,7 @@ def sweep(ops=None, backends_=None, variant_names=None, sizes: Optional[dict] = 
           quick: bool = False, seed: int = 0, progress: bool = True) -> dict:
     """Check and time every planned entry; the result document written as JSON by the CLI."""
     t_start = time.perf_counter()
+    load = OtherLoad().__enter__()
     entries, skipped = plan(ops, backends_, variant_names, sizes, dtype, with_baselines)
     needed = {ceiling_key(e.target.op, e.target.device, e.dtype) for e in entries}
     ceilings = measure_ceilings(needed, quick=quick)
@@ -948,12 +1053,14 @@ def sweep(ops=None, backends_=None, variant_names=None, sizes: Optional[dict] = 
         budget = entry_budget
         if deadline is not None:
             budget = max(0.0, min(budget, 0.6 * (deadline - now) / (len(entries) - i)))
-        rec = run_entry(e, cache, ceilings=ceilings, budget_s=budget, max_reps=max_reps)
+        rec = run_entry_checked(e, cache, ceilings=ceilings, budget_s=budget, max_reps=max_reps,
+                                retime=deadline is None or time.perf_counter() < deadline)
         if (rec["median_s"] or 0) > SLOW_RUN_S * (0.1 if quick else 1):
             slow.setdefault(t, (w, e.case_id, rec["median_s"]))
         records.append(rec)
         bar.step(f"{t.op} {t.key} {e.case_id} {e.dtype}: {rec['status']}")
     bar.close()
+    load.__exit__(None, None, None)
     add_baseline_ratios(records)
     flush_how = {d: flusher(d)[1] for d in sorted({r["device"] for r in records if r["runs"]})}
     return {
@@ -967,8 +1074,19 @@ def sweep(ops=None, backends_=None, variant_names=None, sizes: Optional[dict] = 
         "ceilings": ceilings,
         "skipped_targets": [{"op": t.op, "key": t.key, "device": t.device, "reason": r} for t, r in skipped],
         "entries": records,
+        "load": load_summary(load.share),
         "elapsed_s": time.perf_counter() - t_start,
     }
+
+
+def load_summary(share: Optional[float]) -> dict:
+    """The run's load from other processes, and the one-line warning when it was busy."""
+    out = {"others_cpu_share": share, "busy_share_limit": BUSY_SHARE, "warning": None}
+    if share is not None and share > BUSY_SHARE:
+        out["warning"] = (f"warning: the machine was busy: other processes took {100 * share:.0f}% of its "
+                          f"{os.cpu_count()} CPUs during this run, so CPU timings are low and vary; "
+                          "rerun when it is idle")
+    return out
 
 
 # --- the CPU vs GPU comparison ---------------------------------------------------------------
@@ -1015,6 +1133,7 @@ def compare_sweep(ops=None, sizes: Optional[dict] = None, dtype: str = "float32"
     """For each op and size: CPU (NumPy default variant) vs GPU (cuda default, else numba),
     with data already in place (kernel only) and with a whole call (host<->device copies counted)."""
     t_start = time.perf_counter()
+    load = OtherLoad().__enter__()
     ops = split_list(ops) or list(SPECS)
     budget = 0.05 if quick else 0.3
     cache = CaseCache(seed=seed)
@@ -1050,7 +1169,9 @@ def compare_sweep(ops=None, sizes: Optional[dict] = None, dtype: str = "float32"
                                                      [r.get("gpu_call_s") for r in rows])
         ops_out.append(res)
     bar.close()
+    load.__exit__(None, None, None)
     return {"schema": SCHEMA, "command": "compare", "env": environment(), "dtype": dtype,
+            "load": load_summary(load.share),
             "settings": {"kernel": "run() alone on data already in place (GPU: CUDA events)",
                          "call": "prepare + run + finish on the host clock: validation, host->device copy, "
                                  "launch, device->host copy",
@@ -1075,7 +1196,9 @@ def _compare_side(side: str, t: Target, cache: CaseCache, case: dict, dtype: str
         ct, _ = measure(_full_call(t.op, data, t.backend, t.name), host_clock, sync=runner.sync, flush=fl,
                         warmup=1, budget_s=budget)
         out.update({f"{side}_kernel_s": kt.median, f"{side}_kernel_iqr_rel": kt.spread,
-                    f"{side}_call_s": ct.median, f"{side}_call_iqr_rel": ct.spread})
+                    f"{side}_kernel_q25_s": kt.q25, f"{side}_kernel_q75_s": kt.q75,
+                    f"{side}_call_s": ct.median, f"{side}_call_iqr_rel": ct.spread,
+                    f"{side}_call_q25_s": ct.q25, f"{side}_call_q75_s": ct.q75})
     except Unsupported as ex:
         out[f"{side}_reason"] = str(ex)
     except Exception as ex:
@@ -1113,7 +1236,8 @@ def bench_table(doc: dict) -> str:
                                       else f"unavailable: {c.get('reason')}"))
     for note in env["settings"]:
         lines.append(f"note: {note}")
-    lines.append("x base = baseline time / variant time (> 1: faster than the baseline)")
+    lines.append("x base = baseline time / variant time (> 1: faster than the baseline); ! = a timing "
+                 "not to trust (noisy, above the ceiling, or timed while the machine was busy), re-timed once")
     groups: dict = {}
     for r in doc["entries"]:
         groups.setdefault((r["op"], r["device"], r["case_id"], r["dtype"]), []).append(r)
@@ -1125,9 +1249,12 @@ def bench_table(doc: dict) -> str:
             chk = r["check"]
             check = "-" if chk is None else ("ok" if chk["ok"] else "FAIL") + f" {chk['max_rel_err']:.1e}"
             if r["status"] in ("ok", "inexact"):
-                lines.append(f"  {r['key']:28s} {fmt_time(r['median_s']):>10s} {100 * r['iqr_rel']:6.1f}% "
+                mark = "!" if r.get("flags") else " "
+                lines.append(f"{mark} {r['key']:28s} {fmt_time(r['median_s']):>10s} {100 * r['iqr_rel']:6.1f}% "
                              f"{r['rate']:10.1f} {_f(r['pct_of_ceiling'], '6.1f'):>6s} "
                              f"{_f(r['ratio_to_baseline'], '7.2f'):>7s}  {check}")
+                for flag in r.get("flags") or []:
+                    lines.append(f"      ! {flag}" + (" (after re-timing)" if r.get("retimed") else ""))
             else:
                 lines.append(f"  {r['key']:28s} {r['status'].upper():>10s}  {r['reason'] or ''}"
                              + (f"  [{check}]" if chk else ""))
@@ -1145,7 +1272,12 @@ def bench_table(doc: dict) -> str:
     counts = {}
     for r in doc["entries"]:
         counts[r["status"]] = counts.get(r["status"], 0) + 1
-    lines.append("\n" + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) + f" in {doc['elapsed_s']:.0f} s")
+    flagged = sum(1 for r in doc["entries"] if r.get("flags"))
+    lines.append("\n" + (", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "no entries")
+                 + (f" ({flagged} flagged ! : do not trust their numbers)" if flagged else "")
+                 + f" in {doc['elapsed_s']:.0f} s")
+    if (doc.get("load") or {}).get("warning"):
+        lines.append(doc["load"]["warning"])
     return "\n".join(lines)
 
 
@@ -1164,11 +1296,11 @@ def compare_table(doc: dict) -> str:
             hdr += f" {'GPU kernel':>11s} {'GPU call':>11s} {'speedup kernel':>15s} {'speedup call':>13s}"
         lines.append(hdr)
         for r in res["rows"]:
-            row = f"  {r['case_id']:26s} {fmt_time(r.get('cpu_kernel_s')):>11s} {fmt_time(r.get('cpu_call_s')):>11s}"
+            row = f"  {r['case_id']:26s} {_ct(r, 'cpu_kernel'):>11s} {_ct(r, 'cpu_call'):>11s}"
             if res["gpu"]:
                 sk = _ratio(r.get("cpu_kernel_s"), r.get("gpu_kernel_s"))
                 sc = _ratio(r.get("cpu_call_s"), r.get("gpu_call_s"))
-                row += (f" {fmt_time(r.get('gpu_kernel_s')):>11s} {fmt_time(r.get('gpu_call_s')):>11s}"
+                row += (f" {_ct(r, 'gpu_kernel'):>11s} {_ct(r, 'gpu_call'):>11s}"
                         f" {_f(sk, '15.2f'):>15s} {_f(sc, '13.2f'):>13s}")
             for side in ("cpu", "gpu"):
                 if r.get(f"{side}_reason"):
@@ -1180,7 +1312,23 @@ def compare_table(doc: dict) -> str:
                          _crossover_words(res["crossover_with_copies"], res["rows"]) + " with the copies counted.")
         elif not lines[2].startswith("No GPU"):
             lines.append(f"  no GPU column: {res['gpu_reason']}")
+    if any(_noisy(r, k) for res in doc["ops"] for r in res["rows"] for k in _COMPARE_TIMES):
+        lines.append(f"\n! = noisy: IQR above {100 * NOISY_IQR_REL:.0f}% of the median; do not trust that time")
+    if (doc.get("load") or {}).get("warning"):
+        lines.append(doc["load"]["warning"])
     return "\n".join(lines)
+
+
+_COMPARE_TIMES = ("cpu_kernel", "cpu_call", "gpu_kernel", "gpu_call")
+
+
+def _noisy(r: dict, k: str) -> bool:
+    return (r.get(f"{k}_iqr_rel") or 0) > NOISY_IQR_REL
+
+
+def _ct(r: dict, k: str) -> str:
+    """A compare time, with '!' when its spread is too wide to trust."""
+    return fmt_time(r.get(f"{k}_s")) + ("!" if _noisy(r, k) else "")
 
 
 def _ratio(a, b):
@@ -1208,75 +1356,283 @@ def _pyplot():
         raise RuntimeError(f"--plot needs matplotlib ({e}); pip install matplotlib") from None
 
 
-def plot_bench(doc: dict, path: str) -> None:
-    """The variant ladder: rate per variant per size, one panel per op and device; baselines
-    as dashed lines."""
+# Datasheet peaks (dense, no sparsity) drawn on GPU plots as a dotted line above the measured
+# ceiling; never used for "% of ceiling", which is always against a rate measured in the same run.
+# Matched by substring of the device name, most specific first. Sources: NVIDIA product pages.
+GPU_PEAKS = [
+    ("H200", {"GB/s": 4800.0, "float32": 67e3, "float16": 989e3, "bfloat16": 989e3, "float64": 34e3}),
+    ("H100 PCIe", {"GB/s": 2000.0, "float32": 51e3, "float16": 756e3, "bfloat16": 756e3, "float64": 26e3}),
+    ("H100", {"GB/s": 3350.0, "float32": 67e3, "float16": 989e3, "bfloat16": 989e3, "float64": 34e3}),
+    ("A100-SXM4-80GB", {"GB/s": 2039.0, "float32": 19.5e3, "float16": 312e3, "bfloat16": 312e3, "float64": 9.7e3}),
+    ("A100", {"GB/s": 1555.0, "float32": 19.5e3, "float16": 312e3, "bfloat16": 312e3, "float64": 9.7e3}),
+]
+
+
+def gpu_peak(name: Optional[str], unit: str, dtype: str) -> Optional[float]:
+    """The datasheet peak for a GPU name (GB/s, or GFLOP/s for ``dtype``), or None if unknown."""
+    for key, peaks in GPU_PEAKS:
+        if name and key in name:
+            return peaks.get("GB/s" if unit == "GB/s" else dtype)
+    return None
+
+
+def case_label(op: str, case: dict) -> str:
+    """A short x tick label: the size for matmul and relu, the layer's shape for conv2d."""
+    if op != "conv2d":
+        return SPECS[op].case_id(case)
+    st = case.get("stride", 1)
+    st = st if isinstance(st, int) else st[0]
+    return (f"{case['H']}x{case['W']} C{case['C']}>K{case['K']}\n{case['R']}x{case['S']}"
+            + (f" /{st}" if st != 1 else "") + (f" N{case['N']}" if case["N"] != 1 else ""))
+
+
+X_LABELS = {"matmul": "matrix size M x N x K", "relu": "elements (shape)",
+            "conv2d": "ResNet layer: input HxW, C in > K out channels, filter RxS, /stride"}
+
+
+def _plain_number(v: float, _pos=None) -> str:
+    """Tick text without powers of ten: 20, 500, 0.05, 2,000."""
+    if v <= 0:
+        return ""
+    if v >= 1:
+        return f"{v:,.0f}"
+    return f"{v:.3g}"
+
+
+def _time_tick(v: float, _pos=None) -> str:
+    if v <= 0:
+        return ""
+    for scale, unit in ((1, "s"), (1e-3, "ms"), (1e-6, "us"), (1e-9, "ns")):
+        if v >= scale * 0.999:
+            return f"{v / scale:.3g} {unit}"
+    return f"{v:.1e} s"
+
+
+def _readable_log_axis(axis, fmt) -> None:
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(FuncFormatter(fmt))
+    axis.set_minor_formatter(NullFormatter())
+
+
+def _wrap(text: str, width: int) -> str:
+    import textwrap
+    return "\n".join(textwrap.fill(part, width) for part in text.split("\n"))
+
+
+def _device_words(doc: dict, device: str) -> str:
+    env = doc["env"]
+    if device == "gpu" and env.get("gpu"):
+        g = env["gpu"]
+        return f"GPU {g['name']}" + (f" ({g['multiprocessors']} SMs)" if g.get("multiprocessors") else "")
+    cpu = env["cpu"]
+    return f"CPU {cpu['model']} ({cpu.get('usable_cores') or cpu.get('cores')} cores)"
+
+
+def _caption(doc: dict, extra: str = "") -> str:
+    env = doc["env"]
+    date = (env.get("date") or "")[:16].replace("T", " ")
+    text = (f"pykern {env.get('package_version')}, commit {(env.get('git_commit') or 'unknown')[:10]}, {date} UTC. "
+            + extra)
+    warning = (doc.get("load") or {}).get("warning")
+    if warning:
+        text += " " + warning[0].upper() + warning[1:] + "."
+    return text
+
+
+SKIPPED_STATUSES = ("skipped", "wrong", "error")
+
+
+def _add_caption(fig, text: str) -> None:
+    """Wrapped text under the axes, inside the saved image (savefig uses bbox_inches='tight')."""
+    width = int(fig.get_figwidth() * 13)  # characters of 7-pt text per line
+    fig.text(0.01, 0.0, _wrap(text, width), fontsize=7, va="top", ha="left", gid="caption")
+
+
+def bench_figure(doc: dict):
+    """The variant ladder as a matplotlib Figure: rate per variant per size, one panel per op
+    and device, IQR error bars, the measured ceiling (and a GPU's datasheet peak) as lines."""
     plt = _pyplot()
-    panels = []
-    for r in doc["entries"]:
-        k = (r["op"], r["device"])
-        if k not in panels:
-            panels.append(k)
+    from matplotlib.lines import Line2D
+    panels = list(dict.fromkeys((r["op"], r["device"]) for r in doc["entries"]))
     if not panels:
         raise RuntimeError("nothing to plot: the sweep has no entries")
-    fig, axes = plt.subplots(len(panels), 1, figsize=(11, 4.2 * len(panels)), squeeze=False)
+    fig, axes = plt.subplots(len(panels), 1, figsize=(12, 5.2 * len(panels)), squeeze=False)
     for ax, (op, device) in zip(axes[:, 0], panels):
         rows = [r for r in doc["entries"] if r["op"] == op and r["device"] == device]
-        xs = []
-        for r in sorted(rows, key=lambda r: work(op, r["case"], r["dtype"])):
-            lab = r["case_id"] + ("" if r["dtype"] == "float32" else f" {r['dtype']}")
-            if lab not in xs:
-                xs.append(lab)
-        series: dict = {}
+        dtypes = sorted({r["dtype"] for r in rows}, key=lambda d: (d != "float32", d))
+        unit = rows[0]["unit"]
+        xs = list(dict.fromkeys((r["case_id"], r["dtype"]) for r in
+                                sorted(rows, key=lambda r: (work(op, r["case"], r["dtype"]), r["dtype"]))))
+        labels = {}
         for r in rows:
-            lab = r["case_id"] + ("" if r["dtype"] == "float32" else f" {r['dtype']}")
-            series.setdefault((r["kind"], r["key"]), {})[xs.index(lab)] = r["rate"]
-        for (kind, key), pts in series.items():
-            got = sorted((x, y) for x, y in pts.items() if y)
-            if not got:
-                continue
-            style = dict(linestyle="--", linewidth=2.2) if kind == "baseline" else dict(marker="o", linewidth=1.2)
-            ax.plot([x for x, _ in got], [y for _, y in got], label=key, **style)
+            labels[(r["case_id"], r["dtype"])] = (case_label(op, r["case"])
+                                                  + ("" if len(dtypes) == 1 else f"\n{r['dtype']}"))
+        targets = list(dict.fromkeys((r["kind"], r["key"]) for r in rows))
+        categorical = op == "conv2d"  # unrelated layers: markers only, never a line between them
+        width = 0.7 / max(1, len(targets)) if categorical else 0.0
+        not_run = False
+        for ti, (kind, key) in enumerate(targets):
+            pts = sorted(((xs.index((r["case_id"], r["dtype"])), r) for r in rows if r["key"] == key),
+                         key=lambda p: p[0])
+            dx = (ti - (len(targets) - 1) / 2) * width
+            ok = [(x, r) for x, r in pts if r.get("rate")]
+            color = f"C{ti % 10}"
+            if ok:
+                x = [x + dx for x, _ in ok]
+                y = [r["rate"] for _, r in ok]
+                w = [work(op, r["case"], r["dtype"]) / 1e9 for _, r in ok]
+                lo = [yy - (ww / r["q75_s"] if r.get("q75_s") else yy) for yy, ww, (_, r) in zip(y, w, ok)]
+                hi = [(ww / r["q25_s"] if r.get("q25_s") else yy) - yy for yy, ww, (_, r) in zip(y, w, ok)]
+                if categorical:
+                    style = {"linestyle": "none"}
+                elif kind == "baseline":
+                    style = {"linestyle": "--", "linewidth": 2.0}
+                else:
+                    style = {"linestyle": "-", "linewidth": 1.2}
+                ax.errorbar(x, y, yerr=[lo, hi], color=color, marker="s" if kind == "baseline" else "o",
+                            markersize=6, capsize=3, label=key + (" (baseline)" if kind == "baseline" else ""), **style)
+                flagged = [(xx, yy) for xx, yy, (_, r) in zip(x, y, ok) if r.get("flags")]
+                if flagged:
+                    ax.plot([f[0] for f in flagged], [f[1] for f in flagged], linestyle="none", marker="o",
+                            markersize=13, markerfacecolor="none", markeredgecolor="red", zorder=5)
+            missing = [(x + dx, r) for x, r in pts if not r.get("rate") and r["status"] in SKIPPED_STATUSES]
+            if missing:  # at the bottom of the panel, in the target's colour, never a silent gap
+                not_run = True
+                ax.plot([x for x, _ in missing], [0.03] * len(missing), linestyle="none", marker="x",
+                        markersize=8, markeredgewidth=2, color=color, transform=ax.get_xaxis_transform())
+        for dt in dtypes:
+            ckey = ceiling_key(op, device, dt)
+            c = doc.get("ceilings", {}).get(ckey) or {}
+            if c.get("rate"):
+                ax.axhline(c["rate"], color="black", linestyle="-.", linewidth=1.2,
+                           label=_wrap(f"measured ceiling {c['rate']:,.0f} {unit}"
+                                       + ("" if unit == "GB/s" else f" {dt}")
+                                       + f": {c.get('how', '').split(';')[0]}", 45))
+            peak = gpu_peak((doc["env"].get("gpu") or {}).get("name"), unit, dt) if device == "gpu" else None
+            if peak:
+                ax.axhline(peak, color="gray", linestyle=":", linewidth=1.5,
+                           label=f"datasheet peak {peak:,.0f} {unit}" + ("" if unit == "GB/s" else f" {dt}"))
+        handles, _ = ax.get_legend_handles_labels()
+        if not_run:
+            handles.append(Line2D([], [], linestyle="none", marker="x", color="gray",
+                                  label="not run (skipped, wrong or failed: see the table)"))
+        if any(r.get("flags") for r in rows):
+            handles.append(Line2D([], [], linestyle="none", marker="o", markersize=11, markerfacecolor="none",
+                                  markeredgecolor="red", label="suspect timing (noisy, above ceiling or busy)"))
         ax.set_xticks(range(len(xs)))
-        ax.set_xticklabels(xs, rotation=25, ha="right", fontsize=8)
+        ax.set_xticklabels([labels[x] for x in xs], rotation=0 if categorical else 20,
+                           ha="center" if categorical else "right", fontsize=8)
+        ax.set_xlim(-0.6, len(xs) - 0.4)
         ax.set_yscale("log")
-        ax.set_ylabel(rows[0]["unit"])
-        dev = doc["env"]["gpu"]["name"] if device == "gpu" and doc["env"]["gpu"] else doc["env"]["cpu"]["model"]
-        ax.set_title(f"{op} on {dev}")
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7, ncol=2, loc="best")
+        _readable_log_axis(ax.yaxis, _plain_number)
+        ax.set_ylabel(f"rate ({unit}, higher is better)")
+        ax.set_xlabel(X_LABELS[op])
+        ax.set_title(_wrap(f"{op} on the {_device_words(doc, device)}, {', '.join(dtypes)}: median rate, "
+                           "error bars = IQR", 90), fontsize=10)
+        ax.grid(True, which="major", alpha=0.3)
+        ax.legend(handles=handles, fontsize=7, ncol=1, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                  borderaxespad=0.0)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    _add_caption(fig, _caption(doc, "Median of repeated runs after a check against the float64 reference; "
+                                    "% of ceiling and ratios are in the table."))
+    return fig
+
+
+def plot_bench(doc: dict, path: str) -> None:
+    plt = _pyplot()
+    fig = bench_figure(doc)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
 
 
-def plot_compare(doc: dict, path: str) -> None:
-    """Time per size, CPU vs GPU, kernel only and whole call; crossovers marked."""
+def crossover_words(res: dict, key: str) -> Optional[str]:
+    """'GPU wins at 1024 and above (copies counted)', or None without a GPU column."""
+    if not res.get("gpu"):
+        return None
+    setting = "copies counted" if key == "crossover_with_copies" else "data already on the GPU"
+    cid = res.get(key)
+    if cid is None:
+        return f"GPU wins at no size tried ({setting})"
+    return f"GPU wins at {cid} and above ({setting})"
+
+
+def compare_figure(doc: dict):
+    """Time per size, CPU vs GPU, kernel only and whole call (IQR error bars); each crossover
+    drawn as a vertical line and said in words."""
     plt = _pyplot()
     n = len(doc["ops"])
-    fig, axes = plt.subplots(n, 1, figsize=(10, 4 * n), squeeze=False)
+    fig, axes = plt.subplots(n, 1, figsize=(11, 4.8 * n), squeeze=False)
     for ax, res in zip(axes[:, 0], doc["ops"]):
-        ids = [r["case_id"] for r in res["rows"]]
-        for key, label, style in (("cpu_kernel_s", f"CPU {res['cpu']} kernel", "C0-o"),
-                                  ("cpu_call_s", f"CPU {res['cpu']} call", "C0:s"),
-                                  ("gpu_kernel_s", f"GPU {res['gpu']} kernel", "C3-o"),
-                                  ("gpu_call_s", f"GPU {res['gpu']} call (+copies)", "C3:s")):
-            pts = [(i, r[key]) for i, r in enumerate(res["rows"]) if r.get(key)]
-            if pts:
-                ax.plot([p[0] for p in pts], [p[1] for p in pts], style, label=label)
+        op = res["op"]
+        rows = res["rows"]
+        ids = [r["case_id"] for r in rows]
+        any_noisy = False
+        for key, label, color, style in (("cpu_kernel", f"CPU {res['cpu']}, kernel only", "C0", "-"),
+                                         ("cpu_call", f"CPU {res['cpu']}, whole call", "C0", ":"),
+                                         ("gpu_kernel", f"GPU {res['gpu']}, data on the GPU", "C3", "-"),
+                                         ("gpu_call", f"GPU {res['gpu']}, copies counted", "C3", ":")):
+            pts = [(i, r) for i, r in enumerate(rows) if r.get(f"{key}_s")]
+            if not pts:
+                continue
+            y = [r[f"{key}_s"] for _, r in pts]
+            lo = [yy - r.get(f"{key}_q25_s", yy) for yy, (_, r) in zip(y, pts)]
+            hi = [r.get(f"{key}_q75_s", yy) - yy for yy, (_, r) in zip(y, pts)]
+            ax.errorbar([i for i, _ in pts], y, yerr=[lo, hi], color=color, linestyle=style,
+                        marker="o" if key.endswith("kernel") else "s", capsize=3, label=label)
+            noisy = [(i, r[f"{key}_s"]) for i, r in pts if _noisy(r, key)]
+            if noisy:
+                any_noisy = True
+                ax.plot([p[0] for p in noisy], [p[1] for p in noisy], linestyle="none", marker="o", markersize=13,
+                        markerfacecolor="none", markeredgecolor="red", zorder=5)
+        words = []
+        handles_extra = []
         for key, style in (("crossover_on_device", "-"), ("crossover_with_copies", ":")):
-            if res.get(key):
-                ax.axvline(ids.index(res[key]), color="gray", linestyle=style, alpha=0.7,
-                           label=f"GPU wins from here ({'on device' if key.endswith('device') else 'with copies'})")
+            text = crossover_words(res, key)
+            if text is None:
+                continue
+            words.append(text)
+            if res.get(key) in ids:
+                x = ids.index(res[key])
+                ax.axvline(x, color="green", linestyle=style, linewidth=1.5, label=text)
+                r = rows[x]
+                t = r.get("gpu_call_s" if key.endswith("copies") else "gpu_kernel_s")
+                if t:
+                    ax.plot([x], [t], marker="*", markersize=16, color="green", linestyle="none", zorder=6)
+                    ax.annotate(text, (x, t), xytext=(8, 10 if key.endswith("copies") else -16),
+                                textcoords="offset points", fontsize=8, color="green")
         ax.set_xticks(range(len(ids)))
-        ax.set_xticklabels(ids, rotation=25, ha="right", fontsize=8)
+        ax.set_xticklabels([case_label(op, r["case"]) for r in rows], rotation=20, ha="right", fontsize=8)
+        if any_noisy:
+            from matplotlib.lines import Line2D
+            handles_extra.append(Line2D([], [], linestyle="none", marker="o", markersize=11, markerfacecolor="none",
+                                        markeredgecolor="red",
+                                        label=f"noisy: IQR above {100 * NOISY_IQR_REL:.0f}% of the median"))
         ax.set_yscale("log")
-        ax.set_ylabel("median time (s)")
-        ax.set_title(res["op"] + ("" if res["gpu"] else f"  (no GPU: {res['gpu_reason'][:80]})"), fontsize=10)
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7)
+        _readable_log_axis(ax.yaxis, _time_tick)
+        ax.set_ylabel("median time per call (lower is better)")
+        ax.set_xlabel(X_LABELS[op])
+        gpu = f" vs the {_device_words(doc, 'gpu')}" if res["gpu"] else ""
+        title = f"{op}, {doc['dtype']}: the {_device_words(doc, 'cpu')}{gpu}, error bars = IQR"
+        if res["gpu"]:
+            title += "".join("\n" + w for w in words)
+        else:
+            title += "\nno GPU column (why: below the plot)"
+        ax.set_title(_wrap(title, 110), fontsize=9)
+        ax.grid(True, which="major", alpha=0.3)
+        ax.legend(handles=ax.get_legend_handles_labels()[0] + handles_extra, fontsize=7, loc="upper left")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    no_gpu = list(dict.fromkeys(res["gpu_reason"] for res in doc["ops"] if not res["gpu"]))
+    _add_caption(fig, _caption(doc, "kernel only = run() on data already in place; whole call = validation + "
+                                    "copies + launch + copy back, on the host clock."
+                               + "".join(f" No GPU column because: {why}" for why in no_gpu)))
+    return fig
+
+
+def plot_compare(doc: dict, path: str) -> None:
+    plt = _pyplot()
+    fig = compare_figure(doc)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
 
 
@@ -1299,7 +1655,8 @@ def best_per_op(doc: dict) -> list:
         b = max(at, key=lambda r: r["rate"])
         out.append({"op": op, "device": device, "case_id": b["case_id"], "dtype": b["dtype"], "key": b["key"],
                     "rate": b["rate"], "unit": b["unit"], "pct_of_ceiling": b["pct_of_ceiling"],
-                    "ratio_to_baseline": b["ratio_to_baseline"], "baseline": b["baseline"]})
+                    "ratio_to_baseline": b["ratio_to_baseline"], "baseline": b["baseline"],
+                    "flags": b.get("flags") or []})
     return out
 
 
@@ -1309,6 +1666,8 @@ def summary_lines(doc: dict) -> list:
     for r in doc["entries"]:
         counts[r["status"]] = counts.get(r["status"], 0) + 1
     lines.append("bench entries: " + (", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "none"))
+    if (doc.get("load") or {}).get("warning"):
+        lines.append("  " + doc["load"]["warning"])
     wrong = [f"{r['op']} {r['key']} {r['case_id']}" for r in doc["entries"] if r["status"] in ("wrong", "error")]
     for w in wrong[:10]:
         lines.append(f"  wrong/error: {w}")
@@ -1320,14 +1679,13 @@ def summary_lines(doc: dict) -> list:
         pct = "-" if b["pct_of_ceiling"] is None else f"{b['pct_of_ceiling']:.1f}% of ceiling"
         ratio = "no baseline" if b["ratio_to_baseline"] is None else f"{b['ratio_to_baseline']:.2f}x {b['baseline']}"
         lines.append(f"  {b['op']:7s} {b['device'].upper()} {b['case_id']} {b['dtype']}: {b['key']} "
-                     f"{b['rate']:.1f} {b['unit']}, {pct}, {ratio}")
+                     f"{b['rate']:.1f} {b['unit']}, {pct}, {ratio}"
+                     + "".join(f"; ! {flag}" for flag in b["flags"]))
     return lines
 
 
 def write_json(doc: dict, path: str) -> None:
-    d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    tmp = path + ".tmp"
+    tmp = path + ".tmp"  # the folder is never created: the CLI checks it exists before a sweep
     with open(tmp, "w") as f:
         json.dump(doc, f, indent=1, default=_json_default)
     os.replace(tmp, path)

@@ -1,9 +1,16 @@
-"""Command line: ``python -m pykern {info,demo,bench,compare}``."""
+"""Command line: ``pykern {info,demo,bench,compare}`` (also ``python -m pykern ...``).
+
+Exit status: 0 when everything asked for ran and was right; 1 when a variant is wrong or
+crashed; 2 for bad arguments or an output that cannot be written; 3 when nothing ran (every
+selected target skipped, with the reasons printed).
+"""
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import tempfile
 
 import numpy as np
 
@@ -17,16 +24,20 @@ from .ops import SPECS
 
 
 def cmd_info(args) -> int:
+    from ._install import HERE, has_extension
     bk = backends()
     if args.json:
         print(json.dumps({
             "version": __version__,
+            "location": HERE,
+            "extension_built": has_extension(HERE),
             "backends": {n: {"available": a.available, "reason": a.reason} for n, a in bk.items()},
             "variants": [{k: v for k, v in var.as_dict().items() if k != "default"} | {"default": var.default}
                          for var in variants()],
         }, indent=2))
         return 0
-    print(f"pykern {__version__}\n\nbackends:")
+    print(f"pykern {__version__} from {HERE} (pykern._cuda {'built' if has_extension(HERE) else 'not built'})"
+          "\n\nbackends:")
     for name, a in bk.items():
         print(f"  {name:6s} {'available  ' if a.available else 'unavailable'}  {a.reason}")
     print("\nvariants (* = backend default):")
@@ -111,6 +122,50 @@ def _ops_arg(text):
     return ops
 
 
+EXIT_NOTHING_RAN = 3
+
+
+def check_output_path(path: str, what: str) -> None:
+    """Refuse an output path before a sweep, not after it: the folder must exist (it is not
+    created) and take a new file; ValueError saying why otherwise."""
+    full = os.path.abspath(path)
+    folder = os.path.dirname(full)
+    if os.path.isdir(full):
+        raise ValueError(f"{what}: {path!r} is a directory; give a file name")
+    if not os.path.isdir(folder):
+        why = "is not a directory" if os.path.exists(folder) else "does not exist"
+        raise ValueError(f"{what}: the folder {folder!r} {why} (create it first)")
+    try:  # a real write: os.access says yes to root on a read-only file system
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".pykern-probe-"):
+            pass
+    except OSError as e:
+        raise ValueError(f"{what}: cannot write to the folder {folder!r} ({e.strerror or e})") from None
+    if os.path.exists(full) and not os.access(full, os.W_OK):
+        raise ValueError(f"{what}: {path!r} exists and is not writable")
+
+
+def check_plot_path(path: str) -> None:
+    check_output_path(path, "--plot")
+    from .bench import _pyplot
+    try:
+        _pyplot()
+    except RuntimeError as e:
+        raise ValueError(f"--plot: {e}") from None
+    from matplotlib.backend_bases import FigureCanvasBase
+    ext = os.path.splitext(path)[1].lstrip(".").lower()
+    kinds = FigureCanvasBase.get_supported_filetypes()
+    if ext not in kinds:
+        raise ValueError(f"--plot: matplotlib cannot write {('.' + ext) if ext else 'a file without an extension'}; "
+                         f"use one of {', '.join('.' + k for k in sorted(kinds))}")
+
+
+def _check_outputs(args) -> None:
+    if args.json:
+        check_output_path(args.json, "--json")
+    if args.plot:
+        check_plot_path(args.plot)
+
+
 def _outputs(doc, args, plot) -> int:
     from .bench import write_json
     status = 0
@@ -132,6 +187,7 @@ def cmd_bench(args) -> int:
     measured ceiling, ratio to the baseline. Exit status 1 when a variant is wrong or errors."""
     from . import bench
     try:
+        _check_outputs(args)
         ops = _ops_arg(args.op)
         doc = bench.sweep(ops, args.backend, args.variant, _sizes_arg(ops, args.sizes), args.dtype,
                           with_baselines=not args.no_baselines, max_reps=args.reps,
@@ -142,7 +198,12 @@ def cmd_bench(args) -> int:
         return 2
     print(bench.bench_table(doc))
     status = _outputs(doc, args, bench.plot_bench)
-    bad = any(r["status"] in ("wrong", "error") for r in doc["entries"] if r["kind"] == "variant")
+    ran = [r for r in doc["entries"] if r["kind"] == "variant" and r["status"] != "skipped"]
+    if not ran:
+        print("error: nothing ran: no selected variant can run here with these options "
+              "(the reasons are listed above)", file=sys.stderr)
+        return EXIT_NOTHING_RAN
+    bad = any(r["status"] in ("wrong", "error") for r in ran)
     return 1 if bad else status
 
 
@@ -151,6 +212,7 @@ def cmd_compare(args) -> int:
     and copies counted, and where the GPU starts to win."""
     from . import bench
     try:
+        _check_outputs(args)
         ops = _ops_arg(args.op)
         doc = bench.compare_sweep(ops, _sizes_arg(ops, args.sizes), args.dtype, quick=args.quick,
                                   seed=args.seed, progress=not args.no_progress, time_budget=args.time_budget)
@@ -159,12 +221,17 @@ def cmd_compare(args) -> int:
         return 2
     print(bench.compare_table(doc))
     status = _outputs(doc, args, bench.plot_compare)
+    if not any(r.get(f"{side}_kernel_s") for res in doc["ops"] for r in res["rows"] for side in ("cpu", "gpu")):
+        print("error: nothing ran (the reasons are listed above)", file=sys.stderr)
+        return EXIT_NOTHING_RAN
     wrong = any(r.get(f"{side}_ok") is False for res in doc["ops"] for r in res["rows"] for side in ("cpu", "gpu"))
     return 1 if wrong else status
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m pykern", description="pykern: compare GPU kernel variants")
+def build_parser(prog: str = "pykern") -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description="pykern: compare GPU kernel variants",
+                                epilog="exit status: 0 all ran and were right, 1 a variant was wrong or "
+                                       "crashed, 2 bad arguments or unwritable output, 3 nothing ran")
     sub = p.add_subparsers(dest="command", required=True)
     info = sub.add_parser("info", help="backends (available or why not) and every registered variant")
     info.add_argument("--json", action="store_true", help="print one JSON object")
@@ -174,8 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--reps", type=int, default=5, help="timed repetitions per variant (median reported)")
     demo.set_defaults(fn=cmd_demo)
 
-    sizes_help = ("comma-separated sizes, per op: matmul 1024 or MxNxK; relu 1048576, 2^20 or AxB; "
-                  "conv2d 56 (3x3 64->64 pad 1 on 1x64x56x56) or a case id like N8C64H56W56K64R3S3_p1x1")
+    from .bench import SIZE_FORMS
+    sizes_help = "comma-separated sizes, per op: " + "; ".join(f"{op} {forms}" for op, forms in SIZE_FORMS.items())
     bench = sub.add_parser("bench", help="check then time variants and baselines: median, IQR, rate, "
                                          "%% of measured ceiling, ratio to the baseline")
     bench.add_argument("--op", help=f"comma-separated ops (default all: {','.join(SPECS)})")
@@ -211,6 +278,16 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    return args.fn(args)
+def main(argv=None, prog: str = "pykern") -> int:
+    """The ``pykern`` console script; ``python -m pykern`` passes its own ``prog``."""
+    args = build_parser(prog).parse_args(argv)
+    try:
+        status = args.fn(args)
+        sys.stdout.flush()  # inside the try: a closed pipe shows up here, not at exit
+    except BrokenPipeError:
+        # The reader went away (``pykern info | head``): not an error of ours. Point stdout at
+        # /dev/null so the interpreter's final flush does not print a second traceback.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 128 + 13  # what a shell reports for a process ended by SIGPIPE
+    return status

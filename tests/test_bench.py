@@ -35,6 +35,27 @@ def test_sizes_parse_per_op():
             bench.parse_size(op, bad)
 
 
+def test_two_to_the_n_works_for_every_op():
+    assert bench.parse_size("matmul", "2^10") == bench.parse_size("matmul", "1024")
+    assert bench.parse_size("matmul", "2^10x2^7x2^10") == {"M": 1024, "N": 128, "K": 1024}
+    assert bench.parse_size("relu", "2^20") == bench.parse_size("relu", "1048576")
+    assert bench.parse_size("relu", "2^10x3") == {"shape": (1024, 3)}
+    assert bench.parse_size("conv2d", "2^6") == bench.parse_size("conv2d", "64")
+    for op in bench.SPECS:
+        with pytest.raises(ValueError, match="sizes"):
+            bench.parse_size(op, "2^99")
+
+
+@pytest.mark.parametrize("op", list(bench.SPECS))
+def test_size_errors_are_plain_text(op):
+    with pytest.raises(ValueError) as e:
+        bench.parse_size(op, "nonsense")
+    msg = str(e.value)
+    assert "``" not in msg and "`" not in msg
+    assert msg == f"sizes: 'nonsense' is not a size for {op}; expected {bench.SIZE_FORMS[op]}"
+    assert "2^" in msg  # the power-of-two form is offered for every op
+
+
 @pytest.mark.parametrize("op", list(bench.SPECS))
 def test_case_ids_parse_back_to_the_same_case(op):
     """A case id printed in a table can be passed back with --sizes."""
@@ -240,3 +261,94 @@ def test_device_summary_reads_the_logs(tmp_path, capsys):
     assert "3 failed, 10 passed, 2 skipped" in text
     assert "2 sanitizer errors; 5 ok, 1 failed, 0 skipped" in text
     assert "relu" in text and "numpy/" in text and "no compare.json" in text
+
+
+# --- suspect timings are flagged, re-timed, never printed plainly --------------------------------
+
+def _rec(**kw):
+    e = bench.Entry(bench.Target.of_variant(pk.variants("relu", "numpy")[0]), {"shape": (1 << 20,)}, "float32")
+    rec = bench.new_record(e)
+    rec.update(status="ok", median_s=1e-3, q25_s=0.99e-3, q75_s=1.01e-3, iqr_s=2e-5, iqr_rel=0.02, runs=10,
+               rate=8.4, pct_of_ceiling=50.0, ceiling="cpu:memory", others_cpu_share=0.0, check=None)
+    rec.update(kw)
+    return rec
+
+
+def test_entry_flags_name_noise_impossible_rates_and_a_busy_machine():
+    ceilings = {"cpu:memory": {"rate": 10.0, "bytes": 2.0 * (1 << 27)}}
+    assert bench.entry_flags(_rec(), ceilings) == []
+    (f,) = bench.entry_flags(_rec(iqr_rel=0.35), ceilings)
+    assert f.startswith("noisy: IQR is 35% of the median")
+    (f,) = bench.entry_flags(_rec(pct_of_ceiling=143.0), ceilings)
+    assert f.startswith("impossible: 143% of the measured ceiling") and "stay in the caches" in f
+    (f,) = bench.entry_flags(_rec(pct_of_ceiling=143.0, case={"shape": (1 << 28,)}), ceilings)
+    assert "disturbed" in f  # as large as the ceiling's copy: no cache to blame
+    (f,) = bench.entry_flags(_rec(others_cpu_share=0.6), ceilings)
+    assert f.startswith("busy: other processes took 60%")
+    assert bench.entry_flags(_rec(others_cpu_share=0.6, device="gpu"), ceilings) == []  # GPU time is the GPU's
+
+
+def test_a_suspect_entry_is_retimed_once_and_keeps_its_flag(monkeypatch):
+    calls = []
+
+    def fake_run_entry(e, cache, **kw):
+        calls.append(kw["budget_s"])
+        return _rec(iqr_rel=0.5 if len(calls) == 1 else 0.3)
+
+    monkeypatch.setattr(bench, "run_entry", fake_run_entry)
+    rec = bench.run_entry_checked(None, None, budget_s=0.1)
+    assert calls == [0.1, 0.1 * bench.RETIME_BUDGET_FACTOR]
+    assert rec["retimed"] and rec["iqr_rel"] == 0.3 and rec["flags"][0].startswith("noisy")
+    calls.clear()
+    monkeypatch.setattr(bench, "run_entry", lambda e, cache, **kw: calls.append(1) or _rec())
+    rec = bench.run_entry_checked(None, None)
+    assert calls == [1] and rec["flags"] == [] and "retimed" not in rec  # a steady entry runs once
+
+
+def test_the_table_marks_flagged_entries_and_warns_when_busy(tmp_path, capsys):
+    doc = {"env": bench.environment(), "ceilings": {}, "skipped_targets": [], "elapsed_s": 1.0,
+           "entries": [_rec(flags=["noisy: IQR is 35% of the median (limit 10%)"], retimed=True), _rec(flags=[])],
+           "load": bench.load_summary(0.6)}
+    text = bench.bench_table(doc)
+    rows = [ln for ln in text.splitlines() if "numpy/reference" in ln]
+    assert [ln[:2] for ln in rows] == ["! ", "  "]  # the flagged entry, then the steady one
+    assert "! noisy: IQR is 35% of the median (limit 10%) (after re-timing)" in text
+    assert "(1 flagged ! : do not trust their numbers)" in text
+    assert text.splitlines()[-1].startswith("warning: the machine was busy: other processes took 60%")
+    assert bench.load_summary(0.1)["warning"] is None
+
+
+def test_other_load_sees_a_busy_process():
+    import os
+    import subprocess
+    import sys
+    import time
+    spin = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)  # let it start spinning
+        with bench.OtherLoad() as load:
+            time.sleep(0.6)
+    finally:
+        spin.kill()
+        spin.wait()
+    if load.share is None:
+        pytest.fail("no /proc/stat: OtherLoad cannot measure here")
+    assert 0.3 / os.cpu_count() <= load.share <= 1.0
+
+
+def test_compare_table_marks_noisy_times():
+    doc = {"dtype": "float32", "load": bench.load_summary(None),
+           "ops": [{"op": "relu", "cpu": "numpy/maximum", "gpu": None, "gpu_reason": "no GPU here",
+                    "rows": [{"case_id": "1024", "cpu_kernel_s": 1e-6, "cpu_kernel_iqr_rel": 0.5,
+                              "cpu_call_s": 2e-6, "cpu_call_iqr_rel": 0.01}]}]}
+    text = bench.compare_table(doc)
+    row = next(ln for ln in text.splitlines() if ln.strip().startswith("1024"))
+    assert "1.0us!" in row and "2.0us " in row + " "
+    assert "! = noisy" in text
+
+
+def test_device_summary_carries_flags_and_the_busy_warning():
+    doc = {"entries": [_rec(flags=["noisy: IQR is 35% of the median (limit 10%)"])], "load": bench.load_summary(0.7)}
+    text = "\n".join(bench.summary_lines(doc))
+    assert "; ! noisy: IQR is 35% of the median" in text
+    assert "warning: the machine was busy: other processes took 70%" in text

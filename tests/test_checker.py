@@ -107,3 +107,30 @@ def test_compare_tolerance_is_per_dtype():
 
 def test_compare_shape_mismatch():
     assert not compare(np.ones(3), np.ones(4), np.ones(4), "float32").ok
+
+
+def test_check_report_starts_with_a_summary_line():
+    report = pk.check("relu", "numpy", "maximum", trials=2)
+    first = str(report).splitlines()[0]
+    n = sum(isinstance(r[3], pk.Comparison) for r in report.results)
+    assert first.startswith(f"relu/numpy/maximum: PASS: {n} checked, {n} passed, 0 failed")
+    assert "worst error 0x the tolerance" in first  # relu is exact
+
+
+def test_check_summary_counts_failures_and_reports_the_worst_error():
+    @_registry.register("matmul", "numpy", dtypes=("float64",), name="off_by_a_bit")
+    def off_by_a_bit(a, b, c):
+        """matmul with one element nudged by 3x the float64 tolerance (for the checker's summary)."""
+        np.matmul(a, b, out=c)
+        c[0, 0] += 3 * (1e-12 + 1e-12 * (np.abs(a[0]) @ np.abs(b[:, 0])))
+
+    try:
+        report = pk.check("matmul", "numpy", "off_by_a_bit", trials=1)
+    finally:
+        _registry.unregister("matmul", "numpy", "off_by_a_bit")
+    first = str(report).splitlines()[0]
+    n = len(report.results)
+    assert first.startswith(f"matmul/numpy/off_by_a_bit: FAIL: {n} checked, 0 passed, {n} failed")
+    worst = max(r[3].worst_vs_tol for r in report.results)
+    assert 2.5 < worst < 3.5
+    assert f"worst error {worst:.2g}x the tolerance" in first

@@ -9,6 +9,8 @@ import pykern as pk
 
 
 def run_cli(*args, timeout=300):
+    # From a folder with no source tree: run from the repository root, `python -m pykern` would
+    # import the source folder instead of the pykern this session tests.
     env = dict(os.environ)
     # Not from the repository root: `python -m` puts the working directory first on sys.path,
     # and the source tree's pykern has no compiled extensions.
@@ -52,3 +54,117 @@ def test_demo_relu_checks_every_available_variant():
             line = next(ln for ln in proc.stdout.splitlines() if ln.startswith(v.key + " "))
             assert " ok " in line and " sim " in line, line
         assert "ran in pykern's CUDA C++ simulator" in proc.stdout
+
+
+# --- the newcomer's path: which copy runs, --help, pipes, exit codes, output paths -----------
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def console_script():
+    """The `pykern` command installed next to this Python (pip install puts it there)."""
+    path = os.path.join(os.path.dirname(sys.executable), "pykern")
+    if not os.path.exists(path):
+        import pytest
+        pytest.skip(f"no `pykern` console script next to {sys.executable}: pykern is not pip-installed")
+    return path
+
+
+def test_console_script_from_the_repo_root_runs_the_installed_copy():
+    """The README's main command, run where a newcomer runs it: the source folder pykern/ in
+    the working directory must not hide the installed package (and its pykern._cuda)."""
+    proc = subprocess.run([console_script(), "info", "--json"], capture_output=True, text=True,
+                          timeout=300, cwd=REPO_ROOT)
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads(proc.stdout)
+    installed = os.path.dirname(os.path.abspath(pk.__file__))
+    assert os.path.realpath(info["location"]) == os.path.realpath(installed)
+    if info["extension_built"]:  # then the reason is the machine's, never "was not built"
+        assert "was not built" not in info["backends"]["cuda"]["reason"]
+        assert "hides the installed copy" not in info["backends"]["cuda"]["reason"]
+    assert "RuntimeWarning" not in proc.stderr
+
+
+def test_help_names_the_command_the_user_typed():
+    proc = subprocess.run([console_script(), "--help"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0
+    assert proc.stdout.startswith("usage: pykern ")
+    proc = run_cli("--help")
+    assert proc.stdout.startswith("usage: python -m pykern ")
+
+
+def test_a_closed_pipe_is_not_a_traceback():
+    """`pykern info | head`: the reader leaves early; no BrokenPipeError traceback."""
+    proc = subprocess.Popen([sys.executable, "-m", "pykern", "info"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, cwd=tempfile.gettempdir())
+    proc.stdout.close()  # nobody reads: every write fails with EPIPE
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=300) == 141, err
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err
+
+
+def test_bench_exits_non_zero_when_nothing_ran():
+    for args in (["--op", "relu", "--dtype", "bfloat16", "--backend", "numpy"],  # no CPU variant takes it
+                 ["--op", "relu", "--variant", "reference", "--backend", "numpy", "--dtype", "bfloat16"]):
+        proc = run_cli("bench", *args, "--sizes", "2^10", "--quick", "--no-progress")
+        assert proc.returncode == 3, proc.stdout + proc.stderr
+        assert "nothing ran" in proc.stderr
+    if not pk.backends()["cuda"].available:
+        proc = run_cli("bench", "--backend", "cuda", "--op", "relu", "--sizes", "2^10", "--quick", "--no-progress")
+        assert proc.returncode == 3, proc.stdout + proc.stderr
+        assert pk.backends()["cuda"].reason.split(":")[0] in proc.stdout
+
+
+def test_bench_refuses_output_paths_before_running(tmp_path):
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    cases = [("--json", str(tmp_path / "missing" / "out.json"), "does not exist"),
+             ("--json", str(a_file / "out.json"), "is not a directory"),
+             ("--json", str(tmp_path), "is a directory"),
+             ("--plot", str(tmp_path / "missing" / "p.png"), "does not exist"),
+             ("--plot", str(tmp_path / "p.notaformat"), "matplotlib cannot write")]
+    for opt, path, why in cases:
+        for cmd in ("bench", "compare"):
+            proc = run_cli(cmd, "--op", "relu", "--sizes", "2^10", "--quick", "--no-progress", opt, path)
+            assert proc.returncode == 2, (cmd, opt, path, proc.stdout, proc.stderr)
+            assert why in proc.stderr
+            assert proc.stdout == ""  # refused before the sweep, which prints its table
+    assert not (tmp_path / "missing").exists()  # never created silently
+
+
+def test_float16_on_the_cpu_suggests_float32_or_a_gpu_backend():
+    import numpy as np
+    import pytest
+    a = np.ones((4, 4), np.float16)
+    with pytest.raises(TypeError) as e:
+        pk.matmul(a, a)
+    msg = str(e.value)
+    assert "a.astype(np.float32)" in msg
+    assert "backend='cuda', variant='wmma_fp16'" in msg
+    with pytest.raises(TypeError, match=r"x.astype\(np.float32\)"):
+        pk.conv2d(np.ones((1, 1, 4, 4), np.float16), np.ones((1, 1, 3, 3), np.float16))
+    with pytest.raises(TypeError) as e:
+        pk.matmul(np.ones((4, 4), np.float32), np.ones((4, 4), np.float32).astype(np.int32))
+    assert "astype" not in str(e.value)  # the hint is for 16-bit floats only
+    assert pk.relu(np.full(3, -1, np.float16)).dtype == np.float16  # relu takes float16 on the CPU
+
+
+class FakeCpuTensor:
+    """Looks like a torch CPU tensor to pykern's array boundary, without torch installed."""
+
+    is_cuda = False
+
+
+FakeCpuTensor.__module__ = "torch"
+
+
+def test_torch_cpu_tensors_are_refused_naming_numpy():
+    import pytest
+    with pytest.raises(TypeError, match=r"x: a PyTorch CPU tensor is not accepted; pass x.numpy\(\)"):
+        pk.relu(FakeCpuTensor())
+    try:
+        import torch
+    except ImportError:
+        return  # the boundary's check above is the whole behaviour; torch itself is optional
+    with pytest.raises(TypeError, match=r"a.numpy\(\)"):
+        pk.matmul(torch.ones(2, 2), torch.ones(2, 2))

@@ -1,0 +1,56 @@
+"""A source tree that hides an installed copy of pykern is named as such, at import and in the
+cuda backend's reason, instead of "pykern._cuda was not built"."""
+import os
+import shutil
+import subprocess
+import sys
+
+import pykern as pk
+
+PKG = os.path.dirname(os.path.abspath(pk.__file__))
+CODE = "import pykern; print(pykern.__file__); print(pykern.backends()['cuda'].reason)"
+
+
+def _copy(dest, with_extension: bool):
+    shutil.copytree(PKG, dest, ignore=shutil.ignore_patterns("*.so", "*.pyd", "__pycache__"))
+    if with_extension:  # found by name only: never imported in this test
+        (dest / "_cuda.cpython-311-x86_64-linux-gnu.so").write_bytes(b"")
+
+
+def _run(cwd, pythonpath):
+    env = dict(os.environ, PYTHONPATH=str(pythonpath), NUMBA_ENABLE_CUDASIM="1")
+    return subprocess.run([sys.executable, "-c", CODE], capture_output=True, text=True, cwd=cwd, env=env,
+                          timeout=300)
+
+
+def test_a_source_tree_hiding_an_installed_copy_is_named(tmp_path):
+    src, site = tmp_path / "checkout", tmp_path / "site"
+    _copy(src / "pykern", with_extension=False)
+    (src / "pyproject.toml").write_text("[project]\nname = 'pykern'\n")
+    _copy(site / "pykern", with_extension=True)
+    proc = _run(src, site)  # python -c from the checkout: the working directory comes first
+    assert proc.returncode == 0, proc.stderr
+    where, reason = proc.stdout.strip().splitlines()[-2:]
+    assert where.startswith(str(src / "pykern"))
+    for text in (reason, proc.stderr):
+        assert f"source tree {src / 'pykern'}" in text
+        assert f"hides the installed copy {site / 'pykern'}" in text
+        assert "'pykern' command" in text
+    assert "was not built" not in reason
+
+
+def test_no_note_when_nothing_is_hidden(tmp_path, monkeypatch):
+    from pykern import _install
+    src, site, built = tmp_path / "checkout", tmp_path / "site", tmp_path / "built"
+    _copy(src / "pykern", with_extension=False)
+    _copy(site / "pykern", with_extension=False)
+    _copy(built / "pykern", with_extension=True)
+    monkeypatch.setattr(_install, "HERE", str(src / "pykern"))
+    monkeypatch.setattr(sys, "path", [str(src), str(site)])
+    assert _install.other_copies() == [str(site / "pykern")]
+    assert _install.shadow_note() is None  # the hidden copy has no extension either: nothing lost
+    assert _install.explain_missing_extension("not built") == "not built"
+    monkeypatch.setattr(sys, "path", [str(src), str(site), str(built)])
+    assert "hides the installed copy " + str(built / "pykern") in _install.shadow_note()
+    monkeypatch.setattr(_install, "HERE", str(built / "pykern"))  # the copy with the extension itself
+    assert _install.shadow_note() is None

@@ -1,0 +1,59 @@
+"""A NumPy-only program never imports numba.cuda (1-2 s on first use); asking about the GPU
+backends does, and the registry lists the same variants, in the same order, either way."""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import pykern as pk
+
+
+def run_python(code: str) -> subprocess.CompletedProcess:
+    # The same pykern as this test session (installed or source), without the test conftest's
+    # NUMBA_ENABLE_CUDASIM, from a folder that holds no source tree.
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(pk.__file__)))
+    env.pop("NUMBA_ENABLE_CUDASIM", None)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env=env, cwd=tempfile.gettempdir())
+
+
+NUMPY_ONLY = """
+import sys, numpy as np, pykern as pk
+a = np.random.rand(8, 5).astype(np.float32); b = np.random.rand(5, 3).astype(np.float32)
+pk.matmul(a, b); pk.relu(a); pk.relu(a, backend="numpy", variant="reference")
+pk.conv2d(np.ones((1, 2, 5, 5), np.float32), np.ones((3, 2, 3, 3), np.float32), padding=1)
+pk.variants("matmul", "numpy"); pk.variants(backend="cuda")
+print(pk.check("relu", "numpy", trials=1).passed)
+print(sorted(m for m in sys.modules if m == "numba" or m.startswith("numba.")))
+"""
+
+
+def test_numpy_only_calls_do_not_import_numba_cuda():
+    proc = run_python(NUMPY_ONLY)
+    assert proc.returncode == 0, proc.stderr
+    passed, mods = proc.stdout.strip().splitlines()[-2:]
+    assert passed == "True"
+    assert "numba.cuda" not in mods, mods
+
+
+def test_asking_about_gpu_backends_loads_numba_and_keeps_the_variant_order():
+    code = ("import json, sys, pykern as pk\n"
+            "pk.variants('relu', 'numba')\n"  # numba first: must not change the order
+            "print('numba.cuda' in sys.modules)\n"
+            "print(json.dumps([v.key for v in pk.variants()]))\n")
+    proc = run_python(code)
+    assert proc.returncode == 0, proc.stderr
+    loaded, keys = proc.stdout.strip().splitlines()[-2:]
+    assert loaded == "True"
+    listed = json.loads(keys)
+    assert listed == [v.key for v in pk.variants()]
+    backends_in_order = list(dict.fromkeys(k.split("/")[1] for k in listed))
+    assert backends_in_order == ["numpy", "cuda", "numba"]
+
+
+def test_backends_reports_numba_lazily():
+    proc = run_python("import sys, pykern as pk\nprint('numba.cuda' in sys.modules)\n"
+                      "pk.backends()\nprint('numba.cuda' in sys.modules)")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["False", "True"]
