@@ -49,13 +49,17 @@ SIM_TIMING_NOTE = "simulator: timings meaningless"
 
 @lru_cache(maxsize=None)
 def availability(name: str) -> Availability:
-    if name == "numpy":
-        return Availability(True, f"NumPy {np.__version__} on the CPU")
-    if name == "numba":
-        return _numba_availability()
-    if name == "cuda":
-        return _cuda_availability()
-    raise ValueError(f"backend: unknown backend {name!r}; expected one of {list(EXECUTORS)}")
+    if name not in EXECUTORS:
+        raise ValueError(f"backend: unknown backend {name!r}; expected one of {list(EXECUTORS)}")
+    from ._registry import load  # the registry reads EXECUTORS at import: import it late
+    why = load(name)
+    if why:
+        return Availability(False, why)
+    return EXECUTORS[name].probe()
+
+
+def _numpy_availability() -> Availability:
+    return Availability(True, f"NumPy {np.__version__} on the CPU")
 
 
 def _numba_availability() -> Availability:
@@ -123,6 +127,9 @@ def _alias_map(ins: list[ArrayInfo], out: Optional[ArrayInfo]):
 
 class NumpyExecutor:
     name = "numpy"
+    package = "cpu"  # pykern.cpu registers this backend's variants
+    requires = ""  # what to install when the package cannot be imported ('' for nothing but pykern)
+    probe = staticmethod(_numpy_availability)
 
     def prepare(self, variant, ins, params, out_shape, out_dtype, out=None, poison=False):
         for a in ins + [out]:
@@ -181,6 +188,9 @@ class _GpuExecutor:
 
 class NumbaExecutor(_GpuExecutor):
     name = "numba"
+    package = "numba_cuda"
+    requires = "the Numba kernels need numba and numba-cuda (pip install numba-cuda)"
+    probe = staticmethod(_numba_availability)
 
     @staticmethod
     def wrap(a: ArrayInfo):
@@ -235,6 +245,9 @@ class CudaExecutor(_GpuExecutor):
     """CUDA C++ kernels see ArrayInfo records: (ptr, shape, dtype) of device memory."""
 
     name = "cuda"
+    package = "cuda"
+    requires = ""
+    probe = staticmethod(_cuda_availability)
 
     @staticmethod
     def wrap(a: ArrayInfo):
@@ -287,9 +300,12 @@ class CudaExecutor(_GpuExecutor):
         return gpu_time
 
 
-EXECUTORS = {"numpy": NumpyExecutor(), "numba": NumbaExecutor(), "cuda": CudaExecutor()}
+# The one list of backends, in the order pk.backends() and pk.variants() list them. A backend is
+# an executor class: its name, the pykern package whose import registers its variants, what that
+# package needs, how to probe it, and how it moves data. Adding one is its class plus one entry.
+EXECUTORS = {e.name: e for e in (NumpyExecutor(), NumbaExecutor(), CudaExecutor())}
 
 
 def backends() -> dict:
-    """{backend name: Availability(available, reason)} for numpy, numba and cuda."""
+    """{backend name: Availability(available, reason)} for every backend in EXECUTORS."""
     return {name: availability(name) for name in EXECUTORS}

@@ -65,8 +65,8 @@ def prepare(op: str, arrays: dict, params: dict, *, backend: str = "auto",
                                      "array (in place) or disjoint")
 
     be = resolve_backend(backend, present[0].on_gpu, any(i.kind == "numba" and not i.ptr for i in present))
+    require(be)  # first: an unavailable backend may have no variants to name
     var = get_variant(op, be, variant)
-    require(be)
     dt = present[0].dtype.name
     if dt not in var.dtypes:
         raise TypeError(f"{present[0].name}: variant {var.key} takes {', '.join(var.dtypes)}; got {dt}"
