@@ -109,7 +109,6 @@ class Prepared:
     run: Callable[[], None]  # launches the kernel (asynchronously on GPU backends)
     finish: Callable[[], object]  # waits, copies back if the caller gave host arrays
     sync: Callable[[], None]
-    output: object  # the backend-side output array, valid after sync()
     variant: object = None  # filled in by the dispatch
     params: dict = None  # normalized op parameters
 
@@ -137,12 +136,11 @@ class NumpyExecutor:
                 raise TypeError(f"{a.name}: backend 'numpy' takes host (NumPy) arrays, got a GPU array "
                                 f"({type(a.obj).__module__}.{type(a.obj).__name__}); use backend='cuda' "
                                 "or 'numba', or copy it to the host first")
-        _alias_map(ins, out)
         y = out.obj if out else np.empty(out_shape, out_dtype)
         if poison:
             y.fill(np.nan)
         arrays = [a.obj if a is not None else None for a in ins]
-        return Prepared(lambda: variant.fn(*arrays, y, **params), lambda: y, lambda: None, y)
+        return Prepared(lambda: variant.fn(*arrays, y, **params), lambda: y, lambda: None)
 
     @staticmethod
     def timer():
@@ -168,7 +166,7 @@ class _GpuExecutor:
             dev_ins = [self.wrap(a) if a is not None else None for a in ins]
             if out is None:
                 out_obj = empty_like_kind(ins[0], out_shape, out_dtype)
-                out = describe(out_obj, "out")
+                out = describe(out_obj, "out", ins[0].stream)
             dev_out = dev_ins[alias] if alias is not None else self.wrap(out)
             if poison and alias is None:
                 self.poison(dev_out)
@@ -183,7 +181,7 @@ class _GpuExecutor:
             def finish():
                 return self.download(dev_out, host_out)
 
-        return Prepared(lambda: variant.fn(*dev_ins, dev_out, **params), finish, self.sync, dev_out)
+        return Prepared(lambda: variant.fn(*dev_ins, dev_out, **params), finish, self.sync)
 
 
 class NumbaExecutor(_GpuExecutor):
