@@ -10,6 +10,7 @@ from conftest import on_simulator, require_backend, seed_for
 import pykern as pk
 from pykern._check import run_case
 from pykern._dispatch import Unsupported
+from pykern._registry import BACKENDS
 from pykern.ops import SPECS
 from pykern.ops.relu import reference as relu_reference
 
@@ -59,7 +60,7 @@ def test_relu_in_place(variant):
     np.testing.assert_array_equal(x, expected)
 
 
-@pytest.mark.parametrize("backend", ["numpy", "numba", "cuda"])
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_default_variant_runs(backend):
     require_backend(backend)
     x = np.random.default_rng(1).standard_normal(100).astype(np.float32)

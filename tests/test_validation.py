@@ -7,6 +7,7 @@ from conftest import require_backend
 
 import pykern as pk
 from pykern._dispatch import call
+from pykern._registry import BACKENDS
 from pykern.ops import OPS
 
 RNG = np.random.default_rng(7)
@@ -64,7 +65,7 @@ def test_unknown_backend_and_variant():
         pk.check("softmax", "numpy")
 
 
-@pytest.mark.parametrize("name", ["numpy", "numba", "cuda"])
+@pytest.mark.parametrize("name", BACKENDS)
 def test_unavailable_backend_gives_reason(name, monkeypatch):
     """Every call on an unavailable backend names it and says why; where the backend is available
     here, its availability is replaced by a made-up reason (the dispatch reads only that)."""
