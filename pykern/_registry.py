@@ -2,7 +2,9 @@
 
 A variant is registered where it is written, with ``@register(op, backend, dtypes=...)`` on
 its launcher; the function name is the variant name and the first docstring line names the
-technique. Adding a variant is one function plus its decorator.
+technique. Adding a variant is one function plus its decorator. A backend's variants are
+registered when its package is first imported, which ``load`` does, guarded, the first time
+anyone asks about that backend.
 """
 from __future__ import annotations
 
