@@ -62,8 +62,11 @@ ERROR_MODELS = ("terms", "tile")
 
 
 def register(op: str, backend: str, *, dtypes, default: bool = False, supports=None, name=None,
-             error_model: str = "terms"):
-    """Decorator: register ``fn`` as variant ``name or fn.__name__`` of ``op`` on ``backend``."""
+             error_model: str = "terms", technique: Optional[str] = None):
+    """Decorator: register ``fn`` as variant ``name or fn.__name__`` of ``op`` on ``backend``.
+
+    ``technique``: the one line naming the technique, for variants registered from a table (the
+    CUDA C++ kernels' own); by default the first line of ``fn``'s docstring."""
     if error_model not in ERROR_MODELS:
         raise ValueError(f"error_model: expected one of {ERROR_MODELS}, got {error_model!r}")
     if default and error_model != "terms":
@@ -75,8 +78,8 @@ def register(op: str, backend: str, *, dtypes, default: bool = False, supports=N
 
     def deco(fn):
         vname = name or fn.__name__
-        doc = (fn.__doc__ or "").strip().splitlines()
-        if not doc:
+        doc = [technique] if technique else (fn.__doc__ or "").strip().splitlines()
+        if not doc or not doc[0].strip():
             raise ValueError(f"variant {op}/{backend}/{vname} needs a one-line docstring naming its technique")
         key = (op, backend, vname)
         if key in _VARIANTS:
