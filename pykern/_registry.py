@@ -86,8 +86,8 @@ def register(op: str, backend: str, *, dtypes, default: bool = False, supports=N
             raise ValueError(f"variant {'/'.join(key)} registered twice")
         if default and any(v.default for v in _VARIANTS.values() if (v.op, v.backend) == (op, backend)):
             raise ValueError(f"{op}/{backend} already has a default variant")
-        _VARIANTS[key] = Variant(op, backend, vname, doc[0], tuple(np.dtype(d).name if d != "bfloat16" else d for d in dtypes),
-                                 fn, default, supports, error_model)
+        names = tuple(np.dtype(d).name if d != "bfloat16" else d for d in dtypes)
+        _VARIANTS[key] = Variant(op, backend, vname, doc[0], names, fn, default, supports, error_model)
         return fn
 
     return deco

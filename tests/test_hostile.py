@@ -12,7 +12,7 @@ from conftest import on_simulator, require_backend, seed_for
 import pykern as pk
 import pykern.cpu.conv2d as conv
 from pykern._check import run_arrays
-from pykern._dispatch import Unsupported, prepare
+from pykern._dispatch import Unsupported
 from pykern._registry import BACKENDS, variants
 
 
