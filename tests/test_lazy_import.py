@@ -8,6 +8,7 @@ import sys
 import tempfile
 
 import pykern as pk
+from pykern.ops import OPS
 
 
 def run_python(code: str) -> subprocess.CompletedProcess:
@@ -115,3 +116,15 @@ def test_an_import_error_inside_pykern_is_raised_not_hidden():
     proc = run_python(code)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["raised", "pykern.numba_cuda.relu"] * 2
+
+
+def test_without_numba_the_cli_lists_the_rest_and_the_reason():
+    code = WITHOUT_NUMBA + ("import runpy\n"
+                            "sys.argv = ['pykern', 'info']\n"
+                            "runpy.run_module('pykern', run_name='__main__')\n")
+    proc = run_python(code)
+    assert proc.returncode == 0, proc.stderr
+    assert "pykern.numba_cuda cannot be imported (ModuleNotFoundError: No module named 'numba" in proc.stdout
+    rows = [ln.split() for ln in proc.stdout.splitlines()]
+    listed = {(r[0], r[1], r[2].lstrip("*")) for r in rows if len(r) > 2 and r[0] in OPS}
+    assert listed == {(v.op, v.backend, v.name) for v in pk.variants() if v.backend != "numba"}
