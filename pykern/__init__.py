@@ -7,10 +7,11 @@
     pk.variants("matmul")                                  # the ladder of registered variants
     print(pk.check("matmul", "cuda", "smem_tiled"))        # equivalence with the float64 reference
 
-Host arrays go to the ``numpy`` backend under ``backend="auto"``; GPU arrays (anything with
-``__cuda_array_interface__``: CuPy, Numba, PyTorch CUDA tensors) go to ``cuda`` (else
-``numba``) and come back as the same kind, zero-copy. Inputs must be C-contiguous: pykern
-never copies implicitly.
+Host arrays go to the ``numpy`` backend under ``backend="auto"``; GPU arrays (CUDA arrays
+exporting ``__dlpack__`` or ``__cuda_array_interface__``: CuPy, Numba, PyTorch CUDA tensors)
+go to ``cuda`` (else ``numba``) and come back as the same kind, zero-copy, ordered on the
+caller's stream (see pykern/_arrays.py). Inputs must be C-contiguous: pykern never copies
+implicitly.
 """
 from __future__ import annotations
 

@@ -1,11 +1,18 @@
 """Array boundary: what kind of array a caller passed, validation, and same-kind allocation.
 
 Kinds: ``numpy`` (host), and GPU kinds ``cupy``, ``torch``, ``numba`` (Numba device arrays,
-the simulator's included), ``pykern`` (pykern's own DeviceArray) and ``cai`` (any other
-object exposing ``__cuda_array_interface__``).
+the simulator's included), ``pykern`` (pykern's own DeviceArray), ``dlpack`` (any other CUDA
+array exporting ``__dlpack__``) and ``cai`` (any other object exposing
+``__cuda_array_interface__``).
+
+A GPU array is read through DLPack when it exports it, else through __cuda_array_interface__.
+DLPack comes first because the consumer names its stream: pykern passes the stream it will
+launch on, and the producer orders its pending work on the array before it (PyTorch's
+interface is version 2, with no stream at all, and has no bfloat16).
 """
 from __future__ import annotations
 
+import ctypes
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -25,10 +32,13 @@ class ArrayInfo:
     dtype: np.dtype
     ptr: int  # device pointer for GPU kinds, host address for numpy, 0 when unknown
     strides: Optional[tuple]  # in bytes; None means C-contiguous
-    # The producer's CUDA stream from __cuda_array_interface__ v3 (1: legacy default, 2:
-    # per-thread default, else a cudaStream_t); 0 when none was given. Kernels launch on it, so
-    # they are ordered after the producer's work on its stream.
+    # The CUDA stream kernels launch on (1: legacy default, 2: per-thread default, else a
+    # cudaStream_t; 0: none named, the legacy default). Through DLPack: the stream pykern gave
+    # the producer, which ordered its work on the array before it. Through
+    # __cuda_array_interface__ v3: the producer's own stream.
     stream: int = 0
+    readonly: bool = False  # a NumPy array without WRITEABLE, or a DLPack export flagged read-only
+    keep: Any = None  # the DLPack capsule, alive as long as this record
 
     @property
     def on_gpu(self) -> bool:
@@ -49,19 +59,22 @@ def _kind_of(x) -> Optional[str]:
         return "numpy"
     if type(x).__module__.startswith("numba.cuda.simulator"):
         return "numba"
-    if hasattr(x, "__cuda_array_interface__"):
-        return {"cupy": "cupy", "torch": "torch", "numba": "numba", "numba_cuda": "numba",
-                "pykern": "pykern"}.get(mod, "cai")
-    if mod == "torch" and hasattr(x, "is_cuda"):
+    if mod == "torch" and getattr(x, "is_cuda", None) is False:
         return "torch_cpu"
+    if (hasattr(x, "__dlpack__") and hasattr(x, "__dlpack_device__")) or hasattr(x, "__cuda_array_interface__"):
+        return {"cupy": "cupy", "torch": "torch", "numba": "numba", "numba_cuda": "numba",
+                "pykern": "pykern"}.get(mod, "dlpack" if hasattr(x, "__dlpack__") else "cai")
     return None
 
 
-def describe(x, name: str) -> ArrayInfo:
-    """Describe argument ``name``; TypeError for anything that is not a supported array."""
+def describe(x, name: str, stream: Optional[int] = None) -> ArrayInfo:
+    """Describe argument ``name``; TypeError for anything that is not a supported array.
+
+    ``stream``: the stream the call launches on, decided by its first GPU argument; None to
+    decide it here (the array library's current stream, see consumer_stream)."""
     kind = _kind_of(x)
     if kind is None:
-        raise TypeError(f"{name}: expected a NumPy array or a GPU array exposing "
+        raise TypeError(f"{name}: expected a NumPy array or a GPU array exporting __dlpack__ or "
                         f"__cuda_array_interface__ (CuPy, Numba, PyTorch), got {type(x).__name__}")
     if kind == "torch_cpu":
         raise TypeError(f"{name}: a PyTorch CPU tensor is not accepted; pass {name}.numpy() "
@@ -73,11 +86,17 @@ def describe(x, name: str) -> ArrayInfo:
                             f"mask does not matter, {name}.data")
         require_native(name, x.dtype)
         return ArrayInfo(name, x, kind, tuple(x.shape), x.dtype, x.ctypes.data,
-                         None if x.flags.c_contiguous else tuple(x.strides))
+                         None if x.flags.c_contiguous else tuple(x.strides), readonly=not x.flags.writeable)
     if type(x).__module__.startswith("numba.cuda.simulator"):
         # The simulator's arrays have no real device pointer.
         strides = None if x.is_c_contiguous() else tuple(x.strides)
         return ArrayInfo(name, x, kind, tuple(x.shape), np.dtype(x.dtype), 0, strides)
+    if hasattr(x, "__dlpack__") and hasattr(x, "__dlpack_device__"):
+        return _describe_dlpack(x, name, kind, stream)
+    return _describe_cai(x, name, kind)
+
+
+def _describe_cai(x, name: str, kind: str) -> ArrayInfo:
     cai = x.__cuda_array_interface__
     try:
         dtype = np.dtype(cai["typestr"])
@@ -95,6 +114,105 @@ def describe(x, name: str) -> ArrayInfo:
         if strides == c_strides(shape, dtype.itemsize):
             strides = None
     return ArrayInfo(name, x, kind, shape, dtype, int(cai["data"][0]), strides, int(cai.get("stream") or 0))
+
+
+# --- DLPack (dlpack.h, v0.8 and v1.x): the structs a __dlpack__ capsule points to -------------------
+DL_CPU, DL_CUDA, DL_CUDA_MANAGED = 1, 2, 13  # DLDeviceType values pykern tells apart
+_DL_FLAG_READ_ONLY = 1  # DLManagedTensorVersioned.flags bit
+_DL_KINDS = {0: "int", 1: "uint", 2: "float", 5: "complex"}  # DLDataTypeCode -> NumPy's name + bits
+
+
+class _DLDevice(ctypes.Structure):
+    _fields_ = [("device_type", ctypes.c_int32), ("device_id", ctypes.c_int32)]
+
+
+class _DLDataType(ctypes.Structure):
+    _fields_ = [("code", ctypes.c_uint8), ("bits", ctypes.c_uint8), ("lanes", ctypes.c_uint16)]
+
+
+class _DLTensor(ctypes.Structure):
+    _fields_ = [("data", ctypes.c_void_p), ("device", _DLDevice), ("ndim", ctypes.c_int32),
+                ("dtype", _DLDataType), ("shape", ctypes.POINTER(ctypes.c_int64)),
+                ("strides", ctypes.POINTER(ctypes.c_int64)), ("byte_offset", ctypes.c_uint64)]
+
+
+class _DLManagedTensor(ctypes.Structure):  # capsule "dltensor"
+    _fields_ = [("dl_tensor", _DLTensor), ("manager_ctx", ctypes.c_void_p), ("deleter", ctypes.c_void_p)]
+
+
+class _DLManagedTensorVersioned(ctypes.Structure):  # capsule "dltensor_versioned" (DLPack >= 1.0)
+    _fields_ = [("major", ctypes.c_uint32), ("minor", ctypes.c_uint32), ("manager_ctx", ctypes.c_void_p),
+                ("deleter", ctypes.c_void_p), ("flags", ctypes.c_uint64), ("dl_tensor", _DLTensor)]
+
+
+_capsule_name = ctypes.pythonapi.PyCapsule_GetName
+_capsule_name.restype, _capsule_name.argtypes = ctypes.c_char_p, [ctypes.py_object]
+_capsule_pointer = ctypes.pythonapi.PyCapsule_GetPointer
+_capsule_pointer.restype, _capsule_pointer.argtypes = ctypes.c_void_p, [ctypes.py_object, ctypes.c_char_p]
+
+
+def consumer_stream(x, kind: str) -> int:
+    """The stream a call on GPU array ``x`` launches on: its library's current stream (PyTorch's
+    or CuPy's, so the kernels are ordered with the caller's other work on it), else 1, the
+    legacy default stream. Never 0: DLPack reserves it."""
+    stream = 0
+    if kind == "torch":
+        import torch
+        stream = torch.cuda.current_stream(x.device).cuda_stream
+    elif kind == "cupy":
+        import cupy
+        stream = cupy.cuda.get_current_stream().ptr
+    return int(stream) or 1
+
+
+def _dlpack_dtype(code: int, bits: int, lanes: int, name: str) -> np.dtype:
+    """The NumPy dtype of a DLDataType (bfloat16 through ml_dtypes); TypeError if it has none."""
+    if lanes == 1 and (code, bits) == (4, 16):  # kDLBfloat
+        try:
+            import ml_dtypes
+        except ImportError:
+            raise TypeError(f"{name}: bfloat16 needs the ml_dtypes package (pip install ml_dtypes)") from None
+        return np.dtype(ml_dtypes.bfloat16)
+    if lanes == 1 and (code, bits) == (6, 8):  # kDLBool
+        return np.dtype(np.bool_)
+    try:
+        if lanes != 1 or code not in _DL_KINDS:
+            raise TypeError
+        return np.dtype(f"{_DL_KINDS[code]}{bits}")
+    except TypeError:
+        raise TypeError(f"{name}: DLPack element type (code {code}, {bits} bits, {lanes} lanes) "
+                        "is not supported") from None
+
+
+def _describe_dlpack(x, name: str, kind: str, stream: Optional[int]) -> ArrayInfo:
+    device_type, _ = x.__dlpack_device__()
+    if device_type == DL_CPU:
+        raise TypeError(f"{name}: a host array of type {type(x).__name__} is not accepted through DLPack; "
+                        f"pass np.from_dlpack({name}), which shares its memory")
+    if device_type not in (DL_CUDA, DL_CUDA_MANAGED):
+        raise TypeError(f"{name}: DLPack device type {int(device_type)} is not a CUDA device")
+    stream = consumer_stream(x, kind) if stream is None else (stream or 1)
+    try:
+        try:
+            capsule = x.__dlpack__(stream=stream, max_version=(1, 0))
+        except TypeError:  # a producer older than DLPack 1.0 takes no max_version
+            capsule = x.__dlpack__(stream=stream)
+    except (BufferError, RuntimeError, ValueError) as e:  # e.g. a tensor that requires grad
+        raise TypeError(f"{name}: {type(x).__name__}.__dlpack__ refused the export: {e}") from e
+    cname = _capsule_name(capsule)
+    address = _capsule_pointer(capsule, cname)
+    managed = (_DLManagedTensorVersioned if cname == b"dltensor_versioned" else _DLManagedTensor).from_address(address)
+    t = managed.dl_tensor
+    readonly = cname == b"dltensor_versioned" and bool(managed.flags & _DL_FLAG_READ_ONLY)
+    dtype = _dlpack_dtype(t.dtype.code, t.dtype.bits, t.dtype.lanes, name)
+    shape = tuple(int(t.shape[i]) for i in range(t.ndim))
+    strides = None
+    if t.strides:  # in elements; NULL means C-contiguous
+        strides = tuple(int(t.strides[i]) * dtype.itemsize for i in range(t.ndim))
+        if strides == c_strides(shape, dtype.itemsize):
+            strides = None
+    ptr = (t.data or 0) + t.byte_offset
+    return ArrayInfo(name, x, kind, shape, dtype, ptr, strides, stream, readonly, capsule)
 
 
 def require_native(name: str, dtype: np.dtype) -> None:
@@ -148,15 +266,6 @@ def same_buffer(a: ArrayInfo, b: ArrayInfo) -> bool:
     return a.obj is b.obj or (bool(a.ptr) and a.ptr == b.ptr and a.nbytes == b.nbytes and a.on_gpu == b.on_gpu)
 
 
-def require_rank(info: ArrayInfo, rank: int, layout: str) -> None:
-    if len(info.shape) != rank:
-        raise ValueError(f"{info.name}: expected a {rank}-D array {layout}, got shape {info.shape}")
-
-
-def dtype_name(dt: np.dtype) -> str:
-    return np.dtype(dt).name
-
-
 def empty_like_kind(like: ArrayInfo, shape: tuple, dtype: np.dtype):
     """An uninitialized array of ``like``'s kind (and device), for a kernel's output."""
     dtype = np.dtype(dtype)
@@ -169,8 +278,8 @@ def empty_like_kind(like: ArrayInfo, shape: tuple, dtype: np.dtype):
             return cupy.empty(shape, dtype)
     if kind == "torch":
         import torch
-        tdt = {np.dtype(np.float16): torch.float16, np.dtype(np.float32): torch.float32,
-               np.dtype(np.float64): torch.float64}[dtype]
+        tdt = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32,
+               "float64": torch.float64}[dtype.name]
         return torch.empty(shape, dtype=tdt, device=like.obj.device)
     if kind == "numba":
         from numba import cuda

@@ -49,13 +49,17 @@ SIM_TIMING_NOTE = "simulator: timings meaningless"
 
 @lru_cache(maxsize=None)
 def availability(name: str) -> Availability:
-    if name == "numpy":
-        return Availability(True, f"NumPy {np.__version__} on the CPU")
-    if name == "numba":
-        return _numba_availability()
-    if name == "cuda":
-        return _cuda_availability()
-    raise ValueError(f"backend: unknown backend {name!r}; expected one of {list(EXECUTORS)}")
+    if name not in EXECUTORS:
+        raise ValueError(f"backend: unknown backend {name!r}; expected one of {list(EXECUTORS)}")
+    from ._registry import load  # the registry reads EXECUTORS at import: import it late
+    why = load(name)
+    if why:
+        return Availability(False, why)
+    return EXECUTORS[name].probe()
+
+
+def _numpy_availability() -> Availability:
+    return Availability(True, f"NumPy {np.__version__} on the CPU")
 
 
 def _numba_availability() -> Availability:
@@ -105,7 +109,6 @@ class Prepared:
     run: Callable[[], None]  # launches the kernel (asynchronously on GPU backends)
     finish: Callable[[], object]  # waits, copies back if the caller gave host arrays
     sync: Callable[[], None]
-    output: object  # the backend-side output array, valid after sync()
     variant: object = None  # filled in by the dispatch
     params: dict = None  # normalized op parameters
 
@@ -123,6 +126,9 @@ def _alias_map(ins: list[ArrayInfo], out: Optional[ArrayInfo]):
 
 class NumpyExecutor:
     name = "numpy"
+    package = "cpu"  # pykern.cpu registers this backend's variants
+    requires = ""  # what to install when the package cannot be imported ('' for nothing but pykern)
+    probe = staticmethod(_numpy_availability)
 
     def prepare(self, variant, ins, params, out_shape, out_dtype, out=None, poison=False):
         for a in ins + [out]:
@@ -130,12 +136,11 @@ class NumpyExecutor:
                 raise TypeError(f"{a.name}: backend 'numpy' takes host (NumPy) arrays, got a GPU array "
                                 f"({type(a.obj).__module__}.{type(a.obj).__name__}); use backend='cuda' "
                                 "or 'numba', or copy it to the host first")
-        _alias_map(ins, out)
         y = out.obj if out else np.empty(out_shape, out_dtype)
         if poison:
             y.fill(np.nan)
         arrays = [a.obj if a is not None else None for a in ins]
-        return Prepared(lambda: variant.fn(*arrays, y, **params), lambda: y, lambda: None, y)
+        return Prepared(lambda: variant.fn(*arrays, y, **params), lambda: y, lambda: None)
 
     @staticmethod
     def timer():
@@ -161,7 +166,7 @@ class _GpuExecutor:
             dev_ins = [self.wrap(a) if a is not None else None for a in ins]
             if out is None:
                 out_obj = empty_like_kind(ins[0], out_shape, out_dtype)
-                out = describe(out_obj, "out")
+                out = describe(out_obj, "out", ins[0].stream)
             dev_out = dev_ins[alias] if alias is not None else self.wrap(out)
             if poison and alias is None:
                 self.poison(dev_out)
@@ -176,11 +181,14 @@ class _GpuExecutor:
             def finish():
                 return self.download(dev_out, host_out)
 
-        return Prepared(lambda: variant.fn(*dev_ins, dev_out, **params), finish, self.sync, dev_out)
+        return Prepared(lambda: variant.fn(*dev_ins, dev_out, **params), finish, self.sync)
 
 
 class NumbaExecutor(_GpuExecutor):
     name = "numba"
+    package = "numba_cuda"
+    requires = "the Numba kernels need numba and numba-cuda (pip install numba-cuda)"
+    probe = staticmethod(_numba_availability)
 
     @staticmethod
     def wrap(a: ArrayInfo):
@@ -235,6 +243,9 @@ class CudaExecutor(_GpuExecutor):
     """CUDA C++ kernels see ArrayInfo records: (ptr, shape, dtype) of device memory."""
 
     name = "cuda"
+    package = "cuda"
+    requires = ""
+    probe = staticmethod(_cuda_availability)
 
     @staticmethod
     def wrap(a: ArrayInfo):
@@ -287,9 +298,12 @@ class CudaExecutor(_GpuExecutor):
         return gpu_time
 
 
-EXECUTORS = {"numpy": NumpyExecutor(), "numba": NumbaExecutor(), "cuda": CudaExecutor()}
+# The one list of backends, in the order pk.backends() and pk.variants() list them. A backend is
+# an executor class: its name, the pykern package whose import registers its variants, what that
+# package needs, how to probe it, and how it moves data. Adding one is its class plus one entry.
+EXECUTORS = {e.name: e for e in (NumpyExecutor(), NumbaExecutor(), CudaExecutor())}
 
 
 def backends() -> dict:
-    """{backend name: Availability(available, reason)} for numpy, numba and cuda."""
+    """{backend name: Availability(available, reason)} for every backend in EXECUTORS."""
     return {name: availability(name) for name in EXECUTORS}

@@ -29,7 +29,11 @@ def prepare(op: str, arrays: dict, params: dict, *, backend: str = "auto",
             variant: Optional[str] = None, out=None, poison: bool = False) -> Prepared:
     """Validate ``arrays`` (name -> array or None) and set up one kernel launch."""
     spec = SPECS[op]
-    infos = {name: (describe(a, name) if a is not None else None) for name, a in arrays.items()}
+    infos, stream = {}, None
+    for name, a in arrays.items():
+        infos[name] = None if a is None else describe(a, name, stream)
+        if infos[name] is not None and infos[name].on_gpu and stream is None:
+            stream = infos[name].stream  # the first GPU argument's: every other one is handed it
     for name, info in infos.items():
         if info is None and name not in spec.optional:
             raise TypeError(f"{name}: an array is required, got None")
@@ -45,10 +49,11 @@ def prepare(op: str, arrays: dict, params: dict, *, backend: str = "auto",
 
     out_info = None
     if out is not None:
-        out_info = describe(out, "out")
+        out_info = describe(out, "out", stream)
         require_layout(out_info)
-        if out_info.kind == "numpy" and not out.flags.writeable:
-            raise ValueError("out: the array is read-only (its WRITEABLE flag is off); pass a writable array")
+        if out_info.readonly:
+            raise ValueError("out: the array is read-only (" + ("its WRITEABLE flag is off" if out_info.kind == "numpy"
+                             else "its DLPack export says so") + "); pass a writable array")
         if out_info.on_gpu != present[0].on_gpu:
             raise TypeError("out: must be on the same side (host or GPU) as the inputs")
         if out_info.kind != present[0].kind:
@@ -65,8 +70,8 @@ def prepare(op: str, arrays: dict, params: dict, *, backend: str = "auto",
                                      "array (in place) or disjoint")
 
     be = resolve_backend(backend, present[0].on_gpu, any(i.kind == "numba" and not i.ptr for i in present))
+    require(be)  # first: an unavailable backend may have no variants to name
     var = get_variant(op, be, variant)
-    require(be)
     dt = present[0].dtype.name
     if dt not in var.dtypes:
         raise TypeError(f"{present[0].name}: variant {var.key} takes {', '.join(var.dtypes)}; got {dt}"

@@ -2,17 +2,24 @@
 
 A variant is registered where it is written, with ``@register(op, backend, dtypes=...)`` on
 its launcher; the function name is the variant name and the first docstring line names the
-technique. Adding a variant is one function plus its decorator.
+technique. Adding a variant is one function plus its decorator. A backend's variants are
+registered when its package is first imported, which ``load`` does, guarded, the first time
+anyone asks about that backend.
 """
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 import numpy as np
 
-OPS = ("relu", "matmul", "conv2d")
-BACKENDS = ("numpy", "numba", "cuda")
+from ._backends import EXECUTORS
+from .ops import OPS
+
+# Names in listing order, each from its one place: the ops from pykern/ops/__init__.py, the
+# backends from _backends.EXECUTORS.
+BACKENDS = tuple(EXECUTORS)
 
 
 @dataclass(frozen=True)
@@ -55,8 +62,11 @@ ERROR_MODELS = ("terms", "tile")
 
 
 def register(op: str, backend: str, *, dtypes, default: bool = False, supports=None, name=None,
-             error_model: str = "terms"):
-    """Decorator: register ``fn`` as variant ``name or fn.__name__`` of ``op`` on ``backend``."""
+             error_model: str = "terms", technique: Optional[str] = None):
+    """Decorator: register ``fn`` as variant ``name or fn.__name__`` of ``op`` on ``backend``.
+
+    ``technique``: the one line naming the technique, for variants registered from a table (the
+    CUDA C++ kernels' own); by default the first line of ``fn``'s docstring."""
     if error_model not in ERROR_MODELS:
         raise ValueError(f"error_model: expected one of {ERROR_MODELS}, got {error_model!r}")
     if default and error_model != "terms":
@@ -68,16 +78,16 @@ def register(op: str, backend: str, *, dtypes, default: bool = False, supports=N
 
     def deco(fn):
         vname = name or fn.__name__
-        doc = (fn.__doc__ or "").strip().splitlines()
-        if not doc:
+        doc = [technique] if technique else (fn.__doc__ or "").strip().splitlines()
+        if not doc or not doc[0].strip():
             raise ValueError(f"variant {op}/{backend}/{vname} needs a one-line docstring naming its technique")
         key = (op, backend, vname)
         if key in _VARIANTS:
             raise ValueError(f"variant {'/'.join(key)} registered twice")
         if default and any(v.default for v in _VARIANTS.values() if (v.op, v.backend) == (op, backend)):
             raise ValueError(f"{op}/{backend} already has a default variant")
-        _VARIANTS[key] = Variant(op, backend, vname, doc[0], tuple(np.dtype(d).name if d != "bfloat16" else d for d in dtypes),
-                                 fn, default, supports, error_model)
+        names = tuple(np.dtype(d).name if d != "bfloat16" else d for d in dtypes)
+        _VARIANTS[key] = Variant(op, backend, vname, doc[0], names, fn, default, supports, error_model)
         return fn
 
     return deco
@@ -89,14 +99,19 @@ def unregister(op: str, backend: str, name: str) -> None:
 
 
 def variants(op: Optional[str] = None, backend: Optional[str] = None) -> list[Variant]:
-    """Registered variants, optionally filtered by op and backend, in registration order."""
+    """Registered variants, optionally filtered by op and backend: backends in BACKENDS order,
+    each backend's in registration order (whichever backend was loaded first). A backend whose
+    package cannot be imported has none; pk.backends() says why."""
     if op is not None and op not in OPS:
         raise ValueError(f"op: unknown op {op!r}; expected one of {list(OPS)}")
     if backend is not None and backend not in BACKENDS:
         raise ValueError(f"backend: unknown backend {backend!r}; expected one of {list(BACKENDS)}")
-    _load(backend)
-    return [v for v in _VARIANTS.values()
-            if (op is None or v.op == op) and (backend is None or v.backend == backend)]
+    for be in BACKENDS if backend is None else (backend,):
+        load(be)
+    rank = {be: i for i, be in enumerate(BACKENDS)}
+    return sorted((v for v in _VARIANTS.values()
+                   if (op is None or v.op == op) and (backend is None or v.backend == backend)),
+                  key=lambda v: rank[v.backend])
 
 
 def get_variant(op: str, backend: str, name: Optional[str]) -> Variant:
@@ -126,33 +141,30 @@ def dtype_hint(op: str, backend: str, dtype: str, arg: str) -> str:
     return hint
 
 
-# Backend packages, in the order they register: variants() lists in this order. numpy and cuda
-# are cheap to import (the CUDA C++ launchers touch pykern._cuda only when called); numba_cuda
-# imports numba.cuda, which takes a second or two, so it is imported only when a caller asks
-# about the numba backend or about every backend: a NumPy-only program never pays for it.
-_PACKAGES = (("numpy", "cpu"), ("cuda", "cuda"), ("numba", "numba_cuda"))
+# Each backend's variants are registered by importing its package (_backends.EXECUTORS names
+# it), once, the first time someone asks about that backend: a NumPy-only program never imports
+# numba.cuda (a second or two). An ImportError from outside pykern (numba or numba-cuda missing
+# or broken) makes the backend unavailable, and pk.backends() gives the error as the reason.
 _loaded: set = set()
+_load_errors: dict = {}  # backend -> why its package cannot be imported
 
 
-def _load(backend: Optional[str]) -> None:
-    """Import the backend packages needed to list ``backend``'s variants (None: all of them).
-
-    Packages always load in _PACKAGES order, so the registration order, and so the order of
-    variants(), does not depend on which backend was asked about first."""
-    import importlib
-    for be, pkg in _PACKAGES:
-        if be not in _loaded:
-            _loaded.add(be)
-            try:
-                importlib.import_module(f"{__package__}.{pkg}")
-            except ImportError as e:
-                # numba or numba-cuda missing: the backend has no variants, and backends() says
-                # why it is unavailable. Any other ImportError is a bug in pykern: raise it.
-                if not (e.name or "").startswith("numba"):
-                    raise
-        if be == backend:
-            return
-
-
-def _load_all() -> None:
-    _load(None)
+def load(backend: str) -> Optional[str]:
+    """Import ``backend``'s package, registering its variants (once); None, or the reason it
+    cannot be imported."""
+    if backend in _loaded or backend in _load_errors:
+        return _load_errors.get(backend)
+    executor = EXECUTORS[backend]
+    package = f"{__package__}.{executor.package}"
+    try:
+        importlib.import_module(package)
+    except ImportError as e:
+        if (e.name or "").split(".")[0] == __package__:
+            raise  # one of pykern's own modules is missing: a bug to see, not a backend to hide
+        for key in [k for k in _VARIANTS if k[1] == backend]:
+            del _VARIANTS[key]  # registered before the failing import: they could not run
+        _load_errors[backend] = (f"{package} cannot be imported ({type(e).__name__}: {e})"
+                                 + (f"; {executor.requires}" if executor.requires else ""))
+        return _load_errors[backend]
+    _loaded.add(backend)
+    return None

@@ -70,6 +70,60 @@ def test_checker_rejects_broken_variants(broken_variants):
         assert "FAIL" in str(report)
 
 
+def _planted_sim():
+    """pykern._cuda_sim, which carries the correct and broken kernels of csrc/sim/planted.cu."""
+    require_backend("cuda")
+    from pykern._device import ext
+    mod = ext()
+    if not hasattr(mod, "planted_run"):
+        pytest.skip("the planted kernels are built only into pykern._cuda_sim (PYKERN_CUDA_SIM=1)")
+    return mod
+
+
+def test_checker_catches_an_unwritten_element_of_a_cuda_kernel_by_device_side_poisoning():
+    """Launchers that leave part of the output unwritten, around the planted correct kernels: the
+    output is device memory poisoned with NaN bytes before the launch, so every unwritten
+    element shows as a NaN where the reference is finite, and nothing else differs."""
+    mod = _planted_sim()
+
+    def relu_skips_last(x, y):
+        """Deliberately broken: the planted correct relu kernel on all but the last element."""
+        mod.planted_run("off_by_one_store", False, x.ptr, 0, y.ptr, x.size - 1, 0, 0)
+
+    def matmul_skips_edge_tile(a, b, c):
+        """Deliberately broken: the planted correct tiled matmul on whole 16-row tiles only."""
+        (m, k), n = a.shape, b.shape[1]
+        mod.planted_run("off_by_one_tile_edge", False, a.ptr, b.ptr, c.ptr, m // 16 * 16, n, k)
+
+    runs = [("relu", relu_skips_last, [{"shape": (300,)}, {"shape": (3, 5, 7)}],
+             lambda case: np.prod(case["shape"]) - 1 + np.arange(1)),
+            ("matmul", matmul_skips_edge_tile, [{"M": 37, "N": 29, "K": 45}, {"M": 20, "N": 3, "K": 17}],
+             lambda case: np.arange(case["M"] // 16 * 16 * case["N"], case["M"] * case["N"]))]
+    for op, fn, cases, unwritten in runs:
+        _registry.register(op, "cuda", dtypes=("float32",))(fn)
+        try:
+            report = pk.check(op, "cuda", fn.__name__, trials=1, cases=cases)
+        finally:
+            _registry.unregister(op, "cuda", fn.__name__)
+        assert not report.passed and len(report.results) == len(cases), str(report)
+        for (_, _, _, cmp), case in zip(report.results, cases):
+            flat = unwritten(case)
+            shape = case.get("shape") or (case["M"], case["N"])
+            assert cmp.nan_mismatch == cmp.n_bad == flat.size, cmp.message()
+            assert [i for i, _, _ in cmp.first_bad] == [np.unravel_index(j, shape) for j in flat[:5]]
+            assert all(np.isnan(got) and np.isfinite(ref) for _, got, ref in cmp.first_bad)
+
+    def relu_planted(x, y):
+        """The control: the same planted kernel over every element."""
+        mod.planted_run("off_by_one_store", False, x.ptr, 0, y.ptr, x.size, 0, 0)
+
+    _registry.register("relu", "cuda", dtypes=("float32",))(relu_planted)
+    try:
+        assert pk.check("relu", "cuda", "relu_planted", trials=1, cases=runs[0][2]).passed
+    finally:
+        _registry.unregister("relu", "cuda", "relu_planted")
+
+
 def test_checker_accepts_correct_variants():
     for v in pk.variants(backend="numpy"):
         report = pk.check(v.op, "numpy", v.name, trials=1)

@@ -10,6 +10,7 @@ from conftest import seed_for
 import pykern.cpu.conv2d as conv
 from pykern._check import compare
 from pykern._dispatch import prepare
+from pykern.ops.conv2d import reference as conv_reference
 
 # (TARGET_COLS, MAX_COLS_BYTES): the default plan, one output row per block, two rows per block,
 # and several images per block (N=3 below leaves a short last block).
@@ -49,7 +50,7 @@ def test_im2col_gemm_exact(monkeypatch, plan, dtype, case):
     x, wt = _ints(rng, (n, c, h, w), dtype), _ints(rng, (k, c // g, r, s), dtype)
     bias = _ints(rng, (k,), dtype) if params.pop("bias", False) else None
     got, norm = _run("im2col_gemm", x, wt, bias, params)
-    ref = conv.reference(x, wt, bias, **norm)
+    ref = conv_reference(x, wt, bias, **norm)
     assert got.dtype == np.dtype(dtype)
     np.testing.assert_array_equal(got, ref.astype(dtype))
 
@@ -137,8 +138,8 @@ def _check_winograd(variant, dtype, case, seed):
     got, norm = _run(variant, x, wt, bias, params)
     x64, w64 = x.astype(np.float64), wt.astype(np.float64)
     b64 = None if bias is None else bias.astype(np.float64)
-    ref = conv.reference(x64, w64, b64, **norm)
-    mag = conv.reference(np.abs(x64), np.abs(w64), None if b64 is None else np.abs(b64),
+    ref = conv_reference(x64, w64, b64, **norm)
+    mag = conv_reference(np.abs(x64), np.abs(w64), None if b64 is None else np.abs(b64),
                          **(norm | {"activation": None}))
     cmp = compare(got, ref, mag, dtype)
     assert cmp.ok, cmp.message()

@@ -11,7 +11,7 @@ import pytest
 from conftest import require_backend, seed_for
 
 import pykern as pk
-from pykern.cpu.conv2d import reference as conv_reference
+from pykern.ops.conv2d import reference as conv_reference
 from pykern.numba_cuda import conv2d as numba_conv2d
 from pykern.numba_cuda import matmul as numba_matmul
 

@@ -1,7 +1,7 @@
 """2-D convolution on the CPU with NumPy (torch.nn.functional.conv2d semantics).
 
 Variants:
-  reference        the spec in float64: one tensordot per filter tap over strided views
+  reference        the spec (pykern/ops/conv2d.py) in float64, rounded to the output dtype
   im2col_gemm      gather the filter taps of a block of output pixels into a reused column buffer
                    (one strided-view copy), then one BLAS GEMM per (block, group), written straight
                    into y for one image (through a small buffer for several); 1x1 stride-1
@@ -44,6 +44,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from .._registry import register
+from ..ops.conv2d import reference
 
 # --- block sizes (data, not code) --------------------------------------------------------------
 # GEMM columns per block: OpenBLAS sgemm on 2 cores loses 10-25% below ~1k columns (the 7x7
@@ -88,41 +89,6 @@ WINOGRAD_4X4_MIN_CHANNELS = 16
 # convolution for deep neural networks", 2020) the float32 error above was about half of that with
 # the customary 2 and -2; F(2, 3) uses 0, 1, -1 either way.
 WINOGRAD_POINTS = (0, 1, -1, Fraction(1, 2), -2)
-
-
-def reference(x: np.ndarray, w: np.ndarray, bias=None, stride=(1, 1), padding=(0, 0),
-              dilation=(1, 1), groups: int = 1, activation=None) -> np.ndarray:
-    """Cross-correlation, computed in float64 (the spec every conv2d variant is checked against).
-
-    x: (N, C, H, W), w: (K, C//groups, R, S), bias: (K,) or None; stride, padding, dilation:
-    (h, w) pairs; groups splits C and K into `groups` independent blocks.
-
-        y[n, k, p, q] = bias[k] + sum_{c, r, s} x_pad[n, g*Cg + c, p*sh + r*dh, q*sw + s*dw]
-                                               * w[k, c, r, s]
-    with g = k // (K // groups), Cg = C // groups, x_pad = x zero-padded by (ph, pw) on each side.
-    Output y: (N, K, P, Q), P = (H + 2ph - dh(R-1) - 1) // sh + 1, Q likewise.
-    activation="relu" then sets y = max(y, 0) (NaN propagates).
-    """
-    n, c, h, wd = x.shape
-    k, cg, r, s = w.shape
-    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
-    p = (h + 2 * ph - dh * (r - 1) - 1) // sh + 1
-    q = (wd + 2 * pw - dw * (s - 1) - 1) // sw + 1
-    xp = np.pad(x.astype(np.float64, copy=False), ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-    xg = xp.reshape(n, groups, cg, h + 2 * ph, wd + 2 * pw)  # (N, G, Cg, Hp, Wp)
-    wg = w.astype(np.float64, copy=False).reshape(groups, k // groups, cg, r, s)  # (G, Kg, Cg, R, S)
-    y = np.zeros((n, groups, k // groups, p, q))
-    # Loop over the R*S filter taps only; each tap is one batched contraction over Cg.
-    for i in range(r):
-        for j in range(s):
-            tap = xg[:, :, :, i * dh: i * dh + sh * (p - 1) + 1: sh, j * dw: j * dw + sw * (q - 1) + 1: sw]
-            y += np.einsum("ngchw,gkc->ngkhw", tap, wg[:, :, :, i, j], optimize=True)
-    y = y.reshape(n, k, p, q)
-    if bias is not None:
-        y += bias.astype(np.float64, copy=False)[None, :, None, None]
-    if activation == "relu":
-        y = np.where(y < 0, 0.0, y)
-    return y
 
 
 # --- helpers shared by the fast variants --------------------------------------------------------

@@ -1,7 +1,7 @@
 """Matrix multiply on the CPU with NumPy.
 
 Variants:
-  reference   the spec in float64 (BLAS dgemm), cast to the output dtype
+  reference   the spec (pykern/ops/matmul.py) in float64 (BLAS dgemm), cast to the output dtype
   blas        np.matmul in the input dtype straight into the output (sgemm/dgemm); the default
 """
 from __future__ import annotations
@@ -9,14 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._registry import register
-
-
-def reference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """c[m, n] = sum_k a[m, k] * b[k, n], computed in float64.
-
-    a: (M, K), b: (K, N) -> c: (M, N) float64.
-    """
-    return np.matmul(a.astype(np.float64, copy=False), b.astype(np.float64, copy=False))
+from ..ops.matmul import reference
 
 
 @register("matmul", "numpy", dtypes=("float32", "float64"), name="reference")

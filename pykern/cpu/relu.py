@@ -1,7 +1,7 @@
 """ReLU on the CPU with NumPy.
 
 Variants:
-  reference   the spec, np.where, any float dtype
+  reference   the spec (pykern/ops/relu.py), np.where, any float dtype
   maximum     np.maximum writing straight into the output (no temporaries); the default
 """
 from __future__ import annotations
@@ -9,14 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._registry import register
-
-
-def reference(x: np.ndarray) -> np.ndarray:
-    """y = x where x >= 0 (or NaN), else 0; same shape and dtype as x.
-
-    x: any shape. NaN propagates (as torch.relu); the sign of a zero result is unspecified.
-    """
-    return np.where(x < 0, np.zeros((), x.dtype), x)
+from ..ops.relu import reference
 
 
 @register("relu", "numpy", dtypes=("float16", "float32", "float64"), name="reference")

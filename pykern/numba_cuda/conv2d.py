@@ -1,4 +1,4 @@
-"""2-D convolution in Numba CUDA, torch.nn.functional.conv2d semantics (see pykern/cpu/conv2d.py).
+"""2-D convolution in Numba CUDA, torch.nn.functional.conv2d semantics (see pykern/ops/conv2d.py).
 
 x: (N, C, H, W), w: (K, Cg, R, S) with Cg = C // groups, bias: (K,) or None -> y: (N, K, P, Q).
 

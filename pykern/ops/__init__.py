@@ -1,11 +1,15 @@
-"""Op specifications: validation, output shape, cost model and test/benchmark cases.
+"""Op specifications: validation, output shape, cost model, test/benchmark cases, and each op's
+float64 NumPy reference, the spec every variant is checked against.
 
-The math itself lives in the NumPy references (pykern/cpu/), which are the spec.
+Each op is one file here, ``pykern/ops/<name>.py``, defining ``SPEC`` (an OpSpec). Adding an op
+is its file plus its name in ``OPS``: the registry, the dispatch, the checker, the tests and the
+benchmarks all take the list of ops from here.
 """
-from .conv2d import CONV2D
-from .matmul import MATMUL
-from .relu import RELU
+from importlib import import_module
 
-SPECS = {s.name: s for s in (RELU, MATMUL, CONV2D)}
+# The ops, in the order every listing shows them.
+OPS = ("relu", "matmul", "conv2d")
 
-__all__ = ["SPECS", "RELU", "MATMUL", "CONV2D"]
+SPECS = {name: import_module(f"{__name__}.{name}").SPEC for name in OPS}
+
+__all__ = ["OPS", "SPECS"]

@@ -1,4 +1,5 @@
-"""What every op specification provides (see relu.py, matmul.py, conv2d.py)."""
+"""What every op specification provides (see relu.py, matmul.py, conv2d.py): each op file puts
+its float64 reference at the top, then its OpSpec subclass, then ``SPEC``, its one instance."""
 from __future__ import annotations
 
 from typing import Optional
@@ -43,7 +44,7 @@ class OpSpec:
                             f"{', '.join(FLOAT_DTYPES)} (or bfloat16 where a variant lists it)")
         return first.dtype
 
-    def output_dtype(self, in_dtype: np.dtype, variant=None) -> np.dtype:
+    def output_dtype(self, in_dtype: np.dtype) -> np.dtype:
         return in_dtype
 
     # --- math ------------------------------------------------------------------------------
@@ -74,9 +75,6 @@ class OpSpec:
 
     def case_id(self, case: dict) -> str:
         return ",".join(f"{k}={v}" for k, v in case.items())
-
-    def case_from_arrays(self, infos: dict, params: dict) -> dict:
-        raise NotImplementedError
 
 
 def random_array(rng: np.random.Generator, shape, dtype: str) -> np.ndarray:
