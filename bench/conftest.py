@@ -18,7 +18,7 @@ if "NUMBA_ENABLE_CUDASIM" not in os.environ and ctypes.util.find_library("cuda")
 import pytest  # noqa: E402
 
 import pykern as pk  # noqa: E402
-from pykern import bench  # noqa: E402
+from pykern import benchmark as bench  # noqa: E402
 
 
 def pytest_addoption(parser):

@@ -110,7 +110,7 @@ def cmd_demo(args) -> int:
 
 def _sizes_arg(ops, text):
     """--sizes for every selected op: {op: [case, ...]}; a token that is no size of an op is an error."""
-    from .bench import parse_sizes
+    from .benchmark import parse_sizes
     return None if text is None else {op: parse_sizes(op, text) for op in ops}
 
 
@@ -146,7 +146,7 @@ def check_output_path(path: str, what: str) -> None:
 
 def check_plot_path(path: str) -> None:
     check_output_path(path, "--plot")
-    from .bench import _pyplot
+    from .benchmark import _pyplot
     try:
         _pyplot()
     except RuntimeError as e:
@@ -167,7 +167,7 @@ def _check_outputs(args) -> None:
 
 
 def _outputs(doc, args, plot) -> int:
-    from .bench import write_json
+    from .benchmark import write_json
     status = 0
     if args.json:
         write_json(doc, args.json)
@@ -185,7 +185,7 @@ def _outputs(doc, args, plot) -> int:
 def cmd_bench(args) -> int:
     """Check, then time, every selected variant and baseline: median, IQR, rate, % of the
     measured ceiling, ratio to the baseline. Exit status 1 when a variant is wrong or errors."""
-    from . import bench
+    from . import benchmark as bench
     try:
         _check_outputs(args)
         ops = _ops_arg(args.op)
@@ -210,7 +210,7 @@ def cmd_bench(args) -> int:
 def cmd_compare(args) -> int:
     """CPU (NumPy default variant) vs GPU (cuda default, else numba) per size, data on the device
     and copies counted, and where the GPU starts to win."""
-    from . import bench
+    from . import benchmark as bench
     try:
         _check_outputs(args)
         ops = _ops_arg(args.op)
@@ -241,14 +241,14 @@ def build_parser(prog: str = "pykern") -> argparse.ArgumentParser:
     demo.add_argument("--reps", type=int, default=5, help="timed repetitions per variant (median reported)")
     demo.set_defaults(fn=cmd_demo)
 
-    from .bench import SIZE_FORMS
+    from .benchmark import SIZE_FORMS
     sizes_help = "comma-separated sizes, per op: " + "; ".join(f"{op} {forms}" for op, forms in SIZE_FORMS.items())
     bench = sub.add_parser("bench", help="check then time variants and baselines: median, IQR, rate, "
                                          "%% of measured ceiling, ratio to the baseline")
     bench.add_argument("--op", help=f"comma-separated ops (default all: {','.join(SPECS)})")
     bench.add_argument("--backend", help="comma-separated backends: numpy,numba,cuda (default all available)")
     bench.add_argument("--variant", help="comma-separated variant names (baselines still run, for the ratio)")
-    bench.add_argument("--sizes", help=sizes_help + " (default: the per-device sizes in pykern/bench.py)")
+    bench.add_argument("--sizes", help=sizes_help + " (default: the per-device sizes in pykern/benchmark/)")
     bench.add_argument("--dtype", default="auto",
                        help="float32, float64, float16, bfloat16, or auto: float32 where a variant takes it, "
                             "else its first dtype (default auto)")
@@ -266,7 +266,7 @@ def build_parser(prog: str = "pykern") -> argparse.ArgumentParser:
     comp = sub.add_parser("compare", help="CPU vs GPU per size, with and without host<->device copies, "
                                           "and the size where the GPU starts to win")
     comp.add_argument("--op", help=f"comma-separated ops (default all: {','.join(SPECS)})")
-    comp.add_argument("--sizes", help=sizes_help + " (default: the ranges in pykern/bench.py)")
+    comp.add_argument("--sizes", help=sizes_help + " (default: the ranges in pykern/benchmark/)")
     comp.add_argument("--dtype", default="float32", help="input dtype (default float32)")
     comp.add_argument("--json", metavar="PATH", help="write the table and the environment as JSON")
     comp.add_argument("--plot", metavar="PATH", help="plot time per size (needs matplotlib)")

@@ -1,4 +1,4 @@
-"""The benchmark machinery (pykern.bench, `python -m pykern bench|compare`), on tiny CPU sizes.
+"""The benchmark machinery (pykern.benchmark, `python -m pykern bench|compare`), on tiny CPU sizes.
 
 GPU timings cannot be checked here; what can: plans come from the registry, a wrong variant is
 reported and not timed, the JSON carries what it promises, sizes parse, ratios and crossovers are
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import pykern as pk
-from pykern import bench, cli
+from pykern import benchmark as bench, cli
 from pykern._backends import simulator_enabled
 from pykern._registry import register, unregister
 from pykern._timing import EventClock, measure

@@ -8,7 +8,7 @@ matplotlib = pytest.importorskip("matplotlib")
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from pykern import bench  # noqa: E402
+from pykern import benchmark as bench  # noqa: E402
 
 ENV = {"date": "2026-12-02T21:00:00+00:00", "package_version": "0.1.0", "git_commit": "abcdef1234567",
        "cpu": {"model": "Test CPU", "cores": 2, "usable_cores": 2},

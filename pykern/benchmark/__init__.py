@@ -28,15 +28,15 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from . import __version__
-from ._arrays import describe
-from ._backends import (SIM_TIMING_NOTE, availability, backends, cuda_simulator_enabled, on_simulator,
+from .. import __version__
+from .._arrays import describe
+from .._backends import (SIM_TIMING_NOTE, availability, backends, cuda_simulator_enabled, on_simulator,
                         simulator_enabled)
-from ._check import compare, tolerance_key
-from ._dispatch import Unsupported, prepare
-from ._registry import BACKENDS, Variant, variants
-from ._timing import EventClock, gpu_flusher, host_clock, measure
-from .ops import SPECS
+from .._check import compare, tolerance_key
+from .._dispatch import Unsupported, prepare
+from .._registry import BACKENDS, Variant, variants
+from .._timing import EventClock, gpu_flusher, host_clock, measure
+from ..ops import SPECS
 
 SCHEMA = "pykern-bench/1"
 
@@ -540,7 +540,7 @@ def gpu_info() -> tuple[Optional[dict], Optional[str]]:
     why = []
     if availability("cuda").available:
         try:
-            from ._device import ext
+            from .._device import ext
             p = dict(ext().device_properties())
             p["compute_capability"] = list(p["compute_capability"])
             p["driver_version"] = _version_str(p["driver_version"])
@@ -600,7 +600,7 @@ def git_commit() -> Optional[str]:
     package), else git in the source tree, else git in the working directory."""
     if os.environ.get("PYKERN_GIT_COMMIT"):
         return os.environ["PYKERN_GIT_COMMIT"]
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the checkout
     for d in (here, os.getcwd()):
         try:
             out = subprocess.run(["git", "-C", d, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
@@ -687,7 +687,7 @@ def gpu_memory_ceiling() -> dict:
     nbytes = 1 << 30
     errors = []
     try:
-        from ._device import DeviceArray, ext
+        from .._device import DeviceArray, ext
         src, dst = DeviceArray.empty((nbytes,), np.uint8), DeviceArray.empty((nbytes,), np.uint8)
         mod = ext()
         mod.memset(src.ptr, 1, nbytes)
