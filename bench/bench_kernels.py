@@ -57,7 +57,7 @@ def test_kernel(benchmark, pykern_session, request, op, backend, variant, size, 
                 check_ok=cmp.ok, max_rel_err=cmp.max_rel_err)
     flush = bench.flusher(t.device)[0] if benchmark.enabled else None
     rounds = max(3, min(30, int(bench.DEFAULT_ENTRY_BUDGET_S / max(once, 1e-6))))
-    benchmark.pedantic(runner.run, setup=flush, rounds=rounds, warmup_rounds=1 if once < 0.25 else 0)
+    benchmark.pedantic(runner.run, setup=flush, rounds=rounds, warmup_rounds=bench.warmup_runs(once))
     runner.sync()
     if not benchmark.enabled:
         return

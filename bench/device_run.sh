@@ -175,8 +175,7 @@ step compare "$C" "$PY" -m pykern compare --json "$RESULTS/compare.json" --plot 
 
 # --- summary, tarball, $OUT -------------------------------------------------------------------------
 record total "-" "$(( $(date +%s) - T0 ))" "-" "budget ${TOTAL}s"
-if ! (cd "$WORK" && PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}" "$PY" -c \
-      "import sys; from pykern.benchmark import device_summary; print(device_summary(sys.argv[1]))" "$RESULTS") \
+if ! (cd "$WORK" && PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}" "$PY" "$REPO/bench/device_summary.py" "$RESULTS") \
       > "$RESULTS/summary.txt" 2> "$RESULTS/summary.err"; then
   { echo "summary script failed (see summary.err); steps:"; cat "$STEPS"; } > "$RESULTS/summary.txt"
 fi
