@@ -9,7 +9,7 @@
 #           compute-sanitizer over every CUDA C++ variant on small shapes (bench/sanitize.py)
 #   bench   python -m pykern bench: the sweep, JSON and plot
 #   compare python -m pykern compare: CPU vs GPU, JSON and plot
-# then prints a summary table last. Everything goes to RESULTS_DIR (default
+# then prints a summary table last (bench/device_summary.py). Everything goes to RESULTS_DIR (default
 # bench/results/<device-name-slug>/); results files are only ever written by this script.
 #
 # Budget: under 9 minutes on an H100. Each step runs under `timeout` with its own budget, cut

@@ -1,5 +1,10 @@
 """Timing: warm-up first, then repeated runs on the right clock, reported as median and spread.
 
+``measure`` is pykern's one timing loop: ``pykern demo``, ``pykern bench`` and ``compare`` (and
+their ceilings) and bench/bench_conv2d_cpu.py time through it; the pytest-benchmark suite in
+bench/ hands the same clocks and flush to pytest-benchmark's own rounds. ``backend_clock`` says
+which clock times a backend's kernels.
+
 Clocks. A clock is a zero-argument callable returning a *stamp*; ``end - start`` is the elapsed
 time in seconds. On the CPU a stamp is ``time.perf_counter()``. On a GPU a stamp is a CUDA event
 recorded on the legacy default stream (the stream pykern, Numba, CuPy and PyTorch launch on by
