@@ -32,12 +32,12 @@ BASELINE_SETTINGS = [
 ]
 
 
-def noop() -> None:
+def _noop() -> None:
     return None
 
 
 @lru_cache(maxsize=None)
-def lib_reason(lib: str) -> Optional[str]:
+def _lib_reason(lib: str) -> Optional[str]:
     """None when the baseline library can run here, else why not."""
     if lib == "numpy":
         return None
@@ -90,12 +90,12 @@ def _from_torch(t) -> np.ndarray:
 
 def _torch_sync(device: str) -> Callable[[], None]:
     if device == "cpu":
-        return noop
+        return _noop
     import torch
     return torch.cuda.synchronize
 
 
-def cupy_sync() -> None:
+def _cupy_sync() -> None:
     import cupy
     cupy.cuda.Device().synchronize()
 
@@ -103,14 +103,14 @@ def cupy_sync() -> None:
 def _np_matmul(arrays, params):
     a, b = arrays["a"], arrays["b"]
     c = np.empty((a.shape[0], b.shape[1]), a.dtype)
-    return (lambda: np.matmul(a, b, out=c)), noop, (lambda: c)
+    return (lambda: np.matmul(a, b, out=c)), _noop, (lambda: c)
 
 
 def _np_relu(arrays, params):
     x = arrays["x"]
     y = np.empty_like(x)
     zero = np.zeros((), x.dtype)
-    return (lambda: np.maximum(x, zero, out=y)), noop, (lambda: y)
+    return (lambda: np.maximum(x, zero, out=y)), _noop, (lambda: y)
 
 
 def _torch_builder(op: str, device: str):
@@ -159,11 +159,11 @@ def _cupy_builder(op: str):
                 cupy.maximum(x, zero, out=y)
         else:
             raise ValueError(op)
-        return run, cupy_sync, (lambda: cupy.asnumpy(y))
+        return run, _cupy_sync, (lambda: cupy.asnumpy(y))
     return build
 
 
-NP_DTYPES = ("float16", "float32", "float64")
+_NP = ("float16", "float32", "float64")
 _TORCH = ("float16", "bfloat16", "float32", "float64")
 
 # Per (op, device), the first baseline that runs is the one the ratio refers to; the others are
@@ -173,15 +173,15 @@ BASELINES = [
              ("float32", "float64"), _np_matmul),
     Baseline("matmul", "cpu", "torch-cpu", "torch.matmul on the CPU", "torch_cpu", _TORCH,
              _torch_builder("matmul", "cpu")),
-    Baseline("matmul", "gpu", "cupy", "cupy.matmul: cuBLAS GEMM (no TF32)", "cupy", NP_DTYPES, _cupy_builder("matmul")),
+    Baseline("matmul", "gpu", "cupy", "cupy.matmul: cuBLAS GEMM (no TF32)", "cupy", _NP, _cupy_builder("matmul")),
     Baseline("matmul", "gpu", "torch-cuda", "torch.matmul: cuBLAS GEMM, TF32 off", "torch", _TORCH,
              _torch_builder("matmul", "cuda")),
     Baseline("conv2d", "cpu", "torch-cpu", "torch F.conv2d on the CPU (oneDNN)", "torch_cpu", _TORCH,
              _torch_builder("conv2d", "cpu")),
     Baseline("conv2d", "gpu", "torch-cuda", "torch F.conv2d: cuDNN, TF32 off, autotuned", "torch", _TORCH,
              _torch_builder("conv2d", "cuda")),
-    Baseline("relu", "cpu", "numpy", "np.maximum(x, 0, out=y)", "numpy", NP_DTYPES, _np_relu),
+    Baseline("relu", "cpu", "numpy", "np.maximum(x, 0, out=y)", "numpy", _NP, _np_relu),
     Baseline("relu", "cpu", "torch-cpu", "torch.relu on the CPU", "torch_cpu", _TORCH, _torch_builder("relu", "cpu")),
     Baseline("relu", "gpu", "torch-cuda", "torch.relu", "torch", _TORCH, _torch_builder("relu", "cuda")),
-    Baseline("relu", "gpu", "cupy", "cupy.maximum(x, 0, out=y)", "cupy", NP_DTYPES, _cupy_builder("relu")),
+    Baseline("relu", "gpu", "cupy", "cupy.maximum(x, 0, out=y)", "cupy", _NP, _cupy_builder("relu")),
 ]

@@ -11,7 +11,7 @@ from typing import Optional
 
 from .. import __version__
 from .._backends import availability, backends, cuda_simulator_enabled, simulator_enabled
-from .baselines import BASELINE_SETTINGS, lib_reason
+from .baselines import BASELINE_SETTINGS, _lib_reason
 
 # Other processes taking more than this share of the CPUs while a CPU entry ran make its timing
 # suspect (see run.entry_flags), and the whole run's table ends with a warning.
@@ -52,7 +52,7 @@ def gpu_info() -> tuple[Optional[dict], Optional[str]]:
             why.append(f"pykern._cuda: {e}")
     else:
         why.append(f"pykern._cuda: {availability('cuda').reason}")
-    if lib_reason("cupy") is None:
+    if _lib_reason("cupy") is None:
         import cupy
         rt = cupy.cuda.runtime
         p = rt.getDeviceProperties(cupy.cuda.Device().id)

@@ -8,7 +8,7 @@ from typing import Optional
 from .._backends import SIM_TIMING_NOTE, availability, on_simulator
 from .._registry import BACKENDS, Variant, variants
 from ..ops import SPECS
-from .baselines import BASELINES, Baseline, lib_reason
+from .baselines import BASELINES, Baseline, _lib_reason
 from .cases import BENCH_CASES, BENCH_LATE_CASES
 from .environment import gpu_present
 
@@ -48,7 +48,7 @@ class Target:
 def unavailable_reason(t: Target) -> Optional[str]:
     """Why ``t`` cannot be timed on this machine, or None."""
     if t.baseline is not None:
-        return lib_reason(t.baseline.lib)
+        return _lib_reason(t.baseline.lib)
     a = availability(t.backend)
     if not a.available:
         return a.reason
