@@ -27,7 +27,6 @@ import ctypes
 import ctypes.util
 import math
 import os
-import resource
 import statistics
 import sys
 import time
@@ -40,6 +39,8 @@ import pykern.cpu.conv2d as conv  # noqa: E402
 from pykern._check import compare  # noqa: E402
 from pykern._dispatch import Unsupported, prepare  # noqa: E402
 from pykern._registry import variants  # noqa: E402
+from pykern._timing import host_clock, measure, summarize  # noqa: E402
+from pykern.benchmark.environment import OtherLoad  # noqa: E402
 from pykern.ops import SPECS  # noqa: E402
 
 try:
@@ -175,23 +176,9 @@ if pytest is not None:
 
 
 # --- script: the side-by-side table -------------------------------------------------------------
-def _cpu_busy():
-    with open("/proc/stat") as f:
-        v = [int(a) for a in f.readline().split()[1:]]
-    return sum(v) - v[3] - v[4], sum(v)
-
-
-class OtherLoad:
-    """Share of the machine's CPU time that other processes used while the block ran."""
-
-    def __enter__(self):
-        self.t0, self.r0 = _cpu_busy(), resource.getrusage(resource.RUSAGE_SELF)
-        return self
-
-    def __exit__(self, *exc):
-        (b1, t1), r1 = _cpu_busy(), resource.getrusage(resource.RUSAGE_SELF)
-        mine = (r1.ru_utime + r1.ru_stime - self.r0.ru_utime - self.r0.ru_stime) * os.sysconf("SC_CLK_TCK")
-        self.share = max(0.0, (b1 - self.t0[0] - mine) / max(1, t1 - self.t0[1]))
+def other_load(load: OtherLoad) -> float:
+    """The share other processes took (0 where /proc/stat cannot tell)."""
+    return load.share or 0.0
 
 
 # OpenBLAS worker threads spin for up to 2^28 cycles (~0.1 s) after a call before they sleep, and
@@ -206,23 +193,21 @@ def wait_for_idle(max_share: float, patience_s: float = 120.0) -> None:
     while time.monotonic() < deadline:
         with OtherLoad() as load:
             time.sleep(0.5)
-        if load.share <= max_share:
+        if other_load(load) <= max_share:
             return
 
 
 def time_side_by_side(runs: dict, reps: int, block: int = 5) -> dict:
-    """impl -> list of seconds: blocks of ``block`` back-to-back calls per implementation (the
-    first of each block is a warm-up and not kept), blocks of all implementations alternating,
-    with a pause before each block so that no other library's threads are still spinning."""
+    """impl -> list of seconds: blocks of ``block`` back-to-back calls per implementation, each
+    block one pykern._timing.measure (a warm-up call first, not kept), blocks of all
+    implementations alternating, with a pause before each block so that no other library's
+    threads are still spinning."""
     times = {k: [] for k in runs}
     while min(len(t) for t in times.values()) < reps:
         for impl, run in runs.items():
             time.sleep(SETTLE_S)
-            run()
-            for _ in range(block):
-                t0 = time.perf_counter()
-                run()
-                times[impl].append(time.perf_counter() - t0)
+            _, samples = measure(run, host_clock, warmup=1, min_reps=block, max_reps=block, budget_s=math.inf)
+            times[impl].extend(samples)
     return times
 
 
@@ -336,12 +321,13 @@ def _one_run(impls, args):
             wait_for_idle(args.max_load)
             with OtherLoad() as load:
                 times = time_side_by_side(runs, args.reps)
-            if load.share <= args.max_load:
+            if other_load(load) <= args.max_load:
                 break
-        loads.append(load.share)
-        results[name] = {impl: statistics.median(t) for impl, t in times.items()}
+        loads.append(other_load(load))
+        timings = {impl: summarize(t) for impl, t in times.items()}
+        results[name] = {impl: t.median for impl, t in timings.items()}
         results[name]["_flops"] = lay.flops
-        results[name]["_iqr"] = {impl: _iqr(t) for impl, t in times.items()}
+        results[name]["_iqr"] = {impl: t.iqr for impl, t in timings.items()}
         if args.profile:
             results[name]["_profile"] = {impl: profile(lay, impl, max(3, args.reps // 3))
                                          for impl in runs if impl != "torch"}
@@ -374,11 +360,6 @@ def _geomeans(results):
             if not impl.startswith("_") and impl != "torch" and "torch" in r:
                 ratios.setdefault(impl, []).append(t / r["torch"])
     return {impl: (math.exp(sum(math.log(x) for x in rs) / len(rs)), len(rs)) for impl, rs in ratios.items()}
-
-
-def _iqr(t):
-    q = statistics.quantiles(t, n=4) if len(t) >= 4 else [min(t), 0, max(t)]
-    return q[2] - q[0]
 
 
 def _print_table(results, impls):

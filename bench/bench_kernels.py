@@ -1,6 +1,6 @@
 """Every registered variant and library baseline: op x backend x variant x size x dtype.
 
-Generated from the registry through pykern.bench.plan, so a new variant is benchmarked by
+Generated from the registry through pykern.benchmark.plan, so a new variant is benchmarked by
 registering it. Each entry is checked against the float64 reference first (a wrong variant
 fails here, untimed), then timed with pytest-benchmark's pedantic mode: a warm-up round, the
 GPU's L2 flushed before each round (outside the timed interval), and on a GPU the timer is a
@@ -8,7 +8,7 @@ CUDA-event clock (pykern._timing.EventClock), so the rounds measure the GPU's ti
 """
 import pytest
 
-from pykern import bench
+from pykern import benchmark as bench
 
 _ENTRIES = {}  # (op, backend, variant, size, dtype) -> Entry, or a reason the target is skipped
 
@@ -57,7 +57,7 @@ def test_kernel(benchmark, pykern_session, request, op, backend, variant, size, 
                 check_ok=cmp.ok, max_rel_err=cmp.max_rel_err)
     flush = bench.flusher(t.device)[0] if benchmark.enabled else None
     rounds = max(3, min(30, int(bench.DEFAULT_ENTRY_BUDGET_S / max(once, 1e-6))))
-    benchmark.pedantic(runner.run, setup=flush, rounds=rounds, warmup_rounds=1 if once < 0.25 else 0)
+    benchmark.pedantic(runner.run, setup=flush, rounds=rounds, warmup_rounds=bench.warmup_runs(once))
     runner.sync()
     if not benchmark.enabled:
         return

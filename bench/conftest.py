@@ -18,7 +18,7 @@ if "NUMBA_ENABLE_CUDASIM" not in os.environ and ctypes.util.find_library("cuda")
 import pytest  # noqa: E402
 
 import pykern as pk  # noqa: E402
-from pykern import bench  # noqa: E402
+from pykern import benchmark as bench  # noqa: E402
 
 
 def pytest_addoption(parser):
@@ -86,15 +86,19 @@ def pytest_collection_modifyitems(config, items):
 
 
 # pytest-benchmark warns "machine_info is different" when --benchmark-compare finds any change,
-# so machine_info holds only what identifies the machine; the run's date, commit, libraries and
-# backend reasons go to the JSON's "pykern_run" instead.
+# so machine_info holds only what identifies the machine. Its own machine_info already names the
+# CPU, Python and OS, and its datetime the date: pykern adds the GPU it cannot see, and the run's
+# libraries, backend reasons and baseline settings go to the JSON's "pykern_run". The commit stays
+# there too: pytest-benchmark's commit_info reads the working directory's git ("unversioned" when
+# pytest runs from outside the checkout), pykern's finds the checkout itself.
 _VOLATILE_CPU_KEYS = ("hz_actual", "hz_actual_friendly")  # py-cpuinfo's current clock frequency
+_IN_PYTEST_BENCHMARK_JSON = ("date", "python", "platform")
 
 
 def pytest_benchmark_update_machine_info(config, machine_info):
     for k in _VOLATILE_CPU_KEYS:
         (machine_info.get("cpu") or {}).pop(k, None)
-    machine_info["pykern"] = bench.machine_identity()
+    machine_info["pykern"] = {"gpu": bench.gpu_identity()}
 
 
 def _ratios():
@@ -111,7 +115,7 @@ def pytest_benchmark_update_json(config, benchmarks, output_json):
             b["extra_info"]["ratio_to_baseline"] = rec["ratio_to_baseline"]
             b["extra_info"]["baseline"] = rec["baseline"]
     output_json["pykern_ceilings"] = _SESSION.ceilings
-    output_json["pykern_run"] = bench.environment()
+    output_json["pykern_run"] = {k: v for k, v in bench.environment().items() if k not in _IN_PYTEST_BENCHMARK_JSON}
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):

@@ -9,7 +9,7 @@
 #           compute-sanitizer over every CUDA C++ variant on small shapes (bench/sanitize.py)
 #   bench   python -m pykern bench: the sweep, JSON and plot
 #   compare python -m pykern compare: CPU vs GPU, JSON and plot
-# then prints a summary table last. Everything goes to RESULTS_DIR (default
+# then prints a summary table last (bench/device_summary.py). Everything goes to RESULTS_DIR (default
 # bench/results/<device-name-slug>/); results files are only ever written by this script.
 #
 # Budget: under 9 minutes on an H100. Each step runs under `timeout` with its own budget, cut
@@ -175,8 +175,7 @@ step compare "$C" "$PY" -m pykern compare --json "$RESULTS/compare.json" --plot 
 
 # --- summary, tarball, $OUT -------------------------------------------------------------------------
 record total "-" "$(( $(date +%s) - T0 ))" "-" "budget ${TOTAL}s"
-if ! (cd "$WORK" && PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}" "$PY" -c \
-      "import sys; from pykern.bench import device_summary; print(device_summary(sys.argv[1]))" "$RESULTS") \
+if ! (cd "$WORK" && PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}" "$PY" "$REPO/bench/device_summary.py" "$RESULTS") \
       > "$RESULTS/summary.txt" 2> "$RESULTS/summary.err"; then
   { echo "summary script failed (see summary.err); steps:"; cat "$STEPS"; } > "$RESULTS/summary.txt"
 fi

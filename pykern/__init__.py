@@ -19,8 +19,7 @@ from ._backends import Availability, backends
 from ._check import TOLERANCES, CheckReport, Comparison, check
 from ._dispatch import Unsupported, call
 from ._registry import Variant, variants
-
-__version__ = "0.1.0"
+from ._version import __version__
 
 
 def _warn_if_shadowing() -> None:

@@ -8,7 +8,6 @@ benchmarks time ``run()`` alone or the whole sequence (host<->device copies coun
 from __future__ import annotations
 
 import os
-import time
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Callable, Optional
@@ -142,17 +141,6 @@ class NumpyExecutor:
         arrays = [a.obj if a is not None else None for a in ins]
         return Prepared(lambda: variant.fn(*arrays, y, **params), lambda: y, lambda: None)
 
-    @staticmethod
-    def timer():
-        return _host_timer
-
-
-def _host_timer(fn, sync):
-    t0 = time.perf_counter()
-    fn()
-    sync()
-    return time.perf_counter() - t0
-
 
 class _GpuExecutor:
     """Shared host/device plumbing; subclasses say how to wrap, upload and allocate."""
@@ -222,22 +210,6 @@ class NumbaExecutor(_GpuExecutor):
         from numba import cuda
         cuda.synchronize()
 
-    @staticmethod
-    def timer():
-        from numba import cuda
-        if simulator_enabled():
-            return _host_timer
-
-        def gpu_time(fn, sync):
-            start, end = cuda.event(), cuda.event()
-            start.record()
-            fn()
-            end.record()
-            end.synchronize()
-            return cuda.event_elapsed_time(start, end) / 1e3
-
-        return gpu_time
-
 
 class CudaExecutor(_GpuExecutor):
     """CUDA C++ kernels see ArrayInfo records: (ptr, shape, dtype) of device memory."""
@@ -279,23 +251,6 @@ class CudaExecutor(_GpuExecutor):
     def sync():
         from ._device import ext
         ext().synchronize()
-
-    @staticmethod
-    def timer():
-        from ._device import ext
-        if cuda_simulator_enabled():
-            return _host_timer  # host time of the simulation, not a GPU time
-
-        def gpu_time(fn, sync):
-            mod = ext()
-            start, end = mod.Event(), mod.Event()
-            start.record()
-            fn()
-            end.record()
-            end.synchronize()
-            return start.elapsed_ms(end) / 1e3
-
-        return gpu_time
 
 
 # The one list of backends, in the order pk.backends() and pk.variants() list them. A backend is

@@ -1,5 +1,10 @@
 """Timing: warm-up first, then repeated runs on the right clock, reported as median and spread.
 
+``measure`` is pykern's one timing loop: ``pykern demo``, ``pykern bench`` and ``compare`` (and
+their ceilings) and bench/bench_conv2d_cpu.py time through it; the pytest-benchmark suite in
+bench/ hands the same clocks and flush to pytest-benchmark's own rounds. ``backend_clock`` says
+which clock times a backend's kernels.
+
 Clocks. A clock is a zero-argument callable returning a *stamp*; ``end - start`` is the elapsed
 time in seconds. On the CPU a stamp is ``time.perf_counter()``. On a GPU a stamp is a CUDA event
 recorded on the legacy default stream (the stream pykern, Numba, CuPy and PyTorch launch on by
@@ -23,7 +28,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from ._backends import EXECUTORS
+from ._backends import on_simulator
 
 
 @dataclass(frozen=True)
@@ -51,15 +56,6 @@ def summarize(samples: list) -> Timing:
     else:
         q25, q75 = s[0], s[-1]
     return Timing(statistics.median(s), q25, q75, len(s))
-
-
-def time_prepared(prepared, backend: str, *, warmup: int = 2, reps: int = 10) -> Timing:
-    """Median time of ``prepared.run()`` alone (data already in place)."""
-    clock = EXECUTORS[backend].timer()
-    for _ in range(warmup):
-        prepared.run()
-    prepared.sync()
-    return summarize([clock(prepared.run, prepared.sync) for _ in range(reps)])
 
 
 # --- clocks -------------------------------------------------------------------------------------
@@ -114,6 +110,15 @@ class EventClock:
         ev = new()
         ev.record()
         return _EventStamp(ev, elapsed)
+
+
+def backend_clock(backend: str) -> Callable:
+    """The clock for ``backend``'s kernels: the CUDA events of the library that launches them on a
+    GPU (pykern._cuda for cuda, Numba's for numba), the host clock on the CPU and in a simulator
+    (where the time is the simulation's, not a GPU's)."""
+    if backend == "numpy" or on_simulator(backend):
+        return host_clock
+    return EventClock("pykern" if backend == "cuda" else "numba")
 
 
 # --- cache flushing ---------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from ._backends import backends, cuda_simulator_enabled, on_simulator, simulator
 from ._check import compare, tolerance_key
 from ._dispatch import Unsupported, prepare
 from ._registry import variants
-from ._timing import time_prepared
+from ._timing import backend_clock, measure
 from .ops import SPECS
 
 
@@ -53,6 +53,17 @@ def _rate(spec, case, dtype, seconds) -> float:
     return spec.flops(case) / seconds / 1e9
 
 
+def _time_demo(prepared, backend: str, reps: int):
+    """``reps`` timed runs of the prepared kernel after one warm-up, on the backend's clock, with
+    the cache flush of ``pykern bench`` before each (on a GPU; see pykern/_timing.py)."""
+    from .benchmark import flusher
+    from .benchmark.plan import device_of
+    timing, _ = measure(prepared.run, backend_clock(backend), sync=prepared.sync,
+                        flush=flusher(device_of(backend))[0], warmup=1, min_reps=reps, max_reps=reps,
+                        budget_s=float("inf"))
+    return timing
+
+
 def cmd_demo(args) -> int:
     """Run every available variant of every op once on a default size, check it, time it."""
     bk = backends()
@@ -80,17 +91,18 @@ def cmd_demo(args) -> int:
             cmp = compare(got, spec.reference(a64, prepared.params), spec.magnitude(a64, prepared.params),
                           tolerance_key(dtype, got.dtype))
             failures += not cmp.ok
-            timing = None if sim else time_prepared(prepared, var.backend, warmup=1, reps=args.reps)
+            timing = None if sim else _time_demo(prepared, var.backend, args.reps)
             rows.append((var, dtype, spec.case_id(case), cmp, timing,
                          None if timing is None else _rate(spec, case, dtype, timing.median), spec.rate_unit))
             print(f"  ran {var.key} ({dtype}, {spec.case_id(case)})", file=sys.stderr, flush=True)
     print(f"{'variant':28s} {'dtype':8s} {'case':24s} {'check':5s} {'max rel err':>11s} "
-          f"{'median':>10s} {'rate':>14s}")
+          f"{'median':>10s} {'IQR':>7s} {'rate':>14s}")
     for var, dtype, cid, cmp, timing, rate, unit in rows:
         t = "sim" if timing is None else f"{timing.median * 1e3:8.3f}ms"
+        spread = "-" if timing is None else f"{100 * timing.spread:6.1f}%"
         r = "-" if rate is None else f"{rate:9.2f} {unit}"
         print(f"{var.key:28s} {dtype:8s} {cid:24s} {'ok' if cmp.ok else 'FAIL':5s} "
-              f"{cmp.max_rel_err:11.2e} {t:>10s} {r:>14s}")
+              f"{cmp.max_rel_err:11.2e} {t:>10s} {spread:>7s} {r:>14s}")
         if not cmp.ok:
             print("    " + cmp.message().replace("\n", "\n    "))
     if skipped:
@@ -110,7 +122,7 @@ def cmd_demo(args) -> int:
 
 def _sizes_arg(ops, text):
     """--sizes for every selected op: {op: [case, ...]}; a token that is no size of an op is an error."""
-    from .bench import parse_sizes
+    from .benchmark import parse_sizes
     return None if text is None else {op: parse_sizes(op, text) for op in ops}
 
 
@@ -146,9 +158,9 @@ def check_output_path(path: str, what: str) -> None:
 
 def check_plot_path(path: str) -> None:
     check_output_path(path, "--plot")
-    from .bench import _pyplot
+    from .benchmark import pyplot
     try:
-        _pyplot()
+        pyplot()
     except RuntimeError as e:
         raise ValueError(f"--plot: {e}") from None
     from matplotlib.backend_bases import FigureCanvasBase
@@ -167,7 +179,7 @@ def _check_outputs(args) -> None:
 
 
 def _outputs(doc, args, plot) -> int:
-    from .bench import write_json
+    from .benchmark import write_json
     status = 0
     if args.json:
         write_json(doc, args.json)
@@ -185,7 +197,7 @@ def _outputs(doc, args, plot) -> int:
 def cmd_bench(args) -> int:
     """Check, then time, every selected variant and baseline: median, IQR, rate, % of the
     measured ceiling, ratio to the baseline. Exit status 1 when a variant is wrong or errors."""
-    from . import bench
+    from . import benchmark as bench
     try:
         _check_outputs(args)
         ops = _ops_arg(args.op)
@@ -210,7 +222,7 @@ def cmd_bench(args) -> int:
 def cmd_compare(args) -> int:
     """CPU (NumPy default variant) vs GPU (cuda default, else numba) per size, data on the device
     and copies counted, and where the GPU starts to win."""
-    from . import bench
+    from . import benchmark as bench
     try:
         _check_outputs(args)
         ops = _ops_arg(args.op)
@@ -228,6 +240,24 @@ def cmd_compare(args) -> int:
     return 1 if wrong else status
 
 
+def _sweep_flags() -> argparse.ArgumentParser:
+    """The flags ``bench`` and ``compare`` share (argparse ``parents=``)."""
+    from .benchmark import SIZE_FORMS
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--op", help=f"comma-separated ops (default all: {','.join(SPECS)})")
+    p.add_argument("--sizes", help="comma-separated sizes, per op: "
+                   + "; ".join(f"{op} {forms}" for op, forms in SIZE_FORMS.items())
+                   + " (default: the sizes in pykern/benchmark/cases.py)")
+    p.add_argument("--json", metavar="PATH", help="write the results and the environment as JSON")
+    p.add_argument("--plot", metavar="PATH", help="plot the results (needs matplotlib)")
+    p.add_argument("--time-budget", type=float, metavar="SECONDS",
+                   help="start nothing new after this long (what is left is listed as skipped)")
+    p.add_argument("--quick", action="store_true", help="short timings, and small ceilings in bench (smoke tests)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    return p
+
+
 def build_parser(prog: str = "pykern") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description="pykern: compare GPU kernel variants",
                                 epilog="exit status: 0 all ran and were right, 1 a variant was wrong or "
@@ -238,42 +268,26 @@ def build_parser(prog: str = "pykern") -> argparse.ArgumentParser:
     info.set_defaults(fn=cmd_info)
     demo = sub.add_parser("demo", help="run, check and time every available variant on a default size")
     demo.add_argument("--op", choices=list(SPECS))
-    demo.add_argument("--reps", type=int, default=5, help="timed repetitions per variant (median reported)")
+    demo.add_argument("--reps", type=int, default=5, help="timed repetitions per variant (median and IQR reported)")
     demo.set_defaults(fn=cmd_demo)
 
-    from .bench import SIZE_FORMS
-    sizes_help = "comma-separated sizes, per op: " + "; ".join(f"{op} {forms}" for op, forms in SIZE_FORMS.items())
-    bench = sub.add_parser("bench", help="check then time variants and baselines: median, IQR, rate, "
-                                         "%% of measured ceiling, ratio to the baseline")
-    bench.add_argument("--op", help=f"comma-separated ops (default all: {','.join(SPECS)})")
+    shared = _sweep_flags()
+    bench = sub.add_parser("bench", parents=[shared],
+                           help="check then time variants and baselines: median, IQR, rate, "
+                                "%% of measured ceiling, ratio to the baseline")
     bench.add_argument("--backend", help="comma-separated backends: numpy,numba,cuda (default all available)")
     bench.add_argument("--variant", help="comma-separated variant names (baselines still run, for the ratio)")
-    bench.add_argument("--sizes", help=sizes_help + " (default: the per-device sizes in pykern/bench.py)")
     bench.add_argument("--dtype", default="auto",
                        help="float32, float64, float16, bfloat16, or auto: float32 where a variant takes it, "
                             "else its first dtype (default auto)")
-    bench.add_argument("--json", metavar="PATH", help="write every entry and the environment as JSON")
-    bench.add_argument("--plot", metavar="PATH", help="plot the variant ladder (needs matplotlib)")
     bench.add_argument("--reps", type=int, default=30, help="at most this many timed runs per entry (default 30)")
-    bench.add_argument("--time-budget", type=float, metavar="SECONDS",
-                       help="stop timing new entries after this long (the rest are listed as skipped)")
     bench.add_argument("--no-baselines", action="store_true", help="skip the library baselines")
-    bench.add_argument("--quick", action="store_true", help="small ceilings and short timings (smoke tests)")
-    bench.add_argument("--seed", type=int, default=0)
-    bench.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     bench.set_defaults(fn=cmd_bench)
 
-    comp = sub.add_parser("compare", help="CPU vs GPU per size, with and without host<->device copies, "
-                                          "and the size where the GPU starts to win")
-    comp.add_argument("--op", help=f"comma-separated ops (default all: {','.join(SPECS)})")
-    comp.add_argument("--sizes", help=sizes_help + " (default: the ranges in pykern/bench.py)")
+    comp = sub.add_parser("compare", parents=[shared],
+                          help="CPU vs GPU per size, with and without host<->device copies, "
+                               "and the size where the GPU starts to win")
     comp.add_argument("--dtype", default="float32", help="input dtype (default float32)")
-    comp.add_argument("--json", metavar="PATH", help="write the table and the environment as JSON")
-    comp.add_argument("--plot", metavar="PATH", help="plot time per size (needs matplotlib)")
-    comp.add_argument("--time-budget", type=float, metavar="SECONDS", help="stop after this long")
-    comp.add_argument("--quick", action="store_true", help="short timings (smoke tests)")
-    comp.add_argument("--seed", type=int, default=0)
-    comp.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     comp.set_defaults(fn=cmd_compare)
     return p
 

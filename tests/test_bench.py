@@ -1,19 +1,25 @@
-"""The benchmark machinery (pykern.bench, `python -m pykern bench|compare`), on tiny CPU sizes.
+"""The benchmark machinery (pykern.benchmark, `python -m pykern bench|compare`), on tiny CPU sizes.
 
 GPU timings cannot be checked here; what can: plans come from the registry, a wrong variant is
 reported and not timed, the JSON carries what it promises, sizes parse, ratios and crossovers are
 computed right, the GPU clock subtracts events, and the device-run summary reads its logs.
 """
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 import pykern as pk
-from pykern import bench, cli
+from pykern import benchmark as bench, cli
+from pykern.benchmark import run as bench_run
+
+BENCH_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench")
 from pykern._backends import simulator_enabled
 from pykern._registry import register, unregister
-from pykern._timing import EventClock, measure
+from pykern._timing import EventClock, backend_clock, host_clock, measure
 
 
 def run(argv, capsys):
@@ -245,7 +251,54 @@ def test_measure_warms_up_flushes_and_bounds_repetitions():
     assert len(samples) == 3
 
 
+def test_each_backend_times_on_its_own_clock():
+    from pykern._backends import on_simulator
+    assert backend_clock("numpy") is host_clock
+    for backend, lib in (("cuda", "pykern"), ("numba", "numba")):
+        clock = backend_clock(backend)
+        if on_simulator(backend):  # the simulation's host time: no CUDA events to record
+            assert clock is host_clock
+        else:
+            assert isinstance(clock, EventClock) and clock.lib == lib
+
+
+def test_demo_times_through_measure_with_the_bench_flush(monkeypatch):
+    """`pykern demo`: one warm-up, then exactly --reps timed runs, each after the device's flush."""
+    calls = []
+    monkeypatch.setattr(bench_run, "_FLUSHERS", {"cpu": (lambda: calls.append("flush"), "test flush")})
+    prepared = type("Prepared", (), {"run": lambda self: calls.append("run"), "sync": lambda self: None})()
+    timing = cli._time_demo(prepared, "numpy", 4)
+    assert timing.runs == 4 and timing.q25 <= timing.median <= timing.q75
+    assert calls == ["run"] + ["flush", "run"] * 4
+
+
+def test_the_conv2d_cpu_script_times_through_measure(monkeypatch):
+    """bench/bench_conv2d_cpu.py: alternating blocks, each a warm-up and then timed calls."""
+    import importlib.util
+    monkeypatch.setattr(sys, "path", list(sys.path))  # the script puts its checkout first
+    spec = importlib.util.spec_from_file_location("bench_conv2d_cpu_probe", os.path.join(BENCH_DIR,
+                                                                                         "bench_conv2d_cpu.py"))
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert script.measure is measure
+    monkeypatch.setattr(script, "SETTLE_S", 0.0)
+    calls = []
+    times = script.time_side_by_side({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")},
+                                     reps=4, block=2)
+    assert calls == ["a"] * 3 + ["b"] * 3 + ["a"] * 3 + ["b"] * 3  # warm-up + 2 timed, alternating
+    assert {k: len(v) for k, v in times.items()} == {"a": 4, "b": 4}
+    assert all(t >= 0 for v in times.values() for t in v)
+
+
 # --- the device run's summary ---------------------------------------------------------------------
+
+def device_summary(results_dir) -> str:
+    """bench/device_summary.py run the way bench/device_run.sh runs it (from an empty folder)."""
+    proc = subprocess.run([sys.executable, os.path.join(BENCH_DIR, "device_summary.py"), str(results_dir)],
+                          capture_output=True, text=True, timeout=120, cwd=results_dir)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
 
 def test_device_summary_reads_the_logs(tmp_path, capsys):
     code, _, _ = run(["bench", "--op", "relu", "--backend", "numpy", "--sizes", "64", "--quick", "--no-progress",
@@ -257,7 +310,7 @@ def test_device_summary_reads_the_logs(tmp_path, capsys):
     (tmp_path / "sanitize-memcheck.log").write_text("========= Invalid __global__ read\n"
                                                    "sanitize: 5 ok, 1 failed, 0 skipped\n"
                                                    "========= ERROR SUMMARY: 2 errors\n")
-    text = bench.device_summary(str(tmp_path))
+    text = device_summary(tmp_path)
     assert "3 failed, 10 passed, 2 skipped" in text
     assert "2 sanitizer errors; 5 ok, 1 failed, 0 skipped" in text
     assert "relu" in text and "numpy/" in text and "no compare.json" in text
@@ -295,12 +348,12 @@ def test_a_suspect_entry_is_retimed_once_and_keeps_its_flag(monkeypatch):
         calls.append(kw["budget_s"])
         return _rec(iqr_rel=0.5 if len(calls) == 1 else 0.3)
 
-    monkeypatch.setattr(bench, "run_entry", fake_run_entry)
+    monkeypatch.setattr(bench_run, "run_entry", fake_run_entry)
     rec = bench.run_entry_checked(None, None, budget_s=0.1)
     assert calls == [0.1, 0.1 * bench.RETIME_BUDGET_FACTOR]
     assert rec["retimed"] and rec["iqr_rel"] == 0.3 and rec["flags"][0].startswith("noisy")
     calls.clear()
-    monkeypatch.setattr(bench, "run_entry", lambda e, cache, **kw: calls.append(1) or _rec())
+    monkeypatch.setattr(bench_run, "run_entry", lambda e, cache, **kw: calls.append(1) or _rec())
     rec = bench.run_entry_checked(None, None)
     assert calls == [1] and rec["flags"] == [] and "retimed" not in rec  # a steady entry runs once
 
@@ -352,3 +405,27 @@ def test_device_summary_carries_flags_and_the_busy_warning():
     text = "\n".join(bench.summary_lines(doc))
     assert "; ! noisy: IQR is 35% of the median" in text
     assert "warning: the machine was busy: other processes took 70%" in text
+
+
+def test_every_command_of_the_device_run_exists():
+    """bench/device_run.sh runs on a GPU machine only: every script it names is in bench/, and the
+    `python -m pykern` commands of its steps parse here (shell expansions stand in as numbers)."""
+    import re
+    import shlex
+    with open(os.path.join(BENCH_DIR, "device_run.sh")) as f:
+        text = f.read()
+    scripts = set(re.findall(r"\$REPO/bench/([\w.]+\.py)", text))
+    assert scripts == {"sanitize.py", "device_summary.py"}
+    for name in scripts:
+        assert os.path.isfile(os.path.join(BENCH_DIR, name)), name
+    steps = [ln for ln in text.replace("\\\n", " ").splitlines() if ln.startswith("step ") and "-m pykern" in ln]
+    parser = cli.build_parser()
+    commands = []
+    for line in steps:
+        words = shlex.split(line)
+        argv = [("1" if w.startswith("$((") else w) for w in words[words.index("pykern") + 1:]]
+        args = parser.parse_args(argv)
+        assert args.json and args.plot and args.time_budget == 1
+        commands.append(args.command)
+    assert commands == ["bench", "compare"]
+    assert "pykern.bench " not in text and "pykern.bench import" not in text  # the old module is gone

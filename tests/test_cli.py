@@ -46,13 +46,19 @@ def test_demo_relu_checks_every_available_variant():
     for v in pk.variants("relu"):
         assert v.key in proc.stdout
     assert "FAIL" not in proc.stdout
+    header = next(ln for ln in proc.stdout.splitlines() if ln.startswith("variant "))
+    assert header.split()[-3:] == ["median", "IQR", "rate"]  # the spread, as in `pykern bench`
+    for v in pk.variants("relu", "numpy"):  # timed on the host: median, then the IQR in % of it
+        cells = next(ln for ln in proc.stdout.splitlines() if ln.startswith(v.key + " ")).split()
+        assert cells[-4].endswith("ms") and cells[-3].endswith("%"), cells
+        assert 0.0 <= float(cells[-3].rstrip("%")) < 1e4
     if not pk.backends()["cuda"].available:
         assert "not run here" in proc.stdout
     from pykern._backends import cuda_simulator_enabled
     if cuda_simulator_enabled():  # checked, not timed, and said so
         for v in pk.variants("relu", "cuda"):
             line = next(ln for ln in proc.stdout.splitlines() if ln.startswith(v.key + " "))
-            assert " ok " in line and " sim " in line, line
+            assert " ok " in line and " sim " in line and line.split()[-3:-1] == ["sim", "-"], line
         assert "ran in pykern's CUDA C++ simulator" in proc.stdout
 
 
@@ -168,3 +174,31 @@ def test_torch_cpu_tensors_are_refused_naming_numpy():
         return  # the boundary's check above is the whole behaviour; torch itself is optional
     with pytest.raises(TypeError, match=r"a.numpy\(\)"):
         pk.matmul(torch.ones(2, 2), torch.ones(2, 2))
+
+
+# --- the version -----------------------------------------------------------------------------
+
+def test_version_comes_from_the_package_metadata():
+    from importlib.metadata import version
+    assert pk.__version__ == version("pykern")
+    proc = run_cli("info", "--json")
+    assert json.loads(proc.stdout)["version"] == pk.__version__
+
+
+def test_version_of_a_source_tree_that_was_never_installed(tmp_path, monkeypatch):
+    """No metadata (a checkout on PYTHONPATH): the checkout's pyproject.toml, else 0+unknown."""
+    import importlib.metadata
+    from pykern import _version
+
+    def not_installed(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", not_installed)
+    (tmp_path / "pyproject.toml").write_text('[build-system]\nrequires = ["x"]\nversion = "9"\n\n'
+                                             '[project]\nname = "pykern"\nversion = "7.8.9"\n\n'
+                                             '[tool.other]\nversion = "1"\n')
+    assert _version.source_tree_version(str(tmp_path)) == "7.8.9"
+    assert _version.source_tree_version(str(tmp_path / "missing")) == _version.UNKNOWN
+    assert _version.package_version() == _version.source_tree_version()  # this checkout, or unknown
+    if os.path.exists(os.path.join(REPO_ROOT, "pyproject.toml")):
+        assert _version.source_tree_version(REPO_ROOT) == importlib.metadata.distribution("pykern").version

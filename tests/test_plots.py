@@ -8,7 +8,8 @@ matplotlib = pytest.importorskip("matplotlib")
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from pykern import bench  # noqa: E402
+from pykern import benchmark as bench  # noqa: E402
+from pykern.benchmark.cases import _conv  # noqa: E402
 
 ENV = {"date": "2026-12-02T21:00:00+00:00", "package_version": "0.1.0", "git_commit": "abcdef1234567",
        "cpu": {"model": "Test CPU", "cores": 2, "usable_cores": 2},
@@ -27,7 +28,7 @@ def rec(op, key, device, case, rate, *, status="ok", kind="variant", flags=(), d
 
 
 def bench_doc():
-    layers = [bench._conv(1, *layer) for layer in bench.RESNET_LAYERS[:3]]
+    layers = [_conv(1, *layer) for layer in bench.RESNET_LAYERS[:3]]
     entries = []
     for i, case in enumerate(layers):
         entries.append(rec("conv2d", "numpy/im2col_gemm", "cpu", case, 20.0 + i))
