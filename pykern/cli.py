@@ -240,6 +240,17 @@ def cmd_compare(args) -> int:
     return 1 if wrong else status
 
 
+def _at_least_one(text: str) -> int:
+    """argparse type for a repetition count: an int >= 1 (0 runs has no median to report)."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {n}")
+    return n
+
+
 def _sweep_flags() -> argparse.ArgumentParser:
     """The flags ``bench`` and ``compare`` share (argparse ``parents=``)."""
     from .benchmark import SIZE_FORMS
@@ -268,7 +279,7 @@ def build_parser(prog: str = "pykern") -> argparse.ArgumentParser:
     info.set_defaults(fn=cmd_info)
     demo = sub.add_parser("demo", help="run, check and time every available variant on a default size")
     demo.add_argument("--op", choices=list(SPECS))
-    demo.add_argument("--reps", type=int, default=5, help="timed repetitions per variant (median and IQR reported)")
+    demo.add_argument("--reps", type=_at_least_one, default=5, help="timed repetitions per variant (median and IQR reported)")
     demo.set_defaults(fn=cmd_demo)
 
     shared = _sweep_flags()
@@ -280,7 +291,7 @@ def build_parser(prog: str = "pykern") -> argparse.ArgumentParser:
     bench.add_argument("--dtype", default="auto",
                        help="float32, float64, float16, bfloat16, or auto: float32 where a variant takes it, "
                             "else its first dtype (default auto)")
-    bench.add_argument("--reps", type=int, default=30, help="at most this many timed runs per entry (default 30)")
+    bench.add_argument("--reps", type=_at_least_one, default=30, help="at most this many timed runs per entry (default 30)")
     bench.add_argument("--no-baselines", action="store_true", help="skip the library baselines")
     bench.set_defaults(fn=cmd_bench)
 
