@@ -598,7 +598,7 @@ int pick_igemm_tile(const Geom& g) {
 }
 
 template <class Tile>
-void launch_implicit_gemm(const Geom& g, const float* x, const float* w, const float* bias,
+void implicit_gemm_with(const Geom& g, const float* x, const float* w, const float* bias,
                           float* y, cudaStream_t stream) {
   const int k_tiles = (g.Kg + Tile::BN - 1) / Tile::BN;
   const dim3 grid(ceil_div(g.M, Tile::BM), static_cast<unsigned int>(g.groups * k_tiles));
@@ -609,17 +609,6 @@ void launch_implicit_gemm(const Geom& g, const float* x, const float* w, const f
   PYKERN_LAUNCH(grid, Tile::NT, 0, stream, conv2d_implicit_gemm_kernel<Tile>)(
       g, k_tiles, x, w, bias, y, vec_store, dc, dr, ds);
   check_launch("conv2d_implicit_gemm");
-}
-
-// "" when `variant` takes dtype dt, else why not.
-std::string dtype_problem(const std::string& variant, DType dt) {
-  const bool f32 = dt == DType::f32, f64 = dt == DType::f64;
-  if (variant == "direct" || variant == "smem_tiled")
-    return f32 || f64 ? "" : std::string("float32/float64 only, got ") + dtype_name(dt);
-  if (variant == "im2col_gemm")
-    return f32 ? "" : std::string("float32 only (its GEMM is matmul_f32_best), got ") + dtype_name(dt);
-  if (variant == "implicit_gemm") return f32 ? "" : std::string("float32 only, got ") + dtype_name(dt);
-  return "unknown conv2d variant '" + variant + "'";
 }
 
 // "" when `variant` can run shape s in dtype dt (whose size sets smem_tiled's footprint).
@@ -654,27 +643,25 @@ std::string shape_problem(const std::string& variant, DType dt, const ConvShape&
   return "";
 }
 
+// The launchers' shape check (the binding has checked the dtype against the variant's row).
 void require_supported(const std::string& variant, DType dt, const ConvShape& s) {
-  std::string why = dtype_problem(variant, dt);
-  // std::invalid_argument reaches Python as TypeError (csrc/runtime.cpp), as for other kernels.
-  if (!why.empty()) throw std::invalid_argument("conv2d_" + variant + ": " + why);
-  why = shape_problem(variant, dt, s);
+  const std::string why = shape_problem(variant, dt, s);
   // std::domain_error reaches Python as ValueError (pybind11's default translation).
   if (!why.empty()) throw std::domain_error("conv2d_" + variant + ": " + why);
 }
 
-}  // namespace
+// Only implicit_gemm has tile configurations to choose from.
+void require_no_tile(int tile, const char* what) {
+  if (tile != -1)
+    throw std::domain_error(std::string(what) + ": tile must be -1: only implicit_gemm has tile configurations");
+}
 
 // ---------------------------------------------------------------------------------------------
 // launchers
 
-std::string conv2d_unsupported(const std::string& variant, DType dt, const ConvShape& s) {
-  std::string why = dtype_problem(variant, dt);
-  return why.empty() ? shape_problem(variant, dt, s) : why;
-}
-
-void conv2d_direct(DType dt, const ConvShape& s, const void* x, const void* w, const void* bias,
-                   void* y, cudaStream_t stream) {
+void launch_direct(DType dt, const ConvShape& s, const void* x, const void* w, const void* bias,
+                   void* y, cudaStream_t stream, int tile) {
+  require_no_tile(tile, "conv2d_direct");
   require_supported("direct", dt, s);
   const Geom g = make_geom(s);
   const int64_t total = static_cast<int64_t>(g.N) * g.K * g.PQ;
@@ -687,8 +674,9 @@ void conv2d_direct(DType dt, const ConvShape& s, const void* x, const void* w, c
   });
 }
 
-void conv2d_smem_tiled(DType dt, const ConvShape& s, const void* x, const void* w,
-                       const void* bias, void* y, cudaStream_t stream) {
+void launch_smem_tiled(DType dt, const ConvShape& s, const void* x, const void* w, const void* bias,
+                       void* y, cudaStream_t stream, int tile) {
+  require_no_tile(tile, "conv2d_smem_tiled");
   require_supported("smem_tiled", dt, s);
   const Geom g = make_geom(s);
   const int tiles_q = (g.Q + kSmemTileQ - 1) / kSmemTileQ;
@@ -713,8 +701,9 @@ void conv2d_smem_tiled(DType dt, const ConvShape& s, const void* x, const void* 
 // buffer), and one image's col (at most ~7 MiB for the ResNet layers) stays in the H100's
 // 50 MiB L2 between the im2col write and the GEMM's reads. The cost is N*groups launches and
 // skinny GEMMs when P*Q is small (7x7 maps): implicit_gemm is the variant for those.
-void conv2d_im2col_gemm(DType dt, const ConvShape& s, const void* x, const void* w,
-                        const void* bias, void* y, cudaStream_t stream) {
+void launch_im2col_gemm(DType dt, const ConvShape& s, const void* x, const void* w, const void* bias,
+                        void* y, cudaStream_t stream, int tile) {
+  require_no_tile(tile, "conv2d_im2col_gemm");
   require_supported("im2col_gemm", dt, s);
   const Geom g = make_geom(s);
   const float* xf = static_cast<const float*>(x);
@@ -751,7 +740,7 @@ void conv2d_im2col_gemm(DType dt, const ConvShape& s, const void* x, const void*
   col.release();
 }
 
-void conv2d_implicit_gemm(DType dt, const ConvShape& s, const void* x, const void* w,
+void launch_implicit_gemm(DType dt, const ConvShape& s, const void* x, const void* w,
                           const void* bias, void* y, cudaStream_t stream, int tile) {
   require_supported("implicit_gemm", dt, s);
   if (tile < -1 || tile >= kIgemmTiles)
@@ -763,11 +752,40 @@ void conv2d_implicit_gemm(DType dt, const ConvShape& s, const void* x, const voi
   const float* bf = static_cast<const float*>(bias);
   float* yf = static_cast<float*>(y);
   switch (tile < 0 ? pick_igemm_tile(g) : tile) {
-    case 0: launch_implicit_gemm<TileL>(g, xf, wf, bf, yf, stream); break;
-    case 1: launch_implicit_gemm<TileM>(g, xf, wf, bf, yf, stream); break;
-    case 2: launch_implicit_gemm<TileS>(g, xf, wf, bf, yf, stream); break;
-    default: launch_implicit_gemm<TileT>(g, xf, wf, bf, yf, stream); break;
+    case 0: implicit_gemm_with<TileL>(g, xf, wf, bf, yf, stream); break;
+    case 1: implicit_gemm_with<TileM>(g, xf, wf, bf, yf, stream); break;
+    case 2: implicit_gemm_with<TileS>(g, xf, wf, bf, yf, stream); break;
+    default: implicit_gemm_with<TileT>(g, xf, wf, bf, yf, stream); break;
   }
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Variant table, simplest first, in registration order; pykern/cuda/conv2d.py registers each row
+
+constexpr Variant<ConvLauncher> kVariants[] = {
+    // name           dtypes       default  launcher
+    {"direct",        kF32 | kF64, false,   launch_direct,
+     "One thread per output element looping over (c, r, s); every feature, groups included."},
+    {"smem_tiled",    kF32 | kF64, false,   launch_smem_tiled,
+     "8x32 output tile per block: input tile + halo and an 8-filter slice in shared memory; 48 KiB cap."},
+    {"im2col_gemm",   kF32,        false,   launch_im2col_gemm,
+     "Per image: explicit im2col buffer, then matmul_f32_best per group, then a bias/ReLU pass."},
+    {"implicit_gemm", kF32,        true,    launch_implicit_gemm,
+     "Implicit GEMM (NPQ x K x CRS): x gathered into shared tiles on the fly, 2-D register tiles, fused epilogue."},
+};
+
+VariantTable<ConvLauncher> conv2d_variants() { return table_of(kVariants); }
+
+std::string conv2d_unsupported(const std::string& variant, DType dt, const ConvShape& s) {
+  for (const auto& row : kVariants) {
+    if (variant != row.name) continue;
+    if (!row.dtypes.has(dt))
+      return std::string("unsupported dtype ") + dtype_name(dt) + " (takes " + dtype_list(row.dtypes) + ")";
+    return shape_problem(variant, dt, s);
+  }
+  return "unknown conv2d variant '" + variant + "'";
 }
 
 const char* const* conv2d_implicit_gemm_tiles(int* count) {

@@ -743,7 +743,7 @@ void launch_one_per_thread(DType dt, const void* a, const void* b, void* c, int6
 bool vec_a(const void* a, int64_t K) { return K % 4 == 0 && aligned16(a); }
 bool vec_bc(const void* b, const void* c, int64_t N) { return N % 4 == 0 && aligned16(b) && aligned16(c); }
 
-void launch_warptile(const float* a, const float* b, float* c, int64_t M, int64_t N, int64_t K,
+void warptile_f32(const float* a, const float* b, float* c, int64_t M, int64_t N, int64_t K,
                      cudaStream_t stream) {
   using Cfg = WarpCfg;
   constexpr const char* what = "matmul_warptile";
@@ -757,7 +757,7 @@ void launch_warptile(const float* a, const float* b, float* c, int64_t M, int64_
   }, vec_a(a, K), vec_bc(b, c, N), wide_offsets(N, K, Cfg::BM, Cfg::BN, Cfg::BK));
 }
 
-void launch_double_buffer(const float* a, const float* b, float* c, int64_t M, int64_t N, int64_t K,
+void double_buffer_f32(const float* a, const float* b, float* c, int64_t M, int64_t N, int64_t K,
                           cudaStream_t stream) {
   using Cfg = WarpCfg;
   constexpr int kStages = 2;
@@ -792,19 +792,17 @@ void launch_wmma(const T* a, const T* b, float* c, int64_t M, int64_t N, int64_t
   }, vec, wide_offsets(N, K, Cfg::BM, Cfg::BN, Cfg::BK));
 }
 
-}  // namespace
-
-void matmul_naive(DType dt, const void* a, const void* b, void* c, int64_t M, int64_t N, int64_t K,
+void launch_naive(DType dt, const void* a, const void* b, void* c, int64_t M, int64_t N, int64_t K,
                   cudaStream_t stream) {
   launch_one_per_thread<true>(dt, a, b, c, M, N, K, stream, "matmul_naive");
 }
 
-void matmul_coalesced(DType dt, const void* a, const void* b, void* c, int64_t M, int64_t N, int64_t K,
+void launch_coalesced(DType dt, const void* a, const void* b, void* c, int64_t M, int64_t N, int64_t K,
                       cudaStream_t stream) {
   launch_one_per_thread<false>(dt, a, b, c, M, N, K, stream, "matmul_coalesced");
 }
 
-void matmul_smem_tiled(DType dt, const void* a, const void* b, void* c, int64_t M, int64_t N, int64_t K,
+void launch_smem_tiled(DType dt, const void* a, const void* b, void* c, int64_t M, int64_t N, int64_t K,
                        cudaStream_t stream) {
   constexpr const char* what = "matmul_smem_tiled";
   constexpr int kTile = 32;
@@ -818,7 +816,7 @@ void matmul_smem_tiled(DType dt, const void* a, const void* b, void* c, int64_t 
   });
 }
 
-void matmul_blocktile_1d(DType dt, const void* a, const void* b, void* c, int64_t M, int64_t N, int64_t K,
+void launch_blocktile_1d(DType dt, const void* a, const void* b, void* c, int64_t M, int64_t N, int64_t K,
                          cudaStream_t stream) {
   constexpr const char* what = "matmul_blocktile_1d";
   constexpr int BM = 64, BN = 64, BK = 8, TM = 8;
@@ -830,7 +828,7 @@ void matmul_blocktile_1d(DType dt, const void* a, const void* b, void* c, int64_
   check_launch(what);
 }
 
-void matmul_blocktile_2d(DType dt, const void* a, const void* b, void* c, int64_t M, int64_t N, int64_t K,
+void launch_blocktile_2d(DType dt, const void* a, const void* b, void* c, int64_t M, int64_t N, int64_t K,
                          cudaStream_t stream) {
   constexpr const char* what = "matmul_blocktile_2d";
   constexpr int BM = 128, BN = 128, BK = 8, TM = 8, TN = 8;
@@ -845,7 +843,7 @@ void matmul_blocktile_2d(DType dt, const void* a, const void* b, void* c, int64_
   }, wide_offsets(N, K, BM, BN, BK));
 }
 
-void matmul_vectorized(DType dt, const void* a, const void* b, void* c, int64_t M, int64_t N, int64_t K,
+void launch_vectorized(DType dt, const void* a, const void* b, void* c, int64_t M, int64_t N, int64_t K,
                        cudaStream_t stream) {
   constexpr const char* what = "matmul_vectorized";
   constexpr int BM = 128, BN = 128, BK = 8, TM = 8, TN = 8;
@@ -861,41 +859,73 @@ void matmul_vectorized(DType dt, const void* a, const void* b, void* c, int64_t 
   }, vec_a(a, K), vec_bc(b, c, N), wide_offsets(N, K, BM, BN, BK));
 }
 
-void matmul_warptile(DType dt, const void* a, const void* b, void* c, int64_t M, int64_t N, int64_t K,
+void launch_warptile(DType dt, const void* a, const void* b, void* c, int64_t M, int64_t N, int64_t K,
                      cudaStream_t stream) {
   require_dtype(dt, DType::f32, "matmul_warptile");
-  launch_warptile(static_cast<const float*>(a), static_cast<const float*>(b), static_cast<float*>(c), M, N, K,
-                  stream);
+  warptile_f32(static_cast<const float*>(a), static_cast<const float*>(b), static_cast<float*>(c), M, N, K,
+               stream);
 }
 
-void matmul_double_buffer(DType dt, const void* a, const void* b, void* c, int64_t M, int64_t N, int64_t K,
+void launch_double_buffer(DType dt, const void* a, const void* b, void* c, int64_t M, int64_t N, int64_t K,
                           cudaStream_t stream) {
   require_dtype(dt, DType::f32, "matmul_double_buffer");
-  launch_double_buffer(static_cast<const float*>(a), static_cast<const float*>(b), static_cast<float*>(c), M, N,
-                       K, stream);
+  double_buffer_f32(static_cast<const float*>(a), static_cast<const float*>(b), static_cast<float*>(c), M, N,
+                    K, stream);
 }
 
-void matmul_wmma_fp16(DType dt, const void* a, const void* b, void* c, int64_t M, int64_t N, int64_t K,
+void launch_wmma_fp16(DType dt, const void* a, const void* b, void* c, int64_t M, int64_t N, int64_t K,
                       cudaStream_t stream) {
   require_dtype(dt, DType::f16, "matmul_wmma_fp16");
   launch_wmma(static_cast<const __half*>(a), static_cast<const __half*>(b), static_cast<float*>(c), M, N, K,
               stream, "matmul_wmma_fp16");
 }
 
-void matmul_wmma_bf16(DType dt, const void* a, const void* b, void* c, int64_t M, int64_t N, int64_t K,
+void launch_wmma_bf16(DType dt, const void* a, const void* b, void* c, int64_t M, int64_t N, int64_t K,
                       cudaStream_t stream) {
   require_dtype(dt, DType::bf16, "matmul_wmma_bf16");
   launch_wmma(static_cast<const __nv_bfloat16*>(a), static_cast<const __nv_bfloat16*>(b),
               static_cast<float*>(c), M, N, K, stream, "matmul_wmma_bf16");
 }
 
+}  // namespace
+
+// ------------------------------------------------------------------------------------------
+// Variant table: the ladder in registration order; pykern/cuda/matmul.py registers each row
+// ------------------------------------------------------------------------------------------
+
+constexpr Variant<MatmulLauncher> kVariants[] = {
+    // name           dtypes       default  launcher
+    {"naive",         kF32 | kF64, false,   launch_naive,
+     "One thread per output, threadIdx.x -> row: warp loads of a and stores of c are uncoalesced on purpose."},
+    {"coalesced",     kF32 | kF64, false,   launch_coalesced,
+     "One thread per output, threadIdx.x -> column: a warp reads b and writes c at consecutive addresses."},
+    {"smem_tiled",    kF32 | kF64, false,   launch_smem_tiled,
+     "32x32 tiles of a and b staged in shared memory; one output per thread."},
+    {"blocktile_1d",  kF32,        false,   launch_blocktile_1d,
+     "64x64 block tile over BK=8 shared tiles; each thread keeps a column of 8 outputs in registers."},
+    {"blocktile_2d",  kF32,        false,   launch_blocktile_2d,
+     "128x128 block tile over BK=8 shared tiles; each thread keeps an 8x8 register tile."},
+    {"vectorized",    kF32,        false,   launch_vectorized,
+     "blocktile_2d with float4 global loads/stores and a transposed a tile (scalar path when unaligned)."},
+    {"warptile",      kF32,        false,   launch_warptile,
+     "128x128x16 block -> 64x32 warp -> 2x2 sub-tiles of 4x4 per thread; conflict-free float4 shared reads."},
+    {"double_buffer", kF32,        true,    launch_double_buffer,
+     "warptile fed by cp.async into two shared buffers: next k-tile's copy overlaps compute (sm_80+)."},
+    {"wmma_fp16",     kF16,        false,   launch_wmma_fp16,
+     "Tensor cores via nvcuda::wmma, fp16 in, fp32 accumulate and out; 3-stage cp.async ring (sm_80+)."},
+    {"wmma_bf16",     kBF16,       false,   launch_wmma_bf16,
+     "Tensor cores via nvcuda::wmma, bf16 in, fp32 accumulate and out; 3-stage cp.async ring (sm_80+)."},
+};
+
+VariantTable<MatmulLauncher> matmul_variants() { return table_of(kVariants); }
+
 void matmul_f32_best(const float* a, const float* b, float* c, int64_t M, int64_t N, int64_t K,
                      cudaStream_t stream) {
   // double_buffer needs cp.async (sm_80+); older GPUs get the same tiling without it.
   if (compute_capability_major() >= 8) {
-    launch_double_buffer(a, b, c, M, N, K, stream);
+    double_buffer_f32(a, b, c, M, N, K, stream);
   } else {
-    launch_warptile(a, b, c, M, N, K, stream);
+    warptile_f32(a, b, c, M, N, K, stream);
   }
 }
 

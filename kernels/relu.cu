@@ -77,7 +77,7 @@ unsigned int stride_grid(int64_t work) {
 }
 
 template <typename T>
-void launch_vectorized(const T* x, T* y, int64_t n, cudaStream_t stream) {
+void vectorized_packets(const T* x, T* y, int64_t n, cudaStream_t stream) {
   constexpr int64_t kVec = Packet<T>::kVec;
   auto xa = reinterpret_cast<uintptr_t>(x), ya = reinterpret_cast<uintptr_t>(y);
   if (xa % 16 != ya % 16) {
@@ -107,9 +107,7 @@ void launch_vectorized(const T* x, T* y, int64_t n, cudaStream_t stream) {
   }
 }
 
-}  // namespace
-
-void relu_naive(DType dt, const void* x, void* y, int64_t n, cudaStream_t stream) {
+void launch_naive(DType dt, const void* x, void* y, int64_t n, cudaStream_t stream) {
   PYKERN_DISPATCH_FLOATS(dt, "relu_naive", {
     PYKERN_LAUNCH(ceil_div(n, kBlock), kBlock, 0, stream, relu_naive_kernel<scalar_t>)(
         static_cast<const scalar_t*>(x), static_cast<scalar_t*>(y), n);
@@ -117,7 +115,7 @@ void relu_naive(DType dt, const void* x, void* y, int64_t n, cudaStream_t stream
   });
 }
 
-void relu_grid_stride(DType dt, const void* x, void* y, int64_t n, cudaStream_t stream) {
+void launch_grid_stride(DType dt, const void* x, void* y, int64_t n, cudaStream_t stream) {
   PYKERN_DISPATCH_FLOATS(dt, "relu_grid_stride", {
     PYKERN_LAUNCH(stride_grid(n), kBlock, 0, stream, relu_grid_stride_kernel<scalar_t>)(
         static_cast<const scalar_t*>(x), static_cast<scalar_t*>(y), n);
@@ -125,10 +123,28 @@ void relu_grid_stride(DType dt, const void* x, void* y, int64_t n, cudaStream_t 
   });
 }
 
-void relu_vectorized(DType dt, const void* x, void* y, int64_t n, cudaStream_t stream) {
+void launch_vectorized(DType dt, const void* x, void* y, int64_t n, cudaStream_t stream) {
   PYKERN_DISPATCH_FLOATS(dt, "relu_vectorized", {
-    launch_vectorized(static_cast<const scalar_t*>(x), static_cast<scalar_t*>(y), n, stream);
+    vectorized_packets(static_cast<const scalar_t*>(x), static_cast<scalar_t*>(y), n, stream);
   });
 }
+
+}  // namespace
+
+// ------------------------------------------------------------------------------------------
+// Variant table, in registration order; pykern/cuda/relu.py registers each row
+// ------------------------------------------------------------------------------------------
+
+constexpr Variant<ReluLauncher> kVariants[] = {
+    // name         dtypes             default  launcher
+    {"naive",       kF16 | kF32 | kF64, false,  launch_naive,
+     "One thread per element; grid sized to n."},
+    {"grid_stride", kF16 | kF32 | kF64, false,  launch_grid_stride,
+     "Grid capped at 8 blocks per SM; each thread strides over the array."},
+    {"vectorized",  kF16 | kF32 | kF64, true,   launch_vectorized,
+     "Grid-stride over 16-byte packets; scalar head/tail make any length and alignment correct."},
+};
+
+VariantTable<ReluLauncher> relu_variants() { return table_of(kVariants); }
 
 }  // namespace pykern

@@ -1,13 +1,14 @@
-"""Calling a bound kernel: device arrays arrive as ArrayInfo records (ptr, shape, dtype, stream).
+"""Calling a bound kernel, and registering an op's CUDA C++ variants from its variant table.
 
-Kernels launch on the first input's ``stream``: the stream its producer named in
-__cuda_array_interface__ (CuPy's or PyTorch's current stream), else 0, the legacy default
-stream, which is ordered with every blocking stream (pykern's own copies use it).
+Device arrays arrive as ArrayInfo records (ptr, shape, dtype, stream). Kernels launch on the
+first input's ``stream``: the stream its producer named in __cuda_array_interface__ (CuPy's or
+PyTorch's current stream), else 0, the legacy default stream, which is ordered with every
+blocking stream (pykern's own copies use it).
 """
 from __future__ import annotations
 
 from .._device import ext
-
+from .._registry import register
 
 
 def kernel(name: str):
@@ -17,3 +18,25 @@ def kernel(name: str):
         raise RuntimeError(f"pykern._cuda has no kernel {name!r}: the extension is older than the "
                            "Python package; reinstall pykern")
     return fn
+
+
+def table(op: str) -> list:
+    """The rows of kernels/<op>.cu's variant table (name, technique, dtypes, default, kernel),
+    as copied at build time: reading them needs no extension and no driver."""
+    try:
+        from ._variant_tables import TABLES
+    except ImportError:  # a source tree that was never built: no CUDA C++ variants to list
+        return []
+    return TABLES.get(op, [])
+
+
+def register_table(op: str, launch, supports=None) -> None:
+    """Registers every row of ``op``'s table, in order, as a cuda variant that runs
+    ``launch(bound_kernel, *arrays, **params)``; ``supports(name)`` gives a row's rule, if any."""
+    for row in table(op):
+        def run(*args, _kernel=row["kernel"], **kwargs):
+            launch(kernel(_kernel), *args, **kwargs)
+        run.__name__ = run.__qualname__ = row["name"]
+        run.__doc__ = row["technique"]
+        register(op, "cuda", dtypes=row["dtypes"], default=row["default"], name=row["name"],
+                 supports=supports(row["name"]) if supports else None)(run)
