@@ -631,11 +631,10 @@ std::string shape_problem(const std::string& variant, DType dt, const ConvShape&
     if (s.groups * ((s.K / s.groups + kSmemKB - 1) / kSmemKB) > 65535)
       return "more than 65535 blocks of output channels (grid y limit)";
   } else if (variant == "im2col_gemm") {
-    // Its GEMM (matmul_f32_best, M = Kg, N = P*Q, K = CRS) takes dimensions up to 2^31 - 1025
-    // only (kernels/matmul.h) and would throw mid-launch; refuse here so `supports` agrees.
-    const int64_t gemm_max = kInt32Max - 1024;
-    if (s.K / s.groups > gemm_max || s.P * s.Q > gemm_max || s.C / s.groups * s.R * s.S > gemm_max)
-      return "its GEMM takes K/groups, P*Q and C/groups*R*S up to 2^31 - 1025 only";
+    // Its GEMM (M = Kg, N = P*Q, K = CRS) would throw mid-launch on a shape it refuses: refuse
+    // here with matmul's own rule, so `supports` agrees.
+    const std::string gemm = matmul_f32_best_problem(s.K / s.groups, s.P * s.Q, s.C / s.groups * s.R * s.S);
+    if (!gemm.empty()) return "its GEMM (matmul_f32_best, M = K/groups, N = P*Q, K = C/groups*R*S): " + gemm;
   } else if (variant == "implicit_gemm") {
     if (s.groups * ((s.K / s.groups + kIgemmMinBN - 1) / kIgemmMinBN) > 65535)
       return "more than 65535 column tiles (grid y limit)";

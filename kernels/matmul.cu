@@ -22,13 +22,14 @@
 // otherwise the same kernel is instantiated with scalar accesses. So every variant takes every
 // shape and any naturally aligned pointer, and nothing ever reads outside a, b or c.
 //
-// Indexing: M, N, K are checked <= kMaxDim (2^31 minus a margin) and kept as int: cheap compares
-// and tile arithmetic, which runs up to one tile past the edge (k0 + BK, m0 + BM) without overflow.
-// Offsets row * ld + col may exceed 2^31 (M*K, K*N, M*N can), so tile origins are formed in
-// 64 bits. Offsets inside a tile are `Idx`: int when the launcher has checked that the largest
-// one fits (rows * ld + cols < 2^31; true unless K or N is in the millions), else int64_t. The
-// tiled kernels hoist one such offset per copied element out of the k-loop, and at 64 bits
-// those pushed the 128-register kernels into spilling.
+// Indexing: M, N, K are checked <= kMatmulMaxDim (2^31 minus a margin) and kept as int: cheap
+// compares and tile arithmetic, which runs up to one tile past the edge (k0 + BK, m0 + BM)
+// without overflow. Offsets row * ld + col may exceed 2^31 (M*K, K*N, M*N can), so tile origins
+// are formed in 64 bits. From blocktile_2d on, offsets inside a tile are int: the tiled kernels
+// hoist one such offset per copied element out of the k-loop, and at 64 bits those pushed the
+// 128-register kernels into spilling. So those launchers refuse K or N so large (millions) that
+// rows * ld + cols of a tile reaches 2^31 (check_tile_offsets); the first four rungs take any
+// size up to kMatmulMaxDim.
 #include <mma.h>
 
 #include <climits>
@@ -286,7 +287,7 @@ __global__ void __launch_bounds__(BM * BN / TM)
   }
 }
 
-template <int BM, int BN, int BK, int TM, int TN, typename Idx>
+template <int BM, int BN, int BK, int TM, int TN>
 __global__ void __launch_bounds__((BM / TM) * (BN / TN), 2)
     matmul_blocktile_2d_kernel(const float* __restrict__ a, const float* __restrict__ b,
                                float* __restrict__ c, int M, int N, int K) {
@@ -302,9 +303,9 @@ __global__ void __launch_bounds__((BM / TM) * (BN / TN), 2)
   float acc[TM][TN] = {};
   float ra[TM], rb[TN];
   for (int k0 = 0; k0 < K; k0 += BK) {
-    load_tile<BM, BK, kThreads, 1, false, false>(a + static_cast<int64_t>(t.m0) * K + k0, Idx(K),
+    load_tile<BM, BK, kThreads, 1, false, false>(a + static_cast<int64_t>(t.m0) * K + k0, K,
                                                  M - t.m0, K - k0, as, kALd);
-    load_tile<BK, BN, kThreads, 1, false, false>(b + static_cast<int64_t>(k0) * N + t.n0, Idx(N),
+    load_tile<BK, BN, kThreads, 1, false, false>(b + static_cast<int64_t>(k0) * N + t.n0, N,
                                                  K - k0, N - t.n0, bs, BN);
     __syncthreads();
 #pragma unroll
@@ -330,7 +331,7 @@ __global__ void __launch_bounds__((BM / TM) * (BN / TN), 2)
 
 // VA: a is read as float4 (K % 4 == 0, a 16-byte aligned). VBC: b read and c written as float4
 // (N % 4 == 0, b and c 16-byte aligned). Either false: the same kernel with scalar accesses.
-template <int BM, int BN, int BK, int TM, int TN, bool VA, bool VBC, typename Idx>
+template <int BM, int BN, int BK, int TM, int TN, bool VA, bool VBC>
 __global__ void __launch_bounds__((BM / TM) * (BN / TN), 2)
     matmul_vectorized_kernel(const float* __restrict__ a, const float* __restrict__ b,
                              float* __restrict__ c, int M, int N, int K) {
@@ -348,9 +349,9 @@ __global__ void __launch_bounds__((BM / TM) * (BN / TN), 2)
   float acc[TM][TN] = {};
   float ra[TM], rb[TN];
   for (int k0 = 0; k0 < K; k0 += BK) {
-    load_tile<BM, BK, kThreads, VA ? 4 : 1, true, false>(a + static_cast<int64_t>(t.m0) * K + k0, Idx(K),
+    load_tile<BM, BK, kThreads, VA ? 4 : 1, true, false>(a + static_cast<int64_t>(t.m0) * K + k0, K,
                                                          M - t.m0, K - k0, as, kALd);
-    load_tile<BK, BN, kThreads, VBC ? 4 : 1, false, false>(b + static_cast<int64_t>(k0) * N + t.n0, Idx(N),
+    load_tile<BK, BN, kThreads, VBC ? 4 : 1, false, false>(b + static_cast<int64_t>(k0) * N + t.n0, N,
                                                            K - k0, N - t.n0, bs, BN);
     __syncthreads();
 #pragma unroll
@@ -454,7 +455,7 @@ struct WarpTiling {
 // thread, so 2 blocks (16 warps) fit per SM within 128 registers a thread.
 using WarpCfg = WarpTiling<128, 128, 16, 64, 32, 4, 4>;
 
-template <typename Cfg, bool VA, bool VBC, typename Idx>
+template <typename Cfg, bool VA, bool VBC>
 __global__ void __launch_bounds__(Cfg::kThreads, 2)
     matmul_warptile_kernel(const float* __restrict__ a, const float* __restrict__ b,
                            float* __restrict__ c, int M, int N, int K) {
@@ -465,9 +466,9 @@ __global__ void __launch_bounds__(Cfg::kThreads, 2)
   Cfg w;
   for (int k0 = 0; k0 < K; k0 += BK) {
     load_tile<BM, BK, Cfg::kThreads, VA ? 4 : 1, true, false>(a + static_cast<int64_t>(t.m0) * K + k0,
-                                                              Idx(K), M - t.m0, K - k0, as, Cfg::kALd);
+                                                              K, M - t.m0, K - k0, as, Cfg::kALd);
     load_tile<BK, BN, Cfg::kThreads, VBC ? 4 : 1, false, false>(b + static_cast<int64_t>(k0) * N + t.n0,
-                                                                Idx(N), K - k0, N - t.n0, bs, BN);
+                                                                N, K - k0, N - t.n0, bs, BN);
     __syncthreads();
     w.mma(as, bs);
     __syncthreads();
@@ -479,7 +480,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 2)
 // cp.async (4 bytes) because its tile is stored transposed, which cp.async cannot do in wider
 // pieces; that also means a needs no alignment beyond 4 bytes. VBC: b copied in 16-byte pieces
 // and c stored as float4 (N % 4 == 0, b and c 16-byte aligned).
-template <typename Cfg, int STAGES, bool VBC, typename Idx>
+template <typename Cfg, int STAGES, bool VBC>
 __global__ void __launch_bounds__(Cfg::kThreads, 2)
     matmul_double_buffer_kernel(const float* __restrict__ a, const float* __restrict__ b,
                                 float* __restrict__ c, int M, int N, int K) {
@@ -497,9 +498,9 @@ __global__ void __launch_bounds__(Cfg::kThreads, 2)
   const float* b_tile = b + t.n0;
   auto issue = [&](int kt) {
     const int k0 = kt * BK;
-    load_tile<BM, BK, Cfg::kThreads, 1, true, true>(a_tile + k0, Idx(K), M - t.m0, K - k0, as[kt % STAGES],
+    load_tile<BM, BK, Cfg::kThreads, 1, true, true>(a_tile + k0, K, M - t.m0, K - k0, as[kt % STAGES],
                                                     Cfg::kALd);
-    load_tile<BK, BN, Cfg::kThreads, VBC ? 4 : 1, false, true>(b_tile + static_cast<int64_t>(k0) * N, Idx(N),
+    load_tile<BK, BN, Cfg::kThreads, VBC ? 4 : 1, false, true>(b_tile + static_cast<int64_t>(k0) * N, N,
                                                                K - k0, N - t.n0, bs[kt % STAGES], BN);
   };
   const int ktiles = (K + BK - 1) / BK;
@@ -559,7 +560,7 @@ using WmmaTiles = WmmaCfg<128, 128, 32, 64, 32, 3>;
 // VEC: a and b copied in 16-byte cp.async pieces (K, N multiples of 8, pointers 16-byte aligned).
 // Otherwise element by element with ordinary loads (cp.async cannot copy 2 bytes); that path
 // needs more address registers and is allowed up to 255 (one block per SM) instead of spilling.
-template <typename T, typename Cfg, bool VEC, typename Idx>
+template <typename T, typename Cfg, bool VEC>
 __global__ void __launch_bounds__(Cfg::kThreads, VEC ? 2 : 1)
     matmul_wmma_kernel(const T* __restrict__ a, const T* __restrict__ b, float* __restrict__ c,
                        int M, int N, int K) {
@@ -581,9 +582,9 @@ __global__ void __launch_bounds__(Cfg::kThreads, VEC ? 2 : 1)
   const T* b_tile = b + t.n0;
   auto issue = [&](int kt) {
     const int k0 = kt * BK, s = kt % STAGES;
-    load_tile<BM, BK, Cfg::kThreads, V, false, true>(a_tile + k0, Idx(K), M - t.m0, K - k0,
+    load_tile<BM, BK, Cfg::kThreads, V, false, true>(a_tile + k0, K, M - t.m0, K - k0,
                                                      as + s * Cfg::kATile, Cfg::kALd);
-    load_tile<BK, BN, Cfg::kThreads, V, false, true>(b_tile + static_cast<int64_t>(k0) * N, Idx(N), K - k0,
+    load_tile<BK, BN, Cfg::kThreads, V, false, true>(b_tile + static_cast<int64_t>(k0) * N, N, K - k0,
                                                      N - t.n0, bs + s * Cfg::kBTile, Cfg::kBLd);
   };
 
@@ -648,11 +649,16 @@ __global__ void __launch_bounds__(Cfg::kThreads, VEC ? 2 : 1)
 
 // Shapes arrive as int64 from Python; kernels index with int (see the header comment). Shape
 // errors are std::domain_error (Python ValueError); dtype errors std::invalid_argument (TypeError).
-constexpr int64_t kMaxDim = INT_MAX - 1024;  // margin > any tile edge (128) a kernel steps past
+static_assert(kMatmulMaxDim <= INT_MAX - 128, "the margin must exceed any tile edge (128) a kernel steps past");
+std::string dims_problem(int64_t M, int64_t N, int64_t K) {
+  if (M >= 1 && N >= 1 && K >= 1 && M <= kMatmulMaxDim && N <= kMatmulMaxDim && K <= kMatmulMaxDim) return "";
+  return "M, N, K must be in [1, 2^31 - 1025], got M=" + std::to_string(M) + " N=" + std::to_string(N) +
+         " K=" + std::to_string(K);
+}
+
 void check_dims(int64_t M, int64_t N, int64_t K, const char* what) {
-  if (M < 1 || N < 1 || K < 1 || M > kMaxDim || N > kMaxDim || K > kMaxDim)
-    throw std::domain_error(std::string(what) + ": M, N, K must be in [1, 2^31 - 1025], got M=" +
-                                std::to_string(M) + " N=" + std::to_string(N) + " K=" + std::to_string(K));
+  const std::string why = dims_problem(M, N, K);
+  if (!why.empty()) throw std::domain_error(std::string(what) + ": " + why);
 }
 
 // One block per tile_m x tile_n tile of c, in a 1D grid (gridDim.x < 2^31).
@@ -697,8 +703,8 @@ void require_dtype(DType dt, DType want, const char* what) {
                                 dtype_name(want) + ")");
 }
 
-// Calls fn(std::bool_constant<flags>{}...): turns runtime checks (alignment, offset width)
-// into the template flags that select a kernel instantiation.
+// Calls fn(std::bool_constant<flags>{}...): turns runtime checks (alignment) into the template
+// flags that select a kernel instantiation.
 template <typename Fn>
 void with_flags(Fn&& fn) {
   fn();
@@ -709,18 +715,23 @@ void with_flags(Fn&& fn, bool first, Rest... rest) {
   else with_flags([&](auto... f) { fn(std::false_type{}, f...); }, rest...);
 }
 
-// Whether every offset inside a BM x BK tile of a and a BK x BN tile of b (row * ld + col from
-// the tile origin) fits in an int: then the kernels index tiles with int (see the header).
-bool wide_offsets(int64_t N, int64_t K, int BM, int BN, int BK) {
-#ifdef PYKERN_CUDA_SIM
-  if (::pykern_sim::force_wide_index()) return true;  // tests run the int64_t kernels on small shapes
-#endif
-  return int64_t(BM) * K + BK > INT_MAX || int64_t(BK) * N + BN > INT_MAX;
+// "" when every offset inside a BM x BK tile of a and a BK x BN tile of b (row * ld + col from
+// the tile origin) fits in an int, as the tiled kernels index them (see the header), else why.
+std::string tile_offsets_problem(int64_t N, int64_t K, int BM, int BN, int BK) {
+  const int64_t max_k = (INT_MAX - BK) / BM, max_n = (INT_MAX - BN) / BK;
+  if (K <= max_k && N <= max_n) return "";
+  return "K must be at most " + std::to_string(max_k) + " and N at most " + std::to_string(max_n) +
+         " (32-bit offsets inside its " + std::to_string(BM) + "x" + std::to_string(BK) + " and " +
+         std::to_string(BK) + "x" + std::to_string(BN) + " tiles), got K=" + std::to_string(K) +
+         " N=" + std::to_string(N);
 }
 
-// Idx for a kernel instantiation from with_flags' `wide` flag.
-template <typename Wide>
-using IdxFor = std::conditional_t<Wide::value, int64_t, int>;
+void check_tile_offsets(int64_t N, int64_t K, int BM, int BN, int BK, const char* what) {
+  const std::string why = tile_offsets_problem(N, K, BM, BN, BK);
+  if (!why.empty())
+    throw std::domain_error(std::string(what) + ": " + why +
+                            "; naive, coalesced, smem_tiled and blocktile_1d take any K and N");
+}
 
 template <bool X_IS_ROW>
 void launch_one_per_thread(DType dt, const void* a, const void* b, void* c, int64_t M, int64_t N,
@@ -748,13 +759,14 @@ void warptile_f32(const float* a, const float* b, float* c, int64_t M, int64_t N
   using Cfg = WarpCfg;
   constexpr const char* what = "matmul_warptile";
   check_dims(M, N, K, what);
+  check_tile_offsets(N, K, Cfg::BM, Cfg::BN, Cfg::BK, what);
   const unsigned int grid = grid_for(M, N, Cfg::BM, Cfg::BN, what);
-  with_flags([&](auto va, auto vbc, auto wide) {
+  with_flags([&](auto va, auto vbc) {
     PYKERN_LAUNCH(grid, Cfg::kThreads, 0, stream,
-                  matmul_warptile_kernel<Cfg, decltype(va)::value, decltype(vbc)::value, IdxFor<decltype(wide)>>)(
+                  matmul_warptile_kernel<Cfg, decltype(va)::value, decltype(vbc)::value>)(
         a, b, c, int(M), int(N), int(K));
     check_launch(what);
-  }, vec_a(a, K), vec_bc(b, c, N), wide_offsets(N, K, Cfg::BM, Cfg::BN, Cfg::BK));
+  }, vec_a(a, K), vec_bc(b, c, N));
 }
 
 void double_buffer_f32(const float* a, const float* b, float* c, int64_t M, int64_t N, int64_t K,
@@ -763,14 +775,14 @@ void double_buffer_f32(const float* a, const float* b, float* c, int64_t M, int6
   constexpr int kStages = 2;
   constexpr const char* what = "matmul_double_buffer";
   check_dims(M, N, K, what);
+  check_tile_offsets(N, K, Cfg::BM, Cfg::BN, Cfg::BK, what);
   require_sm80(what);
   const unsigned int grid = grid_for(M, N, Cfg::BM, Cfg::BN, what);
-  with_flags([&](auto vbc, auto wide) {
-    PYKERN_LAUNCH(grid, Cfg::kThreads, 0, stream,
-                  matmul_double_buffer_kernel<Cfg, kStages, decltype(vbc)::value, IdxFor<decltype(wide)>>)(
+  with_flags([&](auto vbc) {
+    PYKERN_LAUNCH(grid, Cfg::kThreads, 0, stream, matmul_double_buffer_kernel<Cfg, kStages, decltype(vbc)::value>)(
         a, b, c, int(M), int(N), int(K));
     check_launch(what);
-  }, vec_bc(b, c, N), wide_offsets(N, K, Cfg::BM, Cfg::BN, Cfg::BK));
+  }, vec_bc(b, c, N));
 }
 
 template <typename T>
@@ -778,18 +790,19 @@ void launch_wmma(const T* a, const T* b, float* c, int64_t M, int64_t N, int64_t
                  const char* what) {
   using Cfg = WmmaTiles;
   check_dims(M, N, K, what);
+  check_tile_offsets(N, K, Cfg::BM, Cfg::BN, Cfg::BK, what);
   require_sm80(what);
   const unsigned int grid = grid_for(M, N, Cfg::BM, Cfg::BN, what);
   // 16-byte copies need every row start of a and b 16-byte aligned: K and N multiples of 8.
   const bool vec = K % Cfg::kVec == 0 && N % Cfg::kVec == 0 && aligned16(a) && aligned16(b);
-  with_flags([&](auto v, auto wide) {
-    auto kernel = matmul_wmma_kernel<T, Cfg, decltype(v)::value, IdxFor<decltype(wide)>>;
+  with_flags([&](auto v) {
+    auto kernel = matmul_wmma_kernel<T, Cfg, decltype(v)::value>;
     // More than 48 KB of dynamic shared memory must be opted into, per kernel.
     check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                     static_cast<int>(Cfg::kSmemBytes)), what);
     PYKERN_LAUNCH(grid, Cfg::kThreads, Cfg::kSmemBytes, stream, kernel)(a, b, c, int(M), int(N), int(K));
     check_launch(what);
-  }, vec, wide_offsets(N, K, Cfg::BM, Cfg::BN, Cfg::BK));
+  }, vec);
 }
 
 void launch_naive(DType dt, const void* a, const void* b, void* c, int64_t M, int64_t N, int64_t K,
@@ -834,13 +847,11 @@ void launch_blocktile_2d(DType dt, const void* a, const void* b, void* c, int64_
   constexpr int BM = 128, BN = 128, BK = 8, TM = 8, TN = 8;
   require_dtype(dt, DType::f32, what);
   check_dims(M, N, K, what);
-  const unsigned int grid = grid_for(M, N, BM, BN, what);
-  with_flags([&](auto wide) {
-    PYKERN_LAUNCH(grid, (BM / TM) * (BN / TN), 0, stream,
-                  matmul_blocktile_2d_kernel<BM, BN, BK, TM, TN, IdxFor<decltype(wide)>>)(
-        static_cast<const float*>(a), static_cast<const float*>(b), static_cast<float*>(c), int(M), int(N), int(K));
-    check_launch(what);
-  }, wide_offsets(N, K, BM, BN, BK));
+  check_tile_offsets(N, K, BM, BN, BK, what);
+  PYKERN_LAUNCH(grid_for(M, N, BM, BN, what), (BM / TM) * (BN / TN), 0, stream,
+                matmul_blocktile_2d_kernel<BM, BN, BK, TM, TN>)(
+      static_cast<const float*>(a), static_cast<const float*>(b), static_cast<float*>(c), int(M), int(N), int(K));
+  check_launch(what);
 }
 
 void launch_vectorized(DType dt, const void* a, const void* b, void* c, int64_t M, int64_t N, int64_t K,
@@ -849,14 +860,14 @@ void launch_vectorized(DType dt, const void* a, const void* b, void* c, int64_t 
   constexpr int BM = 128, BN = 128, BK = 8, TM = 8, TN = 8;
   require_dtype(dt, DType::f32, what);
   check_dims(M, N, K, what);
+  check_tile_offsets(N, K, BM, BN, BK, what);
   const unsigned int grid = grid_for(M, N, BM, BN, what);
-  with_flags([&](auto va, auto vbc, auto wide) {
+  with_flags([&](auto va, auto vbc) {
     PYKERN_LAUNCH(grid, (BM / TM) * (BN / TN), 0, stream,
-                  matmul_vectorized_kernel<BM, BN, BK, TM, TN, decltype(va)::value, decltype(vbc)::value,
-                                           IdxFor<decltype(wide)>>)(
+                  matmul_vectorized_kernel<BM, BN, BK, TM, TN, decltype(va)::value, decltype(vbc)::value>)(
         static_cast<const float*>(a), static_cast<const float*>(b), static_cast<float*>(c), int(M), int(N), int(K));
     check_launch(what);
-  }, vec_a(a, K), vec_bc(b, c, N), wide_offsets(N, K, BM, BN, BK));
+  }, vec_a(a, K), vec_bc(b, c, N));
 }
 
 void launch_warptile(DType dt, const void* a, const void* b, void* c, int64_t M, int64_t N, int64_t K,
@@ -918,6 +929,11 @@ constexpr Variant<MatmulLauncher> kVariants[] = {
 };
 
 VariantTable<MatmulLauncher> matmul_variants() { return table_of(kVariants); }
+
+std::string matmul_f32_best_problem(int64_t M, int64_t N, int64_t K) {
+  const std::string why = dims_problem(M, N, K);
+  return why.empty() ? tile_offsets_problem(N, K, WarpCfg::BM, WarpCfg::BN, WarpCfg::BK) : why;
+}
 
 void matmul_f32_best(const float* a, const float* b, float* c, int64_t M, int64_t N, int64_t K,
                      cudaStream_t stream) {

@@ -135,6 +135,12 @@ def test_unsupported_reasons():
     assert "shared memory" in why("smem_tiled", **big)
     assert why("direct", **big) == why("implicit_gemm", **big) == ""
     assert "unknown conv2d variant" in why("winograd")
+    # C/groups*R*S past its GEMM's 32-bit tile offsets (K <= 16777215): im2col_gemm refuses with
+    # matmul's own rule; direct and implicit_gemm index the filter their own way.
+    deep = dict(C=1 << 25, H=1, W=1, K=1, R=1, S=1, P=1, Q=1, ph=0, pw=0)
+    assert "its GEMM (matmul_f32_best" in why("im2col_gemm", **deep)
+    assert "K must be at most 16777215" in why("im2col_gemm", **deep)
+    assert why("direct", **deep) == why("implicit_gemm", **deep) == ""
 
 
 def test_launchers_refuse_bad_shapes_before_touching_the_gpu():
