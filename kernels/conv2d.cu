@@ -24,6 +24,7 @@
 #include <string>
 
 #include "conv2d.h"
+#include "dispatch.cuh"
 #include "launch.cuh"
 #include "matmul.h"
 
@@ -105,14 +106,6 @@ template <typename T>
 __device__ __forceinline__ T epilogue(T acc, const T* bias, int k, bool relu) {
   if (bias != nullptr) acc += bias[k];
   return activate(acc, relu);
-}
-
-// Runs f(T{}) with T = float or double; the launchers have already refused other dtypes
-// (conv2d_unsupported), so no half-precision kernels are instantiated for nothing.
-template <class F>
-void dispatch_f32_f64(DType dt, F&& f) {
-  if (dt == DType::f64) f(double{});
-  else f(float{});
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -664,8 +657,8 @@ void launch_direct(DType dt, const ConvShape& s, const void* x, const void* w, c
   require_supported("direct", dt, s);
   const Geom g = make_geom(s);
   const int64_t total = static_cast<int64_t>(g.N) * g.K * g.PQ;
-  dispatch_f32_f64(dt, [&](auto tag) {
-    using T = decltype(tag);
+  dispatch_dtype<float, double>(dt, "conv2d_direct", [&](auto tag) {
+    using T = typename decltype(tag)::type;
     PYKERN_LAUNCH(ceil_div(total, kDirectBlock), kDirectBlock, 0, stream, conv2d_direct_kernel<T>)(
         g, static_cast<const T*>(x), static_cast<const T*>(w), static_cast<const T*>(bias),
         static_cast<T*>(y));
@@ -684,8 +677,8 @@ void launch_smem_tiled(DType dt, const ConvShape& s, const void* x, const void* 
   const dim3 grid(static_cast<unsigned int>(tiles_q * tiles_p * g.N),
                   static_cast<unsigned int>(g.groups * k_blocks));
   const dim3 block(kSmemTileQ, kSmemTileP);
-  dispatch_f32_f64(dt, [&](auto tag) {
-    using T = decltype(tag);
+  dispatch_dtype<float, double>(dt, "conv2d_smem_tiled", [&](auto tag) {
+    using T = typename decltype(tag)::type;
     const SmemTiling t = smem_tiling(s, sizeof(T));
     PYKERN_LAUNCH(grid, block, static_cast<size_t>(t.bytes), stream, conv2d_smem_tiled_kernel<T>)(
         g, t.IH, t.IW, t.CB, tiles_q, tiles_p, k_blocks, static_cast<const T*>(x),
@@ -703,6 +696,7 @@ void launch_smem_tiled(DType dt, const ConvShape& s, const void* x, const void* 
 void launch_im2col_gemm(DType dt, const ConvShape& s, const void* x, const void* w, const void* bias,
                         void* y, cudaStream_t stream, int tile) {
   require_no_tile(tile, "conv2d_im2col_gemm");
+  require_dtype("conv2d_im2col_gemm", kF32, dt);
   require_supported("im2col_gemm", dt, s);
   const Geom g = make_geom(s);
   const float* xf = static_cast<const float*>(x);
@@ -741,6 +735,7 @@ void launch_im2col_gemm(DType dt, const ConvShape& s, const void* x, const void*
 
 void launch_implicit_gemm(DType dt, const ConvShape& s, const void* x, const void* w,
                           const void* bias, void* y, cudaStream_t stream, int tile) {
+  require_dtype("conv2d_implicit_gemm", kF32, dt);
   require_supported("implicit_gemm", dt, s);
   if (tile < -1 || tile >= kIgemmTiles)
     throw std::domain_error("conv2d_implicit_gemm: tile must be -1 (auto) or in [0, " +

@@ -685,24 +685,6 @@ void require_sm80(const char* what) {
                              "tensor cores); this GPU is older");
 }
 
-// Runs fn(T{}) for T = float or double; other dtypes are an error naming the variant.
-template <typename Fn>
-void dispatch_f32_f64(DType dt, const char* what, Fn&& fn) {
-  switch (dt) {
-    case DType::f32: fn(float{}); break;
-    case DType::f64: fn(double{}); break;
-    default:
-      throw std::invalid_argument(std::string(what) + ": unsupported dtype " + dtype_name(dt) +
-                                  " (takes float32, float64)");
-  }
-}
-
-void require_dtype(DType dt, DType want, const char* what) {
-  if (dt != want)
-    throw std::invalid_argument(std::string(what) + ": unsupported dtype " + dtype_name(dt) + " (takes " +
-                                dtype_name(want) + ")");
-}
-
 // Calls fn(std::bool_constant<flags>{}...): turns runtime checks (alignment) into the template
 // flags that select a kernel instantiation.
 template <typename Fn>
@@ -740,8 +722,8 @@ void launch_one_per_thread(DType dt, const void* a, const void* b, void* c, int6
   constexpr int kTileM = X_IS_ROW ? kLanes : kRowsPerBlock;
   constexpr int kTileN = X_IS_ROW ? kRowsPerBlock : kLanes;
   const unsigned int grid = grid_for(M, N, kTileM, kTileN, what);
-  dispatch_f32_f64(dt, what, [&](auto tag) {
-    using T = decltype(tag);
+  dispatch_dtype<float, double>(dt, what, [&](auto tag) {
+    using T = typename decltype(tag)::type;
     PYKERN_LAUNCH(grid, dim3(kLanes, kRowsPerBlock), 0, stream,
                   matmul_one_per_thread_kernel<T, X_IS_ROW>)(
         static_cast<const T*>(a), static_cast<const T*>(b), static_cast<T*>(c), int(M), int(N), int(K));
@@ -821,8 +803,8 @@ void launch_smem_tiled(DType dt, const void* a, const void* b, void* c, int64_t 
   constexpr int kTile = 32;
   check_dims(M, N, K, what);
   const unsigned int grid = grid_for(M, N, kTile, kTile, what);
-  dispatch_f32_f64(dt, what, [&](auto tag) {
-    using T = decltype(tag);
+  dispatch_dtype<float, double>(dt, what, [&](auto tag) {
+    using T = typename decltype(tag)::type;
     PYKERN_LAUNCH(grid, kTile * kTile, 0, stream, matmul_smem_tiled_kernel<T, kTile>)(
         static_cast<const T*>(a), static_cast<const T*>(b), static_cast<T*>(c), int(M), int(N), int(K));
     check_launch(what);
@@ -833,7 +815,7 @@ void launch_blocktile_1d(DType dt, const void* a, const void* b, void* c, int64_
                          cudaStream_t stream) {
   constexpr const char* what = "matmul_blocktile_1d";
   constexpr int BM = 64, BN = 64, BK = 8, TM = 8;
-  require_dtype(dt, DType::f32, what);
+  require_dtype(what, kF32, dt);
   check_dims(M, N, K, what);
   PYKERN_LAUNCH(grid_for(M, N, BM, BN, what), BM * BN / TM, 0, stream,
                 matmul_blocktile_1d_kernel<BM, BN, BK, TM>)(
@@ -845,7 +827,7 @@ void launch_blocktile_2d(DType dt, const void* a, const void* b, void* c, int64_
                          cudaStream_t stream) {
   constexpr const char* what = "matmul_blocktile_2d";
   constexpr int BM = 128, BN = 128, BK = 8, TM = 8, TN = 8;
-  require_dtype(dt, DType::f32, what);
+  require_dtype(what, kF32, dt);
   check_dims(M, N, K, what);
   check_tile_offsets(N, K, BM, BN, BK, what);
   PYKERN_LAUNCH(grid_for(M, N, BM, BN, what), (BM / TM) * (BN / TN), 0, stream,
@@ -858,7 +840,7 @@ void launch_vectorized(DType dt, const void* a, const void* b, void* c, int64_t 
                        cudaStream_t stream) {
   constexpr const char* what = "matmul_vectorized";
   constexpr int BM = 128, BN = 128, BK = 8, TM = 8, TN = 8;
-  require_dtype(dt, DType::f32, what);
+  require_dtype(what, kF32, dt);
   check_dims(M, N, K, what);
   check_tile_offsets(N, K, BM, BN, BK, what);
   const unsigned int grid = grid_for(M, N, BM, BN, what);
@@ -872,28 +854,28 @@ void launch_vectorized(DType dt, const void* a, const void* b, void* c, int64_t 
 
 void launch_warptile(DType dt, const void* a, const void* b, void* c, int64_t M, int64_t N, int64_t K,
                      cudaStream_t stream) {
-  require_dtype(dt, DType::f32, "matmul_warptile");
+  require_dtype("matmul_warptile", kF32, dt);
   warptile_f32(static_cast<const float*>(a), static_cast<const float*>(b), static_cast<float*>(c), M, N, K,
                stream);
 }
 
 void launch_double_buffer(DType dt, const void* a, const void* b, void* c, int64_t M, int64_t N, int64_t K,
                           cudaStream_t stream) {
-  require_dtype(dt, DType::f32, "matmul_double_buffer");
+  require_dtype("matmul_double_buffer", kF32, dt);
   double_buffer_f32(static_cast<const float*>(a), static_cast<const float*>(b), static_cast<float*>(c), M, N,
                     K, stream);
 }
 
 void launch_wmma_fp16(DType dt, const void* a, const void* b, void* c, int64_t M, int64_t N, int64_t K,
                       cudaStream_t stream) {
-  require_dtype(dt, DType::f16, "matmul_wmma_fp16");
+  require_dtype("matmul_wmma_fp16", kF16, dt);
   launch_wmma(static_cast<const __half*>(a), static_cast<const __half*>(b), static_cast<float*>(c), M, N, K,
               stream, "matmul_wmma_fp16");
 }
 
 void launch_wmma_bf16(DType dt, const void* a, const void* b, void* c, int64_t M, int64_t N, int64_t K,
                       cudaStream_t stream) {
-  require_dtype(dt, DType::bf16, "matmul_wmma_bf16");
+  require_dtype("matmul_wmma_bf16", kBF16, dt);
   launch_wmma(static_cast<const __nv_bfloat16*>(a), static_cast<const __nv_bfloat16*>(b),
               static_cast<float*>(c), M, N, K, stream, "matmul_wmma_bf16");
 }

@@ -108,24 +108,27 @@ void vectorized_packets(const T* x, T* y, int64_t n, cudaStream_t stream) {
 }
 
 void launch_naive(DType dt, const void* x, void* y, int64_t n, cudaStream_t stream) {
-  PYKERN_DISPATCH_FLOATS(dt, "relu_naive", {
-    PYKERN_LAUNCH(ceil_div(n, kBlock), kBlock, 0, stream, relu_naive_kernel<scalar_t>)(
-        static_cast<const scalar_t*>(x), static_cast<scalar_t*>(y), n);
+  dispatch_dtype<__half, float, double>(dt, "relu_naive", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    PYKERN_LAUNCH(ceil_div(n, kBlock), kBlock, 0, stream, relu_naive_kernel<T>)(
+        static_cast<const T*>(x), static_cast<T*>(y), n);
     check_launch("relu_naive");
   });
 }
 
 void launch_grid_stride(DType dt, const void* x, void* y, int64_t n, cudaStream_t stream) {
-  PYKERN_DISPATCH_FLOATS(dt, "relu_grid_stride", {
-    PYKERN_LAUNCH(stride_grid(n), kBlock, 0, stream, relu_grid_stride_kernel<scalar_t>)(
-        static_cast<const scalar_t*>(x), static_cast<scalar_t*>(y), n);
+  dispatch_dtype<__half, float, double>(dt, "relu_grid_stride", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    PYKERN_LAUNCH(stride_grid(n), kBlock, 0, stream, relu_grid_stride_kernel<T>)(
+        static_cast<const T*>(x), static_cast<T*>(y), n);
     check_launch("relu_grid_stride");
   });
 }
 
 void launch_vectorized(DType dt, const void* x, void* y, int64_t n, cudaStream_t stream) {
-  PYKERN_DISPATCH_FLOATS(dt, "relu_vectorized", {
-    vectorized_packets(static_cast<const scalar_t*>(x), static_cast<scalar_t*>(y), n, stream);
+  dispatch_dtype<__half, float, double>(dt, "relu_vectorized", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    vectorized_packets(static_cast<const T*>(x), static_cast<T*>(y), n, stream);
   });
 }
 
