@@ -566,13 +566,6 @@ constexpr const char* kIgemmTileNames[] = {"128x128x8_t8x8", "128x64x8_t8x4", "6
 constexpr int kIgemmTiles = sizeof(kIgemmTileNames) / sizeof(kIgemmTileNames[0]);
 constexpr int kIgemmMinBN = 32;  // the most column tiles any configuration makes
 
-int sm_count() {
-  int dev = 0, n = 0;
-  check_cuda(cudaGetDevice(&dev), "cudaGetDevice");
-  check_cuda(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev), "cudaDeviceGetAttribute");
-  return n;
-}
-
 int64_t igemm_blocks(const Geom& g, int bm, int bn) {
   return ((static_cast<int64_t>(g.M) + bm - 1) / bm) * g.groups * ((g.Kg + bn - 1) / bn);
 }
@@ -583,7 +576,7 @@ int64_t igemm_blocks(const Geom& g, int bm, int bn) {
 // not a measured one: on an H100 (132 SMs) the ResNet layers at N=16 get
 // 56^2x64: M, 28^2x128: M, 14^2x256: S, 7^2x512: T, 1x1 56^2 64->256: L, 7x7/2 224^2: M.
 int pick_igemm_tile(const Geom& g) {
-  const int64_t sms = sm_count();
+  const int64_t sms = device_info().sm_count;
   if (g.Kg > 64 && igemm_blocks(g, TileL::BM, TileL::BN) >= sms) return 0;
   if (igemm_blocks(g, TileM::BM, TileM::BN) >= sms) return 1;
   if (igemm_blocks(g, TileS::BM, TileS::BN) >= sms) return 2;

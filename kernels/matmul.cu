@@ -672,15 +672,8 @@ unsigned int grid_for(int64_t M, int64_t N, int tile_m, int tile_n, const char* 
 
 bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
-int compute_capability_major() {
-  int dev = 0, major = 0;
-  check_cuda(cudaGetDevice(&dev), "cudaGetDevice");
-  check_cuda(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev), "cudaDeviceGetAttribute");
-  return major;
-}
-
 void require_sm80(const char* what) {
-  if (compute_capability_major() < 8)
+  if (device_info().cc_major < 8)
     throw std::runtime_error(std::string(what) + " needs compute capability 8.0+ (cp.async, bf16 "
                              "tensor cores); this GPU is older");
 }
@@ -920,7 +913,7 @@ std::string matmul_f32_best_problem(int64_t M, int64_t N, int64_t K) {
 void matmul_f32_best(const float* a, const float* b, float* c, int64_t M, int64_t N, int64_t K,
                      cudaStream_t stream) {
   // double_buffer needs cp.async (sm_80+); older GPUs get the same tiling without it.
-  if (compute_capability_major() >= 8) {
+  if (device_info().cc_major >= 8) {
     double_buffer_f32(a, b, c, M, N, K, stream);
   } else {
     warptile_f32(a, b, c, M, N, K, stream);

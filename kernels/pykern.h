@@ -74,6 +74,17 @@ inline void check_cuda(cudaError_t err, const char* what) {
 // shared memory, no kernel image for this GPU) at once instead of at the next sync.
 inline void check_launch(const char* kernel) { check_cuda(cudaGetLastError(), kernel); }
 
+// What launchers need to know about the current GPU.
+struct DeviceInfo {
+  int cc_major, cc_minor;  // compute capability
+  int sm_count;            // streaming multiprocessors
+};
+
+// The current device's DeviceInfo, queried once per device and then cached: launchers ask on
+// every launch (im2col_gemm once per image), and each attribute query is a driver call. The
+// simulator build queries every time, since tests reconfigure its device between launches.
+DeviceInfo device_info();
+
 inline unsigned int ceil_div(int64_t a, int64_t b) { return static_cast<unsigned int>((a + b - 1) / b); }
 
 }  // namespace pykern

@@ -65,14 +65,8 @@ __global__ void relu_packets_kernel(const uint4* x, uint4* y, int64_t npackets) 
 // Enough blocks to fill every SM a few times over; more only adds scheduling overhead to a
 // memory-bound loop.
 unsigned int stride_grid(int64_t work) {
-  static int sms = [] {
-    int dev = 0, n = 0;
-    check_cuda(cudaGetDevice(&dev), "cudaGetDevice");
-    check_cuda(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev), "cudaDeviceGetAttribute");
-    return n;
-  }();
   unsigned int want = ceil_div(work, kBlock);
-  unsigned int cap = static_cast<unsigned int>(sms) * 8;
+  unsigned int cap = static_cast<unsigned int>(device_info().sm_count) * 8;
   return want < cap ? (want > 0 ? want : 1) : cap;
 }
 

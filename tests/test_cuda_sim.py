@@ -175,6 +175,18 @@ def test_sm75_device_refuses_cp_async_variants_and_falls_back(sim):
     np.testing.assert_array_equal(y, ref.astype(np.float32))
 
 
+def test_launchers_see_the_device_as_configured_now(sim):
+    """device_info() caches per device on a GPU, but the simulated device changes between
+    launches: relu's grid (8 blocks per SM) follows the SM count set last."""
+    rng = np.random.default_rng(seed_for("sm_count"))
+    x = DeviceArray.from_host(rng.standard_normal(256 * 40).astype(np.float32))
+    for sms in (1, 3, 2):
+        sim.sim_configure(sm_count=sms)
+        sim.sim_reset_stats()
+        sim.relu_grid_stride(x.ptr, x.ptr, x.size, "float32", 0)
+        assert sim.sim_stats()["blocks"] == 8 * sms
+
+
 def test_backend_reason_says_timings_are_not_real():
     reason = pk.backends()["cuda"].reason
     assert "simulator" in reason and "timings are not" in reason

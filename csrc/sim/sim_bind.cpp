@@ -34,8 +34,7 @@ void bind_sim(py::module_& m) {
         },
         py::arg("order") = py::none(), py::arg("seed") = py::none(), py::arg("compute_capability") = py::none(),
         py::arg("sm_count") = py::none(),
-        "Change settings for later launches. order: 'forward', 'reverse' or 'random' (with seed). "
-        "Launchers that cache the SM count (relu's grid size) keep their first value.");
+        "Change settings for later launches. order: 'forward', 'reverse' or 'random' (with seed).");
   m.def("sim_stats", [] {
     const auto s = pykern_sim::get_stats();
     py::dict d;
