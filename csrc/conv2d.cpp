@@ -46,11 +46,7 @@ void bind_conv2d(py::module_& m) {
           py::arg("stream") = 0, py::arg("tile") = -1, row.technique);
   });
 
-  m.def("conv2d_implicit_gemm_tiles", [] {
-    int count = 0;
-    const char* const* names = conv2d_implicit_gemm_tiles(&count);
-    return std::vector<std::string>(names, names + count);
-  });
+  m.def("conv2d_implicit_gemm_tiles", &conv2d_implicit_gemm_tiles);
 
   m.def("conv2d_unsupported",
         [](const std::string& variant, int64_t N, int64_t C, int64_t H, int64_t W, int64_t K,

@@ -555,37 +555,9 @@ conv2d_implicit_gemm_kernel(Geom g, int k_tiles, const float* __restrict__ x,
   }
 }
 
-// The tile configurations, largest first; the launcher's heuristic and the tests index them.
-//              BM   BN  BK TM TN minBlocks
-using TileL = IgemmTile<128, 128, 8, 8, 8, 2>;  // 256 thr, 8x8/thread: most FMAs per smem read
-using TileM = IgemmTile<128, 64, 8, 8, 4, 2>;   // 256 thr: Kg <= 64 layers, or 2x the blocks of L
-using TileS = IgemmTile<64, 64, 8, 4, 4, 3>;    // 256 thr: 4x the blocks of L for small M*K
-using TileT = IgemmTile<64, 32, 8, 4, 4, 4>;    // 128 thr: 8x the blocks of L (7x7 feature maps)
-constexpr const char* kIgemmTileNames[] = {"128x128x8_t8x8", "128x64x8_t8x4", "64x64x8_t4x4",
-                                           "64x32x8_t4x4"};
-constexpr int kIgemmTiles = sizeof(kIgemmTileNames) / sizeof(kIgemmTileNames[0]);
-constexpr int kIgemmMinBN = 32;  // the most column tiles any configuration makes
-
-int64_t igemm_blocks(const Geom& g, int bm, int bn) {
-  return ((static_cast<int64_t>(g.M) + bm - 1) / bm) * g.groups * ((g.Kg + bn - 1) / bn);
-}
-
-// The largest tile that still gives every SM at least one block; bigger tiles do more FMAs per
-// shared-memory read, but an idle SM costs more than that. Tiles wider than Kg only waste
-// columns, so 128-wide tiles need Kg > 64. Without a GPU at hand this is a reasoned guess,
-// not a measured one: on an H100 (132 SMs) the ResNet layers at N=16 get
-// 56^2x64: M, 28^2x128: M, 14^2x256: S, 7^2x512: T, 1x1 56^2 64->256: L, 7x7/2 224^2: M.
-int pick_igemm_tile(const Geom& g) {
-  const int64_t sms = device_info().sm_count;
-  if (g.Kg > 64 && igemm_blocks(g, TileL::BM, TileL::BN) >= sms) return 0;
-  if (igemm_blocks(g, TileM::BM, TileM::BN) >= sms) return 1;
-  if (igemm_blocks(g, TileS::BM, TileS::BN) >= sms) return 2;
-  return 3;
-}
-
 template <class Tile>
-void implicit_gemm_with(const Geom& g, const float* x, const float* w, const float* bias,
-                          float* y, cudaStream_t stream) {
+void implicit_gemm_with(const Geom& g, const float* x, const float* w, const float* bias, float* y,
+                        cudaStream_t stream) {
   const int k_tiles = (g.Kg + Tile::BN - 1) / Tile::BN;
   const dim3 grid(ceil_div(g.M, Tile::BM), static_cast<unsigned int>(g.groups * k_tiles));
   const bool vec_store = g.PQ % 4 == 0 && reinterpret_cast<uintptr_t>(y) % 16 == 0;
@@ -595,6 +567,60 @@ void implicit_gemm_with(const Geom& g, const float* x, const float* w, const flo
   PYKERN_LAUNCH(grid, Tile::NT, 0, stream, conv2d_implicit_gemm_kernel<Tile>)(
       g, k_tiles, x, w, bias, y, vec_store, dc, dr, ds);
   check_launch("conv2d_implicit_gemm");
+}
+
+// One tile configuration as data: its shape (for the heuristic and the name) and its launch.
+struct IgemmConfig {
+  int BM, BN, BK, TM, TN;
+  int min_kg;  // narrower layers (Kg < min_kg) would leave most of a tile's columns idle
+  void (*launch)(const Geom&, const float* x, const float* w, const float* bias, float* y, cudaStream_t);
+};
+
+template <class Tile>
+constexpr IgemmConfig igemm_config(int min_kg) {
+  return {Tile::BM, Tile::BN, Tile::BK, Tile::TM, Tile::TN, min_kg, implicit_gemm_with<Tile>};
+}
+
+// The tile configurations, largest first: the heuristic below takes the first that fits, and
+// the tests force each one by index.
+constexpr IgemmConfig kIgemmConfigs[] = {
+    //                     BM   BN  BK TM TN minBlocks
+    igemm_config<IgemmTile<128, 128, 8, 8, 8, 2>>(65),  // 256 thr, 8x8/thread: most FMAs per smem read
+    igemm_config<IgemmTile<128, 64, 8, 8, 4, 2>>(0),    // 256 thr: Kg <= 64 layers, or 2x the blocks of the first
+    igemm_config<IgemmTile<64, 64, 8, 4, 4, 3>>(0),     // 256 thr: 4x the blocks of the first for small M*K
+    igemm_config<IgemmTile<64, 32, 8, 4, 4, 4>>(0),     // 128 thr: 8x the blocks of the first (7x7 feature maps)
+};
+constexpr int kIgemmConfigCount = sizeof(kIgemmConfigs) / sizeof(kIgemmConfigs[0]);
+
+// The narrowest tile, which makes the most column tiles (the grid-y limit in shape_problem).
+constexpr int igemm_min_bn() {
+  int bn = kIgemmConfigs[0].BN;
+  for (const IgemmConfig& c : kIgemmConfigs) bn = c.BN < bn ? c.BN : bn;
+  return bn;
+}
+constexpr int kIgemmMinBN = igemm_min_bn();
+
+std::string igemm_config_name(const IgemmConfig& c) {
+  return std::to_string(c.BM) + "x" + std::to_string(c.BN) + "x" + std::to_string(c.BK) + "_t" +
+         std::to_string(c.TM) + "x" + std::to_string(c.TN);
+}
+
+int64_t igemm_blocks(const Geom& g, int bm, int bn) {
+  return ((static_cast<int64_t>(g.M) + bm - 1) / bm) * g.groups * ((g.Kg + bn - 1) / bn);
+}
+
+// The largest tile that still gives every SM at least one block; bigger tiles do more FMAs per
+// shared-memory read, but an idle SM costs more than that. Tiles wider than Kg only waste
+// columns, so 128-wide tiles need Kg > 64. Without a GPU at hand this is a reasoned guess,
+// not a measured one: on an H100 (132 SMs) the ResNet layers at N=16 get, as indices,
+// 56^2x64: 1, 28^2x128: 1, 14^2x256: 2, 7^2x512: 3, 1x1 56^2 64->256: 0, 7x7/2 224^2: 1.
+int pick_igemm_config(const Geom& g) {
+  const int64_t sms = device_info().sm_count;
+  for (int i = 0; i + 1 < kIgemmConfigCount; ++i) {
+    const IgemmConfig& c = kIgemmConfigs[i];
+    if (g.Kg >= c.min_kg && igemm_blocks(g, c.BM, c.BN) >= sms) return i;
+  }
+  return kIgemmConfigCount - 1;  // the smallest, whatever the shape
 }
 
 // "" when `variant` can run shape s in dtype dt (whose size sets smem_tiled's footprint).
@@ -730,20 +756,13 @@ void launch_implicit_gemm(DType dt, const ConvShape& s, const void* x, const voi
                           const void* bias, void* y, cudaStream_t stream, int tile) {
   require_dtype("conv2d_implicit_gemm", kF32, dt);
   require_supported("implicit_gemm", dt, s);
-  if (tile < -1 || tile >= kIgemmTiles)
+  if (tile < -1 || tile >= kIgemmConfigCount)
     throw std::domain_error("conv2d_implicit_gemm: tile must be -1 (auto) or in [0, " +
-                                std::to_string(kIgemmTiles) + "), got " + std::to_string(tile));
+                            std::to_string(kIgemmConfigCount) + "), got " + std::to_string(tile));
   const Geom g = make_geom(s);
-  const float* xf = static_cast<const float*>(x);
-  const float* wf = static_cast<const float*>(w);
-  const float* bf = static_cast<const float*>(bias);
-  float* yf = static_cast<float*>(y);
-  switch (tile < 0 ? pick_igemm_tile(g) : tile) {
-    case 0: implicit_gemm_with<TileL>(g, xf, wf, bf, yf, stream); break;
-    case 1: implicit_gemm_with<TileM>(g, xf, wf, bf, yf, stream); break;
-    case 2: implicit_gemm_with<TileS>(g, xf, wf, bf, yf, stream); break;
-    default: implicit_gemm_with<TileT>(g, xf, wf, bf, yf, stream); break;
-  }
+  kIgemmConfigs[tile < 0 ? pick_igemm_config(g) : tile].launch(
+      g, static_cast<const float*>(x), static_cast<const float*>(w), static_cast<const float*>(bias),
+      static_cast<float*>(y), stream);
 }
 
 }  // namespace
@@ -775,9 +794,10 @@ std::string conv2d_unsupported(const std::string& variant, DType dt, const ConvS
   return "unknown conv2d variant '" + variant + "'";
 }
 
-const char* const* conv2d_implicit_gemm_tiles(int* count) {
-  *count = kIgemmTiles;
-  return kIgemmTileNames;
+std::vector<std::string> conv2d_implicit_gemm_tiles() {
+  std::vector<std::string> names;
+  for (const IgemmConfig& c : kIgemmConfigs) names.push_back(igemm_config_name(c));
+  return names;
 }
 
 }  // namespace pykern

@@ -3,6 +3,7 @@
 // max(., 0) when relu is set. All pointers are device memory, C-contiguous.
 #pragma once
 #include <string>
+#include <vector>
 #include "pykern.h"
 
 namespace pykern {
@@ -38,6 +39,6 @@ VariantTable<ConvLauncher> conv2d_variants();
 std::string conv2d_unsupported(const std::string& variant, DType dt, const ConvShape& s);
 
 // Names of the implicit-GEMM tile configurations, in the order `tile` indexes them.
-const char* const* conv2d_implicit_gemm_tiles(int* count);
+std::vector<std::string> conv2d_implicit_gemm_tiles();
 
 }  // namespace pykern

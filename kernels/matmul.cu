@@ -287,6 +287,13 @@ __global__ void __launch_bounds__(BM * BN / TM)
   }
 }
 
+// The register tiling of blocktile_2d, kept by vectorized (which changes only how tiles move):
+// a 128x128 block tile over BK = 8 slices of K, 8x8 outputs per thread, so 256 threads.
+struct Tile2dCfg {
+  static constexpr int BM = 128, BN = 128, BK = 8, TM = 8, TN = 8;
+  static constexpr int kThreads = (BM / TM) * (BN / TN);
+};
+
 template <int BM, int BN, int BK, int TM, int TN>
 __global__ void __launch_bounds__((BM / TM) * (BN / TN), 2)
     matmul_blocktile_2d_kernel(const float* __restrict__ a, const float* __restrict__ b,
@@ -819,12 +826,12 @@ void launch_blocktile_1d(DType dt, const void* a, const void* b, void* c, int64_
 void launch_blocktile_2d(DType dt, const void* a, const void* b, void* c, int64_t M, int64_t N, int64_t K,
                          cudaStream_t stream) {
   constexpr const char* what = "matmul_blocktile_2d";
-  constexpr int BM = 128, BN = 128, BK = 8, TM = 8, TN = 8;
+  using Cfg = Tile2dCfg;
   require_dtype(what, kF32, dt);
   check_dims(M, N, K, what);
-  check_tile_offsets(N, K, BM, BN, BK, what);
-  PYKERN_LAUNCH(grid_for(M, N, BM, BN, what), (BM / TM) * (BN / TN), 0, stream,
-                matmul_blocktile_2d_kernel<BM, BN, BK, TM, TN>)(
+  check_tile_offsets(N, K, Cfg::BM, Cfg::BN, Cfg::BK, what);
+  PYKERN_LAUNCH(grid_for(M, N, Cfg::BM, Cfg::BN, what), Cfg::kThreads, 0, stream,
+                matmul_blocktile_2d_kernel<Cfg::BM, Cfg::BN, Cfg::BK, Cfg::TM, Cfg::TN>)(
       static_cast<const float*>(a), static_cast<const float*>(b), static_cast<float*>(c), int(M), int(N), int(K));
   check_launch(what);
 }
@@ -832,14 +839,15 @@ void launch_blocktile_2d(DType dt, const void* a, const void* b, void* c, int64_
 void launch_vectorized(DType dt, const void* a, const void* b, void* c, int64_t M, int64_t N, int64_t K,
                        cudaStream_t stream) {
   constexpr const char* what = "matmul_vectorized";
-  constexpr int BM = 128, BN = 128, BK = 8, TM = 8, TN = 8;
+  using Cfg = Tile2dCfg;
   require_dtype(what, kF32, dt);
   check_dims(M, N, K, what);
-  check_tile_offsets(N, K, BM, BN, BK, what);
-  const unsigned int grid = grid_for(M, N, BM, BN, what);
+  check_tile_offsets(N, K, Cfg::BM, Cfg::BN, Cfg::BK, what);
+  const unsigned int grid = grid_for(M, N, Cfg::BM, Cfg::BN, what);
   with_flags([&](auto va, auto vbc) {
-    PYKERN_LAUNCH(grid, (BM / TM) * (BN / TN), 0, stream,
-                  matmul_vectorized_kernel<BM, BN, BK, TM, TN, decltype(va)::value, decltype(vbc)::value>)(
+    PYKERN_LAUNCH(grid, Cfg::kThreads, 0, stream,
+                  matmul_vectorized_kernel<Cfg::BM, Cfg::BN, Cfg::BK, Cfg::TM, Cfg::TN, decltype(va)::value,
+                                           decltype(vbc)::value>)(
         static_cast<const float*>(a), static_cast<const float*>(b), static_cast<float*>(c), int(M), int(N), int(K));
     check_launch(what);
   }, vec_a(a, K), vec_bc(b, c, N));

@@ -187,6 +187,21 @@ def test_launchers_see_the_device_as_configured_now(sim):
         assert sim.sim_stats()["blocks"] == 8 * sms
 
 
+@pytest.mark.parametrize("sms,blocks", [(1, 2), (2, 2), (3, 4), (8, 8), (9, 16)])
+def test_implicit_gemm_picks_the_largest_tile_that_fills_every_sm(sim, sms, blocks):
+    """y: (1, 128, 16, 16), so M = 256 output pixels and Kg = 128: the 128x128 tile makes 2
+    blocks, 128x64 4, 64x64 8, 64x32 16; the launcher takes the first with >= sms blocks."""
+    rng = np.random.default_rng(seed_for("igemm-pick", sms))
+    x = DeviceArray.from_host(_ints(rng, (1, 4, 16, 16)))
+    w = DeviceArray.from_host(_ints(rng, (128, 4, 1, 1)))
+    y = DeviceArray.empty((1, 128, 16, 16), np.float32)
+    sim.sim_configure(sm_count=sms)
+    sim.sim_reset_stats()
+    sim.conv2d_implicit_gemm(x.ptr, w.ptr, 0, y.ptr, 1, 4, 16, 16, 128, 1, 1, 16, 16, 1, 1, 0, 0, 1, 1, 1,
+                             False, "float32", 0)
+    assert sim.sim_stats()["blocks"] == blocks
+
+
 def test_backend_reason_says_timings_are_not_real():
     reason = pk.backends()["cuda"].reason
     assert "simulator" in reason and "timings are not" in reason
