@@ -1,5 +1,5 @@
 // Matrix multiply c = a @ b, row-major and contiguous: a: (M, K), b: (K, N) -> c: (M, N).
-// Any M, N, K in [1, kMaxDim]: edge tiles are zero-filled on load and guarded on store.
+// Any M, N, K in [1, kMatmulMaxDim] (matmul.h): edge tiles are zero-filled on load and guarded on store.
 //
 // Variants, a ladder of techniques (each rung keeps the previous rung's ideas):
 //   naive          one thread per output, threadIdx.x -> row: uncoalesced on purpose       f32 f64
@@ -202,22 +202,18 @@ __device__ __forceinline__ void store_row(T* __restrict__ c_row, int col, int N,
 // Kernels
 // ------------------------------------------------------------------------------------------
 
-// Rungs 1 and 2 share one kernel: the only difference is which thread index walks the rows.
-// Block tile: kLanes x kRowsPerBlock threads, one output each.
-constexpr int kLanes = 32, kRowsPerBlock = 8;
+// Rung 1, naive: one thread per output. A block covers 32 rows x 8 columns of c and threadIdx.x
+// walks the rows, so the 32 lanes of a warp read a at 32 rows K elements apart and write c at 32
+// rows N apart: 32 memory transactions where 1 would do. The ladder's baseline, slow on purpose.
+constexpr int kNaiveRows = 32, kNaiveCols = 8;  // block: (kNaiveRows, kNaiveCols) threads
 
-template <typename T, bool X_IS_ROW>
-__global__ void __launch_bounds__(kLanes * kRowsPerBlock)
-    matmul_one_per_thread_kernel(const T* __restrict__ a, const T* __restrict__ b, T* __restrict__ c,
-                                 int M, int N, int K) {
+template <typename T>
+__global__ void __launch_bounds__(kNaiveRows * kNaiveCols)
+    matmul_naive_kernel(const T* __restrict__ a, const T* __restrict__ b, T* __restrict__ c, int M, int N,
+                        int K) {
   // a: (M, K), b: (K, N), c: (M, N).
-  // X_IS_ROW (naive): the 32 lanes of a warp take 32 different rows, so each a load and each c
-  // store of the warp touches 32 rows K or N elements apart: 32 transactions where 1 would do.
-  constexpr int kTileM = X_IS_ROW ? kLanes : kRowsPerBlock;
-  constexpr int kTileN = X_IS_ROW ? kRowsPerBlock : kLanes;
-  const Tile t = tile_of_block<kTileM, kTileN, 1>(M, N);
-  const int row = t.m0 + (X_IS_ROW ? threadIdx.x : threadIdx.y);
-  const int col = t.n0 + (X_IS_ROW ? threadIdx.y : threadIdx.x);
+  const Tile t = tile_of_block<kNaiveRows, kNaiveCols, 1>(M, N);
+  const int row = t.m0 + threadIdx.x, col = t.n0 + threadIdx.y;
   if (row >= M || col >= N) return;
   const T* a_row = a + static_cast<int64_t>(row) * K;
   T acc = T(0);
@@ -225,28 +221,51 @@ __global__ void __launch_bounds__(kLanes * kRowsPerBlock)
   c[static_cast<int64_t>(row) * N + col] = acc;
 }
 
+// Rung 2, coalesced: the same loop with threadIdx.x walking the columns. A block covers 8 rows x
+// 32 columns; a warp shares one row of a (a broadcast) and reads b and writes c at 32
+// consecutive addresses: one transaction each.
+constexpr int kCoalescedRows = 8, kCoalescedCols = 32;  // block: (kCoalescedCols, kCoalescedRows) threads
+
+template <typename T>
+__global__ void __launch_bounds__(kCoalescedRows * kCoalescedCols)
+    matmul_coalesced_kernel(const T* __restrict__ a, const T* __restrict__ b, T* __restrict__ c, int M, int N,
+                            int K) {
+  // a: (M, K), b: (K, N), c: (M, N).
+  const Tile t = tile_of_block<kCoalescedRows, kCoalescedCols, 1>(M, N);
+  const int row = t.m0 + threadIdx.y, col = t.n0 + threadIdx.x;
+  if (row >= M || col >= N) return;
+  const T* a_row = a + static_cast<int64_t>(row) * K;
+  T acc = T(0);
+  for (int k = 0; k < K; ++k) acc += a_row[k] * b[static_cast<int64_t>(k) * N + col];
+  c[static_cast<int64_t>(row) * N + col] = acc;
+}
+
+// Rung 3, smem_tiled: a block computes a TILE x TILE tile of c, stepping along K one TILE-wide
+// slice at a time. Each thread copies one element of a's slice and one of b's into shared
+// memory, then all TILE*TILE threads read them TILE times from there instead of from global
+// memory: TILE times less global traffic.
 template <typename T, int TILE>
 __global__ void __launch_bounds__(TILE * TILE)
     matmul_smem_tiled_kernel(const T* __restrict__ a, const T* __restrict__ b, T* __restrict__ c,
                              int M, int N, int K) {
+  // a: (M, K), b: (K, N), c: (M, N).
   static_assert(TILE * TILE <= 1024, "one thread per output of a TILE x TILE tile: at most 1024 threads");
   PYKERN_SHARED(T, as, [TILE][TILE]);  // a: (TILE rows of M, TILE of K)
   PYKERN_SHARED(T, bs, [TILE][TILE]);  // b: (TILE of K, TILE columns of N)
   const Tile t = tile_of_block<TILE, TILE, kGroupM>(M, N);
   const int ty = threadIdx.x / TILE, tx = threadIdx.x % TILE;
+  const int row = t.m0 + ty, col = t.n0 + tx;
   T acc = T(0);
   for (int k0 = 0; k0 < K; k0 += TILE) {
-    load_tile<TILE, TILE, TILE * TILE, 1, false, false>(a + static_cast<int64_t>(t.m0) * K + k0,
-                                                        int64_t(K), M - t.m0, K - k0, &as[0][0], TILE);
-    load_tile<TILE, TILE, TILE * TILE, 1, false, false>(b + static_cast<int64_t>(k0) * N + t.n0,
-                                                        int64_t(N), K - k0, N - t.n0, &bs[0][0], TILE);
+    // Zeros past the edges of a and b, so the sum below runs over whole tiles without checks.
+    as[ty][tx] = row < M && k0 + tx < K ? a[static_cast<int64_t>(row) * K + k0 + tx] : T(0);
+    bs[ty][tx] = k0 + ty < K && col < N ? b[static_cast<int64_t>(k0 + ty) * N + col] : T(0);
     __syncthreads();
     // as[ty][k] is one address per warp (broadcast); bs[k][tx] is 32 consecutive words.
 #pragma unroll
     for (int k = 0; k < TILE; ++k) acc += as[ty][k] * bs[k][tx];
     __syncthreads();  // before the next iteration overwrites the tiles
   }
-  const int row = t.m0 + ty, col = t.n0 + tx;
   if (row < M && col < N) c[static_cast<int64_t>(row) * N + col] = acc;
 }
 
@@ -715,22 +734,6 @@ void check_tile_offsets(int64_t N, int64_t K, int BM, int BN, int BK, const char
                             "; naive, coalesced, smem_tiled and blocktile_1d take any K and N");
 }
 
-template <bool X_IS_ROW>
-void launch_one_per_thread(DType dt, const void* a, const void* b, void* c, int64_t M, int64_t N,
-                           int64_t K, cudaStream_t stream, const char* what) {
-  check_dims(M, N, K, what);
-  constexpr int kTileM = X_IS_ROW ? kLanes : kRowsPerBlock;
-  constexpr int kTileN = X_IS_ROW ? kRowsPerBlock : kLanes;
-  const unsigned int grid = grid_for(M, N, kTileM, kTileN, what);
-  dispatch_dtype<float, double>(dt, what, [&](auto tag) {
-    using T = typename decltype(tag)::type;
-    PYKERN_LAUNCH(grid, dim3(kLanes, kRowsPerBlock), 0, stream,
-                  matmul_one_per_thread_kernel<T, X_IS_ROW>)(
-        static_cast<const T*>(a), static_cast<const T*>(b), static_cast<T*>(c), int(M), int(N), int(K));
-    check_launch(what);
-  });
-}
-
 // Vector-access flags shared by the float4 kernels: a read as float4 needs K % 4 == 0 and a
 // 16-byte aligned; b read and c written as float4 need N % 4 == 0 and both 16-byte aligned.
 bool vec_a(const void* a, int64_t K) { return K % 4 == 0 && aligned16(a); }
@@ -789,12 +792,28 @@ void launch_wmma(const T* a, const T* b, float* c, int64_t M, int64_t N, int64_t
 
 void launch_naive(DType dt, const void* a, const void* b, void* c, int64_t M, int64_t N, int64_t K,
                   cudaStream_t stream) {
-  launch_one_per_thread<true>(dt, a, b, c, M, N, K, stream, "matmul_naive");
+  constexpr const char* what = "matmul_naive";
+  check_dims(M, N, K, what);
+  const unsigned int grid = grid_for(M, N, kNaiveRows, kNaiveCols, what);
+  dispatch_dtype<float, double>(dt, what, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    PYKERN_LAUNCH(grid, dim3(kNaiveRows, kNaiveCols), 0, stream, matmul_naive_kernel<T>)(
+        static_cast<const T*>(a), static_cast<const T*>(b), static_cast<T*>(c), int(M), int(N), int(K));
+    check_launch(what);
+  });
 }
 
 void launch_coalesced(DType dt, const void* a, const void* b, void* c, int64_t M, int64_t N, int64_t K,
                       cudaStream_t stream) {
-  launch_one_per_thread<false>(dt, a, b, c, M, N, K, stream, "matmul_coalesced");
+  constexpr const char* what = "matmul_coalesced";
+  check_dims(M, N, K, what);
+  const unsigned int grid = grid_for(M, N, kCoalescedRows, kCoalescedCols, what);
+  dispatch_dtype<float, double>(dt, what, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    PYKERN_LAUNCH(grid, dim3(kCoalescedCols, kCoalescedRows), 0, stream, matmul_coalesced_kernel<T>)(
+        static_cast<const T*>(a), static_cast<const T*>(b), static_cast<T*>(c), int(M), int(N), int(K));
+    check_launch(what);
+  });
 }
 
 void launch_smem_tiled(DType dt, const void* a, const void* b, void* c, int64_t M, int64_t N, int64_t K,
