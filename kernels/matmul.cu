@@ -115,15 +115,21 @@ __device__ __forceinline__ void cp_async_wait() {
 #endif
 }
 
+// How load_tile lays a tile out in shared memory: as in global memory, or transposed (element
+// (r, c) at s[c * s_ld + r]) so that a column of the tile is contiguous.
+enum class Layout { kSame, kTransposed };
+// How load_tile copies: loads into registers then stores, or cp.async (sm_80+; the caller
+// commits and waits).
+enum class Copy { kLoadStore, kAsync };
+
 // Copies the ROWS x COLS tile whose top-left element is g (row-major, leading dimension ld)
 // into shared memory s (leading dimension s_ld), zero-filling rows >= rows_left and columns
 // >= cols_left, i.e. everything past the matrix edge. THREADS threads share the copy, VEC
-// consecutive elements per access; TRANSPOSE stores element (r, c) at s[c * s_ld + r].
-// ASYNC issues cp.async copies (the caller commits and waits); accesses narrower than 4 bytes,
-// which cp.async cannot do, fall back to ordinary loads and stores.
+// consecutive elements per access. Copy::kAsync accesses narrower than 4 bytes, which
+// cp.async cannot do, fall back to ordinary loads and stores.
 // Preconditions for VEC > 1: g and every row start are VEC*sizeof(T)-aligned and cols_left is
 // a multiple of VEC, so a vector is either wholly inside the matrix or wholly outside.
-template <int ROWS, int COLS, int THREADS, int VEC, bool TRANSPOSE, bool ASYNC, typename T, typename Idx>
+template <int ROWS, int COLS, int THREADS, int VEC, Layout LAYOUT, Copy COPY, typename T, typename Idx>
 __device__ __forceinline__ void load_tile(const T* __restrict__ g, Idx ld, int rows_left,
                                           int cols_left, T* __restrict__ s, int s_ld) {
   static_assert(COLS % VEC == 0, "a vector access must not straddle two tile rows");
@@ -133,15 +139,16 @@ __device__ __forceinline__ void load_tile(const T* __restrict__ g, Idx ld, int r
   constexpr int kIters = ROWS * kPerRow / THREADS;
   constexpr int kBytes = VEC * static_cast<int>(sizeof(T));
   const int tid = threadIdx.x;
-  if constexpr (ASYNC && kBytes >= 4) {
-    static_assert(!TRANSPOSE || VEC == 1,
+  constexpr bool kTranspose = LAYOUT == Layout::kTransposed;
+  if constexpr (COPY == Copy::kAsync && kBytes >= 4) {
+    static_assert(!kTranspose || VEC == 1,
                   "cp.async copies contiguous bytes: a transposed tile takes one element per copy");
 #pragma unroll
     for (int it = 0; it < kIters; ++it) {
       const int idx = tid + it * THREADS;
       const int r = idx / kPerRow, c = (idx % kPerRow) * VEC;
       const bool in = r < rows_left && c < cols_left;
-      T* dst = TRANSPOSE ? s + c * s_ld + r : s + r * s_ld + c;
+      T* dst = kTranspose ? s + c * s_ld + r : s + r * s_ld + c;
       // Out-of-range copies read nothing; the tile origin g (inside the matrix) stands in.
       cp_async<kBytes>(dst, g + (in ? r * ld + c : Idx(0)), in);
     }
@@ -169,7 +176,7 @@ __device__ __forceinline__ void load_tile(const T* __restrict__ g, Idx ld, int r
       for (int b = 0; b < kBatch; ++b) {
         const int idx = tid + (it0 + b) * THREADS;
         const int r = idx / kPerRow, c = (idx % kPerRow) * VEC;
-        if constexpr (TRANSPOSE) {
+        if constexpr (kTranspose) {
 #pragma unroll
           for (int v = 0; v < VEC; ++v) s[(c + v) * s_ld + r] = regs[b].v[v];
         } else {
@@ -284,10 +291,10 @@ __global__ void __launch_bounds__(BM * BN / TM)
   const int tc = threadIdx.x % BN, tr = threadIdx.x / BN;
   float acc[TM] = {};
   for (int k0 = 0; k0 < K; k0 += BK) {
-    load_tile<BM, BK, kThreads, 1, false, false>(a + static_cast<int64_t>(t.m0) * K + k0, int64_t(K),
-                                                 M - t.m0, K - k0, &as[0][0], BK);
-    load_tile<BK, BN, kThreads, 1, false, false>(b + static_cast<int64_t>(k0) * N + t.n0, int64_t(N),
-                                                 K - k0, N - t.n0, &bs[0][0], BN);
+    load_tile<BM, BK, kThreads, 1, Layout::kSame, Copy::kLoadStore>(
+        a + static_cast<int64_t>(t.m0) * K + k0, int64_t(K), M - t.m0, K - k0, &as[0][0], BK);
+    load_tile<BK, BN, kThreads, 1, Layout::kSame, Copy::kLoadStore>(
+        b + static_cast<int64_t>(k0) * N + t.n0, int64_t(N), K - k0, N - t.n0, &bs[0][0], BN);
     __syncthreads();
 #pragma unroll
     for (int k = 0; k < BK; ++k) {
@@ -329,10 +336,10 @@ __global__ void __launch_bounds__((BM / TM) * (BN / TN), 2)
   float acc[TM][TN] = {};
   float ra[TM], rb[TN];
   for (int k0 = 0; k0 < K; k0 += BK) {
-    load_tile<BM, BK, kThreads, 1, false, false>(a + static_cast<int64_t>(t.m0) * K + k0, K,
-                                                 M - t.m0, K - k0, as, kALd);
-    load_tile<BK, BN, kThreads, 1, false, false>(b + static_cast<int64_t>(k0) * N + t.n0, N,
-                                                 K - k0, N - t.n0, bs, BN);
+    load_tile<BM, BK, kThreads, 1, Layout::kSame, Copy::kLoadStore>(
+        a + static_cast<int64_t>(t.m0) * K + k0, K, M - t.m0, K - k0, as, kALd);
+    load_tile<BK, BN, kThreads, 1, Layout::kSame, Copy::kLoadStore>(
+        b + static_cast<int64_t>(k0) * N + t.n0, N, K - k0, N - t.n0, bs, BN);
     __syncthreads();
 #pragma unroll
     for (int k = 0; k < BK; ++k) {
@@ -375,10 +382,10 @@ __global__ void __launch_bounds__((BM / TM) * (BN / TN), 2)
   float acc[TM][TN] = {};
   float ra[TM], rb[TN];
   for (int k0 = 0; k0 < K; k0 += BK) {
-    load_tile<BM, BK, kThreads, VA ? 4 : 1, true, false>(a + static_cast<int64_t>(t.m0) * K + k0, K,
-                                                         M - t.m0, K - k0, as, kALd);
-    load_tile<BK, BN, kThreads, VBC ? 4 : 1, false, false>(b + static_cast<int64_t>(k0) * N + t.n0, N,
-                                                           K - k0, N - t.n0, bs, BN);
+    load_tile<BM, BK, kThreads, VA ? 4 : 1, Layout::kTransposed, Copy::kLoadStore>(
+        a + static_cast<int64_t>(t.m0) * K + k0, K, M - t.m0, K - k0, as, kALd);
+    load_tile<BK, BN, kThreads, VBC ? 4 : 1, Layout::kSame, Copy::kLoadStore>(
+        b + static_cast<int64_t>(k0) * N + t.n0, N, K - k0, N - t.n0, bs, BN);
     __syncthreads();
 #pragma unroll
     for (int k = 0; k < BK; ++k) {
@@ -491,10 +498,10 @@ __global__ void __launch_bounds__(Cfg::kThreads, 2)
   const Tile t = tile_of_block<BM, BN, kGroupM>(M, N);
   Cfg w;
   for (int k0 = 0; k0 < K; k0 += BK) {
-    load_tile<BM, BK, Cfg::kThreads, VA ? 4 : 1, true, false>(a + static_cast<int64_t>(t.m0) * K + k0,
-                                                              K, M - t.m0, K - k0, as, Cfg::kALd);
-    load_tile<BK, BN, Cfg::kThreads, VBC ? 4 : 1, false, false>(b + static_cast<int64_t>(k0) * N + t.n0,
-                                                                N, K - k0, N - t.n0, bs, BN);
+    load_tile<BM, BK, Cfg::kThreads, VA ? 4 : 1, Layout::kTransposed, Copy::kLoadStore>(
+        a + static_cast<int64_t>(t.m0) * K + k0, K, M - t.m0, K - k0, as, Cfg::kALd);
+    load_tile<BK, BN, Cfg::kThreads, VBC ? 4 : 1, Layout::kSame, Copy::kLoadStore>(
+        b + static_cast<int64_t>(k0) * N + t.n0, N, K - k0, N - t.n0, bs, BN);
     __syncthreads();
     w.mma(as, bs);
     __syncthreads();
@@ -524,10 +531,10 @@ __global__ void __launch_bounds__(Cfg::kThreads, 2)
   const float* b_tile = b + t.n0;
   auto issue = [&](int kt) {
     const int k0 = kt * BK;
-    load_tile<BM, BK, Cfg::kThreads, 1, true, true>(a_tile + k0, K, M - t.m0, K - k0, as[kt % STAGES],
-                                                    Cfg::kALd);
-    load_tile<BK, BN, Cfg::kThreads, VBC ? 4 : 1, false, true>(b_tile + static_cast<int64_t>(k0) * N, N,
-                                                               K - k0, N - t.n0, bs[kt % STAGES], BN);
+    load_tile<BM, BK, Cfg::kThreads, 1, Layout::kTransposed, Copy::kAsync>(
+        a_tile + k0, K, M - t.m0, K - k0, as[kt % STAGES], Cfg::kALd);
+    load_tile<BK, BN, Cfg::kThreads, VBC ? 4 : 1, Layout::kSame, Copy::kAsync>(
+        b_tile + static_cast<int64_t>(k0) * N, N, K - k0, N - t.n0, bs[kt % STAGES], BN);
   };
   const int ktiles = (K + BK - 1) / BK;
   // Prologue: k-tiles 0..STAGES-2 in flight, one commit group each (empty past the end, so
@@ -608,10 +615,10 @@ __global__ void __launch_bounds__(Cfg::kThreads, VEC ? 2 : 1)
   const T* b_tile = b + t.n0;
   auto issue = [&](int kt) {
     const int k0 = kt * BK, s = kt % STAGES;
-    load_tile<BM, BK, Cfg::kThreads, V, false, true>(a_tile + k0, K, M - t.m0, K - k0,
-                                                     as + s * Cfg::kATile, Cfg::kALd);
-    load_tile<BK, BN, Cfg::kThreads, V, false, true>(b_tile + static_cast<int64_t>(k0) * N, N, K - k0,
-                                                     N - t.n0, bs + s * Cfg::kBTile, Cfg::kBLd);
+    load_tile<BM, BK, Cfg::kThreads, V, Layout::kSame, Copy::kAsync>(
+        a_tile + k0, K, M - t.m0, K - k0, as + s * Cfg::kATile, Cfg::kALd);
+    load_tile<BK, BN, Cfg::kThreads, V, Layout::kSame, Copy::kAsync>(
+        b_tile + static_cast<int64_t>(k0) * N, N, K - k0, N - t.n0, bs + s * Cfg::kBTile, Cfg::kBLd);
   };
 
   wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[FM][FN];
