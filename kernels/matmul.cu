@@ -444,8 +444,10 @@ struct WarpTiling {
       for (int j = 0; j < WNITER * TN; ++j) acc[i][j] = 0.f;
   }
 
+  // acc += a tile @ b tile as BK rank-1 updates: scalar FFMA outer products of register
+  // fragments (no tensor cores; wmma_* is the rung that uses them).
   // as: a^T (BK, BM) with row stride kALd; bs: b (BK, BN).
-  __device__ __forceinline__ void mma(const float* __restrict__ as, const float* __restrict__ bs) {
+  __device__ __forceinline__ void outer_products(const float* __restrict__ as, const float* __restrict__ bs) {
     float ra[WMITER * TM], rb[WNITER * TN];
 #pragma unroll
     for (int k = 0; k < BK; ++k) {
@@ -503,7 +505,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 2)
     load_tile<BK, BN, Cfg::kThreads, VBC ? 4 : 1, Layout::kSame, Copy::kLoadStore>(
         b + static_cast<int64_t>(k0) * N + t.n0, N, K - k0, N - t.n0, bs, BN);
     __syncthreads();
-    w.mma(as, bs);
+    w.outer_products(as, bs);
     __syncthreads();
   }
   w.template store<VBC>(c, M, N, t);
@@ -554,7 +556,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 2)
     __syncthreads();
     if (kt + STAGES - 1 < ktiles) issue(kt + STAGES - 1);
     cp_async_commit();
-    w.mma(as[kt % STAGES], bs[kt % STAGES]);
+    w.outer_products(as[kt % STAGES], bs[kt % STAGES]);
   }
   w.template store<VBC>(c, M, N, t);
 #endif
