@@ -506,52 +506,43 @@ conv2d_implicit_gemm_kernel(Geom g, int k_tiles, const float* __restrict__ x,
     __syncthreads();
   }
 
-  // Fused epilogue: bias + activation applied to the registers on their way to y.
+  // Fused epilogue: bias + activation applied to the registers on their way to y. A thread's
+  // rows come in groups of 4 adjacent output pixels m -> (n, pq); each output channel k gets the
+  // group's 4 values as one float4 store where they are one image's pq..pq+3 (below), else one
+  // store per row inside M.
 #pragma unroll
   for (int gi = 0; gi < TM / 4; ++gi) {
     const int mb = m0 + gi * TX * 4 + tm * 4;  // first of this thread's 4 adjacent rows
     if (mb >= g.M) continue;
-    if (vec_store && mb + 3 < g.M) {
-      // vec_store: PQ % 4 == 0 and y 16-byte aligned; mb % 4 == 0, so the 4 rows are one
-      // image's pixels pq..pq+3 with pq % 4 == 0: one aligned float4 per output channel.
-      const int n = mb / g.PQ, pq = mb - n * g.PQ;
-      float* yb = y + static_cast<int64_t>(n) * g.K * g.PQ + pq;
+    int64_t yoff[4];  // y offset of (n, channel 0, pq) for each row; rows past M clamped, never stored
 #pragma unroll
-      for (int gj = 0; gj < TN / 4; ++gj)
-#pragma unroll
-        for (int j = 0; j < 4; ++j) {
-          const int jj = gj * 4 + j;
-          const int kg = n0 + gj * TY * 4 + tn * 4 + j;
-          if (kg >= g.Kg) continue;
-          const int k = grp * g.Kg + kg;
-          const float bk = bias != nullptr ? __ldg(bias + k) : 0.f;
-          float4 v;
-          v.x = activate(acc[gi * 4 + 0][jj] + bk, g.relu);
-          v.y = activate(acc[gi * 4 + 1][jj] + bk, g.relu);
-          v.z = activate(acc[gi * 4 + 2][jj] + bk, g.relu);
-          v.w = activate(acc[gi * 4 + 3][jj] + bk, g.relu);
-          *reinterpret_cast<float4*>(yb + static_cast<int64_t>(k) * g.PQ) = v;
-        }
-    } else {
-      // Rows may straddle images (PQ % 4 != 0) or the end of M: one element at a time.
-#pragma unroll
-      for (int i = 0; i < 4; ++i) {
-        const int m = mb + i;
-        if (m >= g.M) break;
-        const int n = m / g.PQ, pq = m - n * g.PQ;
-        float* yb = y + static_cast<int64_t>(n) * g.K * g.PQ + pq;
-#pragma unroll
-        for (int gj = 0; gj < TN / 4; ++gj)
-#pragma unroll
-          for (int j = 0; j < 4; ++j) {
-            const int jj = gj * 4 + j;
-            const int kg = n0 + gj * TY * 4 + tn * 4 + j;
-            if (kg >= g.Kg) continue;
-            const int k = grp * g.Kg + kg;
-            yb[static_cast<int64_t>(k) * g.PQ] = epilogue(acc[gi * 4 + i][jj], bias, k, g.relu);
-          }
-      }
+    for (int i = 0; i < 4; ++i) {
+      const int m = min(mb + i, g.M - 1);
+      const int n = m / g.PQ;
+      yoff[i] = static_cast<int64_t>(n) * g.K * g.PQ + (m - n * g.PQ);
     }
+    // vec_store: PQ % 4 == 0 and y 16-byte aligned; mb % 4 == 0, so 4 rows inside M are one
+    // image's pixels pq..pq+3 with pq % 4 == 0: an aligned float4 per output channel.
+    const bool vec = vec_store && mb + 3 < g.M;
+#pragma unroll
+    for (int gj = 0; gj < TN / 4; ++gj)
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        const int kg = n0 + gj * TY * 4 + tn * 4 + j;
+        if (kg >= g.Kg) continue;
+        const int k = grp * g.Kg + kg;
+        float v[4];
+#pragma unroll
+        for (int i = 0; i < 4; ++i) v[i] = epilogue(acc[gi * 4 + i][gj * 4 + j], bias, k, g.relu);
+        float* yk = y + static_cast<int64_t>(k) * g.PQ;  // channel k of image 0
+        if (vec) {
+          *reinterpret_cast<float4*>(yk + yoff[0]) = make_float4(v[0], v[1], v[2], v[3]);
+        } else {
+#pragma unroll
+          for (int i = 0; i < 4; ++i)
+            if (mb + i < g.M) yk[yoff[i]] = v[i];
+        }
+      }
   }
 }
 
