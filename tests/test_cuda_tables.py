@@ -12,7 +12,7 @@ import tempfile
 import pytest
 
 import pykern as pk
-from pykern.cuda._launch import table
+from pykern.cuda._launch import source_tables, table
 
 OPS = ("relu", "matmul", "conv2d")
 DTYPES = ("float16", "bfloat16", "float32", "float64")
@@ -63,6 +63,46 @@ def test_build_time_copy_equals_the_compiled_table(module):
         assert compiled[op] == table(op), f"pykern.{module}: {op}'s table differs from the build-time copy"
 
 
+def test_the_installed_copy_matches_the_sources_and_a_source_tree_reads_them():
+    """A source tree that was never built reads kernels/*.cu itself (the same reader as the
+    build); with this checkout's sources that gives the installed copy, unless the install is
+    older than the sources (then reinstall)."""
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if not os.path.isdir(os.path.join(repo, "kernels")):
+        pytest.skip("not run from a source checkout")
+    from pykern.cuda import _variant_tables
+    assert source_tables(repo) == _variant_tables.TABLES
+    assert source_tables(os.path.join(repo, "tests")) == {}  # no csrc/ there: nothing to read
+
+
+GOOD_ROW = '{"a", kF32 | kF64, true, launch_a, "Technique " "of a."},'
+
+
+@pytest.mark.parametrize("row,error", [
+    ('{"b", kF32 | kF99, false, launch_b, "b"},', r"row 'b': unknown dtypes \['kF99'\]"),
+    ('{"b", kF32, false, launch_b, kTechnique},', r"read 1 of the 2 rows"),
+    ('{"a", kF32, false, launch_b, "again"},', r"names must be unique"),
+    ('{"b", kF32, true, launch_b, "second default"},', r"exactly one row the default"),
+])
+def test_the_table_reader_refuses_rows_it_cannot_read(tmp_path, row, error):
+    """What the build stops on (csrc/variant_tables.py), rather than registering a wrong row."""
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if not os.path.isfile(os.path.join(repo, "csrc", "variant_tables.py")):
+        pytest.skip("not run from a source checkout")
+    (tmp_path / "csrc").mkdir()
+    (tmp_path / "kernels").mkdir()
+    (tmp_path / "csrc" / "variant_tables.py").write_text(
+        open(os.path.join(repo, "csrc", "variant_tables.py")).read())
+    cu = "constexpr Variant<L> kVariants[] = {\n    // name dtypes\n    %s\n    %s\n};\n"
+    (tmp_path / "kernels" / "op.cu").write_text(cu % (GOOD_ROW, ""))
+    assert source_tables(tmp_path) == {"op": [{"name": "a", "technique": "Technique of a.",
+                                               "dtypes": ["float32", "float64"], "default": True,
+                                               "kernel": "op_a"}]}
+    (tmp_path / "kernels" / "op.cu").write_text(cu % (GOOD_ROW, row))
+    with pytest.raises(ValueError, match=error):
+        source_tables(tmp_path)
+
+
 def _bound_args(op: str, dtype: str):
     """Arguments a bound launcher accepts up to its dtype check (null pointers, a valid shape)."""
     if op == "relu":
@@ -97,7 +137,8 @@ import json, sys
 sys.modules["pykern._cuda"] = sys.modules["pykern._cuda_sim"] = None  # as if neither was built
 import pykern as pk
 print(json.dumps([v.as_dict() for v in pk.variants(backend="cuda")]))
-print(pk.backends()["cuda"].reason)
+a = pk.backends()["cuda"]
+print(json.dumps([a.available, a.reason]))
 """
 
 
@@ -105,6 +146,8 @@ print(pk.backends()["cuda"].reason)
 def test_without_either_extension_the_same_variants_are_listed(sim):
     proc = run_python(NO_EXTENSION, PYKERN_CUDA_SIM=sim)
     assert proc.returncode == 0, proc.stderr
-    listed, reason = proc.stdout.strip().splitlines()[-2:]
+    listed, availability = proc.stdout.strip().splitlines()[-2:]
     assert json.loads(listed) == [v.as_dict() for v in pk.variants(backend="cuda")]
-    assert "was not built" in reason, reason
+    available, reason = json.loads(availability)
+    # "... was not built", or, where this copy hides an installed one, the note that says so
+    assert not available and "pykern._cuda" in reason, reason

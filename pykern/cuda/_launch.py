@@ -7,6 +7,10 @@ blocking stream (pykern's own copies use it).
 """
 from __future__ import annotations
 
+import functools
+import importlib.util
+from pathlib import Path
+
 from .._device import ext
 from .._registry import register
 
@@ -20,14 +24,30 @@ def kernel(name: str):
     return fn
 
 
+@functools.lru_cache(maxsize=None)
+def _tables() -> dict:
+    try:
+        from ._variant_tables import TABLES
+        return TABLES
+    except ImportError:  # a source tree that was never built: read what the build would copy
+        return source_tables(Path(__file__).resolve().parents[2])
+
+
+def source_tables(root: Path) -> dict:
+    """The tables of root/kernels/*.cu, read by root/csrc/variant_tables.py ({} where absent)."""
+    script = Path(root) / "csrc" / "variant_tables.py"
+    if not script.is_file():
+        return {}
+    spec = importlib.util.spec_from_file_location("_pykern_variant_tables_reader", script)
+    reader = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(reader)
+    return reader.read_tables(sorted((Path(root) / "kernels").glob("*.cu")))
+
+
 def table(op: str) -> list:
     """The rows of kernels/<op>.cu's variant table (name, technique, dtypes, default, kernel),
     as copied at build time: reading them needs no extension and no driver."""
-    try:
-        from ._variant_tables import TABLES
-    except ImportError:  # a source tree that was never built: no CUDA C++ variants to list
-        return []
-    return TABLES.get(op, [])
+    return _tables().get(op, [])
 
 
 def register_table(op: str, launch, supports=None) -> None:
