@@ -39,7 +39,8 @@ std::string dtype_list(DTypes set) {
 
 void require_dtype(const std::string& what, DTypes takes, DType dt) {
   if (!takes.has(dt))
-    throw std::invalid_argument(what + ": unsupported dtype " + dtype_name(dt) + " (takes " + dtype_list(takes) + ")");
+    throw std::invalid_argument(what + ": unsupported dtype " + dtype_name(dt) + " (takes " + dtype_list(takes) +
+                                ")");
 }
 
 }  // namespace pykern
