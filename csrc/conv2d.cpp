@@ -1,8 +1,8 @@
 // Bindings for kernels/conv2d.cu, pointers as ints:
 //   conv2d_<variant>(x, w, bias, y, N, C, H, W, K, R, S, P, Q, sh, sw, ph, pw, dh, dw, groups,
-//                    relu, dtype, stream)        bias = 0 for none
+//                    relu, dtype, stream, tile=-1)   one per row of its variant table; bias = 0 for none
 //   conv2d_unsupported(variant, <same shape arguments>, dtype) -> "" or the reason
-//   conv2d_implicit_gemm(..., tile=-1) and conv2d_implicit_gemm_tiles() -> tile names
+//   conv2d_implicit_gemm_tiles() -> the tile names conv2d_implicit_gemm's `tile` indexes
 #include <string>
 #include <vector>
 
@@ -31,42 +31,22 @@ ConvShape make_shape(int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, int6
 }  // namespace
 
 void bind_conv2d(py::module_& m) {
-  using Launcher = void (*)(DType, const ConvShape&, const void*, const void*, const void*, void*,
-                            cudaStream_t);
-  auto def = [&m](const char* name, Launcher fn) {
-    m.def(name,
-          [fn](uintptr_t x, uintptr_t w, uintptr_t bias, uintptr_t y, int64_t N, int64_t C, int64_t H,
-               int64_t W, int64_t K, int64_t R, int64_t S, int64_t P, int64_t Q, int64_t sh,
-               int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw, int64_t groups, bool relu,
-               const std::string& dtype, uintptr_t stream) {
-            fn(parse_dtype(dtype), make_shape(N, C, H, W, K, R, S, P, Q, sh, sw, ph, pw, dh, dw, groups, relu),
-               in_ptr(x), in_ptr(w), bias ? in_ptr(bias) : nullptr, out_ptr(y), as_stream(stream));
+  bind_table(m, "conv2d", conv2d_variants(), [&m](const std::string& kernel, const Variant<ConvLauncher>& row) {
+    m.def(kernel.c_str(),
+          [kernel, row](uintptr_t x, uintptr_t w, uintptr_t bias, uintptr_t y, int64_t N, int64_t C, int64_t H,
+                        int64_t W, int64_t K, int64_t R, int64_t S, int64_t P, int64_t Q, int64_t sh, int64_t sw,
+                        int64_t ph, int64_t pw, int64_t dh, int64_t dw, int64_t groups, bool relu,
+                        const std::string& dtype, uintptr_t stream, int tile) {
+            const DType dt = parse_dtype(dtype);
+            require_dtype(kernel, row.dtypes, dt);
+            row.launch(dt, make_shape(N, C, H, W, K, R, S, P, Q, sh, sw, ph, pw, dh, dw, groups, relu), in_ptr(x),
+                       in_ptr(w), bias ? in_ptr(bias) : nullptr, out_ptr(y), as_stream(stream), tile);
           },
-          py::arg("x"), py::arg("w"), py::arg("bias"), py::arg("y"), PYKERN_CONV_SHAPE_ARGS,
-          py::arg("dtype"), py::arg("stream") = 0);
-  };
-  def("conv2d_direct", &conv2d_direct);
-  def("conv2d_smem_tiled", &conv2d_smem_tiled);
-  def("conv2d_im2col_gemm", &conv2d_im2col_gemm);
-
-  m.def("conv2d_implicit_gemm",
-        [](uintptr_t x, uintptr_t w, uintptr_t bias, uintptr_t y, int64_t N, int64_t C, int64_t H,
-           int64_t W, int64_t K, int64_t R, int64_t S, int64_t P, int64_t Q, int64_t sh, int64_t sw,
-           int64_t ph, int64_t pw, int64_t dh, int64_t dw, int64_t groups, bool relu,
-           const std::string& dtype, uintptr_t stream, int tile) {
-          conv2d_implicit_gemm(parse_dtype(dtype),
-                               make_shape(N, C, H, W, K, R, S, P, Q, sh, sw, ph, pw, dh, dw, groups, relu),
-                               in_ptr(x), in_ptr(w), bias ? in_ptr(bias) : nullptr, out_ptr(y),
-                               as_stream(stream), tile);
-        },
-        py::arg("x"), py::arg("w"), py::arg("bias"), py::arg("y"), PYKERN_CONV_SHAPE_ARGS,
-        py::arg("dtype"), py::arg("stream") = 0, py::arg("tile") = -1);
-
-  m.def("conv2d_implicit_gemm_tiles", [] {
-    int count = 0;
-    const char* const* names = conv2d_implicit_gemm_tiles(&count);
-    return std::vector<std::string>(names, names + count);
+          py::arg("x"), py::arg("w"), py::arg("bias"), py::arg("y"), PYKERN_CONV_SHAPE_ARGS, py::arg("dtype"),
+          py::arg("stream") = 0, py::arg("tile") = -1, row.technique);
   });
+
+  m.def("conv2d_implicit_gemm_tiles", &conv2d_implicit_gemm_tiles);
 
   m.def("conv2d_unsupported",
         [](const std::string& variant, int64_t N, int64_t C, int64_t H, int64_t W, int64_t K,

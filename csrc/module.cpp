@@ -23,6 +23,26 @@ const char* dtype_name(DType dt) {
   return "?";
 }
 
+pybind11::list dtype_names(DTypes set) {
+  pybind11::list names;
+  for (DType dt : {DType::f16, DType::bf16, DType::f32, DType::f64})
+    if (set.has(dt)) names.append(dtype_name(dt));
+  return names;
+}
+
+std::string dtype_list(DTypes set) {
+  std::string list;
+  for (DType dt : {DType::f16, DType::bf16, DType::f32, DType::f64})
+    if (set.has(dt)) list += std::string(list.empty() ? "" : ", ") + dtype_name(dt);
+  return list;
+}
+
+void require_dtype(const std::string& what, DTypes takes, DType dt) {
+  if (!takes.has(dt))
+    throw std::invalid_argument(what + ": unsupported dtype " + dtype_name(dt) + " (takes " + dtype_list(takes) +
+                                ")");
+}
+
 }  // namespace pykern
 
 namespace {

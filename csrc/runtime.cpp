@@ -2,11 +2,37 @@
 // run its CUDA C++ kernels on host (NumPy) arrays.
 #include <pybind11/pybind11.h>
 #include <cstring>
+#include <map>
+#include <mutex>
 #include "common.h"
 
 namespace py = pybind11;
 
 namespace pykern {
+
+DeviceInfo device_info() {
+  int dev = 0;
+  check_cuda(cudaGetDevice(&dev), "cudaGetDevice");
+  auto query = [dev] {
+    DeviceInfo d{};
+    const char* what = "cudaDeviceGetAttribute";
+    check_cuda(cudaDeviceGetAttribute(&d.cc_major, cudaDevAttrComputeCapabilityMajor, dev), what);
+    check_cuda(cudaDeviceGetAttribute(&d.cc_minor, cudaDevAttrComputeCapabilityMinor, dev), what);
+    check_cuda(cudaDeviceGetAttribute(&d.sm_count, cudaDevAttrMultiProcessorCount, dev), what);
+    return d;
+  };
+#ifdef PYKERN_CUDA_SIM
+  return query();
+#else
+  static std::mutex mu;
+  static std::map<int, DeviceInfo> cache;
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = cache.find(dev);
+  if (it == cache.end()) it = cache.emplace(dev, query()).first;
+  return it->second;
+#endif
+}
+
 namespace {
 
 // A (count, reason) pair instead of an exception: "no driver" is an expected state that

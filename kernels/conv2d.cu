@@ -24,6 +24,7 @@
 #include <string>
 
 #include "conv2d.h"
+#include "dispatch.cuh"
 #include "launch.cuh"
 #include "matmul.h"
 
@@ -105,14 +106,6 @@ template <typename T>
 __device__ __forceinline__ T epilogue(T acc, const T* bias, int k, bool relu) {
   if (bias != nullptr) acc += bias[k];
   return activate(acc, relu);
-}
-
-// Runs f(T{}) with T = float or double; the launchers have already refused other dtypes
-// (conv2d_unsupported), so no half-precision kernels are instantiated for nothing.
-template <class F>
-void dispatch_f32_f64(DType dt, F&& f) {
-  if (dt == DType::f64) f(double{});
-  else f(float{});
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -513,93 +506,49 @@ conv2d_implicit_gemm_kernel(Geom g, int k_tiles, const float* __restrict__ x,
     __syncthreads();
   }
 
-  // Fused epilogue: bias + activation applied to the registers on their way to y.
+  // Fused epilogue: bias + activation applied to the registers on their way to y. A thread's
+  // rows come in groups of 4 adjacent output pixels m -> (n, pq); each output channel k gets the
+  // group's 4 values as one float4 store where they are one image's pq..pq+3 (below), else one
+  // store per row inside M.
 #pragma unroll
   for (int gi = 0; gi < TM / 4; ++gi) {
     const int mb = m0 + gi * TX * 4 + tm * 4;  // first of this thread's 4 adjacent rows
     if (mb >= g.M) continue;
-    if (vec_store && mb + 3 < g.M) {
-      // vec_store: PQ % 4 == 0 and y 16-byte aligned; mb % 4 == 0, so the 4 rows are one
-      // image's pixels pq..pq+3 with pq % 4 == 0: one aligned float4 per output channel.
-      const int n = mb / g.PQ, pq = mb - n * g.PQ;
-      float* yb = y + static_cast<int64_t>(n) * g.K * g.PQ + pq;
+    int64_t yoff[4];  // y offset of (n, channel 0, pq) for each row; rows past M clamped, never stored
 #pragma unroll
-      for (int gj = 0; gj < TN / 4; ++gj)
-#pragma unroll
-        for (int j = 0; j < 4; ++j) {
-          const int jj = gj * 4 + j;
-          const int kg = n0 + gj * TY * 4 + tn * 4 + j;
-          if (kg >= g.Kg) continue;
-          const int k = grp * g.Kg + kg;
-          const float bk = bias != nullptr ? __ldg(bias + k) : 0.f;
-          float4 v;
-          v.x = activate(acc[gi * 4 + 0][jj] + bk, g.relu);
-          v.y = activate(acc[gi * 4 + 1][jj] + bk, g.relu);
-          v.z = activate(acc[gi * 4 + 2][jj] + bk, g.relu);
-          v.w = activate(acc[gi * 4 + 3][jj] + bk, g.relu);
-          *reinterpret_cast<float4*>(yb + static_cast<int64_t>(k) * g.PQ) = v;
-        }
-    } else {
-      // Rows may straddle images (PQ % 4 != 0) or the end of M: one element at a time.
-#pragma unroll
-      for (int i = 0; i < 4; ++i) {
-        const int m = mb + i;
-        if (m >= g.M) break;
-        const int n = m / g.PQ, pq = m - n * g.PQ;
-        float* yb = y + static_cast<int64_t>(n) * g.K * g.PQ + pq;
-#pragma unroll
-        for (int gj = 0; gj < TN / 4; ++gj)
-#pragma unroll
-          for (int j = 0; j < 4; ++j) {
-            const int jj = gj * 4 + j;
-            const int kg = n0 + gj * TY * 4 + tn * 4 + j;
-            if (kg >= g.Kg) continue;
-            const int k = grp * g.Kg + kg;
-            yb[static_cast<int64_t>(k) * g.PQ] = epilogue(acc[gi * 4 + i][jj], bias, k, g.relu);
-          }
-      }
+    for (int i = 0; i < 4; ++i) {
+      const int m = min(mb + i, g.M - 1);
+      const int n = m / g.PQ;
+      yoff[i] = static_cast<int64_t>(n) * g.K * g.PQ + (m - n * g.PQ);
     }
+    // vec_store: PQ % 4 == 0 and y 16-byte aligned; mb % 4 == 0, so 4 rows inside M are one
+    // image's pixels pq..pq+3 with pq % 4 == 0: an aligned float4 per output channel.
+    const bool vec = vec_store && mb + 3 < g.M;
+#pragma unroll
+    for (int gj = 0; gj < TN / 4; ++gj)
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        const int kg = n0 + gj * TY * 4 + tn * 4 + j;
+        if (kg >= g.Kg) continue;
+        const int k = grp * g.Kg + kg;
+        float v[4];
+#pragma unroll
+        for (int i = 0; i < 4; ++i) v[i] = epilogue(acc[gi * 4 + i][gj * 4 + j], bias, k, g.relu);
+        float* yk = y + static_cast<int64_t>(k) * g.PQ;  // channel k of image 0
+        if (vec) {
+          *reinterpret_cast<float4*>(yk + yoff[0]) = make_float4(v[0], v[1], v[2], v[3]);
+        } else {
+#pragma unroll
+          for (int i = 0; i < 4; ++i)
+            if (mb + i < g.M) yk[yoff[i]] = v[i];
+        }
+      }
   }
 }
 
-// The tile configurations, largest first; the launcher's heuristic and the tests index them.
-//              BM   BN  BK TM TN minBlocks
-using TileL = IgemmTile<128, 128, 8, 8, 8, 2>;  // 256 thr, 8x8/thread: most FMAs per smem read
-using TileM = IgemmTile<128, 64, 8, 8, 4, 2>;   // 256 thr: Kg <= 64 layers, or 2x the blocks of L
-using TileS = IgemmTile<64, 64, 8, 4, 4, 3>;    // 256 thr: 4x the blocks of L for small M*K
-using TileT = IgemmTile<64, 32, 8, 4, 4, 4>;    // 128 thr: 8x the blocks of L (7x7 feature maps)
-constexpr const char* kIgemmTileNames[] = {"128x128x8_t8x8", "128x64x8_t8x4", "64x64x8_t4x4",
-                                           "64x32x8_t4x4"};
-constexpr int kIgemmTiles = sizeof(kIgemmTileNames) / sizeof(kIgemmTileNames[0]);
-constexpr int kIgemmMinBN = 32;  // the most column tiles any configuration makes
-
-int sm_count() {
-  int dev = 0, n = 0;
-  check_cuda(cudaGetDevice(&dev), "cudaGetDevice");
-  check_cuda(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev), "cudaDeviceGetAttribute");
-  return n;
-}
-
-int64_t igemm_blocks(const Geom& g, int bm, int bn) {
-  return ((static_cast<int64_t>(g.M) + bm - 1) / bm) * g.groups * ((g.Kg + bn - 1) / bn);
-}
-
-// The largest tile that still gives every SM at least one block; bigger tiles do more FMAs per
-// shared-memory read, but an idle SM costs more than that. Tiles wider than Kg only waste
-// columns, so 128-wide tiles need Kg > 64. Without a GPU at hand this is a reasoned guess,
-// not a measured one: on an H100 (132 SMs) the ResNet layers at N=16 get
-// 56^2x64: M, 28^2x128: M, 14^2x256: S, 7^2x512: T, 1x1 56^2 64->256: L, 7x7/2 224^2: M.
-int pick_igemm_tile(const Geom& g) {
-  const int64_t sms = sm_count();
-  if (g.Kg > 64 && igemm_blocks(g, TileL::BM, TileL::BN) >= sms) return 0;
-  if (igemm_blocks(g, TileM::BM, TileM::BN) >= sms) return 1;
-  if (igemm_blocks(g, TileS::BM, TileS::BN) >= sms) return 2;
-  return 3;
-}
-
 template <class Tile>
-void launch_implicit_gemm(const Geom& g, const float* x, const float* w, const float* bias,
-                          float* y, cudaStream_t stream) {
+void implicit_gemm_with(const Geom& g, const float* x, const float* w, const float* bias, float* y,
+                        cudaStream_t stream) {
   const int k_tiles = (g.Kg + Tile::BN - 1) / Tile::BN;
   const dim3 grid(ceil_div(g.M, Tile::BM), static_cast<unsigned int>(g.groups * k_tiles));
   const bool vec_store = g.PQ % 4 == 0 && reinterpret_cast<uintptr_t>(y) % 16 == 0;
@@ -611,15 +560,58 @@ void launch_implicit_gemm(const Geom& g, const float* x, const float* w, const f
   check_launch("conv2d_implicit_gemm");
 }
 
-// "" when `variant` takes dtype dt, else why not.
-std::string dtype_problem(const std::string& variant, DType dt) {
-  const bool f32 = dt == DType::f32, f64 = dt == DType::f64;
-  if (variant == "direct" || variant == "smem_tiled")
-    return f32 || f64 ? "" : std::string("float32/float64 only, got ") + dtype_name(dt);
-  if (variant == "im2col_gemm")
-    return f32 ? "" : std::string("float32 only (its GEMM is matmul_f32_best), got ") + dtype_name(dt);
-  if (variant == "implicit_gemm") return f32 ? "" : std::string("float32 only, got ") + dtype_name(dt);
-  return "unknown conv2d variant '" + variant + "'";
+// One tile configuration as data: its shape (for the heuristic and the name) and its launch.
+struct IgemmConfig {
+  int BM, BN, BK, TM, TN;
+  int min_kg;  // narrower layers (Kg < min_kg) would leave most of a tile's columns idle
+  void (*launch)(const Geom&, const float* x, const float* w, const float* bias, float* y, cudaStream_t);
+};
+
+template <class Tile>
+constexpr IgemmConfig igemm_config(int min_kg) {
+  return {Tile::BM, Tile::BN, Tile::BK, Tile::TM, Tile::TN, min_kg, implicit_gemm_with<Tile>};
+}
+
+// The tile configurations, largest first: the heuristic below takes the first that fits, and
+// the tests force each one by index.
+constexpr IgemmConfig kIgemmConfigs[] = {
+    //                     BM   BN  BK TM TN minBlocks
+    igemm_config<IgemmTile<128, 128, 8, 8, 8, 2>>(65),  // 256 thr, 8x8/thread: most FMAs per smem read
+    igemm_config<IgemmTile<128, 64, 8, 8, 4, 2>>(0),    // 256 thr: Kg <= 64 layers, or 2x the blocks of the first
+    igemm_config<IgemmTile<64, 64, 8, 4, 4, 3>>(0),     // 256 thr: 4x the blocks of the first for small M*K
+    igemm_config<IgemmTile<64, 32, 8, 4, 4, 4>>(0),     // 128 thr: 8x the blocks of the first (7x7 feature maps)
+};
+constexpr int kIgemmConfigCount = sizeof(kIgemmConfigs) / sizeof(kIgemmConfigs[0]);
+
+// The narrowest tile, which makes the most column tiles (the grid-y limit in shape_problem).
+constexpr int igemm_min_bn() {
+  int bn = kIgemmConfigs[0].BN;
+  for (const IgemmConfig& c : kIgemmConfigs) bn = c.BN < bn ? c.BN : bn;
+  return bn;
+}
+constexpr int kIgemmMinBN = igemm_min_bn();
+
+std::string igemm_config_name(const IgemmConfig& c) {
+  return std::to_string(c.BM) + "x" + std::to_string(c.BN) + "x" + std::to_string(c.BK) + "_t" +
+         std::to_string(c.TM) + "x" + std::to_string(c.TN);
+}
+
+int64_t igemm_blocks(const Geom& g, int bm, int bn) {
+  return ((static_cast<int64_t>(g.M) + bm - 1) / bm) * g.groups * ((g.Kg + bn - 1) / bn);
+}
+
+// The largest tile that still gives every SM at least one block; bigger tiles do more FMAs per
+// shared-memory read, but an idle SM costs more than that. Tiles wider than Kg only waste
+// columns, so 128-wide tiles need Kg > 64. Without a GPU at hand this is a reasoned guess,
+// not a measured one: on an H100 (132 SMs) the ResNet layers at N=16 get, as indices,
+// 56^2x64: 1, 28^2x128: 1, 14^2x256: 2, 7^2x512: 3, 1x1 56^2 64->256: 0, 7x7/2 224^2: 1.
+int pick_igemm_config(const Geom& g) {
+  const int64_t sms = device_info().sm_count;
+  for (int i = 0; i + 1 < kIgemmConfigCount; ++i) {
+    const IgemmConfig& c = kIgemmConfigs[i];
+    if (g.Kg >= c.min_kg && igemm_blocks(g, c.BM, c.BN) >= sms) return i;
+  }
+  return kIgemmConfigCount - 1;  // the smallest, whatever the shape
 }
 
 // "" when `variant` can run shape s in dtype dt (whose size sets smem_tiled's footprint).
@@ -642,11 +634,10 @@ std::string shape_problem(const std::string& variant, DType dt, const ConvShape&
     if (s.groups * ((s.K / s.groups + kSmemKB - 1) / kSmemKB) > 65535)
       return "more than 65535 blocks of output channels (grid y limit)";
   } else if (variant == "im2col_gemm") {
-    // Its GEMM (matmul_f32_best, M = Kg, N = P*Q, K = CRS) takes dimensions up to 2^31 - 1025
-    // only (kernels/matmul.h) and would throw mid-launch; refuse here so `supports` agrees.
-    const int64_t gemm_max = kInt32Max - 1024;
-    if (s.K / s.groups > gemm_max || s.P * s.Q > gemm_max || s.C / s.groups * s.R * s.S > gemm_max)
-      return "its GEMM takes K/groups, P*Q and C/groups*R*S up to 2^31 - 1025 only";
+    // Its GEMM (M = Kg, N = P*Q, K = CRS) would throw mid-launch on a shape it refuses: refuse
+    // here with matmul's own rule, so `supports` agrees.
+    const std::string gemm = matmul_f32_best_problem(s.K / s.groups, s.P * s.Q, s.C / s.groups * s.R * s.S);
+    if (!gemm.empty()) return "its GEMM (matmul_f32_best, M = K/groups, N = P*Q, K = C/groups*R*S): " + gemm;
   } else if (variant == "implicit_gemm") {
     if (s.groups * ((s.K / s.groups + kIgemmMinBN - 1) / kIgemmMinBN) > 65535)
       return "more than 65535 column tiles (grid y limit)";
@@ -654,32 +645,30 @@ std::string shape_problem(const std::string& variant, DType dt, const ConvShape&
   return "";
 }
 
+// The launchers' shape check (the binding has checked the dtype against the variant's row).
 void require_supported(const std::string& variant, DType dt, const ConvShape& s) {
-  std::string why = dtype_problem(variant, dt);
-  // std::invalid_argument reaches Python as TypeError (csrc/runtime.cpp), as for other kernels.
-  if (!why.empty()) throw std::invalid_argument("conv2d_" + variant + ": " + why);
-  why = shape_problem(variant, dt, s);
+  const std::string why = shape_problem(variant, dt, s);
   // std::domain_error reaches Python as ValueError (pybind11's default translation).
   if (!why.empty()) throw std::domain_error("conv2d_" + variant + ": " + why);
 }
 
-}  // namespace
+// Only implicit_gemm has tile configurations to choose from.
+void require_no_tile(int tile, const char* what) {
+  if (tile != -1)
+    throw std::domain_error(std::string(what) + ": tile must be -1: only implicit_gemm has tile configurations");
+}
 
 // ---------------------------------------------------------------------------------------------
 // launchers
 
-std::string conv2d_unsupported(const std::string& variant, DType dt, const ConvShape& s) {
-  std::string why = dtype_problem(variant, dt);
-  return why.empty() ? shape_problem(variant, dt, s) : why;
-}
-
-void conv2d_direct(DType dt, const ConvShape& s, const void* x, const void* w, const void* bias,
-                   void* y, cudaStream_t stream) {
+void launch_direct(DType dt, const ConvShape& s, const void* x, const void* w, const void* bias,
+                   void* y, cudaStream_t stream, int tile) {
+  require_no_tile(tile, "conv2d_direct");
   require_supported("direct", dt, s);
   const Geom g = make_geom(s);
   const int64_t total = static_cast<int64_t>(g.N) * g.K * g.PQ;
-  dispatch_f32_f64(dt, [&](auto tag) {
-    using T = decltype(tag);
+  dispatch_dtype<float, double>(dt, "conv2d_direct", [&](auto tag) {
+    using T = typename decltype(tag)::type;
     PYKERN_LAUNCH(ceil_div(total, kDirectBlock), kDirectBlock, 0, stream, conv2d_direct_kernel<T>)(
         g, static_cast<const T*>(x), static_cast<const T*>(w), static_cast<const T*>(bias),
         static_cast<T*>(y));
@@ -687,8 +676,9 @@ void conv2d_direct(DType dt, const ConvShape& s, const void* x, const void* w, c
   });
 }
 
-void conv2d_smem_tiled(DType dt, const ConvShape& s, const void* x, const void* w,
-                       const void* bias, void* y, cudaStream_t stream) {
+void launch_smem_tiled(DType dt, const ConvShape& s, const void* x, const void* w, const void* bias,
+                       void* y, cudaStream_t stream, int tile) {
+  require_no_tile(tile, "conv2d_smem_tiled");
   require_supported("smem_tiled", dt, s);
   const Geom g = make_geom(s);
   const int tiles_q = (g.Q + kSmemTileQ - 1) / kSmemTileQ;
@@ -697,8 +687,8 @@ void conv2d_smem_tiled(DType dt, const ConvShape& s, const void* x, const void* 
   const dim3 grid(static_cast<unsigned int>(tiles_q * tiles_p * g.N),
                   static_cast<unsigned int>(g.groups * k_blocks));
   const dim3 block(kSmemTileQ, kSmemTileP);
-  dispatch_f32_f64(dt, [&](auto tag) {
-    using T = decltype(tag);
+  dispatch_dtype<float, double>(dt, "conv2d_smem_tiled", [&](auto tag) {
+    using T = typename decltype(tag)::type;
     const SmemTiling t = smem_tiling(s, sizeof(T));
     PYKERN_LAUNCH(grid, block, static_cast<size_t>(t.bytes), stream, conv2d_smem_tiled_kernel<T>)(
         g, t.IH, t.IW, t.CB, tiles_q, tiles_p, k_blocks, static_cast<const T*>(x),
@@ -713,8 +703,10 @@ void conv2d_smem_tiled(DType dt, const ConvShape& s, const void* x, const void* 
 // buffer), and one image's col (at most ~7 MiB for the ResNet layers) stays in the H100's
 // 50 MiB L2 between the im2col write and the GEMM's reads. The cost is N*groups launches and
 // skinny GEMMs when P*Q is small (7x7 maps): implicit_gemm is the variant for those.
-void conv2d_im2col_gemm(DType dt, const ConvShape& s, const void* x, const void* w,
-                        const void* bias, void* y, cudaStream_t stream) {
+void launch_im2col_gemm(DType dt, const ConvShape& s, const void* x, const void* w, const void* bias,
+                        void* y, cudaStream_t stream, int tile) {
+  require_no_tile(tile, "conv2d_im2col_gemm");
+  require_dtype("conv2d_im2col_gemm", kF32, dt);
   require_supported("im2col_gemm", dt, s);
   const Geom g = make_geom(s);
   const float* xf = static_cast<const float*>(x);
@@ -751,28 +743,52 @@ void conv2d_im2col_gemm(DType dt, const ConvShape& s, const void* x, const void*
   col.release();
 }
 
-void conv2d_implicit_gemm(DType dt, const ConvShape& s, const void* x, const void* w,
+void launch_implicit_gemm(DType dt, const ConvShape& s, const void* x, const void* w,
                           const void* bias, void* y, cudaStream_t stream, int tile) {
+  require_dtype("conv2d_implicit_gemm", kF32, dt);
   require_supported("implicit_gemm", dt, s);
-  if (tile < -1 || tile >= kIgemmTiles)
+  if (tile < -1 || tile >= kIgemmConfigCount)
     throw std::domain_error("conv2d_implicit_gemm: tile must be -1 (auto) or in [0, " +
-                                std::to_string(kIgemmTiles) + "), got " + std::to_string(tile));
+                            std::to_string(kIgemmConfigCount) + "), got " + std::to_string(tile));
   const Geom g = make_geom(s);
-  const float* xf = static_cast<const float*>(x);
-  const float* wf = static_cast<const float*>(w);
-  const float* bf = static_cast<const float*>(bias);
-  float* yf = static_cast<float*>(y);
-  switch (tile < 0 ? pick_igemm_tile(g) : tile) {
-    case 0: launch_implicit_gemm<TileL>(g, xf, wf, bf, yf, stream); break;
-    case 1: launch_implicit_gemm<TileM>(g, xf, wf, bf, yf, stream); break;
-    case 2: launch_implicit_gemm<TileS>(g, xf, wf, bf, yf, stream); break;
-    default: launch_implicit_gemm<TileT>(g, xf, wf, bf, yf, stream); break;
-  }
+  kIgemmConfigs[tile < 0 ? pick_igemm_config(g) : tile].launch(
+      g, static_cast<const float*>(x), static_cast<const float*>(w), static_cast<const float*>(bias),
+      static_cast<float*>(y), stream);
 }
 
-const char* const* conv2d_implicit_gemm_tiles(int* count) {
-  *count = kIgemmTiles;
-  return kIgemmTileNames;
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Variant table, simplest first, in registration order; pykern/cuda/conv2d.py registers each row
+
+constexpr Variant<ConvLauncher> kVariants[] = {
+    // name           dtypes       default  launcher
+    {"direct",        kF32 | kF64, false,   launch_direct,
+     "One thread per output element looping over (c, r, s); every feature, groups included."},
+    {"smem_tiled",    kF32 | kF64, false,   launch_smem_tiled,
+     "8x32 output tile per block: input tile + halo and an 8-filter slice in shared memory; 48 KiB cap."},
+    {"im2col_gemm",   kF32,        false,   launch_im2col_gemm,
+     "Per image: explicit im2col buffer, then matmul_f32_best per group, then a bias/ReLU pass."},
+    {"implicit_gemm", kF32,        true,    launch_implicit_gemm,
+     "Implicit GEMM (NPQ x K x CRS): x gathered into shared tiles on the fly, 2-D register tiles, fused epilogue."},
+};
+
+VariantTable<ConvLauncher> conv2d_variants() { return table_of(kVariants); }
+
+std::string conv2d_unsupported(const std::string& variant, DType dt, const ConvShape& s) {
+  for (const auto& row : kVariants) {
+    if (variant != row.name) continue;
+    if (!row.dtypes.has(dt))
+      return std::string("unsupported dtype ") + dtype_name(dt) + " (takes " + dtype_list(row.dtypes) + ")";
+    return shape_problem(variant, dt, s);
+  }
+  return "unknown conv2d variant '" + variant + "'";
+}
+
+std::vector<std::string> conv2d_implicit_gemm_tiles() {
+  std::vector<std::string> names;
+  for (const IgemmConfig& c : kIgemmConfigs) names.push_back(igemm_config_name(c));
+  return names;
 }
 
 }  // namespace pykern

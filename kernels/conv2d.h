@@ -3,6 +3,7 @@
 // max(., 0) when relu is set. All pointers are device memory, C-contiguous.
 #pragma once
 #include <string>
+#include <vector>
 #include "pykern.h"
 
 namespace pykern {
@@ -22,24 +23,22 @@ struct ConvShape {
   bool relu;           // epilogue: y = max(y + bias, 0) (NaN propagates)
 };
 
-// Why `variant` ("direct", "smem_tiled", "im2col_gemm", "implicit_gemm") cannot run this
-// dtype and shape, or "" when it can. The launchers throw std::invalid_argument with the same
-// text, and Python's `supports` calls this, so both sides always agree.
+// Every variant's launcher: x, w, bias (nullptr = no bias), y as described above; enqueued on
+// `stream`. tile: -1, or for implicit_gemm an index into conv2d_implicit_gemm_tiles() to force
+// that configuration instead of the launcher's pick from the shape and the SM count (tests force
+// each one, whichever the heuristic prefers on the test GPU).
+using ConvLauncher = void (*)(DType dt, const ConvShape& s, const void* x, const void* w, const void* bias,
+                              void* y, cudaStream_t stream, int tile);
+
+// One row per variant (the bottom of kernels/conv2d.cu).
+VariantTable<ConvLauncher> conv2d_variants();
+
+// Why `variant` (a row's name) cannot run this dtype and shape, or "" when it can. The bindings
+// and launchers refuse the same cases with the same text, and Python's `supports` calls this,
+// so both sides always agree.
 std::string conv2d_unsupported(const std::string& variant, DType dt, const ConvShape& s);
 
-// Every launcher: x, w, bias (nullptr = no bias), y as described above; enqueued on `stream`.
-void conv2d_direct(DType dt, const ConvShape& s, const void* x, const void* w, const void* bias,
-                   void* y, cudaStream_t stream);
-void conv2d_smem_tiled(DType dt, const ConvShape& s, const void* x, const void* w,
-                       const void* bias, void* y, cudaStream_t stream);
-void conv2d_im2col_gemm(DType dt, const ConvShape& s, const void* x, const void* w,
-                        const void* bias, void* y, cudaStream_t stream);
-// tile: index into conv2d_implicit_gemm_tiles(), or -1 to let the launcher pick one from the
-// shape and the GPU's SM count. Tests force each tile so every one is checked, whichever the
-// heuristic prefers on the test GPU.
-void conv2d_implicit_gemm(DType dt, const ConvShape& s, const void* x, const void* w,
-                          const void* bias, void* y, cudaStream_t stream, int tile = -1);
 // Names of the implicit-GEMM tile configurations, in the order `tile` indexes them.
-const char* const* conv2d_implicit_gemm_tiles(int* count);
+std::vector<std::string> conv2d_implicit_gemm_tiles();
 
 }  // namespace pykern

@@ -6,16 +6,32 @@
 
 namespace pykern {
 
-// Runs BODY with `scalar_t` bound to the C++ type of dtype `dt`, for the float types a kernel
-// file supports; any other dtype is a std::invalid_argument (Python TypeError upstream).
-#define PYKERN_DISPATCH_FLOATS(dt, what, ...)                                              \
-  switch (dt) {                                                                            \
-    case ::pykern::DType::f16: { using scalar_t = __half; __VA_ARGS__; break; }            \
-    case ::pykern::DType::f32: { using scalar_t = float; __VA_ARGS__; break; }             \
-    case ::pykern::DType::f64: { using scalar_t = double; __VA_ARGS__; break; }            \
-    default:                                                                               \
-      throw std::invalid_argument(std::string(what) + ": unsupported dtype " +             \
-                                  ::pykern::dtype_name(dt));                               \
-  }
+// The DType of each element type a kernel is instantiated for.
+template <typename T>
+struct DTypeOf;
+template <>
+struct DTypeOf<__half> { static constexpr DType value = DType::f16; };
+template <>
+struct DTypeOf<__nv_bfloat16> { static constexpr DType value = DType::bf16; };
+template <>
+struct DTypeOf<float> { static constexpr DType value = DType::f32; };
+template <>
+struct DTypeOf<double> { static constexpr DType value = DType::f64; };
+
+template <typename T>
+struct TypeTag {
+  using type = T;
+};
+
+// The launchers' one dtype dispatch: calls fn(TypeTag<T>{}) for the T among Ts whose DType is dt,
+// so kernels are instantiated for exactly those types; any other dtype throws
+// std::invalid_argument (Python TypeError) naming `what` and the dtypes it takes. The bindings
+// refuse dtypes outside a variant's table row first, so this throws only where a row promises a
+// dtype its launcher does not handle. Single-type launchers call require_dtype directly.
+template <typename... Ts, typename Fn>
+void dispatch_dtype(DType dt, const char* what, Fn&& fn) {
+  const bool ran = ((dt == DTypeOf<Ts>::value ? (fn(TypeTag<Ts>{}), true) : false) || ...);
+  if (!ran) require_dtype(what, DTypes{((1u << static_cast<unsigned>(DTypeOf<Ts>::value)) | ...)}, dt);
+}
 
 }  // namespace pykern

@@ -1,5 +1,5 @@
 // Matrix multiply c = a @ b, row-major and contiguous: a: (M, K), b: (K, N) -> c: (M, N).
-// Any M, N, K in [1, kMaxDim]: edge tiles are zero-filled on load and guarded on store.
+// Any M, N, K in [1, kMatmulMaxDim] (matmul.h): edge tiles are zero-filled on load and guarded on store.
 //
 // Variants, a ladder of techniques (each rung keeps the previous rung's ideas):
 //   naive          one thread per output, threadIdx.x -> row: uncoalesced on purpose       f32 f64
@@ -22,13 +22,14 @@
 // otherwise the same kernel is instantiated with scalar accesses. So every variant takes every
 // shape and any naturally aligned pointer, and nothing ever reads outside a, b or c.
 //
-// Indexing: M, N, K are checked <= kMaxDim (2^31 minus a margin) and kept as int: cheap compares
-// and tile arithmetic, which runs up to one tile past the edge (k0 + BK, m0 + BM) without overflow.
-// Offsets row * ld + col may exceed 2^31 (M*K, K*N, M*N can), so tile origins are formed in
-// 64 bits. Offsets inside a tile are `Idx`: int when the launcher has checked that the largest
-// one fits (rows * ld + cols < 2^31; true unless K or N is in the millions), else int64_t. The
-// tiled kernels hoist one such offset per copied element out of the k-loop, and at 64 bits
-// those pushed the 128-register kernels into spilling.
+// Indexing: M, N, K are checked <= kMatmulMaxDim (2^31 minus a margin) and kept as int: cheap
+// compares and tile arithmetic, which runs up to one tile past the edge (k0 + BK, m0 + BM)
+// without overflow. Offsets row * ld + col may exceed 2^31 (M*K, K*N, M*N can), so tile origins
+// are formed in 64 bits. From blocktile_2d on, offsets inside a tile are int: the tiled kernels
+// hoist one such offset per copied element out of the k-loop, and at 64 bits those pushed the
+// 128-register kernels into spilling. So those launchers refuse K or N so large (millions) that
+// rows * ld + cols of a tile reaches 2^31 (check_tile_offsets); the first four rungs take any
+// size up to kMatmulMaxDim.
 #include <mma.h>
 
 #include <climits>
@@ -114,15 +115,21 @@ __device__ __forceinline__ void cp_async_wait() {
 #endif
 }
 
+// How load_tile lays a tile out in shared memory: as in global memory, or transposed (element
+// (r, c) at s[c * s_ld + r]) so that a column of the tile is contiguous.
+enum class Layout { kSame, kTransposed };
+// How load_tile copies: loads into registers then stores, or cp.async (sm_80+; the caller
+// commits and waits).
+enum class Copy { kLoadStore, kAsync };
+
 // Copies the ROWS x COLS tile whose top-left element is g (row-major, leading dimension ld)
 // into shared memory s (leading dimension s_ld), zero-filling rows >= rows_left and columns
 // >= cols_left, i.e. everything past the matrix edge. THREADS threads share the copy, VEC
-// consecutive elements per access; TRANSPOSE stores element (r, c) at s[c * s_ld + r].
-// ASYNC issues cp.async copies (the caller commits and waits); accesses narrower than 4 bytes,
-// which cp.async cannot do, fall back to ordinary loads and stores.
+// consecutive elements per access. Copy::kAsync accesses narrower than 4 bytes, which
+// cp.async cannot do, fall back to ordinary loads and stores.
 // Preconditions for VEC > 1: g and every row start are VEC*sizeof(T)-aligned and cols_left is
 // a multiple of VEC, so a vector is either wholly inside the matrix or wholly outside.
-template <int ROWS, int COLS, int THREADS, int VEC, bool TRANSPOSE, bool ASYNC, typename T, typename Idx>
+template <int ROWS, int COLS, int THREADS, int VEC, Layout LAYOUT, Copy COPY, typename T, typename Idx>
 __device__ __forceinline__ void load_tile(const T* __restrict__ g, Idx ld, int rows_left,
                                           int cols_left, T* __restrict__ s, int s_ld) {
   static_assert(COLS % VEC == 0, "a vector access must not straddle two tile rows");
@@ -132,15 +139,16 @@ __device__ __forceinline__ void load_tile(const T* __restrict__ g, Idx ld, int r
   constexpr int kIters = ROWS * kPerRow / THREADS;
   constexpr int kBytes = VEC * static_cast<int>(sizeof(T));
   const int tid = threadIdx.x;
-  if constexpr (ASYNC && kBytes >= 4) {
-    static_assert(!TRANSPOSE || VEC == 1,
+  constexpr bool kTranspose = LAYOUT == Layout::kTransposed;
+  if constexpr (COPY == Copy::kAsync && kBytes >= 4) {
+    static_assert(!kTranspose || VEC == 1,
                   "cp.async copies contiguous bytes: a transposed tile takes one element per copy");
 #pragma unroll
     for (int it = 0; it < kIters; ++it) {
       const int idx = tid + it * THREADS;
       const int r = idx / kPerRow, c = (idx % kPerRow) * VEC;
       const bool in = r < rows_left && c < cols_left;
-      T* dst = TRANSPOSE ? s + c * s_ld + r : s + r * s_ld + c;
+      T* dst = kTranspose ? s + c * s_ld + r : s + r * s_ld + c;
       // Out-of-range copies read nothing; the tile origin g (inside the matrix) stands in.
       cp_async<kBytes>(dst, g + (in ? r * ld + c : Idx(0)), in);
     }
@@ -168,7 +176,7 @@ __device__ __forceinline__ void load_tile(const T* __restrict__ g, Idx ld, int r
       for (int b = 0; b < kBatch; ++b) {
         const int idx = tid + (it0 + b) * THREADS;
         const int r = idx / kPerRow, c = (idx % kPerRow) * VEC;
-        if constexpr (TRANSPOSE) {
+        if constexpr (kTranspose) {
 #pragma unroll
           for (int v = 0; v < VEC; ++v) s[(c + v) * s_ld + r] = regs[b].v[v];
         } else {
@@ -201,22 +209,18 @@ __device__ __forceinline__ void store_row(T* __restrict__ c_row, int col, int N,
 // Kernels
 // ------------------------------------------------------------------------------------------
 
-// Rungs 1 and 2 share one kernel: the only difference is which thread index walks the rows.
-// Block tile: kLanes x kRowsPerBlock threads, one output each.
-constexpr int kLanes = 32, kRowsPerBlock = 8;
+// Rung 1, naive: one thread per output. A block covers 32 rows x 8 columns of c and threadIdx.x
+// walks the rows, so the 32 lanes of a warp read a at 32 rows K elements apart and write c at 32
+// rows N apart: 32 memory transactions where 1 would do. The ladder's baseline, slow on purpose.
+constexpr int kNaiveRows = 32, kNaiveCols = 8;  // block: (kNaiveRows, kNaiveCols) threads
 
-template <typename T, bool X_IS_ROW>
-__global__ void __launch_bounds__(kLanes * kRowsPerBlock)
-    matmul_one_per_thread_kernel(const T* __restrict__ a, const T* __restrict__ b, T* __restrict__ c,
-                                 int M, int N, int K) {
+template <typename T>
+__global__ void __launch_bounds__(kNaiveRows * kNaiveCols)
+    matmul_naive_kernel(const T* __restrict__ a, const T* __restrict__ b, T* __restrict__ c, int M, int N,
+                        int K) {
   // a: (M, K), b: (K, N), c: (M, N).
-  // X_IS_ROW (naive): the 32 lanes of a warp take 32 different rows, so each a load and each c
-  // store of the warp touches 32 rows K or N elements apart: 32 transactions where 1 would do.
-  constexpr int kTileM = X_IS_ROW ? kLanes : kRowsPerBlock;
-  constexpr int kTileN = X_IS_ROW ? kRowsPerBlock : kLanes;
-  const Tile t = tile_of_block<kTileM, kTileN, 1>(M, N);
-  const int row = t.m0 + (X_IS_ROW ? threadIdx.x : threadIdx.y);
-  const int col = t.n0 + (X_IS_ROW ? threadIdx.y : threadIdx.x);
+  const Tile t = tile_of_block<kNaiveRows, kNaiveCols, 1>(M, N);
+  const int row = t.m0 + threadIdx.x, col = t.n0 + threadIdx.y;
   if (row >= M || col >= N) return;
   const T* a_row = a + static_cast<int64_t>(row) * K;
   T acc = T(0);
@@ -224,28 +228,51 @@ __global__ void __launch_bounds__(kLanes * kRowsPerBlock)
   c[static_cast<int64_t>(row) * N + col] = acc;
 }
 
+// Rung 2, coalesced: the same loop with threadIdx.x walking the columns. A block covers 8 rows x
+// 32 columns; a warp shares one row of a (a broadcast) and reads b and writes c at 32
+// consecutive addresses: one transaction each.
+constexpr int kCoalescedRows = 8, kCoalescedCols = 32;  // block: (kCoalescedCols, kCoalescedRows) threads
+
+template <typename T>
+__global__ void __launch_bounds__(kCoalescedRows * kCoalescedCols)
+    matmul_coalesced_kernel(const T* __restrict__ a, const T* __restrict__ b, T* __restrict__ c, int M, int N,
+                            int K) {
+  // a: (M, K), b: (K, N), c: (M, N).
+  const Tile t = tile_of_block<kCoalescedRows, kCoalescedCols, 1>(M, N);
+  const int row = t.m0 + threadIdx.y, col = t.n0 + threadIdx.x;
+  if (row >= M || col >= N) return;
+  const T* a_row = a + static_cast<int64_t>(row) * K;
+  T acc = T(0);
+  for (int k = 0; k < K; ++k) acc += a_row[k] * b[static_cast<int64_t>(k) * N + col];
+  c[static_cast<int64_t>(row) * N + col] = acc;
+}
+
+// Rung 3, smem_tiled: a block computes a TILE x TILE tile of c, stepping along K one TILE-wide
+// slice at a time. Each thread copies one element of a's slice and one of b's into shared
+// memory, then all TILE*TILE threads read them TILE times from there instead of from global
+// memory: TILE times less global traffic.
 template <typename T, int TILE>
 __global__ void __launch_bounds__(TILE * TILE)
     matmul_smem_tiled_kernel(const T* __restrict__ a, const T* __restrict__ b, T* __restrict__ c,
                              int M, int N, int K) {
+  // a: (M, K), b: (K, N), c: (M, N).
   static_assert(TILE * TILE <= 1024, "one thread per output of a TILE x TILE tile: at most 1024 threads");
   PYKERN_SHARED(T, as, [TILE][TILE]);  // a: (TILE rows of M, TILE of K)
   PYKERN_SHARED(T, bs, [TILE][TILE]);  // b: (TILE of K, TILE columns of N)
   const Tile t = tile_of_block<TILE, TILE, kGroupM>(M, N);
   const int ty = threadIdx.x / TILE, tx = threadIdx.x % TILE;
+  const int row = t.m0 + ty, col = t.n0 + tx;
   T acc = T(0);
   for (int k0 = 0; k0 < K; k0 += TILE) {
-    load_tile<TILE, TILE, TILE * TILE, 1, false, false>(a + static_cast<int64_t>(t.m0) * K + k0,
-                                                        int64_t(K), M - t.m0, K - k0, &as[0][0], TILE);
-    load_tile<TILE, TILE, TILE * TILE, 1, false, false>(b + static_cast<int64_t>(k0) * N + t.n0,
-                                                        int64_t(N), K - k0, N - t.n0, &bs[0][0], TILE);
+    // Zeros past the edges of a and b, so the sum below runs over whole tiles without checks.
+    as[ty][tx] = row < M && k0 + tx < K ? a[static_cast<int64_t>(row) * K + k0 + tx] : T(0);
+    bs[ty][tx] = k0 + ty < K && col < N ? b[static_cast<int64_t>(k0 + ty) * N + col] : T(0);
     __syncthreads();
     // as[ty][k] is one address per warp (broadcast); bs[k][tx] is 32 consecutive words.
 #pragma unroll
     for (int k = 0; k < TILE; ++k) acc += as[ty][k] * bs[k][tx];
     __syncthreads();  // before the next iteration overwrites the tiles
   }
-  const int row = t.m0 + ty, col = t.n0 + tx;
   if (row < M && col < N) c[static_cast<int64_t>(row) * N + col] = acc;
 }
 
@@ -264,10 +291,10 @@ __global__ void __launch_bounds__(BM * BN / TM)
   const int tc = threadIdx.x % BN, tr = threadIdx.x / BN;
   float acc[TM] = {};
   for (int k0 = 0; k0 < K; k0 += BK) {
-    load_tile<BM, BK, kThreads, 1, false, false>(a + static_cast<int64_t>(t.m0) * K + k0, int64_t(K),
-                                                 M - t.m0, K - k0, &as[0][0], BK);
-    load_tile<BK, BN, kThreads, 1, false, false>(b + static_cast<int64_t>(k0) * N + t.n0, int64_t(N),
-                                                 K - k0, N - t.n0, &bs[0][0], BN);
+    load_tile<BM, BK, kThreads, 1, Layout::kSame, Copy::kLoadStore>(
+        a + static_cast<int64_t>(t.m0) * K + k0, int64_t(K), M - t.m0, K - k0, &as[0][0], BK);
+    load_tile<BK, BN, kThreads, 1, Layout::kSame, Copy::kLoadStore>(
+        b + static_cast<int64_t>(k0) * N + t.n0, int64_t(N), K - k0, N - t.n0, &bs[0][0], BN);
     __syncthreads();
 #pragma unroll
     for (int k = 0; k < BK; ++k) {
@@ -286,7 +313,14 @@ __global__ void __launch_bounds__(BM * BN / TM)
   }
 }
 
-template <int BM, int BN, int BK, int TM, int TN, typename Idx>
+// The register tiling of blocktile_2d, kept by vectorized (which changes only how tiles move):
+// a 128x128 block tile over BK = 8 slices of K, 8x8 outputs per thread, so 256 threads.
+struct Tile2dCfg {
+  static constexpr int BM = 128, BN = 128, BK = 8, TM = 8, TN = 8;
+  static constexpr int kThreads = (BM / TM) * (BN / TN);
+};
+
+template <int BM, int BN, int BK, int TM, int TN>
 __global__ void __launch_bounds__((BM / TM) * (BN / TN), 2)
     matmul_blocktile_2d_kernel(const float* __restrict__ a, const float* __restrict__ b,
                                float* __restrict__ c, int M, int N, int K) {
@@ -302,10 +336,10 @@ __global__ void __launch_bounds__((BM / TM) * (BN / TN), 2)
   float acc[TM][TN] = {};
   float ra[TM], rb[TN];
   for (int k0 = 0; k0 < K; k0 += BK) {
-    load_tile<BM, BK, kThreads, 1, false, false>(a + static_cast<int64_t>(t.m0) * K + k0, Idx(K),
-                                                 M - t.m0, K - k0, as, kALd);
-    load_tile<BK, BN, kThreads, 1, false, false>(b + static_cast<int64_t>(k0) * N + t.n0, Idx(N),
-                                                 K - k0, N - t.n0, bs, BN);
+    load_tile<BM, BK, kThreads, 1, Layout::kSame, Copy::kLoadStore>(
+        a + static_cast<int64_t>(t.m0) * K + k0, K, M - t.m0, K - k0, as, kALd);
+    load_tile<BK, BN, kThreads, 1, Layout::kSame, Copy::kLoadStore>(
+        b + static_cast<int64_t>(k0) * N + t.n0, N, K - k0, N - t.n0, bs, BN);
     __syncthreads();
 #pragma unroll
     for (int k = 0; k < BK; ++k) {
@@ -330,7 +364,7 @@ __global__ void __launch_bounds__((BM / TM) * (BN / TN), 2)
 
 // VA: a is read as float4 (K % 4 == 0, a 16-byte aligned). VBC: b read and c written as float4
 // (N % 4 == 0, b and c 16-byte aligned). Either false: the same kernel with scalar accesses.
-template <int BM, int BN, int BK, int TM, int TN, bool VA, bool VBC, typename Idx>
+template <int BM, int BN, int BK, int TM, int TN, bool VA, bool VBC>
 __global__ void __launch_bounds__((BM / TM) * (BN / TN), 2)
     matmul_vectorized_kernel(const float* __restrict__ a, const float* __restrict__ b,
                              float* __restrict__ c, int M, int N, int K) {
@@ -348,10 +382,10 @@ __global__ void __launch_bounds__((BM / TM) * (BN / TN), 2)
   float acc[TM][TN] = {};
   float ra[TM], rb[TN];
   for (int k0 = 0; k0 < K; k0 += BK) {
-    load_tile<BM, BK, kThreads, VA ? 4 : 1, true, false>(a + static_cast<int64_t>(t.m0) * K + k0, Idx(K),
-                                                         M - t.m0, K - k0, as, kALd);
-    load_tile<BK, BN, kThreads, VBC ? 4 : 1, false, false>(b + static_cast<int64_t>(k0) * N + t.n0, Idx(N),
-                                                           K - k0, N - t.n0, bs, BN);
+    load_tile<BM, BK, kThreads, VA ? 4 : 1, Layout::kTransposed, Copy::kLoadStore>(
+        a + static_cast<int64_t>(t.m0) * K + k0, K, M - t.m0, K - k0, as, kALd);
+    load_tile<BK, BN, kThreads, VBC ? 4 : 1, Layout::kSame, Copy::kLoadStore>(
+        b + static_cast<int64_t>(k0) * N + t.n0, N, K - k0, N - t.n0, bs, BN);
     __syncthreads();
 #pragma unroll
     for (int k = 0; k < BK; ++k) {
@@ -410,8 +444,10 @@ struct WarpTiling {
       for (int j = 0; j < WNITER * TN; ++j) acc[i][j] = 0.f;
   }
 
+  // acc += a tile @ b tile as BK rank-1 updates: scalar FFMA outer products of register
+  // fragments (no tensor cores; wmma_* is the rung that uses them).
   // as: a^T (BK, BM) with row stride kALd; bs: b (BK, BN).
-  __device__ __forceinline__ void mma(const float* __restrict__ as, const float* __restrict__ bs) {
+  __device__ __forceinline__ void outer_products(const float* __restrict__ as, const float* __restrict__ bs) {
     float ra[WMITER * TM], rb[WNITER * TN];
 #pragma unroll
     for (int k = 0; k < BK; ++k) {
@@ -454,7 +490,7 @@ struct WarpTiling {
 // thread, so 2 blocks (16 warps) fit per SM within 128 registers a thread.
 using WarpCfg = WarpTiling<128, 128, 16, 64, 32, 4, 4>;
 
-template <typename Cfg, bool VA, bool VBC, typename Idx>
+template <typename Cfg, bool VA, bool VBC>
 __global__ void __launch_bounds__(Cfg::kThreads, 2)
     matmul_warptile_kernel(const float* __restrict__ a, const float* __restrict__ b,
                            float* __restrict__ c, int M, int N, int K) {
@@ -464,12 +500,12 @@ __global__ void __launch_bounds__(Cfg::kThreads, 2)
   const Tile t = tile_of_block<BM, BN, kGroupM>(M, N);
   Cfg w;
   for (int k0 = 0; k0 < K; k0 += BK) {
-    load_tile<BM, BK, Cfg::kThreads, VA ? 4 : 1, true, false>(a + static_cast<int64_t>(t.m0) * K + k0,
-                                                              Idx(K), M - t.m0, K - k0, as, Cfg::kALd);
-    load_tile<BK, BN, Cfg::kThreads, VBC ? 4 : 1, false, false>(b + static_cast<int64_t>(k0) * N + t.n0,
-                                                                Idx(N), K - k0, N - t.n0, bs, BN);
+    load_tile<BM, BK, Cfg::kThreads, VA ? 4 : 1, Layout::kTransposed, Copy::kLoadStore>(
+        a + static_cast<int64_t>(t.m0) * K + k0, K, M - t.m0, K - k0, as, Cfg::kALd);
+    load_tile<BK, BN, Cfg::kThreads, VBC ? 4 : 1, Layout::kSame, Copy::kLoadStore>(
+        b + static_cast<int64_t>(k0) * N + t.n0, N, K - k0, N - t.n0, bs, BN);
     __syncthreads();
-    w.mma(as, bs);
+    w.outer_products(as, bs);
     __syncthreads();
   }
   w.template store<VBC>(c, M, N, t);
@@ -479,7 +515,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 2)
 // cp.async (4 bytes) because its tile is stored transposed, which cp.async cannot do in wider
 // pieces; that also means a needs no alignment beyond 4 bytes. VBC: b copied in 16-byte pieces
 // and c stored as float4 (N % 4 == 0, b and c 16-byte aligned).
-template <typename Cfg, int STAGES, bool VBC, typename Idx>
+template <typename Cfg, int STAGES, bool VBC>
 __global__ void __launch_bounds__(Cfg::kThreads, 2)
     matmul_double_buffer_kernel(const float* __restrict__ a, const float* __restrict__ b,
                                 float* __restrict__ c, int M, int N, int K) {
@@ -497,10 +533,10 @@ __global__ void __launch_bounds__(Cfg::kThreads, 2)
   const float* b_tile = b + t.n0;
   auto issue = [&](int kt) {
     const int k0 = kt * BK;
-    load_tile<BM, BK, Cfg::kThreads, 1, true, true>(a_tile + k0, Idx(K), M - t.m0, K - k0, as[kt % STAGES],
-                                                    Cfg::kALd);
-    load_tile<BK, BN, Cfg::kThreads, VBC ? 4 : 1, false, true>(b_tile + static_cast<int64_t>(k0) * N, Idx(N),
-                                                               K - k0, N - t.n0, bs[kt % STAGES], BN);
+    load_tile<BM, BK, Cfg::kThreads, 1, Layout::kTransposed, Copy::kAsync>(
+        a_tile + k0, K, M - t.m0, K - k0, as[kt % STAGES], Cfg::kALd);
+    load_tile<BK, BN, Cfg::kThreads, VBC ? 4 : 1, Layout::kSame, Copy::kAsync>(
+        b_tile + static_cast<int64_t>(k0) * N, N, K - k0, N - t.n0, bs[kt % STAGES], BN);
   };
   const int ktiles = (K + BK - 1) / BK;
   // Prologue: k-tiles 0..STAGES-2 in flight, one commit group each (empty past the end, so
@@ -520,7 +556,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 2)
     __syncthreads();
     if (kt + STAGES - 1 < ktiles) issue(kt + STAGES - 1);
     cp_async_commit();
-    w.mma(as[kt % STAGES], bs[kt % STAGES]);
+    w.outer_products(as[kt % STAGES], bs[kt % STAGES]);
   }
   w.template store<VBC>(c, M, N, t);
 #endif
@@ -559,7 +595,7 @@ using WmmaTiles = WmmaCfg<128, 128, 32, 64, 32, 3>;
 // VEC: a and b copied in 16-byte cp.async pieces (K, N multiples of 8, pointers 16-byte aligned).
 // Otherwise element by element with ordinary loads (cp.async cannot copy 2 bytes); that path
 // needs more address registers and is allowed up to 255 (one block per SM) instead of spilling.
-template <typename T, typename Cfg, bool VEC, typename Idx>
+template <typename T, typename Cfg, bool VEC>
 __global__ void __launch_bounds__(Cfg::kThreads, VEC ? 2 : 1)
     matmul_wmma_kernel(const T* __restrict__ a, const T* __restrict__ b, float* __restrict__ c,
                        int M, int N, int K) {
@@ -581,10 +617,10 @@ __global__ void __launch_bounds__(Cfg::kThreads, VEC ? 2 : 1)
   const T* b_tile = b + t.n0;
   auto issue = [&](int kt) {
     const int k0 = kt * BK, s = kt % STAGES;
-    load_tile<BM, BK, Cfg::kThreads, V, false, true>(a_tile + k0, Idx(K), M - t.m0, K - k0,
-                                                     as + s * Cfg::kATile, Cfg::kALd);
-    load_tile<BK, BN, Cfg::kThreads, V, false, true>(b_tile + static_cast<int64_t>(k0) * N, Idx(N), K - k0,
-                                                     N - t.n0, bs + s * Cfg::kBTile, Cfg::kBLd);
+    load_tile<BM, BK, Cfg::kThreads, V, Layout::kSame, Copy::kAsync>(
+        a_tile + k0, K, M - t.m0, K - k0, as + s * Cfg::kATile, Cfg::kALd);
+    load_tile<BK, BN, Cfg::kThreads, V, Layout::kSame, Copy::kAsync>(
+        b_tile + static_cast<int64_t>(k0) * N, N, K - k0, N - t.n0, bs + s * Cfg::kBTile, Cfg::kBLd);
   };
 
   wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[FM][FN];
@@ -648,11 +684,16 @@ __global__ void __launch_bounds__(Cfg::kThreads, VEC ? 2 : 1)
 
 // Shapes arrive as int64 from Python; kernels index with int (see the header comment). Shape
 // errors are std::domain_error (Python ValueError); dtype errors std::invalid_argument (TypeError).
-constexpr int64_t kMaxDim = INT_MAX - 1024;  // margin > any tile edge (128) a kernel steps past
+static_assert(kMatmulMaxDim <= INT_MAX - 128, "the margin must exceed any tile edge (128) a kernel steps past");
+std::string dims_problem(int64_t M, int64_t N, int64_t K) {
+  if (M >= 1 && N >= 1 && K >= 1 && M <= kMatmulMaxDim && N <= kMatmulMaxDim && K <= kMatmulMaxDim) return "";
+  return "M, N, K must be in [1, 2^31 - 1025], got M=" + std::to_string(M) + " N=" + std::to_string(N) +
+         " K=" + std::to_string(K);
+}
+
 void check_dims(int64_t M, int64_t N, int64_t K, const char* what) {
-  if (M < 1 || N < 1 || K < 1 || M > kMaxDim || N > kMaxDim || K > kMaxDim)
-    throw std::domain_error(std::string(what) + ": M, N, K must be in [1, 2^31 - 1025], got M=" +
-                                std::to_string(M) + " N=" + std::to_string(N) + " K=" + std::to_string(K));
+  const std::string why = dims_problem(M, N, K);
+  if (!why.empty()) throw std::domain_error(std::string(what) + ": " + why);
 }
 
 // One block per tile_m x tile_n tile of c, in a 1D grid (gridDim.x < 2^31).
@@ -666,39 +707,14 @@ unsigned int grid_for(int64_t M, int64_t N, int tile_m, int tile_n, const char* 
 
 bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
-int compute_capability_major() {
-  int dev = 0, major = 0;
-  check_cuda(cudaGetDevice(&dev), "cudaGetDevice");
-  check_cuda(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev), "cudaDeviceGetAttribute");
-  return major;
-}
-
 void require_sm80(const char* what) {
-  if (compute_capability_major() < 8)
+  if (device_info().cc_major < 8)
     throw std::runtime_error(std::string(what) + " needs compute capability 8.0+ (cp.async, bf16 "
                              "tensor cores); this GPU is older");
 }
 
-// Runs fn(T{}) for T = float or double; other dtypes are an error naming the variant.
-template <typename Fn>
-void dispatch_f32_f64(DType dt, const char* what, Fn&& fn) {
-  switch (dt) {
-    case DType::f32: fn(float{}); break;
-    case DType::f64: fn(double{}); break;
-    default:
-      throw std::invalid_argument(std::string(what) + ": unsupported dtype " + dtype_name(dt) +
-                                  " (takes float32, float64)");
-  }
-}
-
-void require_dtype(DType dt, DType want, const char* what) {
-  if (dt != want)
-    throw std::invalid_argument(std::string(what) + ": unsupported dtype " + dtype_name(dt) + " (takes " +
-                                dtype_name(want) + ")");
-}
-
-// Calls fn(std::bool_constant<flags>{}...): turns runtime checks (alignment, offset width)
-// into the template flags that select a kernel instantiation.
+// Calls fn(std::bool_constant<flags>{}...): turns runtime checks (alignment) into the template
+// flags that select a kernel instantiation.
 template <typename Fn>
 void with_flags(Fn&& fn) {
   fn();
@@ -709,33 +725,22 @@ void with_flags(Fn&& fn, bool first, Rest... rest) {
   else with_flags([&](auto... f) { fn(std::false_type{}, f...); }, rest...);
 }
 
-// Whether every offset inside a BM x BK tile of a and a BK x BN tile of b (row * ld + col from
-// the tile origin) fits in an int: then the kernels index tiles with int (see the header).
-bool wide_offsets(int64_t N, int64_t K, int BM, int BN, int BK) {
-#ifdef PYKERN_CUDA_SIM
-  if (::pykern_sim::force_wide_index()) return true;  // tests run the int64_t kernels on small shapes
-#endif
-  return int64_t(BM) * K + BK > INT_MAX || int64_t(BK) * N + BN > INT_MAX;
+// "" when every offset inside a BM x BK tile of a and a BK x BN tile of b (row * ld + col from
+// the tile origin) fits in an int, as the tiled kernels index them (see the header), else why.
+std::string tile_offsets_problem(int64_t N, int64_t K, int BM, int BN, int BK) {
+  const int64_t max_k = (INT_MAX - BK) / BM, max_n = (INT_MAX - BN) / BK;
+  if (K <= max_k && N <= max_n) return "";
+  return "K must be at most " + std::to_string(max_k) + " and N at most " + std::to_string(max_n) +
+         " (32-bit offsets inside its " + std::to_string(BM) + "x" + std::to_string(BK) + " and " +
+         std::to_string(BK) + "x" + std::to_string(BN) + " tiles), got K=" + std::to_string(K) +
+         " N=" + std::to_string(N);
 }
 
-// Idx for a kernel instantiation from with_flags' `wide` flag.
-template <typename Wide>
-using IdxFor = std::conditional_t<Wide::value, int64_t, int>;
-
-template <bool X_IS_ROW>
-void launch_one_per_thread(DType dt, const void* a, const void* b, void* c, int64_t M, int64_t N,
-                           int64_t K, cudaStream_t stream, const char* what) {
-  check_dims(M, N, K, what);
-  constexpr int kTileM = X_IS_ROW ? kLanes : kRowsPerBlock;
-  constexpr int kTileN = X_IS_ROW ? kRowsPerBlock : kLanes;
-  const unsigned int grid = grid_for(M, N, kTileM, kTileN, what);
-  dispatch_f32_f64(dt, what, [&](auto tag) {
-    using T = decltype(tag);
-    PYKERN_LAUNCH(grid, dim3(kLanes, kRowsPerBlock), 0, stream,
-                  matmul_one_per_thread_kernel<T, X_IS_ROW>)(
-        static_cast<const T*>(a), static_cast<const T*>(b), static_cast<T*>(c), int(M), int(N), int(K));
-    check_launch(what);
-  });
+void check_tile_offsets(int64_t N, int64_t K, int BM, int BN, int BK, const char* what) {
+  const std::string why = tile_offsets_problem(N, K, BM, BN, BK);
+  if (!why.empty())
+    throw std::domain_error(std::string(what) + ": " + why +
+                            "; naive, coalesced, smem_tiled and blocktile_1d take any K and N");
 }
 
 // Vector-access flags shared by the float4 kernels: a read as float4 needs K % 4 == 0 and a
@@ -743,34 +748,35 @@ void launch_one_per_thread(DType dt, const void* a, const void* b, void* c, int6
 bool vec_a(const void* a, int64_t K) { return K % 4 == 0 && aligned16(a); }
 bool vec_bc(const void* b, const void* c, int64_t N) { return N % 4 == 0 && aligned16(b) && aligned16(c); }
 
-void launch_warptile(const float* a, const float* b, float* c, int64_t M, int64_t N, int64_t K,
+void warptile_f32(const float* a, const float* b, float* c, int64_t M, int64_t N, int64_t K,
                      cudaStream_t stream) {
   using Cfg = WarpCfg;
   constexpr const char* what = "matmul_warptile";
   check_dims(M, N, K, what);
+  check_tile_offsets(N, K, Cfg::BM, Cfg::BN, Cfg::BK, what);
   const unsigned int grid = grid_for(M, N, Cfg::BM, Cfg::BN, what);
-  with_flags([&](auto va, auto vbc, auto wide) {
+  with_flags([&](auto va, auto vbc) {
     PYKERN_LAUNCH(grid, Cfg::kThreads, 0, stream,
-                  matmul_warptile_kernel<Cfg, decltype(va)::value, decltype(vbc)::value, IdxFor<decltype(wide)>>)(
+                  matmul_warptile_kernel<Cfg, decltype(va)::value, decltype(vbc)::value>)(
         a, b, c, int(M), int(N), int(K));
     check_launch(what);
-  }, vec_a(a, K), vec_bc(b, c, N), wide_offsets(N, K, Cfg::BM, Cfg::BN, Cfg::BK));
+  }, vec_a(a, K), vec_bc(b, c, N));
 }
 
-void launch_double_buffer(const float* a, const float* b, float* c, int64_t M, int64_t N, int64_t K,
+void double_buffer_f32(const float* a, const float* b, float* c, int64_t M, int64_t N, int64_t K,
                           cudaStream_t stream) {
   using Cfg = WarpCfg;
   constexpr int kStages = 2;
   constexpr const char* what = "matmul_double_buffer";
   check_dims(M, N, K, what);
+  check_tile_offsets(N, K, Cfg::BM, Cfg::BN, Cfg::BK, what);
   require_sm80(what);
   const unsigned int grid = grid_for(M, N, Cfg::BM, Cfg::BN, what);
-  with_flags([&](auto vbc, auto wide) {
-    PYKERN_LAUNCH(grid, Cfg::kThreads, 0, stream,
-                  matmul_double_buffer_kernel<Cfg, kStages, decltype(vbc)::value, IdxFor<decltype(wide)>>)(
+  with_flags([&](auto vbc) {
+    PYKERN_LAUNCH(grid, Cfg::kThreads, 0, stream, matmul_double_buffer_kernel<Cfg, kStages, decltype(vbc)::value>)(
         a, b, c, int(M), int(N), int(K));
     check_launch(what);
-  }, vec_bc(b, c, N), wide_offsets(N, K, Cfg::BM, Cfg::BN, Cfg::BK));
+  }, vec_bc(b, c, N));
 }
 
 template <typename T>
@@ -778,51 +784,66 @@ void launch_wmma(const T* a, const T* b, float* c, int64_t M, int64_t N, int64_t
                  const char* what) {
   using Cfg = WmmaTiles;
   check_dims(M, N, K, what);
+  check_tile_offsets(N, K, Cfg::BM, Cfg::BN, Cfg::BK, what);
   require_sm80(what);
   const unsigned int grid = grid_for(M, N, Cfg::BM, Cfg::BN, what);
   // 16-byte copies need every row start of a and b 16-byte aligned: K and N multiples of 8.
   const bool vec = K % Cfg::kVec == 0 && N % Cfg::kVec == 0 && aligned16(a) && aligned16(b);
-  with_flags([&](auto v, auto wide) {
-    auto kernel = matmul_wmma_kernel<T, Cfg, decltype(v)::value, IdxFor<decltype(wide)>>;
+  with_flags([&](auto v) {
+    auto kernel = matmul_wmma_kernel<T, Cfg, decltype(v)::value>;
     // More than 48 KB of dynamic shared memory must be opted into, per kernel.
     check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                     static_cast<int>(Cfg::kSmemBytes)), what);
     PYKERN_LAUNCH(grid, Cfg::kThreads, Cfg::kSmemBytes, stream, kernel)(a, b, c, int(M), int(N), int(K));
     check_launch(what);
-  }, vec, wide_offsets(N, K, Cfg::BM, Cfg::BN, Cfg::BK));
+  }, vec);
 }
 
-}  // namespace
-
-void matmul_naive(DType dt, const void* a, const void* b, void* c, int64_t M, int64_t N, int64_t K,
+void launch_naive(DType dt, const void* a, const void* b, void* c, int64_t M, int64_t N, int64_t K,
                   cudaStream_t stream) {
-  launch_one_per_thread<true>(dt, a, b, c, M, N, K, stream, "matmul_naive");
+  constexpr const char* what = "matmul_naive";
+  check_dims(M, N, K, what);
+  const unsigned int grid = grid_for(M, N, kNaiveRows, kNaiveCols, what);
+  dispatch_dtype<float, double>(dt, what, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    PYKERN_LAUNCH(grid, dim3(kNaiveRows, kNaiveCols), 0, stream, matmul_naive_kernel<T>)(
+        static_cast<const T*>(a), static_cast<const T*>(b), static_cast<T*>(c), int(M), int(N), int(K));
+    check_launch(what);
+  });
 }
 
-void matmul_coalesced(DType dt, const void* a, const void* b, void* c, int64_t M, int64_t N, int64_t K,
+void launch_coalesced(DType dt, const void* a, const void* b, void* c, int64_t M, int64_t N, int64_t K,
                       cudaStream_t stream) {
-  launch_one_per_thread<false>(dt, a, b, c, M, N, K, stream, "matmul_coalesced");
+  constexpr const char* what = "matmul_coalesced";
+  check_dims(M, N, K, what);
+  const unsigned int grid = grid_for(M, N, kCoalescedRows, kCoalescedCols, what);
+  dispatch_dtype<float, double>(dt, what, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    PYKERN_LAUNCH(grid, dim3(kCoalescedCols, kCoalescedRows), 0, stream, matmul_coalesced_kernel<T>)(
+        static_cast<const T*>(a), static_cast<const T*>(b), static_cast<T*>(c), int(M), int(N), int(K));
+    check_launch(what);
+  });
 }
 
-void matmul_smem_tiled(DType dt, const void* a, const void* b, void* c, int64_t M, int64_t N, int64_t K,
+void launch_smem_tiled(DType dt, const void* a, const void* b, void* c, int64_t M, int64_t N, int64_t K,
                        cudaStream_t stream) {
   constexpr const char* what = "matmul_smem_tiled";
   constexpr int kTile = 32;
   check_dims(M, N, K, what);
   const unsigned int grid = grid_for(M, N, kTile, kTile, what);
-  dispatch_f32_f64(dt, what, [&](auto tag) {
-    using T = decltype(tag);
+  dispatch_dtype<float, double>(dt, what, [&](auto tag) {
+    using T = typename decltype(tag)::type;
     PYKERN_LAUNCH(grid, kTile * kTile, 0, stream, matmul_smem_tiled_kernel<T, kTile>)(
         static_cast<const T*>(a), static_cast<const T*>(b), static_cast<T*>(c), int(M), int(N), int(K));
     check_launch(what);
   });
 }
 
-void matmul_blocktile_1d(DType dt, const void* a, const void* b, void* c, int64_t M, int64_t N, int64_t K,
+void launch_blocktile_1d(DType dt, const void* a, const void* b, void* c, int64_t M, int64_t N, int64_t K,
                          cudaStream_t stream) {
   constexpr const char* what = "matmul_blocktile_1d";
   constexpr int BM = 64, BN = 64, BK = 8, TM = 8;
-  require_dtype(dt, DType::f32, what);
+  require_dtype(what, kF32, dt);
   check_dims(M, N, K, what);
   PYKERN_LAUNCH(grid_for(M, N, BM, BN, what), BM * BN / TM, 0, stream,
                 matmul_blocktile_1d_kernel<BM, BN, BK, TM>)(
@@ -830,72 +851,108 @@ void matmul_blocktile_1d(DType dt, const void* a, const void* b, void* c, int64_
   check_launch(what);
 }
 
-void matmul_blocktile_2d(DType dt, const void* a, const void* b, void* c, int64_t M, int64_t N, int64_t K,
+void launch_blocktile_2d(DType dt, const void* a, const void* b, void* c, int64_t M, int64_t N, int64_t K,
                          cudaStream_t stream) {
   constexpr const char* what = "matmul_blocktile_2d";
-  constexpr int BM = 128, BN = 128, BK = 8, TM = 8, TN = 8;
-  require_dtype(dt, DType::f32, what);
+  using Cfg = Tile2dCfg;
+  require_dtype(what, kF32, dt);
   check_dims(M, N, K, what);
-  const unsigned int grid = grid_for(M, N, BM, BN, what);
-  with_flags([&](auto wide) {
-    PYKERN_LAUNCH(grid, (BM / TM) * (BN / TN), 0, stream,
-                  matmul_blocktile_2d_kernel<BM, BN, BK, TM, TN, IdxFor<decltype(wide)>>)(
-        static_cast<const float*>(a), static_cast<const float*>(b), static_cast<float*>(c), int(M), int(N), int(K));
-    check_launch(what);
-  }, wide_offsets(N, K, BM, BN, BK));
+  check_tile_offsets(N, K, Cfg::BM, Cfg::BN, Cfg::BK, what);
+  PYKERN_LAUNCH(grid_for(M, N, Cfg::BM, Cfg::BN, what), Cfg::kThreads, 0, stream,
+                matmul_blocktile_2d_kernel<Cfg::BM, Cfg::BN, Cfg::BK, Cfg::TM, Cfg::TN>)(
+      static_cast<const float*>(a), static_cast<const float*>(b), static_cast<float*>(c), int(M), int(N), int(K));
+  check_launch(what);
 }
 
-void matmul_vectorized(DType dt, const void* a, const void* b, void* c, int64_t M, int64_t N, int64_t K,
+void launch_vectorized(DType dt, const void* a, const void* b, void* c, int64_t M, int64_t N, int64_t K,
                        cudaStream_t stream) {
   constexpr const char* what = "matmul_vectorized";
-  constexpr int BM = 128, BN = 128, BK = 8, TM = 8, TN = 8;
-  require_dtype(dt, DType::f32, what);
+  using Cfg = Tile2dCfg;
+  require_dtype(what, kF32, dt);
   check_dims(M, N, K, what);
-  const unsigned int grid = grid_for(M, N, BM, BN, what);
-  with_flags([&](auto va, auto vbc, auto wide) {
-    PYKERN_LAUNCH(grid, (BM / TM) * (BN / TN), 0, stream,
-                  matmul_vectorized_kernel<BM, BN, BK, TM, TN, decltype(va)::value, decltype(vbc)::value,
-                                           IdxFor<decltype(wide)>>)(
+  check_tile_offsets(N, K, Cfg::BM, Cfg::BN, Cfg::BK, what);
+  const unsigned int grid = grid_for(M, N, Cfg::BM, Cfg::BN, what);
+  with_flags([&](auto va, auto vbc) {
+    PYKERN_LAUNCH(grid, Cfg::kThreads, 0, stream,
+                  matmul_vectorized_kernel<Cfg::BM, Cfg::BN, Cfg::BK, Cfg::TM, Cfg::TN, decltype(va)::value,
+                                           decltype(vbc)::value>)(
         static_cast<const float*>(a), static_cast<const float*>(b), static_cast<float*>(c), int(M), int(N), int(K));
     check_launch(what);
-  }, vec_a(a, K), vec_bc(b, c, N), wide_offsets(N, K, BM, BN, BK));
+  }, vec_a(a, K), vec_bc(b, c, N));
 }
 
-void matmul_warptile(DType dt, const void* a, const void* b, void* c, int64_t M, int64_t N, int64_t K,
+void launch_warptile(DType dt, const void* a, const void* b, void* c, int64_t M, int64_t N, int64_t K,
                      cudaStream_t stream) {
-  require_dtype(dt, DType::f32, "matmul_warptile");
-  launch_warptile(static_cast<const float*>(a), static_cast<const float*>(b), static_cast<float*>(c), M, N, K,
-                  stream);
+  require_dtype("matmul_warptile", kF32, dt);
+  warptile_f32(static_cast<const float*>(a), static_cast<const float*>(b), static_cast<float*>(c), M, N, K,
+               stream);
 }
 
-void matmul_double_buffer(DType dt, const void* a, const void* b, void* c, int64_t M, int64_t N, int64_t K,
+void launch_double_buffer(DType dt, const void* a, const void* b, void* c, int64_t M, int64_t N, int64_t K,
                           cudaStream_t stream) {
-  require_dtype(dt, DType::f32, "matmul_double_buffer");
-  launch_double_buffer(static_cast<const float*>(a), static_cast<const float*>(b), static_cast<float*>(c), M, N,
-                       K, stream);
+  require_dtype("matmul_double_buffer", kF32, dt);
+  double_buffer_f32(static_cast<const float*>(a), static_cast<const float*>(b), static_cast<float*>(c), M, N,
+                    K, stream);
 }
 
-void matmul_wmma_fp16(DType dt, const void* a, const void* b, void* c, int64_t M, int64_t N, int64_t K,
+void launch_wmma_fp16(DType dt, const void* a, const void* b, void* c, int64_t M, int64_t N, int64_t K,
                       cudaStream_t stream) {
-  require_dtype(dt, DType::f16, "matmul_wmma_fp16");
+  require_dtype("matmul_wmma_fp16", kF16, dt);
   launch_wmma(static_cast<const __half*>(a), static_cast<const __half*>(b), static_cast<float*>(c), M, N, K,
               stream, "matmul_wmma_fp16");
 }
 
-void matmul_wmma_bf16(DType dt, const void* a, const void* b, void* c, int64_t M, int64_t N, int64_t K,
+void launch_wmma_bf16(DType dt, const void* a, const void* b, void* c, int64_t M, int64_t N, int64_t K,
                       cudaStream_t stream) {
-  require_dtype(dt, DType::bf16, "matmul_wmma_bf16");
+  require_dtype("matmul_wmma_bf16", kBF16, dt);
   launch_wmma(static_cast<const __nv_bfloat16*>(a), static_cast<const __nv_bfloat16*>(b),
               static_cast<float*>(c), M, N, K, stream, "matmul_wmma_bf16");
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------------------------------
+// Variant table: the ladder in registration order; pykern/cuda/matmul.py registers each row
+// ------------------------------------------------------------------------------------------
+
+constexpr Variant<MatmulLauncher> kVariants[] = {
+    // name           dtypes       default  launcher
+    {"naive",         kF32 | kF64, false,   launch_naive,
+     "One thread per output, threadIdx.x -> row: warp loads of a and stores of c are uncoalesced on purpose."},
+    {"coalesced",     kF32 | kF64, false,   launch_coalesced,
+     "One thread per output, threadIdx.x -> column: a warp reads b and writes c at consecutive addresses."},
+    {"smem_tiled",    kF32 | kF64, false,   launch_smem_tiled,
+     "32x32 tiles of a and b staged in shared memory; one output per thread."},
+    {"blocktile_1d",  kF32,        false,   launch_blocktile_1d,
+     "64x64 block tile over BK=8 shared tiles; each thread keeps a column of 8 outputs in registers."},
+    {"blocktile_2d",  kF32,        false,   launch_blocktile_2d,
+     "128x128 block tile over BK=8 shared tiles; each thread keeps an 8x8 register tile."},
+    {"vectorized",    kF32,        false,   launch_vectorized,
+     "blocktile_2d with float4 global loads/stores and a transposed a tile (scalar path when unaligned)."},
+    {"warptile",      kF32,        false,   launch_warptile,
+     "128x128x16 block -> 64x32 warp -> 2x2 sub-tiles of 4x4 per thread; conflict-free float4 shared reads."},
+    {"double_buffer", kF32,        true,    launch_double_buffer,
+     "warptile fed by cp.async into two shared buffers: next k-tile's copy overlaps compute (sm_80+)."},
+    {"wmma_fp16",     kF16,        false,   launch_wmma_fp16,
+     "Tensor cores via nvcuda::wmma, fp16 in, fp32 accumulate and out; 3-stage cp.async ring (sm_80+)."},
+    {"wmma_bf16",     kBF16,       false,   launch_wmma_bf16,
+     "Tensor cores via nvcuda::wmma, bf16 in, fp32 accumulate and out; 3-stage cp.async ring (sm_80+)."},
+};
+
+VariantTable<MatmulLauncher> matmul_variants() { return table_of(kVariants); }
+
+std::string matmul_f32_best_problem(int64_t M, int64_t N, int64_t K) {
+  const std::string why = dims_problem(M, N, K);
+  return why.empty() ? tile_offsets_problem(N, K, WarpCfg::BM, WarpCfg::BN, WarpCfg::BK) : why;
 }
 
 void matmul_f32_best(const float* a, const float* b, float* c, int64_t M, int64_t N, int64_t K,
                      cudaStream_t stream) {
   // double_buffer needs cp.async (sm_80+); older GPUs get the same tiling without it.
-  if (compute_capability_major() >= 8) {
-    launch_double_buffer(a, b, c, M, N, K, stream);
+  if (device_info().cc_major >= 8) {
+    double_buffer_f32(a, b, c, M, N, K, stream);
   } else {
-    launch_warptile(a, b, c, M, N, K, stream);
+    warptile_f32(a, b, c, M, N, K, stream);
   }
 }
 

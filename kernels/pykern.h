@@ -14,6 +14,51 @@ enum class DType { f16, bf16, f32, f64 };
 DType parse_dtype(const std::string& name);
 const char* dtype_name(DType dt);
 
+// A set of DTypes, one bit per enumerator: the dtypes column of a variant table.
+struct DTypes {
+  unsigned bits;
+  constexpr bool has(DType dt) const { return (bits >> static_cast<unsigned>(dt)) & 1u; }
+};
+constexpr DTypes operator|(DTypes a, DTypes b) { return {a.bits | b.bits}; }
+constexpr DTypes kF16{1u << static_cast<unsigned>(DType::f16)};
+constexpr DTypes kBF16{1u << static_cast<unsigned>(DType::bf16)};
+constexpr DTypes kF32{1u << static_cast<unsigned>(DType::f32)};
+constexpr DTypes kF64{1u << static_cast<unsigned>(DType::f64)};
+
+// "float32, float64": the names in `set`, in DType order.
+std::string dtype_list(DTypes set);
+
+// std::invalid_argument (Python TypeError) naming `what` and the dtypes it takes, unless
+// `takes` holds dt. The bindings call it with each table row's dtypes before its launcher.
+void require_dtype(const std::string& what, DTypes takes, DType dt);
+
+// One row of an op's variant table, the last section of kernels/<op>.cu. The bindings (csrc/)
+// bind every row as <op>_<name>, refusing dtypes outside the row, and pykern/cuda/ registers
+// every row in table order. The rows are also read, as text, by csrc/variant_tables.py at
+// build time, so keep each one a brace-enclosed {name, dtypes, default, launcher, technique}.
+template <typename Launcher>
+struct Variant {
+  const char* name;       // the registry's variant name
+  DTypes dtypes;          // input dtypes the launcher takes
+  bool is_default;        // the op's default CUDA variant (one row per table)
+  Launcher launch;        // the host function that checks the shape and launches the kernels
+  const char* technique;  // one line naming the technique and its limits (pk.variants())
+};
+
+// An op's table as the bindings see it.
+template <typename Launcher>
+struct VariantTable {
+  const Variant<Launcher>* rows;
+  int count;
+  const Variant<Launcher>* begin() const { return rows; }
+  const Variant<Launcher>* end() const { return rows + count; }
+};
+
+template <typename Launcher, int N>
+constexpr VariantTable<Launcher> table_of(const Variant<Launcher> (&rows)[N]) {
+  return {rows, N};
+}
+
 // Every CUDA runtime error becomes a C++ exception, which pybind11 turns into a Python
 // RuntimeError carrying the CUDA error string: a bad launch never kills the interpreter.
 inline void check_cuda(cudaError_t err, const char* what) {
@@ -28,6 +73,17 @@ inline void check_cuda(cudaError_t err, const char* what) {
 // Call right after a <<<>>> launch: reports bad configurations (too many threads, too much
 // shared memory, no kernel image for this GPU) at once instead of at the next sync.
 inline void check_launch(const char* kernel) { check_cuda(cudaGetLastError(), kernel); }
+
+// What launchers need to know about the current GPU.
+struct DeviceInfo {
+  int cc_major, cc_minor;  // compute capability
+  int sm_count;            // streaming multiprocessors
+};
+
+// The current device's DeviceInfo, queried once per device and then cached: launchers ask on
+// every launch (im2col_gemm once per image), and each attribute query is a driver call. The
+// simulator build queries every time, since tests reconfigure its device between launches.
+DeviceInfo device_info();
 
 inline unsigned int ceil_div(int64_t a, int64_t b) { return static_cast<unsigned int>((a + b - 1) / b); }
 

@@ -65,19 +65,13 @@ __global__ void relu_packets_kernel(const uint4* x, uint4* y, int64_t npackets) 
 // Enough blocks to fill every SM a few times over; more only adds scheduling overhead to a
 // memory-bound loop.
 unsigned int stride_grid(int64_t work) {
-  static int sms = [] {
-    int dev = 0, n = 0;
-    check_cuda(cudaGetDevice(&dev), "cudaGetDevice");
-    check_cuda(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev), "cudaDeviceGetAttribute");
-    return n;
-  }();
   unsigned int want = ceil_div(work, kBlock);
-  unsigned int cap = static_cast<unsigned int>(sms) * 8;
+  unsigned int cap = static_cast<unsigned int>(device_info().sm_count) * 8;
   return want < cap ? (want > 0 ? want : 1) : cap;
 }
 
 template <typename T>
-void launch_vectorized(const T* x, T* y, int64_t n, cudaStream_t stream) {
+void vectorized_packets(const T* x, T* y, int64_t n, cudaStream_t stream) {
   constexpr int64_t kVec = Packet<T>::kVec;
   auto xa = reinterpret_cast<uintptr_t>(x), ya = reinterpret_cast<uintptr_t>(y);
   if (xa % 16 != ya % 16) {
@@ -107,28 +101,47 @@ void launch_vectorized(const T* x, T* y, int64_t n, cudaStream_t stream) {
   }
 }
 
-}  // namespace
-
-void relu_naive(DType dt, const void* x, void* y, int64_t n, cudaStream_t stream) {
-  PYKERN_DISPATCH_FLOATS(dt, "relu_naive", {
-    PYKERN_LAUNCH(ceil_div(n, kBlock), kBlock, 0, stream, relu_naive_kernel<scalar_t>)(
-        static_cast<const scalar_t*>(x), static_cast<scalar_t*>(y), n);
+void launch_naive(DType dt, const void* x, void* y, int64_t n, cudaStream_t stream) {
+  dispatch_dtype<__half, float, double>(dt, "relu_naive", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    PYKERN_LAUNCH(ceil_div(n, kBlock), kBlock, 0, stream, relu_naive_kernel<T>)(
+        static_cast<const T*>(x), static_cast<T*>(y), n);
     check_launch("relu_naive");
   });
 }
 
-void relu_grid_stride(DType dt, const void* x, void* y, int64_t n, cudaStream_t stream) {
-  PYKERN_DISPATCH_FLOATS(dt, "relu_grid_stride", {
-    PYKERN_LAUNCH(stride_grid(n), kBlock, 0, stream, relu_grid_stride_kernel<scalar_t>)(
-        static_cast<const scalar_t*>(x), static_cast<scalar_t*>(y), n);
+void launch_grid_stride(DType dt, const void* x, void* y, int64_t n, cudaStream_t stream) {
+  dispatch_dtype<__half, float, double>(dt, "relu_grid_stride", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    PYKERN_LAUNCH(stride_grid(n), kBlock, 0, stream, relu_grid_stride_kernel<T>)(
+        static_cast<const T*>(x), static_cast<T*>(y), n);
     check_launch("relu_grid_stride");
   });
 }
 
-void relu_vectorized(DType dt, const void* x, void* y, int64_t n, cudaStream_t stream) {
-  PYKERN_DISPATCH_FLOATS(dt, "relu_vectorized", {
-    launch_vectorized(static_cast<const scalar_t*>(x), static_cast<scalar_t*>(y), n, stream);
+void launch_vectorized(DType dt, const void* x, void* y, int64_t n, cudaStream_t stream) {
+  dispatch_dtype<__half, float, double>(dt, "relu_vectorized", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    vectorized_packets(static_cast<const T*>(x), static_cast<T*>(y), n, stream);
   });
 }
+
+}  // namespace
+
+// ------------------------------------------------------------------------------------------
+// Variant table, in registration order; pykern/cuda/relu.py registers each row
+// ------------------------------------------------------------------------------------------
+
+constexpr Variant<ReluLauncher> kVariants[] = {
+    // name         dtypes             default  launcher
+    {"naive",       kF16 | kF32 | kF64, false,  launch_naive,
+     "One thread per element; grid sized to n."},
+    {"grid_stride", kF16 | kF32 | kF64, false,  launch_grid_stride,
+     "Grid capped at 8 blocks per SM; each thread strides over the array."},
+    {"vectorized",  kF16 | kF32 | kF64, true,   launch_vectorized,
+     "Grid-stride over 16-byte packets; scalar head/tail make any length and alignment correct."},
+};
+
+VariantTable<ReluLauncher> relu_variants() { return table_of(kVariants); }
 
 }  // namespace pykern

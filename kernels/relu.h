@@ -3,7 +3,8 @@
 #include "pykern.h"
 
 namespace pykern {
-void relu_naive(DType dt, const void* x, void* y, int64_t n, cudaStream_t stream);
-void relu_grid_stride(DType dt, const void* x, void* y, int64_t n, cudaStream_t stream);
-void relu_vectorized(DType dt, const void* x, void* y, int64_t n, cudaStream_t stream);
+using ReluLauncher = void (*)(DType dt, const void* x, void* y, int64_t n, cudaStream_t stream);
+
+// One row per variant (the bottom of kernels/relu.cu).
+VariantTable<ReluLauncher> relu_variants();
 }  // namespace pykern

@@ -128,13 +128,19 @@ def test_unsupported_reasons():
         assert "groups must divide" in why(v, groups=3), v
         assert "2^31" in why(v, C=1 << 16, H=1 << 8, W=1 << 8, P=1 << 8, Q=1 << 8), v
     assert why("direct", "float64") == why("smem_tiled", "float64") == ""
-    assert "float32 only" in why("implicit_gemm", "float64")
-    assert "float32 only" in why("im2col_gemm", "float64")
-    assert "float32/float64 only" in why("direct", "float16")
+    assert why("implicit_gemm", "float64") == "unsupported dtype float64 (takes float32)"
+    assert why("im2col_gemm", "float64") == "unsupported dtype float64 (takes float32)"
+    assert why("direct", "float16") == "unsupported dtype float16 (takes float32, float64)"
     big = dict(H=200, W=200, R=9, S=9, dh=16, dw=16, P=72, Q=72, ph=0, pw=0)
     assert "shared memory" in why("smem_tiled", **big)
     assert why("direct", **big) == why("implicit_gemm", **big) == ""
     assert "unknown conv2d variant" in why("winograd")
+    # C/groups*R*S past its GEMM's 32-bit tile offsets (K <= 16777215): im2col_gemm refuses with
+    # matmul's own rule; direct and implicit_gemm index the filter their own way.
+    deep = dict(C=1 << 25, H=1, W=1, K=1, R=1, S=1, P=1, Q=1, ph=0, pw=0)
+    assert "its GEMM (matmul_f32_best" in why("im2col_gemm", **deep)
+    assert "K must be at most 16777215" in why("im2col_gemm", **deep)
+    assert why("direct", **deep) == why("implicit_gemm", **deep) == ""
 
 
 def test_launchers_refuse_bad_shapes_before_touching_the_gpu():
@@ -144,10 +150,13 @@ def test_launchers_refuse_bad_shapes_before_touching_the_gpu():
     for name in ("conv2d_direct", "conv2d_smem_tiled", "conv2d_im2col_gemm", "conv2d_implicit_gemm"):
         with pytest.raises(ValueError, match="does not match"):
             getattr(mod, name)(0, 0, 0, 0, *bad_p, "float32", 0)
-    with pytest.raises(TypeError, match="float32 only"):
+    with pytest.raises(TypeError, match=r"conv2d_implicit_gemm: unsupported dtype float64 \(takes float32\)"):
         mod.conv2d_implicit_gemm(0, 0, 0, 0, *shape, "float64", 0)
     with pytest.raises(ValueError, match="tile must be"):
         mod.conv2d_implicit_gemm(0, 0, 0, 0, *shape, "float32", 0, tile=len(mod.conv2d_implicit_gemm_tiles()))
+    for name in ("conv2d_direct", "conv2d_smem_tiled", "conv2d_im2col_gemm"):
+        with pytest.raises(ValueError, match="only implicit_gemm has tile configurations"):
+            getattr(mod, name)(0, 0, 0, 0, *shape, "float32", 0, tile=0)
 
 
 def test_dispatch_skips_smem_tiled_past_its_budget():

@@ -6,8 +6,6 @@ to catch, refuses what a GPU refuses, and runs what the generated tests cannot r
 * Launch checks: too many threads, grid.y over 65535, > 48 KiB of dynamic shared memory without
   the opt-in, a __syncthreads that some threads never reach, and writes just past the end of a
   device allocation or of the dynamic shared memory are CUDA errors, not hangs or heap damage.
-* The matmul launchers' int64_t-offset instantiations (chosen on a GPU only when K or N is in
-  the millions), forced on small shapes, exact on small integers.
 * Every CUDA C++ variant under reverse and seeded random thread orders, and on an sm_75 device.
 
 All of it runs only where PYKERN_CUDA_SIM=1 (tests/conftest.py sets it without a CUDA driver).
@@ -37,7 +35,7 @@ def sim():
     saved = mod.sim_config()
     yield mod
     mod.sim_configure(order=saved["order"], seed=saved["seed"], compute_capability=saved["compute_capability"],
-                      sm_count=saved["sm_count"], wide_index=saved["wide_index"])
+                      sm_count=saved["sm_count"])
 
 
 def _ints(rng, shape, dtype=np.float32):
@@ -132,29 +130,6 @@ def test_legal_shared_memory_sizes_run(sim, probe):
     assert c.copy_to_host()[0] == 1.0
 
 
-WIDE_VARIANTS = ["blocktile_2d", "vectorized", "warptile", "double_buffer", "wmma_fp16", "wmma_bf16"]
-
-
-@pytest.mark.parametrize("name", WIDE_VARIANTS)
-def test_matmul_int64_offset_instantiations(sim, name):
-    """The Idx = int64_t kernels, forced on shapes that cross tile edges (a GPU takes them only
-    for K or N in the millions); exact on small integers."""
-    variant = pk.variants("matmul", "cuda")
-    variant = next(v for v in variant if v.name == name)
-    dtype = variant.dtypes[0]
-    if dtype == "bfloat16":
-        ml_dtypes = pytest.importorskip("ml_dtypes", reason="ml_dtypes needed for bfloat16")
-        dtype = ml_dtypes.bfloat16
-    sim.sim_configure(wide_index=True)
-    sim.sim_reset_stats()
-    for m, n, k in [(130, 136, 40), (33, 67, 29)]:
-        rng = np.random.default_rng(seed_for("wide", name, m, n, k))
-        a, b = _ints(rng, (m, k), dtype), _ints(rng, (k, n), dtype)
-        c = pk.matmul(a, b, backend="cuda", variant=name)
-        np.testing.assert_array_equal(c.astype(np.float64), a.astype(np.float64) @ b.astype(np.float64))
-    assert sim.sim_stats()["forced_wide"] >= 2, "the launcher never took the int64_t path"
-
-
 def _cuda_variants(op):
     return [pytest.param(v, id=v.name) for v in pk.variants(op, "cuda")]
 
@@ -198,6 +173,33 @@ def test_sm75_device_refuses_cp_async_variants_and_falls_back(sim):
     y = pk.conv2d(x, w, backend="cuda", variant="im2col_gemm")
     ref = pk.conv2d(x.astype(np.float64), w.astype(np.float64), backend="numpy", variant="reference")
     np.testing.assert_array_equal(y, ref.astype(np.float32))
+
+
+def test_launchers_see_the_device_as_configured_now(sim):
+    """device_info() caches per device on a GPU, but the simulated device changes between
+    launches: relu's grid (8 blocks per SM) follows the SM count set last."""
+    rng = np.random.default_rng(seed_for("sm_count"))
+    x = DeviceArray.from_host(rng.standard_normal(256 * 40).astype(np.float32))
+    for sms in (1, 3, 2):
+        sim.sim_configure(sm_count=sms)
+        sim.sim_reset_stats()
+        sim.relu_grid_stride(x.ptr, x.ptr, x.size, "float32", 0)
+        assert sim.sim_stats()["blocks"] == 8 * sms
+
+
+@pytest.mark.parametrize("sms,blocks", [(1, 2), (2, 2), (3, 4), (8, 8), (9, 16)])
+def test_implicit_gemm_picks_the_largest_tile_that_fills_every_sm(sim, sms, blocks):
+    """y: (1, 128, 16, 16), so M = 256 output pixels and Kg = 128: the 128x128 tile makes 2
+    blocks, 128x64 4, 64x64 8, 64x32 16; the launcher takes the first with >= sms blocks."""
+    rng = np.random.default_rng(seed_for("igemm-pick", sms))
+    x = DeviceArray.from_host(_ints(rng, (1, 4, 16, 16)))
+    w = DeviceArray.from_host(_ints(rng, (128, 4, 1, 1)))
+    y = DeviceArray.empty((1, 128, 16, 16), np.float32)
+    sim.sim_configure(sm_count=sms)
+    sim.sim_reset_stats()
+    sim.conv2d_implicit_gemm(x.ptr, w.ptr, 0, y.ptr, 1, 4, 16, 16, 128, 1, 1, 16, 16, 1, 1, 0, 0, 1, 1, 1,
+                             False, "float32", 0)
+    assert sim.sim_stats()["blocks"] == blocks
 
 
 def test_backend_reason_says_timings_are_not_real():

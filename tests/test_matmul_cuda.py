@@ -104,3 +104,21 @@ def test_launcher_rejects_bad_arguments(variant):
     wrong = "float64" if dtype != "float64" and "float64" not in variant.dtypes else "float16"
     with pytest.raises(TypeError, match=f"matmul_{variant.name}: unsupported dtype {wrong}"):
         launch(0, 0, 0, 4, 4, 4, wrong, 0)
+
+
+# From blocktile_2d on, offsets inside a tile are 32-bit: (BM, BN, BK) of each variant's tiles.
+TILED = {"blocktile_2d": (128, 128, 8), "vectorized": (128, 128, 8), "warptile": (128, 128, 16),
+         "double_buffer": (128, 128, 16), "wmma_fp16": (128, 128, 32), "wmma_bf16": (128, 128, 32)}
+
+
+@pytest.mark.parametrize("variant", [v for v in VARIANTS if v.name in TILED], ids=lambda v: v.name)
+def test_k_or_n_past_the_tile_offset_limit_is_refused(variant):
+    """BM*K + BK or BK*N + BN past 2^31 - 1 is a ValueError naming both limits, raised before any
+    CUDA call (the pointers here are null). The first four rungs have no such limit."""
+    launch = getattr(_ext(), f"matmul_{variant.name}")
+    bm, bn, bk = TILED[variant.name]
+    max_k, max_n = (2**31 - 1 - bk) // bm, (2**31 - 1 - bn) // bk
+    limits = rf"K must be at most {max_k} and N at most {max_n} \(32-bit offsets inside its"
+    for m, n, k in [(1, 4, max_k + 1), (1, max_n + 1, 4), (3, max_n + 7, max_k + 5)]:
+        with pytest.raises(ValueError, match=rf"^matmul_{variant.name}: {limits} .* got K={k} N={n}; naive,"):
+            launch(0, 0, 0, m, n, k, variant.dtypes[0], 0)

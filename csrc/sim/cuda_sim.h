@@ -75,9 +75,6 @@ inline void fresh_shared(void* p, size_t bytes, unsigned long long& epoch) {
   }
 }
 
-// Config::wide_index (sim_config.h): whether launchers should take their 64-bit-offset path.
-bool force_wide_index();
-
 void cp_async(void* dst, const void* src, int bytes, bool valid);
 void cp_async_commit();
 void cp_async_wait(int pending);

@@ -17,11 +17,10 @@ void bind_sim(py::module_& m) {
     d["seed"] = c.seed;
     d["compute_capability"] = py::make_tuple(c.cc_major, c.cc_minor);
     d["sm_count"] = c.sm_count;
-    d["wide_index"] = c.wide_index;
     return d;
   }, "The simulator's settings: thread order, seed, compute capability, SM count");
   m.def("sim_configure",
-        [](py::object order, py::object seed, py::object cc, py::object sms, py::object wide) {
+        [](py::object order, py::object seed, py::object cc, py::object sms) {
           auto c = pykern_sim::get_config();
           if (!order.is_none()) c.order = order.cast<std::string>();
           if (!seed.is_none()) c.seed = seed.cast<uint64_t>();
@@ -31,14 +30,11 @@ void bind_sim(py::module_& m) {
             c.cc_minor = t[1].cast<int>();
           }
           if (!sms.is_none()) c.sm_count = sms.cast<int>();
-          if (!wide.is_none()) c.wide_index = wide.cast<bool>();
           pykern_sim::set_config(c);
         },
         py::arg("order") = py::none(), py::arg("seed") = py::none(), py::arg("compute_capability") = py::none(),
-        py::arg("sm_count") = py::none(), py::arg("wide_index") = py::none(),
-        "Change settings for later launches. order: 'forward', 'reverse' or 'random' (with seed). "
-        "wide_index: matmul launchers take their int64_t-offset kernels for every shape. "
-        "Launchers that cache the SM count (relu's grid size) keep their first value.");
+        py::arg("sm_count") = py::none(),
+        "Change settings for later launches. order: 'forward', 'reverse' or 'random' (with seed).");
   m.def("sim_stats", [] {
     const auto s = pykern_sim::get_stats();
     py::dict d;
@@ -47,7 +43,6 @@ void bind_sim(py::module_& m) {
     d["threads"] = s.threads;
     d["barriers"] = s.barriers;
     d["switches"] = s.switches;
-    d["forced_wide"] = s.forced_wide;
     return d;
   }, "Counters since the last sim_reset_stats(): launches, blocks, threads, block barriers, fiber switches");
   m.def("sim_reset_stats", &pykern_sim::reset_stats);

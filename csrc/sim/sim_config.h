@@ -11,14 +11,10 @@ struct Config {
   uint64_t seed = 0;              // for order == "random"
   int cc_major = 9, cc_minor = 0;  // what cudaDeviceGetAttribute reports (H100)
   int sm_count = 132;
-  // The matmul launchers pick their int64_t-offset instantiations (meant for K or N in the
-  // millions) for every shape, so tests can run them on small ones.
-  bool wide_index = false;
 };
 
 struct Stats {
   uint64_t launches = 0, blocks = 0, threads = 0, barriers = 0, switches = 0;
-  uint64_t forced_wide = 0;  // launcher decisions turned to int64_t offsets by wide_index
 };
 
 Config get_config();

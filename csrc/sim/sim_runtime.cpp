@@ -608,12 +608,6 @@ void run_launch(const LaunchConfig& cfg, void (*body)(void*), void* ctx) {
   if (!bad.empty()) set_error(cudaErrorIllegalAddress, "kernel " + name + ": " + bad);
 }
 
-bool force_wide_index() {
-  if (!config().wide_index) return false;
-  ++g_stats.forced_wide;
-  return true;
-}
-
 Config get_config() { return config(); }
 
 void set_config(const Config& c) {

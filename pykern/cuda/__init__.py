@@ -1,6 +1,8 @@
-"""The CUDA C++ backend: kernels in kernels/*.cu, bound in csrc/, registered here.
+"""The CUDA C++ backend: kernels in kernels/*.cu, bound in csrc/, registered here from the
+variant table at the bottom of each .cu file (one row per variant).
 
-Variants are registered whether or not pykern._cuda was built, so they are always listed;
+The rows are copied into pykern/cuda/_variant_tables.py at build time, so the variants are
+registered, and listed, whether or not pykern._cuda or pykern._cuda_sim was built;
 pykern.backends()["cuda"] says whether they can run.
 """
 from . import conv2d, matmul, relu  # noqa: F401  (registers the variants)
