@@ -110,6 +110,18 @@ def test_conv2d_gradients_exact_on_small_integers(variant, geometry):
         np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.parametrize("variant", _variants(["conv2d_backward_weight"]))
+def test_weight_gradient_with_many_terms_per_element(variant):
+    """Few elements of dw, each summing 2*23*23 = 1058 terms: block_reduce runs its widest
+    tree (REDUCE_THREADS threads per element), which the small test cases never reach."""
+    require_backend(variant.backend)
+    rng = np.random.default_rng(seed_for("many_terms", variant.key))
+    x, dy = rng.standard_normal((2, 1, 24, 24)), rng.standard_normal((2, 2, 23, 23))
+    for dtype in variant.dtypes:
+        cmp = run_arrays(variant, {"x": x.astype(dtype), "dy": dy.astype(dtype)}, dict(w_shape=(2, 1, 2, 2)))
+        assert cmp.ok, cmp.message()
+
+
 def test_unreached_inputs_get_exactly_zero():
     """Stride 3 over 8 rows: rows 6 and 7 of x are read by no output, so dx is 0 there."""
     dy = np.arange(1, 7, dtype=np.float64).reshape(1, 1, 2, 3)
