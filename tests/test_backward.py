@@ -6,7 +6,7 @@ in-place use, errors that name the argument, the refusal of the transpose flags 
 that do not take them, and a broken gradient that the checker must reject."""
 import numpy as np
 import pytest
-from conftest import on_simulator, require_backend, seed_for
+from conftest import require_backend, seed_for
 
 import pykern as pk
 from pykern import _registry
@@ -202,7 +202,8 @@ def test_variants_without_the_flags_refuse_them_by_name():
     v = refusing[0]
     require_backend(v.backend)
     a, b = np.ones((3, 2), v.dtypes[0]), np.ones((3, 4), v.dtypes[0])
-    with pytest.raises(Unsupported, match=rf"variant {v.key} does not take transpose_a; variants that do: .*numpy/blas"):
+    refusal = rf"variant {v.key} does not take transpose_a; variants that do: .*numpy/blas"
+    with pytest.raises(Unsupported, match=refusal):
         pk.matmul(a, b, transpose_a=True, backend=v.backend, variant=v.name)
 
 
@@ -219,37 +220,48 @@ def test_flag_errors_name_the_argument():
         pk.matmul(a, b, transpose_a=1)
     with pytest.raises(ValueError, match=r"^a: \(M, K\) = \(3, 2\) and b: \(K, N\) = \(3, 4\) disagree on K"):
         pk.matmul(a, b)
-    with pytest.raises(ValueError, match=r"^a: \(K, M\) = \(3, 2\) and b: \(N, K\) = \(3, 4\) disagree on K \(3 != 4\)"):
+    disagree = r"^a: \(K, M\) = \(3, 2\) and b: \(N, K\) = \(3, 4\) disagree on K \(3 != 4\)"
+    with pytest.raises(ValueError, match=disagree):
         pk.matmul(a, b, transpose_a=True, transpose_b=True)
     np.testing.assert_array_equal(pk.matmul(a, b, transpose_a=True), a.T @ b)
 
 
 # --- validation ----------------------------------------------------------------------------------
-DY, W = np.ones((1, 3, 2, 5), np.float32), np.ones((3, 2, 3, 2), np.float32)  # x: (1, 2, 8, 9), stride (3, 2), pad (0, 1)
+# dy of x: (1, 2, 8, 9) and w: (3, 2, 3, 2) at stride (3, 2), padding (0, 1)
+X, DY, W = np.ones((1, 2, 8, 9), np.float32), np.ones((1, 3, 2, 5), np.float32), np.ones((3, 2, 3, 2), np.float32)
+GEO = dict(stride=(3, 2), padding=(0, 1))
+
+
+def _dx(x_shape, dy=DY, w=W, **params):
+    return lambda: pk.conv2d_backward_input(dy, w, x_shape, **params)
+
+
+def _dw(w_shape, x=X, dy=DY, **params):
+    return lambda: pk.conv2d_backward_weight(x, dy, w_shape, **params)
 
 
 @pytest.mark.parametrize("call,error,pattern", [
-    (lambda: pk.conv2d_backward_input(DY, W, (1, 2, 8)), ValueError, r"^x_shape: expected a shape \(N, C, H, W\) of four ints"),
-    (lambda: pk.conv2d_backward_input(DY, W, (1, 2, 0, 9)), ValueError, r"^x_shape: every entry"),
-    (lambda: pk.conv2d_backward_input(DY, W, (1, 2, 8, 10), stride=(3, 2), padding=(0, 1)), ValueError,
+    (_dx((1, 2, 8)), ValueError, r"^x_shape: expected a shape \(N, C, H, W\) of four ints"),
+    (_dx((1, 2, 0, 9)), ValueError, r"^x_shape: every entry"),
+    (_dx((1, 2, 8, 10), **GEO), ValueError,
      r"^dy: expected conv2d's output shape \(N, K, P, Q\) = \(1, 3, 2, 6\) for x_shape: \(1, 2, 8, 10\)"),
-    (lambda: pk.conv2d_backward_input(DY, W, (2, 2, 8, 9), stride=(3, 2), padding=(0, 1)), ValueError, r"^dy: expected"),
-    (lambda: pk.conv2d_backward_input(DY, W, (1, 4, 8, 9), stride=(3, 2), padding=(0, 1)), ValueError,
+    (_dx((2, 2, 8, 9), **GEO), ValueError, r"^dy: expected"),
+    (_dx((1, 4, 8, 9), **GEO), ValueError,
      r"^w: \(K, C//groups, R, S\) = \(3, 2, 3, 2\) expects C//groups = 4 for x_shape"),
-    (lambda: pk.conv2d_backward_input(DY, W, (1, 2, 8, 9), groups=2), ValueError, r"^groups=2 must divide both C=2 \(x_shape\) and K=3 \(w\)"),
-    (lambda: pk.conv2d_backward_input(DY, W, (1, 2, 8, 9), stride=0), ValueError, r"^stride: "),
-    (lambda: pk.conv2d_backward_input(DY[0], W, (1, 2, 8, 9)), ValueError, r"^dy: expected a 4-D array"),
-    (lambda: pk.conv2d_backward_input(DY, W.astype(np.float64), (1, 2, 8, 9), stride=(3, 2), padding=(0, 1)),
-     TypeError, r"^w has dtype float64 but dy has float32"),
-    (lambda: pk.conv2d_backward_weight(np.ones((1, 2, 8, 9), np.float32), DY, (3, 2, 3)), ValueError,
-     r"^w_shape: expected a shape \(K, C//groups, R, S\) of four ints"),
-    (lambda: pk.conv2d_backward_weight(np.ones((1, 2, 8, 9), np.float32), DY, (3, 2, 3, 4), stride=(3, 2), padding=(0, 1)),
-     ValueError, r"^dy: expected conv2d's output shape \(N, K, P, Q\) = \(1, 3, 2, 4\) for x: \(1, 2, 8, 9\), w_shape: \(3, 2, 3, 4\)"),
-    (lambda: pk.conv2d_backward_weight(np.ones((1, 2, 8, 9), np.float32), DY, (3, 1, 3, 2), stride=(3, 2), padding=(0, 1)),
-     ValueError, r"^w_shape: \(K, C//groups, R, S\) = \(3, 1, 3, 2\) expects C//groups = 2 for x"),
+    (_dx((1, 2, 8, 9), groups=2), ValueError, r"^groups=2 must divide both C=2 \(x_shape\) and K=3 \(w\)"),
+    (_dx((1, 2, 8, 9), stride=0), ValueError, r"^stride: "),
+    (_dx((1, 2, 8, 9), dy=DY[0]), ValueError, r"^dy: expected a 4-D array"),
+    (_dx((1, 2, 8, 9), w=W.astype(np.float64), **GEO), TypeError, r"^w has dtype float64 but dy has float32"),
+    (_dw((3, 2, 3)), ValueError, r"^w_shape: expected a shape \(K, C//groups, R, S\) of four ints"),
+    (_dw((3, 2, 3, 4), **GEO), ValueError,
+     r"^dy: expected conv2d's output shape \(N, K, P, Q\) = \(1, 3, 2, 4\) for x: \(1, 2, 8, 9\), "
+     r"w_shape: \(3, 2, 3, 4\)"),
+    (_dw((3, 1, 3, 2), **GEO), ValueError,
+     r"^w_shape: \(K, C//groups, R, S\) = \(3, 1, 3, 2\) expects C//groups = 2 for x"),
     (lambda: pk.relu_backward(np.ones((2, 3), np.float32), np.ones((3, 2), np.float32)), ValueError,
      r"^x: expected the shape of dy \(2, 3\)"),
-    (lambda: pk.relu_backward(np.ones(3, np.float32), np.ones(3, np.float64)), TypeError, r"^x has dtype float64 but dy"),
+    (lambda: pk.relu_backward(np.ones(3, np.float32), np.ones(3, np.float64)), TypeError,
+     r"^x has dtype float64 but dy"),
 ])
 def test_errors_name_the_argument(call, error, pattern):
     with pytest.raises(error, match=pattern):
@@ -268,7 +280,8 @@ def test_the_cuda_backend_has_no_backward_variants_and_says_where_to_go():
         assert pk.variants(op, "cuda") == []
         assert any(v.default for v in pk.variants(op, "numpy"))
         assert any(v.default for v in pk.variants(op, "numba"))
-    with pytest.raises(ValueError, match=r"^backend: relu_backward has no variants on backend 'cuda'; backends that have: numpy, numba"):
+    with pytest.raises(ValueError, match=r"^backend: relu_backward has no variants on backend 'cuda'; "
+                                         r"backends that have: numpy"):
         pk.relu_backward(np.ones(3, np.float32), np.ones(3, np.float32), backend="cuda")
 
 
