@@ -122,6 +122,25 @@ def test_weight_gradient_with_many_terms_per_element(variant):
         assert cmp.ok, cmp.message()
 
 
+@pytest.mark.parametrize("variant", _variants(CONV_OPS))
+def test_a_stride_or_dilation_that_selects_nothing_is_harmless(variant):
+    """The largest valid stride and dilation on axes with one output or one tap (the forward's
+    hostile case, tests/test_hostile.py): no offset overflows, the result matches."""
+    require_backend(variant.backend)
+    rng = np.random.default_rng(seed_for("huge_stride", variant.key))
+    x_shape, w_shape = (1, 2, 5, 6), (3, 2, 1, 3)
+    for params in [dict(stride=(2**31 - 1, 2**31 - 1)), dict(stride=(1, 2**31 - 1), dilation=(2**31 - 1, 1)),
+                   dict(stride=(2**31 - 1, 1), padding=(2, 0))]:
+        dy_shape, _ = _conv_args(x_shape, w_shape, params)
+        dy = rng.standard_normal(dy_shape).astype(np.float32)
+        if variant.op == "conv2d_backward_input":
+            arrays, extra = {"dy": dy, "w": rng.standard_normal(w_shape).astype(np.float32)}, dict(x_shape=x_shape)
+        else:
+            arrays, extra = {"x": rng.standard_normal(x_shape).astype(np.float32), "dy": dy}, dict(w_shape=w_shape)
+        cmp = run_arrays(variant, arrays, dict(params, **extra))
+        assert cmp.ok, (params, cmp.message())
+
+
 def test_unreached_inputs_get_exactly_zero():
     """Stride 3 over 8 rows: rows 6 and 7 of x are read by no output, so dx is 0 there."""
     dy = np.arange(1, 7, dtype=np.float64).reshape(1, 1, 2, 3)
