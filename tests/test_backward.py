@@ -141,6 +141,22 @@ def test_a_stride_or_dilation_that_selects_nothing_is_harmless(variant):
         assert cmp.ok, (params, cmp.message())
 
 
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # 0 * Inf, on purpose
+@pytest.mark.parametrize("variant", _variants(["conv2d_backward_weight"]))
+def test_padded_taps_times_inf_give_nan(variant):
+    """x = 1, dy[0, 0, 0, 0] = Inf, padding 1: the taps whose row or column meets that output
+    in the padding get 0 * Inf = NaN (as the forward's padded taps do, and torch's), the
+    others +Inf; skipping padded taps would leave them finite."""
+    require_backend(variant.backend)
+    for dtype in variant.dtypes:
+        x, dy = np.ones((1, 1, 3, 3), dtype), np.ones((1, 1, 3, 3), dtype)
+        dy[0, 0, 0, 0] = np.inf
+        cmp = run_arrays(variant, {"x": x, "dy": dy}, dict(w_shape=(1, 1, 3, 3), padding=1))
+        assert cmp.ok, cmp.message()
+        dw = pk.conv2d_backward_weight(x, dy, (1, 1, 3, 3), padding=1, backend=variant.backend, variant=variant.name)
+        assert np.isnan(dw[0, 0, 0]).all() and np.isnan(dw[0, 0, :, 0]).all() and (dw[0, 0, 1:, 1:] == np.inf).all()
+
+
 def test_unreached_inputs_get_exactly_zero():
     """Stride 3 over 8 rows: rows 6 and 7 of x are read by no output, so dx is 0 there."""
     dy = np.arange(1, 7, dtype=np.float64).reshape(1, 1, 2, 3)
