@@ -5,7 +5,7 @@ from typing import Optional
 
 from ._arrays import describe, overlaps, require_layout, same_buffer
 from ._backends import EXECUTORS, Prepared, availability, require
-from ._registry import BACKENDS, dtype_hint, get_variant
+from ._registry import BACKENDS, dtype_hint, get_variant, variants
 from .ops import SPECS
 
 
@@ -70,8 +70,15 @@ def prepare(op: str, arrays: dict, params: dict, *, backend: str = "auto",
                                      "array (in place) or disjoint")
 
     be = resolve_backend(backend, present[0].on_gpu, any(i.kind == "numba" and not i.ptr for i in present))
-    require(be)  # first: an unavailable backend may have no variants to name
+    if backend == "auto" and be == "cuda" and not variants(op, "cuda"):
+        be = "numba"  # an op with no CUDA C++ variants yet (the backward ops) runs its Numba kernels
+    require(be)  # before the variant: an unavailable backend may have no variants to name
     var = get_variant(op, be, variant)
+    refused = [k for k in getattr(spec, "opt_in", ()) if k in params and k not in var.takes]
+    if refused:
+        able = [v.key for b in BACKENDS for v in variants(op, b) if set(refused) <= set(v.takes)]
+        raise Unsupported(f"variant {var.key} does not take {', '.join(refused)}; variants that do: "
+                          f"{', '.join(able) or 'none'}")
     dt = present[0].dtype.name
     if dt not in var.dtypes:
         raise TypeError(f"{present[0].name}: variant {var.key} takes {', '.join(var.dtypes)}; got {dt}"

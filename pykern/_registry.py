@@ -41,6 +41,10 @@ class Variant:
     # magnitudes in a whole tile of outputs (Winograd's transforms), so it holds on inputs of
     # one scale only; such a variant is never a default.
     error_model: str = "terms"
+    # Optional parameters this variant handles (matmul's transpose_a/transpose_b). The op's spec
+    # passes such a parameter only when it is set (``OpSpec.opt_in``), and the dispatch refuses a
+    # variant that does not take it, naming those that do: never a silently wrong result.
+    takes: tuple = ()
 
     @property
     def key(self) -> str:
@@ -52,7 +56,7 @@ class Variant:
     def as_dict(self) -> dict:
         return {"op": self.op, "backend": self.backend, "name": self.name,
                 "technique": self.technique, "dtypes": list(self.dtypes),
-                "default": self.default, "error_model": self.error_model}
+                "default": self.default, "error_model": self.error_model, "takes": list(self.takes)}
 
 
 _VARIANTS: dict[tuple[str, str, str], Variant] = {}
@@ -62,11 +66,12 @@ ERROR_MODELS = ("terms", "tile")
 
 
 def register(op: str, backend: str, *, dtypes, default: bool = False, supports=None, name=None,
-             error_model: str = "terms", technique: Optional[str] = None):
+             error_model: str = "terms", technique: Optional[str] = None, takes=()):
     """Decorator: register ``fn`` as variant ``name or fn.__name__`` of ``op`` on ``backend``.
 
     ``technique``: the one line naming the technique, for variants registered from a table (the
-    CUDA C++ kernels' own); by default the first line of ``fn``'s docstring."""
+    CUDA C++ kernels' own); by default the first line of ``fn``'s docstring. ``takes``: the optional
+    parameters the variant handles (see Variant.takes)."""
     if error_model not in ERROR_MODELS:
         raise ValueError(f"error_model: expected one of {ERROR_MODELS}, got {error_model!r}")
     if default and error_model != "terms":
@@ -87,7 +92,8 @@ def register(op: str, backend: str, *, dtypes, default: bool = False, supports=N
         if default and any(v.default for v in _VARIANTS.values() if (v.op, v.backend) == (op, backend)):
             raise ValueError(f"{op}/{backend} already has a default variant")
         names = tuple(np.dtype(d).name if d != "bfloat16" else d for d in dtypes)
-        _VARIANTS[key] = Variant(op, backend, vname, doc[0], names, fn, default, supports, error_model)
+        _VARIANTS[key] = Variant(op, backend, vname, doc[0], names, fn, default, supports, error_model,
+                                 tuple(takes))
         return fn
 
     return deco
@@ -117,6 +123,10 @@ def variants(op: Optional[str] = None, backend: Optional[str] = None) -> list[Va
 def get_variant(op: str, backend: str, name: Optional[str]) -> Variant:
     """The named variant, or the backend's default when ``name`` is None."""
     candidates = variants(op, backend)
+    if not candidates:
+        others = [b for b in BACKENDS if b != backend and variants(op, b)]
+        raise ValueError(f"backend: {op} has no variants on backend {backend!r}; backends that have: "
+                         f"{', '.join(others) or 'none'}")
     if name is None:
         for v in candidates:
             if v.default:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Optional
 
 from ..ops import SPECS
-from .cases import work
+from .cases import size_form, work
 from .ceilings import ceiling_key
 from .report import is_noisy
 from .run import NOISY_IQR_REL
@@ -43,7 +43,7 @@ def gpu_peak(name: Optional[str], unit: str, dtype: str) -> Optional[float]:
 
 def case_label(op: str, case: dict) -> str:
     """A short x tick label: the size for matmul and relu, the layer's shape for conv2d."""
-    if op != "conv2d":
+    if size_form(op) != "conv2d":
         return SPECS[op].case_id(case)
     st = case.get("stride", 1)
     st = st if isinstance(st, int) else st[0]
@@ -134,7 +134,7 @@ def bench_figure(doc: dict):
             labels[(r["case_id"], r["dtype"])] = (case_label(op, r["case"])
                                                   + ("" if len(dtypes) == 1 else f"\n{r['dtype']}"))
         targets = list(dict.fromkeys((r["kind"], r["key"]) for r in rows))
-        categorical = op == "conv2d"  # unrelated layers: markers only, never a line between them
+        categorical = size_form(op) == "conv2d"  # unrelated layers: markers only, never a line between them
         width = 0.7 / max(1, len(targets)) if categorical else 0.0
         not_run = False
         for ti, (kind, key) in enumerate(targets):
@@ -192,7 +192,7 @@ def bench_figure(doc: dict):
         ax.set_yscale("log")
         _readable_log_axis(ax.yaxis, _plain_number)
         ax.set_ylabel(f"rate ({unit}, higher is better)")
-        ax.set_xlabel(X_LABELS[op])
+        ax.set_xlabel(X_LABELS[size_form(op)])
         ax.set_title(_wrap(f"{op} on the {_device_words(doc, device)}, {', '.join(dtypes)}: median rate, "
                            "error bars = IQR", 90), fontsize=10)
         ax.grid(True, which="major", alpha=0.3)
@@ -276,7 +276,7 @@ def compare_figure(doc: dict):
         ax.set_yscale("log")
         _readable_log_axis(ax.yaxis, _time_tick)
         ax.set_ylabel("median time per call (lower is better)")
-        ax.set_xlabel(X_LABELS[op])
+        ax.set_xlabel(X_LABELS[size_form(op)])
         gpu = f" vs the {_device_words(doc, 'gpu')}" if res["gpu"] else ""
         title = f"{op}, {doc['dtype']}: the {_device_words(doc, 'cpu')}{gpu}, error bars = IQR"
         if res["gpu"]:
