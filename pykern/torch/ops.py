@@ -58,6 +58,20 @@ def _relu_backward_fake(dy, y, backend, variant):
     return dy.new_empty(dy.shape)
 
 
+def _relu_backward_setup(ctx, inputs, output):
+    ctx.save_for_backward(inputs[1])
+    ctx.backend = inputs[2]
+
+
+def _relu_backward_grad(ctx, g):
+    # dx = dy * (y > 0) is linear in dy, and y only selects: no gradient flows to y.
+    (y,) = ctx.saved_tensors
+    return torch.ops.pykern.relu_backward(g, y, ctx.backend, None), None, None, None
+
+
+_relu_backward.register_autograd(_relu_backward_grad, setup_context=_relu_backward_setup)
+
+
 def _relu_setup(ctx, inputs, output):
     # The output, not the input, is saved (as torch does): an in-place ReLU may overwrite x.
     ctx.save_for_backward(output)
@@ -116,6 +130,44 @@ def _conv2d_backward_weight(x: Tensor, dy: Tensor, w_shape: Sequence[int], strid
 @_conv2d_backward_weight.register_fake
 def _conv2d_backward_weight_fake(x, dy, w_shape, stride, padding, dilation, groups, backend, variant):
     return x.new_empty(tuple(w_shape))
+
+
+# Second derivatives: each backward op is bilinear, the adjoint of conv2d in one argument, so
+# its gradients are conv2d itself and the other backward op (<dx, g> = <dy, conv2d(g, w)>).
+def _backward_input_setup(ctx, inputs, output):
+    dy, w, x_shape, stride, padding, dilation, groups, backend, _ = inputs
+    ctx.save_for_backward(dy, w)
+    ctx.geometry, ctx.backend = (list(stride), list(padding), list(dilation), groups), backend
+
+
+def _backward_input_grad(ctx, g):
+    dy, w = ctx.saved_tensors
+    d_dy = d_w = None
+    if ctx.needs_input_grad[0]:
+        d_dy = torch.ops.pykern.conv2d(g, w, None, *ctx.geometry, None, ctx.backend, None)
+    if ctx.needs_input_grad[1]:
+        d_w = torch.ops.pykern.conv2d_backward_weight(g, dy, list(w.shape), *ctx.geometry, ctx.backend, None)
+    return (d_dy, d_w) + (None,) * 7
+
+
+def _backward_weight_setup(ctx, inputs, output):
+    x, dy, w_shape, stride, padding, dilation, groups, backend, _ = inputs
+    ctx.save_for_backward(x, dy)
+    ctx.geometry, ctx.backend = (list(stride), list(padding), list(dilation), groups), backend
+
+
+def _backward_weight_grad(ctx, h):
+    x, dy = ctx.saved_tensors
+    d_x = d_dy = None
+    if ctx.needs_input_grad[0]:
+        d_x = torch.ops.pykern.conv2d_backward_input(dy, h, list(x.shape), *ctx.geometry, ctx.backend, None)
+    if ctx.needs_input_grad[1]:
+        d_dy = torch.ops.pykern.conv2d(x, h, None, *ctx.geometry, None, ctx.backend, None)
+    return (d_x, d_dy) + (None,) * 7
+
+
+_conv2d_backward_input.register_autograd(_backward_input_grad, setup_context=_backward_input_setup)
+_conv2d_backward_weight.register_autograd(_backward_weight_grad, setup_context=_backward_weight_setup)
 
 
 def _conv2d_setup(ctx, inputs, output):
