@@ -32,7 +32,8 @@ def _warn_if_shadowing() -> None:
 
 _warn_if_shadowing()
 
-__all__ = ["relu", "matmul", "conv2d", "backends", "variants", "check", "Availability", "Variant",
+__all__ = ["relu", "matmul", "conv2d", "relu_backward", "conv2d_backward_input", "conv2d_backward_weight",
+           "backends", "variants", "check", "Availability", "Variant",
            "CheckReport", "Comparison", "TOLERANCES", "Unsupported", "__version__"]
 
 
@@ -44,12 +45,18 @@ def relu(x, *, backend: str = "auto", variant: str | None = None, out=None):
     return call("relu", {"x": x}, {}, backend=backend, variant=variant, out=out)
 
 
-def matmul(a, b, *, backend: str = "auto", variant: str | None = None, out=None):
-    """c = a @ b. a: (M, K), b: (K, N) -> c: (M, N).
+def matmul(a, b, *, transpose_a: bool = False, transpose_b: bool = False, backend: str = "auto",
+           variant: str | None = None, out=None):
+    """c = op(a) @ op(b), op(t) = t.T when its flag is set. op(a): (M, K), op(b): (K, N) -> c: (M, N).
 
+    a is stored (M, K), or (K, M) with transpose_a; b (K, N), or (N, K) with transpose_b: the
+    transposed operand is read in place, never copied (matmul's gradients: dA = matmul(dC, b,
+    transpose_b=True), dB = matmul(a, dC, transpose_a=True)). Variants that do not take a flag
+    refuse it and name those that do (the CUDA C++ variants take none yet).
     float32/float64 return their own dtype; float16/bfloat16 (tensor-core variants) return float32.
     """
-    return call("matmul", {"a": a, "b": b}, {}, backend=backend, variant=variant, out=out)
+    params = {"transpose_a": transpose_a, "transpose_b": transpose_b}
+    return call("matmul", {"a": a, "b": b}, params, backend=backend, variant=variant, out=out)
 
 
 def conv2d(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups: int = 1,
@@ -63,3 +70,36 @@ def conv2d(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups: int = 1,
     params = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups,
               "activation": activation}
     return call("conv2d", {"x": x, "w": w, "bias": bias}, params, backend=backend, variant=variant)
+
+
+def relu_backward(dy, x, *, backend: str = "auto", variant: str | None = None, out=None):
+    """dx = dy where x > 0, else 0: the gradient of y = relu(x), as torch's threshold_backward.
+
+    dy, x: one shape and dtype -> dx: the same. x may be relu's output y instead (y > 0 exactly
+    where x > 0). dx = 0 where x <= 0 (-0.0 included); where x is NaN, dx = dy (torch's rule:
+    NaN <= 0 is false), and a NaN in dy reaches dx wherever x > 0. ``out`` may be dy or x itself.
+    """
+    return call("relu_backward", {"dy": dy, "x": x}, {}, backend=backend, variant=variant, out=out)
+
+
+def conv2d_backward_input(dy, w, x_shape, *, stride=1, padding=0, dilation=1, groups: int = 1,
+                          backend: str = "auto", variant: str | None = None):
+    """dx, the gradient of conv2d(x, w, ...) with respect to x, given dy = dL/dy.
+
+    dy: (N, K, P, Q), w: (K, C//groups, R, S), x_shape = (N, C, H, W) -> dx: x_shape. x_shape
+    picks H, W among the sizes that give P, Q (with stride > 1 several do). stride, padding,
+    dilation, groups: as conv2d's.
+    """
+    params = {"x_shape": x_shape, "stride": stride, "padding": padding, "dilation": dilation, "groups": groups}
+    return call("conv2d_backward_input", {"dy": dy, "w": w}, params, backend=backend, variant=variant)
+
+
+def conv2d_backward_weight(x, dy, w_shape, *, stride=1, padding=0, dilation=1, groups: int = 1,
+                           backend: str = "auto", variant: str | None = None):
+    """dw, the gradient of conv2d(x, w, ...) with respect to w, given dy = dL/dy.
+
+    x: (N, C, H, W), dy: (N, K, P, Q), w_shape = (K, C//groups, R, S) -> dw: w_shape. The bias
+    gradient is dy.sum((0, 2, 3)) (no op). stride, padding, dilation, groups: as conv2d's.
+    """
+    params = {"w_shape": w_shape, "stride": stride, "padding": padding, "dilation": dilation, "groups": groups}
+    return call("conv2d_backward_weight", {"x": x, "dy": dy}, params, backend=backend, variant=variant)

@@ -5,7 +5,7 @@ from typing import Optional
 
 from ._arrays import describe, overlaps, require_layout, same_buffer
 from ._backends import EXECUTORS, Prepared, availability, require
-from ._registry import BACKENDS, dtype_hint, get_variant
+from ._registry import BACKENDS, dtype_hint, get_variant, variants
 from .ops import SPECS
 
 
@@ -67,6 +67,11 @@ def prepare(op: str, arrays: dict, params: dict, *, backend: str = "auto",
     be = resolve_backend(backend, present[0].on_gpu, any(i.kind == "numba" and not i.ptr for i in present))
     var = get_variant(op, be, variant)
     require(be)
+    refused = [k for k in getattr(spec, "opt_in", ()) if k in params and k not in var.takes]
+    if refused:
+        able = [v.key for b in BACKENDS for v in variants(op, b) if set(refused) <= set(v.takes)]
+        raise Unsupported(f"variant {var.key} does not take {', '.join(refused)}; variants that do: "
+                          f"{', '.join(able) or 'none'}")
     dt = present[0].dtype.name
     if dt not in var.dtypes:
         raise TypeError(f"{present[0].name}: variant {var.key} takes {', '.join(var.dtypes)}; got {dt}"

@@ -11,7 +11,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-OPS = ("relu", "matmul", "conv2d")
+OPS = ("relu", "matmul", "conv2d", "relu_backward", "conv2d_backward_input", "conv2d_backward_weight")
 BACKENDS = ("numpy", "numba", "cuda")
 
 
@@ -34,6 +34,10 @@ class Variant:
     # magnitudes in a whole tile of outputs (Winograd's transforms), so it holds on inputs of
     # one scale only; such a variant is never a default.
     error_model: str = "terms"
+    # Optional parameters this variant handles (matmul's transpose_a/transpose_b). The op's spec
+    # passes such a parameter only when it is set (``OpSpec.opt_in``), and the dispatch refuses a
+    # variant that does not take it, naming those that do: never a silently wrong result.
+    takes: tuple = ()
 
     @property
     def key(self) -> str:
@@ -55,7 +59,7 @@ ERROR_MODELS = ("terms", "tile")
 
 
 def register(op: str, backend: str, *, dtypes, default: bool = False, supports=None, name=None,
-             error_model: str = "terms"):
+             error_model: str = "terms", takes=()):
     """Decorator: register ``fn`` as variant ``name or fn.__name__`` of ``op`` on ``backend``."""
     if error_model not in ERROR_MODELS:
         raise ValueError(f"error_model: expected one of {ERROR_MODELS}, got {error_model!r}")
@@ -77,7 +81,7 @@ def register(op: str, backend: str, *, dtypes, default: bool = False, supports=N
         if default and any(v.default for v in _VARIANTS.values() if (v.op, v.backend) == (op, backend)):
             raise ValueError(f"{op}/{backend} already has a default variant")
         _VARIANTS[key] = Variant(op, backend, vname, doc[0], tuple(np.dtype(d).name if d != "bfloat16" else d for d in dtypes),
-                                 fn, default, supports, error_model)
+                                 fn, default, supports, error_model, tuple(takes))
         return fn
 
     return deco

@@ -89,6 +89,14 @@ COMPARE_CASES = {
     "conv2d": [_conv(1, hw, 64, 64, 3, 1, 1) for hw in (7, 14, 28, 56, 112)],
 }
 
+# An op whose spec names a forward op (the backward ops: the gradients of those same layers) takes
+# that op's cases and --sizes forms.
+for _op, _spec in SPECS.items():
+    _fwd = getattr(_spec, "forward", None)
+    if _fwd:
+        BENCH_CASES.setdefault(_op, BENCH_CASES[_fwd])
+        COMPARE_CASES.setdefault(_op, COMPARE_CASES[_fwd])
+
 # An entry whose timing cannot be trusted is re-timed once (with a longer budget) and, if it is
 # still suspect, printed with a flag saying why, never plainly: a spread (IQR) above this share of
 # the median; a rate above the ceiling measured in the same run; other processes taking more
@@ -113,6 +121,8 @@ SIZE_FORMS = {
               "tables print it, such as N8C64H56W56K64R3S3_p1x1 (suffixes _sHxW, _pHxW, _dHxW, _gG, "
               "_relu, _bias)",
 }
+SIZE_FORMS["matmul"] += " (suffix _tA, _tB: transpose_a, transpose_b)"
+SIZE_FORMS.update({op: SIZE_FORMS[spec.forward] for op, spec in SPECS.items() if getattr(spec, "forward", None)})
 
 
 def parse_size(op: str, token: str) -> dict:
@@ -125,19 +135,22 @@ def parse_size(op: str, token: str) -> dict:
     # 2^N -> its value before parsing (an exponent too large for any array leaves a "!" that no
     # form accepts).
     tok = re.sub(r"2\^(\d+)", lambda m: str(1 << int(m.group(1))) if int(m.group(1)) < 63 else "!", tok)
-    if op == "matmul":
+    form = getattr(SPECS[op], "forward", None) or op  # a backward op's sizes are its forward op's
+    if form == "matmul":
         if re.fullmatch(r"\d+", tok):
             n = int(tok)
             return _positive(_mm(n, n, n), tok)
-        m = re.fullmatch(r"(\d+)x(\d+)x(\d+)", tok)
+        m = re.fullmatch(r"(\d+)x(\d+)x(\d+)(_tA)?(_tB)?", tok)
         if m:
-            return _positive(_mm(*map(int, m.groups())), tok)
+            flags = {"transpose_a": True} if m.group(4) else {}
+            flags.update({"transpose_b": True} if m.group(5) else {})
+            return _positive({**_mm(*map(int, m.groups()[:3])), **flags}, tok)
         raise bad
-    if op == "relu":
+    if form == "relu":
         if re.fullmatch(r"\d+(x\d+)*", tok):
             return _positive({"shape": tuple(int(p) for p in tok.split("x"))}, tok)
         raise bad
-    if op == "conv2d":
+    if form == "conv2d":
         if re.fullmatch(r"\d+", tok):
             return _positive(_conv(1, int(tok), 64, 64, 3, 1, 1), tok)
         m = _CONV_ID.fullmatch(tok)

@@ -82,9 +82,17 @@ def relu_case(draw, limit):
     return {"x": shape}, {}
 
 
-def matmul_case(draw, limit):
+def matmul_case(draw, limit, takes=()):
     m, n, k = (draw(st.integers(1, 3 * limit)) for _ in range(3))
-    return {"a": (m, k), "b": (k, n)}, {}
+    # the transpose flags, for variants that take them (the others refuse them: test_backward.py)
+    ta, tb = ("transpose_a" in takes and draw(st.booleans())), ("transpose_b" in takes and draw(st.booleans()))
+    return ({"a": (k, m) if ta else (m, k), "b": (n, k) if tb else (k, n)},
+            {"transpose_a": ta, "transpose_b": tb})
+
+
+def relu_backward_case(draw, limit):
+    shapes, params = relu_case(draw, limit)
+    return {"dy": shapes["x"], "x": shapes["x"]}, params
 
 
 def conv2d_case(draw, limit, winograd_shape):
@@ -107,6 +115,18 @@ def conv2d_case(draw, limit, winograd_shape):
     return shapes, params
 
 
+def conv2d_backward_case(draw, limit, op):
+    """A conv2d case (any stride, dilation, groups), as the gradient ``op`` sees it."""
+    from pykern.ops.conv2d import output_size
+    shapes, params = conv2d_case(draw, limit, draw(st.booleans()))
+    x, w = shapes["x"], shapes["w"]
+    dy = (x[0], w[0]) + output_size(x[2], x[3], w[2], w[3], params["stride"], params["padding"], params["dilation"])
+    params = {k: params[k] for k in ("stride", "padding", "dilation", "groups")}
+    if op == "conv2d_backward_input":
+        return {"dy": dy, "w": w}, dict(params, x_shape=x)
+    return {"x": x, "dy": dy}, dict(params, w_shape=w)
+
+
 def _variants():
     return [pytest.param(v, id=v.key) for v in variants()]
 
@@ -126,7 +146,11 @@ def test_matches_reference_on_any_input(variant):
         if variant.op == "relu":
             shapes, params = relu_case(draw, 2 * limit)
         elif variant.op == "matmul":
-            shapes, params = matmul_case(draw, limit)
+            shapes, params = matmul_case(draw, limit, variant.takes)
+        elif variant.op == "relu_backward":
+            shapes, params = relu_backward_case(draw, 2 * limit)
+        elif variant.op.startswith("conv2d_backward"):
+            shapes, params = conv2d_backward_case(draw, limit, variant.op)
         else:
             shapes, params = conv2d_case(draw, limit, variant.error_model == "tile" or draw(st.booleans()))
         dtype = draw(st.sampled_from(variant.dtypes))

@@ -7,6 +7,10 @@ Variants (a ladder; each launcher's docstring states its technique and limits):
                 in registers; the default
 
 Launchers take Numba device arrays a, b and the output c (already allocated). Any M, N, K >= 1.
+Every variant takes transpose_a / transpose_b: the kernels index a[row, k] and b[k, col]
+through the arrays' strides, so a transposed operand is passed as the stored array's .T view
+(no copy; Numba compiles the kernel once more for the non-contiguous layout). Its reads are
+then strided along the loop where they were contiguous: correct, not fast.
 
 Why kernels come from factories: a shared or local array's dtype must be a compile-time constant,
 so each kernel is built once per dtype at import (``per_dtype``), with the dtype and a typed zero
@@ -205,25 +209,39 @@ def _grid_rows_limit(rows_per_block):
     return supports
 
 
-@register("matmul", "numba", dtypes=("float32", "float64"), supports=_grid_rows_limit(NAIVE_BLOCK[1]))
-def naive(a, b, c):
+TRANSPOSES = ("transpose_a", "transpose_b")
+
+
+def _operands(a, b, transpose_a, transpose_b):
+    """op(a), op(b) as views: a transposed operand is its stored array's .T (no copy)."""
+    return (a.T if transpose_a else a), (b.T if transpose_b else b)
+
+
+@register("matmul", "numba", dtypes=("float32", "float64"), supports=_grid_rows_limit(NAIVE_BLOCK[1]),
+          takes=TRANSPOSES)
+def naive(a, b, c, *, transpose_a=False, transpose_b=False):
     """One thread per output element, K loop from global memory (coalesced along N)."""
+    a, b = _operands(a, b, transpose_a, transpose_b)
     m, n = c.shape
     grid = (ceil_div(n, NAIVE_BLOCK[0]), ceil_div(m, NAIVE_BLOCK[1]))
     _NAIVE[a.dtype][grid, NAIVE_BLOCK](a, b, c)
 
 
-@register("matmul", "numba", dtypes=("float32", "float64"), supports=_grid_rows_limit(TILE))
-def smem_tiled(a, b, c):
+@register("matmul", "numba", dtypes=("float32", "float64"), supports=_grid_rows_limit(TILE),
+          takes=TRANSPOSES)
+def smem_tiled(a, b, c, *, transpose_a=False, transpose_b=False):
     """Shared-memory tiling: TILE x TILE tiles of a and b, K walked tile by tile (zero-filled edges)."""
+    a, b = _operands(a, b, transpose_a, transpose_b)
     m, n = c.shape
     grid = (ceil_div(n, TILE), ceil_div(m, TILE))
     _SMEM_TILED[a.dtype][grid, (TILE, TILE)](a, b, c)
 
 
-@register("matmul", "numba", dtypes=("float32",), default=True, supports=_grid_rows_limit(BM))
-def blocktile_2d(a, b, c):
+@register("matmul", "numba", dtypes=("float32",), default=True, supports=_grid_rows_limit(BM),
+          takes=TRANSPOSES)
+def blocktile_2d(a, b, c, *, transpose_a=False, transpose_b=False):
     """2-D block tiling: BM x BN per block over BK-deep shared tiles, TM x TN register tile per thread."""
+    a, b = _operands(a, b, transpose_a, transpose_b)
     m, n = c.shape
     grid = (ceil_div(n, BN), ceil_div(m, BM))
     _BLOCKTILE_2D[a.dtype][grid, BT_THREADS](a, b, c)

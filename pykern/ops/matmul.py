@@ -1,4 +1,9 @@
-"""matmul: c = a @ b, row-major a: (M, K), b: (K, N) -> c: (M, N).
+"""matmul: c = op(a) @ op(b), row-major; op(a): (M, K), op(b): (K, N) -> c: (M, N).
+
+op(t) is t, or t.T when the call sets ``transpose_a`` / ``transpose_b``: a is then stored
+(K, M), b stored (N, K), and read in place (the gradients of c = a @ b are
+dA = dC @ b.T and dB = a.T @ dC, with no copies). The flags are opt-in parameters: a variant
+receives them only when set, and only variants that declare them (``takes``) run them.
 
 float32/float64 give an output of the same dtype; float16/bfloat16 inputs (tensor-core
 variants) accumulate and return float32 (mixed precision).
@@ -10,34 +15,63 @@ import numpy as np
 from ._spec import OpSpec, check_rank, random_array
 
 
+FLAGS = ("transpose_a", "transpose_b")
+
+
+def flags(params) -> dict:
+    """The transpose flags that are set, {name: True}; TypeError naming a flag that is no bool."""
+    for k in FLAGS:
+        v = params.get(k, False)
+        if not isinstance(v, (bool, np.bool_)):
+            raise TypeError(f"{k}: expected True or False, got {v!r}")
+    return {k: True for k in FLAGS if params.get(k, False)}
+
+
+def layouts(params) -> tuple:
+    """How a and b are stored, for shapes in messages: ('(M, K)' or '(K, M)', '(K, N)' or '(N, K)')."""
+    return ("(K, M)" if params.get("transpose_a") else "(M, K)",
+            "(N, K)" if params.get("transpose_b") else "(K, N)")
+
+
+def logical(shape, transposed: bool) -> tuple:
+    return tuple(shape[::-1]) if transposed else tuple(shape)
+
+
 class MatmulSpec(OpSpec):
     name = "matmul"
     inputs = ("a", "b")
+    opt_in = FLAGS  # passed to a variant only when set, and only to variants that take them
 
     def validate(self, infos, params):
         a, b = infos["a"], infos["b"]
-        check_rank(a, 2, "a: (M, K)")
-        check_rank(b, 2, "b: (K, N)")
-        if a.shape[1] != b.shape[0]:
-            raise ValueError(f"a: (M, K) = {a.shape} and b: (K, N) = {b.shape} disagree on K "
-                             f"({a.shape[1]} != {b.shape[0]})")
+        extra = set(params) - set(FLAGS)
+        if extra:
+            raise TypeError(f"matmul got unexpected parameters {sorted(extra)}; it takes {list(FLAGS)}")
+        fl = flags(params)
+        la, lb = layouts(fl)
+        check_rank(a, 2, f"a: {la}")
+        check_rank(b, 2, f"b: {lb}")
+        (m, ka), (kb, n) = logical(a.shape, "transpose_a" in fl), logical(b.shape, "transpose_b" in fl)
+        if ka != kb:
+            raise ValueError(f"a: {la} = {a.shape} and b: {lb} = {b.shape} disagree on K ({ka} != {kb})")
         dtype = self.same_dtype(infos)
-        return (a.shape[0], b.shape[1]), self.output_dtype(dtype), params
+        return (m, n), self.output_dtype(dtype), fl
 
     def output_dtype(self, in_dtype, variant=None):
         return np.dtype(np.float32) if np.dtype(in_dtype).itemsize == 2 else np.dtype(in_dtype)
 
     def reference(self, arrays, params):
         from ..cpu.matmul import reference
-        return reference(arrays["a"], arrays["b"])
+        return reference(arrays["a"], arrays["b"], **params)
 
     def magnitude(self, arrays, params):
         from ..cpu.matmul import reference
-        return reference(np.abs(arrays["a"]), np.abs(arrays["b"]))
+        return reference(np.abs(arrays["a"]), np.abs(arrays["b"]), **params)
 
     def make_inputs(self, case, dtype, rng):
-        return {"a": random_array(rng, (case["M"], case["K"]), dtype),
-                "b": random_array(rng, (case["K"], case["N"]), dtype)}, {}
+        fl = flags(case)
+        return {"a": random_array(rng, logical((case["M"], case["K"]), "transpose_a" in fl), dtype),
+                "b": random_array(rng, logical((case["K"], case["N"]), "transpose_b" in fl), dtype)}, fl
 
     def test_cases(self, backend, simulator=False):
         if simulator:
@@ -50,7 +84,13 @@ class MatmulSpec(OpSpec):
         else:
             dims = [(1, 1, 1), (17, 33, 65), (255, 257, 129), (1024, 1, 1024), (1, 2048, 3),
                     (64, 64, 64), (128, 96, 40), (300, 200, 100), (97, 131, 517), (4, 4, 1000)]
-        return [{"M": m, "N": n, "K": k} for m, n, k in dims]
+        cases = [{"M": m, "N": n, "K": k} for m, n, k in dims]
+        if backend != "cuda":  # the CUDA C++ variants take no transpose flags (yet)
+            # non-square, so a transpose that is not honoured breaks the shapes or the values
+            cases += [{"M": m, "N": n, "K": k, **{f: True for f in fl}}
+                      for m, n, k in [(5, 7, 3), (17, 33, 13)]
+                      for fl in (("transpose_a",), ("transpose_b",), FLAGS)]
+        return cases
 
     def demo_case(self, simulator=False):
         return {"M": 32, "N": 32, "K": 32} if simulator else {"M": 2048, "N": 2048, "K": 2048}
@@ -63,11 +103,14 @@ class MatmulSpec(OpSpec):
         return float(itemsize * (m * k + k * n) + 4 * m * n)
 
     def case_id(self, case):
-        return f"{case['M']}x{case['N']}x{case['K']}"
+        fl = flags(case)
+        return (f"{case['M']}x{case['N']}x{case['K']}" + ("_tA" if "transpose_a" in fl else "")
+                + ("_tB" if "transpose_b" in fl else ""))
 
     def case_from_arrays(self, infos, params):
-        (m, k), (_, n) = infos["a"].shape, infos["b"].shape
-        return {"M": m, "N": n, "K": k}
+        fl = flags(params)
+        (m, k), (_, n) = logical(infos["a"].shape, "transpose_a" in fl), logical(infos["b"].shape, "transpose_b" in fl)
+        return {"M": m, "N": n, "K": k, **fl}
 
 
 MATMUL = MatmulSpec()
