@@ -8,6 +8,8 @@ call pykern's backward ops (themselves custom ops, so the backward graph compile
 Arguments follow pykern's functions: ``backend`` ("auto", "numpy", "numba", "cuda") and
 ``variant`` (None: the backend's default) choose the forward kernel. The backward of matmul is
 matmul, so it runs the forward's variant; the other backward ops run their backend's default.
+A matmul variant that does not take the transpose flags (the CUDA C++ ones, for now) gets the
+transposed operand as a contiguous copy, made here; pykern itself never copies.
 CPU tensors run on the NumPy backend under "auto", CUDA tensors on cuda (else numba).
 
 Vocabulary: x: (N, C, H, W), w: (K, C//groups, R, S), y and dy: (N, K, P, Q); a: (M, K),
@@ -18,9 +20,10 @@ from typing import Optional, Sequence
 import torch
 
 import pykern as pk
+from pykern._dispatch import resolve_backend
+from pykern._registry import get_variant
 from pykern.ops.conv2d import CONV2D, output_size
 
-from . import _pending
 from ._convert import as_array, as_tensor, on_current_stream
 
 Tensor = torch.Tensor
@@ -50,7 +53,7 @@ def _relu_fake(x, backend, variant):
 def _relu_backward(dy: Tensor, y: Tensor, backend: str, variant: Optional[str]) -> Tensor:
     """dx = dy where y > 0, else 0 (y = relu(x) is positive exactly where x is)."""
     with on_current_stream(dy, y):
-        return as_tensor(_pending.relu_backward(as_array(dy), as_array(y), backend=backend, variant=variant))
+        return as_tensor(pk.relu_backward(as_array(dy), as_array(y), backend=backend, variant=variant))
 
 
 @_relu_backward.register_fake
@@ -109,7 +112,7 @@ def _conv2d_backward_input(dy: Tensor, w: Tensor, x_shape: Sequence[int], stride
                            padding: Sequence[int], dilation: Sequence[int], groups: int, backend: str,
                            variant: Optional[str]) -> Tensor:
     with on_current_stream(dy, w):
-        return as_tensor(_pending.conv2d_backward_input(as_array(dy), as_array(w), tuple(x_shape), backend=backend,
+        return as_tensor(pk.conv2d_backward_input(as_array(dy), as_array(w), tuple(x_shape), backend=backend,
                                                         variant=variant, **_geometry(stride, padding, dilation, groups)))
 
 
@@ -123,7 +126,7 @@ def _conv2d_backward_weight(x: Tensor, dy: Tensor, w_shape: Sequence[int], strid
                             padding: Sequence[int], dilation: Sequence[int], groups: int, backend: str,
                             variant: Optional[str]) -> Tensor:
     with on_current_stream(x, dy):
-        return as_tensor(_pending.conv2d_backward_weight(as_array(x), as_array(dy), tuple(w_shape), backend=backend,
+        return as_tensor(pk.conv2d_backward_weight(as_array(x), as_array(dy), tuple(w_shape), backend=backend,
                                                          variant=variant, **_geometry(stride, padding, dilation, groups)))
 
 
@@ -201,9 +204,20 @@ _conv2d.register_autograd(_conv2d_grad, setup_context=_conv2d_setup)
 @torch.library.custom_op("pykern::matmul", mutates_args=())
 def _matmul(a: Tensor, b: Tensor, transpose_a: bool, transpose_b: bool, backend: str,
             variant: Optional[str]) -> Tensor:
+    flags = {"transpose_a": transpose_a, "transpose_b": transpose_b}
+    refused = [k for k, on in flags.items() if on and k not in _matmul_variant(a, backend, variant).takes]
+    for k in refused:
+        # This variant reads its operands untransposed (the CUDA C++ ladder, for now): give it a
+        # transposed copy rather than refuse inside a model. pykern itself never copies.
+        a, b = (a.t(), b) if k == "transpose_a" else (a, b.t())
+        flags[k] = False
     with on_current_stream(a, b):
-        return as_tensor(_pending.matmul(as_array(a), as_array(b), transpose_a=transpose_a,
-                                         transpose_b=transpose_b, backend=backend, variant=variant))
+        return as_tensor(pk.matmul(as_array(a), as_array(b), backend=backend, variant=variant, **flags))
+
+
+def _matmul_variant(a: Tensor, backend: str, variant: Optional[str]):
+    """The registry record of the matmul variant that pykern will run on ``a``."""
+    return get_variant("matmul", resolve_backend(backend, a.device.type == "cuda"), variant)
 
 
 @_matmul.register_fake
