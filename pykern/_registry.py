@@ -106,6 +106,10 @@ def variants(op: Optional[str] = None, backend: Optional[str] = None) -> list[Va
 def get_variant(op: str, backend: str, name: Optional[str]) -> Variant:
     """The named variant, or the backend's default when ``name`` is None."""
     candidates = variants(op, backend)
+    if not candidates:
+        others = [b for b in BACKENDS if b != backend and variants(op, b)]
+        raise ValueError(f"backend: {op} has no variants on backend {backend!r}; backends that have: "
+                         f"{', '.join(others) or 'none'}")
     if name is None:
         for v in candidates:
             if v.default:

@@ -322,8 +322,14 @@ def _cupy_sync() -> None:
     cupy.cuda.Device().synchronize()
 
 
-def _np_matmul(arrays, params):
+def _operands(arrays, params):
+    """matmul's op(a), op(b): the stored arrays, transposed (as views) where the case says so."""
     a, b = arrays["a"], arrays["b"]
+    return (a.T if params.get("transpose_a") else a), (b.T if params.get("transpose_b") else b)
+
+
+def _np_matmul(arrays, params):
+    a, b = _operands(arrays, params)
     c = np.empty((a.shape[0], b.shape[1]), a.dtype)
     return (lambda: np.matmul(a, b, out=c)), _noop, (lambda: c)
 
@@ -341,7 +347,7 @@ def _torch_builder(op: str, device: str):
         ts = {k: _to_torch(v, device) for k, v in arrays.items()}
         out = {}
         if op == "matmul":
-            a, b = ts["a"], ts["b"]
+            a, b = _operands(ts, params)
             out["y"] = torch.empty((a.shape[0], b.shape[1]), dtype=a.dtype, device=a.device)
 
             def run():
@@ -356,6 +362,17 @@ def _torch_builder(op: str, device: str):
                 y = fn(ts["x"], ts["w"], ts.get("bias"), stride=params["stride"], padding=params["padding"],
                        dilation=params["dilation"], groups=params["groups"])
                 out["y"] = torch.relu_(y) if params["activation"] == "relu" else y
+        elif op == "relu_backward":
+            def run():
+                out["y"] = torch.ops.aten.threshold_backward(ts["dy"], ts["x"], 0)
+        elif op in ("conv2d_backward_input", "conv2d_backward_weight"):
+            conv = {k: params[k] for k in ("stride", "padding", "dilation", "groups")}
+
+            def run():
+                if op == "conv2d_backward_input":
+                    out["y"] = torch.nn.grad.conv2d_input(params["x_shape"], ts["w"], ts["dy"], **conv)
+                else:
+                    out["y"] = torch.nn.grad.conv2d_weight(ts["x"], params["w_shape"], ts["dy"], **conv)
         else:
             raise ValueError(op)
         return run, _torch_sync(device), (lambda: _from_torch(out["y"]))
@@ -367,7 +384,7 @@ def _cupy_builder(op: str):
         import cupy
         ds = {k: (None if v is None else cupy.asarray(v)) for k, v in arrays.items()}
         if op == "matmul":
-            a, b = ds["a"], ds["b"]
+            a, b = _operands(ds, params)
             y = cupy.empty((a.shape[0], b.shape[1]), a.dtype)
 
             def run():
@@ -406,7 +423,15 @@ BASELINES = [
     Baseline("relu", "cpu", "torch-cpu", "torch.relu on the CPU", "torch_cpu", _TORCH, _torch_builder("relu", "cpu")),
     Baseline("relu", "gpu", "torch-cuda", "torch.relu", "torch", _TORCH, _torch_builder("relu", "cuda")),
     Baseline("relu", "gpu", "cupy", "cupy.maximum(x, 0, out=y)", "cupy", _NP, _cupy_builder("relu")),
-]
+    Baseline("relu_backward", "cpu", "torch-cpu", "torch's threshold_backward on the CPU", "torch_cpu", _TORCH,
+             _torch_builder("relu_backward", "cpu")),
+    Baseline("relu_backward", "gpu", "torch-cuda", "torch's threshold_backward", "torch", _TORCH,
+             _torch_builder("relu_backward", "cuda")),
+] + [Baseline(op, dev, f"torch-{dev.replace('gpu', 'cuda')}",
+              f"torch.nn.grad.{op.replace('_backward', '')} (aten.convolution_backward" +
+              (": oneDNN)" if dev == "cpu" else ": cuDNN, TF32 off)"), "torch_cpu" if dev == "cpu" else "torch",
+              _TORCH, _torch_builder(op, "cpu" if dev == "cpu" else "cuda"))
+     for op in ("conv2d_backward_input", "conv2d_backward_weight") for dev in ("cpu", "gpu")]
 
 
 def unavailable_reason(t: Target) -> Optional[str]:
