@@ -334,6 +334,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--size", type=int, default=16, choices=(8, 16, 24, 32), help="image side after upsampling")
     ap.add_argument("--train-limit", type=int, default=0, help="use only this many training images (0: all)")
     ap.add_argument("--profile-steps", type=int, default=20, help="steps profiled per backend (0: no profile)")
+    ap.add_argument("--threads", type=int, default=0, help="threads for torch and for NumPy's BLAS alike "
+                    "(0: each library's default; 1 is steadier on a machine that other work keeps busy)")
     ap.add_argument("--out", default=None, help="JSON path (the plot goes next to it, .png); default "
                     "bench/results/cpu/train_cnn.json, or bench/results/gpu/ when GPU backends ran")
     ap.add_argument("--no-progress", action="store_true")
@@ -342,6 +344,10 @@ def main(argv=None) -> dict:
     wanted = args.backend or available_backends()
     if any(device_of(b) == "cuda" for b in wanted) and not torch.cuda.is_available():
         ap.error("the GPU backends need a CUDA GPU that torch can see (torch.cuda.is_available() is False here)")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+        from threadpoolctl import threadpool_limits
+        threadpool_limits(args.threads)  # BLAS and OpenMP pools, for the rest of the process
     data = load_data(args.seed, args.size)
     if args.train_limit:
         data = (data[0][:args.train_limit], data[1][:args.train_limit]) + data[2:]
