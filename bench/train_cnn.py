@@ -313,12 +313,30 @@ def _fmt(load) -> str:
     return " ".join(f"{v:.1f}" for v in load)
 
 
+# What a pykern backend must have to train: every op the model runs, forward and backward.
+TRAINING_OPS = ("conv2d", "relu", "matmul", "conv2d_backward_input", "conv2d_backward_weight", "relu_backward")
+
+
+def why_not(backend: str):
+    """None if ``backend`` can train here, else the reason."""
+    if device_of(backend) == "cuda" and not torch.cuda.is_available():
+        return "torch sees no CUDA GPU (torch.cuda.is_available() is False)"
+    if backend.startswith("torch") or backend not in pk.backends():
+        return None
+    if not pk.backends()[backend].available:
+        return pk.backends()[backend].reason
+    missing = [op for op in TRAINING_OPS if not pk.variants(op, backend)]
+    return f"pykern has no {backend} variants of {', '.join(missing)}" if missing else None
+
+
 def available_backends() -> list:
-    gpu = torch.cuda.is_available()
-    found = list(CPU_BACKENDS)
-    if gpu:
-        found.append("torch-cuda")
-        found += [b for b in ("cuda", "numba") if pk.backends()[b].available]
+    found = []
+    for backend in CPU_BACKENDS + (GPU_BACKENDS if torch.cuda.is_available() else ()):
+        reason = why_not(backend)
+        if reason:
+            print(f"skipping backend {backend}: {reason}")
+        else:
+            found.append(backend)
     return found
 
 
@@ -342,8 +360,9 @@ def main(argv=None) -> dict:
     args = ap.parse_args(argv)
 
     wanted = args.backend or available_backends()
-    if any(device_of(b) == "cuda" for b in wanted) and not torch.cuda.is_available():
-        ap.error("the GPU backends need a CUDA GPU that torch can see (torch.cuda.is_available() is False here)")
+    for backend in wanted:
+        if why_not(backend):
+            ap.error(f"backend {backend} cannot train here: {why_not(backend)}")
     if args.threads:
         torch.set_num_threads(args.threads)
         from threadpoolctl import threadpool_limits

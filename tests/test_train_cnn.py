@@ -75,3 +75,11 @@ def test_script_end_to_end(tc, tmp_path, capsys):
     profiled = {(row["op"], row["phase"]) for row in numpy_run["profile"]}
     assert {("conv2d", "forward"), ("conv2d", "backward"), ("linear", "forward"), ("linear", "backward"),
             ("relu", "forward"), ("relu", "backward")} <= profiled
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="torch sees a GPU here: the GPU rows run")
+def test_gpu_backends_are_refused_with_the_reason_without_a_gpu(tc, capsys):
+    with pytest.raises(SystemExit):
+        tc.main(["--backend", "numba", "--epochs", "1"])
+    assert "torch sees no CUDA GPU" in capsys.readouterr().err
+    assert tc.available_backends() == ["torch", "numpy"]
