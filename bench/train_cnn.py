@@ -363,11 +363,11 @@ def main(argv=None) -> dict:
     for backend in wanted:
         if why_not(backend):
             ap.error(f"backend {backend} cannot train here: {why_not(backend)}")
+    data = load_data(args.seed, args.size)  # first: scikit-learn loads SciPy's own BLAS, limited too
     if args.threads:
         torch.set_num_threads(args.threads)
         from threadpoolctl import threadpool_limits
         threadpool_limits(args.threads)  # BLAS and OpenMP pools, for the rest of the process
-    data = load_data(args.seed, args.size)
     if args.train_limit:
         data = (data[0][:args.train_limit], data[1][:args.train_limit]) + data[2:]
     print(f"digits: {len(data[0])} train / {len(data[2])} test images, {args.size}x{args.size}; batch {args.batch}, "
