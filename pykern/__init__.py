@@ -73,11 +73,12 @@ def conv2d(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups: int = 1,
 
 
 def relu_backward(dy, x, *, backend: str = "auto", variant: str | None = None, out=None):
-    """dx = dy where x > 0, else 0: the gradient of y = relu(x), as torch's threshold_backward.
+    """dx = 0 where x <= 0, else dy: the gradient of y = relu(x), as torch's threshold_backward.
 
-    dy, x: one shape and dtype -> dx: the same. x may be relu's output y instead (y > 0 exactly
-    where x > 0). dx = 0 where x <= 0 (-0.0 included); where x is NaN, dx = dy (torch's rule:
-    NaN <= 0 is false), and a NaN in dy reaches dx wherever x > 0. ``out`` may be dy or x itself.
+    dy, x: one shape and dtype -> dx: the same. x may be relu's output y instead (y <= 0 exactly
+    where x <= 0, and y is NaN where x is). dx = 0 where x <= 0 (-0.0 included); where x is NaN,
+    dx = dy (torch's rule: NaN <= 0 is false), and a NaN in dy reaches dx wherever x > 0.
+    ``out`` may be dy or x itself.
     """
     return call("relu_backward", {"dy": dy, "x": x}, {}, backend=backend, variant=variant, out=out)
 

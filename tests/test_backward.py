@@ -6,7 +6,7 @@ in-place use, errors that name the argument, the refusal of the transpose flags 
 that do not take them, and a broken gradient that the checker must reject."""
 import numpy as np
 import pytest
-from conftest import on_simulator, require_backend, seed_for
+from conftest import require_backend, seed_for
 
 import pykern as pk
 from pykern import _registry
@@ -110,6 +110,53 @@ def test_conv2d_gradients_exact_on_small_integers(variant, geometry):
         np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.parametrize("variant", _variants(["conv2d_backward_weight"]))
+def test_weight_gradient_with_many_terms_per_element(variant):
+    """Few elements of dw, each summing 2*23*23 = 1058 terms: block_reduce runs its widest
+    tree (REDUCE_THREADS threads per element), which the small test cases never reach."""
+    require_backend(variant.backend)
+    rng = np.random.default_rng(seed_for("many_terms", variant.key))
+    x, dy = rng.standard_normal((2, 1, 24, 24)), rng.standard_normal((2, 2, 23, 23))
+    for dtype in variant.dtypes:
+        cmp = run_arrays(variant, {"x": x.astype(dtype), "dy": dy.astype(dtype)}, dict(w_shape=(2, 1, 2, 2)))
+        assert cmp.ok, cmp.message()
+
+
+@pytest.mark.parametrize("variant", _variants(CONV_OPS))
+def test_a_stride_or_dilation_that_selects_nothing_is_harmless(variant):
+    """The largest valid stride and dilation on axes with one output or one tap (the forward's
+    hostile case, tests/test_hostile.py): no offset overflows, the result matches."""
+    require_backend(variant.backend)
+    rng = np.random.default_rng(seed_for("huge_stride", variant.key))
+    x_shape, w_shape = (1, 2, 5, 6), (3, 2, 1, 3)
+    for params in [dict(stride=(2**31 - 1, 2**31 - 1)), dict(stride=(1, 2**31 - 1), dilation=(2**31 - 1, 1)),
+                   dict(stride=(2**31 - 1, 1), padding=(2, 0))]:
+        dy_shape, _ = _conv_args(x_shape, w_shape, params)
+        dy = rng.standard_normal(dy_shape).astype(np.float32)
+        if variant.op == "conv2d_backward_input":
+            arrays, extra = {"dy": dy, "w": rng.standard_normal(w_shape).astype(np.float32)}, dict(x_shape=x_shape)
+        else:
+            arrays, extra = {"x": rng.standard_normal(x_shape).astype(np.float32), "dy": dy}, dict(w_shape=w_shape)
+        cmp = run_arrays(variant, arrays, dict(params, **extra))
+        assert cmp.ok, (params, cmp.message())
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # 0 * Inf, on purpose
+@pytest.mark.parametrize("variant", _variants(["conv2d_backward_weight"]))
+def test_padded_taps_times_inf_give_nan(variant):
+    """x = 1, dy[0, 0, 0, 0] = Inf, padding 1: the taps whose row or column meets that output
+    in the padding get 0 * Inf = NaN (as the forward's padded taps do, and torch's), the
+    others +Inf; skipping padded taps would leave them finite."""
+    require_backend(variant.backend)
+    for dtype in variant.dtypes:
+        x, dy = np.ones((1, 1, 3, 3), dtype), np.ones((1, 1, 3, 3), dtype)
+        dy[0, 0, 0, 0] = np.inf
+        cmp = run_arrays(variant, {"x": x, "dy": dy}, dict(w_shape=(1, 1, 3, 3), padding=1))
+        assert cmp.ok, cmp.message()
+        dw = pk.conv2d_backward_weight(x, dy, (1, 1, 3, 3), padding=1, backend=variant.backend, variant=variant.name)
+        assert np.isnan(dw[0, 0, 0]).all() and np.isnan(dw[0, 0, :, 0]).all() and (dw[0, 0, 1:, 1:] == np.inf).all()
+
+
 def test_unreached_inputs_get_exactly_zero():
     """Stride 3 over 8 rows: rows 6 and 7 of x are read by no output, so dx is 0 there."""
     dy = np.arange(1, 7, dtype=np.float64).reshape(1, 1, 2, 3)
@@ -190,7 +237,8 @@ def test_variants_without_the_flags_refuse_them_by_name():
     v = refusing[0]
     require_backend(v.backend)
     a, b = np.ones((3, 2), v.dtypes[0]), np.ones((3, 4), v.dtypes[0])
-    with pytest.raises(Unsupported, match=rf"variant {v.key} does not take transpose_a; variants that do: .*numpy/blas"):
+    refusal = rf"variant {v.key} does not take transpose_a; variants that do: .*numpy/blas"
+    with pytest.raises(Unsupported, match=refusal):
         pk.matmul(a, b, transpose_a=True, backend=v.backend, variant=v.name)
 
 
@@ -207,37 +255,48 @@ def test_flag_errors_name_the_argument():
         pk.matmul(a, b, transpose_a=1)
     with pytest.raises(ValueError, match=r"^a: \(M, K\) = \(3, 2\) and b: \(K, N\) = \(3, 4\) disagree on K"):
         pk.matmul(a, b)
-    with pytest.raises(ValueError, match=r"^a: \(K, M\) = \(3, 2\) and b: \(N, K\) = \(3, 4\) disagree on K \(3 != 4\)"):
+    disagree = r"^a: \(K, M\) = \(3, 2\) and b: \(N, K\) = \(3, 4\) disagree on K \(3 != 4\)"
+    with pytest.raises(ValueError, match=disagree):
         pk.matmul(a, b, transpose_a=True, transpose_b=True)
     np.testing.assert_array_equal(pk.matmul(a, b, transpose_a=True), a.T @ b)
 
 
 # --- validation ----------------------------------------------------------------------------------
-DY, W = np.ones((1, 3, 2, 5), np.float32), np.ones((3, 2, 3, 2), np.float32)  # x: (1, 2, 8, 9), stride (3, 2), pad (0, 1)
+# dy of x: (1, 2, 8, 9) and w: (3, 2, 3, 2) at stride (3, 2), padding (0, 1)
+X, DY, W = np.ones((1, 2, 8, 9), np.float32), np.ones((1, 3, 2, 5), np.float32), np.ones((3, 2, 3, 2), np.float32)
+GEO = dict(stride=(3, 2), padding=(0, 1))
+
+
+def _dx(x_shape, dy=DY, w=W, **params):
+    return lambda: pk.conv2d_backward_input(dy, w, x_shape, **params)
+
+
+def _dw(w_shape, x=X, dy=DY, **params):
+    return lambda: pk.conv2d_backward_weight(x, dy, w_shape, **params)
 
 
 @pytest.mark.parametrize("call,error,pattern", [
-    (lambda: pk.conv2d_backward_input(DY, W, (1, 2, 8)), ValueError, r"^x_shape: expected a shape \(N, C, H, W\) of four ints"),
-    (lambda: pk.conv2d_backward_input(DY, W, (1, 2, 0, 9)), ValueError, r"^x_shape: every entry"),
-    (lambda: pk.conv2d_backward_input(DY, W, (1, 2, 8, 10), stride=(3, 2), padding=(0, 1)), ValueError,
+    (_dx((1, 2, 8)), ValueError, r"^x_shape: expected a shape \(N, C, H, W\) of four ints"),
+    (_dx((1, 2, 0, 9)), ValueError, r"^x_shape: every entry"),
+    (_dx((1, 2, 8, 10), **GEO), ValueError,
      r"^dy: expected conv2d's output shape \(N, K, P, Q\) = \(1, 3, 2, 6\) for x_shape: \(1, 2, 8, 10\)"),
-    (lambda: pk.conv2d_backward_input(DY, W, (2, 2, 8, 9), stride=(3, 2), padding=(0, 1)), ValueError, r"^dy: expected"),
-    (lambda: pk.conv2d_backward_input(DY, W, (1, 4, 8, 9), stride=(3, 2), padding=(0, 1)), ValueError,
+    (_dx((2, 2, 8, 9), **GEO), ValueError, r"^dy: expected"),
+    (_dx((1, 4, 8, 9), **GEO), ValueError,
      r"^w: \(K, C//groups, R, S\) = \(3, 2, 3, 2\) expects C//groups = 4 for x_shape"),
-    (lambda: pk.conv2d_backward_input(DY, W, (1, 2, 8, 9), groups=2), ValueError, r"^groups=2 must divide both C=2 \(x_shape\) and K=3 \(w\)"),
-    (lambda: pk.conv2d_backward_input(DY, W, (1, 2, 8, 9), stride=0), ValueError, r"^stride: "),
-    (lambda: pk.conv2d_backward_input(DY[0], W, (1, 2, 8, 9)), ValueError, r"^dy: expected a 4-D array"),
-    (lambda: pk.conv2d_backward_input(DY, W.astype(np.float64), (1, 2, 8, 9), stride=(3, 2), padding=(0, 1)),
-     TypeError, r"^w has dtype float64 but dy has float32"),
-    (lambda: pk.conv2d_backward_weight(np.ones((1, 2, 8, 9), np.float32), DY, (3, 2, 3)), ValueError,
-     r"^w_shape: expected a shape \(K, C//groups, R, S\) of four ints"),
-    (lambda: pk.conv2d_backward_weight(np.ones((1, 2, 8, 9), np.float32), DY, (3, 2, 3, 4), stride=(3, 2), padding=(0, 1)),
-     ValueError, r"^dy: expected conv2d's output shape \(N, K, P, Q\) = \(1, 3, 2, 4\) for x: \(1, 2, 8, 9\), w_shape: \(3, 2, 3, 4\)"),
-    (lambda: pk.conv2d_backward_weight(np.ones((1, 2, 8, 9), np.float32), DY, (3, 1, 3, 2), stride=(3, 2), padding=(0, 1)),
-     ValueError, r"^w_shape: \(K, C//groups, R, S\) = \(3, 1, 3, 2\) expects C//groups = 2 for x"),
+    (_dx((1, 2, 8, 9), groups=2), ValueError, r"^groups=2 must divide both C=2 \(x_shape\) and K=3 \(w\)"),
+    (_dx((1, 2, 8, 9), stride=0), ValueError, r"^stride: "),
+    (_dx((1, 2, 8, 9), dy=DY[0]), ValueError, r"^dy: expected a 4-D array"),
+    (_dx((1, 2, 8, 9), w=W.astype(np.float64), **GEO), TypeError, r"^w has dtype float64 but dy has float32"),
+    (_dw((3, 2, 3)), ValueError, r"^w_shape: expected a shape \(K, C//groups, R, S\) of four ints"),
+    (_dw((3, 2, 3, 4), **GEO), ValueError,
+     r"^dy: expected conv2d's output shape \(N, K, P, Q\) = \(1, 3, 2, 4\) for x: \(1, 2, 8, 9\), "
+     r"w_shape: \(3, 2, 3, 4\)"),
+    (_dw((3, 1, 3, 2), **GEO), ValueError,
+     r"^w_shape: \(K, C//groups, R, S\) = \(3, 1, 3, 2\) expects C//groups = 2 for x"),
     (lambda: pk.relu_backward(np.ones((2, 3), np.float32), np.ones((3, 2), np.float32)), ValueError,
      r"^x: expected the shape of dy \(2, 3\)"),
-    (lambda: pk.relu_backward(np.ones(3, np.float32), np.ones(3, np.float64)), TypeError, r"^x has dtype float64 but dy"),
+    (lambda: pk.relu_backward(np.ones(3, np.float32), np.ones(3, np.float64)), TypeError,
+     r"^x has dtype float64 but dy"),
 ])
 def test_errors_name_the_argument(call, error, pattern):
     with pytest.raises(error, match=pattern):
@@ -256,7 +315,8 @@ def test_the_cuda_backend_has_no_backward_variants_and_says_where_to_go():
         assert pk.variants(op, "cuda") == []
         assert any(v.default for v in pk.variants(op, "numpy"))
         assert any(v.default for v in pk.variants(op, "numba"))
-    with pytest.raises(ValueError, match=r"^backend: relu_backward has no variants on backend 'cuda'; backends that have: numpy, numba"):
+    with pytest.raises(ValueError, match=r"^backend: relu_backward has no variants on backend 'cuda'; "
+                                         r"backends that have: numpy"):
         pk.relu_backward(np.ones(3, np.float32), np.ones(3, np.float32), backend="cuda")
 
 

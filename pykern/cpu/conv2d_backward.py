@@ -25,7 +25,6 @@ Kg = K/G output channels; CRS = Cg*R*S.
 from __future__ import annotations
 
 import numpy as np
-
 from numpy.lib.stride_tricks import as_strided
 
 from .._registry import register

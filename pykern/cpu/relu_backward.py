@@ -1,4 +1,4 @@
-"""ReLU's gradient on the CPU with NumPy: dx = dy where x > 0, else 0 (NaN in x passes dy).
+"""ReLU's gradient on the CPU with NumPy: dx = 0 where x <= 0, else dy (so NaN in x passes dy).
 
 Variants:
   reference    the spec (np.where in pykern/ops/relu_backward.py), any float dtype

@@ -10,8 +10,12 @@ Variants (each launcher's docstring states its technique and limits):
              any stride, padding, dilation and groups; the default
   conv2d_backward_weight
     direct   one thread per element of dw, summing x_pad * dy over N, P and Q from global memory
-             (padded taps multiply zeros, as in the spec); any parameters; the default. Only
-             K*Cg*R*S threads, each with N*P*Q terms: the first rung, correct, not fast.
+             (padded taps multiply zeros, as in the spec); any parameters. Only K*Cg*R*S
+             threads, each with N*P*Q terms: the first rung, correct, not fast.
+    block_reduce  one block per element of dw: up to REDUCE_THREADS threads split the N*P*Q terms
+             (consecutive threads take consecutive q, so reads of dy coalesce), then a tree
+             reduction in shared memory; enough blocks to fill the GPU even when dw is small
+             and N*P*Q large, which is the usual shape of a weight gradient; the default
 
 One file for both: they share the parameter plumbing and the index arithmetic. Launchers take
 Numba device arrays and the normalized params (stride, padding, dilation as (h, w) pairs).
@@ -31,6 +35,16 @@ from ._common import ceil_div, per_dtype
 
 BLOCK = 256  # a 1-D grid over every output element: any shape fits
 DTYPES = ("float32", "float64")
+
+# --- block_reduce -----------------------------------------------------------------------------
+REDUCE_THREADS = 128  # at most this many threads share one element's sum
+# ... and each gets at least this many terms (the launcher picks the power of two): below that the
+# reduction tree and the idle lanes cost more than the sums. Small layers (and the simulator's
+# tiny test cases) so run a few threads per element, large ones REDUCE_THREADS.
+MIN_TERMS_PER_THREAD = 8
+assert REDUCE_THREADS & (REDUCE_THREADS - 1) == 0, "the tree reduction halves the active threads each step"
+assert REDUCE_THREADS % 32 == 0 and REDUCE_THREADS <= 1024, "whole warps, within one block's 1024 threads"
+MAX_GRID_X = 2**31 - 1  # gridDim.x: one block per element of dw
 
 
 # ============================================ kernels ==========================================
@@ -112,8 +126,55 @@ def _make_weight_direct(dtype):
     return weight_direct_kernel
 
 
+def _make_weight_block_reduce(dtype):
+    zero = dtype(0)
+
+    @cuda.jit
+    def weight_block_reduce_kernel(x, dy, dw, sh, sw, ph, pw, dil_h, dil_w, groups):
+        # x: (N, C, H, W), dy: (N, K, P, Q), dw: (K, Cg, R, S); block b computes dw.flat[b] with
+        # blockDim.x threads, a power of two <= REDUCE_THREADS
+        part = cuda.shared.array(REDUCE_THREADS, dtype)  # one partial sum per thread
+        kk, cg, rr, ss = dw.shape
+        i = cuda.blockIdx.x
+        s = i % ss
+        i //= ss
+        r = i % rr
+        i //= rr
+        ci = i % cg
+        k = i // cg
+        nn, hh, ww = x.shape[0], x.shape[2], x.shape[3]
+        pp, qq = dy.shape[2], dy.shape[3]
+        c = (k // (kk // groups)) * cg + ci
+        t = cuda.threadIdx.x
+        nt = cuda.blockDim.x
+        acc = zero
+        for e in range(t, nn * pp * qq, nt):
+            q = e % qq
+            j = e // qq
+            p = j % pp
+            n = j // pp
+            ih = p * sh - ph + r * dil_h
+            iw = q * sw - pw + s * dil_w
+            # Padding is zeros that multiply like any value (0 * Inf is NaN, as in the spec).
+            v = x[n, c, ih, iw] if 0 <= ih < hh and 0 <= iw < ww else zero
+            acc += v * dy[n, k, p, q]
+        part[t] = acc
+        cuda.syncthreads()
+        half = nt // 2
+        while half > 0:  # a fixed tree: the same order on every run
+            if t < half:
+                part[t] += part[t + half]
+            cuda.syncthreads()
+            half //= 2
+        if t == 0:
+            dw[k, ci, r, s] = part[0]
+
+    return weight_block_reduce_kernel
+
+
 _INPUT_DIRECT = per_dtype(_make_input_direct, DTYPES)
 _WEIGHT_DIRECT = per_dtype(_make_weight_direct, DTYPES)
+_WEIGHT_BLOCK_REDUCE = per_dtype(_make_weight_block_reduce, DTYPES)
 
 
 # =========================================== launchers ========================================
@@ -127,7 +188,24 @@ def direct(dy, w, dx, *, x_shape, stride, padding, dilation, groups):
     _INPUT_DIRECT[dy.dtype][ceil_div(dx.size, BLOCK), BLOCK](dy, w, dx, *_scalars(stride, padding, dilation, groups))
 
 
-@register("conv2d_backward_weight", "numba", dtypes=DTYPES, default=True, name="direct")
+@register("conv2d_backward_weight", "numba", dtypes=DTYPES, name="direct")
 def weight_direct(x, dy, dw, *, w_shape, stride, padding, dilation, groups):
     """Direct reduction, one thread per element of dw over N*P*Q terms from global memory."""
     _WEIGHT_DIRECT[x.dtype][ceil_div(dw.size, BLOCK), BLOCK](x, dy, dw, *_scalars(stride, padding, dilation, groups))
+
+
+def _one_block_per_element(infos, params):
+    k, cg, r, s = params["w_shape"]
+    if k * cg * r * s > MAX_GRID_X:
+        return f"dw has {k * cg * r * s} elements, one block each; gridDim.x is limited to {MAX_GRID_X}"
+    return None
+
+
+@register("conv2d_backward_weight", "numba", dtypes=DTYPES, default=True, supports=_one_block_per_element)
+def block_reduce(x, dy, dw, *, w_shape, stride, padding, dilation, groups):
+    """One block per element of dw: threads split the N*P*Q terms, then a shared-memory tree reduction."""
+    terms = dy.shape[0] * dy.shape[2] * dy.shape[3]
+    threads = 1
+    while threads < REDUCE_THREADS and threads * 2 * MIN_TERMS_PER_THREAD <= terms:
+        threads *= 2
+    _WEIGHT_BLOCK_REDUCE[x.dtype][dw.size, threads](x, dy, dw, *_scalars(stride, padding, dilation, groups))

@@ -1,4 +1,4 @@
-"""ReLU's gradient in Numba CUDA: dx = dy where x > 0, else 0 (torch's threshold_backward).
+"""ReLU's gradient in Numba CUDA: dx = 0 where x <= 0, else dy (torch's threshold_backward).
 
 Variants:
   grid_stride  fixed grid, each thread strides over the arrays; the default

@@ -1,4 +1,4 @@
-"""relu_backward: dx = dy where x > 0, else 0 (torch's threshold_backward(dy, x, 0)).
+"""relu_backward: dx = 0 where x <= 0, else dy (torch's threshold_backward(dy, x, 0); NaN in x passes dy).
 
 dy, x: any shape, one shape and dtype -> dx: the same shape and dtype. Spec and float64
 reference in one place; every relu_backward variant is checked against ``reference``.
