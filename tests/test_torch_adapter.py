@@ -260,6 +260,19 @@ def test_torch_compile_traces_the_ops_without_graph_breaks():
     _compiled_matches_torch("aot_eager")
 
 
+def test_torch_compile_dynamic_shapes():
+    """The fake kernels compute output shapes from symbolic sizes: one graph serves every batch size."""
+    torch.manual_seed(8)
+    ref = _small_cnn(torch.nn)
+    model = _small_cnn(pkt.nn)
+    model.load_state_dict(ref.state_dict())
+    torch._dynamo.reset()
+    compiled = torch.compile(model, backend="aot_eager", dynamic=True, fullgraph=True)
+    for n in (3, 6):
+        x = randn(n, 1, 8, 8, seed=f"dyn{n}", dtype=torch.float32, grad=False)
+        close(compiled(x), ref(x), torch.float32)
+
+
 @pytest.mark.slow
 def test_torch_compile_inductor():
     _compiled_matches_torch("inductor")
