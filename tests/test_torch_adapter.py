@@ -106,6 +106,8 @@ def test_pykern_errors_reach_the_caller():
         pkt.conv2d(x, w[:, :2])
     with pytest.raises(ValueError, match="no variant 'nope'"):
         pkt.relu(x, variant="nope")
+    with pytest.raises(TypeError, match=r"bfloat16 CPU tensor .* x.float\(\)"):
+        pkt.relu(x.detach().bfloat16())
 
 
 # --- gradients --------------------------------------------------------------------------------

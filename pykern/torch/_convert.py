@@ -14,6 +14,9 @@ import torch
 def as_array(t: torch.Tensor):
     """A C-contiguous array pykern accepts, sharing ``t``'s memory when it already is one."""
     t = t.detach()
+    if t.device.type == "cpu" and t.dtype == torch.bfloat16:
+        raise TypeError("a bfloat16 CPU tensor has no NumPy dtype, and pykern's CPU backend computes in "
+                        "float32 or float64: pass x.float(), or a CUDA tensor")
     if not t.is_contiguous():
         t = t.contiguous()
     return t.numpy() if t.device.type == "cpu" else t
