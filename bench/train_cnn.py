@@ -341,7 +341,8 @@ def available_backends() -> list:
 
 
 def main(argv=None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--backend", nargs="+", choices=CPU_BACKENDS + GPU_BACKENDS,
                     help="default: torch and numpy, plus torch-cuda, cuda and numba where torch sees a GPU")
     ap.add_argument("--epochs", type=int, default=8)
@@ -385,10 +386,11 @@ def main(argv=None) -> dict:
     gpu_ran = any(r["device"] == "cuda" for r in runs.values())
     out = args.out or os.path.join(HERE, "results", "gpu" if gpu_ran else "cpu", "train_cnn.json")
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    result = {"experiment": "train_cnn", "command": "python bench/train_cnn.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+    command = "python bench/train_cnn.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    config = vars(args) | {"backends": wanted, "train_images": len(data[0]), "test_images": len(data[2])}
+    result = {"experiment": "train_cnn", "command": command,
               "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-              "environment": environment() | {"load_average": load}, "config": vars(args) | {"backends": wanted, "train_images": len(data[0]),
-                                                                     "test_images": len(data[2])},
+              "environment": environment() | {"load_average": load}, "config": config,
               "runs": runs, "comparison": comparison}
     with open(out, "w") as f:
         json.dump(result, f, indent=1)

@@ -49,7 +49,8 @@ CONVS = [
 def _conv_case(i, dtype=torch.float64, bias=True, device="cpu"):
     xs, ws, kw = CONVS[i]
     b = randn(ws[0], seed=f"b{i}", dtype=dtype, device=device) if bias else None
-    return randn(*xs, seed=f"x{i}", dtype=dtype, device=device), randn(*ws, seed=f"w{i}", dtype=dtype, device=device), b, kw
+    x, w = randn(*xs, seed=f"x{i}", dtype=dtype, device=device), randn(*ws, seed=f"w{i}", dtype=dtype, device=device)
+    return x, w, b, kw
 
 
 # --- import ---------------------------------------------------------------------------------

@@ -113,7 +113,7 @@ def _conv2d_backward_input(dy: Tensor, w: Tensor, x_shape: Sequence[int], stride
                            variant: Optional[str]) -> Tensor:
     with on_current_stream(dy, w):
         return as_tensor(pk.conv2d_backward_input(as_array(dy), as_array(w), tuple(x_shape), backend=backend,
-                                                        variant=variant, **_geometry(stride, padding, dilation, groups)))
+                                                  variant=variant, **_geometry(stride, padding, dilation, groups)))
 
 
 @_conv2d_backward_input.register_fake
@@ -127,7 +127,7 @@ def _conv2d_backward_weight(x: Tensor, dy: Tensor, w_shape: Sequence[int], strid
                             variant: Optional[str]) -> Tensor:
     with on_current_stream(x, dy):
         return as_tensor(pk.conv2d_backward_weight(as_array(x), as_array(dy), tuple(w_shape), backend=backend,
-                                                         variant=variant, **_geometry(stride, padding, dilation, groups)))
+                                                   variant=variant, **_geometry(stride, padding, dilation, groups)))
 
 
 @_conv2d_backward_weight.register_fake
