@@ -210,14 +210,18 @@ def profile(model, opt, x, y, args, device: str) -> list:
             train_step(model, opt, x[ix], y[ix])
         sync(device)
         total_us = (time.perf_counter() - t0) * 1e6
-    totals = defaultdict(float)
+    # On the GPU an op's CPU time is its launches; its kernels' time is the device time (CUPTI
+    # charges each kernel to the op that launched it, pykern's own launches included).
+    totals, device_totals = defaultdict(float), defaultdict(float)
     for ev in prof.events():
         label = PROFILE_OPS.get(ev.name)
         if label is None or _has_labelled_ancestor(ev):
             continue
         totals[label] += ev.cpu_time_total
+        device_totals[label] += getattr(ev, "device_time_total", 0.0) if device == "cuda" else 0.0
     n = len(steps) - 1
     rows = [{"op": op, "phase": phase, "ms_per_step": us / n / 1e3, "share": us / total_us}
+            | ({"gpu_ms_per_step": device_totals[(op, phase)] / n / 1e3} if device == "cuda" else {})
             for (op, phase), us in sorted(totals.items(), key=lambda kv: -kv[1])]
     rest = total_us - sum(totals.values())
     rows.append({"op": "other (Python, autograd, copies)", "phase": "", "ms_per_step": rest / n / 1e3,
@@ -268,10 +272,12 @@ def print_report(runs: dict, comparison: dict) -> None:
     for backend, r in runs.items():
         if not r["profile"]:
             continue
+        gpu = r["device"] == "cuda"
         print(f"\nwhere the time goes, {backend} (torch.profiler, ms per training step)")
-        print(f"  {'op':<34} {'phase':<9} {'ms/step':>8} {'share':>7}")
+        print(f"  {'op':<34} {'phase':<9} {'ms/step':>8} {'share':>7}" + ("  GPU ms/step" if gpu else ""))
         for row in r["profile"]:
-            print(f"  {row['op']:<34} {row['phase']:<9} {row['ms_per_step']:8.3f} {100 * row['share']:6.1f}%")
+            print(f"  {row['op']:<34} {row['phase']:<9} {row['ms_per_step']:8.3f} {100 * row['share']:6.1f}%"
+                  + (f"  {row.get('gpu_ms_per_step', 0.0):11.3f}" if gpu else ""))
 
 
 def plot(runs: dict, path: str) -> None:
