@@ -35,13 +35,14 @@ from collections import defaultdict
 
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))  # run from a checkout
-
+try:
+    import pykern as pk
+except ImportError:  # not installed: the checkout's own (no compiled extensions, so numpy only)
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+    import pykern as pk
+import pykern.torch as pkt  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-
-import pykern as pk  # noqa: E402
-import pykern.torch as pkt  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CPU_BACKENDS = ("torch", "numpy")

@@ -16,7 +16,7 @@ SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))
 
 @pytest.fixture(scope="module")
 def tc():
-    path = list(sys.path)  # the script puts the checkout first on sys.path, for running it from one
+    path = list(sys.path)  # without an installed pykern the script puts the checkout on sys.path
     try:
         spec = importlib.util.spec_from_file_location("train_cnn", SCRIPT)
         mod = importlib.util.module_from_spec(spec)
