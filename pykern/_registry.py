@@ -49,7 +49,7 @@ class Variant:
     def as_dict(self) -> dict:
         return {"op": self.op, "backend": self.backend, "name": self.name,
                 "technique": self.technique, "dtypes": list(self.dtypes),
-                "default": self.default, "error_model": self.error_model}
+                "default": self.default, "error_model": self.error_model, "takes": list(self.takes)}
 
 
 _VARIANTS: dict[tuple[str, str, str], Variant] = {}

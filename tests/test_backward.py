@@ -352,3 +352,38 @@ def test_checker_rejects_a_gradient_that_ignores_the_stride_phase():
         assert not report.passed and "FAIL" in str(report)
     finally:
         _registry.unregister("conv2d_backward_input", "numpy", "broken_stride")
+
+
+# --- the CPU defaults' batch split -------------------------------------------------------------
+@pytest.mark.parametrize("op,plain", [("conv2d_backward_input", "gemm_col2im"),
+                                      ("conv2d_backward_weight", "weight_im2col_gemm")])
+def test_cpu_defaults_split_the_batch_over_threads(monkeypatch, op, plain):
+    """An odd batch split over the BLAS threads (uneven slices): every image goes to exactly one
+    slice, and the result (dx slices written in place; dw partial sums added in batch order)
+    matches the reference."""
+    pytest.importorskip("threadpoolctl")
+    import pykern.cpu.conv2d as conv
+    import pykern.cpu.conv2d_backward as bwd
+    if conv._BATCH_THREADS.workers() < 2:
+        pytest.skip("NumPy's BLAS runs one thread here: the defaults have nothing to split")
+    slices, real = [], getattr(bwd, plain)
+
+    def spy(a, b, out, **params):
+        slices.append(a.shape[0])
+        real(a, b, out, **params)
+
+    monkeypatch.setattr(bwd, plain, spy)
+    n = 2 * conv.PARALLEL_MIN_IMAGES + 1
+    x_shape, w_shape = (n, 8, 9, 7), (6, 4, 3, 3)
+    dy_shape, _ = _conv_args(x_shape, w_shape, dict(padding=1, stride=(2, 1), groups=2))
+    rng = np.random.default_rng(seed_for("split", op))
+    params = dict(padding=1, stride=(2, 1), groups=2)
+    x, w, dy = (rng.standard_normal(s).astype(np.float32) for s in (x_shape, w_shape, dy_shape))
+    if op == "conv2d_backward_input":
+        arrays, params["x_shape"] = {"dy": dy, "w": w}, x_shape
+    else:
+        arrays, params["w_shape"] = {"x": x, "dy": dy}, w_shape
+    variant = _registry.get_variant(op, "numpy", None)
+    cmp = run_arrays(variant, arrays, params)
+    assert cmp.ok, cmp.message()
+    assert sum(slices) == n and len(slices) > 1

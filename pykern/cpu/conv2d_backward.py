@@ -4,18 +4,30 @@ One file for both gradients: they share the padded-window and column machinery.
 
 Variants:
   conv2d_backward_input:
-    reference   the spec in float64: one batched contraction per filter tap, scattered into the
-                padded input
-    gemm_col2im the default: per block of images and group, one BLAS GEMM w^T @ dy gives every
-                tap's contribution (the columns), then R*S strided adds scatter them into a
-                padded window (no np.add.at), whose inside is copied to dx; in the input dtype
+    reference    the spec in float64: one batched contraction per filter tap, scattered into the
+                 padded input
+    gemm_col2im  per block of images and group, one BLAS GEMM w^T @ dy gives every tap's
+                 contribution (the columns), then R*S strided adds scatter them into a padded
+                 window (no np.add.at), whose inside is copied to dx; in the input dtype
+    gemm_col2im_threads  the default: gemm_col2im on slices of the batch in parallel threads
+                 with BLAS held to one thread each (the forward default's batch split and rule,
+                 pykern/cpu/conv2d.py); gemm_col2im whole for weight-heavy layers or small batches
   conv2d_backward_weight:
-    reference   the spec in float64: one contraction per filter tap over a strided view of x
-    im2col_gemm the default: per block of images and group, im2col of the padded input (one
-                strided-view copy, as the forward's) and one BLAS GEMM dy @ columns^T,
-                accumulated over the blocks; in the input dtype
+    reference    the spec in float64: one contraction per filter tap over a strided view of x
+    im2col_gemm  per block of images and group, im2col of the padded input (one strided-view
+                 copy, as the forward's) and one BLAS GEMM dy @ columns^T, summed over blocks;
+                 in the input dtype
+    im2col_gemm_threads  the default: im2col_gemm on slices of the batch in parallel threads,
+                 each into its own partial dw, summed in batch order (the same result on every
+                 run); im2col_gemm whole where the forward default would not split either
 
-Accuracy: both fast variants sum each output's own terms (a GEMM over k or over pixels, then
+Why split the batch: NumPy's copies and adds run on one core, and two-thread BLAS on a busy
+machine loses whole scheduler slices; one single-threaded slice per core avoids both. Measured
+on the 2-core machine while other processes held ~70% of it (so only the ratio means much),
+N=8, 3x3, pad 1: 56x56x64 dx 136-148 ms whole, 46-50 ms split; dw 226-296 ms whole, 35-46 ms
+split; 28x28x128 dx 65-75 vs 30-38 ms, dw 156-168 vs 27-30 ms; 7x7x512 (weight-heavy) not split.
+
+Accuracy: the fast variants sum each output's own terms (a GEMM over k or over pixels, then
 adds over taps or blocks), so they meet the tolerance policy on any input, and padded taps
 multiply their zeros as the spec's do.
 
@@ -29,7 +41,8 @@ from numpy.lib.stride_tricks import as_strided
 
 from .._registry import register
 from ..ops.conv2d_backward import reference_input, reference_weight
-from .conv2d import MAX_COLS_BYTES, TARGET_COLS, _carve, _padded_window
+from .conv2d import (_BATCH_THREADS, MAX_COLS_BYTES, PARALLEL_MAX_FILTER_RATIO, PARALLEL_MIN_IMAGES, TARGET_COLS,
+                     _carve, _padded_window)
 
 DTYPES = ("float32", "float64")
 
@@ -78,7 +91,7 @@ def reference_weight_variant(x, dy, dw, *, w_shape, stride, padding, dilation, g
     np.copyto(dw, reference_weight(x, dy, w_shape, stride, padding, dilation, groups), casting="same_kind")
 
 
-@register("conv2d_backward_input", "numpy", dtypes=DTYPES, default=True)
+@register("conv2d_backward_input", "numpy", dtypes=DTYPES)
 def gemm_col2im(dy, w, dx, *, x_shape, stride, padding, dilation, groups):
     """GEMM w^T @ dy into columns per block, then R*S strided adds into a padded window (no np.add.at)."""
     (n, c, h, wd, k, cg, r, s, p, q), (sh, sw), (dh, dw) = _geometry(dx.shape, w.shape, dy.shape, stride, dilation)
@@ -114,7 +127,7 @@ def gemm_col2im(dy, w, dx, *, x_shape, stride, padding, dilation, groups):
             np.copyto(dx[n0:n1, g * cg:(g + 1) * cg], win[:, :, ph:ph + h, pw:pw + wd])
 
 
-@register("conv2d_backward_weight", "numpy", dtypes=DTYPES, default=True, name="im2col_gemm")
+@register("conv2d_backward_weight", "numpy", dtypes=DTYPES, name="im2col_gemm")
 def weight_im2col_gemm(x, dy, dw, *, w_shape, stride, padding, dilation, groups):
     """im2col of the padded input per block + one BLAS GEMM dy @ columns^T per group, summed over blocks."""
     (n, c, h, wd, k, cg, r, s, p, q), (sh, sw), (dh, dil_w) = _geometry(x.shape, dw.shape, dy.shape, stride, dilation)
@@ -149,3 +162,48 @@ def weight_im2col_gemm(x, dy, dw, *, w_shape, stride, padding, dilation, groups)
             else:
                 np.matmul(dyb, cm.T, out=part)
                 dwm[g] += part
+
+
+def _col2im_slice(dy, w, _bias, dx, **params):
+    """gemm_col2im in the forward's batch-thread calling convention (x, w, bias, y): dy and dx
+    are slices of the batch; x_shape is unused (dx's shape says it)."""
+    gemm_col2im(dy, w, dx, **params)
+
+
+@register("conv2d_backward_input", "numpy", dtypes=DTYPES, default=True)
+def gemm_col2im_threads(dy, w, dx, *, x_shape, stride, padding, dilation, groups):
+    """gemm_col2im on batch slices in parallel threads (BLAS held to one each) for dy-heavy layers."""
+    params = dict(x_shape=x_shape, stride=stride, padding=padding, dilation=dilation, groups=groups)
+    # The forward default's rule (pykern/cpu/conv2d.py), with dy as the streamed input: several
+    # images per thread, and filters no bigger than PARALLEL_MAX_FILTER_RATIO times dy.
+    if w.size <= PARALLEL_MAX_FILTER_RATIO * dy.size:
+        workers = min(_BATCH_THREADS.workers(), dy.shape[0] // PARALLEL_MIN_IMAGES)
+        if workers > 1:
+            _BATCH_THREADS.run(_col2im_slice, dy, w, None, dx, workers, **params)
+            return
+    gemm_col2im(dy, w, dx, **params)
+
+
+@register("conv2d_backward_weight", "numpy", dtypes=DTYPES, default=True)
+def im2col_gemm_threads(x, dy, dw, *, w_shape, stride, padding, dilation, groups):
+    """im2col_gemm on batch slices in parallel threads (BLAS held to one each), partial dw summed in order."""
+    params = dict(w_shape=w_shape, stride=stride, padding=padding, dilation=dilation, groups=groups)
+    workers = min(_BATCH_THREADS.workers(), x.shape[0] // PARALLEL_MIN_IMAGES)
+    if dw.size > PARALLEL_MAX_FILTER_RATIO * x.size or workers < 2:
+        weight_im2col_gemm(x, dy, dw, **params)
+        return
+    # The batch threads slice their x and y arguments along the batch: here x is the image index
+    # (so each slice knows its images of x and dy) and y one slot per image, of which each slice
+    # fills its first with its partial dw.
+    slots = np.empty(x.shape[0], dtype=object)
+
+    def one_slice(images, _w, _bias, slot):
+        part = np.empty_like(dw)
+        weight_im2col_gemm(x[images[0]:images[-1] + 1], dy[images[0]:images[-1] + 1], part, **params)
+        slot[0] = part
+
+    _BATCH_THREADS.run(one_slice, np.arange(x.shape[0]), None, None, slots, workers)
+    parts = [p for p in slots if p is not None]  # in batch order: the same sum on every run
+    np.copyto(dw, parts[0])
+    for p in parts[1:]:
+        dw += p
