@@ -15,7 +15,8 @@ backends (the model swap is one line per layer kind, see ``layers``).
 
 Backends: ``torch`` (the reference, CPU), ``numpy`` (pykern on the CPU), and, where torch sees a
 CUDA GPU, ``torch-cuda`` (torch's GPU reference), ``cuda`` and ``numba`` (pykern's GPU kernels).
-Each run prints per-epoch time, images/s and test accuracy, then a summary (accuracy and time
+The backends take turns epoch by epoch (a shared machine's changing load falls on all alike).
+Each prints per-epoch time, images/s and test accuracy, then a summary (accuracy and time
 relative to torch, agreement of the loss curves over the first steps) and where the time goes:
 forward and backward per op, from torch.profiler over a few extra steps. Writes a JSON and a
 plot (epoch time per backend, loss curves overlaid) next to it.
@@ -126,44 +127,71 @@ def sync(device: str) -> None:
 
 
 # --- one run -------------------------------------------------------------------------------------
-def run(backend: str, data, state: dict, args, progress: bool = True) -> dict:
-    device = device_of(backend)
-    x_tr, y_tr, x_te, y_te = (torch.from_numpy(a).to(device) for a in data)
-    model = build_model(backend, args.size).to(device)
-    model.load_state_dict(state)
-    opt = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum)
+class Run:
+    """One backend's model, optimizer and data, trained an epoch at a time."""
+
+    def __init__(self, backend: str, data, state: dict, args):
+        self.backend, self.device, self.args = backend, device_of(backend), args
+        self.x_tr, self.y_tr, self.x_te, self.y_te = (torch.from_numpy(a).to(self.device) for a in data)
+        self.model = build_model(backend, args.size).to(self.device)
+        self.model.load_state_dict(state)
+        self.opt = torch.optim.SGD(self.model.parameters(), lr=args.lr, momentum=args.momentum)
+        self.epochs, self.losses = [], []
+
+    def epoch(self, epoch: int, progress: bool) -> None:
+        args, model = self.args, self.model
+        steps = batches(len(self.x_tr), args.batch, args.seed, epoch)
+        bar = _progress(steps, f"{self.backend:>10} epoch {epoch + 1}/{args.epochs}") if progress else steps
+        model.train()
+        sync(self.device)
+        t0 = time.perf_counter()
+        losses = []
+        for idx in bar:
+            ix = torch.from_numpy(idx).to(self.device)
+            losses.append(train_step(model, self.opt, self.x_tr[ix], self.y_tr[ix]))
+            if progress:
+                bar.set_postfix(loss=f"{losses[-1]:.4f}", refresh=False)
+        sync(self.device)
+        seconds = time.perf_counter() - t0
+        self.losses += losses
+        model.eval()
+        acc = accuracy(model, self.x_te, self.y_te)
+        n = len(self.x_tr)
+        self.epochs.append({"epoch": epoch + 1, "time_s": seconds, "images_per_s": n / seconds,
+                            "train_loss": float(np.mean(losses)), "test_accuracy": acc})
+        print(f"{self.backend:>10}  epoch {epoch + 1:2d}/{args.epochs}  {seconds:7.3f} s  {n / seconds:8.0f} img/s  "
+              f"loss {self.epochs[-1]['train_loss']:.4f}  test accuracy {acc:6.2f}%", flush=True)
+
+    def result(self) -> dict:
+        # The first epoch pays for one-time work (threads, JIT, caches): the median is the figure.
+        timed = statistics.median([e["time_s"] for e in self.epochs[1:]] or [self.epochs[0]["time_s"]])
+        return {"device": self.device, "epochs": self.epochs, "step_losses": self.losses,
+                "test_accuracy": self.epochs[-1]["test_accuracy"], "median_epoch_s": timed,
+                "images_per_s": len(self.x_tr) / timed,
+                "profile": profile(self.model, self.opt, self.x_tr, self.y_tr, self.args, self.device)}
+
+
+def _progress(steps, desc: str):
     try:
         from tqdm import tqdm
-    except ImportError:
-        tqdm, progress = None, False
-    epochs, losses = [], []
+    except ImportError:  # no progress bar, then
+        return _Quiet(steps)
+    return tqdm(steps, desc=desc, leave=False, file=sys.stderr, unit="batch")
+
+
+class _Quiet(list):
+    def set_postfix(self, **_):
+        pass
+
+
+def train(backends: list, data, state: dict, args, progress: bool = True) -> dict:
+    """Train every backend's model, the backends taking turns epoch by epoch, so that a change in
+    the machine's load (it is shared) falls on all of them alike."""
+    runs = {b: Run(b, data, state, args) for b in backends}
     for epoch in range(args.epochs):
-        steps = batches(len(x_tr), args.batch, args.seed, epoch)
-        bar = tqdm(steps, desc=f"{backend:>10} epoch {epoch + 1}/{args.epochs}", leave=False, file=sys.stderr,
-                   unit="batch") if progress else steps
-        model.train()
-        sync(device)
-        t0 = time.perf_counter()
-        epoch_losses = []
-        for idx in bar:
-            ix = torch.from_numpy(idx).to(device)
-            epoch_losses.append(train_step(model, opt, x_tr[ix], y_tr[ix]))
-            if progress:
-                bar.set_postfix(loss=f"{epoch_losses[-1]:.4f}", refresh=False)
-        sync(device)
-        seconds = time.perf_counter() - t0
-        losses += epoch_losses
-        model.eval()
-        acc = accuracy(model, x_te, y_te)
-        epochs.append({"epoch": epoch + 1, "time_s": seconds, "images_per_s": len(x_tr) / seconds,
-                       "train_loss": float(np.mean(epoch_losses)), "test_accuracy": acc})
-        print(f"{backend:>10}  epoch {epoch + 1:2d}/{args.epochs}  {seconds:7.3f} s  {len(x_tr) / seconds:8.0f} img/s  "
-              f"loss {epochs[-1]['train_loss']:.4f}  test accuracy {acc:6.2f}%", flush=True)
-    # The first epoch pays for one-time work (threads, JIT, caches): the median is the figure.
-    timed = [e["time_s"] for e in epochs[1:]] or [epochs[0]["time_s"]]
-    return {"device": device, "epochs": epochs, "step_losses": losses, "test_accuracy": epochs[-1]["test_accuracy"],
-            "median_epoch_s": statistics.median(timed), "images_per_s": len(x_tr) / statistics.median(timed),
-            "profile": profile(model, opt, x_tr, y_tr, args, device)}
+        for r in runs.values():
+            r.epoch(epoch, progress)
+    return {b: r.result() for b, r in runs.items()}
 
 
 # --- where the time goes -------------------------------------------------------------------------
@@ -383,7 +411,7 @@ def main(argv=None) -> dict:
           f"torch {torch.__version__} with {torch.get_num_threads()} threads")
     state = initial_state(args.seed, args.size)
     load_before = os.getloadavg()
-    runs = {b: run(b, data, state, args, progress=not args.no_progress) for b in wanted}
+    runs = train(wanted, data, state, args, progress=not args.no_progress)
     load = {"before": load_before, "after": os.getloadavg()}
     comparison = compare(runs)
     print_report(runs, comparison)
