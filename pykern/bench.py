@@ -125,6 +125,11 @@ SIZE_FORMS["matmul"] += " (suffix _tA, _tB: transpose_a, transpose_b)"
 SIZE_FORMS.update({op: SIZE_FORMS[spec.forward] for op, spec in SPECS.items() if getattr(spec, "forward", None)})
 
 
+def size_form(op: str) -> str:
+    """The op whose cases, sizes and plot axes ``op`` shares: a backward op's forward op, else itself."""
+    return getattr(SPECS[op], "forward", None) or op
+
+
 def parse_size(op: str, token: str) -> dict:
     """One ``--sizes`` token -> a case of ``op``; the forms are in SIZE_FORMS. Any number may
     be written as a power of two, 2^N, for every op."""
@@ -135,7 +140,7 @@ def parse_size(op: str, token: str) -> dict:
     # 2^N -> its value before parsing (an exponent too large for any array leaves a "!" that no
     # form accepts).
     tok = re.sub(r"2\^(\d+)", lambda m: str(1 << int(m.group(1))) if int(m.group(1)) < 63 else "!", tok)
-    form = getattr(SPECS[op], "forward", None) or op  # a backward op's sizes are its forward op's
+    form = size_form(op)
     if form == "matmul":
         if re.fullmatch(r"\d+", tok):
             n = int(tok)
@@ -1416,7 +1421,7 @@ def gpu_peak(name: Optional[str], unit: str, dtype: str) -> Optional[float]:
 
 def case_label(op: str, case: dict) -> str:
     """A short x tick label: the size for matmul and relu, the layer's shape for conv2d."""
-    if op != "conv2d":
+    if size_form(op) != "conv2d":
         return SPECS[op].case_id(case)
     st = case.get("stride", 1)
     st = st if isinstance(st, int) else st[0]
@@ -1507,7 +1512,7 @@ def bench_figure(doc: dict):
             labels[(r["case_id"], r["dtype"])] = (case_label(op, r["case"])
                                                   + ("" if len(dtypes) == 1 else f"\n{r['dtype']}"))
         targets = list(dict.fromkeys((r["kind"], r["key"]) for r in rows))
-        categorical = op == "conv2d"  # unrelated layers: markers only, never a line between them
+        categorical = size_form(op) == "conv2d"  # unrelated layers: markers only, never a line between them
         width = 0.7 / max(1, len(targets)) if categorical else 0.0
         not_run = False
         for ti, (kind, key) in enumerate(targets):
@@ -1565,7 +1570,7 @@ def bench_figure(doc: dict):
         ax.set_yscale("log")
         _readable_log_axis(ax.yaxis, _plain_number)
         ax.set_ylabel(f"rate ({unit}, higher is better)")
-        ax.set_xlabel(X_LABELS[op])
+        ax.set_xlabel(X_LABELS[size_form(op)])
         ax.set_title(_wrap(f"{op} on the {_device_words(doc, device)}, {', '.join(dtypes)}: median rate, "
                            "error bars = IQR", 90), fontsize=10)
         ax.grid(True, which="major", alpha=0.3)
@@ -1649,7 +1654,7 @@ def compare_figure(doc: dict):
         ax.set_yscale("log")
         _readable_log_axis(ax.yaxis, _time_tick)
         ax.set_ylabel("median time per call (lower is better)")
-        ax.set_xlabel(X_LABELS[op])
+        ax.set_xlabel(X_LABELS[size_form(op)])
         gpu = f" vs the {_device_words(doc, 'gpu')}" if res["gpu"] else ""
         title = f"{op}, {doc['dtype']}: the {_device_words(doc, 'cpu')}{gpu}, error bars = IQR"
         if res["gpu"]:

@@ -2,8 +2,9 @@
 
 Variants:
   reference    the spec (np.where in pykern/ops/relu_backward.py), any float dtype
-  masked_copy  dx = dy, then zeros written where x <= 0 (np.copyto with a mask): no float
-               temporaries, one byte of mask per element; the default
+  bit_mask     dx = dy's bits AND a mask of all ones where x > 0 (or NaN) and all zeros where
+               x <= 0: +0.0 there, dy bit for bit elsewhere (NaN payloads included); two integer
+               passes, where a masked np.copyto(where=...) was 3-4x slower; the default
 
 Both are exact, and both may write over dy or x (the mask is taken before anything is written).
 """
@@ -23,9 +24,15 @@ def reference_variant(dy, x, dx):
     np.copyto(dx, reference(dy, x))
 
 
+# The unsigned integer type of each float's width: the mask works on the bits.
+BITS = {np.dtype(np.float16): np.uint16, np.dtype(np.float32): np.uint32, np.dtype(np.float64): np.uint64}
+
+
 @register("relu_backward", "numpy", dtypes=DTYPES, default=True)
-def masked_copy(dy, x, dx):
-    """np.copyto(dx, dy) then np.copyto(dx, 0, where=x <= 0): no float temporaries."""
-    dead = np.less_equal(x, 0)  # before dx is written: dx may be x itself
-    np.copyto(dx, dy)
-    np.copyto(dx, np.zeros((), dx.dtype), where=dead)
+def bit_mask(dy, x, dx):
+    """dx bits = dy bits AND (0 where x <= 0, else all ones): exact, two integer passes."""
+    u = BITS[dx.dtype]
+    # x <= 0 is 1 where dx must be +0.0: 1 - 1 = 0, and 0 - 1 wraps to all ones. Taken before
+    # dx is written: dx may be x itself.
+    keep = np.subtract(np.less_equal(x, 0), 1, dtype=u, casting="unsafe")
+    np.bitwise_and(dy.view(u), keep, out=dx.view(u))
