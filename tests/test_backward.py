@@ -387,3 +387,34 @@ def test_cpu_defaults_split_the_batch_over_threads(monkeypatch, op, plain):
     cmp = run_arrays(variant, arrays, params)
     assert cmp.ok, cmp.message()
     assert sum(slices) == n and len(slices) > 1
+
+
+# --- benchmarks --------------------------------------------------------------------------------
+def test_backward_ops_benchmark_and_plot_like_their_forward_ops(tmp_path):
+    """A backward op takes its forward op's cases, --sizes forms and plot axes; its case ids
+    parse back; a plot of it is drawn (it raised KeyError once)."""
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    from pykern import bench
+    for op in ("relu_backward", "conv2d_backward_input", "conv2d_backward_weight"):
+        fwd = op.replace("_backward_input", "").replace("_backward_weight", "").replace("_backward", "")
+        assert bench.BENCH_CASES[op] == bench.BENCH_CASES[fwd] and bench.SIZE_FORMS[op] == bench.SIZE_FORMS[fwd]
+        for case in bench.SPECS[op].test_cases("numpy"):
+            cid = bench.SPECS[op].case_id(case)
+            assert bench.SPECS[op].case_id(bench.parse_size(op, cid)) == cid
+    assert bench.parse_size("matmul", "17x33x13_tA_tB") == {"M": 17, "N": 33, "K": 13, "transpose_a": True,
+                                                             "transpose_b": True}
+    entries = []
+    for i, layer in enumerate(bench.RESNET_LAYERS[:2]):
+        case = bench._conv(1, *layer)
+        w = bench.work("conv2d_backward_input", case) / 1e9
+        entries.append({"op": "conv2d_backward_input", "key": "numpy/gemm_col2im", "kind": "variant", "device": "cpu",
+                        "dtype": "float32", "case": case, "case_id": bench.SPECS["conv2d_backward_input"].case_id(case),
+                        "status": "ok", "unit": "GFLOP/s", "rate": 10.0 + i, "flags": [],
+                        "median_s": w / 10, "q25_s": w / 11, "q75_s": w / 9})
+    env = {"date": "2026-12-03T08:00:00+00:00", "package_version": "0.1.0", "git_commit": "abcdef1234567",
+           "cpu": {"model": "Test CPU", "cores": 2, "usable_cores": 2}, "gpu": None, "gpu_reason": "none",
+           "settings": []}
+    path = tmp_path / "bwd.png"
+    bench.plot_bench({"env": env, "entries": entries, "load": bench.load_summary(0.0), "ceilings": {}}, str(path))
+    assert path.stat().st_size > 0
