@@ -110,21 +110,25 @@ def gemm_col2im(dy, w, dx, *, x_shape, stride, padding, dilation, groups):
     blocks = _image_blocks(n, pq, crs * pq * dx.itemsize)
     nb_max = max(b1 - b0 for b0, b1 in blocks)
     cols_buf = np.empty(crs * nb_max * pq, dx.dtype)
-    dy_buf = np.empty(kg * nb_max * pq, dx.dtype) if nb_max > 1 else None
+    dy_buf = np.empty(kg * nb_max * pq, dx.dtype)
     win_buf = np.empty(nb_max * cg * hb * wb, dx.dtype)
     for n0, n1 in blocks:
         nb = n1 - n0
         for g in range(groups):
-            cols = _carve(cols_buf, (crs, nb * pq))  # (CRS, nb*P*Q): each tap's share of each dy
-            np.matmul(wt[g], _dy_block(dy, n0, n1, g * kg, (g + 1) * kg, dy_buf), out=cols)
-            taps = cols.reshape(cg, r, s, nb, p, q)
-            win = _carve(win_buf, (nb, cg, hb, wb))  # (nb, Cg, Hb, Wb): padded dx of the block
+            # Images innermost, in dy's block, the columns and the padded window alike: each tap's
+            # add then runs over Q*nb contiguous numbers (nb at a column stride), not rows of Q,
+            # which for small images (Q = 8) left NumPy's per-run overhead dominant.
+            dyb = _carve(dy_buf, (kg, p, q, nb))  # (Kg, P, Q, nb)
+            np.copyto(dyb, dy[n0:n1, g * kg:(g + 1) * kg].transpose(1, 2, 3, 0))
+            cols = _carve(cols_buf, (crs, pq * nb))  # (CRS, P*Q*nb): each tap's share of each dy
+            np.matmul(wt[g], dyb.reshape(kg, pq * nb), out=cols)
+            taps = cols.reshape(cg, r, s, p, q, nb)
+            win = _carve(win_buf, (cg, hb, wb, nb))  # (Cg, Hb, Wb, nb): the block's padded dx
             win.fill(0)
             for i in range(r):
                 for j in range(s):
-                    win[:, :, i * dh:i * dh + sh * (p - 1) + 1:sh, j * dw:j * dw + sw * (q - 1) + 1:sw] += \
-                        taps[:, i, j].transpose(1, 0, 2, 3)
-            np.copyto(dx[n0:n1, g * cg:(g + 1) * cg], win[:, :, ph:ph + h, pw:pw + wd])
+                    win[:, i * dh:i * dh + sh * (p - 1) + 1:sh, j * dw:j * dw + sw * (q - 1) + 1:sw] += taps[:, i, j]
+            np.copyto(dx[n0:n1, g * cg:(g + 1) * cg], win[:, ph:ph + h, pw:pw + wd].transpose(3, 0, 1, 2))
 
 
 @register("conv2d_backward_weight", "numpy", dtypes=DTYPES, name="im2col_gemm")

@@ -1,0 +1,59 @@
+"""The tensor boundary: torch tensors in, pykern's arrays to the kernels, torch tensors out.
+
+CPU tensors go to pykern as NumPy views (``t.numpy()``, zero-copy); CUDA tensors go as
+themselves (pykern reads their ``__cuda_array_interface__`` and returns a torch tensor).
+pykern never copies implicitly, so the adapter makes a non-contiguous tensor contiguous (a copy,
+the one this adapter makes: torch hands backward passes expanded or transposed gradients).
+"""
+import contextlib
+
+import numpy as np
+import torch
+
+
+def as_array(t: torch.Tensor):
+    """A C-contiguous array pykern accepts, sharing ``t``'s memory when it already is one."""
+    t = t.detach()
+    if t.device.type == "cpu" and t.dtype == torch.bfloat16:
+        raise TypeError("a bfloat16 CPU tensor has no NumPy dtype, and pykern's CPU backend computes in "
+                        "float32 or float64: pass x.float(), or a CUDA tensor")
+    if not t.is_contiguous():
+        t = t.contiguous()
+    return t.numpy() if t.device.type == "cpu" else t
+
+
+def as_tensor(result) -> torch.Tensor:
+    """pykern's result as a tensor: NumPy arrays are wrapped (zero-copy), torch tensors pass."""
+    if isinstance(result, np.ndarray):
+        return torch.from_numpy(result)
+    if isinstance(result, torch.Tensor):
+        return result
+    raise TypeError(f"pykern returned a {type(result).__name__}; the torch adapter expects a NumPy "
+                    "array or a torch tensor")
+
+
+@contextlib.contextmanager
+def on_current_stream(*tensors):
+    """Order pykern's kernels with torch's current CUDA stream.
+
+    torch's ``__cuda_array_interface__`` (version 2) names no stream, so pykern launches on
+    stream 0, the legacy default stream, which is torch's default stream: in the common case
+    the kernels run on torch's current stream itself. Under ``torch.cuda.stream(s)`` the default
+    stream waits for ``s`` before the kernels and ``s`` waits for them after, so the order is
+    the one torch would give. A no-op for CPU tensors.
+    """
+    devices = {t.device for t in tensors if t is not None and t.device.type == "cuda"}
+    if not devices:
+        yield
+        return
+    device = devices.pop()
+    current = torch.cuda.current_stream(device)
+    default = torch.cuda.default_stream(device)
+    if current == default:
+        yield
+        return
+    default.wait_stream(current)
+    try:
+        yield
+    finally:
+        current.wait_stream(default)

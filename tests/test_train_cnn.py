@@ -1,0 +1,85 @@
+"""bench/train_cnn.py, fast: two SGD steps of the digits CNN with pykern's layers against torch's
+(same weights, same batches), and the script end to end on a few images. The full experiment is
+not a test. Needs torch and scikit-learn (``pip install ".[torch]"``); skipped without them."""
+import importlib.util
+import json
+import os
+import sys
+
+import pytest
+
+torch = pytest.importorskip("torch", reason="PyTorch not installed (pip install '.[torch]')")
+pytest.importorskip("sklearn", reason="scikit-learn not installed (pip install '.[torch]')")
+
+SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench", "train_cnn.py")
+
+
+@pytest.fixture(scope="module")
+def tc():
+    path = list(sys.path)  # without an installed pykern the script puts the checkout on sys.path
+    try:
+        spec = importlib.util.spec_from_file_location("train_cnn", SCRIPT)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+    finally:
+        sys.path[:] = path
+    return mod
+
+
+def test_data_is_the_digits_split(tc):
+    x_tr, y_tr, x_te, y_te = tc.load_data(seed=0)
+    assert x_tr.shape == (1437, 1, 16, 16) and x_te.shape == (360, 1, 16, 16)
+    assert sorted(set(y_tr.tolist())) == list(range(10)) and len(y_te) == 360
+    assert abs(float(x_tr.mean())) < 1e-4 and abs(float(x_tr.std()) - 1) < 1e-4
+    # 2x2 upsampling: every pixel repeated
+    assert (x_tr[:, :, ::2, ::2] == x_tr[:, :, 1::2, 1::2]).all() and x_tr.std(axis=(1, 2, 3)).min() > 0
+
+
+def test_two_steps_match_torch(tc):
+    x_tr, y_tr, _, _ = tc.load_data(seed=0)
+    state = tc.initial_state(seed=0)
+    runs = {}
+    for backend in ("torch", "numpy"):
+        model = tc.build_model(backend)
+        model.load_state_dict(state)
+        assert list(model.state_dict()) == list(state)
+        opt = torch.optim.SGD(model.parameters(), lr=0.02, momentum=0.9)
+        losses, grads = [], []
+        for idx in tc.batches(len(x_tr), 32, seed=0, epoch=0)[:2]:
+            losses.append(tc.train_step(model, opt, torch.from_numpy(x_tr[idx]), torch.from_numpy(y_tr[idx])))
+            grads.append([p.grad.clone() for p in model.parameters()])
+        runs[backend] = losses, grads, [p.detach().clone() for p in model.parameters()]
+    (loss_t, grads_t, params_t), (loss_p, grads_p, params_p) = runs["torch"], runs["numpy"]
+    assert loss_t[0] != loss_t[1]  # the first step changed the weights
+    torch.testing.assert_close(torch.tensor(loss_p), torch.tensor(loss_t), rtol=1e-5, atol=1e-6)
+    for step in range(2):
+        for g_p, g_t in zip(grads_p[step], grads_t[step]):
+            assert g_t.abs().max() > 0
+            torch.testing.assert_close(g_p, g_t, rtol=1e-4, atol=1e-5 * float(g_t.abs().max()))
+    for p_p, p_t in zip(params_p, params_t):
+        torch.testing.assert_close(p_p, p_t, rtol=1e-5, atol=1e-6)
+
+
+def test_script_end_to_end(tc, tmp_path, capsys):
+    out = tmp_path / "train_cnn.json"
+    result = tc.main(["--backend", "torch", "numpy", "--epochs", "2", "--train-limit", "96", "--profile-steps", "2",
+                      "--no-progress", "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert "where the time goes, numpy" in printed and "test acc" in printed
+    saved = json.loads(out.read_text())
+    assert saved["comparison"] == json.loads(json.dumps(result["comparison"]))
+    assert set(saved["runs"]) == {"torch", "numpy"} and (tmp_path / "train_cnn.png").stat().st_size > 0
+    numpy_run = saved["runs"]["numpy"]
+    assert len(numpy_run["epochs"]) == 2 and len(numpy_run["step_losses"]) == 2 * 3
+    assert saved["comparison"]["numpy"]["loss_curves_agree"]
+    profiled = {(row["op"], row["phase"]) for row in numpy_run["profile"]}
+    assert {("conv2d", "forward"), ("conv2d", "backward"), ("linear", "forward"), ("linear", "backward"),
+            ("relu", "forward"), ("relu", "backward")} <= profiled
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="torch sees a GPU here: the GPU rows run")
+def test_gpu_backends_are_refused_with_the_reason_without_a_gpu(tc, capsys):
+    with pytest.raises(SystemExit):
+        tc.main(["--backend", "numba", "--epochs", "1"])
+    assert "torch sees no CUDA GPU" in capsys.readouterr().err
+    assert tc.available_backends() == ["torch", "numpy"]
