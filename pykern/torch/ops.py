@@ -22,7 +22,8 @@ import torch
 import pykern as pk
 from pykern._dispatch import resolve_backend
 from pykern._registry import get_variant
-from pykern.ops.conv2d import CONV2D, output_size
+from pykern.ops.conv2d import SPEC as CONV2D
+from pykern.ops.conv2d import output_size
 
 from ._convert import as_array, as_tensor, on_current_stream
 
