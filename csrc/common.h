@@ -39,5 +39,7 @@ void bind_runtime(pybind11::module_& m);
 void bind_relu(pybind11::module_& m);
 void bind_matmul(pybind11::module_& m);
 void bind_conv2d(pybind11::module_& m);
+void bind_relu_backward(pybind11::module_& m);
+void bind_conv2d_backward(pybind11::module_& m);
 
 }  // namespace pykern

@@ -51,6 +51,8 @@ void bind_all(pybind11::module_& m) {
   pykern::bind_relu(m);
   pykern::bind_matmul(m);
   pykern::bind_conv2d(m);
+  pykern::bind_relu_backward(m);
+  pykern::bind_conv2d_backward(m);
 }
 }  // namespace
 

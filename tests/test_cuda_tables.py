@@ -14,7 +14,7 @@ import pytest
 import pykern as pk
 from pykern.cuda._launch import source_tables, table
 
-OPS = ("relu", "matmul", "conv2d")
+OPS = ("relu", "matmul", "conv2d", "relu_backward", "conv2d_backward_input", "conv2d_backward_weight")
 DTYPES = ("float16", "bfloat16", "float32", "float64")
 
 
@@ -109,6 +109,10 @@ def _bound_args(op: str, dtype: str):
         return (0, 0, 4, dtype, 0)
     if op == "matmul":
         return (0, 0, 0, 4, 4, 4, dtype, 0)
+    if op == "relu_backward":
+        return (0, 0, 0, 4, dtype, 0)
+    if op.startswith("conv2d_backward"):
+        return (0, 0, 0, 2, 4, 9, 9, 6, 3, 3, 9, 9, 1, 1, 1, 1, 1, 1, 1, dtype, 0)
     return (0, 0, 0, 0, 2, 4, 9, 9, 6, 3, 3, 9, 9, 1, 1, 1, 1, 1, 1, 1, False, dtype, 0)
 
 
