@@ -961,13 +961,16 @@ constexpr Variant<MatmulLauncher> kVariants[] = {
     // name           dtypes       default  launcher
     // ..., "technique", then the optional parameters the row takes (none when absent)
     {"naive",         kF32 | kF64, false,   launch_naive,
-     "One thread per output, threadIdx.x -> row: warp loads of a and stores of c are uncoalesced on purpose.",
+     "One thread per output, threadIdx.x -> row: warp loads of a and stores of c are uncoalesced on purpose; "
+     "transposed a/b read in place.",
      kTransposeA | kTransposeB},
     {"coalesced",     kF32 | kF64, false,   launch_coalesced,
-     "One thread per output, threadIdx.x -> column: a warp reads b and writes c at consecutive addresses.",
+     "One thread per output, threadIdx.x -> column: a warp reads b and writes c at consecutive addresses; "
+     "transposed a/b read in place.",
      kTransposeA | kTransposeB},
     {"smem_tiled",    kF32 | kF64, false,   launch_smem_tiled,
-     "32x32 tiles of a and b staged in shared memory; one output per thread.",
+     "32x32 tiles of a and b staged in shared memory; one output per thread; transposed a/b tiles loaded "
+     "along their stored rows.",
      kTransposeA | kTransposeB},
     {"blocktile_1d",  kF32,        false,   launch_blocktile_1d,
      "64x64 block tile over BK=8 shared tiles; each thread keeps a column of 8 outputs in registers."},
