@@ -14,9 +14,12 @@ inline cudaStream_t as_stream(uintptr_t s) { return reinterpret_cast<cudaStream_
 // The dtype names in `set`, in DType order.
 pybind11::list dtype_names(DTypes set);
 
+// The Python parameter names in `takes` (transpose_a, transpose_b), in bit order.
+pybind11::list takes_names(Takes takes);
+
 // Binds each row of an op's variant table: bind_row(kernel_name, row) defines the Python
 // function <op>_<name>, and <op>_variants lists the rows as dicts (name, technique, dtypes,
-// default, kernel) in table order, which pykern/cuda/ checks its build-time copy against.
+// default, kernel, takes) in table order, which pykern/cuda/ checks its build-time copy against.
 template <typename Launcher, typename BindRow>
 void bind_table(pybind11::module_& m, const std::string& op, VariantTable<Launcher> table,
                 BindRow&& bind_row) {
@@ -30,6 +33,7 @@ void bind_table(pybind11::module_& m, const std::string& op, VariantTable<Launch
     d["dtypes"] = dtype_names(row.dtypes);
     d["default"] = row.is_default;
     d["kernel"] = kernel;
+    d["takes"] = takes_names(row.takes);
     rows.append(d);
   }
   m.attr((op + "_variants").c_str()) = rows;
@@ -39,5 +43,7 @@ void bind_runtime(pybind11::module_& m);
 void bind_relu(pybind11::module_& m);
 void bind_matmul(pybind11::module_& m);
 void bind_conv2d(pybind11::module_& m);
+void bind_relu_backward(pybind11::module_& m);
+void bind_conv2d_backward(pybind11::module_& m);
 
 }  // namespace pykern

@@ -30,6 +30,13 @@ pybind11::list dtype_names(DTypes set) {
   return names;
 }
 
+pybind11::list takes_names(Takes takes) {
+  pybind11::list names;
+  if (takes.has(kTransposeA)) names.append("transpose_a");
+  if (takes.has(kTransposeB)) names.append("transpose_b");
+  return names;
+}
+
 std::string dtype_list(DTypes set) {
   std::string list;
   for (DType dt : {DType::f16, DType::bf16, DType::f32, DType::f64})
@@ -51,6 +58,8 @@ void bind_all(pybind11::module_& m) {
   pykern::bind_relu(m);
   pykern::bind_matmul(m);
   pykern::bind_conv2d(m);
+  pykern::bind_relu_backward(m);
+  pykern::bind_conv2d_backward(m);
 }
 }  // namespace
 

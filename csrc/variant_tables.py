@@ -12,8 +12,9 @@ pykern/cuda/_launch.py also imports read_tables from here when it runs from a so
 was never built, so the variants are listed there too.
 
 A table is `Variant<Launcher> NAME[] = { rows };` and every row is
-{"name", DTYPES, true|false, launcher, "technique" ["continued"...]}, DTYPES being kF16, kBF16,
-kF32, kF64 joined by |. Anything else inside the braces that looks like a row is an error.
+{"name", DTYPES, true|false, launcher, "technique" ["continued"...] [, TAKES]}, DTYPES being kF16,
+kBF16, kF32, kF64 joined by |, the optional TAKES kTransposeA, kTransposeB joined by | (the
+optional parameters the variant handles, listed in bit order). Anything else inside the braces that looks like a row is an error.
 """
 from __future__ import annotations
 
@@ -24,11 +25,13 @@ import re
 import sys
 
 DTYPES = {"kF16": "float16", "kBF16": "bfloat16", "kF32": "float32", "kF64": "float64"}
+TAKES = {"kTransposeA": "transpose_a", "kTransposeB": "transpose_b"}  # Takes constants (kernels/pykern.h)
 ORDER = list(DTYPES.values())  # DType's enumerator order, which the bindings list them in
 TABLE = re.compile(r"Variant<\w+>\s+\w+\[\]\s*=\s*\{(?P<body>.*?)\n\};", re.S)
 STRING = r'"(?:[^"\\\n]|\\.)*"'
 ROW = re.compile(r'\{\s*"(?P<name>\w+)"\s*,\s*(?P<dtypes>[\w\s|]+?)\s*,\s*(?P<default>true|false)\s*,'
-                 rf'\s*(?P<launch>\w+)\s*,\s*(?P<technique>(?:{STRING}\s*)+)\}}')
+                 rf'\s*(?P<launch>\w+)\s*,\s*(?P<technique>(?:{STRING}\s*)+)'
+                 r'(?:,\s*(?P<takes>[\w\s|]+?)\s*)?\}')
 
 
 class TableError(ValueError):
@@ -50,9 +53,13 @@ def read_table(path: str) -> list[dict]:
         if unknown:
             raise TableError(f"{path}: row {m['name']!r}: unknown dtypes {unknown} (use {' | '.join(DTYPES)})")
         names = {DTYPES[t] for t in tokens}
+        takes = [t.strip() for t in (m["takes"] or "kTakesNothing").split("|")]
+        if [t for t in takes if t not in TAKES and t != "kTakesNothing"]:
+            raise TableError(f"{path}: row {m['name']!r}: unknown takes {takes} (use {' | '.join(TAKES)})")
         technique = "".join(ast.literal_eval(s) for s in re.findall(STRING, m["technique"]))
         rows.append({"name": m["name"], "technique": technique, "dtypes": [d for d in ORDER if d in names],
-                     "default": m["default"] == "true", "kernel": f"{op}_{m['name']}"})
+                     "default": m["default"] == "true", "kernel": f"{op}_{m['name']}",
+                     "takes": [TAKES[t] for t in TAKES if t in takes]})
     if not rows or len(rows) != body.count('{"'):
         raise TableError(f"{path}: read {len(rows)} of the {body.count(chr(123) + chr(34))} rows of its variant "
                          "table; keep each row {\"name\", DTYPES, default, launcher, \"technique\"}")

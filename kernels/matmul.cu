@@ -17,6 +17,13 @@
 //   wmma_fp16      tensor cores via nvcuda::wmma, fp16 in, fp32 accumulate and output,
 //   wmma_bf16      same with bf16 in; 3-stage cp.async pipeline (sm_80+)                   f16 / bf16
 //
+// Transposed operands (matmul's transpose_a / transpose_b: a stored (K, M), b stored (N, K), read
+// in place): naive, coalesced and smem_tiled take them, as template flags TA, TB so each of the
+// four layouts is its own instantiation with the index math resolved at compile time and the
+// untransposed kernels unchanged; smem_tiled loads a transposed operand's tile along its stored
+// rows (coalesced) and writes it transposed into a padded shared tile. The other rungs refuse
+// them.
+//
 // Alignment: vector paths (float4, 16-byte cp.async) run only when every row start they touch
 // is 16-byte aligned (K or N a multiple of the vector width and the base pointer aligned);
 // otherwise the same kernel is instantiated with scalar accesses. So every variant takes every
@@ -209,22 +216,28 @@ __device__ __forceinline__ void store_row(T* __restrict__ c_row, int col, int N,
 // Kernels
 // ------------------------------------------------------------------------------------------
 
+// The offset of element (i, j) of a logical (rows, cols) operand stored row-major, or stored
+// transposed, as (cols, rows), when TRANS. 64-bit: the product may exceed 2^31.
+template <bool TRANS>
+__device__ __forceinline__ int64_t at(int i, int j, int rows, int cols) {
+  return TRANS ? static_cast<int64_t>(j) * rows + i : static_cast<int64_t>(i) * cols + j;
+}
+
 // Rung 1, naive: one thread per output. A block covers 32 rows x 8 columns of c and threadIdx.x
 // walks the rows, so the 32 lanes of a warp read a at 32 rows K elements apart and write c at 32
 // rows N apart: 32 memory transactions where 1 would do. The ladder's baseline, slow on purpose.
 constexpr int kNaiveRows = 32, kNaiveCols = 8;  // block: (kNaiveRows, kNaiveCols) threads
 
-template <typename T>
+template <typename T, bool TA, bool TB>
 __global__ void __launch_bounds__(kNaiveRows * kNaiveCols)
     matmul_naive_kernel(const T* __restrict__ a, const T* __restrict__ b, T* __restrict__ c, int M, int N,
                         int K) {
-  // a: (M, K), b: (K, N), c: (M, N).
+  // a: (M, K), or (K, M) if TA; b: (K, N), or (N, K) if TB; c: (M, N).
   const Tile t = tile_of_block<kNaiveRows, kNaiveCols, 1>(M, N);
   const int row = t.m0 + threadIdx.x, col = t.n0 + threadIdx.y;
   if (row >= M || col >= N) return;
-  const T* a_row = a + static_cast<int64_t>(row) * K;
   T acc = T(0);
-  for (int k = 0; k < K; ++k) acc += a_row[k] * b[static_cast<int64_t>(k) * N + col];
+  for (int k = 0; k < K; ++k) acc += a[at<TA>(row, k, M, K)] * b[at<TB>(k, col, K, N)];
   c[static_cast<int64_t>(row) * N + col] = acc;
 }
 
@@ -233,17 +246,17 @@ __global__ void __launch_bounds__(kNaiveRows * kNaiveCols)
 // consecutive addresses: one transaction each.
 constexpr int kCoalescedRows = 8, kCoalescedCols = 32;  // block: (kCoalescedCols, kCoalescedRows) threads
 
-template <typename T>
+template <typename T, bool TA, bool TB>
 __global__ void __launch_bounds__(kCoalescedRows * kCoalescedCols)
     matmul_coalesced_kernel(const T* __restrict__ a, const T* __restrict__ b, T* __restrict__ c, int M, int N,
                             int K) {
-  // a: (M, K), b: (K, N), c: (M, N).
+  // a: (M, K), or (K, M) if TA; b: (K, N), or (N, K) if TB; c: (M, N). A transposed b loses the
+  // coalescing (the warp's columns are rows of the stored b): smem_tiled handles that case well.
   const Tile t = tile_of_block<kCoalescedRows, kCoalescedCols, 1>(M, N);
   const int row = t.m0 + threadIdx.y, col = t.n0 + threadIdx.x;
   if (row >= M || col >= N) return;
-  const T* a_row = a + static_cast<int64_t>(row) * K;
   T acc = T(0);
-  for (int k = 0; k < K; ++k) acc += a_row[k] * b[static_cast<int64_t>(k) * N + col];
+  for (int k = 0; k < K; ++k) acc += a[at<TA>(row, k, M, K)] * b[at<TB>(k, col, K, N)];
   c[static_cast<int64_t>(row) * N + col] = acc;
 }
 
@@ -251,22 +264,28 @@ __global__ void __launch_bounds__(kCoalescedRows * kCoalescedCols)
 // slice at a time. Each thread copies one element of a's slice and one of b's into shared
 // memory, then all TILE*TILE threads read them TILE times from there instead of from global
 // memory: TILE times less global traffic.
-template <typename T, int TILE>
+template <typename T, int TILE, bool TA, bool TB>
 __global__ void __launch_bounds__(TILE * TILE)
     matmul_smem_tiled_kernel(const T* __restrict__ a, const T* __restrict__ b, T* __restrict__ c,
                              int M, int N, int K) {
-  // a: (M, K), b: (K, N), c: (M, N).
+  // a: (M, K), or (K, M) if TA; b: (K, N), or (N, K) if TB; c: (M, N).
   static_assert(TILE * TILE <= 1024, "one thread per output of a TILE x TILE tile: at most 1024 threads");
-  PYKERN_SHARED(T, as, [TILE][TILE]);  // a: (TILE rows of M, TILE of K)
-  PYKERN_SHARED(T, bs, [TILE][TILE]);  // b: (TILE of K, TILE columns of N)
+  // A transposed operand's tile is stored into shared memory transposed (a warp writes a column):
+  // one padding word per row puts a column's elements in different banks.
+  PYKERN_SHARED(T, as, [TILE][TILE + (TA ? 1 : 0)]);  // a: (TILE rows of M, TILE of K)
+  PYKERN_SHARED(T, bs, [TILE][TILE + (TB ? 1 : 0)]);  // b: (TILE of K, TILE columns of N)
   const Tile t = tile_of_block<TILE, TILE, kGroupM>(M, N);
   const int ty = threadIdx.x / TILE, tx = threadIdx.x % TILE;
   const int row = t.m0 + ty, col = t.n0 + tx;
   T acc = T(0);
   for (int k0 = 0; k0 < K; k0 += TILE) {
     // Zeros past the edges of a and b, so the sum below runs over whole tiles without checks.
-    as[ty][tx] = row < M && k0 + tx < K ? a[static_cast<int64_t>(row) * K + k0 + tx] : T(0);
-    bs[ty][tx] = k0 + ty < K && col < N ? b[static_cast<int64_t>(k0 + ty) * N + col] : T(0);
+    // Consecutive tx read consecutive stored addresses in every layout: a transposed tile is read
+    // along its stored rows, element (m0 + tx, k0 + ty), and written to as[tx][ty].
+    if (TA) as[tx][ty] = t.m0 + tx < M && k0 + ty < K ? a[at<true>(t.m0 + tx, k0 + ty, M, K)] : T(0);
+    else as[ty][tx] = row < M && k0 + tx < K ? a[at<false>(row, k0 + tx, M, K)] : T(0);
+    if (TB) bs[tx][ty] = k0 + tx < K && t.n0 + ty < N ? b[at<true>(k0 + tx, t.n0 + ty, K, N)] : T(0);
+    else bs[ty][tx] = k0 + ty < K && col < N ? b[at<false>(k0 + ty, col, K, N)] : T(0);
     __syncthreads();
     // as[ty][k] is one address per warp (broadcast); bs[k][tx] is 32 consecutive words.
 #pragma unroll
@@ -800,47 +819,64 @@ void launch_wmma(const T* a, const T* b, float* c, int64_t M, int64_t N, int64_t
 }
 
 void launch_naive(DType dt, const void* a, const void* b, void* c, int64_t M, int64_t N, int64_t K,
-                  cudaStream_t stream) {
+                  Transpose tr, cudaStream_t stream) {
   constexpr const char* what = "matmul_naive";
   check_dims(M, N, K, what);
   const unsigned int grid = grid_for(M, N, kNaiveRows, kNaiveCols, what);
   dispatch_dtype<float, double>(dt, what, [&](auto tag) {
     using T = typename decltype(tag)::type;
-    PYKERN_LAUNCH(grid, dim3(kNaiveRows, kNaiveCols), 0, stream, matmul_naive_kernel<T>)(
-        static_cast<const T*>(a), static_cast<const T*>(b), static_cast<T*>(c), int(M), int(N), int(K));
-    check_launch(what);
+    with_flags([&](auto ta, auto tb) {
+      PYKERN_LAUNCH(grid, dim3(kNaiveRows, kNaiveCols), 0, stream,
+                    matmul_naive_kernel<T, decltype(ta)::value, decltype(tb)::value>)(
+          static_cast<const T*>(a), static_cast<const T*>(b), static_cast<T*>(c), int(M), int(N), int(K));
+      check_launch(what);
+    }, tr.a, tr.b);
   });
 }
 
 void launch_coalesced(DType dt, const void* a, const void* b, void* c, int64_t M, int64_t N, int64_t K,
-                      cudaStream_t stream) {
+                      Transpose tr, cudaStream_t stream) {
   constexpr const char* what = "matmul_coalesced";
   check_dims(M, N, K, what);
   const unsigned int grid = grid_for(M, N, kCoalescedRows, kCoalescedCols, what);
   dispatch_dtype<float, double>(dt, what, [&](auto tag) {
     using T = typename decltype(tag)::type;
-    PYKERN_LAUNCH(grid, dim3(kCoalescedCols, kCoalescedRows), 0, stream, matmul_coalesced_kernel<T>)(
-        static_cast<const T*>(a), static_cast<const T*>(b), static_cast<T*>(c), int(M), int(N), int(K));
-    check_launch(what);
+    with_flags([&](auto ta, auto tb) {
+      PYKERN_LAUNCH(grid, dim3(kCoalescedCols, kCoalescedRows), 0, stream,
+                    matmul_coalesced_kernel<T, decltype(ta)::value, decltype(tb)::value>)(
+          static_cast<const T*>(a), static_cast<const T*>(b), static_cast<T*>(c), int(M), int(N), int(K));
+      check_launch(what);
+    }, tr.a, tr.b);
   });
 }
 
 void launch_smem_tiled(DType dt, const void* a, const void* b, void* c, int64_t M, int64_t N, int64_t K,
-                       cudaStream_t stream) {
+                       Transpose tr, cudaStream_t stream) {
   constexpr const char* what = "matmul_smem_tiled";
   constexpr int kTile = 32;
   check_dims(M, N, K, what);
   const unsigned int grid = grid_for(M, N, kTile, kTile, what);
   dispatch_dtype<float, double>(dt, what, [&](auto tag) {
     using T = typename decltype(tag)::type;
-    PYKERN_LAUNCH(grid, kTile * kTile, 0, stream, matmul_smem_tiled_kernel<T, kTile>)(
-        static_cast<const T*>(a), static_cast<const T*>(b), static_cast<T*>(c), int(M), int(N), int(K));
-    check_launch(what);
+    with_flags([&](auto ta, auto tb) {
+      PYKERN_LAUNCH(grid, kTile * kTile, 0, stream,
+                    matmul_smem_tiled_kernel<T, kTile, decltype(ta)::value, decltype(tb)::value>)(
+          static_cast<const T*>(a), static_cast<const T*>(b), static_cast<T*>(c), int(M), int(N), int(K));
+      check_launch(what);
+    }, tr.a, tr.b);
   });
 }
 
+// The rungs that index a and b in their plain layout only (the bindings refuse the flags first).
+void require_untransposed(Transpose tr, const char* what) {
+  if (tr.a || tr.b)
+    throw std::domain_error(std::string(what) + ": takes no transposed operands; naive, coalesced and "
+                            "smem_tiled do");
+}
+
 void launch_blocktile_1d(DType dt, const void* a, const void* b, void* c, int64_t M, int64_t N, int64_t K,
-                         cudaStream_t stream) {
+                         Transpose tr, cudaStream_t stream) {
+  require_untransposed(tr, "matmul_blocktile_1d");
   constexpr const char* what = "matmul_blocktile_1d";
   constexpr int BM = 64, BN = 64, BK = 8, TM = 8;
   require_dtype(what, kF32, dt);
@@ -852,7 +888,8 @@ void launch_blocktile_1d(DType dt, const void* a, const void* b, void* c, int64_
 }
 
 void launch_blocktile_2d(DType dt, const void* a, const void* b, void* c, int64_t M, int64_t N, int64_t K,
-                         cudaStream_t stream) {
+                         Transpose tr, cudaStream_t stream) {
+  require_untransposed(tr, "matmul_blocktile_2d");
   constexpr const char* what = "matmul_blocktile_2d";
   using Cfg = Tile2dCfg;
   require_dtype(what, kF32, dt);
@@ -865,7 +902,8 @@ void launch_blocktile_2d(DType dt, const void* a, const void* b, void* c, int64_
 }
 
 void launch_vectorized(DType dt, const void* a, const void* b, void* c, int64_t M, int64_t N, int64_t K,
-                       cudaStream_t stream) {
+                       Transpose tr, cudaStream_t stream) {
+  require_untransposed(tr, "matmul_vectorized");
   constexpr const char* what = "matmul_vectorized";
   using Cfg = Tile2dCfg;
   require_dtype(what, kF32, dt);
@@ -882,28 +920,32 @@ void launch_vectorized(DType dt, const void* a, const void* b, void* c, int64_t 
 }
 
 void launch_warptile(DType dt, const void* a, const void* b, void* c, int64_t M, int64_t N, int64_t K,
-                     cudaStream_t stream) {
+                     Transpose tr, cudaStream_t stream) {
+  require_untransposed(tr, "matmul_warptile");
   require_dtype("matmul_warptile", kF32, dt);
   warptile_f32(static_cast<const float*>(a), static_cast<const float*>(b), static_cast<float*>(c), M, N, K,
                stream);
 }
 
 void launch_double_buffer(DType dt, const void* a, const void* b, void* c, int64_t M, int64_t N, int64_t K,
-                          cudaStream_t stream) {
+                          Transpose tr, cudaStream_t stream) {
+  require_untransposed(tr, "matmul_double_buffer");
   require_dtype("matmul_double_buffer", kF32, dt);
   double_buffer_f32(static_cast<const float*>(a), static_cast<const float*>(b), static_cast<float*>(c), M, N,
                     K, stream);
 }
 
 void launch_wmma_fp16(DType dt, const void* a, const void* b, void* c, int64_t M, int64_t N, int64_t K,
-                      cudaStream_t stream) {
+                      Transpose tr, cudaStream_t stream) {
+  require_untransposed(tr, "matmul_wmma_fp16");
   require_dtype("matmul_wmma_fp16", kF16, dt);
   launch_wmma(static_cast<const __half*>(a), static_cast<const __half*>(b), static_cast<float*>(c), M, N, K,
               stream, "matmul_wmma_fp16");
 }
 
 void launch_wmma_bf16(DType dt, const void* a, const void* b, void* c, int64_t M, int64_t N, int64_t K,
-                      cudaStream_t stream) {
+                      Transpose tr, cudaStream_t stream) {
+  require_untransposed(tr, "matmul_wmma_bf16");
   require_dtype("matmul_wmma_bf16", kBF16, dt);
   launch_wmma(static_cast<const __nv_bfloat16*>(a), static_cast<const __nv_bfloat16*>(b),
               static_cast<float*>(c), M, N, K, stream, "matmul_wmma_bf16");
@@ -917,12 +959,19 @@ void launch_wmma_bf16(DType dt, const void* a, const void* b, void* c, int64_t M
 
 constexpr Variant<MatmulLauncher> kVariants[] = {
     // name           dtypes       default  launcher
+    // ..., "technique", then the optional parameters the row takes (none when absent)
     {"naive",         kF32 | kF64, false,   launch_naive,
-     "One thread per output, threadIdx.x -> row: warp loads of a and stores of c are uncoalesced on purpose."},
+     "One thread per output, threadIdx.x -> row: warp loads of a and stores of c are uncoalesced on purpose; "
+     "transposed a/b read in place.",
+     kTransposeA | kTransposeB},
     {"coalesced",     kF32 | kF64, false,   launch_coalesced,
-     "One thread per output, threadIdx.x -> column: a warp reads b and writes c at consecutive addresses."},
+     "One thread per output, threadIdx.x -> column: a warp reads b and writes c at consecutive addresses; "
+     "transposed a/b read in place.",
+     kTransposeA | kTransposeB},
     {"smem_tiled",    kF32 | kF64, false,   launch_smem_tiled,
-     "32x32 tiles of a and b staged in shared memory; one output per thread."},
+     "32x32 tiles of a and b staged in shared memory; one output per thread; transposed a/b tiles loaded "
+     "along their stored rows.",
+     kTransposeA | kTransposeB},
     {"blocktile_1d",  kF32,        false,   launch_blocktile_1d,
      "64x64 block tile over BK=8 shared tiles; each thread keeps a column of 8 outputs in registers."},
     {"blocktile_2d",  kF32,        false,   launch_blocktile_2d,

@@ -28,6 +28,18 @@ constexpr DTypes kF64{1u << static_cast<unsigned>(DType::f64)};
 // "float32, float64": the names in `set`, in DType order.
 std::string dtype_list(DTypes set);
 
+// The optional parameters a variant handles, one bit each: the optional last column of a variant
+// table (pykern's `takes`; Python passes such a parameter only when set, and only to variants that
+// take it). Each constant is named after its Python parameter, in csrc/variant_tables.py's TAKES.
+struct Takes {
+  unsigned bits;
+  constexpr bool has(Takes t) const { return (bits & t.bits) == t.bits; }
+};
+constexpr Takes operator|(Takes a, Takes b) { return {a.bits | b.bits}; }
+constexpr Takes kTakesNothing{0u};
+constexpr Takes kTransposeA{1u};  // matmul's transpose_a: a stored (K, M)
+constexpr Takes kTransposeB{2u};  // matmul's transpose_b: b stored (N, K)
+
 // std::invalid_argument (Python TypeError) naming `what` and the dtypes it takes, unless
 // `takes` holds dt. The bindings call it with each table row's dtypes before its launcher.
 void require_dtype(const std::string& what, DTypes takes, DType dt);
@@ -35,7 +47,8 @@ void require_dtype(const std::string& what, DTypes takes, DType dt);
 // One row of an op's variant table, the last section of kernels/<op>.cu. The bindings (csrc/)
 // bind every row as <op>_<name>, refusing dtypes outside the row, and pykern/cuda/ registers
 // every row in table order. The rows are also read, as text, by csrc/variant_tables.py at
-// build time, so keep each one a brace-enclosed {name, dtypes, default, launcher, technique}.
+// build time, so keep each one a brace-enclosed {name, dtypes, default, launcher, technique}
+// with, optionally, a last `takes` column.
 template <typename Launcher>
 struct Variant {
   const char* name;       // the registry's variant name
@@ -43,6 +56,7 @@ struct Variant {
   bool is_default;        // the op's default CUDA variant (one row per table)
   Launcher launch;        // the host function that checks the shape and launches the kernels
   const char* technique;  // one line naming the technique and its limits (pk.variants())
+  Takes takes = kTakesNothing;  // optional parameters it handles; the bindings refuse the others
 };
 
 // An op's table as the bindings see it.

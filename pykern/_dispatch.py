@@ -70,8 +70,6 @@ def prepare(op: str, arrays: dict, params: dict, *, backend: str = "auto",
                                      "array (in place) or disjoint")
 
     be = resolve_backend(backend, present[0].on_gpu, any(i.kind == "numba" and not i.ptr for i in present))
-    if backend == "auto" and be == "cuda" and not variants(op, "cuda"):
-        be = "numba"  # an op with no CUDA C++ variants yet (the backward ops) runs its Numba kernels
     require(be)  # before the variant: an unavailable backend may have no variants to name
     var = get_variant(op, be, variant)
     refused = [k for k in getattr(spec, "opt_in", ()) if k in params and k not in var.takes]

@@ -14,7 +14,7 @@ import pytest
 import pykern as pk
 from pykern.cuda._launch import source_tables, table
 
-OPS = ("relu", "matmul", "conv2d")
+OPS = ("relu", "matmul", "conv2d", "relu_backward", "conv2d_backward_input", "conv2d_backward_weight")
 DTYPES = ("float16", "bfloat16", "float32", "float64")
 
 
@@ -83,6 +83,7 @@ GOOD_ROW = '{"a", kF32 | kF64, true, launch_a, "Technique " "of a."},'
     ('{"b", kF32, false, launch_b, kTechnique},', r"read 1 of the 2 rows"),
     ('{"a", kF32, false, launch_b, "again"},', r"names must be unique"),
     ('{"b", kF32, true, launch_b, "second default"},', r"exactly one row the default"),
+    ('{"b", kF32, false, launch_b, "b", kTransposeC},', r"row 'b': unknown takes \['kTransposeC'\]"),
 ])
 def test_the_table_reader_refuses_rows_it_cannot_read(tmp_path, row, error):
     """What the build stops on (csrc/variant_tables.py), rather than registering a wrong row."""
@@ -97,7 +98,10 @@ def test_the_table_reader_refuses_rows_it_cannot_read(tmp_path, row, error):
     (tmp_path / "kernels" / "op.cu").write_text(cu % (GOOD_ROW, ""))
     assert source_tables(tmp_path) == {"op": [{"name": "a", "technique": "Technique of a.",
                                                "dtypes": ["float32", "float64"], "default": True,
-                                               "kernel": "op_a"}]}
+                                               "kernel": "op_a", "takes": []}]}
+    takes = '{"t", kF32, false, launch_t, "Takes" " both.", kTransposeB | kTransposeA},'
+    (tmp_path / "kernels" / "op.cu").write_text(cu % (GOOD_ROW, takes))
+    assert source_tables(tmp_path)["op"][1]["takes"] == ["transpose_a", "transpose_b"]  # in bit order
     (tmp_path / "kernels" / "op.cu").write_text(cu % (GOOD_ROW, row))
     with pytest.raises(ValueError, match=error):
         source_tables(tmp_path)
@@ -109,6 +113,10 @@ def _bound_args(op: str, dtype: str):
         return (0, 0, 4, dtype, 0)
     if op == "matmul":
         return (0, 0, 0, 4, 4, 4, dtype, 0)
+    if op == "relu_backward":
+        return (0, 0, 0, 4, dtype, 0)
+    if op.startswith("conv2d_backward"):
+        return (0, 0, 0, 2, 4, 9, 9, 6, 3, 3, 9, 9, 1, 1, 1, 1, 1, 1, 1, dtype, 0)
     return (0, 0, 0, 0, 2, 4, 9, 9, 6, 3, 3, 9, 9, 1, 1, 1, 1, 1, 1, 1, False, dtype, 0)
 
 

@@ -45,7 +45,7 @@ def source_tables(root: Path) -> dict:
 
 
 def table(op: str) -> list:
-    """The rows of kernels/<op>.cu's variant table (name, technique, dtypes, default, kernel),
+    """The rows of kernels/<op>.cu's variant table (name, technique, dtypes, default, kernel, takes),
     as copied at build time: reading them needs no extension and no driver."""
     return _tables().get(op, [])
 
@@ -59,4 +59,4 @@ def register_table(op: str, launch, supports=None) -> None:
         run.__name__ = run.__qualname__ = row["name"]
         run.__doc__ = row["technique"]
         register(op, "cuda", dtypes=row["dtypes"], default=row["default"], name=row["name"],
-                 supports=supports(row["name"]) if supports else None)(run)
+                 supports=supports(row["name"]) if supports else None, takes=row.get("takes", ()))(run)

@@ -1,0 +1,152 @@
+// conv2d's gradient with respect to its filter (the spec: pykern/ops/conv2d_backward.py):
+// x: (N, C, H, W), dy: (N, K, P, Q) -> dw: (K, Cg, R, S), any stride, padding, dilation, groups.
+// Padded taps multiply as zeros (0 * Inf is NaN), as in the spec and torch.
+//
+// Variants:
+//   direct        one thread per element of dw, summing x_pad * dy over N, P and Q from global
+//                 memory: only K*Cg*R*S threads, each with N*P*Q terms; correct, not fast
+//   block_reduce  one block per element of dw: up to kReduceThreads threads split the N*P*Q
+//                 terms (consecutive threads take consecutive q, so reads of dy coalesce), then
+//                 a fixed tree reduction in shared memory; enough blocks to fill the GPU even
+//                 when dw is small and N*P*Q large, the usual shape of a weight gradient
+//
+// Abbreviations: Cg = C/groups, Kg = K/groups channels per group. The input gradient is in
+// kernels/conv2d_backward_input.cu (one variant table per file, named by the file).
+// Indexing is 64-bit throughout: the spec's shapes are bounded only by memory.
+#include <stdexcept>
+#include <string>
+
+#include "conv2d_backward.h"
+#include "dispatch.cuh"
+#include "launch.cuh"
+
+namespace pykern {
+namespace {
+
+constexpr int kBlock = 256;
+constexpr int64_t kMaxGridX = 2147483647;
+constexpr int kReduceThreads = 128;  // at most this many threads share one element's sum
+// ... and each gets at least this many terms (the launcher picks the power of two): below that
+// the reduction tree and the idle lanes cost more than the sums.
+constexpr int64_t kMinTermsPerThread = 8;
+static_assert((kReduceThreads & (kReduceThreads - 1)) == 0, "the tree reduction halves the active threads each step");
+static_assert(kReduceThreads % 32 == 0 && kReduceThreads <= 1024, "whole warps, within one block's 1024 threads");
+
+// The (k, ci, r, t) of dw's flat index i and the input channel c it reads.
+struct Tap {
+  int64_t k, ci, r, t, c;
+};
+__device__ __forceinline__ Tap tap_of(const ConvShape& s, int64_t i) {
+  const int64_t cg = s.C / s.groups;
+  Tap a;
+  a.t = i % s.S;
+  i /= s.S;
+  a.r = i % s.R;
+  i /= s.R;
+  a.ci = i % cg;
+  a.k = i / cg;
+  a.c = (a.k / (s.K / s.groups)) * cg + a.ci;
+  return a;
+}
+
+// One term of dw[k, ci, r, t]: x_pad[n, c, ...] * dy[n, k, p, q].
+template <typename T>
+__device__ __forceinline__ T term(const ConvShape& s, const Tap& a, const T* x, const T* dy, int64_t n, int64_t p,
+                                  int64_t q) {
+  const int64_t ih = p * s.sh - s.ph + a.r * s.dh;
+  const int64_t iw = q * s.sw - s.pw + a.t * s.dw;
+  // Padding is zeros that multiply like any value (0 * Inf is NaN, as in the spec).
+  const T v = (0 <= ih && ih < s.H && 0 <= iw && iw < s.W) ? x[((n * s.C + a.c) * s.H + ih) * s.W + iw] : T(0);
+  return v * dy[((n * s.K + a.k) * s.P + p) * s.Q + q];
+}
+
+template <typename T>
+__global__ void __launch_bounds__(kBlock)
+conv2d_backward_weight_direct_kernel(ConvShape s, const T* __restrict__ x, const T* __restrict__ dy,
+                                     T* __restrict__ dw) {
+  // x: (N, C, H, W), dy: (N, K, P, Q), dw: (K, Cg, R, S).
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= s.K * (s.C / s.groups) * s.R * s.S) return;
+  const Tap a = tap_of(s, i);
+  T acc = T(0);
+  for (int64_t n = 0; n < s.N; ++n)
+    for (int64_t p = 0; p < s.P; ++p)
+      for (int64_t q = 0; q < s.Q; ++q) acc += term(s, a, x, dy, n, p, q);
+  dw[i] = acc;
+}
+
+template <typename T>
+__global__ void __launch_bounds__(kReduceThreads)
+conv2d_backward_weight_block_reduce_kernel(ConvShape s, const T* __restrict__ x, const T* __restrict__ dy,
+                                           T* __restrict__ dw) {
+  // x: (N, C, H, W), dy: (N, K, P, Q), dw: (K, Cg, R, S); block b computes dw.flat[b] with
+  // blockDim.x threads, a power of two <= kReduceThreads.
+  PYKERN_SHARED(T, part, [kReduceThreads]);  // one partial sum per thread
+  const Tap a = tap_of(s, blockIdx.x);
+  const int t = threadIdx.x, nt = blockDim.x;
+  T acc = T(0);
+  for (int64_t e = t; e < s.N * s.P * s.Q; e += nt) {
+    const int64_t q = e % s.Q, j = e / s.Q;
+    acc += term(s, a, x, dy, j / s.P, j % s.P, q);
+  }
+  part[t] = acc;
+  __syncthreads();
+  for (int half = nt / 2; half > 0; half /= 2) {  // a fixed tree: the same order on every run
+    if (t < half) part[t] += part[t + half];
+    __syncthreads();
+  }
+  if (t == 0) dw[blockIdx.x] = part[0];
+}
+
+int64_t dw_size(const ConvShape& s) { return s.K * (s.C / s.groups) * s.R * s.S; }
+
+void launch_direct(DType dt, const ConvShape& s, const void* x, const void* dy, void* dw, cudaStream_t stream) {
+  constexpr const char* what = "conv2d_backward_weight_direct";
+  const int64_t total = dw_size(s);
+  if ((total + kBlock - 1) / kBlock > kMaxGridX)
+    throw std::domain_error(std::string(what) + ": dw needs more than 2^31 blocks of one thread per element");
+  dispatch_dtype<float, double>(dt, what, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    PYKERN_LAUNCH(ceil_div(total, kBlock), kBlock, 0, stream, conv2d_backward_weight_direct_kernel<T>)(
+        s, static_cast<const T*>(x), static_cast<const T*>(dy), static_cast<T*>(dw));
+    check_launch(what);
+  });
+}
+
+void launch_block_reduce(DType dt, const ConvShape& s, const void* x, const void* dy, void* dw,
+                         cudaStream_t stream) {
+  constexpr const char* what = "conv2d_backward_weight_block_reduce";
+  const int64_t blocks = dw_size(s);
+  if (blocks > kMaxGridX)
+    throw std::domain_error(std::string(what) + ": dw has " + std::to_string(blocks) +
+                            " elements, one block each; gridDim.x is limited to 2^31 - 1");
+  const int64_t terms = s.N * s.P * s.Q;
+  int threads = 1;
+  while (threads < kReduceThreads && threads * 2 * kMinTermsPerThread <= terms) threads *= 2;
+  dispatch_dtype<float, double>(dt, what, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    PYKERN_LAUNCH(static_cast<unsigned int>(blocks), threads, 0, stream,
+                  conv2d_backward_weight_block_reduce_kernel<T>)(
+        s, static_cast<const T*>(x), static_cast<const T*>(dy), static_cast<T*>(dw));
+    check_launch(what);
+  });
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------------------------------
+// Variant table, in registration order; pykern/cuda/conv2d_backward.py registers each row
+// ------------------------------------------------------------------------------------------
+
+constexpr Variant<ConvBackwardLauncher> kVariants[] = {
+    // name           dtypes       default  launcher
+    {"direct",        kF32 | kF64, false,   launch_direct,
+     "Direct reduction, one thread per element of dw over N*P*Q terms from global memory."},
+    {"block_reduce",  kF32 | kF64, true,    launch_block_reduce,
+     "One block per element of dw: threads split the N*P*Q terms, then a shared-memory tree "
+     "reduction."},
+};
+
+VariantTable<ConvBackwardLauncher> conv2d_backward_weight_variants() { return table_of(kVariants); }
+
+}  // namespace pykern
