@@ -294,7 +294,7 @@ def test_gpu_backends_on_cpu_tensors(backend):
     variant = "direct" if backend == "cuda" else None  # the default, implicit_gemm, is float32-only
     close(pkt.conv2d(x, w, b, backend=backend, variant=variant, **kw), F.conv2d(x, w, b, **kw))
     a = randn(3, 5, seed="sa")
-    # The CUDA C++ matmuls take no transpose flags: the adapter hands them a transposed copy.
+    # naive takes the transpose flags on both GPU backends: linear's weight is read in place.
     assert torch.autograd.gradcheck(lambda a: pkt.linear(a, a, backend=backend, variant="naive"), (a,),
                                     fast_mode=True)
     missing = [op for op in BACKWARD_OPS if not pk.variants(op, backend)]
@@ -334,3 +334,21 @@ def test_cuda_tensors_on_a_side_stream():
         want = b @ b
     torch.cuda.synchronize()
     close(got, want, torch.float32)
+
+
+def test_a_matmul_variant_without_transpose_flags_gets_a_transposed_copy():
+    """linear reads its weight transposed; double_buffer (the CUDA C++ default) takes no flags,
+    so the adapter hands it a transposed copy: forward and gradients still match torch."""
+    require_backend("cuda")
+    assert "transpose_b" not in pk._registry.get_variant("matmul", "cuda", "double_buffer").takes
+    x = randn(5, 7, seed="copy-x", dtype=torch.float32)
+    w = randn(3, 7, seed="copy-w", dtype=torch.float32)
+    y = pkt.linear(x, w, backend="cuda", variant="double_buffer")
+    want = torch.nn.functional.linear(x, w)
+    close(y, want, torch.float32)
+    y.backward(torch.ones_like(y))
+    gx, gw = x.grad.clone(), w.grad.clone()
+    x.grad = w.grad = None
+    want.backward(torch.ones_like(want))
+    close(gx, x.grad, torch.float32)
+    close(gw, w.grad, torch.float32)

@@ -8,7 +8,7 @@ call pykern's backward ops (themselves custom ops, so the backward graph compile
 Arguments follow pykern's functions: ``backend`` ("auto", "numpy", "numba", "cuda") and
 ``variant`` (None: the backend's default) choose the forward kernel. The backward of matmul is
 matmul, so it runs the forward's variant; the other backward ops run their backend's default.
-A matmul variant that does not take the transpose flags (the CUDA C++ ones, for now) gets the
+A matmul variant that does not take the transpose flags (the CUDA C++ rungs above smem_tiled) gets the
 transposed operand as a contiguous copy, made here; pykern itself never copies.
 CPU tensors run on the NumPy backend under "auto", CUDA tensors on cuda (else numba).
 
@@ -208,7 +208,7 @@ def _matmul(a: Tensor, b: Tensor, transpose_a: bool, transpose_b: bool, backend:
     flags = {"transpose_a": transpose_a, "transpose_b": transpose_b}
     refused = [k for k, on in flags.items() if on and k not in _matmul_variant(a, backend, variant).takes]
     for k in refused:
-        # This variant reads its operands untransposed (the CUDA C++ ladder, for now): give it a
+        # This variant reads its operands untransposed (CUDA C++ rungs above smem_tiled): give it a
         # transposed copy rather than refuse inside a model. pykern itself never copies.
         a, b = (a.t(), b) if k == "transpose_a" else (a, b.t())
         flags[k] = False
