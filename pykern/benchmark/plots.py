@@ -204,11 +204,13 @@ def bench_figure(doc: dict):
     return fig
 
 
-def plot_bench(doc: dict, path: str) -> None:
-    plt = pyplot()
-    fig = bench_figure(doc)
+def _save(fig, path: str) -> None:
     fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
+    pyplot().close(fig)
+
+
+def plot_bench(doc: dict, path: str) -> None:
+    _save(bench_figure(doc), path)
 
 
 def crossover_words(res: dict, key: str) -> Optional[str]:
@@ -295,7 +297,4 @@ def compare_figure(doc: dict):
 
 
 def plot_compare(doc: dict, path: str) -> None:
-    plt = pyplot()
-    fig = compare_figure(doc)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
+    _save(compare_figure(doc), path)
