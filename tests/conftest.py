@@ -34,3 +34,18 @@ def on_simulator(backend: str) -> bool:
 def pytest_report_header(config):
     return ["pykern backends: " + "; ".join(
         f"{n}={'yes' if a.available else 'no'} ({a.reason})" for n, a in pk.backends().items())]
+
+
+@pytest.fixture()
+def sim():
+    """pykern._cuda_sim (the CUDA C++ simulator module), its settings (thread order, seed, compute
+    capability, SM count) restored after the test."""
+    from pykern._device import ext
+    try:
+        mod = ext()
+    except RuntimeError as e:
+        pytest.skip(str(e))
+    saved = mod.sim_config()
+    yield mod
+    mod.sim_configure(order=saved["order"], seed=saved["seed"], compute_capability=saved["compute_capability"],
+                      sm_count=saved["sm_count"])

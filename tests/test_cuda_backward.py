@@ -43,20 +43,6 @@ def test_binding_refuses_a_flag_its_row_does_not_take(name):
             bound(0, 0, 0, 2, 2, 2, row.dtypes[0], 0, **{flag: True})
 
 
-@pytest.fixture()
-def sim():
-    """pykern._cuda_sim, its thread order restored after the test."""
-    from pykern._device import ext
-    try:
-        mod = ext()
-    except RuntimeError as e:
-        pytest.skip(str(e))
-    saved = mod.sim_config()
-    yield mod
-    mod.sim_configure(order=saved["order"], seed=saved["seed"], compute_capability=saved["compute_capability"],
-                      sm_count=saved["sm_count"])
-
-
 def _orders():
     return pytest.mark.parametrize("order,seed", ORDERS, ids=[f"{o}{s or ''}" for o, s in ORDERS])
 

@@ -24,20 +24,6 @@ pytestmark = pytest.mark.skipif(not cuda_simulator_enabled(),
 ORDERS = [("forward", 0), ("reverse", 0), ("random", 1), ("random", 2)]
 
 
-@pytest.fixture()
-def sim():
-    """pykern._cuda_sim, with its settings restored after the test."""
-    from pykern._device import ext
-    try:
-        mod = ext()
-    except RuntimeError as e:
-        pytest.skip(str(e))
-    saved = mod.sim_config()
-    yield mod
-    mod.sim_configure(order=saved["order"], seed=saved["seed"], compute_capability=saved["compute_capability"],
-                      sm_count=saved["sm_count"])
-
-
 def _ints(rng, shape, dtype=np.float32):
     x = rng.integers(-4, 5, size=shape).astype(np.float64)
     x[x == 0] = 1  # no zeros: an element never read would go unnoticed
