@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+from numba import cuda
 
 
 def per_dtype(factory, dtypes) -> dict:
@@ -16,3 +17,14 @@ def per_dtype(factory, dtypes) -> dict:
 
 def ceil_div(a: int, b: int) -> int:
     return (a + b - 1) // b
+
+
+@cuda.jit(device=True)
+def unflatten4(i, d1, d2, d3):
+    """Row-major index i over (d0, d1, d2, d3) -> (i0, i1, i2, i3), i3 varying fastest (so
+    consecutive threads of a warp touch consecutive elements)."""
+    i3 = i % d3
+    i //= d3
+    i2 = i % d2
+    i //= d2
+    return i // d1, i % d1, i2, i3

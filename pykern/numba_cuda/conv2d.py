@@ -21,11 +21,10 @@ placeholder of the same 1-D array type.
 """
 from __future__ import annotations
 
-import numpy as np
 from numba import cuda
 
 from .._registry import register
-from ._common import ceil_div, per_dtype
+from ._common import ceil_div, per_dtype, unflatten4
 
 # The simulator swaps the module-level ``cuda`` for its fake one while a kernel runs, so kernels
 # refer to ``cuda`` as a global only and declare one shared array per line.
@@ -71,12 +70,7 @@ def _make_direct(dtype):
         if i >= nn * kk * pp * qq:
             return
         # q varies fastest across threads, so a warp writes y (and mostly reads x) contiguously
-        q = i % qq
-        i //= qq
-        p = i % pp
-        i //= pp
-        k = i % kk
-        n = i // kk
+        n, k, p, q = unflatten4(i, kk, pp, qq)
         hh, ww = x.shape[2], x.shape[3]
         cg, rr, ss = w.shape[1], w.shape[2], w.shape[3]
         c_base = (k // (kk // groups)) * cg  # first input channel of k's group

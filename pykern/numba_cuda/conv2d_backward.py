@@ -28,7 +28,7 @@ from __future__ import annotations
 from numba import cuda
 
 from .._registry import register
-from ._common import ceil_div, per_dtype
+from ._common import ceil_div, per_dtype, unflatten4
 
 # The simulator swaps the module-level ``cuda`` for its fake one while a kernel runs, so kernels
 # refer to ``cuda`` as a global only.
@@ -59,12 +59,7 @@ def _make_input_direct(dtype):
         if i >= nn * cc * hh * ww:
             return
         # the column varies fastest across threads, so a warp writes dx contiguously
-        col = i % ww
-        i //= ww
-        h = i % hh
-        i //= hh
-        c = i % cc
-        n = i // cc
+        n, c, h, col = unflatten4(i, cc, hh, ww)
         kk, cg, rr, ss = w.shape
         pp, qq = dy.shape[2], dy.shape[3]
         kg = kk // groups
@@ -102,12 +97,7 @@ def _make_weight_direct(dtype):
         i = cuda.grid(1)
         if i >= kk * cg * rr * ss:
             return
-        s = i % ss
-        i //= ss
-        r = i % rr
-        i //= rr
-        ci = i % cg
-        k = i // cg
+        k, ci, r, s = unflatten4(i, cg, rr, ss)
         nn, hh, ww = x.shape[0], x.shape[2], x.shape[3]
         pp, qq = dy.shape[2], dy.shape[3]
         c = (k // (kk // groups)) * cg + ci
@@ -136,12 +126,7 @@ def _make_weight_block_reduce(dtype):
         part = cuda.shared.array(REDUCE_THREADS, dtype)  # one partial sum per thread
         kk, cg, rr, ss = dw.shape
         i = cuda.blockIdx.x
-        s = i % ss
-        i //= ss
-        r = i % rr
-        i //= rr
-        ci = i % cg
-        k = i // cg
+        k, ci, r, s = unflatten4(i, cg, rr, ss)
         nn, hh, ww = x.shape[0], x.shape[2], x.shape[3]
         pp, qq = dy.shape[2], dy.shape[3]
         c = (k // (kk // groups)) * cg + ci
