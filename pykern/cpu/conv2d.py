@@ -306,6 +306,14 @@ class _BatchThreads:
 _BATCH_THREADS = _BatchThreads()
 
 
+def batch_workers(streamed: np.ndarray, filters: np.ndarray) -> int:
+    """Threads to split a layer's batch over (1: do not split): the rule above, with ``streamed``
+    the batched array the layer reads (x forward, dy for dx, x for dw) and ``filters`` w or dw."""
+    if filters.size > PARALLEL_MAX_FILTER_RATIO * streamed.size:
+        return 1
+    return min(_BATCH_THREADS.workers(), streamed.shape[0] // PARALLEL_MIN_IMAGES)
+
+
 # --- launchers ---------------------------------------------------------------------------------
 @register("conv2d", "numpy", dtypes=("float32", "float64"), name="reference")
 def reference_variant(x, w, bias, y, *, stride, padding, dilation, groups, activation):
@@ -510,9 +518,8 @@ def winograd_4x4(x, w, bias, y, *, stride, padding, dilation, groups, activation
 def im2col_threads(x, w, bias, y, *, stride, padding, dilation, groups, activation):
     """im2col_gemm on batch slices in parallel threads (BLAS held to one each) for input-heavy layers."""
     params = dict(stride=stride, padding=padding, dilation=dilation, groups=groups, activation=activation)
-    if w.size <= PARALLEL_MAX_FILTER_RATIO * x.size:
-        workers = min(_BATCH_THREADS.workers(), x.shape[0] // PARALLEL_MIN_IMAGES)
-        if workers > 1:
-            _BATCH_THREADS.run(im2col_gemm, x, w, bias, y, workers, **params)
-            return
+    workers = batch_workers(x, w)
+    if workers > 1:
+        _BATCH_THREADS.run(im2col_gemm, x, w, bias, y, workers, **params)
+        return
     im2col_gemm(x, w, bias, y, **params)

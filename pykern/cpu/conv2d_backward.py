@@ -41,7 +41,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from .._registry import register
 from ..ops.conv2d_backward import reference_input, reference_weight
-from .conv2d import (_BATCH_THREADS, MAX_COLS_BYTES, PARALLEL_MAX_FILTER_RATIO, PARALLEL_MIN_IMAGES, TARGET_COLS,
+from .conv2d import (_BATCH_THREADS, MAX_COLS_BYTES, TARGET_COLS, batch_workers,
                      _carve, _padded_window)
 
 DTYPES = ("float32", "float64")
@@ -178,13 +178,10 @@ def _col2im_slice(dy, w, _bias, dx, **params):
 def gemm_col2im_threads(dy, w, dx, *, x_shape, stride, padding, dilation, groups):
     """gemm_col2im on batch slices in parallel threads (BLAS held to one each) for dy-heavy layers."""
     params = dict(x_shape=x_shape, stride=stride, padding=padding, dilation=dilation, groups=groups)
-    # The forward default's rule (pykern/cpu/conv2d.py), with dy as the streamed input: several
-    # images per thread, and filters no bigger than PARALLEL_MAX_FILTER_RATIO times dy.
-    if w.size <= PARALLEL_MAX_FILTER_RATIO * dy.size:
-        workers = min(_BATCH_THREADS.workers(), dy.shape[0] // PARALLEL_MIN_IMAGES)
-        if workers > 1:
-            _BATCH_THREADS.run(_col2im_slice, dy, w, None, dx, workers, **params)
-            return
+    workers = batch_workers(dy, w)  # the forward default's rule, with dy as the streamed input
+    if workers > 1:
+        _BATCH_THREADS.run(_col2im_slice, dy, w, None, dx, workers, **params)
+        return
     gemm_col2im(dy, w, dx, **params)
 
 
@@ -192,8 +189,8 @@ def gemm_col2im_threads(dy, w, dx, *, x_shape, stride, padding, dilation, groups
 def im2col_gemm_threads(x, dy, dw, *, w_shape, stride, padding, dilation, groups):
     """im2col_gemm on batch slices in parallel threads (BLAS held to one each), partial dw summed in order."""
     params = dict(w_shape=w_shape, stride=stride, padding=padding, dilation=dilation, groups=groups)
-    workers = min(_BATCH_THREADS.workers(), x.shape[0] // PARALLEL_MIN_IMAGES)
-    if dw.size > PARALLEL_MAX_FILTER_RATIO * x.size or workers < 2:
+    workers = batch_workers(x, dw)
+    if workers < 2:
         weight_im2col_gemm(x, dy, dw, **params)
         return
     # The batch threads slice their x and y arguments along the batch: here x is the image index
