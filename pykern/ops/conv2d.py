@@ -40,6 +40,20 @@ def output_size(h, w, r, s, stride, padding, dilation) -> tuple:
     return p, q
 
 
+def checked_output_size(h, wd, r, s, p: dict, padding_shown) -> tuple:
+    """(P, Q) for normalized parameters ``p``; ValueError when the padded input leaves int32 or
+    the output is empty. ``padding_shown``: the padding as the caller gave it, for the message."""
+    for axis, size, pad in (("H", h, p["padding"][0]), ("W", wd, p["padding"][1])):
+        if size + 2 * pad > INDEX_LIMIT:
+            raise ValueError(f"padding: the padded input ({axis} + 2*padding = {size} + 2*{pad}) must "
+                             f"stay below 2^31, got padding={padding_shown!r}")
+    pq = output_size(h, wd, r, s, p["stride"], p["padding"], p["dilation"])
+    if min(pq) < 1:
+        raise ValueError(f"the dilated filter ({r}x{s}, dilation {p['dilation']}) is larger than "
+                         f"the padded input ({h}x{wd}, padding {p['padding']}): empty output {pq}")
+    return pq
+
+
 def reference(x: np.ndarray, w: np.ndarray, bias=None, stride=(1, 1), padding=(0, 0),
               dilation=(1, 1), groups: int = 1, activation=None) -> np.ndarray:
     """Cross-correlation, computed in float64 (the spec every conv2d variant is checked against).
@@ -107,14 +121,7 @@ class Conv2dSpec(OpSpec):
                              f"for x: (N, C, H, W) = {x.shape} and groups={g}, got {cg}")
         if bias is not None and bias.shape != (k,):
             raise ValueError(f"bias: expected shape ({k},) (one per output channel), got {bias.shape}")
-        for axis, size, pad in (("H", h, p["padding"][0]), ("W", wd, p["padding"][1])):
-            if size + 2 * pad > INDEX_LIMIT:
-                raise ValueError(f"padding: the padded input ({axis} + 2*padding = {size} + 2*{pad}) must "
-                                 f"stay below 2^31, got padding={params.get('padding', 0)!r}")
-        pq = output_size(h, wd, r, s, p["stride"], p["padding"], p["dilation"])
-        if min(pq) < 1:
-            raise ValueError(f"the dilated filter ({r}x{s}, dilation {p['dilation']}) is larger than "
-                             f"the padded input ({h}x{wd}, padding {p['padding']}): empty output {pq}")
+        pq = checked_output_size(h, wd, r, s, p, params.get("padding", 0))
         dtype = self.same_dtype(infos)
         return (n, k) + pq, dtype, p
 

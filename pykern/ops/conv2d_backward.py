@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._spec import OpSpec, check_rank, random_array
-from .conv2d import INDEX_LIMIT, output_size
+from .conv2d import INDEX_LIMIT, checked_output_size, output_size
 from .conv2d import SPEC as CONV2D
 
 
@@ -105,14 +105,7 @@ class _Conv2dBackwardSpec(OpSpec):
         if cg * g != c:
             raise ValueError(f"{wn}: (K, C//groups, R, S) = {tuple(w_shape)} expects C//groups = {c // g} "
                              f"for {xn}: (N, C, H, W) = {tuple(x_shape)} and groups={g}, got {cg}")
-        for axis, size, pad in (("H", h, p["padding"][0]), ("W", wd, p["padding"][1])):
-            if size + 2 * pad > INDEX_LIMIT:
-                raise ValueError(f"padding: the padded input ({axis} + 2*padding = {size} + 2*{pad}) must "
-                                 f"stay below 2^31, got padding={p['padding']!r}")
-        pq = output_size(h, wd, r, s, p["stride"], p["padding"], p["dilation"])
-        if min(pq) < 1:
-            raise ValueError(f"the dilated filter ({r}x{s}, dilation {p['dilation']}) is larger than "
-                             f"the padded input ({h}x{wd}, padding {p['padding']}): empty output {pq}")
+        pq = checked_output_size(h, wd, r, s, p, p["padding"])
         if dy.shape != (n, k) + pq:
             raise ValueError(f"dy: expected conv2d's output shape (N, K, P, Q) = {(n, k) + pq} for "
                              f"{xn}: {tuple(x_shape)}, {wn}: {tuple(w_shape)}, stride {p['stride']}, padding "
