@@ -263,3 +263,55 @@ def test_fork_during_a_split_leaves_the_child_blas_threads():
     assert set(seen["parent"]) == {1}, "the split holds BLAS to one thread"
     assert seen["child"] == before
     assert _blas_threads() == before
+
+
+# --- 8. a 1x1 filter whose stride passes the end of the input (issue 24, 1) ---------------------
+# A stride with one output along its axis selects nothing and is set to 1, which fed the CPU
+# defaults' 1x1 fast path (x itself as the GEMM's columns) although H*W != P*Q there.
+ONE_BY_ONE_PAST_THE_INPUT = [((1, 2, 2, 2), (3, 2, 1, 1), 2), ((1, 2, 4, 4), (3, 2, 1, 1), 4),
+                             ((1, 1, 2, 1), (1, 1, 1, 1), (3, 1)), ((2, 3, 5, 4), (4, 3, 1, 1), (9, 1))]
+
+
+def _gradient_variants():
+    return [pytest.param(v, id=v.key) for op in ("conv2d_backward_input", "conv2d_backward_weight")
+            for v in variants(op)]
+
+
+@pytest.mark.parametrize("x_shape, w_shape, stride", ONE_BY_ONE_PAST_THE_INPUT)
+@pytest.mark.parametrize("variant", _terms_variants("conv2d") + _gradient_variants())
+def test_one_by_one_filter_with_a_stride_past_the_input(variant, x_shape, w_shape, stride):
+    """The forward op and both gradients, every variant: the one-output-per-axis result equals the
+    reference (im2col_gemm/im2col_threads raised a matmul shape error, gemm_col2im and the weight
+    gradient's im2col_gemm 'cannot reshape')."""
+    require_backend(variant.backend)
+    from pykern.ops.conv2d import output_size
+    rng = np.random.default_rng(seed_for("one_by_one_past", variant.key, x_shape, stride))
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    w = rng.standard_normal(w_shape).astype(np.float32)
+    pq = output_size(x_shape[2], x_shape[3], 1, 1, pk.ops.conv2d.pair(stride, "stride", 1), (0, 0), (1, 1))
+    dy = rng.standard_normal((x_shape[0], w_shape[0]) + pq).astype(np.float32)
+    arrays, params = {"conv2d": ({"x": x, "w": w, "bias": None}, {}),
+                      "conv2d_backward_input": ({"dy": dy, "w": w}, {"x_shape": x_shape}),
+                      "conv2d_backward_weight": ({"x": x, "dy": dy}, {"w_shape": w_shape})}[variant.op]
+    cmp = run_arrays(variant, arrays, dict(params, stride=stride))
+    assert cmp.ok, cmp.message()
+
+
+def test_a_strided_projection_trains_through_pykern_torch():
+    """pkt.nn.Conv2d(2, 3, 1, stride=2) on a (1, 2, 2, 2) tensor, a ResNet projection on a small
+    feature map, forward and backward against torch's."""
+    torch = pytest.importorskip("torch", reason="PyTorch not installed (pip install '.[torch]')")
+    pkt = pytest.importorskip("pykern.torch")
+    torch.manual_seed(seed_for("projection"))
+    ours = pkt.nn.Conv2d(2, 3, 1, stride=2).double()
+    theirs = torch.nn.Conv2d(2, 3, 1, stride=2).double()
+    theirs.load_state_dict(ours.state_dict())
+    x1 = torch.randn(1, 2, 2, 2, dtype=torch.float64, requires_grad=True)
+    x2 = x1.detach().clone().requires_grad_(True)
+    y1, y2 = ours(x1), theirs(x2)
+    torch.testing.assert_close(y1, y2)
+    y1.square().sum().backward()
+    y2.square().sum().backward()
+    torch.testing.assert_close(x1.grad, x2.grad)
+    torch.testing.assert_close(ours.weight.grad, theirs.weight.grad)
+

@@ -95,30 +95,69 @@ def relu_backward_case(draw, limit):
     return {"dy": shapes["x"], "x": shapes["x"]}, params
 
 
-def conv2d_case(draw, limit, winograd_shape):
+# The largest stride or dilation the ops take (pykern/ops/conv2d.py: INDEX_LIMIT).
+HUGE = 2**31 - 1
+# The geometry classes of a conv2d case. Each variant runs one hypothesis search per class, so
+# every class is reached on every run (drawn from one search, hypothesis's bias towards simple
+# choices left the edge classes to chance, and a 1x1 stride-past-the-input crash went unseen):
+#   middle          filters of 1-4 taps, strides and dilations of 1-3, padding 0-4
+#   one_tap         1x1 filters and no padding (a ResNet projection); stride 1, 2-3, or past the
+#                   input up to 2^31 - 1; a dilation (which selects nothing) up to 2^31 - 1
+#   past_the_input  strides at least the input's size, up to 2^31 - 1: one output per axis
+#   one_output      small strides, and inputs that end before the second window starts
+#   rows_unread     strides of 2-4 that do not divide the span: the last rows reach no output
+#                   (for the gradients: x_shape and w_shape with rows that no dy element reads)
+#   mixed           each axis of its own class
+#   winograd        3x3, stride 1, dilation 1: the only class the Winograd variants take
+AXIS_KINDS = ("middle", "one_tap", "past_the_input", "one_output", "rows_unread")
+CONV_KINDS = AXIS_KINDS + ("mixed", "winograd")
+
+
+def conv_axis(draw, limit, kind):
+    """One spatial axis of a conv2d case of ``kind`` (one of AXIS_KINDS): (input size, filter
+    taps, stride, padding, dilation)."""
+    if kind == "winograd":
+        padding = draw(st.integers(0, 4))
+        return draw(st.integers(max(1, 3 - 2 * padding), limit + 4)), 3, 1, padding, 1
+    taps = 1 if kind == "one_tap" else draw(st.integers(1, 4))
+    dilation = draw(st.one_of(st.integers(1, 3), st.just(HUGE))) if taps == 1 else draw(st.integers(1, 3))
+    padding = 0 if kind == "one_tap" else draw(st.integers(0, 4))
+    span = dilation * (taps - 1) + 1  # input rows one output reads
+    smallest = max(1, span - 2 * padding)  # the smallest input with an output
+    size = draw(st.integers(smallest, max(smallest, limit + 4)))
+    if kind == "one_tap":
+        stride = draw(st.one_of(st.just(1), st.integers(size, HUGE), st.integers(2, 3)))
+    elif kind == "past_the_input":
+        stride = draw(st.integers(size, HUGE))
+    elif kind == "one_output":
+        stride = draw(st.integers(1, 3))
+        size = smallest + draw(st.integers(0, stride - 1))
+    elif kind == "rows_unread":
+        stride = draw(st.integers(2, 4))
+        if (size + 2 * padding - span) % stride == 0:
+            size += 1
+    else:
+        stride = draw(st.integers(1, 3))
+    return size, taps, stride, padding, dilation
+
+
+def conv2d_case(draw, limit, kind):
+    """x, w, bias shapes and conv2d's parameters for a case of geometry class ``kind``."""
     g = draw(st.integers(1, 3))
     cg, kg = draw(st.integers(1, max(1, limit // 2))), draw(st.integers(1, max(1, limit // 2)))
-    if winograd_shape:  # 3x3, stride 1, dilation 1: what the Winograd variants run
-        r = s = 3
-        stride = dilation = (1, 1)
-    else:
-        r, s = draw(st.integers(1, 4)), draw(st.integers(1, 4))
-        stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
-        dilation = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
-    padding = (draw(st.integers(0, 4)), draw(st.integers(0, 4)))
-    h = draw(st.integers(max(1, dilation[0] * (r - 1) + 1 - 2 * padding[0]), limit + 4))
-    w = draw(st.integers(max(1, dilation[1] * (s - 1) + 1 - 2 * padding[1]), limit + 4))
+    kinds = [draw(st.sampled_from(AXIS_KINDS)) for _ in range(2)] if kind == "mixed" else [kind, kind]
+    (h, r, sh, ph, dh), (w, s, sw, pw, dw) = (conv_axis(draw, limit, k) for k in kinds)
     n = draw(st.integers(1, 3))
     shapes = {"x": (n, g * cg, h, w), "w": (g * kg, cg, r, s), "bias": (g * kg,) if draw(st.booleans()) else None}
-    params = dict(stride=stride, padding=padding, dilation=dilation, groups=g,
+    params = dict(stride=(sh, sw), padding=(ph, pw), dilation=(dh, dw), groups=g,
                   activation=draw(st.sampled_from([None, "relu"])))
     return shapes, params
 
 
-def conv2d_backward_case(draw, limit, op):
-    """A conv2d case (any stride, dilation, groups), as the gradient ``op`` sees it."""
+def conv2d_backward_case(draw, limit, op, kind):
+    """A conv2d case of class ``kind``, as the gradient ``op`` sees it."""
     from pykern.ops.conv2d import output_size
-    shapes, params = conv2d_case(draw, limit, draw(st.booleans()))
+    shapes, params = conv2d_case(draw, limit, kind)
     x, w = shapes["x"], shapes["w"]
     dy = (x[0], w[0]) + output_size(x[2], x[3], w[2], w[3], params["stride"], params["padding"], params["dilation"])
     params = {k: params[k] for k in ("stride", "padding", "dilation", "groups")}
@@ -127,15 +166,24 @@ def conv2d_backward_case(draw, limit, op):
     return {"x": x, "dy": dy}, dict(params, w_shape=w)
 
 
-def _variants():
-    return [pytest.param(v, id=v.key) for v in variants()]
+def _runs():
+    """(variant, geometry class) for every registered variant: one class per run for the conv2d
+    ops (the Winograd variants take only theirs), None for the others."""
+    for v in variants():
+        if not v.op.startswith("conv2d"):
+            yield pytest.param(v, None, id=v.key)
+            continue
+        for kind in ("winograd",) if v.error_model == "tile" else CONV_KINDS:
+            yield pytest.param(v, kind, id=f"{v.key}-{kind}")
 
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # NaN/Inf data, on purpose
-@pytest.mark.parametrize("variant", _variants())
-def test_matches_reference_on_any_input(variant):
+@pytest.mark.parametrize("variant, geometry", _runs())
+def test_matches_reference_on_any_input(variant, geometry):
     require_backend(variant.backend)
     examples, limit = _budget(variant.backend)
+    if geometry is not None:  # the conv2d ops' examples are shared out among the classes
+        examples = max(2, examples // 3)
     kinds = KINDS if variant.error_model == "terms" else ONE_SCALE
 
     @settings(max_examples=examples, deadline=None, derandomize=True, database=None,
@@ -150,9 +198,9 @@ def test_matches_reference_on_any_input(variant):
         elif variant.op == "relu_backward":
             shapes, params = relu_backward_case(draw, 2 * limit)
         elif variant.op.startswith("conv2d_backward"):
-            shapes, params = conv2d_backward_case(draw, limit, variant.op)
+            shapes, params = conv2d_backward_case(draw, limit, variant.op, geometry)
         else:
-            shapes, params = conv2d_case(draw, limit, variant.error_model == "tile" or draw(st.booleans()))
+            shapes, params = conv2d_case(draw, limit, geometry)
         dtype = draw(st.sampled_from(variant.dtypes))
         rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
         arrays = {name: None if shape is None else make_array(rng, draw(st.sampled_from(kinds)), shape, dtype)
@@ -161,10 +209,10 @@ def test_matches_reference_on_any_input(variant):
             cmp = run_arrays(variant, arrays, params)
         except Unsupported:
             return  # a valid input this variant declines (its reason is tested elsewhere)
-        RAN[variant.key] += 1
+        RAN[variant.key, geometry] += 1
         assert cmp.ok, f"{variant.key} {params} {[(k, None if a is None else a.shape) for k, a in arrays.items()]}\n" \
                        f"{cmp.message()}"
 
     run()
-    assert RAN[variant.key] > 0, f"{variant.key} declined every generated case"
-    print(f"\n{variant.key}: {RAN[variant.key]} cases checked")
+    assert RAN[variant.key, geometry] > 0, f"{variant.key} declined every generated case"
+    print(f"\n{variant.key} {geometry or ''}: {RAN[variant.key, geometry]} cases checked")

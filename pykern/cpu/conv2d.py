@@ -4,8 +4,8 @@ Variants:
   reference        the spec (pykern/ops/conv2d.py) in float64, rounded to the output dtype
   im2col_gemm      gather the filter taps of a block of output pixels into a reused column buffer
                    (one strided-view copy), then one BLAS GEMM per (block, group), written straight
-                   into y for one image (through a small buffer for several); 1x1 stride-1
-                   unpadded convolutions are one GEMM on x itself
+                   into y for one image (through a small buffer for several); a 1x1 unpadded
+                   convolution with one output per pixel is one GEMM on x itself
   winograd_2x2     Winograd F(2x2, 3x3): transform 4x4 input tiles and the filters, 16 batched
                    (tiles, Cg) x (Cg, Kg) GEMMs per group, transform back: 2.25x fewer
                    multiplies than direct; 3x3 filters, stride 1, dilation 1 only
@@ -120,6 +120,15 @@ def _padded_window(x: np.ndarray, n0: int, n1: int, h0: int, h1: int, ph: int, p
     if b > a:
         win[:, :, a:b, pw:pw + wd] = x[n0:n1, :, xr0:xr1]
     return win
+
+
+def pixels_are_columns(x_hw, y_hw, filter_rs, padding) -> bool:
+    """Whether the input's pixels are the im2col GEMM's columns as they lie: a 1x1 filter, no
+    padding and one output per input pixel on both axes (stride 1, or an axis of one pixel), so
+    x: (N, C, H*W) is the column matrix and y: (N, K, P*Q) its product, with no copy. The sizes
+    are the test, not the stride: a stride that passes the input leaves one output of many pixels,
+    where the stride is set to 1 (it selects nothing) but H*W != P*Q."""
+    return tuple(filter_rs) == (1, 1) and tuple(padding) == (0, 0) and tuple(x_hw) == tuple(y_hw)
 
 
 def _column_phases(s: int, sw: int, dw: int):
@@ -335,7 +344,7 @@ def im2col_gemm(x, w, bias, y, *, stride, padding, dilation, groups, activation)
     kg, crs = k // groups, cg * r * s
     wm = w.reshape(groups, kg, crs)  # (G, Kg, CRS): a view, the GEMM's left operand
 
-    if r == s == 1 and (sh, sw) == (1, 1) and (ph, pw) == (0, 0):
+    if pixels_are_columns((h, wd), (p, q), (r, s), (ph, pw)):
         # x itself is the column matrix of every image: one batched GEMM, no copy.
         yv = y.reshape(n, groups, kg, p * q)  # (N, G, Kg, P*Q)
         np.matmul(wm, x.reshape(n, groups, cg, h * wd), out=yv)

@@ -42,7 +42,7 @@ from numpy.lib.stride_tricks import as_strided
 from .._registry import register
 from ..ops.conv2d_backward import reference_input, reference_weight
 from .conv2d import (_BATCH_THREADS, MAX_COLS_BYTES, TARGET_COLS, batch_workers,
-                     _carve, _padded_window)
+                     _carve, _padded_window, pixels_are_columns)
 
 DTYPES = ("float32", "float64")
 
@@ -98,7 +98,7 @@ def gemm_col2im(dy, w, dx, *, x_shape, stride, padding, dilation, groups):
     ph, pw = padding  # dy: (N, K, P, Q), w: (K, Cg, R, S), dx: (N, C, H, W)
     kg, crs, pq = k // groups, cg * r * s, p * q
     wt = w.reshape(groups, kg, crs).transpose(0, 2, 1)  # (G, CRS, Kg): BLAS reads it transposed
-    if r == s == 1 and (sh, sw) == (1, 1) and (ph, pw) == (0, 0):
+    if pixels_are_columns((h, wd), (p, q), (r, s), padding):
         # The columns are dx itself: one batched GEMM per group, written straight into dx.
         dxv = dx.reshape(n, groups, cg, pq)  # (N, G, Cg, P*Q)
         for g in range(groups):
@@ -153,8 +153,8 @@ def weight_im2col_gemm(x, dy, dw, *, w_shape, stride, padding, dilation, groups)
                else x[n0:n1])  # (nb, C, rows, cols) in padded coordinates
         sn, sc, shh, sww = src.strides
         for g in range(groups):
-            if nb == 1 and r == s == 1 and (sh, sw) == (1, 1) and not padded:
-                cm = x[n0, g * cg:(g + 1) * cg].reshape(cg, pq)  # 1x1, stride 1: x is the columns
+            if nb == 1 and pixels_are_columns((h, wd), (p, q), (r, s), padding):
+                cm = x[n0, g * cg:(g + 1) * cg].reshape(cg, pq)  # x is the columns
             else:
                 cols = _carve(cols_buf, (cg, r, s, nb, p, q))  # every tap of every output: one copy
                 np.copyto(cols, as_strided(src[:, g * cg:], cols.shape,

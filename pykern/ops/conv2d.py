@@ -149,7 +149,8 @@ class Conv2dSpec(OpSpec):
             return [c(1, 1, 5, 5, 1, 3, 3), c(2, 3, 7, 6, 4, 3, 3, padding=1, bias=True),
                     c(1, 2, 9, 9, 3, 3, 3, stride=2, padding=1), c(1, 2, 8, 7, 2, 2, 3, dilation=2),
                     c(1, 4, 6, 6, 4, 3, 3, groups=2, padding=1, bias=True), c(1, 2, 5, 5, 3, 1, 1),
-                    c(1, 3, 6, 5, 4, 3, 3, padding=1, bias=True, activation="relu")]
+                    c(1, 3, 6, 5, 4, 3, 3, padding=1, bias=True, activation="relu"),
+                    c(1, 2, 4, 3, 3, 1, 1, stride=(4, 1))]  # 1x1, stride past the input
         return [
             c(1, 1, 1, 1, 1, 1, 1), c(2, 3, 7, 6, 4, 3, 3, padding=1, bias=True),
             c(1, 3, 15, 15, 8, 7, 7, stride=2, padding=3), c(2, 4, 11, 13, 5, 3, 3, dilation=2),
@@ -159,6 +160,7 @@ class Conv2dSpec(OpSpec):
             c(2, 64, 28, 28, 64, 3, 3, padding=1, bias=True), c(1, 8, 16, 16, 8, 3, 3, groups=8, padding=1),
             c(2, 16, 12, 12, 24, 3, 3, padding=1, bias=True, activation="relu"),
             c(1, 3, 32, 32, 16, 7, 7, stride=2, padding=3, activation="relu"),
+            c(1, 4, 5, 3, 6, 1, 1, stride=(5, 1), bias=True),  # 1x1, stride past the input: one output row
         ]
 
     def demo_case(self, simulator=False):
