@@ -80,7 +80,9 @@ def describe(x, name: str, stream: Optional[int] = None) -> ArrayInfo:
         raise TypeError(f"{name}: a PyTorch CPU tensor is not accepted; pass {name}.numpy() "
                         "(host) or a CUDA tensor")
     if kind == "numpy":
-        if isinstance(x, np.ma.MaskedArray):
+        # Only subclasses can be masked; np.ma is imported on first use, and an import on every
+        # call would also hang a child forked while another thread held numpy.ma's import lock.
+        if type(x) is not np.ndarray and isinstance(x, np.ma.MaskedArray):
             raise TypeError(f"{name}: a masked array is not accepted: the kernels would read the "
                             f"masked values and ignore the mask; pass {name}.filled(value) or, if the "
                             f"mask does not matter, {name}.data")

@@ -15,6 +15,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from ._arrays import ArrayInfo, describe, empty_like_kind, same_buffer
+from ._fork import FORK_GATE
 
 
 @dataclass(frozen=True)
@@ -139,7 +140,12 @@ class NumpyExecutor:
         if poison:
             y.fill(np.nan)
         arrays = [a.obj if a is not None else None for a in ins]
-        return Prepared(lambda: variant.fn(*arrays, y, **params), lambda: y, lambda: None)
+
+        def run():
+            with FORK_GATE:  # a fork waits for host kernels to leave BLAS (pykern/_fork.py)
+                variant.fn(*arrays, y, **params)
+
+        return Prepared(run, lambda: y, lambda: None)
 
 
 class _GpuExecutor:

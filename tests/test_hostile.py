@@ -3,6 +3,7 @@ differential fuzz against torch float64): outputs that must be exactly zero, spi
 NaN/Inf pattern, padded taps times Inf, parameters past the index types, unclear dtype errors,
 and BLAS's thread count after a fork. tests/test_properties.py sweeps the same ground at random."""
 import multiprocessing as mp
+import os
 import threading
 
 import numpy as np
@@ -227,42 +228,103 @@ def _blas_threads():
 
 
 @pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")  # the point of the test
-def test_fork_during_a_split_leaves_the_child_blas_threads():
-    """A child forked while the split runs (BLAS held to one thread) gets BLAS's original thread
-    count back; it used to keep one thread for good. The split runs on the main thread, as a
-    caller's would; another thread forks while the slices are inside."""
+def test_a_fork_waits_for_the_split_and_both_sides_keep_blas_threads():
+    """A fork asked for while the split runs (BLAS held to one thread) waits until the split has
+    finished, so parent and child both have BLAS's original thread count and neither inherits a
+    held lock. The split runs on the main thread, as a caller's would; another thread forks while
+    the slices are inside."""
     pytest.importorskip("threadpoolctl")
     if conv._BATCH_THREADS.workers() < 2 or "fork" not in mp.get_all_start_methods():
         pytest.skip("needs two BLAS threads and the fork start method")
+    import time
     before = _blas_threads()
-    inside, release = threading.Event(), threading.Event()
+    inside, slices_done = threading.Event(), []
     seen = {}
 
     def hold(x, w, b, y):
         inside.set()
-        release.wait(30)
+        seen.setdefault("during", _blas_threads())
+        time.sleep(0.5)
+        slices_done.append(time.monotonic())
 
     def fork_inside():
-        try:
-            assert inside.wait(30)
-            seen["parent"] = _blas_threads()
-            ctx = mp.get_context("fork")
-            queue = ctx.SimpleQueue()
-            child = ctx.Process(target=lambda: queue.put(_blas_threads()))
-            child.start()
-            child.join(30)
-            seen["child"] = queue.get() if child.exitcode == 0 else f"exit code {child.exitcode}"
-        finally:
-            release.set()
+        assert inside.wait(30)
+        ctx = mp.get_context("fork")
+        queue = ctx.SimpleQueue()
+        child = ctx.Process(target=lambda: queue.put(_blas_threads()))
+        child.start()  # returns once the fork has happened
+        seen["forked"] = time.monotonic()
+        child.join(30)
+        seen["child"] = queue.get() if child.exitcode == 0 else f"exit code {child.exitcode}"
 
     forker = threading.Thread(target=fork_inside)
     forker.start()
     x = np.ones((4, 1, 1, 1), np.float32)
     conv._BATCH_THREADS.run(hold, x, None, None, np.empty_like(x), 2)
     forker.join(60)
-    assert set(seen["parent"]) == {1}, "the split holds BLAS to one thread"
+    assert set(seen["during"]) == {1}, "the split holds BLAS to one thread"
+    assert seen["forked"] >= max(slices_done), "the fork happened while slices were inside"
     assert seen["child"] == before
     assert _blas_threads() == before
+
+
+_FORK_LOOP = """
+import os, sys, threading
+import numpy as np
+import pykern as pk
+rng = np.random.default_rng(0)
+x = rng.standard_normal((4, 64, 10, 10)).astype(np.float32)
+w = rng.standard_normal((64, 64, 3, 3)).astype(np.float32)
+dy = rng.standard_normal((4, 64, 10, 10)).astype(np.float32)
+
+def step():
+    pk.conv2d(x, w, padding=1)
+    pk.conv2d_backward_input(dy, w, x.shape, padding=1)
+    pk.conv2d_backward_weight(x, dy, w.shape, padding=1)
+
+step()  # on the main thread first: OpenBLAS then ignores the split's limit from other threads
+stop = threading.Event()
+done = [0, 0]
+
+def loop(i):
+    while not stop.is_set():
+        step()
+        done[i] += 1
+
+threads = [threading.Thread(target=loop, args=(i,)) for i in range(2)]
+for t in threads:
+    t.start()
+for _ in range(int(sys.argv[1])):
+    pid = os.fork()
+    if pid == 0:
+        step()  # the child may use the ops (and make its own pool) too
+        os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+stop.set()
+for t in threads:
+    t.join()
+print("ok", sum(done))
+"""
+
+
+@pytest.mark.slow
+def test_fork_while_threads_run_conv2d_and_both_gradients():
+    """Regression (issue 24, 2): two threads loop conv2d and both gradients (layers the batch
+    split takes) while the main thread forks; every child runs them too. OpenBLAS shuts its thread
+    pool down in its fork handler, and a split's worker inside threaded sgemm then waited forever:
+    the parent wedged within 1-5 forks. Now a fork waits for pykern's host kernels to leave BLAS.
+    In a subprocess, so that a hang fails the test instead of the suite."""
+    import subprocess
+    import sys
+    if conv._BATCH_THREADS.workers() < 2 or not hasattr(os, "fork"):
+        pytest.skip("needs two BLAS threads (the batch split) and os.fork")
+    try:
+        done = subprocess.run([sys.executable, "-W", "ignore", "-c", _FORK_LOOP, "25"], capture_output=True,
+                              text=True, timeout=120)
+    except subprocess.TimeoutExpired:
+        pytest.fail("a fork while threads ran conv2d and its gradients hung (parent or child)")
+    assert done.returncode == 0 and done.stdout.startswith("ok"), done.stdout + done.stderr
 
 
 # --- 8. a 1x1 filter whose stride passes the end of the input (issue 24, 1) ---------------------

@@ -43,6 +43,7 @@ from functools import lru_cache
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from .._fork import FORK_GATE
 from .._registry import register
 from ..ops.conv2d import reference
 
@@ -254,23 +255,21 @@ class _BatchThreads:
     NumPy's BLAS held to one thread meanwhile (threadpoolctl; without it, or with one BLAS thread,
     there is nothing to split and ``workers()`` is 1). The BLAS thread count is process-wide: a
     lock keeps concurrent conv2d calls from interleaving its save and restore, and other threads
-    that call BLAS during the split get one thread. A forked child starts with a fresh lock and
-    pool (the parent's pool threads do not exist in the child)."""
+    that call BLAS during the split get one thread.
+
+    fork(): a split runs inside pykern's fork gate (pykern/_fork.py), so a fork waits until it has
+    finished (BLAS limit restored, lock free, no worker inside BLAS) and none starts during the
+    fork. A forked child starts with a fresh lock and no pool (the parent's pool threads do not
+    exist in the child; its first split makes one)."""
 
     def __init__(self):
         self._blas = None
         self._probed = False
-        self._limiter = None  # threadpoolctl's limiter while a split runs, to undo it in a fork
         self._reset()
         if hasattr(os, "register_at_fork"):
             os.register_at_fork(after_in_child=self._reset)
 
     def _reset(self):
-        # In a child forked while another thread was inside run(), that thread (and the
-        # restore at its end) does not exist: give the child back BLAS's original thread count.
-        if self._limiter is not None:
-            self._limiter.restore_original_limits()
-            self._limiter = None
         self._lock = threading.Lock()
         self._pool, self._pool_size = None, 0
 
@@ -292,13 +291,13 @@ class _BatchThreads:
     def run(self, fn, x, w, bias, y, n_workers: int, **params) -> None:
         n = x.shape[0]  # x: (N, C, H, W), y: (N, K, P, Q); each thread gets a contiguous slice
         cuts = [n * i // n_workers for i in range(n_workers + 1)]
-        with self._lock:
+        with FORK_GATE, self._lock:
             if self._pool_size < n_workers:
                 if self._pool is not None:
                     self._pool.shutdown(wait=False)
                 self._pool = ThreadPoolExecutor(n_workers, thread_name_prefix="pykern-conv2d")
                 self._pool_size = n_workers
-            self._limiter = self._controller().limit(limits=1)
+            limiter = self._controller().limit(limits=1)
             try:
                 futures = [self._pool.submit(fn, x[a:b], w, bias, y[a:b], **params)
                            for a, b in zip(cuts[:-1], cuts[1:])]
@@ -306,7 +305,6 @@ class _BatchThreads:
                 # y, or run under the restored BLAS thread count, after the caller has moved on.
                 wait(futures)
             finally:
-                limiter, self._limiter = self._limiter, None
                 limiter.restore_original_limits()
             for f in futures:
                 f.result()
