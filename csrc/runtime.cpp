@@ -4,6 +4,7 @@
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <string>
 #include "common.h"
 
 namespace py = pybind11;
@@ -70,7 +71,15 @@ py::dict device_properties() {
 uintptr_t device_malloc(size_t nbytes) {
   void* p = nullptr;
   // cudaMalloc(0) may return nullptr; a 1-byte floor keeps every buffer a distinct address.
-  check_cuda(cudaMalloc(&p, nbytes > 0 ? nbytes : 1), "cudaMalloc");
+  const cudaError_t err = cudaMalloc(&p, nbytes > 0 ? nbytes : 1);
+  if (err == cudaErrorMemoryAllocation) {
+    // A MemoryError, as NumPy's allocator gives: the dispatch names the arguments behind the size.
+    (void)cudaGetLastError();
+    PyErr_SetString(PyExc_MemoryError, ("cudaMalloc of " + std::to_string(nbytes) +
+                                        " bytes: out of device memory").c_str());
+    throw py::error_already_set();
+  }
+  check_cuda(err, "cudaMalloc");
   return reinterpret_cast<uintptr_t>(p);
 }
 

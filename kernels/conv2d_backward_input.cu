@@ -61,7 +61,7 @@ conv2d_backward_input_direct_kernel(ConvShape s, const T* __restrict__ dy, const
 
 void launch_direct(DType dt, const ConvShape& s, const void* dy, const void* w, void* dx, cudaStream_t stream) {
   constexpr const char* what = "conv2d_backward_input_direct";
-  const int64_t total = s.N * s.C * s.H * s.W;
+  const int64_t total = checked_product(std::string(what) + ": dx (N*C*H*W)", {s.N, s.C, s.H, s.W});
   if ((total + kBlock - 1) / kBlock > kMaxGridX)
     throw std::domain_error(std::string(what) + ": dx needs more than 2^31 blocks of one thread per element");
   dispatch_dtype<float, double>(dt, what, [&](auto tag) {

@@ -98,11 +98,13 @@ conv2d_backward_weight_block_reduce_kernel(ConvShape s, const T* __restrict__ x,
   if (t == 0) dw[blockIdx.x] = part[0];
 }
 
-int64_t dw_size(const ConvShape& s) { return s.K * (s.C / s.groups) * s.R * s.S; }
+int64_t dw_size(const ConvShape& s, const char* what) {
+  return checked_product(std::string(what) + ": dw (K*C/groups*R*S)", {s.K, s.C / s.groups, s.R, s.S});
+}
 
 void launch_direct(DType dt, const ConvShape& s, const void* x, const void* dy, void* dw, cudaStream_t stream) {
   constexpr const char* what = "conv2d_backward_weight_direct";
-  const int64_t total = dw_size(s);
+  const int64_t total = dw_size(s, what);
   if ((total + kBlock - 1) / kBlock > kMaxGridX)
     throw std::domain_error(std::string(what) + ": dw needs more than 2^31 blocks of one thread per element");
   dispatch_dtype<float, double>(dt, what, [&](auto tag) {
@@ -116,11 +118,11 @@ void launch_direct(DType dt, const ConvShape& s, const void* x, const void* dy, 
 void launch_block_reduce(DType dt, const ConvShape& s, const void* x, const void* dy, void* dw,
                          cudaStream_t stream) {
   constexpr const char* what = "conv2d_backward_weight_block_reduce";
-  const int64_t blocks = dw_size(s);
+  const int64_t blocks = dw_size(s, what);
   if (blocks > kMaxGridX)
     throw std::domain_error(std::string(what) + ": dw has " + std::to_string(blocks) +
                             " elements, one block each; gridDim.x is limited to 2^31 - 1");
-  const int64_t terms = s.N * s.P * s.Q;
+  const int64_t terms = checked_product(std::string(what) + ": dy (N*P*Q)", {s.N, s.P, s.Q});
   int threads = 1;
   while (threads < kReduceThreads && threads * 2 * kMinTermsPerThread <= terms) threads *= 2;
   dispatch_dtype<float, double>(dt, what, [&](auto tag) {

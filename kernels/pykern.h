@@ -2,6 +2,7 @@
 // compiler too, so no device code here).
 #pragma once
 #include <cstdint>
+#include <initializer_list>
 #include <stdexcept>
 #include <string>
 #include <cuda_runtime_api.h>
@@ -100,5 +101,16 @@ struct DeviceInfo {
 DeviceInfo device_info();
 
 inline unsigned int ceil_div(int64_t a, int64_t b) { return static_cast<unsigned int>((a + b - 1) / b); }
+
+// The product of non-negative sizes, checked: std::length_error (Python ValueError) naming `what`
+// when it leaves int64. Launchers size their grids and loops with it, so a shape that bypassed
+// Python's checks is refused rather than wrapped into a small count.
+inline int64_t checked_product(const std::string& what, std::initializer_list<int64_t> factors) {
+  int64_t p = 1;
+  for (int64_t f : factors)
+    if (f < 0 || __builtin_mul_overflow(p, f, &p))
+      throw std::length_error(what + ": the size overflows 64 bits");
+  return p;
+}
 
 }  // namespace pykern

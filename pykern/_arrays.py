@@ -13,6 +13,7 @@ interface is version 2, with no stream at all, and has no bfloat16).
 from __future__ import annotations
 
 import ctypes
+import math
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -46,11 +47,39 @@ class ArrayInfo:
 
     @property
     def size(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64))
+        return math.prod(self.shape)  # exact: np.prod in int64 would wrap for huge shapes
 
     @property
     def nbytes(self) -> int:
         return self.size * self.dtype.itemsize
+
+
+# The most bytes one array may span: NumPy's limit (the largest intp), which is also more than any
+# 64-bit machine can address, so a larger array cannot be allocated anywhere.
+MAX_ARRAY_BYTES = int(np.iinfo(np.intp).max)
+
+
+def format_bytes(n: float) -> str:
+    """``n`` bytes in binary units: '512 B', '3.0 KiB', ..., '16.0 EiB'."""
+    if n < 1024:
+        return f"{n:.0f} B"
+    for unit in ("KiB", "MiB", "GiB", "TiB", "PiB", "EiB"):
+        n /= 1024
+        if n < 1024 or unit == "EiB":
+            return f"{n:.1f} {unit}"
+
+
+def checked_nbytes(shape, dtype, what: str, cause: str) -> int:
+    """The bytes of an array of ``shape`` and ``dtype``, computed exactly (Python ints never wrap);
+    ValueError naming ``what`` and the arguments that made it so big (``cause``) when no machine
+    could hold it."""
+    elements = math.prod(shape)
+    nbytes = elements * np.dtype(dtype).itemsize
+    if nbytes > MAX_ARRAY_BYTES:
+        raise ValueError(f"{what} would be {tuple(shape)} {np.dtype(dtype).name}: {elements:,} elements, "
+                         f"{format_bytes(nbytes)}, more than any machine can address (2^63 bytes); "
+                         f"its size comes from {cause}")
+    return nbytes
 
 
 def _kind_of(x) -> Optional[str]:

@@ -6,9 +6,12 @@ NUMBA_ENABLE_CUDASIM) the extension is pykern._cuda_sim instead: the same kernel
 built for the CPU simulator in csrc/sim/, where "device memory" is host memory."""
 from __future__ import annotations
 
+import math
 import os
 
 import numpy as np
+
+from ._arrays import checked_nbytes
 
 _EXT = None
 _EXT_ERROR = None
@@ -63,7 +66,8 @@ class DeviceArray:
 
     @classmethod
     def empty(cls, shape, dtype) -> "DeviceArray":
-        nbytes = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+        # Exact: np.prod in int64 would wrap a huge shape into a small buffer.
+        nbytes = checked_nbytes(shape, dtype, "a device array", f"its shape {tuple(shape)}")
         alloc = _Allocation(nbytes)
         return cls(alloc.ptr, shape, dtype, alloc)
 
@@ -77,7 +81,7 @@ class DeviceArray:
 
     @property
     def size(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64))
+        return math.prod(self.shape)
 
     @property
     def nbytes(self) -> int:
@@ -102,8 +106,8 @@ class _Allocation:
     __slots__ = ("ptr", "nbytes")
 
     def __init__(self, nbytes: int):
+        self.ptr, self.nbytes = 0, nbytes  # __del__ runs even when malloc raises
         self.ptr = ext().malloc(nbytes)
-        self.nbytes = nbytes
 
     def __del__(self):
         if _EXT is not None and self.ptr:

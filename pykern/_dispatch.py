@@ -1,9 +1,10 @@
 """One dispatch for every op: validate once at the boundary, pick backend and variant, run."""
 from __future__ import annotations
 
+import math
 from typing import Optional
 
-from ._arrays import describe, overlaps, require_layout, same_buffer
+from ._arrays import checked_nbytes, describe, format_bytes, overlaps, require_layout, same_buffer
 from ._backends import EXECUTORS, Prepared, availability, require
 from ._registry import BACKENDS, dtype_hint, get_variant, variants
 from .ops import SPECS
@@ -46,6 +47,9 @@ def prepare(op: str, arrays: dict, params: dict, *, backend: str = "auto",
     for info in present:
         require_layout(info)
     out_shape, out_dtype, params = spec.validate(infos, params)
+    # Exact (Python ints), before any allocation on any backend: a byte count past 2^63 is a
+    # ValueError naming the arguments, never a wrapped size handed to an allocator.
+    checked_nbytes(out_shape, out_dtype, f"{op}: the output", spec.output_from(infos, params))
 
     out_info = None
     if out is not None:
@@ -89,7 +93,9 @@ def prepare(op: str, arrays: dict, params: dict, *, backend: str = "auto",
     try:
         prepared = EXECUTORS[be].prepare(var, ins, params, tuple(out_shape), out_dtype, out_info, poison)
     except MemoryError as e:
-        raise _out_of_memory(e, f"the output {tuple(out_shape)} {out_dtype.name}", params) from e
+        nbytes = format_bytes(math.prod(out_shape) * out_dtype.itemsize)
+        raise MemoryError(f"{op}: cannot allocate the output {tuple(out_shape)} {out_dtype.name} ({nbytes}) on "
+                          f"backend {be!r}; its size comes from {spec.output_from(infos, params)} [{e}]") from e
     prepared.variant, prepared.params = var, params
     return prepared
 
@@ -100,11 +106,7 @@ def call(op: str, arrays: dict, params: dict, *, backend="auto", variant=None, o
     try:
         prepared.run()
     except MemoryError as e:
-        raise _out_of_memory(e, f"the workspace of {prepared.variant.key}", prepared.params) from e
+        args = ", ".join(f"{k}={v!r}" for k, v in prepared.params.items())
+        raise MemoryError(f"{op}: cannot allocate the workspace of {prepared.variant.key} for these inputs "
+                          f"({args}) [{e}]") from e
     return prepared.finish()
-
-
-def _out_of_memory(e: MemoryError, what: str, params: dict) -> MemoryError:
-    """The allocator's MemoryError, saying what was being allocated and which arguments made it so big."""
-    args = "".join(f", {k}={v!r}" for k, v in params.items())
-    return MemoryError(f"cannot allocate {what} for these inputs{args}: {e}")

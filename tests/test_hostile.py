@@ -377,3 +377,58 @@ def test_a_strided_projection_trains_through_pykern_torch():
     torch.testing.assert_close(x1.grad, x2.grad)
     torch.testing.assert_close(ours.weight.grad, theirs.weight.grad)
 
+
+# --- 9. sizes that overflow (issue 24, 3) -------------------------------------------------------
+HUGE = 2**31 - 1
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("op, call, arg", [
+    ("conv2d_backward_input",
+     lambda o, b: pk.conv2d_backward_input(o, o, (1, 1, HUGE, HUGE), stride=HUGE, backend=b), "x_shape"),
+    ("conv2d_backward_weight",
+     lambda o, b: pk.conv2d_backward_weight(o, o, (1, 1, HUGE, HUGE), padding=2**30 - 1, backend=b), "w_shape"),
+    ("conv2d", lambda o, b: pk.conv2d(o, o, padding=2**30 - 1, backend=b), "padding"),
+], ids=["dx", "dw", "forward"])
+def test_an_output_no_machine_can_hold_is_a_value_error_naming_the_argument(backend, op, call, arg):
+    """2^62 elements (16 EiB of float32): a ValueError naming the argument that asked for them, on
+    every backend, before any allocation. It was NumPy's bare 'array is too big', and on the cuda
+    backend a cudaMalloc of 18,446,744,056,529,682,436 bytes."""
+    require_backend(backend)
+    one = np.ones((1, 1, 1, 1), np.float32)
+    with pytest.raises(ValueError, match=rf"^{op}: the output would be \(1, 1, 2147483647, 2147483647\) float32: "
+                                         rf".* 16\.0 EiB, more than any machine can address .*{arg}="):
+        call(one, backend)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "cuda"])
+def test_an_output_past_memory_is_a_memory_error_naming_the_argument(backend):
+    """8 EiB: addressable in principle, so the allocator is asked and its MemoryError names the
+    output and x_shape (the cuda backend's cudaMalloc failure is a MemoryError too)."""
+    require_backend(backend)
+    if backend == "cuda" and not on_simulator("cuda"):
+        pytest.skip("asks a real GPU for 8 EiB only in the simulator")
+    one = np.ones((1, 1, 1, 1), np.float32)
+    with pytest.raises(MemoryError, match=r"^conv2d_backward_input: cannot allocate the output "
+                                          r"\(1, 1, 2147483647, 1073741824\) float32 \(8\.0 EiB\).*x_shape="):
+        pk.conv2d_backward_input(one, one, (1, 1, HUGE, 2**30), stride=HUGE, backend=backend)
+
+
+def test_device_byte_counts_are_exact():
+    """DeviceArray.empty counted bytes with np.prod in int64: (2^32, 2^32) float32 wrapped to 0
+    bytes, a buffer every kernel would write past. It is now exact, and refused."""
+    from pykern._device import DeviceArray
+    with pytest.raises(ValueError, match=r"more than any machine can address"):
+        DeviceArray.empty((2**32, 2**32), np.float32)
+
+
+def test_cuda_launchers_check_their_products(sim):
+    """A launcher called past Python's checks refuses a shape whose product leaves int64 instead
+    of launching a wrapped element count."""
+    with pytest.raises(ValueError, match=r"dx \(N\*C\*H\*W\): the size overflows 64 bits"):
+        sim.conv2d_backward_input_direct(0, 0, 0, HUGE, HUGE, HUGE, HUGE, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1,
+                                         "float32", 0)
+    with pytest.raises(ValueError, match=r"dw \(K\*C/groups\*R\*S\): the size overflows 64 bits"):
+        sim.conv2d_backward_weight_block_reduce(0, 0, 0, 1, HUGE, 1, 1, HUGE, HUGE, HUGE, 1, 1, 1, 1, 0, 0, 1,
+                                                1, 1, "float32", 0)
+

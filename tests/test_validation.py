@@ -129,15 +129,22 @@ def test_gpu_array_in_same_kind_out_numba():
 
 
 def test_cuda_error_becomes_python_exception():
-    """A CUDA error (here: no driver, or an impossible allocation) is a RuntimeError with the CUDA
-    error string, never a crash."""
+    """A CUDA error (here: no driver, or freeing a pointer cudaMalloc never returned) is a
+    RuntimeError with the CUDA error string, never a crash; out of device memory is a MemoryError,
+    as NumPy's allocator gives."""
     from pykern._device import ext
     try:
         mod = ext()
     except RuntimeError as e:
         pytest.skip(f"extension not built: {e}")
-    with pytest.raises(RuntimeError, match=r"CUDA error in cudaMalloc: cuda\w+"):
-        mod.malloc(1 << 62)
+    with pytest.raises(RuntimeError, match=r"CUDA error in cudaFree: cuda\w+"):
+        mod.free(12345)
+    if mod.device_count()[0]:
+        with pytest.raises(MemoryError, match=r"^cudaMalloc of 4611686018427387904 bytes: out of device memory"):
+            mod.malloc(1 << 62)
+    else:
+        with pytest.raises(RuntimeError, match=r"CUDA error in cudaMalloc: cuda\w+"):
+            mod.malloc(1 << 62)
 
 
 def test_backends_and_variants_api():

@@ -47,6 +47,11 @@ class OpSpec:
     def output_dtype(self, in_dtype: np.dtype) -> np.dtype:
         return in_dtype
 
+    def output_from(self, infos: dict, params: dict) -> str:
+        """The arguments that set the output's size, as the caller gave them, for the message when
+        it is too big to allocate (``params`` as ``validate`` returned them)."""
+        return "the shapes of " + ", ".join(f"{i.name} {i.shape}" for i in infos.values() if i is not None)
+
     # --- math ------------------------------------------------------------------------------
     def reference(self, arrays: dict, params: dict) -> np.ndarray:
         """The float64 NumPy reference of this op."""

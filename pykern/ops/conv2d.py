@@ -125,6 +125,10 @@ class Conv2dSpec(OpSpec):
         dtype = self.same_dtype(infos)
         return (n, k) + pq, dtype, p
 
+    def output_from(self, infos, params):
+        return (f"x: (N, C, H, W) = {infos['x'].shape}, w: (K, C//groups, R, S) = {infos['w'].shape} and "
+                f"padding={params['padding']} (P and Q grow with the padded input)")
+
     def reference(self, arrays, params):
         return reference(arrays["x"], arrays["w"], arrays.get("bias"), **params)
 

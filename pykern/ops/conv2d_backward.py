@@ -156,6 +156,9 @@ class Conv2dBackwardInputSpec(_Conv2dBackwardSpec):
         self.check_geometry(x_shape, w.shape, dy, p, ("x_shape", "w"))
         return x_shape, self.same_dtype(infos), {"x_shape": x_shape, **p}
 
+    def output_from(self, infos, params):
+        return f"x_shape={params['x_shape']}"
+
     def reference(self, arrays, params):
         return reference_input(arrays["dy"], arrays["w"], **params)
 
@@ -187,6 +190,9 @@ class Conv2dBackwardWeightSpec(_Conv2dBackwardSpec):
         p = self.normalize(params)
         self.check_geometry(x.shape, w_shape, dy, p, ("x", "w_shape"))
         return w_shape, self.same_dtype(infos), {"w_shape": w_shape, **p}
+
+    def output_from(self, infos, params):
+        return f"w_shape={params['w_shape']}"
 
     def reference(self, arrays, params):
         return reference_weight(arrays["x"], arrays["dy"], **params)

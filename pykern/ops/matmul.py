@@ -66,6 +66,10 @@ class MatmulSpec(OpSpec):
         dtype = self.same_dtype(infos)
         return (m, n), self.output_dtype(dtype), fl
 
+    def output_from(self, infos, params):
+        la, lb = layouts(params)
+        return f"M, the rows of a: {la} = {infos['a'].shape}, and N, the columns of b: {lb} = {infos['b'].shape}"
+
     def output_dtype(self, in_dtype):
         return np.dtype(np.float32) if np.dtype(in_dtype).itemsize == 2 else np.dtype(in_dtype)
 
