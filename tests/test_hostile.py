@@ -432,3 +432,27 @@ def test_cuda_launchers_check_their_products(sim):
         sim.conv2d_backward_weight_block_reduce(0, 0, 0, 1, HUGE, 1, 1, HUGE, HUGE, HUGE, 1, 1, 1, 1, 0, 0, 1,
                                                 1, 1, "float32", 0)
 
+
+# --- 10. messages that name the argument the caller passed (issue 24, 4) ------------------------
+def test_an_x_shape_that_leaves_no_output_is_named():
+    one = np.ones((1, 1, 1, 1), np.float32)
+    with pytest.raises(ValueError, match=r"^x_shape: \(N, C, H, W\) = \(1, 1, 2, 2\) and w: \(K, C//groups, R, S\) "
+                                         r"= \(1, 1, 3, 3\) leave no output"):
+        pk.conv2d_backward_input(one, np.ones((1, 1, 3, 3), np.float32), (1, 1, 2, 2))
+
+
+def test_a_w_shape_that_leaves_no_output_is_named():
+    with pytest.raises(ValueError, match=r"^x: \(N, C, H, W\) = \(1, 1, 2, 2\) and w_shape: .* = \(1, 1, 3, 5\) "
+                                         r"leave no output: the filter spans 3x5 input pixels"):
+        pk.conv2d_backward_weight(np.ones((1, 1, 2, 2), np.float32), np.ones((1, 1, 1, 1), np.float32), (1, 1, 3, 5))
+
+
+def test_an_input_too_wide_is_blamed_on_x_not_on_the_padding():
+    """x of width 2^31 + 16 was refused with a message about padding=(0, 0). (The spec sees the
+    array's description only: no 8 GiB array needed.)"""
+    from pykern._arrays import ArrayInfo
+    from pykern.ops import SPECS
+    x = ArrayInfo("x", None, "numpy", (1, 1, 1, 2**31 + 16), np.dtype(np.float32), 0, None)
+    w = ArrayInfo("w", None, "numpy", (1, 1, 1, 1), np.dtype(np.float32), 0, None)
+    with pytest.raises(ValueError, match=r"^x: its width W = 2147483664 must stay below 2\^31"):
+        SPECS["conv2d"].validate({"x": x, "w": w, "bias": None}, {})

@@ -31,7 +31,7 @@ def f32(*shape):
     (pk.relu, (f32(8)[::2],), ValueError, r"np.ascontiguousarray\(x\)"),
     (pk.conv2d, (f32(1, 2, 5, 5), f32(3, 2, 3)), ValueError, r"w: expected a 4-D array"),
     (pk.conv2d, (f32(1, 4, 5, 5), f32(3, 3, 3, 3)), ValueError, r"expects C//groups = 4"),
-    (pk.conv2d, (f32(1, 2, 2, 2), f32(3, 2, 3, 3)), ValueError, r"larger than the padded input"),
+    (pk.conv2d, (f32(1, 2, 2, 2), f32(3, 2, 3, 3)), ValueError, r"leave no output: .* more than the padded input's"),
 ])
 def test_bad_arrays(fn, args, exc, match):
     with pytest.raises(exc, match=match):

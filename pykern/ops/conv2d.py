@@ -40,17 +40,27 @@ def output_size(h, w, r, s, stride, padding, dilation) -> tuple:
     return p, q
 
 
-def checked_output_size(h, wd, r, s, p: dict, padding_shown) -> tuple:
-    """(P, Q) for normalized parameters ``p``; ValueError when the padded input leaves int32 or
-    the output is empty. ``padding_shown``: the padding as the caller gave it, for the message."""
-    for axis, size, pad in (("H", h, p["padding"][0]), ("W", wd, p["padding"][1])):
+def checked_output_size(x_shape, w_shape, p: dict, padding_shown, names=("x", "w")) -> tuple:
+    """(P, Q) for x: (N, C, H, W), w: (K, Cg, R, S) and normalized parameters ``p``; ValueError
+    when the input or the padded input leaves int32, or the output is empty, naming the arguments
+    as the caller passed them: ``names`` says which gave x and w (an array, or x_shape/w_shape),
+    ``padding_shown`` is the padding as given."""
+    (_, _, h, wd), (_, _, r, s) = x_shape, w_shape
+    xn, wn = names
+    for axis, size, pad in (("height H", h, p["padding"][0]), ("width W", wd, p["padding"][1])):
+        if size > INDEX_LIMIT:
+            raise ValueError(f"{xn}: its {axis} = {size} must stay below 2^31 (the kernels index rows and "
+                             f"columns in 32 bits); got {xn}: (N, C, H, W) = {tuple(x_shape)}")
         if size + 2 * pad > INDEX_LIMIT:
             raise ValueError(f"padding: the padded input ({axis} + 2*padding = {size} + 2*{pad}) must "
                              f"stay below 2^31, got padding={padding_shown!r}")
     pq = output_size(h, wd, r, s, p["stride"], p["padding"], p["dilation"])
     if min(pq) < 1:
-        raise ValueError(f"the dilated filter ({r}x{s}, dilation {p['dilation']}) is larger than "
-                         f"the padded input ({h}x{wd}, padding {p['padding']}): empty output {pq}")
+        (ph, pw), (dh, dw) = p["padding"], p["dilation"]
+        raise ValueError(f"{xn}: (N, C, H, W) = {tuple(x_shape)} and {wn}: (K, C//groups, R, S) = {tuple(w_shape)} "
+                         f"leave no output: the filter spans {dh * (r - 1) + 1}x{dw * (s - 1) + 1} input pixels "
+                         f"({r}x{s} taps, dilation {p['dilation']}), more than the padded input's "
+                         f"{h + 2 * ph}x{wd + 2 * pw} ({h}x{wd}, padding {p['padding']})")
     return pq
 
 
@@ -121,7 +131,7 @@ class Conv2dSpec(OpSpec):
                              f"for x: (N, C, H, W) = {x.shape} and groups={g}, got {cg}")
         if bias is not None and bias.shape != (k,):
             raise ValueError(f"bias: expected shape ({k},) (one per output channel), got {bias.shape}")
-        pq = checked_output_size(h, wd, r, s, p, params.get("padding", 0))
+        pq = checked_output_size(x.shape, w.shape, p, params.get("padding", 0))
         dtype = self.same_dtype(infos)
         return (n, k) + pq, dtype, p
 

@@ -105,7 +105,7 @@ class _Conv2dBackwardSpec(OpSpec):
         if cg * g != c:
             raise ValueError(f"{wn}: (K, C//groups, R, S) = {tuple(w_shape)} expects C//groups = {c // g} "
                              f"for {xn}: (N, C, H, W) = {tuple(x_shape)} and groups={g}, got {cg}")
-        pq = checked_output_size(h, wd, r, s, p, p["padding"])
+        pq = checked_output_size(x_shape, w_shape, p, p["padding"], names)
         if dy.shape != (n, k) + pq:
             raise ValueError(f"dy: expected conv2d's output shape (N, K, P, Q) = {(n, k) + pq} for "
                              f"{xn}: {tuple(x_shape)}, {wn}: {tuple(w_shape)}, stride {p['stride']}, padding "
