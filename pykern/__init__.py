@@ -13,8 +13,6 @@ go to ``cuda`` (else ``numba``) and come back as the same kind, zero-copy, order
 caller's stream (see pykern/_arrays.py). Inputs must be C-contiguous: pykern never copies
 implicitly.
 """
-from __future__ import annotations
-
 from ._backends import Availability, backends
 from ._check import TOLERANCES, CheckReport, Comparison, check
 from ._dispatch import Unsupported, call

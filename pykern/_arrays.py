@@ -103,11 +103,16 @@ def describe(x, name: str, stream: Optional[int] = None) -> ArrayInfo:
     decide it here (the array library's current stream, see consumer_stream)."""
     kind = _kind_of(x)
     if kind is None:
+        if isinstance(x, np.generic):
+            raise TypeError(f"{name}: expected an array, got a NumPy scalar ({type(x).__name__}); pass "
+                            f"np.asarray({name}) (a 0-d array) or np.atleast_1d({name})")
         raise TypeError(f"{name}: expected a NumPy array or a GPU array exporting __dlpack__ or "
                         f"__cuda_array_interface__ (CuPy, Numba, PyTorch), got {type(x).__name__}")
     if kind == "torch_cpu":
-        raise TypeError(f"{name}: a PyTorch CPU tensor is not accepted; pass {name}.numpy() "
-                        "(host) or a CUDA tensor")
+        # .numpy() fails on a tensor that requires grad, and drops autograd anyway.
+        raise TypeError(f"{name}: a PyTorch CPU tensor is not accepted by pk.<op>; use pykern.torch "
+                        f"(pkt.relu, pkt.conv2d, pkt.nn.Conv2d, ...: tensors in and out, with autograd), "
+                        f"or pass {name}.detach().numpy() (shares its memory)")
     if kind == "numpy":
         # Only subclasses can be masked; np.ma is imported on first use, and an import on every
         # call would also hang a child forked while another thread held numpy.ma's import lock.

@@ -142,7 +142,10 @@ class NumpyExecutor:
         arrays = [a.obj if a is not None else None for a in ins]
 
         def run():
-            with FORK_GATE:  # a fork waits for host kernels to leave BLAS (pykern/_fork.py)
+            # A fork waits for host kernels to leave BLAS (pykern/_fork.py). NaN and Inf inputs
+            # are valid and their results defined (0 * Inf is NaN): NumPy's floating-point
+            # warnings about them would only be noise, which torch does not make either.
+            with FORK_GATE, np.errstate(invalid="ignore", over="ignore", divide="ignore"):
                 variant.fn(*arrays, y, **params)
 
         return Prepared(run, lambda: y, lambda: None)

@@ -144,7 +144,8 @@ class CheckReport:
         n_skip = len(self.results) - len(done)
         line = (f"{self.op}/{self.backend}/{self.variant}: {'PASS' if self.passed else 'FAIL'}: "
                 f"{len(done)} checked, {n_pass} passed, {len(done) - n_pass} failed"
-                + (f", {n_skip} skipped" if n_skip else ""))
+                + (f", {n_skip} skipped" if n_skip else "")
+                + ("" if done else " (the variant declined every case: nothing was checked)"))
         if done:
             dtype, cid, seed, worst = max(done, key=lambda r: r[3].worst_vs_tol)
             rtol, atol = TOLERANCES[worst.dtype]
@@ -164,9 +165,16 @@ class CheckReport:
 def check(op: str, backend: str, variant: Optional[str] = None, *, trials: int = 5, seed: int = 0,
           cases: Optional[list] = None) -> CheckReport:
     """Check a variant against the float64 reference on every test case of its op and every
-    dtype it takes, ``trials`` fresh seeds each. Raises RuntimeError if the backend is unavailable."""
+    dtype it takes, ``trials`` fresh seeds each. Raises RuntimeError if the backend is unavailable,
+    ValueError for ``trials`` < 1 or no cases; a check in which the variant declined every case
+    fails (it checked nothing)."""
     if op not in SPECS:
         raise ValueError(f"op: unknown op {op!r}; expected one of {list(SPECS)}")
+    if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
+        raise ValueError(f"trials: expected an int >= 1 (fresh seeds per case and dtype), got {trials!r}: "
+                         "a check of nothing cannot fail")
+    if cases is not None and not cases:
+        raise ValueError("cases: expected at least one case, got an empty list: a check of nothing cannot fail")
     require(backend)
     var = get_variant(op, backend, variant)
     spec = SPECS[op]
@@ -184,4 +192,5 @@ def check(op: str, backend: str, variant: Optional[str] = None, *, trials: int =
                     break
                 passed &= cmp.ok
                 results.append((dtype, spec.case_id(case), s, cmp))
-    return CheckReport(op, backend, var.name, passed, results)
+    checked = any(isinstance(r[3], Comparison) for r in results)
+    return CheckReport(op, backend, var.name, passed and checked, results)

@@ -140,11 +140,13 @@ def get_variant(op: str, backend: str, name: Optional[str]) -> Variant:
 
 
 def dtype_hint(op: str, backend: str, dtype: str, arg: str) -> str:
-    """What to do with a dtype that ``backend`` refuses for ``op`` ('' when there is no hint):
-    the CPU has no float16/bfloat16 arithmetic for matmul and conv2d."""
+    """What to do with a dtype that ``backend`` refuses for ``op`` ('' when there is no hint): the
+    CPU takes no bfloat16, and float16 only where a NumPy variant lists it (relu)."""
     if backend != "numpy" or dtype not in ("float16", "bfloat16"):
         return ""
-    hint = f"; the CPU computes {op} in float32 or float64: pass {arg}.astype(np.float32)"
+    takes = [d for d in ("float16", "float32", "float64") if any(d in v.dtypes for v in variants(op, "numpy"))]
+    hint = (f"; NumPy has no {dtype} arithmetic, and the CPU computes {op} in "
+            f"{', '.join(takes[:-1])} or {takes[-1]}: pass {arg}.astype(np.float32)")
     gpu = [v.name for v in variants(op, "cuda") if dtype in v.dtypes]  # numba takes no 16-bit floats
     if gpu:
         hint += f", or use a GPU backend: backend='cuda', variant={gpu[0]!r}"

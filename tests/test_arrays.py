@@ -160,7 +160,8 @@ def test_dlpack_element_types_without_a_kernel_are_refused():
 def test_torch_cpu_tensors_are_refused_bfloat16_included():
     torch = pytest.importorskip("torch", reason="PyTorch not installed")
     for dtype in (torch.float32, torch.bfloat16):
-        with pytest.raises(TypeError, match=r"x: a PyTorch CPU tensor is not accepted; pass x.numpy\(\)"):
+        with pytest.raises(TypeError, match=r"x: a PyTorch CPU tensor is not accepted by pk.<op>; "
+                                            r"use pykern.torch .* x.detach\(\).numpy\(\)"):
             pk.relu(torch.ones(3, dtype=dtype))
 
 

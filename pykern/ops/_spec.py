@@ -34,14 +34,17 @@ class OpSpec:
 
     def same_dtype(self, infos: dict) -> np.dtype:
         present = [i for i in infos.values() if i is not None]
+        # Each dtype is checked before they are compared: an int64 x beside a float32 w is refused
+        # for being int64, not only for differing.
+        for info in present:
+            if info.dtype.name not in FLOAT_DTYPES + ("bfloat16",):
+                raise TypeError(f"{info.name}: dtype {info.dtype.name} is not supported; expected one of "
+                                f"{', '.join(FLOAT_DTYPES)} (or bfloat16 where a variant lists it)")
         first = present[0]
         for other in present[1:]:
             if other.dtype != first.dtype:
                 raise TypeError(f"{other.name} has dtype {other.dtype.name} but {first.name} has "
                                 f"{first.dtype.name}; all inputs must share one dtype")
-        if first.dtype.name not in FLOAT_DTYPES + ("bfloat16",):
-            raise TypeError(f"{first.name}: dtype {first.dtype.name} is not supported; expected one of "
-                            f"{', '.join(FLOAT_DTYPES)} (or bfloat16 where a variant lists it)")
         return first.dtype
 
     def output_dtype(self, in_dtype: np.dtype) -> np.dtype:
