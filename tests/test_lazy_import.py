@@ -128,3 +128,17 @@ def test_without_numba_the_cli_lists_the_rest_and_the_reason():
     rows = [ln.split() for ln in proc.stdout.splitlines()]
     listed = {(r[0], r[1], r[2].lstrip("*")) for r in rows if len(r) > 2 and r[0] in OPS}
     assert listed == {(v.op, v.backend, v.name) for v in pk.variants() if v.backend != "numba"}
+
+
+def test_pykern_torch_without_torch_says_what_to_install():
+    """The [torch] extra does not install torch (it would pull a CUDA build onto a CPU-only
+    machine), so pykern.torch names the pin to install first; plain pykern is unaffected."""
+    proc = run_python("import sys; sys.modules['torch'] = None\n"
+                      "import pykern\n"
+                      "try:\n    import pykern.torch\nexcept ImportError as e:\n    print(e.name); print(e)")
+    assert proc.returncode == 0, proc.stderr
+    name, msg = proc.stdout.strip().splitlines()[-2:]
+    assert name == "torch"
+    assert msg.startswith("pykern.torch needs PyTorch >= 2.4, which is not installed; the [torch] extra does not "
+                          "install torch")
+    assert "torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu" in msg
