@@ -3,7 +3,7 @@ pykern's (pykern.torch.nn), from the same initial weights, on the same batches.
 
     pip install ".[torch]"
     python bench/train_cnn.py                                  # torch + numpy (+ GPU rows on a GPU)
-    python bench/train_cnn.py --backend torch numpy --epochs 8 --out bench/results/cpu/train_cnn.json
+    python bench/train_cnn.py --backend torch numpy --epochs 8 --out /tmp/train_cnn.json
 
 Data: sklearn.datasets.load_digits (1,797 8x8 images, bundled with scikit-learn, no download),
 upsampled to 16x16 (each pixel repeated 2x2), standardized with the training set's mean and
@@ -19,7 +19,8 @@ The backends take turns epoch by epoch (a shared machine's changing load falls o
 Each prints per-epoch time, images/s and test accuracy, then a summary (accuracy and time
 relative to torch, agreement of the loss curves over the first steps) and where the time goes:
 forward and backward per op, from torch.profiler over a few extra steps. Writes a JSON and a
-plot (epoch time per backend, loss curves overlaid) next to it.
+plot (epoch time per backend, loss curves overlaid) next to it: by default a new dated file in
+bench/results/<device>/ (see default_out), never over a committed record.
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import statistics
 import sys
 import time
@@ -41,9 +43,17 @@ try:
 except ImportError:  # not installed: the checkout's own (no compiled extensions, so numpy only)
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
     import pykern as pk
-import pykern.torch as pkt  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
+# torch.profiler's tracer (kineto) prints 'profiler_start'/'profiler_stop' lines on every profile
+# unless told otherwise before torch loads it; the table below is this script's own report.
+os.environ.setdefault("KINETO_LOG_LEVEL", "99")
+try:  # without torch, --help still works and the script says what to install
+    import pykern.torch as pkt
+    import sklearn  # noqa: F401  (the data: load_digits)
+    import torch
+    import torch.nn.functional as F
+    TORCH_MISSING = None
+except ImportError as e:
+    TORCH_MISSING = str(e)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CPU_BACKENDS = ("torch", "numpy")
@@ -375,6 +385,18 @@ def available_backends() -> list:
     return found
 
 
+def default_out(gpu_name, now) -> str:
+    """bench/results/<device>/train_cnn-<date>.json, a new file each run: <device> is cpu, or the GPU's
+    name as bench/device_run.sh writes it (lower case, runs of other characters as '-')."""
+    device = "cpu" if gpu_name is None else re.sub(r"[^a-z0-9]+", "-", gpu_name.lower()).strip("-")
+    path = os.path.join(HERE, "results", device, f"train_cnn-{now:%Y-%m-%d-%H%M%S}.json")
+    stem, n = os.path.splitext(path)[0], 1
+    while os.path.exists(path):  # two runs in one second: never replace a record
+        n += 1
+        path = f"{stem}-{n}.json"
+    return path
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -390,10 +412,14 @@ def main(argv=None) -> dict:
     ap.add_argument("--profile-steps", type=int, default=20, help="steps profiled per backend (0: no profile)")
     ap.add_argument("--threads", type=int, default=0, help="threads for torch and for NumPy's BLAS alike "
                     "(0: each library's default; 1 is steadier on a machine that other work keeps busy)")
-    ap.add_argument("--out", default=None, help="JSON path (the plot goes next to it, .png); default "
-                    "bench/results/cpu/train_cnn.json, or bench/results/gpu/ when GPU backends ran")
+    ap.add_argument("--out", default=None, help="JSON path (the plot goes next to it, .png); default: a new "
+                    "dated file bench/results/<device>/train_cnn-<UTC date and time>.json, <device> being cpu, or "
+                    "the GPU's name when GPU backends ran; an existing file is never replaced unless named here")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
+    if TORCH_MISSING:
+        ap.exit(2, f"train_cnn.py needs torch and scikit-learn (pykern's [torch] extra, torch first): "
+                   f"{TORCH_MISSING}\n")
 
     wanted = args.backend or available_backends()
     for backend in wanted:
@@ -419,12 +445,13 @@ def main(argv=None) -> dict:
           f"{os.cpu_count()} CPUs: other processes' work slows every backend")
 
     gpu_ran = any(r["device"] == "cuda" for r in runs.values())
-    out = args.out or os.path.join(HERE, "results", "gpu" if gpu_ran else "cpu", "train_cnn.json")
+    now = datetime.datetime.now(datetime.timezone.utc)
+    out = args.out or default_out(torch.cuda.get_device_name() if gpu_ran else None, now)
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     command = "python bench/train_cnn.py " + " ".join(argv if argv is not None else sys.argv[1:])
     config = vars(args) | {"backends": wanted, "train_images": len(data[0]), "test_images": len(data[2])}
     result = {"experiment": "train_cnn", "command": command,
-              "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+              "date": now.isoformat(timespec="seconds"),
               "environment": environment() | {"load_average": load}, "config": config,
               "runs": runs, "comparison": comparison}
     with open(out, "w") as f:

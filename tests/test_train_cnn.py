@@ -60,12 +60,13 @@ def test_two_steps_match_torch(tc):
         torch.testing.assert_close(p_p, p_t, rtol=1e-5, atol=1e-6)
 
 
-def test_script_end_to_end(tc, tmp_path, capsys):
+def test_script_end_to_end(tc, tmp_path, capfd):
     out = tmp_path / "train_cnn.json"
     result = tc.main(["--backend", "torch", "numpy", "--epochs", "2", "--train-limit", "96", "--profile-steps", "2",
                       "--no-progress", "--out", str(out)])
-    printed = capsys.readouterr().out
+    printed, errors = capfd.readouterr()  # at the file descriptors: the profiler's C++ prints there
     assert "where the time goes, numpy" in printed and "test acc" in printed
+    assert "profiler_start" not in printed + errors and "USDT" not in printed + errors, "profiler noise"
     saved = json.loads(out.read_text())
     assert saved["comparison"] == json.loads(json.dumps(result["comparison"]))
     assert set(saved["runs"]) == {"torch", "numpy"} and (tmp_path / "train_cnn.png").stat().st_size > 0
@@ -83,3 +84,28 @@ def test_gpu_backends_are_refused_with_the_reason_without_a_gpu(tc, capsys):
         tc.main(["--backend", "numba", "--epochs", "1"])
     assert "torch sees no CUDA GPU" in capsys.readouterr().err
     assert tc.available_backends() == ["torch", "numpy"]
+
+
+def test_results_go_to_a_new_dated_file_per_device(tc, tmp_path, monkeypatch):
+    """Run as the README shows, the script overwrote the committed bench/results/cpu/train_cnn.json."""
+    import datetime
+    monkeypatch.setattr(tc, "HERE", str(tmp_path))
+    now = datetime.datetime(2026, 12, 7, 6, 30, 5, tzinfo=datetime.timezone.utc)
+    first = tc.default_out(None, now)
+    assert first == str(tmp_path / "results" / "cpu" / "train_cnn-2026-12-07-063005.json")
+    os.makedirs(os.path.dirname(first))
+    open(first, "w").close()
+    assert tc.default_out(None, now) == str(tmp_path / "results" / "cpu" / "train_cnn-2026-12-07-063005-2.json")
+    assert tc.default_out("NVIDIA H100 80GB HBM3", now).startswith(
+        str(tmp_path / "results" / "nvidia-h100-80gb-hbm3" / "train_cnn-"))
+
+
+def test_help_works_without_torch():
+    """--help was a traceback at import without torch; a run says what to install."""
+    import subprocess
+    code = ("import runpy, sys; sys.modules['torch'] = None; sys.argv = ['train_cnn.py'] + sys.argv[1:]; "
+            f"runpy.run_path({SCRIPT!r}, run_name='__main__')")
+    helped = subprocess.run([sys.executable, "-c", code, "--help"], capture_output=True, text=True, timeout=120)
+    assert helped.returncode == 0 and "usage:" in helped.stdout, helped.stderr
+    ran = subprocess.run([sys.executable, "-c", code, "--epochs", "1"], capture_output=True, text=True, timeout=120)
+    assert ran.returncode == 2 and "needs torch and scikit-learn" in ran.stderr and "install" in ran.stderr
