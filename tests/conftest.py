@@ -16,12 +16,48 @@ import pykern as pk  # noqa: E402
 from pykern._backends import on_simulator as _on_simulator  # noqa: E402
 
 
+def _build_problem():
+    """Why this suite cannot test the pykern it imported, or None. Never a reason to skip: a
+    source tree (which has no extensions) hiding the installed copy, or an extension the build
+    made that does not import, would turn hundreds of CUDA tests into skips that look like a pass."""
+    import importlib
+
+    from pykern import _install
+    try:
+        from pykern import _build
+    except ImportError:
+        hidden = _install.other_copies()
+        where = f"pykern was imported from {_install.HERE}, a source tree that was never built"
+        if hidden:
+            return (f"{where}, and it hides the installed copy {hidden[0]}: Python puts the working directory "
+                    "first on sys.path under 'python -m pytest'. Run 'pytest' (the command) instead, or run "
+                    "from another folder.")
+        return f"{where}: install it first, with the README's command: pip install \".[test,bench,torch]\""
+    for name, status in _build.EXTENSIONS.items():
+        if status == "built":
+            try:
+                importlib.import_module(f"pykern.{name}")
+            except ImportError as e:
+                return (f"pykern.{name} was built (pykern/_build.py says so) but cannot be imported: {e}. "
+                        "Reinstall pykern; its tests would otherwise all be skipped.")
+    return None
+
+
+def pytest_sessionstart(session):
+    problem = _build_problem()
+    if problem:
+        pytest.exit(f"pykern's tests cannot run: {problem}", returncode=pytest.ExitCode.USAGE_ERROR)
+
+
 def seed_for(*parts) -> int:
     """A stable seed per test case, so every case gets its own fresh random inputs."""
     return zlib.crc32("/".join(map(str, parts)).encode())
 
 
 def require_backend(name: str) -> None:
+    """Skip, with the reason, a test whose backend this machine cannot offer: no GPU and no
+    simulator asked for, numba missing, or an extension the build skipped on purpose (the
+    session start has already stopped the suite for one that was built and cannot be imported)."""
     a = pk.backends()[name]
     if not a.available:
         pytest.skip(f"backend {name!r} unavailable: {a.reason}")

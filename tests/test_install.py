@@ -54,3 +54,36 @@ def test_no_note_when_nothing_is_hidden(tmp_path, monkeypatch):
     assert "hides the installed copy " + str(built / "pykern") in _install.shadow_note()
     monkeypatch.setattr(_install, "HERE", str(built / "pykern"))  # the copy with the extension itself
     assert _install.shadow_note() is None
+
+
+def test_the_suite_stops_for_a_source_tree_or_an_extension_that_does_not_import(monkeypatch):
+    """tests/conftest.py stops the session (never skips 800 CUDA tests) when pykern came from a
+    never-built source tree, naming the installed copy it hides, or when an extension the build
+    made cannot be imported."""
+    import types
+
+    from conftest import _build_problem
+
+    from pykern import _install
+    assert _build_problem() is None  # the copy under test: built, and its extensions import
+    monkeypatch.setitem(sys.modules, "pykern._build", None)  # as in a source tree: no _build.py
+    monkeypatch.delattr(pk, "_build", raising=False)
+    monkeypatch.setattr(_install, "other_copies", lambda: ["/site/pykern"])
+    problem = _build_problem()
+    assert "a source tree that was never built, and it hides the installed copy /site/pykern" in problem
+    monkeypatch.setattr(_install, "other_copies", lambda: [])
+    assert "install it first" in _build_problem()
+    fake = types.ModuleType("pykern._build")
+    fake.EXTENSIONS = {"_cuda": "no CUDA compiler (nvcc) was found at build time", "_no_such_extension": "built"}
+    monkeypatch.setitem(sys.modules, "pykern._build", fake)
+    monkeypatch.setattr(pk, "_build", fake, raising=False)
+    assert _build_problem().startswith("pykern._no_such_extension was built (pykern/_build.py says so) but "
+                                       "cannot be imported")
+
+
+def test_the_build_records_its_extensions():
+    """pykern/_build.py is written by CMakeLists.txt; every extension is 'built' or says why not."""
+    from pykern import _build
+    assert set(_build.EXTENSIONS) == {"_cuda", "_cuda_sim"}
+    assert all(status for status in _build.EXTENSIONS.values())
+    assert "not configured" not in _build.EXTENSIONS.values()
