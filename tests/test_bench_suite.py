@@ -12,8 +12,11 @@ TINY = ["--bench-backend", "numpy", "--bench-sizes", "2^10", "--bench-no-baselin
 
 def run_pytest(args, cwd):
     # From a folder with no source tree, so the bench suite imports the same pykern as this session.
-    return subprocess.run([sys.executable, "-m", "pytest", BENCH, *args], capture_output=True, text=True,
-                          cwd=cwd, timeout=600)
+    # Without this session's pytest-xdist worker variables and plugin: pytest-benchmark disables
+    # itself in what it takes for a parallel run.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_XDIST", "PYTEST_CURRENT"))}
+    return subprocess.run([sys.executable, "-m", "pytest", BENCH, "-p", "no:xdist", *args], capture_output=True,
+                          text=True, cwd=cwd, env=env, timeout=600)
 
 
 @pytest.mark.parametrize("op,other_file_runs", [("relu", False), ("conv2d", True)])
