@@ -80,19 +80,25 @@ def _numba_availability() -> Availability:
                                "before importing pykern to run the Numba kernels in the simulator)")
 
 
+# What to do without a GPU (or without pykern._cuda), as the numba backend's reason says for Numba's.
+CUDA_SIM_HINT = ("set PYKERN_CUDA_SIM=1 before importing pykern to run the CUDA C++ kernels in "
+                 "pykern's simulator on the CPU")
+
+
 def _cuda_availability() -> Availability:
     from ._device import ext
     try:
         mod = ext()
     except RuntimeError as e:
         from ._install import explain_missing_extension
-        return Availability(False, explain_missing_extension(str(e)))
+        hint = "" if cuda_simulator_enabled() else CUDA_SIM_HINT  # else the error is the simulator's own
+        return Availability(False, explain_missing_extension(str(e), hint))
     if getattr(mod, "SIMULATOR", False):
         return Availability(True, "CUDA C++ simulator (PYKERN_CUDA_SIM=1): the kernels run on the CPU, "
                                   "one block at a time, threads as fibers; results are real, timings are not")
     count, err = mod.device_count()
     if count == 0:
-        return Availability(False, f"no CUDA GPU usable: {err or 'no device found'}")
+        return Availability(False, f"no CUDA GPU usable: {err or 'no device found'} ({CUDA_SIM_HINT})")
     return Availability(True, f"GPU: {mod.device_properties()['name']}")
 
 

@@ -47,8 +47,11 @@ def shadow_note() -> Optional[str]:
             "'pykern' command instead, or run Python from another folder.")
 
 
-def explain_missing_extension(reason: str) -> str:
+def explain_missing_extension(reason: str, hint: str = "") -> str:
     """The cuda backend's 'unavailable' reason, with the true cause when a source tree hides
-    an installed copy that has the extension."""
+    an installed copy that has the extension; else ``reason``, with ``hint`` (what to do instead)
+    in parentheses when given."""
     note = shadow_note()
-    return note if note else reason
+    if note:
+        return note
+    return f"{reason} ({hint})" if hint else reason

@@ -68,6 +68,33 @@ def test_demo_relu_checks_every_available_variant():
         assert "ran in pykern's CUDA C++ simulator" in proc.stdout
 
 
+def test_the_cuda_reason_says_how_to_run_the_simulator(monkeypatch):
+    """As the numba backend's reason names NUMBA_ENABLE_CUDASIM=1, the cuda backend's names
+    PYKERN_CUDA_SIM=1, with no GPU and with no pykern._cuda alike."""
+    from pykern import _backends, _device, _install
+
+    class NoGpu:
+        SIMULATOR = False
+
+        @staticmethod
+        def device_count():
+            return 0, "cudaErrorNoDevice: no CUDA-capable device is detected"
+
+    def not_built():
+        raise RuntimeError("pykern._cuda was not built (no CUDA compiler at install time)")
+
+    monkeypatch.setattr(_backends, "cuda_simulator_enabled", lambda: False)
+    monkeypatch.setattr(_install, "shadow_note", lambda: None)
+    monkeypatch.setattr(_device, "ext", lambda: NoGpu)
+    reason = _backends._cuda_availability().reason
+    assert reason.startswith("no CUDA GPU usable: cudaErrorNoDevice") and "set PYKERN_CUDA_SIM=1 before" in reason
+    monkeypatch.setattr(_device, "ext", not_built)
+    reason = _backends._cuda_availability().reason
+    assert reason.startswith("pykern._cuda was not built") and "set PYKERN_CUDA_SIM=1 before" in reason
+    monkeypatch.setattr(_backends, "cuda_simulator_enabled", lambda: True)  # the simulator's own error
+    assert "set PYKERN_CUDA_SIM=1" not in _backends._cuda_availability().reason
+
+
 # --- the newcomer's path: which copy runs, --help, pipes, exit codes, output paths -----------
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
