@@ -23,6 +23,19 @@ from ._timing import backend_clock, measure
 from .ops import SPECS
 
 
+def columns(rows: list, right=(), indent: str = "  ") -> list:
+    """Text lines of a table whose column widths come from its cells (variant names such as
+    gemm_col2im_threads and ops such as conv2d_backward_weight are longer than any fixed width
+    that fits the rest); ``right``: indices of right-aligned columns; the last cell runs free."""
+    widths = [max(len(r[i]) for r in rows if i < len(r)) for i in range(max(map(len, rows)))]
+
+    def cell(i: int, text: str, last: bool) -> str:
+        if i in right:
+            return text.rjust(widths[i])
+        return text if last else text.ljust(widths[i])
+    return [(indent + "  ".join(cell(i, c, i == len(r) - 1) for i, c in enumerate(r))).rstrip() for r in rows]
+
+
 def cmd_info(args) -> int:
     from ._install import HERE, has_extension
     bk = backends()
@@ -38,12 +51,11 @@ def cmd_info(args) -> int:
         return 0
     print(f"pykern {__version__} from {HERE} (pykern._cuda {'built' if has_extension(HERE) else 'not built'})"
           "\n\nbackends:")
-    for name, a in bk.items():
-        print(f"  {name:6s} {'available  ' if a.available else 'unavailable'}  {a.reason}")
+    print("\n".join(columns([[name, "available" if a.available else "unavailable", a.reason]
+                             for name, a in bk.items()])))
     print("\nvariants (* = backend default):")
-    for var in variants():
-        mark = "*" if var.default else " "
-        print(f"  {var.op:7s} {var.backend:6s} {mark}{var.name:16s} {','.join(var.dtypes):24s} {var.technique}")
+    print("\n".join(columns([[var.op, var.backend, ("*" if var.default else " ") + var.name, ",".join(var.dtypes),
+                              var.technique] for var in variants()])))
     return 0
 
 
@@ -95,16 +107,22 @@ def cmd_demo(args) -> int:
             rows.append((var, dtype, spec.case_id(case), cmp, timing,
                          None if timing is None else _rate(spec, case, dtype, timing.median), spec.rate_unit))
             print(f"  ran {var.key} ({dtype}, {spec.case_id(case)})", file=sys.stderr, flush=True)
-    print(f"{'variant':28s} {'dtype':8s} {'case':24s} {'check':5s} {'max rel err':>11s} "
-          f"{'median':>10s} {'IQR':>7s} {'rate':>14s}")
+    from .benchmark.run import noisy
+    table = [["variant", "dtype", "case", "check", "max rel err", "median", "IQR", "rate"]]
+    notes = {}  # table row -> lines printed under it
     for var, dtype, cid, cmp, timing, rate, unit in rows:
-        t = "sim" if timing is None else f"{timing.median * 1e3:8.3f}ms"
-        spread = "-" if timing is None else f"{100 * timing.spread:6.1f}%"
-        r = "-" if rate is None else f"{rate:9.2f} {unit}"
-        print(f"{var.key:28s} {dtype:8s} {cid:24s} {'ok' if cmp.ok else 'FAIL':5s} "
-              f"{cmp.max_rel_err:11.2e} {t:>10s} {spread:>7s} {r:>14s}")
-        if not cmp.ok:
-            print("    " + cmp.message().replace("\n", "\n    "))
+        table.append([var.key, dtype, cid, "ok" if cmp.ok else "FAIL", f"{cmp.max_rel_err:.2e}",
+                      "sim" if timing is None else f"{timing.median * 1e3:.3f}ms",
+                      "-" if timing is None else f"{100 * timing.spread:.1f}%",
+                      "-" if rate is None else f"{rate:.2f} {unit}"])
+        # the flags `pykern bench` prints, by the same rule
+        flag = None if timing is None else noisy(timing.spread)
+        notes[len(table) - 1] = ([f"    ! {flag}: do not trust this time"] if flag else []) + \
+            ([] if cmp.ok else ["    " + cmp.message().replace("\n", "\n    ")])
+    for i, line in enumerate(columns(table, right={4, 5, 6, 7}, indent="")):
+        print(line)
+        for note in notes.get(i, []):
+            print(note)
     if skipped:
         print("\nnot run here:")
         by_reason = {}  # one line per reason: a missing backend would repeat it per variant

@@ -389,6 +389,12 @@ def test_other_load_sees_a_busy_process():
     assert 0.3 / os.cpu_count() <= load.share <= 1.0
 
 
+def test_one_rule_flags_a_noisy_spread():
+    assert bench.noisy(0.10) is None and bench.noisy(None) is None
+    assert bench.noisy(1.37) == "noisy: IQR is 137% of the median (limit 10%)"
+    assert bench.entry_flags(_rec(iqr_rel=1.37)) == [bench.noisy(1.37)]
+
+
 def test_compare_table_marks_noisy_times():
     doc = {"dtype": "float32", "load": bench.load_summary(None),
            "ops": [{"op": "relu", "cpu": "numpy/maximum", "gpu": None, "gpu_reason": "no GPU here",

@@ -1,9 +1,12 @@
 """The command line: `python -m pykern info [--json]` and `demo`."""
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
+
+import numpy as np
 
 import pykern as pk
 
@@ -66,6 +69,62 @@ def test_demo_relu_checks_every_available_variant():
             line = next(ln for ln in proc.stdout.splitlines() if ln.startswith(v.key + " "))
             assert " ok " in line and " sim " in line and line.split()[-3:-1] == ["sim", "-"], line
         assert "ran in pykern's CUDA C++ simulator" in proc.stdout
+
+
+def demo_here(monkeypatch, capsys, timing=None):
+    """`pykern demo --op relu` in this process, on the CPU only and on 1000 elements (fast);
+    ``timing``: what every timed variant reports instead of its own runs."""
+    from pykern import _backends, cli
+    from pykern.ops import SPECS
+    real = pk.backends()
+    monkeypatch.setattr(cli, "backends", lambda: {n: a if n == "numpy" else _backends.Availability(False, "off here")
+                                                  for n, a in real.items()})
+    monkeypatch.setattr(SPECS["relu"], "demo_case", lambda simulator=False: {"shape": (1000,)})
+    if timing is not None:
+        monkeypatch.setattr(cli, "_time_demo", lambda prepared, backend, reps: timing)
+    code = cli.main(["demo", "--op", "relu", "--reps", "3"])
+    return code, capsys.readouterr().out
+
+
+def test_demo_flags_a_noisy_time_as_bench_does(monkeypatch, capsys):
+    from pykern._timing import Timing
+    code, out = demo_here(monkeypatch, capsys, Timing(median=1e-3, q25=0.6e-3, q75=1.97e-3, runs=3))
+    assert code == 0, out
+    for v in pk.variants("relu", "numpy"):
+        lines = out.splitlines()
+        row = next(i for i, ln in enumerate(lines) if ln.startswith(v.key + " "))
+        assert "137.0%" in lines[row]
+        assert lines[row + 1] == "    ! noisy: IQR is 137% of the median (limit 10%): do not trust this time"
+    code, out = demo_here(monkeypatch, capsys, Timing(median=1e-3, q25=0.99e-3, q75=1.01e-3, runs=3))
+    assert code == 0 and "noisy" not in out
+
+
+def test_demo_and_info_columns_fit_long_names(monkeypatch, capsys):
+    from pykern import cli
+    from pykern._registry import register, unregister
+    name = "maximum_under_a_name_longer_than_any_column"
+
+    @register("relu", "numpy", dtypes=("float32",), name=name)
+    def long_named(x, y):
+        """np.maximum, registered under a long name for this test."""
+        np.maximum(x, 0, out=y)
+
+    try:
+        code, out = demo_here(monkeypatch, capsys)
+        assert code == 0, out
+        lines = out.splitlines()
+        header = next(ln for ln in lines if ln.startswith("variant "))
+        rows = [ln for ln in lines if ln.startswith("relu/numpy/")]
+        assert len(rows) == len(pk.variants("relu", "numpy"))
+        for col in ("dtype", "case", "check"):  # every cell starts under its heading
+            assert {ln[header.index(col) - 1:header.index(col) + 1] for ln in rows} <= {" f", " 1", " o"}, (col, out)
+        assert cli.main(["info"]) == 0
+        listed = [ln for ln in capsys.readouterr().out.splitlines() if ln.split()[:1] and ln.split()[0] in pk.ops.SPECS]
+        assert any(name in ln for ln in listed)
+        starts = {re.search(r" (b?float\d+)", ln).start(1) for ln in listed}
+        assert len(starts) == 1, starts  # the dtypes column starts at one place
+    finally:
+        unregister("relu", "numpy", name)
 
 
 def test_the_cuda_reason_says_how_to_run_the_simulator(monkeypatch):

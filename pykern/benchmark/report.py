@@ -9,7 +9,7 @@ from typing import Optional
 import numpy as np
 
 from .cases import work
-from .run import NOISY_IQR_REL
+from .run import NOISY_IQR_REL, noisy
 
 
 def fmt_time(s: Optional[float]) -> str:
@@ -126,7 +126,7 @@ _COMPARE_TIMES = ("cpu_kernel", "cpu_call", "gpu_kernel", "gpu_call")
 
 
 def is_noisy(r: dict, k: str) -> bool:
-    return (r.get(f"{k}_iqr_rel") or 0) > NOISY_IQR_REL
+    return noisy(r.get(f"{k}_iqr_rel")) is not None
 
 
 def _ct(r: dict, k: str) -> str:

@@ -185,13 +185,22 @@ def run_entry(e: Entry, cache: CaseCache, *, ceilings: Optional[dict] = None, bu
     return rec
 
 
+def noisy(iqr_rel: Optional[float]) -> Optional[str]:
+    """The one rule for a spread too wide to trust, in `bench`, `compare` and `demo`: the flag in
+    words, or None."""
+    if iqr_rel is None or iqr_rel <= NOISY_IQR_REL:
+        return None
+    return f"noisy: IQR is {100 * iqr_rel:.0f}% of the median (limit {100 * NOISY_IQR_REL:.0f}%)"
+
+
 def entry_flags(rec: dict, ceilings: Optional[dict] = None) -> list:
     """Why ``rec``'s timing is suspect, in words (empty: trust it)."""
     flags = []
     if rec.get("median_s") is None:
         return flags
-    if rec.get("iqr_rel") is not None and rec["iqr_rel"] > NOISY_IQR_REL:
-        flags.append(f"noisy: IQR is {100 * rec['iqr_rel']:.0f}% of the median (limit {100 * NOISY_IQR_REL:.0f}%)")
+    spread = noisy(rec.get("iqr_rel"))
+    if spread:
+        flags.append(spread)
     pct = rec.get("pct_of_ceiling")
     if pct is not None and pct > 100:
         why = "the ceiling run or this timing was disturbed"
