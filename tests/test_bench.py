@@ -389,6 +389,17 @@ def test_other_load_sees_a_busy_process():
     assert 0.3 / os.cpu_count() <= load.share <= 1.0
 
 
+def test_the_torch_note_only_where_torch_is_installed(monkeypatch):
+    from pykern.benchmark import baselines
+    monkeypatch.setattr(baselines, "_installed", lambda module: module != "torch")
+    doc = {"env": bench.environment(), "ceilings": {}, "skipped_targets": [], "elapsed_s": 1.0, "entries": [],
+           "load": bench.load_summary(0.0)}
+    assert "allow_tf32" not in bench.bench_table(doc)
+    assert doc["env"]["settings"] == [bench.BASELINE_SETTINGS["cupy"]]
+    monkeypatch.setattr(baselines, "_installed", lambda module: True)
+    assert any("allow_tf32" in note for note in bench.environment()["settings"])
+
+
 def test_one_rule_flags_a_noisy_spread():
     assert bench.noisy(0.10) is None and bench.noisy(None) is None
     assert bench.noisy(1.37) == "noisy: IQR is 137% of the median (limit 10%)"

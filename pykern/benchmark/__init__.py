@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from .._dispatch import Unsupported
 from ..ops import SPECS
-from .baselines import BASELINE_SETTINGS, BASELINES, Baseline
+from .baselines import BASELINE_SETTINGS, BASELINES, Baseline, baseline_settings
 from .cases import (BENCH_CASES, BENCH_LATE_CASES, COMPARE_CASES, RESNET_LAYERS, SIZE_FORMS, parse_size, parse_sizes,
                     work)
 from .ceilings import ceiling_key, measure_ceilings
@@ -40,7 +40,7 @@ from .run import (DEFAULT_ENTRY_BUDGET_S, NOISY_IQR_REL, RETIME_BUDGET_FACTOR, S
 
 __all__ = [
     "SPECS", "Unsupported",
-    "BASELINE_SETTINGS", "BASELINES", "Baseline",
+    "BASELINE_SETTINGS", "BASELINES", "Baseline", "baseline_settings",
     "BENCH_CASES", "BENCH_LATE_CASES", "COMPARE_CASES", "RESNET_LAYERS", "SIZE_FORMS", "parse_size", "parse_sizes",
     "work",
     "ceiling_key", "measure_ceilings",

@@ -3,6 +3,7 @@ torch on the CPU, cuBLAS through CuPy and cuBLAS/cuDNN through torch on a GPU. E
 a missing library gives the reason instead of a time."""
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Callable, Optional
@@ -23,13 +24,26 @@ class Baseline:
     build: Callable = field(repr=False, compare=False)  # (arrays, params) -> (run, sync, result)
 
 
-# Settings that change what the baselines compute; every result file states them.
-BASELINE_SETTINGS = [
-    "torch: torch.backends.cudnn.allow_tf32 = False and torch.backends.cuda.matmul.allow_tf32 = "
-    "False (fp32 baselines compute in fp32, not TF32); torch.backends.cudnn.benchmark = True "
-    "(cuDNN picks its fastest algorithm during the untimed check run)",
-    "cupy: CUPY_TF32 is left unset (cuBLAS computes fp32 in fp32)",
-]
+# Settings that change what the baselines compute, per library module; every result file states
+# those of the libraries installed (baseline_settings).
+BASELINE_SETTINGS = {
+    "torch": "torch: torch.backends.cudnn.allow_tf32 = False and torch.backends.cuda.matmul.allow_tf32 = "
+             "False (fp32 baselines compute in fp32, not TF32); torch.backends.cudnn.benchmark = True "
+             "(cuDNN picks its fastest algorithm during the untimed check run)",
+    "cupy": "cupy: CUPY_TF32 is left unset (cuBLAS computes fp32 in fp32)",
+}
+
+
+def _installed(module: str) -> bool:
+    """Whether ``module`` can be imported here, without importing it (torch takes seconds)."""
+    import importlib.util
+    return module in sys.modules or importlib.util.find_spec(module) is not None
+
+
+def baseline_settings() -> list:
+    """The notes of BASELINE_SETTINGS for the libraries installed here: a note on torch's TF32
+    switches describes no baseline on a machine without torch."""
+    return [note for module, note in BASELINE_SETTINGS.items() if _installed(module)]
 
 
 def _noop() -> None:

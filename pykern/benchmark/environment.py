@@ -11,7 +11,7 @@ from typing import Optional
 
 from .. import __version__
 from .._backends import availability, backends, cuda_simulator_enabled, simulator_enabled
-from .baselines import BASELINE_SETTINGS, _lib_reason
+from .baselines import _lib_reason, baseline_settings
 
 # Other processes taking more than this share of the CPUs while a CPU entry ran make its timing
 # suspect (see run.entry_flags), and the whole run's table ends with a warning.
@@ -145,7 +145,7 @@ def environment() -> dict:
         "gpu_reason": gpu_reason,
         "backends": {n: {"available": a.available, "reason": a.reason} for n, a in backends().items()},
         "libraries": {n: _lib_version(n) for n in ("numpy", "numba", "cupy", "torch")},
-        "settings": BASELINE_SETTINGS,
+        "settings": baseline_settings(),
     }
 
 
