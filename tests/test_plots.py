@@ -143,7 +143,37 @@ def test_compare_figure_draws_the_crossover_and_says_it():
         assert len(stars) == 2
         assert any(isinstance(c, matplotlib.container.ErrorbarContainer) for c in ax.containers)
         ticks = [t.get_text() for t in ax.get_yticklabels()]
-        assert any(t.endswith(" ms") or t.endswith(" us") for t in ticks)
+        assert any(t.endswith(" µs") for t in ticks) and not any(t.endswith(" us") for t in ticks), ticks
+    finally:
+        plt.close(fig)
+
+
+def test_the_compare_legend_covers_no_point():
+    fig = bench.compare_figure(compare_doc())
+    try:
+        fig.canvas.draw()
+        ax = fig.axes[0]
+        legend = ax.get_legend().get_window_extent()
+        assert legend.x0 >= ax.get_window_extent().x1  # beside the axes, where no point is drawn
+    finally:
+        plt.close(fig)
+
+
+def test_targets_at_one_size_stand_side_by_side_on_every_panel():
+    """One matmul size: three targets of one rate at one x would hide each other; every panel
+    dodges them the way the conv2d layers are dodged."""
+    case = {"M": 256, "N": 256, "K": 256}
+    keys = ("cuda/naive", "cuda/smem_tiled", "baseline/cupy")
+    entries = [rec("matmul", key, "gpu", case, 500.0, kind="baseline" if key.startswith("baseline") else "variant")
+               for key in keys]
+    conv = _conv(1, *bench.RESNET_LAYERS[0])
+    entries += [rec("conv2d", key, "cpu", conv, 20.0) for key in ("numpy/im2col_gemm", "numpy/winograd_4x4", "x/y")]
+    doc = dict(bench_doc(), entries=entries)
+    fig = bench.bench_figure(doc)
+    try:
+        xs = [[c.lines[0].get_xdata()[0] for c in ax.containers] for ax in fig.axes]
+        assert all(len(set(x)) == 3 for x in xs), xs
+        assert xs[0] == pytest.approx(xs[1])  # one rule for every op
     finally:
         plt.close(fig)
 

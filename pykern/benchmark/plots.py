@@ -67,7 +67,7 @@ def _plain_number(v: float, _pos=None) -> str:
 def _time_tick(v: float, _pos=None) -> str:
     if v <= 0:
         return ""
-    for scale, unit in ((1, "s"), (1e-3, "ms"), (1e-6, "us"), (1e-9, "ns")):
+    for scale, unit in ((1, "s"), (1e-3, "ms"), (1e-6, "µs"), (1e-9, "ns")):
         if v >= scale * 0.999:
             return f"{v / scale:.3g} {unit}"
     return f"{v:.1e} s"
@@ -78,6 +78,19 @@ def _readable_log_axis(axis, fmt) -> None:
     axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
     axis.set_major_formatter(FuncFormatter(fmt))
     axis.set_minor_formatter(NullFormatter())
+
+
+def dodge(i: int, n: int, span: float = 0.7) -> float:
+    """x offset of the i-th of ``n`` targets drawn at one size: side by side within ``span`` of
+    the tick, so that equal values at one size (a one-size sweep, close rates) never hide each
+    other. Every panel dodges, lines and markers alike."""
+    return (i - (n - 1) / 2) * span / max(1, n)
+
+
+def _legend_outside(ax, handles) -> None:
+    """The legend right of the axes: inside, it covers points wherever it is put."""
+    ax.legend(handles=handles, fontsize=7, ncol=1, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+              borderaxespad=0.0)
 
 
 def _wrap(text: str, width: int) -> str:
@@ -135,12 +148,11 @@ def bench_figure(doc: dict):
                                                   + ("" if len(dtypes) == 1 else f"\n{r['dtype']}"))
         targets = list(dict.fromkeys((r["kind"], r["key"]) for r in rows))
         categorical = size_form(op) == "conv2d"  # unrelated layers: markers only, never a line between them
-        width = 0.7 / max(1, len(targets)) if categorical else 0.0
         not_run = False
         for ti, (kind, key) in enumerate(targets):
             pts = sorted(((xs.index((r["case_id"], r["dtype"])), r) for r in rows if r["key"] == key),
                          key=lambda p: p[0])
-            dx = (ti - (len(targets) - 1) / 2) * width
+            dx = dodge(ti, len(targets))
             ok = [(x, r) for x, r in pts if r.get("rate")]
             color = f"C{ti % 10}"
             if ok:
@@ -196,8 +208,7 @@ def bench_figure(doc: dict):
         ax.set_title(_wrap(f"{op} on the {_device_words(doc, device)}, {', '.join(dtypes)}: median rate, "
                            "error bars = IQR", 90), fontsize=10)
         ax.grid(True, which="major", alpha=0.3)
-        ax.legend(handles=handles, fontsize=7, ncol=1, loc="upper left", bbox_to_anchor=(1.01, 1.0),
-                  borderaxespad=0.0)
+        _legend_outside(ax, handles)
     fig.tight_layout()
     _add_caption(fig, _caption(doc, "Median of repeated runs after a check against the float64 reference; "
                                     "% of ceiling and ratios are in the table."))
@@ -287,7 +298,7 @@ def compare_figure(doc: dict):
             title += "\nno GPU column (why: below the plot)"
         ax.set_title(_wrap(title, 110), fontsize=9)
         ax.grid(True, which="major", alpha=0.3)
-        ax.legend(handles=ax.get_legend_handles_labels()[0] + handles_extra, fontsize=7, loc="upper left")
+        _legend_outside(ax, ax.get_legend_handles_labels()[0] + handles_extra)
     fig.tight_layout()
     no_gpu = list(dict.fromkeys(res["gpu_reason"] for res in doc["ops"] if not res["gpu"]))
     _add_caption(fig, _caption(doc, "kernel only = run() on data already in place; whole call = validation + "
