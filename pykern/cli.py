@@ -138,20 +138,6 @@ def cmd_demo(args) -> int:
     return 1 if failures else 0
 
 
-def _sizes_arg(ops, text):
-    """--sizes for every selected op: {op: [case, ...]}; a token that is no size of an op is an error."""
-    from .benchmark import parse_sizes
-    return None if text is None else {op: parse_sizes(op, text) for op in ops}
-
-
-def _ops_arg(text):
-    ops = [o.strip() for o in text.split(",") if o.strip()] if text else list(SPECS)
-    for op in ops:
-        if op not in SPECS:
-            raise ValueError(f"op: unknown op {op!r}; expected one of {list(SPECS)}")
-    return ops
-
-
 EXIT_NOTHING_RAN = 3
 
 
@@ -218,8 +204,8 @@ def cmd_bench(args) -> int:
     from . import benchmark as bench
     try:
         _check_outputs(args)
-        ops = _ops_arg(args.op)
-        doc = bench.sweep(ops, args.backend, args.variant, _sizes_arg(ops, args.sizes), args.dtype,
+        ops, sizes = bench.select(args.selection)
+        doc = bench.sweep(ops, args.backend, args.variant, sizes, args.dtype,
                           with_baselines=not args.no_baselines, max_reps=args.reps,
                           time_budget=args.time_budget, quick=args.quick, seed=args.seed,
                           progress=not args.no_progress)
@@ -243,8 +229,8 @@ def cmd_compare(args) -> int:
     from . import benchmark as bench
     try:
         _check_outputs(args)
-        ops = _ops_arg(args.op)
-        doc = bench.compare_sweep(ops, _sizes_arg(ops, args.sizes), args.dtype, quick=args.quick,
+        ops, sizes = bench.select(args.selection)
+        doc = bench.compare_sweep(ops, sizes, args.dtype, quick=args.quick,
                                   seed=args.seed, progress=not args.no_progress, time_budget=args.time_budget)
     except (ValueError, TypeError) as e:
         print(f"error: {e}", file=sys.stderr)
@@ -269,12 +255,23 @@ def _at_least_one(text: str) -> int:
     return n
 
 
+class _InOrder(argparse.Action):
+    """Keeps --op and --sizes in the order given, in one list: a plain --sizes belongs to the
+    --op before it (pykern.benchmark.select)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, (getattr(namespace, self.dest, None) or []) + [(self.const, values)])
+
+
 def _sweep_flags() -> argparse.ArgumentParser:
     """The flags ``bench`` and ``compare`` share (argparse ``parents=``)."""
-    from .benchmark import SIZE_FORMS
+    from .benchmark import SELECTION_HELP, SIZE_FORMS
     p = argparse.ArgumentParser(add_help=False)
-    p.add_argument("--op", help=f"comma-separated ops (default all: {','.join(SPECS)})")
-    p.add_argument("--sizes", help="comma-separated sizes, per op: "
+    p.add_argument("--op", action=_InOrder, dest="selection", const="op", metavar="OPS",
+                   help=f"comma-separated ops (default all: {','.join(SPECS)}); may be repeated, "
+                        "each followed by its own --sizes")
+    p.add_argument("--sizes", action=_InOrder, dest="selection", const="sizes", metavar="SIZES",
+                   help=SELECTION_HELP + " Forms, per op: "
                    + "; ".join(f"{op} {forms}" for op, forms in SIZE_FORMS.items())
                    + " (default: the sizes in pykern/benchmark/cases.py)")
     p.add_argument("--json", metavar="PATH", help="write the results and the environment as JSON")

@@ -72,6 +72,54 @@ def test_case_ids_parse_back_to_the_same_case(op):
         assert spec.case_id(bench.parse_size(op, cid)) == cid
 
 
+# --- sizes per op: --sizes OP=SIZES;OP=SIZES, or one --sizes after each --op ---------------------
+
+def selection(*argv):
+    """What `pykern bench ARGV` selects: (ops, {op: [case id, ...]} or None)."""
+    ops, sizes = bench.select(cli.build_parser().parse_args(["bench", *argv]).selection)
+    return ops, sizes and {op: [bench.SPECS[op].case_id(c) for c in cs] for op, cs in sizes.items()}
+
+
+def test_sizes_go_to_the_op_they_are_given_for():
+    both = (["conv2d", "relu"], {"conv2d": ["N1C64H14W14K64R3S3_p1x1", "N1C64H28W28K64R3S3_p1x1"],
+                                 "relu": ["1048576"]})
+    assert selection("--sizes", "conv2d=14,28;relu=2^20") == both  # without --op: the ops it names
+    assert selection("--op", "conv2d,relu", "--sizes", "conv2d=14,28;relu=2^20") == both
+    assert selection("--op", "conv2d", "--sizes", "14,28", "--op", "relu", "--sizes", "2^20") == both
+    assert selection("--sizes", "14,28", "--op", "conv2d", "--op", "relu", "--sizes", "2^20") == both
+    # an op given no sizes runs its default cases; one size form shared by several ops is fine
+    assert selection("--op", "relu", "--op", "matmul", "--sizes", "96") == (["relu", "matmul"], {"matmul": ["96x96x96"]})
+    assert selection("--op", "relu,relu_backward", "--sizes", "2^10") == (["relu", "relu_backward"],
+                                                                          {"relu": ["1024"], "relu_backward": ["1024"]})
+    assert selection("--op", "matmul") == (["matmul"], None)
+    assert selection() == (list(bench.SPECS), None)
+
+
+@pytest.mark.parametrize("argv, words", [
+    # one plain list for ops that read sizes differently: conv2d would run a 65536x65536 image
+    (["--op", "conv2d,relu", "--sizes", "14,65536"], ["'14,65536'", "conv2d, relu", 'conv2d=14,65536;relu=14,65536']),
+    (["--sizes", "128"], ["'128'", "no --op: every op"]),
+    (["--op", "relu", "--sizes", "matmul=12"], ["matmul=12", "--op does not select"]),
+    (["--sizes", "relu=96;12"], ["'12'", "names no op"]),
+    (["--sizes", "14;28"], ["';' separates OP=SIZES groups"]),
+    (["--sizes", "nope=3"], ["unknown op 'nope'"]),
+    (["--op", "relu", "--sizes", "conv2d=14"], ["conv2d=14", "--op does not select"]),
+])
+def test_sizes_meant_for_another_op_are_refused_before_anything_runs(argv, words, capsys, monkeypatch):
+    monkeypatch.setattr(bench_run, "measure_ceilings", lambda *a, **k: pytest.fail("the sweep started"))
+    for cmd in ("bench", "compare"):
+        code, out, err = run([cmd, *argv, "--quick", "--no-progress"], capsys)
+        assert code == 2 and out == "", (cmd, out, err)
+        for w in words:
+            assert w in err, (cmd, w, err)
+
+
+def test_the_sweep_runs_each_op_at_its_own_sizes():
+    ops, sizes = bench.select([("op", "conv2d"), ("sizes", "14"), ("op", "relu"), ("sizes", "2^10")])
+    entries, _ = bench.plan(ops, ["numpy"], None, sizes)
+    assert {(e.target.op, e.case_id) for e in entries} == {("conv2d", "N1C64H14W14K64R3S3_p1x1"), ("relu", "1024")}
+
+
 # --- plans come from the registry ----------------------------------------------------------------
 
 def test_plan_follows_the_registry():
@@ -108,7 +156,7 @@ def test_plan_skips_what_cannot_be_timed_with_the_reason():
 
 def test_bench_cli_json_has_every_promised_field(tmp_path, capsys):
     path = tmp_path / "b.json"
-    code, out, _ = run(["bench", "--op", "relu,matmul", "--backend", "numpy", "--sizes", "96",
+    code, out, _ = run(["bench", "--op", "relu,matmul", "--backend", "numpy", "--sizes", "relu=96;matmul=96",
                         "--quick", "--no-progress", "--json", str(path)], capsys)
     assert code == 0, out
     doc = json.loads(path.read_text())

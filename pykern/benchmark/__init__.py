@@ -6,7 +6,7 @@ Every timing goes through ``pykern._timing.measure`` (warm-up, cache flush, repe
 
 Modules, in the order data flows through them:
 
-    cases        benchmark sizes (kept apart from the test cases), --sizes parsing, work per case
+    cases        benchmark sizes (kept apart from the test cases), --op/--sizes parsing, work per case
     baselines    library yardsticks timed in the same run (NumPy/BLAS, torch, CuPy)
     environment  machine, GPU, libraries and commit of a run; load from other processes
     plan         targets (variants and baselines) and entries; what a sweep runs and skips
@@ -26,8 +26,8 @@ from __future__ import annotations
 from .._dispatch import Unsupported
 from ..ops import SPECS
 from .baselines import BASELINE_SETTINGS, BASELINES, Baseline, baseline_settings
-from .cases import (BENCH_CASES, BENCH_LATE_CASES, COMPARE_CASES, RESNET_LAYERS, SIZE_FORMS, parse_size, parse_sizes,
-                    work)
+from .cases import (BENCH_CASES, BENCH_LATE_CASES, COMPARE_CASES, RESNET_LAYERS, SELECTION_HELP, SIZE_FORMS,
+                    parse_ops, parse_size, parse_sizes, select, work)
 from .ceilings import ceiling_key, measure_ceilings
 from .compare import compare_sweep, crossover
 from .environment import BUSY_SHARE, OtherLoad, environment, gpu_identity, gpu_info, gpu_present, load_summary
@@ -41,8 +41,8 @@ from .run import (DEFAULT_ENTRY_BUDGET_S, NOISY_IQR_REL, RETIME_BUDGET_FACTOR, S
 __all__ = [
     "SPECS", "Unsupported",
     "BASELINE_SETTINGS", "BASELINES", "Baseline", "baseline_settings",
-    "BENCH_CASES", "BENCH_LATE_CASES", "COMPARE_CASES", "RESNET_LAYERS", "SIZE_FORMS", "parse_size", "parse_sizes",
-    "work",
+    "BENCH_CASES", "BENCH_LATE_CASES", "COMPARE_CASES", "RESNET_LAYERS", "SELECTION_HELP", "SIZE_FORMS",
+    "parse_ops", "parse_size", "parse_sizes", "select", "work",
     "ceiling_key", "measure_ceilings",
     "compare_sweep", "crossover",
     "BUSY_SHARE", "OtherLoad", "environment", "gpu_identity", "gpu_info", "gpu_present", "load_summary",

@@ -3,6 +3,7 @@ that name them, and what an op's rate counts (FLOPs or bytes) for a case."""
 from __future__ import annotations
 
 import re
+from typing import Optional
 
 import numpy as np
 
@@ -148,8 +149,75 @@ def _positive(case: dict, tok: str) -> dict:
 def parse_sizes(op: str, text: str) -> list:
     cases = [parse_size(op, t) for t in text.split(",") if t.strip()]
     if not cases:
-        raise ValueError("sizes: expected a comma-separated list, got nothing")
+        raise ValueError(f"sizes: expected a comma-separated list of {op} sizes, got {text!r}")
     return cases
+
+
+def parse_ops(text: str) -> list:
+    """One ``--op`` value: comma-separated op names, each checked."""
+    ops = [o.strip() for o in text.split(",") if o.strip()]
+    if not ops:
+        raise ValueError(f"op: expected comma-separated ops, got {text!r}")
+    for op in ops:
+        if op not in SPECS:
+            raise ValueError(f"op: unknown op {op!r}; expected one of {list(SPECS)}")
+    return ops
+
+
+# --- which ops at which sizes: --op and --sizes together ------------------------------------------
+
+SELECTION_HELP = (
+    "--sizes is OP=SIZES[;OP=SIZES...] (each list for the op it names: --sizes \"conv2d=14,28;relu=2^20\"), "
+    "or a plain comma-separated SIZES for the ops of the --op just before it (before any --op: the "
+    "first --op after it), so --op conv2d --sizes 14,28 --op relu --sizes 2^20 is the same. A plain "
+    "SIZES given to several ops must mean the same for each (relu with relu_backward, conv2d with "
+    "its gradients); across ops that read sizes differently it is refused. Ops without sizes run "
+    "their default cases; without --op, the ops named in OP=SIZES are the ones run.")
+
+
+def select(items) -> tuple[list, Optional[dict]]:
+    """The ops to run and their cases from ``--op`` and ``--sizes`` in the order given (see
+    SELECTION_HELP): items are ("op", text) and ("sizes", text) pairs. Returns (ops, {op: [case,
+    ...]} or None for the default cases of every op). ValueError naming the op and the size for
+    a size that is no size of its op, or that would be read as a size of ops it was not meant for."""
+    items = list(items or [])
+    op_at = {i: parse_ops(text) for i, (flag, text) in enumerate(items) if flag == "op"}
+    ops = list(dict.fromkeys(op for i in sorted(op_at) for op in op_at[i]))
+    sizes: dict = {}
+    named = []
+    for i, (flag, text) in enumerate(items):
+        if flag != "sizes":
+            continue
+        if "=" in text:
+            for group in filter(str.strip, text.split(";")):
+                op, eq, toks = (part.strip() for part in group.partition("="))
+                if not eq:
+                    raise ValueError(f"sizes: {group.strip()!r} in {text!r} names no op; once one group is "
+                                     "OP=SIZES, every group must be (groups are separated by ';')")
+                if op not in SPECS:
+                    raise ValueError(f"sizes: {op}={toks} names an unknown op {op!r}; expected one of {list(SPECS)}")
+                if op_at and op not in ops:
+                    raise ValueError(f"sizes: {op}={toks} is for {op}, which --op does not select "
+                                     f"(--op selects {','.join(ops)})")
+                named.append(op)
+                sizes.setdefault(op, []).extend(parse_sizes(op, toks))
+            continue
+        if ";" in text:
+            raise ValueError(f"sizes: {text!r}: ';' separates OP=SIZES groups; name the op of each group "
+                             "(--sizes \"conv2d=14,28;relu=2^20\") or give one --sizes after each --op")
+        before, after = [j for j in op_at if j < i], [j for j in op_at if j > i]
+        owners = op_at[before[-1]] if before else op_at[after[0]] if after else list(SPECS)
+        if len({size_form(op) for op in owners}) > 1:
+            per_op = ";".join(f"{op}={text}" for op in owners)
+            raise ValueError(f"sizes: {text!r} would be read as a size of {', '.join(owners)}"
+                             + ("" if op_at else " (no --op: every op)") + ", which read sizes differently "
+                             f"(see --help); give each op its own: --sizes \"{per_op}\", or one --sizes after "
+                             "each --op")
+        for op in owners:
+            sizes.setdefault(op, []).extend(parse_sizes(op, text))
+    if not op_at:
+        ops = list(dict.fromkeys(named)) or list(SPECS)
+    return ops, (sizes or None)
 
 
 def work(op: str, case: dict, dtype: str = "float32") -> float:
