@@ -120,6 +120,85 @@ def test_the_sweep_runs_each_op_at_its_own_sizes():
     assert {(e.target.op, e.case_id) for e in entries} == {("conv2d", "N1C64H14W14K64R3S3_p1x1"), ("relu", "1024")}
 
 
+# --- memory: every case estimated, what does not fit refused before anything runs ----------------
+
+def fake_memory(monkeypatch, nbytes):
+    from pykern.benchmark import memory
+    monkeypatch.setattr(memory, "host_available", lambda: (nbytes, "test: a small machine"))
+
+
+def test_a_size_that_does_not_fit_is_refused_with_the_estimate(capsys, monkeypatch):
+    fake_memory(monkeypatch, 100 << 20)
+    monkeypatch.setattr(bench_run, "measure_ceilings", lambda *a, **k: pytest.fail("the sweep started"))
+    for cmd in ("bench", "compare"):
+        code, out, err = run([cmd, "--op", "relu", "--sizes", "2^10,2^24", "--quick", "--no-progress"], capsys)
+        assert code == 2 and out == "", (cmd, out, err)
+        assert "relu 16777216 (float32, CPU): needs about 1." in err and "GiB of host memory (inputs 64 MiB" in err
+        assert "but 100 MiB is available (test: a small machine)" in err and "relu 1024 " not in err
+
+
+def test_a_case_its_op_refuses_stops_the_run_before_anything_runs(capsys, monkeypatch):
+    monkeypatch.setattr(bench_run, "measure_ceilings", lambda *a, **k: pytest.fail("the sweep started"))
+    for cmd in ("bench", "compare"):
+        code, out, err = run([cmd, "--op", "conv2d", "--sizes", "N1C3H2W2K1R5S5", "--quick", "--no-progress"], capsys)
+        assert code == 2 and out == "", (cmd, out, err)
+        assert "sizes: conv2d N1C3H2W2K1R5S5 (float32): " in err and "leave no output" in err, err
+
+
+def test_a_default_case_that_does_not_fit_is_skipped_with_the_reason(capsys, monkeypatch):
+    fake_memory(monkeypatch, 1 << 20)
+    doc = bench.sweep(["relu"], ["numpy"], ["maximum"], None, with_baselines=False, quick=True, progress=False)
+    assert doc["entries"] and all(r["status"] == "skipped" for r in doc["entries"])
+    assert all(r["reason"].startswith("does not fit in memory here: relu ") for r in doc["entries"])
+    assert doc["memory"]["host_available_bytes"] == 1 << 20
+
+
+def test_a_gpu_row_is_checked_against_the_gpu_memory():
+    case = bench.parse_size("matmul", "4096")
+    e = bench.estimate("matmul", case, "float32", "gpu")
+    assert e["gpu"] >= 3 * 4096 * 4096 * 4  # a, b and c on the device
+    too_big, summary = bench.check_fit([("matmul", case, "float32", "gpu")], host=(1 << 50, "plenty"),
+                                       gpu=(1 << 20, "test: a small GPU"))
+    (why,) = too_big.values()
+    assert why.startswith("matmul 4096x4096x4096 (float32, GPU): needs about") and "on the GPU" in why
+    assert "test: a small GPU" in why and "host memory" not in why
+    assert summary["gpu_available_bytes"] == 1 << 20
+
+
+def test_the_available_memory_is_read_from_the_machine():
+    nbytes, how = bench.host_available()
+    assert nbytes > 0
+    if os.path.exists("/proc/meminfo"):
+        assert how == "MemAvailable in /proc/meminfo"
+
+
+@pytest.mark.parametrize("op, size", [("relu", "2^18"), ("matmul", "200x300x400_tA"),
+                                      ("conv2d", "N4C8H64W64K16R3S3_p1x1_bias"), ("relu_backward", "2^18"),
+                                      ("conv2d_backward_input", "N4C8H64W64K16R3S3_s2x2"),
+                                      ("conv2d_backward_weight", "N4C8H64W64K16R3S3_p1x1")])
+def test_the_estimate_bounds_what_an_entry_allocates(op, size):
+    """tracemalloc sees NumPy's allocations: an entry's peak (inputs, output, the float64 checker)
+    stays under the estimate, even before its allowance for CPU workspace (at sizes of a few MB,
+    where the checker is most of it)."""
+    import tracemalloc
+    case = bench.parse_size(op, size)
+    est = bench.estimate(op, case, "float32", "cpu")
+    shapes, out_shape, _ = bench.case_arrays(op, case, "float32")
+    data = bench.CaseData(op, case, "float32")
+    assert {k: list(s) for k, (s, _) in shapes.items()} == data.shapes()  # from the spec, nothing allocated
+    assert out_shape == data.reference()[0].shape
+    del data
+    entry = bench.Entry(bench.Target.of_variant(next(v for v in pk.variants(op, "numpy") if v.default)), case, "float32")
+    tracemalloc.start()
+    try:
+        rec = bench.run_entry(entry, bench.CaseCache(), budget_s=0.0, max_reps=1, min_reps=1)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert rec["status"] == "ok", rec
+    assert peak <= est["host"] - est["parts"]["workspace"], (peak, est)
+
+
 # --- plans come from the registry ----------------------------------------------------------------
 
 def test_plan_follows_the_registry():
@@ -180,6 +259,7 @@ def test_bench_cli_json_has_every_promised_field(tmp_path, capsys):
     base = [r for r in ok if r["key"] == r["baseline"]]
     assert base and all(r["ratio_to_baseline"] == pytest.approx(1.0) for r in base)
     assert "x base" in out and "GB/s" in out and "GFLOP/s" in out
+    assert doc["memory"]["host_available_bytes"] > 0 and doc["memory"]["largest_host_estimate_bytes"] > 0
 
 
 def test_a_wrong_variant_is_reported_and_not_timed(tmp_path, capsys):

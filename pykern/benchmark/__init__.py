@@ -10,6 +10,7 @@ Modules, in the order data flows through them:
     baselines    library yardsticks timed in the same run (NumPy/BLAS, torch, CuPy)
     environment  machine, GPU, libraries and commit of a run; load from other processes
     plan         targets (variants and baselines) and entries; what a sweep runs and skips
+    memory       each case's working set, estimated before it runs, against the memory available
     ceilings     the best copy and GEMM rates measured now, for "% of ceiling"
     run          one entry checked then timed, suspect timings re-timed, the sweep
     compare      CPU vs GPU per size, with and without host<->device copies
@@ -31,6 +32,7 @@ from .cases import (BENCH_CASES, BENCH_LATE_CASES, COMPARE_CASES, RESNET_LAYERS,
 from .ceilings import ceiling_key, measure_ceilings
 from .compare import compare_sweep, crossover
 from .environment import BUSY_SHARE, OtherLoad, environment, gpu_identity, gpu_info, gpu_present, load_summary
+from .memory import case_arrays, check_fit, estimate, fmt_bytes, gpu_available, host_available
 from .plan import Entry, Target, plan, split_list
 from .plots import bench_figure, compare_figure, plot_bench, plot_compare, pyplot
 from .report import bench_table, compare_table, crossover_text, fmt_time, summary_lines, write_json
@@ -46,6 +48,7 @@ __all__ = [
     "ceiling_key", "measure_ceilings",
     "compare_sweep", "crossover",
     "BUSY_SHARE", "OtherLoad", "environment", "gpu_identity", "gpu_info", "gpu_present", "load_summary",
+    "case_arrays", "check_fit", "estimate", "fmt_bytes", "gpu_available", "host_available",
     "Entry", "Target", "plan", "split_list",
     "bench_figure", "compare_figure", "plot_bench", "plot_compare", "pyplot",
     "bench_table", "compare_table", "crossover_text", "fmt_time", "summary_lines", "write_json",

@@ -12,6 +12,7 @@ from .._timing import host_clock, measure
 from ..ops import SPECS
 from .cases import COMPARE_CASES
 from .environment import OtherLoad, environment, gpu_present, load_summary
+from .memory import check_fit, refuse, skip_reason
 from .plan import Target, split_list
 from .run import SCHEMA, CaseCache, CaseData, Progress, check_runner, flusher, make_runner
 
@@ -55,30 +56,37 @@ def compare_gpu_target(op: str) -> tuple[Optional[Target], str]:
 def compare_sweep(ops=None, sizes: Optional[dict] = None, dtype: str = "float32", quick: bool = False,
                   seed: int = 0, progress: bool = True, time_budget: Optional[float] = None) -> dict:
     """For each op and size: CPU (NumPy default variant) vs GPU (cuda default, else numba),
-    with data already in place (kernel only) and with a whole call (host<->device copies counted)."""
+    with data already in place (kernel only) and with a whole call (host<->device copies counted).
+    ValueError, before anything runs, for a size in ``sizes`` that does not fit in memory here
+    (pykern/benchmark/memory.py); a default case that does not fit is skipped with the reason."""
     t_start = time.perf_counter()
-    load = OtherLoad().__enter__()
     ops = split_list(ops) or list(SPECS)
-    budget = 0.05 if quick else 0.3
-    cache = CaseCache(seed=seed)
-    ops_out = []
-    total = sum(len(sizes[op] if sizes and op in sizes else COMPARE_CASES[op]) for op in ops)
-    bar = Progress(total, "compare", progress)
     for op in ops:
         if op not in SPECS:
             raise ValueError(f"op: unknown op {op!r}; expected one of {list(SPECS)}")
-        cpu_v = next(v for v in variants(op, "numpy") if v.default)
-        cpu_t = Target.of_variant(cpu_v)
-        gpu_t, gpu_reason = compare_gpu_target(op)
+    cases = {op: sizes[op] if sizes and op in sizes else COMPARE_CASES[op] for op in ops}
+    cpu_ts = {op: Target.of_variant(next(v for v in variants(op, "numpy") if v.default)) for op in ops}
+    gpu_ts = {op: compare_gpu_target(op) for op in ops}  # (target or None, reason)
+    too_big, memory = check_fit([(op, case, dtype, t.device) for op in ops for case in cases[op]
+                                 for t in (cpu_ts[op], gpu_ts[op][0]) if t], whole_call=True)
+    refuse(too_big, sizes)
+    load = OtherLoad().__enter__()
+    budget = 0.05 if quick else 0.3
+    cache = CaseCache(seed=seed)
+    ops_out = []
+    bar = Progress(sum(len(c) for c in cases.values()), "compare", progress)
+    for op in ops:
+        cpu_t, (gpu_t, gpu_reason) = cpu_ts[op], gpu_ts[op]
         rows = []
-        for case in (sizes[op] if sizes and op in sizes else COMPARE_CASES[op]):
+        for case in cases[op]:
             row = {"case": case, "case_id": SPECS[op].case_id(case)}
             over = time_budget is not None and time.perf_counter() - t_start > time_budget
             for side, t in (("cpu", cpu_t), ("gpu", gpu_t)):
                 if t is None:
                     continue
-                if over:
-                    row[f"{side}_reason"] = f"time budget of {time_budget:.0f} s used up"
+                why = too_big.get((op, row["case_id"], dtype, t.device))
+                if over or why:
+                    row[f"{side}_reason"] = skip_reason(why) if why else f"time budget of {time_budget:.0f} s used up"
                     continue
                 row.update(_compare_side(side, t, cache, case, dtype, budget))
             rows.append(row)
@@ -95,7 +103,7 @@ def compare_sweep(ops=None, sizes: Optional[dict] = None, dtype: str = "float32"
     bar.close()
     load.__exit__(None, None, None)
     return {"schema": SCHEMA, "command": "compare", "env": environment(), "dtype": dtype,
-            "load": load_summary(load.share),
+            "load": load_summary(load.share), "memory": memory,
             "settings": {"kernel": "run() alone on data already in place (GPU: CUDA events)",
                          "call": "prepare + run + finish on the host clock: validation, host->device copy, "
                                  "launch, device->host copy",

@@ -18,6 +18,7 @@ from .baselines import BASELINES
 from .cases import work
 from .ceilings import ceiling_key, measure_ceilings
 from .environment import BUSY_SHARE, OtherLoad, environment, gpu_info, load_summary
+from .memory import check_fit, fmt_bytes, refuse, skip_reason
 from .plan import Entry, Target, plan
 
 
@@ -207,16 +208,12 @@ def entry_flags(rec: dict, ceilings: Optional[dict] = None) -> list:
         ceil = (ceilings or {}).get(rec.get("ceiling") or "", {})
         moved = work(rec["op"], rec["case"], rec["dtype"])
         if rec["unit"] == "GB/s" and ceil.get("bytes") and moved < ceil["bytes"] / 4:
-            why = (f"its {_fmt_bytes(moved)} stay in the caches, while "
-                   f"the ceiling streams {_fmt_bytes(ceil['bytes'])} through memory")
+            why = (f"its {fmt_bytes(moved)} stay in the caches, while "
+                   f"the ceiling streams {fmt_bytes(ceil['bytes'])} through memory")
         flags.append(f"impossible: {pct:.0f}% of the measured ceiling ({why})")
     if rec.get("device") == "cpu" and (rec.get("others_cpu_share") or 0) > BUSY_SHARE:
         flags.append(f"busy: other processes took {100 * rec['others_cpu_share']:.0f}% of the CPUs while it ran")
     return flags
-
-
-def _fmt_bytes(n: float) -> str:
-    return f"{n / 2**20:.0f} MiB" if n >= 2**20 else f"{n / 2**10:.0f} KiB"
 
 
 def run_entry_checked(e: Entry, cache: CaseCache, *, ceilings: Optional[dict] = None,
@@ -295,10 +292,18 @@ class Progress:
 def sweep(ops=None, backends_=None, variant_names=None, sizes: Optional[dict] = None, dtype: str = "auto",
           with_baselines: bool = True, max_reps: int = 30, time_budget: Optional[float] = None,
           quick: bool = False, seed: int = 0, progress: bool = True) -> dict:
-    """Check and time every planned entry; the result document written as JSON by the CLI."""
+    """Check and time every planned entry; the result document written as JSON by the CLI.
+    ValueError, before anything runs, for a size in ``sizes`` that does not fit in memory here
+    (pykern/benchmark/memory.py); a default case that does not fit is skipped with the reason."""
     t_start = time.perf_counter()
-    load = OtherLoad().__enter__()
     entries, skipped = plan(ops, backends_, variant_names, sizes, dtype, with_baselines)
+    too_big, memory = check_fit((e.target.op, e.case, e.dtype, e.target.device) for e in entries)
+    refuse(too_big, sizes)
+    for e in entries:
+        why = too_big.get((e.target.op, e.case_id, e.dtype, e.target.device))
+        if why:
+            e.skip = skip_reason(why)
+    load = OtherLoad().__enter__()
     needed = {ceiling_key(e.target.op, e.target.device, e.dtype) for e in entries}
     ceilings = measure_ceilings(needed, quick=quick)
     deadline = None if time_budget is None else t_start + time_budget
@@ -337,6 +342,7 @@ def sweep(ops=None, backends_=None, variant_names=None, sizes: Optional[dict] = 
                                "back to back",
                      "ratio_to_baseline": "baseline median time / entry median time (> 1: faster)"},
         "ceilings": ceilings,
+        "memory": memory,
         "skipped_targets": [{"op": t.op, "key": t.key, "device": t.device, "reason": r} for t, r in skipped],
         "entries": records,
         "load": load_summary(load.share),
