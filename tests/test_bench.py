@@ -259,6 +259,15 @@ def test_bench_cli_json_has_every_promised_field(tmp_path, capsys):
     base = [r for r in ok if r["key"] == r["baseline"]]
     assert base and all(r["ratio_to_baseline"] == pytest.approx(1.0) for r in base)
     assert "x base" in out and "GB/s" in out and "GFLOP/s" in out
+    # the whole public call beside the kernel, for the CPU variants (not the library baselines)
+    for r in ok:
+        if r["kind"] == "variant":
+            assert r["call_q25_s"] <= r["call_median_s"] <= r["call_q75_s"] and r["call_runs"] >= 3
+            assert r["call_median_s"] > r["median_s"]  # validation and dispatch cost more than 96 elements
+        else:
+            assert r["call_median_s"] is None
+    assert "pk.<op>" in doc["settings"]["call"]
+    assert "call (pk.relu, dispatch incl.)" in out and "call (pk.matmul, dispatch incl.)" in out
     assert doc["memory"]["host_available_bytes"] > 0 and doc["memory"]["largest_host_estimate_bytes"] > 0
 
 

@@ -88,7 +88,8 @@ def test_bench_figure_says_what_where_when_with_units_and_error_bars():
     try:
         check_readable(fig)
         conv, mm = fig.axes[0], fig.axes[1]
-        assert conv.get_ylabel() == "rate (GFLOP/s, higher is better)"
+        assert conv.get_ylabel() == "kernel rate (GFLOP/s, higher is better)"
+        assert "of the kernel alone" in conv.get_title()  # pk.<op> call times are the table's
         assert "ResNet layer" in conv.get_xlabel() and "matrix size" in mm.get_xlabel()
         assert "float32" in conv.get_title() and "Test CPU (2 cores)" in conv.get_title()
         assert "H100" in mm.get_title() and "132 SMs" in mm.get_title()

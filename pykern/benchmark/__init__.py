@@ -38,7 +38,7 @@ from .plots import bench_figure, compare_figure, plot_bench, plot_compare, pyplo
 from .report import bench_table, compare_table, crossover_text, fmt_time, summary_lines, write_json
 from .run import (DEFAULT_ENTRY_BUDGET_S, NOISY_IQR_REL, RETIME_BUDGET_FACTOR, SCHEMA, CaseCache, CaseData,
                   add_baseline_ratios, check_runner, clock_for, entry_flags, flusher, make_runner, new_record,
-                  noisy, run_entry, run_entry_checked, sweep, warmup_runs)
+                  noisy, run_entry, run_entry_checked, sweep, warmup_runs, whole_call)
 
 __all__ = [
     "SPECS", "Unsupported",
@@ -54,5 +54,5 @@ __all__ = [
     "bench_table", "compare_table", "crossover_text", "fmt_time", "summary_lines", "write_json",
     "DEFAULT_ENTRY_BUDGET_S", "NOISY_IQR_REL", "RETIME_BUDGET_FACTOR", "SCHEMA", "CaseCache", "CaseData",
     "add_baseline_ratios", "check_runner", "clock_for", "entry_flags", "flusher", "make_runner", "new_record",
-    "noisy", "run_entry", "run_entry_checked", "sweep", "warmup_runs",
+    "noisy", "run_entry", "run_entry_checked", "sweep", "warmup_runs", "whole_call",
 ]

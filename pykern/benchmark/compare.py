@@ -3,10 +3,10 @@ counted), and the size from which the GPU wins."""
 from __future__ import annotations
 
 import time
-from typing import Callable, Optional
+from typing import Optional
 
 from .._backends import availability
-from .._dispatch import Unsupported, prepare
+from .._dispatch import Unsupported
 from .._registry import variants
 from .._timing import host_clock, measure
 from ..ops import SPECS
@@ -14,16 +14,7 @@ from .cases import COMPARE_CASES
 from .environment import OtherLoad, environment, gpu_present, load_summary
 from .memory import check_fit, refuse, skip_reason
 from .plan import Target, split_list
-from .run import SCHEMA, CaseCache, CaseData, Progress, check_runner, flusher, make_runner
-
-
-def _full_call(op: str, data: CaseData, backend: str, name: str) -> Callable[[], None]:
-    """What a user's call costs: validate, copy in (GPU), launch, wait, copy out."""
-    def call():
-        p = prepare(op, data.arrays, data.raw_params, backend=backend, variant=name)
-        p.run()
-        p.finish()
-    return call
+from .run import SCHEMA, CaseCache, Progress, check_runner, flusher, make_runner, whole_call
 
 
 def crossover(case_ids: list, cpu: list, gpu: list) -> Optional[str]:
@@ -105,8 +96,8 @@ def compare_sweep(ops=None, sizes: Optional[dict] = None, dtype: str = "float32"
     return {"schema": SCHEMA, "command": "compare", "env": environment(), "dtype": dtype,
             "load": load_summary(load.share), "memory": memory,
             "settings": {"kernel": "run() alone on data already in place (GPU: CUDA events)",
-                         "call": "prepare + run + finish on the host clock: validation, host->device copy, "
-                                 "launch, device->host copy",
+                         "call": "the whole public call pk.<op>(...) (pykern._dispatch.call) on the host "
+                                 "clock: validation, host->device copy, launch, device->host copy",
                          "crossover": "the first size from which the GPU is faster at that size and every "
                                       "larger one tried"},
             "ops": ops_out, "elapsed_s": time.perf_counter() - t_start}
@@ -125,7 +116,7 @@ def _compare_side(side: str, t: Target, cache: CaseCache, case: dict, dtype: str
             return out
         fl = flusher(t.device)[0]
         kt, _ = measure(runner.run, runner.clock, sync=runner.sync, flush=fl, warmup=1, budget_s=budget)
-        ct, _ = measure(_full_call(t.op, data, t.backend, t.name), host_clock, sync=runner.sync, flush=fl,
+        ct, _ = measure(whole_call(t.op, data, t.backend, t.name), host_clock, sync=runner.sync, flush=fl,
                         warmup=1, budget_s=budget)
         out.update({f"{side}_kernel_s": kt.median, f"{side}_kernel_iqr_rel": kt.spread,
                     f"{side}_kernel_q25_s": kt.q25, f"{side}_kernel_q75_s": kt.q75,

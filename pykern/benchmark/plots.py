@@ -203,10 +203,11 @@ def bench_figure(doc: dict):
         ax.set_xlim(-0.6, len(xs) - 0.4)
         ax.set_yscale("log")
         _readable_log_axis(ax.yaxis, _plain_number)
-        ax.set_ylabel(f"rate ({unit}, higher is better)")
+        ax.set_ylabel(f"kernel rate ({unit}, higher is better)")
         ax.set_xlabel(X_LABELS[size_form(op)])
-        ax.set_title(_wrap(f"{op} on the {_device_words(doc, device)}, {', '.join(dtypes)}: median rate, "
-                           "error bars = IQR", 90), fontsize=10)
+        ax.set_title(_wrap(f"{op} on the {_device_words(doc, device)}, {', '.join(dtypes)}: median rate of the "
+                           "kernel alone (the pk.<op> call times are in the table), error bars = IQR", 90),
+                     fontsize=10)
         ax.grid(True, which="major", alpha=0.3)
         _legend_outside(ax, handles)
     fig.tight_layout()

@@ -39,6 +39,9 @@ def bench_table(doc: dict) -> str:
                                       else f"unavailable: {c.get('reason')}"))
     for note in env["settings"]:
         lines.append(f"note: {note}")
+    lines.append("kernel = median time of the prepared kernel alone (data in place, output allocated); "
+                 "call (pk.<op>, dispatch incl.) = the whole public call on the CPU: validation, dispatch, "
+                 "output allocation and the kernel")
     lines.append("x base = baseline time / variant time (> 1: faster than the baseline); ! = a timing "
                  "not to trust (noisy, above the ceiling, or timed while the machine was busy), re-timed once")
     groups: dict = {}
@@ -46,16 +49,20 @@ def bench_table(doc: dict) -> str:
         groups.setdefault((r["op"], r["device"], r["case_id"], r["dtype"]), []).append(r)
     for (op, device, cid, dtype), rows in groups.items():
         unit = rows[0]["unit"]
+        # The CPU's whole-call column: what pk.<op>(...) costs beside the kernel it runs.
+        call = f"call (pk.{op}, dispatch incl.)" if device == "cpu" else ""
         lines.append(f"\n{op} {cid} {dtype} on the {device.upper()}")
-        lines.append(f"  {'target':28s} {'median':>10s} {'IQR':>7s} {unit:>10s} {'%ceil':>6s} {'x base':>7s}  check")
+        lines.append(f"  {'target':28s} {'kernel':>10s} {'IQR':>7s} {unit:>10s} {'%ceil':>6s} {'x base':>7s}"
+                     + (f"  {call}" if call else "") + "  check")
         for r in rows:
             chk = r["check"]
             check = "-" if chk is None else ("ok" if chk["ok"] else "FAIL") + f" {chk['max_rel_err']:.1e}"
             if r["status"] in ("ok", "inexact"):
                 mark = "!" if r.get("flags") else " "
+                call_t = f"  {fmt_time(r.get('call_median_s')):>{len(call)}s}" if call else ""
                 lines.append(f"{mark} {r['key']:28s} {fmt_time(r['median_s']):>10s} {100 * r['iqr_rel']:6.1f}% "
                              f"{r['rate']:10.1f} {_f(r['pct_of_ceiling'], '6.1f'):>6s} "
-                             f"{_f(r['ratio_to_baseline'], '7.2f'):>7s}  {check}")
+                             f"{_f(r['ratio_to_baseline'], '7.2f'):>7s}{call_t}  {check}")
                 for flag in r.get("flags") or []:
                     lines.append(f"      ! {flag}" + (" (after re-timing)" if r.get("retimed") else ""))
             else:

@@ -11,7 +11,7 @@ import numpy as np
 
 from .._arrays import describe
 from .._check import compare, tolerance_key
-from .._dispatch import Unsupported, prepare
+from .._dispatch import Unsupported, call, prepare
 from .._timing import EventClock, backend_clock, gpu_flusher, host_clock, measure
 from ..ops import SPECS
 from .baselines import BASELINES
@@ -94,6 +94,12 @@ def warmup_runs(once: float) -> int:
     return 1 if once < 0.25 else 0
 
 
+def whole_call(op: str, data: CaseData, backend: str, name: str) -> Callable[[], object]:
+    """What a user's ``pk.<op>(...)`` costs: pykern._dispatch.call, the function every public op
+    calls (validation, dispatch, output allocation, host<->device copies on a GPU, the kernel)."""
+    return lambda: call(op, data.arrays, data.raw_params, backend=backend, variant=name)
+
+
 def make_runner(t: Target, data: CaseData) -> Runner:
     """Set ``t`` up on ``data`` (inputs uploaded outside any timing). Raises Unsupported."""
     if t.kind == "variant":
@@ -135,7 +141,9 @@ def new_record(e: Entry) -> dict:
             "case_id": e.case_id, "shapes": None, "status": "skipped", "reason": e.skip,
             "median_s": None, "q25_s": None, "q75_s": None, "iqr_s": None, "iqr_rel": None, "runs": 0,
             "rate": None, "unit": SPECS[t.op].rate_unit, "ceiling": None, "pct_of_ceiling": None,
-            "baseline": None, "ratio_to_baseline": None, "check": None}
+            "baseline": None, "ratio_to_baseline": None, "check": None,
+            # CPU variants: the whole public call pk.<op>(...) beside the kernel's median_s
+            "call_median_s": None, "call_q25_s": None, "call_q75_s": None, "call_iqr_rel": None, "call_runs": 0}
 
 
 def run_entry(e: Entry, cache: CaseCache, *, ceilings: Optional[dict] = None, budget_s: float = DEFAULT_ENTRY_BUDGET_S,
@@ -172,9 +180,16 @@ def run_entry(e: Entry, cache: CaseCache, *, ceilings: Optional[dict] = None, bu
         fl = flusher(t.device)[0] if flush else None
         timing, _ = measure(runner.run, runner.clock, sync=runner.sync, flush=fl, warmup=warmup_runs(once),
                             min_reps=min_reps, max_reps=max_reps, budget_s=budget_s)
+        call_t = None
+        if t.kind == "variant" and t.device == "cpu":  # a GPU row's whole call is `compare`'s job
+            call_t, _ = measure(whole_call(t.op, data, t.backend, t.name), host_clock, warmup=1,
+                                min_reps=min_reps, max_reps=max_reps, budget_s=budget_s)
     except Exception as ex:
         rec.update(status="error", reason=f"while timing: {type(ex).__name__}: {ex}")
         return rec
+    if call_t is not None:
+        rec.update(call_median_s=call_t.median, call_q25_s=call_t.q25, call_q75_s=call_t.q75,
+                   call_iqr_rel=call_t.spread, call_runs=call_t.runs)
     rate = work(t.op, e.case, e.dtype) / timing.median / 1e9
     rec.update(status="ok" if cmp.ok else "inexact", reason=None if cmp.ok else "baseline outside the "
                "float64 tolerance: timed anyway", median_s=timing.median, q25_s=timing.q25, q75_s=timing.q75,
@@ -337,9 +352,12 @@ def sweep(ops=None, backends_=None, variant_names=None, sizes: Optional[dict] = 
         "schema": SCHEMA, "command": "bench", "env": environment(),
         "settings": {"dtype": dtype, "max_reps": max_reps, "entry_budget_s": entry_budget, "seed": seed,
                      "time_budget_s": time_budget, "quick": quick, "cache_flush": flush_how,
-                     "timing": "median of repeated runs after a warm-up; GPU: CUDA events on the default "
-                               "stream, L2 flushed before every timed run; CPU: perf_counter, runs "
-                               "back to back",
+                     "timing": "median_s: the prepared kernel alone, median of repeated runs after a "
+                               "warm-up; GPU: CUDA events on the default stream, L2 flushed before every "
+                               "timed run; CPU: perf_counter, runs back to back",
+                     "call": "call_median_s (CPU variants): the whole public call pk.<op>(...), "
+                             "i.e. pykern._dispatch.call: validation, dispatch, output allocation and the "
+                             "kernel, timed the same way",
                      "ratio_to_baseline": "baseline median time / entry median time (> 1: faster)"},
         "ceilings": ceilings,
         "memory": memory,
