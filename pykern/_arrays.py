@@ -60,13 +60,12 @@ MAX_ARRAY_BYTES = int(np.iinfo(np.intp).max)
 
 
 def format_bytes(n: float) -> str:
-    """``n`` bytes in binary units: '512 B', '3.0 KiB', ..., '16.0 EiB'."""
-    if n < 1024:
-        return f"{n:.0f} B"
-    for unit in ("KiB", "MiB", "GiB", "TiB", "PiB", "EiB"):
-        n /= 1024
-        if n < 1024 or unit == "EiB":
-            return f"{n:.1f} {unit}"
+    """``n`` bytes in binary units, one decimal below ten: '512 B', '3.5 KiB', '64 MiB', '16 EiB'."""
+    for unit, scale in (("EiB", 2**60), ("PiB", 2**50), ("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20),
+                        ("KiB", 2**10)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}" if n < 10 * scale else f"{n / scale:.0f} {unit}"
+    return f"{n:.0f} B"
 
 
 def checked_nbytes(shape, dtype, what: str, cause: str) -> int:

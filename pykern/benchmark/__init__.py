@@ -32,7 +32,7 @@ from .cases import (BENCH_CASES, BENCH_LATE_CASES, COMPARE_CASES, RESNET_LAYERS,
 from .ceilings import ceiling_key, measure_ceilings
 from .compare import compare_sweep, crossover
 from .environment import BUSY_SHARE, OtherLoad, environment, gpu_identity, gpu_info, gpu_present, load_summary
-from .memory import case_arrays, check_fit, estimate, fmt_bytes, gpu_available, host_available
+from .memory import case_arrays, check_fit, estimate, gpu_available, host_available
 from .plan import Entry, Target, plan, split_list
 from .plots import bench_figure, compare_figure, plot_bench, plot_compare, pyplot
 from .report import bench_table, compare_table, crossover_text, fmt_time, summary_lines, write_json
@@ -48,7 +48,7 @@ __all__ = [
     "ceiling_key", "measure_ceilings",
     "compare_sweep", "crossover",
     "BUSY_SHARE", "OtherLoad", "environment", "gpu_identity", "gpu_info", "gpu_present", "load_summary",
-    "case_arrays", "check_fit", "estimate", "fmt_bytes", "gpu_available", "host_available",
+    "case_arrays", "check_fit", "estimate", "gpu_available", "host_available",
     "Entry", "Target", "plan", "split_list",
     "bench_figure", "compare_figure", "plot_bench", "plot_compare", "pyplot",
     "bench_table", "compare_table", "crossover_text", "fmt_time", "summary_lines", "write_json",

@@ -34,7 +34,7 @@ from typing import Optional
 
 import numpy as np
 
-from .._arrays import ArrayInfo
+from .._arrays import ArrayInfo, format_bytes
 from ..ops import SPECS
 
 # Bytes per element of the float64 passes above (see the module docstring for what each counts).
@@ -156,13 +156,6 @@ def gpu_available() -> tuple[Optional[int], str]:
     return None, f"unknown: {why or 'no GPU library reports it'}"
 
 
-def fmt_bytes(n: float) -> str:
-    for unit, scale in (("TiB", 2 ** 40), ("GiB", 2 ** 30), ("MiB", 2 ** 20), ("KiB", 2 ** 10)):
-        if n >= scale:
-            return f"{n / scale:.1f} {unit}" if n < 10 * scale else f"{n / scale:.0f} {unit}"
-    return f"{n:.0f} B"
-
-
 def check_fit(items, *, whole_call: bool = False, host: Optional[tuple] = None,
               gpu: Optional[tuple] = None) -> tuple[dict, dict]:
     """Which of ``items`` (op, case, dtype, device) do not fit here: ({item: why}, summary for the
@@ -187,11 +180,11 @@ def check_fit(items, *, whole_call: bool = False, host: Optional[tuple] = None,
         op, cid, dtype, device = key
         why = []
         if host[0] is not None and e["host"] > host[0]:
-            parts = ", ".join(f"{k} {fmt_bytes(v)}" for k, v in e["parts"].items())
-            why.append(f"needs about {fmt_bytes(e['host'])} of host memory ({parts}), but "
-                       f"{fmt_bytes(host[0])} is available ({host[1]})")
+            parts = ", ".join(f"{k} {format_bytes(v)}" for k, v in e["parts"].items())
+            why.append(f"needs about {format_bytes(e['host'])} of host memory ({parts}), but "
+                       f"{format_bytes(host[0])} is available ({host[1]})")
         if device == "gpu" and gpu[0] is not None and e["gpu"] > gpu[0]:
-            why.append(f"needs about {fmt_bytes(e['gpu'])} on the GPU, but {fmt_bytes(gpu[0])} is available ({gpu[1]})")
+            why.append(f"needs about {format_bytes(e['gpu'])} on the GPU, but {format_bytes(gpu[0])} is available ({gpu[1]})")
         if why:
             too_big[key] = f"{op} {cid} ({dtype}, {device.upper()}): " + "; ".join(why)
     summary = {"host_available_bytes": host[0], "host_available_how": host[1],

@@ -9,7 +9,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from .._arrays import describe
+from .._arrays import describe, format_bytes
 from .._check import compare, tolerance_key
 from .._dispatch import Unsupported, call, prepare
 from .._timing import EventClock, backend_clock, gpu_flusher, host_clock, measure
@@ -18,7 +18,7 @@ from .baselines import BASELINES
 from .cases import work
 from .ceilings import ceiling_key, measure_ceilings
 from .environment import BUSY_SHARE, OtherLoad, environment, gpu_info, load_summary
-from .memory import check_fit, fmt_bytes, refuse, skip_reason
+from .memory import check_fit, refuse, skip_reason
 from .plan import Entry, Target, plan
 
 
@@ -223,8 +223,8 @@ def entry_flags(rec: dict, ceilings: Optional[dict] = None) -> list:
         ceil = (ceilings or {}).get(rec.get("ceiling") or "", {})
         moved = work(rec["op"], rec["case"], rec["dtype"])
         if rec["unit"] == "GB/s" and ceil.get("bytes") and moved < ceil["bytes"] / 4:
-            why = (f"its {fmt_bytes(moved)} stay in the caches, while "
-                   f"the ceiling streams {fmt_bytes(ceil['bytes'])} through memory")
+            why = (f"its {format_bytes(moved)} stay in the caches, while "
+                   f"the ceiling streams {format_bytes(ceil['bytes'])} through memory")
         flags.append(f"impossible: {pct:.0f}% of the measured ceiling ({why})")
     if rec.get("device") == "cpu" and (rec.get("others_cpu_share") or 0) > BUSY_SHARE:
         flags.append(f"busy: other processes took {100 * rec['others_cpu_share']:.0f}% of the CPUs while it ran")
