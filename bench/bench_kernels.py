@@ -17,10 +17,14 @@ def pytest_generate_tests(metafunc):
     if "op" not in metafunc.fixturenames:
         return
     opt = metafunc.config.getoption
-    ops = bench.split_list(opt("--bench-op")) or list(bench.SPECS)
-    sizes = None
-    if opt("--bench-sizes"):
-        sizes = {op: bench.parse_sizes(op, opt("--bench-sizes")) for op in ops}
+    # The CLI's one reading of --op/--sizes: a size is never applied to an op it was not meant for
+    # (--bench-op conv2d,relu --bench-sizes 2^16 would run conv2d on a 65536x65536 image).
+    items = [("op", opt("--bench-op"))] if opt("--bench-op") else []
+    items += [("sizes", opt("--bench-sizes"))] if opt("--bench-sizes") else []
+    try:
+        ops, sizes = bench.select(items)
+    except ValueError as e:
+        raise pytest.UsageError(f"--bench-sizes: {e}") from e
     entries, skipped = bench.plan(ops, opt("--bench-backend"), opt("--bench-variant"), sizes,
                                   opt("--bench-dtype"), not opt("--bench-no-baselines"))
     params = []

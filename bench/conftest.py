@@ -26,8 +26,9 @@ def pytest_addoption(parser):
     g.addoption("--bench-op", help="comma-separated ops (default: all)")
     g.addoption("--bench-backend", help="comma-separated backends: numpy,numba,cuda (default: all)")
     g.addoption("--bench-variant", help="comma-separated variant names (baselines still run)")
-    g.addoption("--bench-sizes", help="comma-separated sizes, parsed per op as in "
-                                      "`python -m pykern bench --sizes` (default: per-device sizes)")
+    g.addoption("--bench-sizes", help="sizes as `pykern bench --sizes` takes them: OP=SIZES[;OP=SIZES], "
+                                      "or a plain list for --bench-op's ops when they read sizes alike "
+                                      "(default: per-device sizes)")
     g.addoption("--bench-dtype", default="auto", help="float32, float64, float16, bfloat16 or auto (default)")
     g.addoption("--bench-no-baselines", action="store_true", help="skip the library baselines")
 

@@ -39,3 +39,31 @@ def test_machine_info_is_the_same_in_two_runs(tmp_path):
     out = second.stdout + second.stderr
     assert "Comparing against benchmarks from" in out  # it did compare
     assert "machine_info is different" not in out, out
+
+
+def test_bench_sizes_are_never_applied_to_an_op_they_were_not_meant_for():
+    """--bench-op conv2d,relu --bench-sizes 2^16 read 2^16 as a conv2d image side too (the CLI's
+    --sizes bug, in the pytest-benchmark suite): it is now the CLI's one reading, refused."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("bench_kernels", os.path.join(BENCH, "bench_kernels.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+
+    class Metafunc:
+        fixturenames = ["op"]
+
+        def __init__(self, options):
+            self.config = type("Config", (), {"getoption": staticmethod(lambda name: options.get(name))})()
+
+        def parametrize(self, names, params):
+            self.params = params
+
+    crossing = Metafunc({"--bench-op": "conv2d,relu", "--bench-sizes": "2^16", "--bench-dtype": "auto"})
+    with pytest.raises(pytest.UsageError, match=r"--bench-sizes: sizes: '2\^16' would be read as a size of conv2d, relu"):
+        mod.pytest_generate_tests(crossing)
+    named = Metafunc({"--bench-op": "conv2d,relu", "--bench-sizes": "conv2d=8;relu=2^10", "--bench-backend": "numpy",
+                      "--bench-dtype": "auto", "--bench-no-baselines": True})
+    mod.pytest_generate_tests(named)
+    ids = [p.id for p in named.params]
+    assert any(i.startswith("conv2d-numpy-") and "H8W8" in i for i in ids)
+    assert any(i.startswith("relu-numpy-") and i.endswith("-1024-float32") for i in ids)
