@@ -61,6 +61,7 @@ def test_two_steps_match_torch(tc):
 
 
 def test_script_end_to_end(tc, tmp_path, capfd):
+    pytest.importorskip("matplotlib", reason="matplotlib not installed (pip install '.[torch]'): the script plots")
     out = tmp_path / "train_cnn.json"
     result = tc.main(["--backend", "torch", "numpy", "--epochs", "2", "--train-limit", "96", "--profile-steps", "2",
                       "--no-progress", "--out", str(out)])
