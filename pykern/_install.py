@@ -21,6 +21,17 @@ def has_extension(package_dir: str) -> bool:
     return any(glob.glob(os.path.join(package_dir, pattern)) for pattern in ("_cuda.*.so", "_cuda.*.pyd", "_cuda.so"))
 
 
+def built_extensions() -> Optional[dict]:
+    """{extension: 'built' or why not} as this copy's build recorded it (pykern/_build.py, written
+    by CMakeLists.txt); None for a source tree that was never built. An editable install keeps
+    the extensions outside the source folder, where has_extension() cannot see them; this can."""
+    try:
+        from ._build import EXTENSIONS
+    except ImportError:
+        return None
+    return dict(EXTENSIONS)
+
+
 def other_copies() -> list:
     """Every other ``pykern`` package on ``sys.path``, in search order."""
     found = []

@@ -37,20 +37,26 @@ def columns(rows: list, right=(), indent: str = "  ") -> list:
 
 
 def cmd_info(args) -> int:
-    from ._install import HERE, has_extension
+    from ._install import HERE, built_extensions, has_extension
     bk = backends()
+    built = built_extensions()
+    cuda_built = built["_cuda"] == "built" if built else has_extension(HERE)
     if args.json:
         print(json.dumps({
             "version": __version__,
             "location": HERE,
-            "extension_built": has_extension(HERE),
+            "extension_built": cuda_built,
+            "extensions": built,  # None: a source tree that was never built
             "backends": {n: {"available": a.available, "reason": a.reason} for n, a in bk.items()},
             "variants": [{k: v for k, v in var.as_dict().items() if k != "default"} | {"default": var.default}
                          for var in variants()],
         }, indent=2))
         return 0
-    print(f"pykern {__version__} from {HERE} (pykern._cuda {'built' if has_extension(HERE) else 'not built'})"
-          "\n\nbackends:")
+    if built is None:
+        how = "a source tree that was never built" + ("" if cuda_built else ": no pykern._cuda")
+    else:
+        how = "; ".join(f"pykern.{name}: {status}" for name, status in built.items())
+    print(f"pykern {__version__} from {HERE} ({how})\n\nbackends:")
     print("\n".join(columns([[name, "available" if a.available else "unavailable", a.reason]
                              for name, a in bk.items()])))
     print("\nvariants (* = backend default):")

@@ -32,6 +32,11 @@ def test_info_json_lists_every_variant_and_backend():
     assert listed == {(v.op, v.backend, v.name) for v in pk.variants()}
     for v in data["variants"]:
         assert {"op", "backend", "name", "technique", "dtypes"} <= set(v)
+    # what the build made, as it recorded it: an editable install's extensions live outside the
+    # source folder, where looking for the file said "not built"
+    from pykern._install import built_extensions
+    assert data["extensions"] == built_extensions() and data["extensions"] is not None
+    assert data["extension_built"] == (data["extensions"]["_cuda"] == "built")
 
 
 def test_info_text_gives_each_backends_status_and_reason():
