@@ -1,6 +1,6 @@
 // Thin named wrappers for the three CUDA constructs a host C++ compiler cannot parse, so the
-// same kernel files also build into the CPU simulator pykern._cuda_sim (csrc/sim/, README
-// "CUDA C++ without a GPU"). Under nvcc they expand to exactly the CUDA they name:
+// same kernel files also build into the CPU simulator pykern._cuda_sim (csrc/sim/,
+// docs/simulator.md). Under nvcc they expand to exactly the CUDA they name:
 //   PYKERN_LAUNCH(grid, block, smem, stream, kernel)(args...)  kernel<<<grid, block, smem, stream>>>(args...)
 //   PYKERN_SHARED(type, name, dims)                             __shared__ type name dims
 //   PYKERN_EXTERN_SHARED(align, type, name)                     extern __shared__ __align__(align) type name[]

@@ -1,5 +1,5 @@
 # pykern._cuda_sim: the same kernels/*.cu and csrc/*.cpp built by the host C++ compiler against
-# the emulation layer in csrc/sim/ (see csrc/sim/cuda_sim.h and the README). Needs no CUDA
+# the emulation layer in csrc/sim/ (see csrc/sim/cuda_sim.h and docs/simulator.md). Needs no CUDA
 # toolkit: csrc/sim/include/ stands in for cuda_runtime_api.h, cuda_fp16.h, cuda_bf16.h and
 # mma.h. Included from the top-level CMakeLists.txt before any CUDA-only early return.
 set(PYKERN_SIM_DIR ${CMAKE_CURRENT_SOURCE_DIR}/csrc/sim)
