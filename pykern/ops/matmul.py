@@ -97,10 +97,13 @@ class MatmulSpec(OpSpec):
                     (64, 64, 64), (128, 96, 40), (300, 200, 100), (97, 131, 517), (4, 4, 1000)]
         cases = [{"M": m, "N": n, "K": k} for m, n, k in dims]
         if backend != "cuda":  # the CUDA C++ variants take no transpose flags (yet)
-            # non-square, so a transpose that is not honoured breaks the shapes or the values
-            cases += [{"M": m, "N": n, "K": k, **{f: True for f in fl}}
-                      for m, n, k in [(5, 7, 3), (17, 33, 13)]
-                      for fl in (("transpose_a",), ("transpose_b",), FLAGS)]
+            # non-square, so a transpose that is not honoured breaks the shapes or the values; each
+            # flag on one tile, and both across tile edges (in Numba's simulator a tiled variant
+            # runs 1024 Python threads a block, so the single flags stay on one tile there)
+            flagged = [((5, 7, 3), fl) for fl in (("transpose_a",), ("transpose_b",), FLAGS)]
+            flagged += [((17, 33, 13), fl) for fl in ((FLAGS,) if simulator else
+                                                      (("transpose_a",), ("transpose_b",), FLAGS))]
+            cases += [{"M": m, "N": n, "K": k, **{f: True for f in fl}} for (m, n, k), fl in flagged]
         return cases
 
     def demo_case(self, simulator=False):
