@@ -1,7 +1,6 @@
 """One dispatch for every op: validate once at the boundary, pick backend and variant, run."""
 from __future__ import annotations
 
-import math
 from typing import Optional
 
 from ._arrays import checked_nbytes, describe, format_bytes, overlaps, require_layout, same_buffer
@@ -49,7 +48,7 @@ def prepare(op: str, arrays: dict, params: dict, *, backend: str = "auto",
     out_shape, out_dtype, params = spec.validate(infos, params)
     # Exact (Python ints), before any allocation on any backend: a byte count past 2^63 is a
     # ValueError naming the arguments, never a wrapped size handed to an allocator.
-    checked_nbytes(out_shape, out_dtype, f"{op}: the output", spec.output_from(infos, params))
+    out_nbytes = checked_nbytes(out_shape, out_dtype, f"{op}: the output", spec.output_from(infos, params))
 
     out_info = None
     if out is not None:
@@ -93,8 +92,8 @@ def prepare(op: str, arrays: dict, params: dict, *, backend: str = "auto",
     try:
         prepared = EXECUTORS[be].prepare(var, ins, params, tuple(out_shape), out_dtype, out_info, poison)
     except MemoryError as e:
-        nbytes = format_bytes(math.prod(out_shape) * out_dtype.itemsize)
-        raise MemoryError(f"{op}: cannot allocate the output {tuple(out_shape)} {out_dtype.name} ({nbytes}) on "
+        raise MemoryError(f"{op}: cannot allocate the output {tuple(out_shape)} {out_dtype.name} "
+                          f"({format_bytes(out_nbytes)}) on "
                           f"backend {be!r}; its size comes from {spec.output_from(infos, params)} [{e}]") from e
     prepared.variant, prepared.params = var, params
     return prepared
