@@ -23,9 +23,8 @@ def _build_problem():
     import importlib
 
     from pykern import _install
-    try:
-        from pykern import _build
-    except ImportError:
+    built = _install.built_extensions()
+    if built is None:
         hidden = _install.other_copies()
         where = f"pykern was imported from {_install.HERE}, a source tree that was never built"
         if hidden:
@@ -33,7 +32,7 @@ def _build_problem():
                     "first on sys.path under 'python -m pytest'. Run 'pytest' (the command) instead, or run "
                     "from another folder.")
         return f"{where}: install it first, with the README's command: pip install \".[test,bench,torch]\""
-    for name, status in _build.EXTENSIONS.items():
+    for name, status in built.items():
         if status == "built":
             try:
                 importlib.import_module(f"pykern.{name}")
