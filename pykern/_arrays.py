@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import ctypes
 import math
-from dataclasses import dataclass
 from typing import Any, Optional
 
 import numpy as np
@@ -22,28 +21,43 @@ import numpy as np
 HOST_KINDS = ("numpy",)
 
 
-@dataclass(frozen=True)
 class ArrayInfo:
-    """What the boundary knows about one array argument."""
+    """What the boundary knows about one array argument.
 
-    name: str  # the argument's name, for error messages
-    obj: Any
-    kind: str
-    shape: tuple
-    dtype: np.dtype
-    ptr: int  # device pointer for GPU kinds, host address for numpy, 0 when unknown
-    strides: Optional[tuple]  # in bytes; None means C-contiguous
-    # The CUDA stream kernels launch on (1: legacy default, 2: per-thread default, else a
-    # cudaStream_t; 0: none named, the legacy default). Through DLPack: the stream pykern gave
-    # the producer, which ordered its work on the array before it. Through
-    # __cuda_array_interface__ v3: the producer's own stream.
-    stream: int = 0
-    readonly: bool = False  # a NumPy array without WRITEABLE, or a DLPack export flagged read-only
-    keep: Any = None  # the DLPack capsule, alive as long as this record
+    A plain class with slots, not a dataclass: the dispatch builds one per argument on every
+    call, and a host op's whole overhead budget is a few microseconds.
+    """
+
+    __slots__ = ("name", "obj", "kind", "shape", "dtype", "_ptr", "strides", "stream", "readonly", "keep")
+
+    def __init__(self, name: str, obj: Any, kind: str, shape: tuple, dtype: np.dtype, ptr: Optional[int],
+                 strides: Optional[tuple], stream: int = 0, readonly: bool = False, keep: Any = None):
+        self.name = name  # the argument's name, for error messages
+        self.obj = obj
+        self.kind = kind
+        self.shape = shape
+        self.dtype = dtype
+        # Device pointer for GPU kinds, host address for numpy (None: read from obj when first
+        # asked, as only overlap checks need it), 0 when unknown.
+        self._ptr = ptr
+        self.strides = strides  # in bytes; None means C-contiguous
+        # The CUDA stream kernels launch on (1: legacy default, 2: per-thread default, else a
+        # cudaStream_t; 0: none named, the legacy default). Through DLPack: the stream pykern gave
+        # the producer, which ordered its work on the array before it. Through
+        # __cuda_array_interface__ v3: the producer's own stream.
+        self.stream = stream
+        self.readonly = readonly  # a NumPy array without WRITEABLE, or a DLPack export flagged read-only
+        self.keep = keep  # the DLPack capsule, alive as long as this record
+
+    @property
+    def ptr(self) -> int:
+        if self._ptr is None:
+            self._ptr = self.obj.__array_interface__["data"][0]
+        return self._ptr
 
     @property
     def on_gpu(self) -> bool:
-        return self.kind not in HOST_KINDS
+        return self.kind != "numpy"  # HOST_KINDS
 
     @property
     def size(self) -> int:
@@ -52,6 +66,9 @@ class ArrayInfo:
     @property
     def nbytes(self) -> int:
         return self.size * self.dtype.itemsize
+
+    def __repr__(self) -> str:
+        return f"ArrayInfo({self.name!r}, {self.kind}, shape={self.shape}, dtype={self.dtype.name})"
 
 
 # The most bytes one array may span: NumPy's limit (the largest intp), which is also more than any
@@ -68,13 +85,14 @@ def format_bytes(n: float) -> str:
     return f"{n:.0f} B"
 
 
-def checked_nbytes(shape, dtype, what: str, cause: str) -> int:
+def checked_nbytes(shape, dtype, what: str, cause) -> int:
     """The bytes of an array of ``shape`` and ``dtype``, computed exactly (Python ints never wrap);
-    ValueError naming ``what`` and the arguments that made it so big (``cause``) when no machine
-    could hold it."""
+    ValueError naming ``what`` and the arguments that made it so big (``cause``: a string, or a
+    function giving one, called only for the message) when no machine could hold it."""
     elements = math.prod(shape)
     nbytes = elements * np.dtype(dtype).itemsize
     if nbytes > MAX_ARRAY_BYTES:
+        cause = cause() if callable(cause) else cause
         raise ValueError(f"{what} would be {tuple(shape)} {np.dtype(dtype).name}: {elements:,} elements, "
                          f"{format_bytes(nbytes)}, more than any machine can address (2^63 bytes); "
                          f"its size comes from {cause}")
@@ -100,6 +118,13 @@ def describe(x, name: str, stream: Optional[int] = None) -> ArrayInfo:
 
     ``stream``: the stream the call launches on, decided by its first GPU argument; None to
     decide it here (the array library's current stream, see consumer_stream)."""
+    if type(x) is np.ndarray:  # the common case first: no subclass, so no mask to refuse
+        dtype = x.dtype
+        if not dtype.isnative:
+            require_native(name, dtype)
+        flags = x.flags
+        return ArrayInfo(name, x, "numpy", x.shape, dtype, None, None if flags.c_contiguous else x.strides,
+                         0, not flags.writeable)
     kind = _kind_of(x)
     if kind is None:
         if isinstance(x, np.generic):
@@ -113,15 +138,16 @@ def describe(x, name: str, stream: Optional[int] = None) -> ArrayInfo:
                         f"(pkt.relu, pkt.conv2d, pkt.nn.Conv2d, ...: tensors in and out, with autograd), "
                         f"or pass {name}.detach().numpy() (shares its memory)")
     if kind == "numpy":
-        # Only subclasses can be masked; np.ma is imported on first use, and an import on every
-        # call would also hang a child forked while another thread held numpy.ma's import lock.
-        if type(x) is not np.ndarray and isinstance(x, np.ma.MaskedArray):
+        # Only subclasses reach here, and only they can be masked. np.ma is imported on first use:
+        # an import on every call would also hang a child forked while another thread held
+        # numpy.ma's import lock.
+        if isinstance(x, np.ma.MaskedArray):
             raise TypeError(f"{name}: a masked array is not accepted: the kernels would read the "
                             f"masked values and ignore the mask; pass {name}.filled(value) or, if the "
                             f"mask does not matter, {name}.data")
         require_native(name, x.dtype)
-        return ArrayInfo(name, x, kind, tuple(x.shape), x.dtype, x.ctypes.data,
-                         None if x.flags.c_contiguous else tuple(x.strides), readonly=not x.flags.writeable)
+        return ArrayInfo(name, x, kind, tuple(x.shape), x.dtype, None,
+                         None if x.flags.c_contiguous else tuple(x.strides), 0, not x.flags.writeable)
     if type(x).__module__.startswith("numba.cuda.simulator"):
         # The simulator's arrays have no real device pointer.
         strides = None if x.is_c_contiguous() else tuple(x.strides)

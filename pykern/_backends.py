@@ -115,8 +115,9 @@ class Prepared:
     run: Callable[[], None]  # launches the kernel (asynchronously on GPU backends)
     finish: Callable[[], object]  # waits, copies back if the caller gave host arrays
     sync: Callable[[], None]
-    variant: object = None  # filled in by the dispatch
+    variant: object = None  # the Variant record
     params: dict = None  # normalized op parameters
+    problem: object = None  # the call as the dispatch resolved it (pykern/_problem.py)
 
 
 def _alias_map(ins: list[ArrayInfo], out: Optional[ArrayInfo]):
@@ -130,45 +131,65 @@ def _alias_map(ins: list[ArrayInfo], out: Optional[ArrayInfo]):
     return None
 
 
+# Every executor takes a Problem (pykern/_problem.py) the dispatch validated, and has:
+#   prepare(problem, poison) -> Prepared   for benchmarks and checks: run() alone is the kernel
+#   output(problem) -> handle               allocates (a MemoryError here is the output's)
+#   call(problem, handle) -> result         runs and returns the caller's kind of array
+# A plain op call is output + call: on the host no closures are made, as a small call's cost is
+# mostly this Python.
 class NumpyExecutor:
     name = "numpy"
     package = "cpu"  # pykern.cpu registers this backend's variants
     requires = ""  # what to install when the package cannot be imported ('' for nothing but pykern)
     probe = staticmethod(_numpy_availability)
 
-    def prepare(self, variant, ins, params, out_shape, out_dtype, out=None, poison=False):
-        for a in ins + [out]:
-            if a is not None and a.on_gpu:
-                raise TypeError(f"{a.name}: backend 'numpy' takes host (NumPy) arrays, got a GPU array "
-                                f"({type(a.obj).__module__}.{type(a.obj).__name__}); use backend='cuda' "
-                                "or 'numba', or copy it to the host first")
-        y = out.obj if out else np.empty(out_shape, out_dtype)
+    @staticmethod
+    def output(problem) -> np.ndarray:
+        first = problem.inputs[0]
+        if first.on_gpu:
+            raise TypeError(f"{first.name}: backend 'numpy' takes host (NumPy) arrays, got a GPU array "
+                            f"({type(first.obj).__module__}.{type(first.obj).__name__}); use backend='cuda' "
+                            "or 'numba', or copy it to the host first")
+        return problem.out.obj if problem.out is not None else np.empty(problem.out_shape, problem.out_dtype)
+
+    @staticmethod
+    def call(problem, y: np.ndarray) -> np.ndarray:
+        variant = problem.variant
+        args = [None if a is None else a.obj for a in problem.inputs]
+        if variant.bare:
+            variant.fn(*args, y, **problem.params)
+            return y
+        # A fork waits for host kernels to leave BLAS (pykern/_fork.py). NaN and Inf inputs
+        # are valid and their results defined (0 * Inf is NaN): NumPy's floating-point
+        # warnings about them would only be noise, which torch does not make either.
+        with FORK_GATE, np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+            variant.fn(*args, y, **problem.params)
+        return y
+
+    def prepare(self, problem, poison=False) -> Prepared:
+        y = self.output(problem)
         if poison:
             y.fill(np.nan)
-        arrays = [a.obj if a is not None else None for a in ins]
-
-        def run():
-            # A fork waits for host kernels to leave BLAS (pykern/_fork.py). NaN and Inf inputs
-            # are valid and their results defined (0 * Inf is NaN): NumPy's floating-point
-            # warnings about them would only be noise, which torch does not make either.
-            with FORK_GATE, np.errstate(invalid="ignore", over="ignore", divide="ignore"):
-                variant.fn(*arrays, y, **params)
-
-        return Prepared(run, lambda: y, lambda: None)
+        return Prepared(lambda: self.call(problem, y), lambda: y, lambda: None, problem.variant, problem.params,
+                        problem)
 
 
 class _GpuExecutor:
-    """Shared host/device plumbing; subclasses say how to wrap, upload and allocate."""
+    """Shared host/device plumbing; subclasses say how to wrap, upload, allocate and launch."""
 
     name = ""
 
-    def prepare(self, variant, ins, params, out_shape, out_dtype, out=None, poison=False):
-        require(self.name)
+    def launch(self, problem, dev_ins: list, dev_out) -> None:
+        """Runs the variant on device arrays (the backend's own kind)."""
+        problem.variant.fn(*dev_ins, dev_out, **problem.params)
+
+    def prepare(self, problem, poison=False) -> Prepared:
+        ins, out = problem.inputs, problem.out
         alias = _alias_map(ins, out)
         if ins[0].on_gpu:
             dev_ins = [self.wrap(a) if a is not None else None for a in ins]
             if out is None:
-                out_obj = empty_like_kind(ins[0], out_shape, out_dtype)
+                out_obj = empty_like_kind(ins[0], problem.out_shape, problem.out_dtype)
                 out = describe(out_obj, "out", ins[0].stream)
             dev_out = dev_ins[alias] if alias is not None else self.wrap(out)
             if poison and alias is None:
@@ -176,7 +197,7 @@ class _GpuExecutor:
             finish = lambda: out.obj  # noqa: E731 (asynchronous, like the caller's own library)
         else:
             dev_ins = [self.upload(a.obj) if a is not None else None for a in ins]
-            dev_out = dev_ins[alias] if alias is not None else self.alloc(out_shape, out_dtype)
+            dev_out = dev_ins[alias] if alias is not None else self.alloc(problem.out_shape, problem.out_dtype)
             if poison and alias is None:
                 self.poison(dev_out)
             host_out = out.obj if out is not None else None
@@ -184,7 +205,15 @@ class _GpuExecutor:
             def finish():
                 return self.download(dev_out, host_out)
 
-        return Prepared(lambda: variant.fn(*dev_ins, dev_out, **params), finish, self.sync)
+        return Prepared(lambda: self.launch(problem, dev_ins, dev_out), finish, self.sync, problem.variant,
+                        problem.params, problem)
+
+    output = prepare
+
+    @staticmethod
+    def call(problem, prepared: Prepared):
+        prepared.run()
+        return prepared.finish()
 
 
 class NumbaExecutor(_GpuExecutor):

@@ -1,10 +1,12 @@
 """One dispatch for every op: validate once at the boundary, pick backend and variant, run."""
 from __future__ import annotations
 
+import math
 from typing import Optional
 
-from ._arrays import checked_nbytes, describe, format_bytes, overlaps, require_layout, same_buffer
+from ._arrays import checked_nbytes, describe, overlaps, require_layout, same_buffer
 from ._backends import EXECUTORS, Prepared, availability, require
+from ._problem import Problem
 from ._registry import BACKENDS, dtype_hint, get_variant, variants
 from .ops import SPECS
 
@@ -25,30 +27,38 @@ def resolve_backend(backend: str, on_gpu: bool, sim_arrays: bool = False) -> str
     return backend
 
 
-def prepare(op: str, arrays: dict, params: dict, *, backend: str = "auto",
-            variant: Optional[str] = None, out=None, poison: bool = False) -> Prepared:
-    """Validate ``arrays`` (name -> array or None) and set up one kernel launch."""
+def resolve(op: str, arrays: dict, params: dict, *, backend: str = "auto", variant: Optional[str] = None,
+            out=None) -> Problem:
+    """Validate one call, once: ``arrays`` (name -> array or None), ``params`` and ``out``; pick its
+    backend and variant. Every check of the call is here; what follows (supports, the executor,
+    the launcher) reads the Problem and checks nothing again."""
     spec = SPECS[op]
-    infos, stream = {}, None
+    infos, stream, present = {}, None, []
     for name, a in arrays.items():
-        infos[name] = None if a is None else describe(a, name, stream)
-        if infos[name] is not None and infos[name].on_gpu and stream is None:
-            stream = infos[name].stream  # the first GPU argument's: every other one is handed it
-    for name, info in infos.items():
-        if info is None and name not in spec.optional:
-            raise TypeError(f"{name}: an array is required, got None")
-    present = [i for i in infos.values() if i is not None]
-    sides = {i.on_gpu for i in present}
-    if len(sides) > 1:
-        raise TypeError("inputs mix host and GPU arrays (" +
-                        ", ".join(f"{i.name}: {'GPU' if i.on_gpu else 'host'}" for i in present) +
-                        "); pass all of them on one side")
+        if a is None:
+            infos[name] = None
+            continue
+        info = infos[name] = describe(a, name, stream)
+        present.append(info)
+        if stream is None and info.kind != "numpy":
+            stream = info.stream  # the first GPU argument's: every other one is handed it
+    if len(present) != len(infos):
+        for name, info in infos.items():
+            if info is None and name not in spec.optional:
+                raise TypeError(f"{name}: an array is required, got None")
+    first = present[0]
+    on_gpu = first.on_gpu
     for info in present:
+        if info.on_gpu != on_gpu:
+            raise TypeError("inputs mix host and GPU arrays (" +
+                            ", ".join(f"{i.name}: {'GPU' if i.on_gpu else 'host'}" for i in present) +
+                            "); pass all of them on one side")
         require_layout(info)
     out_shape, out_dtype, params = spec.validate(infos, params)
+    out_shape = tuple(out_shape)
     # Exact (Python ints), before any allocation on any backend: a byte count past 2^63 is a
     # ValueError naming the arguments, never a wrapped size handed to an allocator.
-    out_nbytes = checked_nbytes(out_shape, out_dtype, f"{op}: the output", spec.output_from(infos, params))
+    checked_nbytes(out_shape, out_dtype, f"{op}: the output", lambda: spec.output_from(infos, params))
 
     out_info = None
     if out is not None:
@@ -57,12 +67,12 @@ def prepare(op: str, arrays: dict, params: dict, *, backend: str = "auto",
         if out_info.readonly:
             raise ValueError("out: the array is read-only (" + ("its WRITEABLE flag is off" if out_info.kind == "numpy"
                              else "its DLPack export says so") + "); pass a writable array")
-        if out_info.on_gpu != present[0].on_gpu:
+        if out_info.on_gpu != on_gpu:
             raise TypeError("out: must be on the same side (host or GPU) as the inputs")
-        if out_info.kind != present[0].kind:
-            raise TypeError(f"out: expected a {present[0].kind} array like the inputs, got {out_info.kind}")
-        if out_info.shape != tuple(out_shape) or out_info.dtype != out_dtype:
-            raise ValueError(f"out: expected shape {tuple(out_shape)} and dtype {out_dtype.name}, "
+        if out_info.kind != first.kind:
+            raise TypeError(f"out: expected a {first.kind} array like the inputs, got {out_info.kind}")
+        if out_info.shape != out_shape or out_info.dtype != out_dtype:
+            raise ValueError(f"out: expected shape {out_shape} and dtype {out_dtype.name}, "
                              f"got {out_info.shape} {out_info.dtype.name}")
         for info in present:
             if overlaps(info, out_info):
@@ -72,40 +82,60 @@ def prepare(op: str, arrays: dict, params: dict, *, backend: str = "auto",
                     raise ValueError(f"out overlaps {info.name} partially; it must be either the same "
                                      "array (in place) or disjoint")
 
-    be = resolve_backend(backend, present[0].on_gpu, any(i.kind == "numba" and not i.ptr for i in present))
+    if backend == "auto" and not on_gpu:
+        be = "numpy"
+    else:
+        be = resolve_backend(backend, on_gpu, any(i.kind == "numba" and not i.ptr for i in present))
     require(be)  # before the variant: an unavailable backend may have no variants to name
     var = get_variant(op, be, variant)
-    refused = [k for k in getattr(spec, "opt_in", ()) if k in params and k not in var.takes]
-    if refused:
-        able = [v.key for b in BACKENDS for v in variants(op, b) if set(refused) <= set(v.takes)]
-        raise Unsupported(f"variant {var.key} does not take {', '.join(refused)}; variants that do: "
-                          f"{', '.join(able) or 'none'}")
-    dt = present[0].dtype.name
+    if spec.opt_in:
+        refused = [k for k in spec.opt_in if k in params and k not in var.takes]
+        if refused:
+            able = [v.key for b in BACKENDS for v in variants(op, b) if set(refused) <= set(v.takes)]
+            raise Unsupported(f"variant {var.key} does not take {', '.join(refused)}; variants that do: "
+                              f"{', '.join(able) or 'none'}")
+    dt = first.dtype.name
     if dt not in var.dtypes:
-        raise TypeError(f"{present[0].name}: variant {var.key} takes {', '.join(var.dtypes)}; got {dt}"
-                        + dtype_hint(op, be, dt, present[0].name))
-    reason = var.unsupported_reason(infos, params)
-    if reason:
-        raise Unsupported(f"variant {var.key} cannot run this input: {reason}")
+        raise TypeError(f"{first.name}: variant {var.key} takes {', '.join(var.dtypes)}; got {dt}"
+                        + dtype_hint(op, be, dt, first.name))
+    problem = Problem(spec, infos, params, out_shape, out_dtype, out_info, be, var)
+    if var.supports is not None:
+        reason = var.supports(problem)
+        if reason:
+            raise Unsupported(f"variant {var.key} cannot run this input: {reason}")
+    return problem
 
-    ins = [infos[name] for name in spec.inputs]
+
+def _out_of_memory(problem: Problem, e: MemoryError) -> MemoryError:
+    """The MemoryError of an output that could not be allocated, naming what set its size."""
+    from ._arrays import format_bytes
+    nbytes = math.prod(problem.out_shape) * problem.out_dtype.itemsize
+    return MemoryError(f"{problem.op}: cannot allocate the output {problem.out_shape} {problem.out_dtype.name} "
+                       f"({format_bytes(nbytes)}) on backend {problem.backend!r}; its size comes from "
+                       f"{problem.spec.output_from(problem.infos, problem.params)} [{e}]")
+
+
+def prepare(op: str, arrays: dict, params: dict, *, backend: str = "auto",
+            variant: Optional[str] = None, out=None, poison: bool = False) -> Prepared:
+    """Validate ``arrays`` (name -> array or None) and set up one kernel launch."""
+    problem = resolve(op, arrays, params, backend=backend, variant=variant, out=out)
     try:
-        prepared = EXECUTORS[be].prepare(var, ins, params, tuple(out_shape), out_dtype, out_info, poison)
+        return EXECUTORS[problem.backend].prepare(problem, poison)
     except MemoryError as e:
-        raise MemoryError(f"{op}: cannot allocate the output {tuple(out_shape)} {out_dtype.name} "
-                          f"({format_bytes(out_nbytes)}) on "
-                          f"backend {be!r}; its size comes from {spec.output_from(infos, params)} [{e}]") from e
-    prepared.variant, prepared.params = var, params
-    return prepared
+        raise _out_of_memory(problem, e) from e
 
 
 def call(op: str, arrays: dict, params: dict, *, backend="auto", variant=None, out=None):
     """Run ``op`` once and return the caller's kind of array."""
-    prepared = prepare(op, arrays, params, backend=backend, variant=variant, out=out)
+    problem = resolve(op, arrays, params, backend=backend, variant=variant, out=out)
+    executor = EXECUTORS[problem.backend]
     try:
-        prepared.run()
+        y = executor.output(problem)
     except MemoryError as e:
-        args = ", ".join(f"{k}={v!r}" for k, v in prepared.params.items())
-        raise MemoryError(f"{op}: cannot allocate the workspace of {prepared.variant.key} for these inputs "
+        raise _out_of_memory(problem, e) from e
+    try:
+        return executor.call(problem, y)
+    except MemoryError as e:
+        args = ", ".join(f"{k}={v!r}" for k, v in problem.params.items())
+        raise MemoryError(f"{op}: cannot allocate the workspace of {problem.variant.key} for these inputs "
                           f"({args}) [{e}]") from e
-    return prepared.finish()

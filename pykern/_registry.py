@@ -9,6 +9,7 @@ anyone asks about that backend.
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
@@ -33,8 +34,9 @@ class Variant:
     dtypes: tuple  # NumPy dtype names of the inputs this variant takes
     fn: Callable = field(repr=False, compare=False)
     default: bool = False
-    # supports(inputs, params) -> None, or a reason why this variant cannot run that case
-    # (e.g. an alignment need). The dispatch raises it; tests and benchmarks skip with it.
+    # supports(problem) -> None, or a reason why this variant cannot run that case (e.g. an
+    # alignment need); problem: the call as the dispatch resolved it (pykern/_problem.py). The
+    # dispatch raises it; tests and benchmarks skip with it.
     supports: Optional[Callable] = field(default=None, repr=False, compare=False)
     # What an output's rounding error scales with. "terms": the magnitudes of that output's own
     # terms, so the tolerance policy (_check.py) holds on any input. "tile": the largest
@@ -45,13 +47,19 @@ class Variant:
     # passes such a parameter only when it is set (``OpSpec.opt_in``), and the dispatch refuses a
     # variant that does not take it, naming those that do: never a silently wrong result.
     takes: tuple = ()
+    # A host variant that is one NumPy ufunc pass: no BLAS, no threads, and no floating-point
+    # warning on any input (compares and selects only). The NumPy executor calls it bare, without
+    # the fork gate (_fork.py) and the errstate that every other host variant runs inside, which
+    # would be a third of a small call's cost. tests/test_hostile.py holds each one to that.
+    bare: bool = False
 
     @property
     def key(self) -> str:
         return f"{self.op}/{self.backend}/{self.name}"
 
-    def unsupported_reason(self, inputs: dict, params: dict) -> Optional[str]:
-        return self.supports(inputs, params) if self.supports else None
+    def unsupported_reason(self, problem) -> Optional[str]:
+        """None, or why this variant cannot run ``problem`` (a pykern._problem.Problem)."""
+        return self.supports(problem) if self.supports else None
 
     def as_dict(self) -> dict:
         return {"op": self.op, "backend": self.backend, "name": self.name,
@@ -60,18 +68,21 @@ class Variant:
 
 
 _VARIANTS: dict[tuple[str, str, str], Variant] = {}
+_DEFAULTS: dict[tuple[str, str], Variant] = {}  # (op, backend) -> its default: the dispatch's one lookup
 
 
 ERROR_MODELS = ("terms", "tile")
 
 
 def register(op: str, backend: str, *, dtypes, default: bool = False, supports=None, name=None,
-             error_model: str = "terms", technique: Optional[str] = None, takes=()):
+             error_model: str = "terms", technique: Optional[str] = None, takes=(), bare: bool = False):
     """Decorator: register ``fn`` as variant ``name or fn.__name__`` of ``op`` on ``backend``.
 
     ``technique``: the one line naming the technique, for variants registered from a table (the
     CUDA C++ kernels' own); by default the first line of ``fn``'s docstring. ``takes``: the optional
-    parameters the variant handles (see Variant.takes)."""
+    parameters the variant handles (see Variant.takes). ``bare``: see Variant.bare (host only)."""
+    if bare and backend != "numpy":
+        raise ValueError("bare: only a host (numpy) variant runs outside the fork gate")
     if error_model not in ERROR_MODELS:
         raise ValueError(f"error_model: expected one of {ERROR_MODELS}, got {error_model!r}")
     if default and error_model != "terms":
@@ -93,7 +104,9 @@ def register(op: str, backend: str, *, dtypes, default: bool = False, supports=N
             raise ValueError(f"{op}/{backend} already has a default variant")
         names = tuple(np.dtype(d).name if d != "bfloat16" else d for d in dtypes)
         _VARIANTS[key] = Variant(op, backend, vname, doc[0], names, fn, default, supports, error_model,
-                                 tuple(takes))
+                                 tuple(takes), bare)
+        if default:
+            _DEFAULTS[(op, backend)] = _VARIANTS[key]
         return fn
 
     return deco
@@ -101,7 +114,9 @@ def register(op: str, backend: str, *, dtypes, default: bool = False, supports=N
 
 def unregister(op: str, backend: str, name: str) -> None:
     """Remove a variant (tests use this to clean up deliberately broken variants)."""
-    _VARIANTS.pop((op, backend, name), None)
+    v = _VARIANTS.pop((op, backend, name), None)
+    if v is not None and v.default:
+        del _DEFAULTS[(op, backend)]
 
 
 def variants(op: Optional[str] = None, backend: Optional[str] = None) -> list[Variant]:
@@ -121,7 +136,12 @@ def variants(op: Optional[str] = None, backend: Optional[str] = None) -> list[Va
 
 
 def get_variant(op: str, backend: str, name: Optional[str]) -> Variant:
-    """The named variant, or the backend's default when ``name`` is None."""
+    """The named variant, or the backend's default when ``name`` is None: one dict lookup once
+    ``backend`` is loaded; the listing below only builds the error."""
+    if backend in _loaded:
+        v = _DEFAULTS.get((op, backend)) if name is None else _VARIANTS.get((op, backend, name))
+        if v is not None:
+            return v
     candidates = variants(op, backend)
     if not candidates:
         others = [b for b in BACKENDS if b != backend and variants(op, b)]
@@ -174,9 +194,18 @@ def load(backend: str) -> Optional[str]:
         if (e.name or "").split(".")[0] == __package__:
             raise  # one of pykern's own modules is missing: a bug to see, not a backend to hide
         for key in [k for k in _VARIANTS if k[1] == backend]:
-            del _VARIANTS[key]  # registered before the failing import: they could not run
+            unregister(*key)  # registered before the failing import: they could not run
         _load_errors[backend] = (f"{package} cannot be imported ({type(e).__name__}: {e})"
                                  + (f"; {executor.requires}" if executor.requires else ""))
         return _load_errors[backend]
     _loaded.add(backend)
     return None
+
+
+def import_op_modules(package: str, path) -> None:
+    """Import every module of a backend package (``package``, its ``__path__``) whose name does
+    not start with '_': one per op, each registering its variants. A new op's module is found by
+    being there; no package keeps a list of its ops."""
+    for module in sorted(pkgutil.iter_modules(path), key=lambda m: m.name):
+        if not module.name.startswith("_"):
+            importlib.import_module(f"{package}.{module.name}")

@@ -1,3 +1,5 @@
 """The NumPy backend: vectorized CPU fallbacks, and the references (pykern/ops/) registered as
 ``reference`` variants."""
-from . import conv2d, conv2d_backward, matmul, relu, relu_backward  # noqa: F401  (registers the variants)
+from .._registry import import_op_modules
+
+import_op_modules(__name__, __path__)  # one module per op, each registering its variants

@@ -233,7 +233,8 @@ def _winograd_applies(w_shape, stride, dilation):
     return (r, s) == (3, 3) and tuple(stride) == (1, 1) and tuple(dilation) == (1, 1)
 
 
-def _winograd_supports(infos, params):
+def _winograd_supports(problem):
+    infos, params = problem.infos, problem.params
     if not _winograd_applies(infos["w"].shape, params["stride"], params["dilation"]):
         return (f"Winograd F(m x m, 3x3) needs a 3x3 filter, stride 1 and dilation 1; got "
                 f"{infos['w'].shape[2]}x{infos['w'].shape[3]}, stride {params['stride']}, "
@@ -241,13 +242,13 @@ def _winograd_supports(infos, params):
     return None
 
 
-def _winograd_4x4_supports(infos, params):
-    cg = infos["w"].shape[1]
-    if infos["x"].dtype == np.float32 and cg < WINOGRAD_4X4_MIN_CHANNELS:
+def _winograd_4x4_supports(problem):
+    cg = problem.infos["w"].shape[1]
+    if problem.dtype == np.float32 and cg < WINOGRAD_4X4_MIN_CHANNELS:
         return (f"Winograd F(4x4, 3x3) amplifies float32 rounding past the tolerance with few channels; "
                 f"it needs >= {WINOGRAD_4X4_MIN_CHANNELS} input channels per group in float32, got {cg} "
                 f"(use winograd_2x2 or im2col_gemm, or float64)")
-    return _winograd_supports(infos, params)
+    return _winograd_supports(problem)
 
 
 class _BatchThreads:

@@ -18,7 +18,7 @@ def reference_variant(x, y):
     np.copyto(y, reference(x))
 
 
-@register("relu", "numpy", dtypes=("float16", "float32", "float64"), default=True)
+@register("relu", "numpy", dtypes=("float16", "float32", "float64"), default=True, bare=True)
 def maximum(x, y):
     """np.maximum(x, 0, out=y): one pass, no temporaries."""
     np.maximum(x, np.zeros((), x.dtype), out=y)

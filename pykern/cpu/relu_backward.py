@@ -28,7 +28,7 @@ def reference_variant(dy, x, dx):
 BITS = {np.dtype(np.float16): np.uint16, np.dtype(np.float32): np.uint32, np.dtype(np.float64): np.uint64}
 
 
-@register("relu_backward", "numpy", dtypes=DTYPES, default=True)
+@register("relu_backward", "numpy", dtypes=DTYPES, default=True, bare=True)
 def bit_mask(dy, x, dx):
     """dx bits = dy bits AND (0 where x <= 0, else all ones): exact, two integer passes."""
     u = BITS[dx.dtype]

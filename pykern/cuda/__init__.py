@@ -5,4 +5,6 @@ The rows are copied into pykern/cuda/_variant_tables.py at build time, so the va
 registered, and listed, whether or not pykern._cuda or pykern._cuda_sim was built;
 pykern.backends()["cuda"] says whether they can run.
 """
-from . import conv2d, conv2d_backward, matmul, relu, relu_backward  # noqa: F401  (registers the variants)
+from .._registry import import_op_modules
+
+import_op_modules(__name__, __path__)  # one module per op, each registering its variants

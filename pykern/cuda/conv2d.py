@@ -28,14 +28,11 @@ def _launch(bound, x, w, bias, y, *, stride, padding, dilation, groups, activati
 
 
 def _supports(variant):
-    """supports(infos, params) for `variant`: the C++ rule, or None when it can run."""
-    def supports(infos, params):
-        from ..ops.conv2d import output_size
-        x, w = infos["x"], infos["w"]
-        pq = output_size(x.shape[2], x.shape[3], w.shape[2], w.shape[3], params["stride"],
-                         params["padding"], params["dilation"])
-        why = kernel("conv2d_unsupported")(variant, *_shape_args(x.shape, w.shape, pq, **params),
-                                           x.dtype.name)
+    """supports(problem) for `variant`: the C++ rule, or None when it can run."""
+    def supports(problem):
+        x, w = problem.infos["x"], problem.infos["w"]
+        why = kernel("conv2d_unsupported")(variant, *_shape_args(x.shape, w.shape, problem.out_shape[2:],
+                                                                 **problem.params), x.dtype.name)
         return why or None
     return supports
 

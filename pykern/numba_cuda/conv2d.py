@@ -221,11 +221,10 @@ def _smem_plan(x_shape, w_shape, y_shape, stride, dilation, groups):
     return grid, tiles_q, in_h, in_w, chunk
 
 
-def _smem_supports(infos, params):
-    from ..ops.conv2d import output_size
-    x, w = infos["x"].shape, infos["w"].shape
-    pq = output_size(x[2], x[3], w[2], w[3], params["stride"], params["padding"], params["dilation"])
-    plan = _smem_plan(x, w, (x[0], w[0]) + pq, params["stride"], params["dilation"], params["groups"])
+def _smem_supports(problem):
+    params = problem.params
+    plan = _smem_plan(problem.infos["x"].shape, problem.infos["w"].shape, problem.out_shape, params["stride"],
+                      params["dilation"], params["groups"])
     return plan if isinstance(plan, str) else None
 
 

@@ -179,8 +179,8 @@ def weight_direct(x, dy, dw, *, w_shape, stride, padding, dilation, groups):
     _WEIGHT_DIRECT[x.dtype][ceil_div(dw.size, BLOCK), BLOCK](x, dy, dw, *_scalars(stride, padding, dilation, groups))
 
 
-def _one_block_per_element(infos, params):
-    k, cg, r, s = params["w_shape"]
+def _one_block_per_element(problem):
+    k, cg, r, s = problem.params["w_shape"]
     if k * cg * r * s > MAX_GRID_X:
         return f"dw has {k * cg * r * s} elements, one block each; gridDim.x is limited to {MAX_GRID_X}"
     return None

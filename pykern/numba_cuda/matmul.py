@@ -201,8 +201,8 @@ _BLOCKTILE_2D = per_dtype(_make_blocktile_2d, ("float32",))
 # =========================================== launchers ========================================
 def _grid_rows_limit(rows_per_block):
     """supports(): the row blocks of c go on gridDim.y, which the hardware caps at 65535."""
-    def supports(infos, params):
-        m = infos["a"].shape[0]
+    def supports(problem):
+        m = problem.out_shape[0]
         if ceil_div(m, rows_per_block) > MAX_GRID_Y:
             return (f"M={m} needs {ceil_div(m, rows_per_block)} row blocks of {rows_per_block}; "
                     f"gridDim.y is limited to {MAX_GRID_Y}")

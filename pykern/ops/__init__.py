@@ -2,14 +2,13 @@
 float64 NumPy reference, the spec every variant is checked against.
 
 Each op's spec lives in ``pykern/ops/<file>.py``: a file defines ``SPEC`` (one op), or ``SPECS``
-(ops that share their code, as conv2d's two gradients do). Adding an op is its file plus the
-file's name in ``FILES``: the registry, the dispatch, the checker, the tests and the benchmarks
-all take the list of ops from here.
+(ops that share their code, as conv2d's two gradients do). Adding an op is adding its file: the
+files are found by being here, and the registry, the dispatch, the checker, the tests and the
+benchmarks all take the list of ops from ``OPS``. Listings show the ops by their spec's ``rank``,
+then by name.
 """
+import pkgutil
 from importlib import import_module
-
-# The op files, in the order every listing shows their ops.
-FILES = ("relu", "matmul", "conv2d", "relu_backward", "conv2d_backward")
 
 
 def _specs_of(file: str) -> tuple:
@@ -17,7 +16,12 @@ def _specs_of(file: str) -> tuple:
     return tuple(getattr(mod, "SPECS", None) or (mod.SPEC,))
 
 
-SPECS = {s.name: s for f in FILES for s in _specs_of(f)}
+def _discover() -> dict:
+    specs = [s for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_") for s in _specs_of(m.name)]
+    return {s.name: s for s in sorted(specs, key=lambda s: (s.rank, s.name))}
+
+
+SPECS = _discover()
 OPS = tuple(SPECS)
 
 __all__ = ["OPS", "SPECS"]

@@ -19,6 +19,9 @@ class OpSpec:
     """
 
     name: str = ""
+    # Where listings put the op (pk.variants(), the CLI, reports): by rank, then by name. Forward
+    # ops rank before their gradients; a new op that sets none comes last.
+    rank: int = 1000
     inputs: tuple = ()  # argument names in the order kernels receive them
     optional: tuple = ()  # inputs that may be None
     rate_unit: str = "GFLOP/s"  # what the demo and benchmarks report
@@ -26,6 +29,9 @@ class OpSpec:
     # output element depends on many inputs, so a kernel writing in place would read its own
     # results: out must not overlap any input.
     in_place_ok: bool = False
+    # Optional parameters passed to a variant only when set, and only to variants that take them
+    # (Variant.takes); the dispatch refuses the others, naming the variants that do.
+    opt_in: tuple = ()
 
     # --- validation ------------------------------------------------------------------------
     def validate(self, infos: dict, params: dict) -> tuple[tuple, np.dtype, dict]:

@@ -100,6 +100,7 @@ def reference(x: np.ndarray, w: np.ndarray, bias=None, stride=(1, 1), padding=(0
 
 class Conv2dSpec(OpSpec):
     name = "conv2d"
+    rank = 30
     inputs = ("x", "w", "bias")
     optional = ("bias",)
 

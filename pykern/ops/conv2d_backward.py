@@ -144,6 +144,7 @@ class _Conv2dBackwardSpec(OpSpec):
 
 class Conv2dBackwardInputSpec(_Conv2dBackwardSpec):
     name = "conv2d_backward_input"
+    rank = 50
     inputs = ("dy", "w")
     shape_param = "x_shape"
 
@@ -179,6 +180,7 @@ class Conv2dBackwardInputSpec(_Conv2dBackwardSpec):
 
 class Conv2dBackwardWeightSpec(_Conv2dBackwardSpec):
     name = "conv2d_backward_weight"
+    rank = 51
     inputs = ("x", "dy")
     shape_param = "w_shape"
 

@@ -48,6 +48,7 @@ def logical(shape, transposed: bool) -> tuple:
 
 class MatmulSpec(OpSpec):
     name = "matmul"
+    rank = 20
     inputs = ("a", "b")
     opt_in = FLAGS  # passed to a variant only when set, and only to variants that take them
 

@@ -16,6 +16,7 @@ def reference(x: np.ndarray) -> np.ndarray:
 
 class ReluSpec(OpSpec):
     name = "relu"
+    rank = 10
     inputs = ("x",)
     rate_unit = "GB/s"
     in_place_ok = True

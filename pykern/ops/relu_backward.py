@@ -23,6 +23,7 @@ def reference(dy: np.ndarray, x: np.ndarray) -> np.ndarray:
 
 class ReluBackwardSpec(OpSpec):
     name = "relu_backward"
+    rank = 40
     inputs = ("dy", "x")
     rate_unit = "GB/s"
     in_place_ok = True  # elementwise: dx may be written over dy (or x)
