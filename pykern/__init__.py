@@ -50,7 +50,8 @@ def matmul(a, b, *, transpose_a: bool = False, transpose_b: bool = False, backen
     a is stored (M, K), or (K, M) with transpose_a; b (K, N), or (N, K) with transpose_b: the
     transposed operand is read in place, never copied (matmul's gradients: dA = matmul(dC, b,
     transpose_b=True), dB = matmul(a, dC, transpose_a=True)). Variants that do not take a flag
-    refuse it and name those that do (the CUDA C++ variants take none yet).
+    refuse it and name those that do (``Variant.takes`` lists them: every NumPy and Numba variant,
+    and the CUDA C++ rungs up to smem_tiled).
     float32/float64 return their own dtype; float16/bfloat16 (tensor-core variants) return float32.
     """
     params = {"transpose_a": transpose_a, "transpose_b": transpose_b}

@@ -71,6 +71,19 @@ class ArrayInfo:
         return f"ArrayInfo({self.name!r}, {self.kind}, shape={self.shape}, dtype={self.dtype.name})"
 
 
+_DTYPE_NAMES: dict = {}
+
+
+def dtype_name(dtype: np.dtype) -> str:
+    """``dtype.name``, cached: NumPy computes that property in Python, at a microsecond a call,
+    and the dispatch asks for it on every call."""
+    try:
+        return _DTYPE_NAMES[dtype]
+    except KeyError:
+        name = _DTYPE_NAMES[dtype] = dtype.name
+        return name
+
+
 # The most bytes one array may span: NumPy's limit (the largest intp), which is also more than any
 # 64-bit machine can address, so a larger array cannot be allocated anywhere.
 MAX_ARRAY_BYTES = int(np.iinfo(np.intp).max)
@@ -318,6 +331,8 @@ def overlaps(a: ArrayInfo, b: ArrayInfo) -> bool:
     """Whether two C-contiguous arrays share any byte (exact, since both are contiguous)."""
     if a.obj is b.obj:
         return True
+    if a.kind == "numpy" and b.kind == "numpy":
+        return np.may_share_memory(a.obj, b.obj)  # exact for contiguous arrays: their bounds
     if not a.ptr or not b.ptr or a.on_gpu != b.on_gpu:
         return False  # the simulator's arrays have no address; host and device never overlap
     return a.ptr < b.ptr + b.nbytes and b.ptr < a.ptr + a.nbytes

@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 from typing import Optional
 
-from ._arrays import checked_nbytes, describe, overlaps, require_layout, same_buffer
+from ._arrays import checked_nbytes, describe, dtype_name, overlaps, require_layout, same_buffer
 from ._backends import EXECUTORS, Prepared, availability, require
 from ._problem import Problem
 from ._registry import BACKENDS, dtype_hint, get_variant, variants
@@ -94,7 +94,7 @@ def resolve(op: str, arrays: dict, params: dict, *, backend: str = "auto", varia
             able = [v.key for b in BACKENDS for v in variants(op, b) if set(refused) <= set(v.takes)]
             raise Unsupported(f"variant {var.key} does not take {', '.join(refused)}; variants that do: "
                               f"{', '.join(able) or 'none'}")
-    dt = first.dtype.name
+    dt = dtype_name(first.dtype)
     if dt not in var.dtypes:
         raise TypeError(f"{first.name}: variant {var.key} takes {', '.join(var.dtypes)}; got {dt}"
                         + dtype_hint(op, be, dt, first.name))

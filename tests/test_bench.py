@@ -583,3 +583,26 @@ def test_every_command_of_the_device_run_exists():
         commands.append(args.command)
     assert commands == ["bench", "compare"]
     assert "pykern.bench " not in text and "pykern.bench import" not in text  # the old module is gone
+
+
+def test_the_overhead_script_prints_every_op_and_the_budgets(capsys, tmp_path):
+    """bench/bench_overhead.py: one row per op with host variants (two for ops that take out=),
+    the budgeted cases marked met or OVER (the numbers are not asserted: speed is measured, not
+    tested), and --json writes the same rows."""
+    import importlib.util
+    import json
+    spec = importlib.util.spec_from_file_location("bench_overhead_probe", os.path.join(BENCH_DIR, "bench_overhead.py"))
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    out = tmp_path / "overhead.json"
+    assert script.main(["--calls", "2", "--repeats", "2", "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    rows = json.loads(out.read_text())["rows"]
+    ops = {r["op"] for r in rows}
+    assert ops == {op for op in pk.ops.OPS if pk.variants(op, "numpy")}
+    budgeted = [r for r in rows if r["budget_s"] is not None]
+    assert {(r["op"], r["case"], r["out"]) for r in budgeted} == set(script.BUDGETS_US)
+    assert all(r["overhead_s"] == r["call_s"] - r["bare_s"] for r in rows)
+    assert text.count(" met") + text.count(" OVER") == len(budgeted)
+    with pytest.raises(SystemExit):
+        script.main(["--calls", "0"])

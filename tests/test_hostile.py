@@ -456,3 +456,32 @@ def test_an_input_too_wide_is_blamed_on_x_not_on_the_padding():
     w = ArrayInfo("w", None, "numpy", (1, 1, 1, 1), np.dtype(np.float32), 0, None)
     with pytest.raises(ValueError, match=r"^x: its width W = 2147483664 must stay below 2\^31"):
         SPECS["conv2d"].validate({"x": x, "w": w, "bias": None}, {})
+
+
+# --- 11. bare host variants (issue 20): no floating-point warning on any input -----------------
+def _bare_variants():
+    return [pytest.param(v, id=v.key) for v in variants(backend="numpy") if v.bare]
+
+
+def test_some_variants_run_bare():
+    """The claim below must cover something: relu's and relu_backward's defaults run bare."""
+    assert {v.op for v in variants(backend="numpy") if v.bare and v.default} >= {"relu", "relu_backward"}
+
+
+@pytest.mark.parametrize("variant", _bare_variants())
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+def test_a_bare_variant_warns_on_no_input(variant, dtype):
+    """A bare variant runs outside the errstate that silences NumPy for the others: NaN, +-Inf,
+    the largest finite values, subnormals and signed zeros must raise no floating-point warning
+    (warnings are errors here), and the result must still be the reference's."""
+    if dtype not in variant.dtypes:
+        pytest.skip(f"{variant.key} takes {variant.dtypes}")
+    info = np.finfo(dtype)
+    special = np.array([np.nan, np.inf, -np.inf, info.max, -info.max, info.tiny / 4, -info.tiny / 4,
+                        0.0, -0.0, 1.0, -1.0], dtype)
+    rng = np.random.default_rng(seed_for("bare", variant.key, dtype))
+    arrays = {name: rng.permutation(special) for name in pk.ops.SPECS[variant.op].inputs}
+    with np.errstate(all="raise"):  # the variant itself: a floating-point flag raises here
+        variant.fn(*arrays.values(), np.empty_like(special))
+    cmp = run_arrays(variant, arrays, {})
+    assert cmp.ok, cmp.message()

@@ -1,4 +1,5 @@
 """Bad input: every case is a clear TypeError/ValueError/RuntimeError naming the argument."""
+import dataclasses
 import re
 
 import numpy as np
@@ -6,7 +7,7 @@ import pytest
 from conftest import require_backend
 
 import pykern as pk
-from pykern._dispatch import call
+from pykern._dispatch import Unsupported, call
 from pykern._registry import BACKENDS
 from pykern.ops import OPS
 
@@ -187,3 +188,40 @@ def test_cai_stream_is_kept_for_launches():
     assert describe(FakeDeviceArray(12345), "x").stream == 12345
     assert describe(FakeDeviceArray(None), "x").stream == 0
     assert describe(f32(3), "x").stream == 0
+
+
+# --- one validation per call (issue 20) ---------------------------------------------------------
+@pytest.mark.parametrize("op", OPS)
+def test_each_call_validates_once_and_hands_the_problem_on(op, monkeypatch):
+    """The spec validates a call exactly once; supports() and the variant see what it resolved
+    (the output shape it computed, never recomputed), on every backend that has the op."""
+    from pykern import _registry
+    from pykern.ops import SPECS
+    spec = SPECS[op]
+    calls, seen = [], []
+    real = spec.validate
+    monkeypatch.setattr(spec, "validate", lambda infos, params: calls.append(op) or real(infos, params))
+    case = spec.test_cases("numpy", simulator=True)[0]
+    arrays, params = spec.make_inputs(case, "float32", np.random.default_rng(1))
+    for var in _registry.variants(op, "numpy"):
+        spy = dataclasses.replace(var, supports=lambda problem, _s=var.supports: seen.append(problem)
+                                  or (_s(problem) if _s else None))
+        monkeypatch.setitem(_registry._VARIANTS, (op, "numpy", var.name), spy)
+        calls.clear()
+        try:
+            shape = call(op, arrays, params, backend="numpy", variant=var.name).shape
+        except Unsupported:  # supports() refused, having seen the problem
+            shape = seen[-1].out_shape
+        assert calls == [op], f"{var.key}: validate ran {len(calls)} times"
+        if var.supports:
+            assert seen[-1].out_shape == shape and seen[-1].variant.name == var.name
+
+
+def test_variant_lookup_is_a_dict_hit(monkeypatch):
+    """Once a backend is loaded, finding a variant lists nothing (the listing sorts every variant)."""
+    from pykern import _registry
+    _registry.get_variant("relu", "numpy", None)
+    monkeypatch.setattr(_registry, "variants", lambda *a, **k: pytest.fail("get_variant listed the variants"))
+    assert _registry.get_variant("relu", "numpy", None).default
+    assert _registry.get_variant("relu", "numpy", "reference").name == "reference"
+    assert pk.relu(f32(4)).shape == (4,)

@@ -6,9 +6,10 @@ from typing import Optional
 
 import numpy as np
 
-from .._arrays import ArrayInfo
+from .._arrays import ArrayInfo, dtype_name
 
 FLOAT_DTYPES = ("float16", "float32", "float64")
+_TAKEN = frozenset(FLOAT_DTYPES + ("bfloat16",))  # by some variant; each variant lists its own
 
 
 class OpSpec:
@@ -43,7 +44,7 @@ class OpSpec:
         # Each dtype is checked before they are compared: an int64 x beside a float32 w is refused
         # for being int64, not only for differing.
         for info in present:
-            if info.dtype.name not in FLOAT_DTYPES + ("bfloat16",):
+            if dtype_name(info.dtype) not in _TAKEN:
                 raise TypeError(f"{info.name}: dtype {info.dtype.name} is not supported; expected one of "
                                 f"{', '.join(FLOAT_DTYPES)} (or bfloat16 where a variant lists it)")
         first = present[0]

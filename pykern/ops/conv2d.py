@@ -22,6 +22,12 @@ INDEX_LIMIT = 2**31 - 1
 def pair(value, name: str, minimum: int) -> tuple:
     """An int or a pair of ints in [minimum, INDEX_LIMIT] -> (h, w); ValueError naming the
     parameter otherwise."""
+    kind = type(value)  # the common cases first, exactly: a bool is neither, and takes the long way
+    if kind is int and minimum <= value <= INDEX_LIMIT:
+        return (value, value)
+    if (kind is tuple and len(value) == 2 and type(value[0]) is int and type(value[1]) is int
+            and minimum <= min(value) and max(value) <= INDEX_LIMIT):
+        return value
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
         v = (int(value), int(value))
     elif (isinstance(value, (tuple, list)) and len(value) == 2

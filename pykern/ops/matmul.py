@@ -54,7 +54,7 @@ class MatmulSpec(OpSpec):
 
     def validate(self, infos, params):
         a, b = infos["a"], infos["b"]
-        extra = set(params) - set(FLAGS)
+        extra = set(params) - set(FLAGS) if params else ()
         if extra:
             raise TypeError(f"matmul got unexpected parameters {sorted(extra)}; it takes {list(FLAGS)}")
         fl = flags(params)
