@@ -120,6 +120,7 @@ class OpSpec:
         return self.bench_cases("cpu")
 
     def _known_cases(self) -> list[dict]:
+        """Every case the op names: its test cases, then its benchmark and comparison cases."""
         return self.test_cases("numpy") + self.bench_cases("cpu") + self.bench_cases("gpu") + self.compare_cases()
 
     def size_forms(self) -> str:
