@@ -16,9 +16,9 @@ from typing import Callable, Optional
 import numpy as np
 
 from ._backends import EXECUTORS
-from .ops import OPS
+from .ops import SPECS
 
-# Names in listing order, each from its one place: the ops from pykern/ops/__init__.py, the
+# Names in listing order, each from its one place: the ops from pykern/ops/ (SPECS), the
 # backends from _backends.EXECUTORS.
 BACKENDS = tuple(EXECUTORS)
 
@@ -87,8 +87,8 @@ def register(op: str, backend: str, *, dtypes, default: bool = False, supports=N
         raise ValueError(f"error_model: expected one of {ERROR_MODELS}, got {error_model!r}")
     if default and error_model != "terms":
         raise ValueError("a default variant must meet the tolerance on any input (error_model='terms')")
-    if op not in OPS:
-        raise ValueError(f"unknown op {op!r}; expected one of {OPS}")
+    if op not in SPECS:  # the dict itself, not a copy: an op added at run time counts
+        raise ValueError(f"unknown op {op!r}; expected one of {tuple(SPECS)}")
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; expected one of {BACKENDS}")
 
@@ -123,8 +123,8 @@ def variants(op: Optional[str] = None, backend: Optional[str] = None) -> list[Va
     """Registered variants, optionally filtered by op and backend: backends in BACKENDS order,
     each backend's in registration order (whichever backend was loaded first). A backend whose
     package cannot be imported has none; pk.backends() says why."""
-    if op is not None and op not in OPS:
-        raise ValueError(f"op: unknown op {op!r}; expected one of {list(OPS)}")
+    if op is not None and op not in SPECS:
+        raise ValueError(f"op: unknown op {op!r}; expected one of {list(SPECS)}")
     if backend is not None and backend not in BACKENDS:
         raise ValueError(f"backend: unknown backend {backend!r}; expected one of {list(BACKENDS)}")
     for be in BACKENDS if backend is None else (backend,):

@@ -279,7 +279,7 @@ def _sweep_flags() -> argparse.ArgumentParser:
     p.add_argument("--sizes", action=_InOrder, dest="selection", const="sizes", metavar="SIZES",
                    help=SELECTION_HELP + " Forms, per op: "
                    + "; ".join(f"{op} {forms}" for op, forms in SIZE_FORMS.items())
-                   + " (default: the sizes in pykern/benchmark/cases.py)")
+                   + " (default: each op's benchmark cases, in its spec in pykern/ops/)")
     p.add_argument("--json", metavar="PATH", help="write the results and the environment as JSON")
     p.add_argument("--plot", metavar="PATH", help="plot the results (needs matplotlib)")
     p.add_argument("--time-budget", type=float, metavar="SECONDS",

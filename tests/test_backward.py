@@ -400,7 +400,7 @@ def test_backward_ops_benchmark_and_plot_like_their_forward_ops(tmp_path):
     matplotlib = pytest.importorskip("matplotlib")
     matplotlib.use("Agg")
     from pykern import benchmark as bench
-    from pykern.benchmark.cases import _conv
+    from pykern.ops.conv2d import RESNET_LAYERS, layer_case
     for op in ("relu_backward", "conv2d_backward_input", "conv2d_backward_weight"):
         fwd = op.replace("_backward_input", "").replace("_backward_weight", "").replace("_backward", "")
         assert bench.BENCH_CASES[op] == bench.BENCH_CASES[fwd] and bench.SIZE_FORMS[op] == bench.SIZE_FORMS[fwd]
@@ -410,8 +410,8 @@ def test_backward_ops_benchmark_and_plot_like_their_forward_ops(tmp_path):
     assert bench.parse_size("matmul", "17x33x13_tA_tB") == {"M": 17, "N": 33, "K": 13, "transpose_a": True,
                                                              "transpose_b": True}
     entries = []
-    for i, layer in enumerate(bench.RESNET_LAYERS[:2]):
-        case = _conv(1, *layer)
+    for i, layer in enumerate(RESNET_LAYERS[:2]):
+        case = layer_case(1, *layer)
         w = bench.work("conv2d_backward_input", case) / 1e9
         entries.append({"op": "conv2d_backward_input", "key": "numpy/gemm_col2im", "kind": "variant", "device": "cpu",
                         "dtype": "float32", "case": case, "case_id": bench.SPECS["conv2d_backward_input"].case_id(case),

@@ -9,7 +9,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from pykern import benchmark as bench  # noqa: E402
-from pykern.benchmark.cases import _conv  # noqa: E402
+from pykern.ops.conv2d import RESNET_LAYERS, layer_case  # noqa: E402
 
 ENV = {"date": "2026-12-02T21:00:00+00:00", "package_version": "0.1.0", "git_commit": "abcdef1234567",
        "cpu": {"model": "Test CPU", "cores": 2, "usable_cores": 2},
@@ -28,7 +28,7 @@ def rec(op, key, device, case, rate, *, status="ok", kind="variant", flags=(), d
 
 
 def bench_doc():
-    layers = [_conv(1, *layer) for layer in bench.RESNET_LAYERS[:3]]
+    layers = [layer_case(1, *layer) for layer in RESNET_LAYERS[:3]]
     entries = []
     for i, case in enumerate(layers):
         entries.append(rec("conv2d", "numpy/im2col_gemm", "cpu", case, 20.0 + i))
@@ -167,7 +167,7 @@ def test_targets_at_one_size_stand_side_by_side_on_every_panel():
     keys = ("cuda/naive", "cuda/smem_tiled", "baseline/cupy")
     entries = [rec("matmul", key, "gpu", case, 500.0, kind="baseline" if key.startswith("baseline") else "variant")
                for key in keys]
-    conv = _conv(1, *bench.RESNET_LAYERS[0])
+    conv = layer_case(1, *RESNET_LAYERS[0])
     entries += [rec("conv2d", key, "cpu", conv, 20.0) for key in ("numpy/im2col_gemm", "numpy/winograd_4x4", "x/y")]
     doc = dict(bench_doc(), entries=entries)
     fig = bench.bench_figure(doc)

@@ -1,13 +1,16 @@
 """Benchmarks that answer "which kernel, and CPU or GPU?": the sweep and the CPU-vs-GPU comparison.
 
 Everything is generated from the registry (``pykern.variants()``) and the op specs
-(``pykern.ops.SPECS``): a newly registered variant is benchmarked without touching this package.
+(``pykern.ops.SPECS``): a newly registered variant is benchmarked without touching this package,
+and so is a new op: nothing here names one. An op's benchmark cases, --sizes grammar, plot axis,
+library baselines and GPU workspace are methods of its spec, with defaults in
+``pykern.ops._spec.OpSpec`` for an op that declares none.
 Every timing goes through ``pykern._timing.measure`` (warm-up, cache flush, repeats, spread).
 
 Modules, in the order data flows through them:
 
-    cases        benchmark sizes (kept apart from the test cases), --op/--sizes parsing, work per case
-    baselines    library yardsticks timed in the same run (NumPy/BLAS, torch, CuPy)
+    cases        each op's benchmark sizes, read from its spec, --op/--sizes parsing, work per case
+    baselines    library yardsticks each op's spec lists, timed in the same run (NumPy/BLAS, torch, CuPy)
     environment  machine, GPU, libraries and commit of a run; load from other processes
     plan         targets (variants and baselines) and entries; what a sweep runs and skips
     memory       each case's working set, estimated before it runs, against the memory available
@@ -26,9 +29,9 @@ from __future__ import annotations
 
 from .._dispatch import Unsupported
 from ..ops import SPECS
-from .baselines import BASELINE_SETTINGS, BASELINES, Baseline, baseline_settings
-from .cases import (BENCH_CASES, BENCH_LATE_CASES, COMPARE_CASES, RESNET_LAYERS, SELECTION_HELP, SIZE_FORMS,
-                    parse_ops, parse_size, parse_sizes, select, work)
+from .baselines import BASELINE_SETTINGS, Baseline, all_baselines, baseline_settings
+from .cases import (BENCH_CASES, BENCH_LATE_CASES, COMPARE_CASES, SELECTION_HELP, SIZE_FORMS, parse_ops,
+                    parse_size, parse_sizes, select, work)
 from .ceilings import ceiling_key, measure_ceilings
 from .compare import compare_sweep, crossover
 from .environment import BUSY_SHARE, OtherLoad, environment, gpu_identity, gpu_info, gpu_present, load_summary
@@ -42,8 +45,8 @@ from .run import (DEFAULT_ENTRY_BUDGET_S, NOISY_IQR_REL, RETIME_BUDGET_FACTOR, S
 
 __all__ = [
     "SPECS", "Unsupported",
-    "BASELINE_SETTINGS", "BASELINES", "Baseline", "baseline_settings",
-    "BENCH_CASES", "BENCH_LATE_CASES", "COMPARE_CASES", "RESNET_LAYERS", "SELECTION_HELP", "SIZE_FORMS",
+    "BASELINE_SETTINGS", "Baseline", "all_baselines", "baseline_settings",
+    "BENCH_CASES", "BENCH_LATE_CASES", "COMPARE_CASES", "SELECTION_HELP", "SIZE_FORMS",
     "parse_ops", "parse_size", "parse_sizes", "select", "work",
     "ceiling_key", "measure_ceilings",
     "compare_sweep", "crossover",

@@ -6,7 +6,8 @@ import numpy as np
 
 from .._timing import EventClock, host_clock, measure
 from ..ops import SPECS
-from .baselines import _NP, _cupy_sync, _lib_reason, _noop
+from ..ops._baselines import NP_DTYPES, cupy_sync, noop
+from .baselines import _lib_reason
 
 
 def ceiling_key(op: str, device: str, dtype: str) -> str:
@@ -25,7 +26,7 @@ def cpu_memory_ceiling(quick: bool = False) -> dict:
     n = (1 << 22) if quick else (1 << 25)
     src = np.random.default_rng(0).random(n, dtype=np.float32)
     dst = np.empty_like(src)
-    return dict(_ceiling(lambda: np.copyto(dst, src), host_clock, _noop, 2.0 * src.nbytes, "GB/s",
+    return dict(_ceiling(lambda: np.copyto(dst, src), host_clock, noop, 2.0 * src.nbytes, "GB/s",
                          f"np.copyto of {src.nbytes >> 20} MiB (read + write bytes)"), bytes=2.0 * src.nbytes)
 
 
@@ -37,7 +38,7 @@ def cpu_compute_ceiling(dtype: str, quick: bool = False) -> dict:
     rng = np.random.default_rng(0)
     a, b = (rng.random((n, n)).astype(dtype) for _ in range(2))
     c = np.empty((n, n), dtype)
-    return _ceiling(lambda: np.matmul(a, b, out=c), host_clock, _noop, 2.0 * n ** 3, "GFLOP/s",
+    return _ceiling(lambda: np.matmul(a, b, out=c), host_clock, noop, 2.0 * n ** 3, "GFLOP/s",
                     f"np.matmul {n}^3 {dtype} (BLAS {'s' if dtype == 'float32' else 'd'}gemm)")
 
 
@@ -56,7 +57,7 @@ def gpu_memory_ceiling() -> dict:
     if _lib_reason("cupy") is None:
         import cupy
         src, dst = cupy.ones(nbytes, cupy.uint8), cupy.empty(nbytes, cupy.uint8)
-        return _ceiling(lambda: cupy.copyto(dst, src), EventClock("cupy"), _cupy_sync, 2.0 * nbytes, "GB/s",
+        return _ceiling(lambda: cupy.copyto(dst, src), EventClock("cupy"), cupy_sync, 2.0 * nbytes, "GB/s",
                         "cupy.copyto of 1 GiB on the device (read + write bytes)")
     errors.append(f"cupy: {_lib_reason('cupy')}")
     if _lib_reason("torch") is None:
@@ -74,11 +75,11 @@ def gpu_compute_ceiling(dtype: str, quick: bool = False) -> dict:
     flops = 2.0 * n ** 3
     rng = np.random.default_rng(0)
     host = {k: rng.random((n, n), dtype=np.float32) for k in "ab"}  # GEMM speed does not depend on the values
-    if dtype in _NP and _lib_reason("cupy") is None:
+    if dtype in NP_DTYPES and _lib_reason("cupy") is None:
         import cupy
         a, b = (cupy.asarray(host[k]).astype(dtype) for k in "ab")
         c = cupy.empty((n, n), dtype)
-        return _ceiling(lambda: cupy.matmul(a, b, out=c), EventClock("cupy"), _cupy_sync, flops, "GFLOP/s",
+        return _ceiling(lambda: cupy.matmul(a, b, out=c), EventClock("cupy"), cupy_sync, flops, "GFLOP/s",
                         f"cuBLAS GEMM {n}^3 {dtype} through cupy.matmul")
     if _lib_reason("torch") is None:
         import torch

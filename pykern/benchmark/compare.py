@@ -10,7 +10,6 @@ from .._dispatch import Unsupported
 from .._registry import variants
 from .._timing import host_clock, measure
 from ..ops import SPECS
-from .cases import COMPARE_CASES
 from .environment import OtherLoad, environment, gpu_present, load_summary
 from .memory import check_fit, refuse, skip_reason
 from .plan import Target, split_list
@@ -55,7 +54,7 @@ def compare_sweep(ops=None, sizes: Optional[dict] = None, dtype: str = "float32"
     for op in ops:
         if op not in SPECS:
             raise ValueError(f"op: unknown op {op!r}; expected one of {list(SPECS)}")
-    cases = {op: sizes[op] if sizes and op in sizes else COMPARE_CASES[op] for op in ops}
+    cases = {op: sizes[op] if sizes and op in sizes else SPECS[op].compare_cases() for op in ops}
     cpu_ts = {op: Target.of_variant(next(v for v in variants(op, "numpy") if v.default)) for op in ops}
     gpu_ts = {op: compare_gpu_target(op) for op in ops}  # (target or None, reason)
     too_big, memory = check_fit([(op, case, dtype, t.device) for op in ops for case in cases[op]

@@ -22,8 +22,9 @@ less the CPU workspace allowance, was 1.1 to 2.2 times the measured peak):
     CPU workspace                             per thread: the im2col/col2im block buffers
                                               (MAX_COLS_BYTES in pykern/cpu/conv2d.py) and BLAS's
 
-On a GPU: the inputs, the output (twice in ``compare``), conv2d's im2col buffer of one image (the
-cuda im2col_gemm variant), and the L2 flush buffer. Memory the GPU libraries keep in their pools
+On a GPU: the inputs, the output (twice in ``compare``), the workspace the op's spec declares
+(``OpSpec.gpu_workspace``: conv2d's im2col buffer of one image, for the cuda im2col_gemm variant),
+and the L2 flush buffer. Memory the GPU libraries keep in their pools
 (CuPy, torch) after the ceilings or a baseline ran is not counted: it is free when this is read.
 """
 from __future__ import annotations
@@ -110,10 +111,7 @@ def estimate(op: str, case: dict, dtype: str, device: str, *, whole_call: bool =
         parts["workspace"] = CPU_WORKSPACE_PER_THREAD * _usable_cores()
     gpu = 0
     if device == "gpu":
-        gpu = in_b + out_b + GPU_FLUSH_BYTES
-        if op == "conv2d":  # cuda im2col_gemm's col of one image: (C*R*S, P*Q) float32
-            p, q = out_shape[2:]
-            gpu += 4 * case["C"] * case["R"] * case["S"] * p * q
+        gpu = in_b + out_b + GPU_FLUSH_BYTES + SPECS[op].gpu_workspace(case, out_shape)
     return {"host": sum(parts.values()), "gpu": gpu, "parts": parts}
 
 

@@ -8,8 +8,8 @@ from typing import Optional
 from .._backends import SIM_TIMING_NOTE, availability, on_simulator
 from .._registry import BACKENDS, Variant, variants
 from ..ops import SPECS
-from .baselines import BASELINES, Baseline, _lib_reason
-from .cases import BENCH_CASES, BENCH_LATE_CASES
+from ..ops._baselines import Baseline
+from .baselines import _lib_reason
 from .environment import gpu_present
 
 
@@ -89,7 +89,8 @@ def plan(ops=None, backends_=None, variant_names=None, sizes: Optional[dict] = N
     """The entries of a sweep, and the targets skipped as a whole: (entries, [(Target, reason)]).
 
     ops, backends_, variant_names: lists (or comma-separated strings) filtering the registry.
-    sizes: {op: [case, ...]} replacing the default cases of BENCH_CASES for every device.
+    sizes: {op: [case, ...]} replacing, on every device, the default cases of the op's spec
+    (``bench_cases``, then ``bench_late_cases``).
     """
     ops = split_list(ops) or list(SPECS)
     backends_ = split_list(backends_) or list(BACKENDS)
@@ -119,7 +120,7 @@ def plan(ops=None, backends_=None, variant_names=None, sizes: Optional[dict] = N
         ts = [Target.of_variant(v) for v in selected if v.op == op]
         devices = sorted({t.device for t in ts})
         if with_baselines:
-            ts += [Target.of_baseline(b) for b in BASELINES if b.op == op and b.device in devices]
+            ts += [Target.of_baseline(b) for b in SPECS[op].baselines() if b.device in devices]
         for device in ("cpu", "gpu"):
             dev_targets = []
             for t in (t for t in ts if t.device == device):
@@ -153,7 +154,7 @@ def plan(ops=None, backends_=None, variant_names=None, sizes: Optional[dict] = N
             if sizes and op in sizes:
                 cases, late_cases = sizes[op], []
             else:
-                cases, late_cases = BENCH_CASES[op][device], BENCH_LATE_CASES.get(op, {}).get(device, [])
+                cases, late_cases = SPECS[op].bench_cases(device), SPECS[op].bench_late_cases(device)
             for dest, cs in ((buckets[device, False], cases), (buckets[device, True], late_cases)):
                 for case in cs:
                     for dt in sorted({d for ds in chosen.values() for d in ds}, key=lambda d: (d != "float32", d)):

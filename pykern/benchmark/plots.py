@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Optional
 
 from ..ops import SPECS
-from .cases import size_form, work
+from .cases import work
 from .ceilings import ceiling_key
 from .report import is_noisy
 from .run import NOISY_IQR_REL
@@ -39,20 +39,6 @@ def gpu_peak(name: Optional[str], unit: str, dtype: str) -> Optional[float]:
         if name and key in name:
             return peaks.get("GB/s" if unit == "GB/s" else dtype)
     return None
-
-
-def case_label(op: str, case: dict) -> str:
-    """A short x tick label: the size for matmul and relu, the layer's shape for conv2d."""
-    if size_form(op) != "conv2d":
-        return SPECS[op].case_id(case)
-    st = case.get("stride", 1)
-    st = st if isinstance(st, int) else st[0]
-    return (f"{case['H']}x{case['W']} C{case['C']}>K{case['K']}\n{case['R']}x{case['S']}"
-            + (f" /{st}" if st != 1 else "") + (f" N{case['N']}" if case["N"] != 1 else ""))
-
-
-X_LABELS = {"matmul": "matrix size M x N x K", "relu": "elements (shape)",
-            "conv2d": "ResNet layer: input HxW, C in > K out channels, filter RxS, /stride"}
 
 
 def _plain_number(v: float, _pos=None) -> str:
@@ -144,10 +130,10 @@ def bench_figure(doc: dict):
                                 sorted(rows, key=lambda r: (work(op, r["case"], r["dtype"]), r["dtype"]))))
         labels = {}
         for r in rows:
-            labels[(r["case_id"], r["dtype"])] = (case_label(op, r["case"])
+            labels[(r["case_id"], r["dtype"])] = (SPECS[op].tick_label(r["case"])
                                                   + ("" if len(dtypes) == 1 else f"\n{r['dtype']}"))
         targets = list(dict.fromkeys((r["kind"], r["key"]) for r in rows))
-        categorical = size_form(op) == "conv2d"  # unrelated layers: markers only, never a line between them
+        categorical = SPECS[op].categorical  # unrelated cases: markers only, never a line between them
         not_run = False
         for ti, (kind, key) in enumerate(targets):
             pts = sorted(((xs.index((r["case_id"], r["dtype"])), r) for r in rows if r["key"] == key),
@@ -204,7 +190,7 @@ def bench_figure(doc: dict):
         ax.set_yscale("log")
         _readable_log_axis(ax.yaxis, _plain_number)
         ax.set_ylabel(f"kernel rate ({unit}, higher is better)")
-        ax.set_xlabel(X_LABELS[size_form(op)])
+        ax.set_xlabel(SPECS[op].x_label)
         ax.set_title(_wrap(f"{op} on the {_device_words(doc, device)}, {', '.join(dtypes)}: median rate of the "
                            "kernel alone (the pk.<op> call times are in the table), error bars = IQR", 90),
                      fontsize=10)
@@ -281,7 +267,7 @@ def compare_figure(doc: dict):
                     ax.annotate(text, (x, t), xytext=(8, 10 if key.endswith("copies") else -16),
                                 textcoords="offset points", fontsize=8, color="green")
         ax.set_xticks(range(len(ids)))
-        ax.set_xticklabels([case_label(op, r["case"]) for r in rows], rotation=20, ha="right", fontsize=8)
+        ax.set_xticklabels([SPECS[op].tick_label(r["case"]) for r in rows], rotation=20, ha="right", fontsize=8)
         if any_noisy:
             from matplotlib.lines import Line2D
             handles_extra.append(Line2D([], [], linestyle="none", marker="o", markersize=11, markerfacecolor="none",
@@ -290,7 +276,7 @@ def compare_figure(doc: dict):
         ax.set_yscale("log")
         _readable_log_axis(ax.yaxis, _time_tick)
         ax.set_ylabel("median time per call (lower is better)")
-        ax.set_xlabel(X_LABELS[size_form(op)])
+        ax.set_xlabel(SPECS[op].x_label)
         gpu = f" vs the {_device_words(doc, 'gpu')}" if res["gpu"] else ""
         title = f"{op}, {doc['dtype']}: the {_device_words(doc, 'cpu')}{gpu}, error bars = IQR"
         if res["gpu"]:

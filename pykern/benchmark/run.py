@@ -14,7 +14,7 @@ from .._check import compare, tolerance_key
 from .._dispatch import Unsupported, call, prepare
 from .._timing import EventClock, backend_clock, gpu_flusher, host_clock, measure
 from ..ops import SPECS
-from .baselines import BASELINES
+from .baselines import all_baselines
 from .cases import work
 from .ceilings import ceiling_key, measure_ceilings
 from .environment import BUSY_SHARE, OtherLoad, environment, gpu_info, load_summary
@@ -255,8 +255,9 @@ def run_entry_checked(e: Entry, cache: CaseCache, *, ceilings: Optional[dict] = 
 
 def add_baseline_ratios(records: list) -> None:
     """ratio_to_baseline = baseline median time / entry median time (> 1: faster than the
-    baseline), against the first baseline of BASELINES timed on the same op, device, case and dtype."""
-    order = {(b.op, b.device, b.name): i for i, b in enumerate(BASELINES)}
+    baseline), against the baseline its op's spec lists first among those timed on the same device,
+    case and dtype."""
+    order = {(b.op, b.device, b.name): i for i, b in enumerate(all_baselines())}
     best = {}
     for r in records:
         if r["kind"] == "baseline" and r["median_s"]:

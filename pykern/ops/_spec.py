@@ -1,5 +1,9 @@
 """What every op specification provides (see relu.py, matmul.py, conv2d.py): each op file puts
-its float64 reference at the top, then its OpSpec subclass, then ``SPEC``, its one instance."""
+its float64 reference at the top, then its OpSpec subclass, then ``SPEC``, its one instance.
+
+The benchmarks (pykern/benchmark/) know nothing of any op: its benchmark cases, its ``--sizes``
+grammar, its plot axis and its library baselines are the spec's, each with a default here, so
+an op that declares none of them is still benchmarked (on its largest test cases)."""
 from __future__ import annotations
 
 from typing import Optional
@@ -89,7 +93,75 @@ class OpSpec:
         raise NotImplementedError
 
     def case_id(self, case: dict) -> str:
-        return ",".join(f"{k}={v}" for k, v in case.items())
+        """The case in one token, as tables print it and ``--sizes`` reads it back: no ',', ';'
+        or '=' (they separate --sizes lists and groups), e.g. M17_N33_K65 or shape3x5."""
+        return "_".join(k + ("x".join(map(str, v)) if isinstance(v, (tuple, list)) else str(v))
+                        for k, v in case.items())
+
+    def work(self, case: dict, itemsize: int = 4) -> float:
+        """What the op's rate counts for this case: bytes for an op rated in GB/s, else FLOPs."""
+        return self.bytes_moved(case, itemsize) if self.rate_unit == "GB/s" else self.flops(case)
+
+    # --- benchmarks --------------------------------------------------------------------------
+    # Benchmark cases are kept apart from the test cases; the defaults fall back on the test
+    # cases only so that a new op is benchmarked before anyone chose its sizes.
+    DEFAULT_BENCH_CASES = 3  # how many of its largest test cases an op without bench cases runs
+
+    x_label: str = "case"  # the plots' x axis: what a case is, in words
+    # Whether the cases are unrelated points (the layers of a network) rather than one size
+    # growing: plots then draw markers, never a line between them.
+    categorical: bool = False
+
+    def bench_cases(self, device: str) -> list[dict]:
+        """The cases a default sweep runs on ``device`` ("cpu" or "gpu"); by default the op's
+        largest few test cases."""
+        return sorted(self.test_cases("numpy"), key=self.work)[-self.DEFAULT_BENCH_CASES:]
+
+    def bench_late_cases(self, device: str) -> list[dict]:
+        """Cases a default sweep runs after every other entry, while its time budget lasts
+        (none by default)."""
+        return []
+
+    def compare_cases(self) -> list[dict]:
+        """The sizes ``pykern compare`` runs, smallest first; by default the CPU bench cases."""
+        return self.bench_cases("cpu")
+
+    def _known_cases(self) -> list[dict]:
+        """Every case the op names: its test cases, then its benchmark and comparison cases."""
+        return self.test_cases("numpy") + self.bench_cases("cpu") + self.bench_cases("gpu") + self.compare_cases()
+
+    def size_forms(self) -> str:
+        """What ``--sizes`` takes for this op, in plain words (--help and the errors print it);
+        by default the ids of its test and benchmark cases."""
+        ids = list(dict.fromkeys(self.case_id(c) for c in self._known_cases()))
+        return (f"a case id as the tables print it, such as {' or '.join(ids[-2:])} (numbers may be written "
+                f"2^N; {self.name}'s spec declares no other size forms)")
+
+    def parse_size(self, token: str) -> Optional[dict]:
+        """The case one ``--sizes`` token names (any 2^N already written out as its value), or
+        None when the token is none of this op's forms; by default one of its known case ids."""
+        return next((c for c in self._known_cases() if self.case_id(c) == token), None)
+
+    def size_grammar(self) -> object:
+        """Who reads this op's ``--sizes``: the spec class whose parse_size it inherits, which
+        ops sharing that class share (one plain size list may go to all of them); for the
+        default grammar, the op's own case ids, the op itself."""
+        owner = next(c for c in type(self).__mro__ if "parse_size" in vars(c))
+        return self.name if owner is OpSpec else owner
+
+    def tick_label(self, case: dict) -> str:
+        """A short plot tick label for ``case``; by default its id."""
+        return self.case_id(case)
+
+    def baselines(self) -> list:
+        """The library baselines timed beside the variants (pykern.ops._baselines.Baseline); per
+        device, the first listed is the one ratios refer to. None by default."""
+        return []
+
+    def gpu_workspace(self, case: dict, out_shape: tuple) -> int:
+        """Device bytes a GPU variant allocates beyond its inputs and output (0 by default), for
+        the benchmarks' memory estimate."""
+        return 0
 
 
 def random_array(rng: np.random.Generator, shape, dtype: str) -> np.ndarray:
@@ -100,6 +172,15 @@ def random_array(rng: np.random.Generator, shape, dtype: str) -> np.ndarray:
         import ml_dtypes
         return x.astype(ml_dtypes.bfloat16)
     return x.astype(dtype)
+
+
+def sizes_at_least_one(case: dict, token: str, dims) -> dict:
+    """``case`` when every entry of ``dims`` (keys of the case; a tuple counts each entry) is
+    >= 1, else ValueError naming the --sizes token."""
+    values = [v for k in dims if k in case for v in (case[k] if isinstance(case[k], tuple) else (case[k],))]
+    if any(int(v) < 1 for v in values):
+        raise ValueError(f"sizes: every dimension in {token!r} must be >= 1")
+    return case
 
 
 def check_rank(info: Optional[ArrayInfo], rank: int, layout: str) -> None:

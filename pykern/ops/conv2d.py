@@ -6,9 +6,12 @@ P = (H + 2*pad_h - dil_h*(R-1) - 1) // stride_h + 1 (Q likewise).
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
-from ._spec import OpSpec, check_rank, random_array
+from ._baselines import keeping, torch_baseline
+from ._spec import OpSpec, check_rank, random_array, sizes_at_least_one
 
 # The epilogue applied after bias: None, or "relu" (fused into the kernel where a variant can).
 ACTIVATIONS = (None, "relu")
@@ -104,7 +107,70 @@ def reference(x: np.ndarray, w: np.ndarray, bias=None, stride=(1, 1), padding=(0
     return y
 
 
-class Conv2dSpec(OpSpec):
+# DeepBench ResNet conv layers as (H=W, C, K, R=S, pad, stride): the four 3x3 stages, the 1x1
+# expansion and the 7x7/2 first layer.
+RESNET_LAYERS = [(56, 64, 64, 3, 1, 1), (28, 128, 128, 3, 1, 1), (14, 256, 256, 3, 1, 1),
+                 (7, 512, 512, 3, 1, 1), (56, 64, 256, 1, 0, 1), (224, 3, 64, 7, 3, 2)]
+
+
+def layer_case(n: int, hw: int, c: int, k: int, rs: int, pad: int, stride: int) -> dict:
+    """The case of a square layer: batch n, an hw x hw input of c channels, k filters rs x rs."""
+    return dict(N=n, C=c, H=hw, W=hw, K=k, R=rs, S=rs, padding=pad, stride=stride)
+
+
+# A case id as Conv2dSpec.case_id prints it, and its suffixes' parameters.
+_CASE_ID = re.compile(r"^N(\d+)C(\d+)H(\d+)W(\d+)K(\d+)R(\d+)S(\d+)((?:_[a-z]+[0-9x]*)*)$")
+_SUFFIX = {"s": "stride", "p": "padding", "d": "dilation"}
+
+
+class ConvLayerSpec(OpSpec):
+    """What conv2d and its gradients share in the benchmarks: ResNet layers as cases, the
+    --sizes grammar (a layer size or a case id), and plots that show each layer apart."""
+
+    x_label = "ResNet layer: input HxW, C in > K out channels, filter RxS, /stride"
+    categorical = True  # unrelated layers: markers only, never a line between them
+
+    def bench_cases(self, device):
+        # A batch of one on the CPU keeps the CPU sweep short; eight images fill a GPU.
+        return [layer_case(1 if device == "cpu" else 8, *layer) for layer in RESNET_LAYERS]
+
+    def compare_cases(self):
+        # Wide enough to contain the size where the GPU starts to win, copies counted or not.
+        return [layer_case(1, hw, 64, 64, 3, 1, 1) for hw in (7, 14, 28, 56, 112)]
+
+    def size_forms(self):
+        return ("56 or 2^6 (a 3x3, 64->64, pad-1 layer on a 1x64x56x56 input), or a case id as the tables "
+                "print it, such as N8C64H56W56K64R3S3_p1x1 (suffixes _sHxW, _pHxW, _dHxW, _gG, _relu, _bias)")
+
+    def parse_size(self, token):
+        dims = ("N", "C", "H", "W", "K", "R", "S")
+        if re.fullmatch(r"\d+", token):
+            return sizes_at_least_one(layer_case(1, int(token), 64, 64, 3, 1, 1), token, dims)
+        m = _CASE_ID.fullmatch(token)
+        if not m:
+            return None
+        case = dict(zip(dims, map(int, m.groups()[:7])))
+        for part in filter(None, m.group(8).split("_")):
+            if part == "relu":
+                case["activation"] = "relu"
+            elif part == "bias":
+                case["bias"] = True
+            elif part[0] == "g" and part[1:].isdigit():
+                case["groups"] = int(part[1:])
+            elif part[0] in _SUFFIX and re.fullmatch(r"\d+x\d+", part[1:]):
+                case[_SUFFIX[part[0]]] = tuple(int(v) for v in part[1:].split("x"))
+            else:
+                return None
+        return sizes_at_least_one(case, token, dims)
+
+    def tick_label(self, case):
+        st = case.get("stride", 1)
+        st = st if isinstance(st, int) else st[0]
+        return (f"{case['H']}x{case['W']} C{case['C']}>K{case['K']}\n{case['R']}x{case['S']}"
+                + (f" /{st}" if st != 1 else "") + (f" N{case['N']}" if case["N"] != 1 else ""))
+
+
+class Conv2dSpec(ConvLayerSpec):
     name = "conv2d"
     rank = 30
     inputs = ("x", "w", "bias")
@@ -217,6 +283,25 @@ class Conv2dSpec(OpSpec):
         if p["activation"]:
             s += f"_{p['activation']}"
         return s + ("_bias" if case.get("bias") else "")
+
+    def baselines(self):
+        return [torch_baseline(self.name, "cpu", "torch F.conv2d on the CPU (oneDNN)", _torch_conv2d),
+                torch_baseline(self.name, "gpu", "torch F.conv2d: cuDNN, TF32 off, autotuned", _torch_conv2d)]
+
+    def gpu_workspace(self, case, out_shape):
+        p, q = out_shape[2:]  # cuda im2col_gemm's col of one image: (C*R*S, P*Q) float32
+        return 4 * case["C"] * case["R"] * case["S"] * p * q
+
+
+def _torch_conv2d(ts, params):
+    import torch
+    fn = torch.nn.functional.conv2d
+
+    def run():
+        y = fn(ts["x"], ts["w"], ts.get("bias"), stride=params["stride"], padding=params["padding"],
+               dilation=params["dilation"], groups=params["groups"])
+        return torch.relu_(y) if params["activation"] == "relu" else y
+    return keeping(run)
 
 
 SPEC = Conv2dSpec()

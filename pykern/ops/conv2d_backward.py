@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._spec import OpSpec, check_rank, random_array
-from .conv2d import INDEX_LIMIT, checked_output_size, output_size
+from ._baselines import keeping, torch_baseline
+from ._spec import check_rank, random_array
+from .conv2d import INDEX_LIMIT, ConvLayerSpec, checked_output_size, output_size
 from .conv2d import SPEC as CONV2D
 
 
@@ -82,11 +83,12 @@ def _shape4(value, name: str, layout: str) -> tuple:
     return tuple(int(v) for v in value)
 
 
-class _Conv2dBackwardSpec(OpSpec):
-    """What the two gradients share: conv2d's parameters, geometry checks and cases."""
+class _Conv2dBackwardSpec(ConvLayerSpec):
+    """What the two gradients share: conv2d's parameters, geometry checks and cases (the
+    benchmark cases and --sizes forms of ConvLayerSpec)."""
 
-    forward = "conv2d"  # benchmark cases and --sizes forms are the forward op's
     shape_param = ""  # the parameter giving the output's shape: x_shape or w_shape
+    torch_grad = ""  # the torch.nn.grad function the baselines call: conv2d_input or conv2d_weight
 
     def normalize(self, params):
         p = CONV2D.normalize({k: v for k, v in params.items() if k != self.shape_param})
@@ -136,6 +138,23 @@ class _Conv2dBackwardSpec(OpSpec):
     def _params(self, case):
         return {k: case[k] for k in ("stride", "padding", "dilation", "groups") if k in case}
 
+    def baselines(self):
+        what = f"torch.nn.grad.{self.torch_grad} (aten.convolution_backward"
+        return [torch_baseline(self.name, "cpu", what + ": oneDNN)", self._torch_gradient),
+                torch_baseline(self.name, "gpu", what + ": cuDNN, TF32 off)", self._torch_gradient)]
+
+    def _torch_gradient(self, ts, params):
+        """(run, result) of the baselines: torch.nn.grad's function on the tensors ``ts``."""
+        import torch
+        fn, args = getattr(torch.nn.grad, self.torch_grad), self._torch_args(ts, params)
+        conv = {k: params[k] for k in ("stride", "padding", "dilation", "groups")}
+        return keeping(lambda: fn(*args, **conv))
+
+    def _torch_args(self, ts, params) -> tuple:
+        """The positional arguments of torch.nn.grad's function: the output's shape in place of
+        the input it is the gradient of."""
+        raise NotImplementedError
+
     def _dy_shape(self, case):
         p = self.normalize(self._params(case))
         return (case["N"], case["K"]) + output_size(case["H"], case["W"], case["R"], case["S"],
@@ -147,6 +166,7 @@ class Conv2dBackwardInputSpec(_Conv2dBackwardSpec):
     rank = 50
     inputs = ("dy", "w")
     shape_param = "x_shape"
+    torch_grad = "conv2d_input"
 
     def validate(self, infos, params):
         dy, w = infos["dy"], infos["w"]
@@ -177,12 +197,16 @@ class Conv2dBackwardInputSpec(_Conv2dBackwardSpec):
         w = case["K"] * (case["C"] // case.get("groups", 1)) * case["R"] * case["S"]
         return float(itemsize * (n * k * p * q + w + case["N"] * case["C"] * case["H"] * case["W"]))
 
+    def _torch_args(self, ts, params):
+        return params["x_shape"], ts["w"], ts["dy"]
+
 
 class Conv2dBackwardWeightSpec(_Conv2dBackwardSpec):
     name = "conv2d_backward_weight"
     rank = 51
     inputs = ("x", "dy")
     shape_param = "w_shape"
+    torch_grad = "conv2d_weight"
 
     def validate(self, infos, params):
         x, dy = infos["x"], infos["dy"]
@@ -212,6 +236,9 @@ class Conv2dBackwardWeightSpec(_Conv2dBackwardSpec):
         n, k, p, q = self._dy_shape(case)
         w = case["K"] * (case["C"] // case.get("groups", 1)) * case["R"] * case["S"]
         return float(itemsize * (case["N"] * case["C"] * case["H"] * case["W"] + n * k * p * q + w))
+
+    def _torch_args(self, ts, params):
+        return ts["x"], params["w_shape"], ts["dy"]
 
 
 SPECS = (Conv2dBackwardInputSpec(), Conv2dBackwardWeightSpec())

@@ -10,9 +10,13 @@ variants) accumulate and return float32 (mixed precision).
 """
 from __future__ import annotations
 
+import re
+from importlib import import_module
+
 import numpy as np
 
-from ._spec import OpSpec, check_rank, random_array
+from ._baselines import cupy_baseline, numpy_baseline, torch_baseline
+from ._spec import OpSpec, check_rank, random_array, sizes_at_least_one
 
 
 def reference(a: np.ndarray, b: np.ndarray, transpose_a: bool = False, transpose_b: bool = False) -> np.ndarray:
@@ -44,6 +48,16 @@ def layouts(params) -> tuple:
 
 def logical(shape, transposed: bool) -> tuple:
     return tuple(shape[::-1]) if transposed else tuple(shape)
+
+
+def operands(arrays, params) -> tuple:
+    """op(a), op(b): the stored arrays, transposed (as views) where ``params`` says so."""
+    a, b = arrays["a"], arrays["b"]
+    return (a.T if params.get("transpose_a") else a), (b.T if params.get("transpose_b") else b)
+
+
+def _mm(m: int, n: int, k: int) -> dict:
+    return {"M": m, "N": n, "K": k}
 
 
 class MatmulSpec(OpSpec):
@@ -121,6 +135,58 @@ class MatmulSpec(OpSpec):
         fl = flags(case)
         return (f"{case['M']}x{case['N']}x{case['K']}" + ("_tA" if "transpose_a" in fl else "")
                 + ("_tB" if "transpose_b" in fl else ""))
+
+    # --- benchmarks ----------------------------------------------------------------------------
+    x_label = "matrix size M x N x K"
+
+    def bench_cases(self, device):
+        # CPU sizes keep the whole CPU sweep within a minute or two on a 2-core machine; GPU sizes
+        # reach the shapes where kernels differ, and DeepBench's GEMMs (M, N, K).
+        if device == "cpu":
+            return [_mm(n, n, n) for n in (128, 256, 512, 1024)]
+        return [_mm(n, n, n) for n in (128, 256, 512, 1024, 2048, 4096)] + [_mm(1760, 128, 1760), _mm(4096, 7000, 4096)]
+
+    def compare_cases(self):
+        # Wide enough to contain the size where the GPU starts to win, copies counted or not.
+        return [_mm(n, n, n) for n in (16, 32, 64, 128, 256, 512, 1024, 2048)]
+
+    def size_forms(self):
+        return ("1024 (a square), 2^10, or MxNxK such as 1760x128x1760 (suffix _tA, _tB: transpose_a, "
+                "transpose_b)")
+
+    def parse_size(self, token):
+        if re.fullmatch(r"\d+", token):
+            n = int(token)
+            return sizes_at_least_one(_mm(n, n, n), token, ("M", "N", "K"))
+        m = re.fullmatch(r"(\d+)x(\d+)x(\d+)(_tA)?(_tB)?", token)
+        if not m:
+            return None
+        fl = {f: True for f, suffix in zip(FLAGS, m.groups()[3:]) if suffix}
+        return sizes_at_least_one({**_mm(*map(int, m.groups()[:3])), **fl}, token, ("M", "N", "K"))
+
+    def baselines(self):
+        return [numpy_baseline(self.name, "np.matmul: the machine's BLAS (sgemm/dgemm)", ("float32", "float64"),
+                               _matmul_into("numpy")),
+                torch_baseline(self.name, "cpu", "torch.matmul on the CPU", _torch_matmul),
+                cupy_baseline(self.name, "cupy.matmul: cuBLAS GEMM (no TF32)", _matmul_into("cupy")),
+                torch_baseline(self.name, "gpu", "torch.matmul: cuBLAS GEMM, TF32 off", _torch_matmul)]
+
+
+def _matmul_into(module: str):
+    """c = op(a) @ op(b) written into c by ``module`` ("numpy" or "cupy": the two share the API)."""
+    def prepare(arrays, params):
+        xp = import_module(module)
+        a, b = operands(arrays, params)
+        c, matmul = xp.empty((a.shape[0], b.shape[1]), a.dtype), xp.matmul
+        return (lambda: matmul(a, b, out=c)), (lambda: c)
+    return prepare
+
+
+def _torch_matmul(ts, params):
+    import torch
+    a, b = operands(ts, params)
+    c = torch.empty((a.shape[0], b.shape[1]), dtype=a.dtype, device=a.device)
+    return (lambda: torch.matmul(a, b, out=c)), (lambda: c)
 
 
 SPEC = MatmulSpec()

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._spec import OpSpec, random_array
-from .relu import SPEC as RELU
+from ._baselines import keeping, torch_baseline
+from ._spec import random_array
+from .relu import ElementwiseSpec
 
 
 def reference(dy: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -21,13 +22,12 @@ def reference(dy: np.ndarray, x: np.ndarray) -> np.ndarray:
     return np.where(x <= 0, np.zeros((), dy.dtype), dy)
 
 
-class ReluBackwardSpec(OpSpec):
+class ReluBackwardSpec(ElementwiseSpec):
+    """relu's cases, sizes and benchmark cases (ElementwiseSpec): dx may be written over dy or x."""
+
     name = "relu_backward"
     rank = 40
     inputs = ("dy", "x")
-    rate_unit = "GB/s"
-    in_place_ok = True  # elementwise: dx may be written over dy (or x)
-    forward = "relu"  # benchmark cases and --sizes forms are the forward op's
 
     def validate(self, infos, params):
         dy, x = infos["dy"], infos["x"]
@@ -46,20 +46,17 @@ class ReluBackwardSpec(OpSpec):
     def make_inputs(self, case, dtype, rng):
         return {"dy": random_array(rng, case["shape"], dtype), "x": random_array(rng, case["shape"], dtype)}, {}
 
-    def test_cases(self, backend, simulator=False):
-        return RELU.test_cases(backend, simulator)
-
-    def demo_case(self, simulator=False):
-        return RELU.demo_case(simulator)
-
-    def flops(self, case):
-        return float(np.prod(case["shape"]))
-
     def bytes_moved(self, case, itemsize):
         return 3.0 * np.prod(case["shape"]) * itemsize  # read dy and x, write dx
 
-    def case_id(self, case):
-        return RELU.case_id(case)
+    def baselines(self):
+        return [torch_baseline(self.name, "cpu", "torch's threshold_backward on the CPU", _threshold_backward),
+                torch_baseline(self.name, "gpu", "torch's threshold_backward", _threshold_backward)]
+
+
+def _threshold_backward(ts, params):
+    import torch
+    return keeping(lambda: torch.ops.aten.threshold_backward(ts["dy"], ts["x"], 0))
 
 
 SPEC = ReluBackwardSpec()
