@@ -13,6 +13,8 @@ go to ``cuda`` (else ``numba``) and come back as the same kind, zero-copy, order
 caller's stream (see pykern/_arrays.py). Inputs must be C-contiguous: pykern never copies
 implicitly.
 """
+import sys as _sys
+
 from ._backends import Availability, backends
 from ._check import TOLERANCES, CheckReport, Comparison, check
 from ._dispatch import Unsupported, call
@@ -103,3 +105,29 @@ def conv2d_backward_weight(x, dy, w_shape, *, stride=1, padding=0, dilation=1, g
     """
     params = {"w_shape": w_shape, "stride": stride, "padding": padding, "dilation": dilation, "groups": groups}
     return call("conv2d_backward_weight", {"x": x, "dy": dy}, params, backend=backend, variant=variant)
+
+
+def _op_function(spec):
+    """``pk.<op>`` for an op with no hand-written function here: the spec's inputs positionally
+    (an optional one may be left out at the end), its parameters by keyword."""
+    required = len(spec.inputs) - sum(1 for name in reversed(spec.inputs) if name in spec.optional)
+
+    def op(*arrays, backend: str = "auto", variant: str | None = None, out=None, **params):
+        if not required <= len(arrays) <= len(spec.inputs):
+            raise TypeError(f"{spec.name}() takes the arrays {', '.join(spec.inputs)}"
+                            f"{f' (the last {len(spec.inputs) - required} optional)' if required < len(spec.inputs) else ''}"
+                            f", got {len(arrays)}")
+        named = dict(zip(spec.inputs, arrays + (None,) * (len(spec.inputs) - len(arrays))))
+        return call(spec.name, named, params, backend=backend, variant=variant, out=out)
+
+    op.__name__ = op.__qualname__ = spec.name
+    op.__doc__ = (_sys.modules[type(spec).__module__].__doc__ or spec.name).strip()
+    return op
+
+
+def __getattr__(name: str):
+    """A new op needs no function here: pykern.ops finds its spec, and this gives ``pk.<op>``."""
+    from .ops import SPECS
+    if name in SPECS:
+        return _op_function(SPECS[name])
+    raise AttributeError(f"module 'pykern' has no attribute {name!r}")

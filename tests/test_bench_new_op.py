@@ -142,3 +142,18 @@ def test_the_ops_already_there_still_benchmark_beside_a_new_one(scale2, capsys, 
     assert code == 0, (out, err)
     for op in ops.SPECS:
         assert f"\n{op}: CPU numpy/" in out, op
+
+
+def test_a_new_op_is_called_as_pk_op(scale2):
+    """No function to write in pykern/__init__.py: pk.<op> takes the spec's inputs positionally
+    and its parameters by keyword, and refuses a wrong count of arrays by name."""
+    import pykern as pk
+    x = np.random.default_rng(2).standard_normal(7).astype(np.float32)
+    np.testing.assert_array_equal(pk.scale2(x), 2 * x)
+    y = np.empty_like(x)
+    assert pk.scale2(x, out=y, backend="numpy", variant="doubled") is y
+    assert "scale2" in (pk.scale2.__doc__ or "") and pk.scale2.__name__ == "scale2"
+    with pytest.raises(TypeError, match=r"scale2\(\) takes the arrays x, got 2"):
+        pk.scale2(x, x)
+    with pytest.raises(AttributeError, match="no attribute 'scale3'"):
+        pk.scale3
