@@ -182,18 +182,26 @@ def pykern_commit() -> str:
     return sha + ("-dirty" if sha and dirty else "")
 
 
-def set_threads(n: int) -> None:
+def set_threads(n: int):
+    """torch's and NumPy's BLAS's thread counts to ``n``; returns what puts them back (main is
+    also called from tests, in a process that goes on)."""
+    before = torch.get_num_threads()
     torch.set_num_threads(n)
     try:
         from threadpoolctl import threadpool_limits
-    except ImportError:
-        return  # NumPy's BLAS keeps its default; the header says how many threads torch had
-    threadpool_limits(n)
+    except ImportError:  # NumPy's BLAS keeps its default; the header says how many threads torch had
+        return lambda: torch.set_num_threads(before)
+    limits = threadpool_limits(n)
+
+    def restore():
+        limits.restore_original_limits()
+        torch.set_num_threads(before)
+    return restore
 
 
 def main(argv=None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--samples", type=int, default=25, help="timed blocks per implementation and case (median, IQR)")
     ap.add_argument("--block-ms", type=float, default=10.0, help="about how long one block of calls runs")
     ap.add_argument("--calls", type=int, default=0, help="calls per block (0: as many as fill --block-ms)")
@@ -206,7 +214,14 @@ def main(argv=None) -> dict:
                    f"{TORCH_MISSING}\n")
     if args.samples < 1 or args.calls < 0 or args.block_ms <= 0 or args.threads < 1:
         ap.error("--samples and --threads must be >= 1, --calls >= 0, --block-ms > 0")
-    set_threads(args.threads)
+    restore_threads = set_threads(args.threads)
+    try:
+        return run(args, argv)
+    finally:
+        restore_threads()
+
+
+def run(args, argv) -> dict:
     commit = pykern_commit()
     print(f"pykern {pk.__version__}{f' ({commit})' if commit else ''}, torch {torch.__version__}, "
           f"NumPy {np.__version__}, Python {platform.python_version()}; CPU, {torch.get_num_threads()} thread(s); "
