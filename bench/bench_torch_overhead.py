@@ -208,6 +208,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--threads", type=int, default=1, help="threads for torch and for NumPy's BLAS alike")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", metavar="PATH", help="also write the results here (nothing is written otherwise)")
+    ap.add_argument("--note", default="", help="what this run measures, printed and kept in the JSON "
+                    "(e.g. which registration of the operators, when comparing two)")
     args = ap.parse_args(argv)
     if TORCH_MISSING:
         ap.exit(2, f"bench_torch_overhead.py needs torch (install it first, then pykern's [torch] extra): "
@@ -225,7 +227,7 @@ def run(args, argv) -> dict:
     commit = pykern_commit()
     print(f"pykern {pk.__version__}{f' ({commit})' if commit else ''}, torch {torch.__version__}, "
           f"NumPy {np.__version__}, Python {platform.python_version()}; CPU, {torch.get_num_threads()} thread(s); "
-          f"per call: median of {args.samples} blocks of back-to-back calls")
+          f"per call: median of {args.samples} blocks of back-to-back calls" + (f"\n{args.note}" if args.note else ""))
     load_before = os.getloadavg()
     rows = []
     for label, calls, results in cases(args.seed):
@@ -248,7 +250,7 @@ def run(args, argv) -> dict:
               "environment": {"pykern": pk.__version__, "commit": commit, "torch": torch.__version__,
                               "numpy": np.__version__, "python": platform.python_version(),
                               "threads": torch.get_num_threads(), "cpus": os.cpu_count(), "load_average": load},
-              "config": vars(args), "rows": rows}
+              "note": args.note, "config": vars(args), "rows": rows}
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=1)
