@@ -198,6 +198,16 @@ def test_opcheck(op):
     torch.library.opcheck(getattr(torch.ops.pykern, op).default, OPCHECK[op]())
 
 
+@pytest.mark.parametrize("op", sorted(OPCHECK))
+def test_the_cuda_kernel_forwards_every_argument(op):
+    """The CUDA kernel (the CPU one inside torch's stream ordering), run here on CPU tensors by
+    dispatching to the CUDA key directly: the same result as the CPU kernel."""
+    overload, args = getattr(torch.ops.pykern, op).default, OPCHECK[op]()
+    cuda_key = torch._C.DispatchKeySet(torch._C.DispatchKey.CUDA)
+    with torch.no_grad():
+        close(overload.redispatch(cuda_key, *args), overload(*args))
+
+
 def test_backward_ops_match_torch():
     x, w, _, kw = _conv_case(3)
     y = F.conv2d(x, w, None, **kw)

@@ -39,7 +39,8 @@ Tensor = torch.Tensor
 
 _LIB = torch.library.Library("pykern", "DEF")  # kept alive here: the registrations live as long as it does
 
-# What torch.library.register_autograd's own kernel runs below autograd with (torch/_library/autograd.py).
+# Private torch names, those register_autograd's own kernel uses (torch/_library/autograd.py): a
+# guard that keeps autograd out of whatever runs inside, and the dispatch keys below autograd.
 _BELOW_AUTOGRAD = torch._C._AutoDispatchBelowAutograd
 _AFTER_AUTOGRAD = torch._C._after_autograd_keyset
 
@@ -48,7 +49,7 @@ def _define(schema: str, kernel, fake):
     """Define ``pykern::<schema>`` with ``kernel`` on CPU and CUDA tensors and ``fake`` for shapes;
     returns the operator (its overload: calling it skips the overload lookup)."""
     name = schema.split("(")[0]
-    _LIB.define(schema, tags=(torch.Tag.pt2_compliant_tag,))  # as custom_op tags it: opcheck tests it so
+    _LIB.define(schema, tags=(torch.Tag.pt2_compliant_tag,))  # as custom_op tagged them: compile-tested
 
     def on_cuda(*args):
         with on_current_stream(*(a for a in args if isinstance(a, Tensor))):
