@@ -107,6 +107,11 @@ def test_pykern_errors_reach_the_caller():
         pkt.conv2d(x, w[:, :2])
     with pytest.raises(ValueError, match="no variant 'nope'"):
         pkt.relu(x, variant="nope")
+    a = randn(3, 4, seed="err")
+    with pytest.raises(ValueError, match="no variant 'nope' on backend 'numpy'"):
+        pkt.matmul(a, a, transpose_b=True, variant="nope")  # the flags' check leaves the refusal to pykern
+    with pytest.raises(ValueError, match="unknown backend 'bogus'"):
+        pkt.matmul(a, a, transpose_a=True, backend="bogus")
     with pytest.raises(TypeError, match=r"bfloat16 CPU tensor .* x.float\(\)"):
         pkt.relu(x.detach().bfloat16())
 
@@ -132,6 +137,26 @@ def test_linear_and_relu_gradcheck():
     x, w, b = randn(2, 3, 4, seed="lx"), randn(5, 4, seed="lw"), randn(5, seed="lb")
     assert torch.autograd.gradcheck(lambda x, w, b: pkt.linear(x, w, b), (x, w, b))
     assert torch.autograd.gradcheck(lambda x: pkt.relu(x), (x,))
+    assert torch.autograd.gradgradcheck(lambda x: pkt.relu(x), (x,))  # through relu_backward's autograd
+
+
+@pytest.mark.parametrize("wrt", [0, 1, 2])
+def test_any_one_tensor_input_makes_the_output_differentiable(wrt):
+    """The Autograd kernel records a node when any tensor input (an optional bias included)
+    requires a gradient, and only then; no_grad and inference_mode record none."""
+    x, w, b, kw = _conv_case(0)
+    args = [t.detach().requires_grad_(i == wrt) for i, t in enumerate((x, w, b))]
+    y = pkt.conv2d(*args, **kw)
+    assert y.requires_grad
+    (got,) = torch.autograd.grad(y.square().sum(), args[wrt])
+    ref = [t.detach().requires_grad_(i == wrt) for i, t in enumerate((x, w, b))]
+    (want,) = torch.autograd.grad(F.conv2d(*ref, **kw).square().sum(), ref[wrt])
+    close(got, want)
+    assert not pkt.conv2d(*(t.detach() for t in args), **kw).requires_grad
+    with torch.no_grad():
+        assert not pkt.conv2d(*args, **kw).requires_grad
+    with torch.inference_mode():
+        assert not pkt.conv2d(*args, **kw).requires_grad
 
 
 @pytest.mark.parametrize("i", [0, 3])
@@ -171,6 +196,16 @@ OPCHECK = {
 def test_opcheck(op):
     """torch's own check of a custom op: schema, fake (shape) kernel, autograd registration."""
     torch.library.opcheck(getattr(torch.ops.pykern, op).default, OPCHECK[op]())
+
+
+@pytest.mark.parametrize("op", sorted(OPCHECK))
+def test_the_cuda_kernel_forwards_every_argument(op):
+    """The CUDA kernel (the CPU one inside torch's stream ordering), run here on CPU tensors by
+    dispatching to the CUDA key directly: the same result as the CPU kernel."""
+    overload, args = getattr(torch.ops.pykern, op).default, OPCHECK[op]()
+    cuda_key = torch._C.DispatchKeySet(torch._C.DispatchKey.CUDA)
+    with torch.no_grad():
+        close(overload.redispatch(cuda_key, *args), overload(*args))
 
 
 def test_backward_ops_match_torch():
@@ -340,7 +375,8 @@ def test_a_matmul_variant_without_transpose_flags_gets_a_transposed_copy():
     """linear reads its weight transposed; double_buffer (the CUDA C++ default) takes no flags,
     so the adapter hands it a transposed copy: forward and gradients still match torch."""
     require_backend("cuda")
-    assert "transpose_b" not in pk._registry.get_variant("matmul", "cuda", "double_buffer").takes
+    (double_buffer,) = [v for v in pk.variants("matmul", "cuda") if v.name == "double_buffer"]
+    assert "transpose_b" not in double_buffer.takes
     x = randn(5, 7, seed="copy-x", dtype=torch.float32)
     w = randn(3, 7, seed="copy-w", dtype=torch.float32)
     y = pkt.linear(x, w, backend="cuda", variant="double_buffer")

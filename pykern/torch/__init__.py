@@ -5,11 +5,12 @@
     model.conv1 = pkt.nn.Conv2d(1, 8, 3, padding=1, backend="numpy")   # same args, same state dict
 
 Optional: install torch first (the [torch] extra does not name it, see _require_torch), then
-``pip install "pykern[torch]"``. ``import pykern`` never imports torch; this package does. CPU tensors run on the NumPy backend (zero-copy through ``.numpy()``), CUDA tensors on the
-cuda (else numba) backend, ordered with torch's current stream. See ops.py for the operators.
+``pip install "pykern[torch]"``. ``import pykern`` never imports torch; this package does. CPU
+tensors run on the NumPy backend (zero-copy through ``.numpy()``), CUDA tensors on the cuda
+(else numba) backend, ordered with torch's current stream. See ops.py for the operators.
 """
 TORCH_PIN = "torch==2.13.0"  # the build the README installs first (its CPU build on a CPU-only machine)
-MIN_TORCH = (2, 4)  # torch.library.custom_op with register_autograd and register_fake
+MIN_TORCH = (2, 4)  # torch.library.register_fake (ops.py)
 
 
 def _require_torch() -> None:

@@ -1,9 +1,10 @@
 """The tensor boundary: torch tensors in, pykern's arrays to the kernels, torch tensors out.
 
-CPU tensors go to pykern as NumPy views (``t.numpy()``, zero-copy); CUDA tensors go as
-themselves (pykern reads their ``__cuda_array_interface__`` and returns a torch tensor).
-pykern never copies implicitly, so the adapter makes a non-contiguous tensor contiguous (a copy,
-the one this adapter makes: torch hands backward passes expanded or transposed gradients).
+CPU tensors go to pykern as NumPy views (``t.numpy()``, zero-copy) and come back with
+``torch.from_numpy``; CUDA tensors go as themselves (pykern reads them through ``__dlpack__``,
+handing torch its launch stream, and returns a torch tensor). pykern never copies implicitly,
+so the adapter makes a non-contiguous tensor contiguous (a copy, the one this adapter makes:
+torch hands backward passes expanded or transposed gradients).
 """
 import contextlib
 
@@ -34,13 +35,16 @@ def as_tensor(result) -> torch.Tensor:
 
 @contextlib.contextmanager
 def on_current_stream(*tensors):
-    """Order pykern's kernels with torch's current CUDA stream.
+    """Order pykern's kernels with torch's current CUDA stream, whichever backend runs them.
 
-    torch's ``__cuda_array_interface__`` (version 2) names no stream, so pykern launches on
-    stream 0, the legacy default stream, which is torch's default stream: in the common case
-    the kernels run on torch's current stream itself. Under ``torch.cuda.stream(s)`` the default
-    stream waits for ``s`` before the kernels and ``s`` waits for them after, so the order is
-    the one torch would give. A no-op for CPU tensors.
+    pykern reads a CUDA tensor through DLPack with torch's current stream as the consumer
+    stream: the cuda backend launches on that stream itself, but the numba backend launches on
+    Numba's default stream, the legacy default stream, which is torch's default stream. Under
+    ``torch.cuda.stream(s)`` (s is not ordered with the legacy stream: torch creates its streams
+    non-blocking) torch's default stream therefore waits for ``s`` before the kernels and ``s``
+    waits for it after, so the order is the one torch would give on either backend (for cuda
+    the waits are redundant, and cheap). Nothing to do on torch's default stream, nor for CPU
+    tensors.
     """
     devices = {t.device for t in tensors if t is not None and t.device.type == "cuda"}
     if not devices:

@@ -1,9 +1,18 @@
-"""pykern's ops as PyTorch custom operators, with autograd and fake (shape-only) implementations.
+"""pykern's ops as PyTorch operators, with autograd and fake (shape-only) implementations.
 
-Each op is a ``torch.library.custom_op`` in the ``pykern`` namespace (``torch.ops.pykern.conv2d``
-and so on): opaque to torch.compile, which traces it through its fake implementation instead of
-breaking the graph, and differentiable through ``register_autograd``, whose backward formulas
-call pykern's backward ops (themselves custom ops, so the backward graph compiles too).
+Each op is defined in the ``pykern`` namespace (``torch.ops.pykern.conv2d`` and so on) by one
+``torch.library.Library``, and given a kernel per dispatch key:
+
+- CPU and CUDA: the pykern call (the CUDA kernel also orders it with torch's current stream);
+- fake (``register_fake``): output shapes only, so torch.compile traces the op, opaque, instead
+  of breaking the graph;
+- Autograd: an ``autograd.Function`` applied when an input requires a gradient, whose backward
+  formulas call pykern's backward ops (operators too, so the backward graph compiles as well).
+
+This is what ``torch.library.custom_op`` builds, less the Python layers it runs on every call (a
+generic autograd wrapper, an aliasing check of each result, a torch.compile-disabling wrapper):
+on a small tensor they cost more than pykern's own dispatch. bench/bench_torch_overhead.py
+measures what is left.
 
 Arguments follow pykern's functions: ``backend`` ("auto", "numpy", "numba", "cuda") and
 ``variant`` (None: the backend's default) choose the forward kernel. The backward of matmul is
@@ -15,19 +24,71 @@ CPU tensors run on the NumPy backend under "auto", CUDA tensors on cuda (else nu
 Vocabulary: x: (N, C, H, W), w: (K, C//groups, R, S), y and dy: (N, K, P, Q); a: (M, K),
 b: (K, N) (stored transposed when the flag says so).
 """
-from typing import Optional, Sequence
+import functools
+from typing import Optional
 
 import torch
 
 import pykern as pk
-from pykern._dispatch import resolve_backend
-from pykern._registry import get_variant
-from pykern.ops.conv2d import SPEC as CONV2D
+from pykern.ops.conv2d import SPEC as CONV2D_SPEC
 from pykern.ops.conv2d import output_size
 
 from ._convert import as_array, as_tensor, on_current_stream
 
 Tensor = torch.Tensor
+
+_LIB = torch.library.Library("pykern", "DEF")  # kept alive here: the registrations live as long as it does
+
+# Private torch names, those register_autograd's own kernel uses (torch/_library/autograd.py): a
+# guard that keeps autograd out of whatever runs inside, and the dispatch keys below autograd.
+_BELOW_AUTOGRAD = torch._C._AutoDispatchBelowAutograd
+_AFTER_AUTOGRAD = torch._C._after_autograd_keyset
+
+
+def _define(schema: str, kernel, fake):
+    """Define ``pykern::<schema>`` with ``kernel`` on CPU and CUDA tensors and ``fake`` for shapes;
+    returns the operator (its overload: calling it skips the overload lookup)."""
+    name = schema.split("(")[0]
+    _LIB.define(schema, tags=(torch.Tag.pt2_compliant_tag,))  # as custom_op tagged them: compile-tested
+
+    def on_cuda(*args):
+        with on_current_stream(*(a for a in args if isinstance(a, Tensor))):
+            return kernel(*args)
+
+    _LIB.impl(name, kernel, "CPU")
+    _LIB.impl(name, on_cuda, "CUDA")
+    torch.library.register_fake(f"pykern::{name}", fake, lib=_LIB)
+    return getattr(torch.ops.pykern, name).default
+
+
+def _autograd(op, setup_context, backward) -> None:
+    """Make ``op`` differentiable: torch.library.register_autograd's contract
+    (``setup_context(ctx, inputs, output)``; ``backward(ctx, grad)`` gives a gradient or None per
+    input), as a kernel that calls ``op`` straight through unless a tensor input requires a gradient."""
+    optional_tensor = torch.OptionalType.ofTensor()  # Tensor and Tensor? are both its subtypes
+    tensor_args = [i for i, a in enumerate(op._schema.arguments) if a.type.isSubtypeOf(optional_tensor)]
+
+    def forward(ctx, *args):
+        *args, keyset = args
+        with _BELOW_AUTOGRAD():
+            out = op.redispatch(keyset & _AFTER_AUTOGRAD, *args)
+        setup_context(ctx, args, out)
+        return out
+
+    def backward_with_keyset(ctx, grad):
+        return (*backward(ctx, grad), None)
+
+    # Its gradient node is "pykern_<op>Backward" (torch.profiler, bench/train_cnn.py's PROFILE_OPS).
+    function = type(f"pykern_{op._opname}", (torch.autograd.Function,),
+                    {"forward": staticmethod(forward), "backward": staticmethod(backward_with_keyset)})
+
+    def kernel(keyset, *args):
+        if torch.is_grad_enabled() and any(args[i] is not None and args[i].requires_grad for i in tensor_args):
+            return function.apply(*args, keyset)  # the keyset last: needs_input_grad[i] is input i's
+        with _BELOW_AUTOGRAD():
+            return op.redispatch(keyset & _AFTER_AUTOGRAD, *args)
+
+    _LIB.impl(op._opname, kernel, "Autograd", with_keyset=True)
 
 
 def _maybe(t: Optional[Tensor]):
@@ -39,27 +100,19 @@ def _geometry(stride, padding, dilation, groups) -> dict:
 
 
 # --- relu ---------------------------------------------------------------------------------------
-@torch.library.custom_op("pykern::relu", mutates_args=())
-def _relu(x: Tensor, backend: str, variant: Optional[str]) -> Tensor:
-    with on_current_stream(x):
-        return as_tensor(pk.relu(as_array(x), backend=backend, variant=variant))
+def _relu(x, backend, variant):
+    return as_tensor(pk.relu(as_array(x), backend=backend, variant=variant))
 
 
-@_relu.register_fake
-def _relu_fake(x, backend, variant):
-    return x.new_empty(x.shape)
-
-
-@torch.library.custom_op("pykern::relu_backward", mutates_args=())
-def _relu_backward(dy: Tensor, y: Tensor, backend: str, variant: Optional[str]) -> Tensor:
+def _relu_backward(dy, y, backend, variant):
     """dx = dy where y > 0, else 0 (y = relu(x) is positive exactly where x is)."""
-    with on_current_stream(dy, y):
-        return as_tensor(pk.relu_backward(as_array(dy), as_array(y), backend=backend, variant=variant))
+    return as_tensor(pk.relu_backward(as_array(dy), as_array(y), backend=backend, variant=variant))
 
 
-@_relu_backward.register_fake
-def _relu_backward_fake(dy, y, backend, variant):
-    return dy.new_empty(dy.shape)
+_RELU = _define("relu(Tensor x, str backend, str? variant) -> Tensor", _relu,
+               lambda x, backend, variant: x.new_empty(x.shape))
+_RELU_BACKWARD = _define("relu_backward(Tensor dy, Tensor y, str backend, str? variant) -> Tensor", _relu_backward,
+                        lambda dy, y, backend, variant: dy.new_empty(dy.shape))
 
 
 def _relu_backward_setup(ctx, inputs, output):
@@ -70,10 +123,7 @@ def _relu_backward_setup(ctx, inputs, output):
 def _relu_backward_grad(ctx, g):
     # dx = dy * (y > 0) is linear in dy, and y only selects: no gradient flows to y.
     (y,) = ctx.saved_tensors
-    return torch.ops.pykern.relu_backward(g, y, ctx.backend, None), None, None, None
-
-
-_relu_backward.register_autograd(_relu_backward_grad, setup_context=_relu_backward_setup)
+    return _RELU_BACKWARD(g, y, ctx.backend, None), None, None, None
 
 
 def _relu_setup(ctx, inputs, output):
@@ -84,56 +134,44 @@ def _relu_setup(ctx, inputs, output):
 
 def _relu_grad(ctx, dy):
     (y,) = ctx.saved_tensors
-    return torch.ops.pykern.relu_backward(dy, y, ctx.backend, None), None, None
+    return _RELU_BACKWARD(dy, y, ctx.backend, None), None, None
 
 
-_relu.register_autograd(_relu_grad, setup_context=_relu_setup)
+_autograd(_RELU_BACKWARD, _relu_backward_setup, _relu_backward_grad)
+_autograd(_RELU, _relu_setup, _relu_grad)
 
 
 # --- conv2d -------------------------------------------------------------------------------------
-@torch.library.custom_op("pykern::conv2d", mutates_args=())
-def _conv2d(x: Tensor, w: Tensor, bias: Optional[Tensor], stride: Sequence[int], padding: Sequence[int],
-            dilation: Sequence[int], groups: int, activation: Optional[str], backend: str,
-            variant: Optional[str]) -> Tensor:
-    with on_current_stream(x, w, bias):
-        return as_tensor(pk.conv2d(as_array(x), as_array(w), _maybe(bias), activation=activation,
-                                   backend=backend, variant=variant,
-                                   **_geometry(stride, padding, dilation, groups)))
+def _conv2d(x, w, bias, stride, padding, dilation, groups, activation, backend, variant):
+    return as_tensor(pk.conv2d(as_array(x), as_array(w), _maybe(bias), activation=activation, backend=backend,
+                               variant=variant, **_geometry(stride, padding, dilation, groups)))
 
 
-@_conv2d.register_fake
 def _conv2d_fake(x, w, bias, stride, padding, dilation, groups, activation, backend, variant):
-    p = CONV2D.normalize(_geometry(stride, padding, dilation, groups) | {"activation": activation})
+    p = CONV2D_SPEC.normalize(_geometry(stride, padding, dilation, groups) | {"activation": activation})
     pq = output_size(x.shape[2], x.shape[3], w.shape[2], w.shape[3], p["stride"], p["padding"], p["dilation"])
     return x.new_empty((x.shape[0], w.shape[0]) + tuple(pq))
 
 
-@torch.library.custom_op("pykern::conv2d_backward_input", mutates_args=())
-def _conv2d_backward_input(dy: Tensor, w: Tensor, x_shape: Sequence[int], stride: Sequence[int],
-                           padding: Sequence[int], dilation: Sequence[int], groups: int, backend: str,
-                           variant: Optional[str]) -> Tensor:
-    with on_current_stream(dy, w):
-        return as_tensor(pk.conv2d_backward_input(as_array(dy), as_array(w), tuple(x_shape), backend=backend,
-                                                  variant=variant, **_geometry(stride, padding, dilation, groups)))
+def _conv2d_backward_input(dy, w, x_shape, stride, padding, dilation, groups, backend, variant):
+    return as_tensor(pk.conv2d_backward_input(as_array(dy), as_array(w), tuple(x_shape), backend=backend,
+                                              variant=variant, **_geometry(stride, padding, dilation, groups)))
 
 
-@_conv2d_backward_input.register_fake
-def _conv2d_backward_input_fake(dy, w, x_shape, stride, padding, dilation, groups, backend, variant):
-    return dy.new_empty(tuple(x_shape))
+def _conv2d_backward_weight(x, dy, w_shape, stride, padding, dilation, groups, backend, variant):
+    return as_tensor(pk.conv2d_backward_weight(as_array(x), as_array(dy), tuple(w_shape), backend=backend,
+                                               variant=variant, **_geometry(stride, padding, dilation, groups)))
 
 
-@torch.library.custom_op("pykern::conv2d_backward_weight", mutates_args=())
-def _conv2d_backward_weight(x: Tensor, dy: Tensor, w_shape: Sequence[int], stride: Sequence[int],
-                            padding: Sequence[int], dilation: Sequence[int], groups: int, backend: str,
-                            variant: Optional[str]) -> Tensor:
-    with on_current_stream(x, dy):
-        return as_tensor(pk.conv2d_backward_weight(as_array(x), as_array(dy), tuple(w_shape), backend=backend,
-                                                   variant=variant, **_geometry(stride, padding, dilation, groups)))
-
-
-@_conv2d_backward_weight.register_fake
-def _conv2d_backward_weight_fake(x, dy, w_shape, stride, padding, dilation, groups, backend, variant):
-    return x.new_empty(tuple(w_shape))
+_GEOMETRY = "SymInt[] stride, SymInt[] padding, SymInt[] dilation, SymInt groups"
+_CONV2D = _define(f"conv2d(Tensor x, Tensor w, Tensor? bias, {_GEOMETRY}, str? activation, str backend, "
+                    "str? variant) -> Tensor", _conv2d, _conv2d_fake)
+_CONV2D_BACKWARD_INPUT = _define(
+    f"conv2d_backward_input(Tensor dy, Tensor w, SymInt[] x_shape, {_GEOMETRY}, str backend, str? variant) -> Tensor",
+    _conv2d_backward_input, lambda dy, w, x_shape, *_: dy.new_empty(tuple(x_shape)))
+_CONV2D_BACKWARD_WEIGHT = _define(
+    f"conv2d_backward_weight(Tensor x, Tensor dy, SymInt[] w_shape, {_GEOMETRY}, str backend, str? variant) -> Tensor",
+    _conv2d_backward_weight, lambda x, dy, w_shape, *_: x.new_empty(tuple(w_shape)))
 
 
 # Second derivatives: each backward op is bilinear, the adjoint of conv2d in one argument, so
@@ -148,9 +186,9 @@ def _backward_input_grad(ctx, g):
     dy, w = ctx.saved_tensors
     d_dy = d_w = None
     if ctx.needs_input_grad[0]:
-        d_dy = torch.ops.pykern.conv2d(g, w, None, *ctx.geometry, None, ctx.backend, None)
+        d_dy = _CONV2D(g, w, None, *ctx.geometry, None, ctx.backend, None)
     if ctx.needs_input_grad[1]:
-        d_w = torch.ops.pykern.conv2d_backward_weight(g, dy, list(w.shape), *ctx.geometry, ctx.backend, None)
+        d_w = _CONV2D_BACKWARD_WEIGHT(g, dy, list(w.shape), *ctx.geometry, ctx.backend, None)
     return (d_dy, d_w) + (None,) * 7
 
 
@@ -164,14 +202,10 @@ def _backward_weight_grad(ctx, h):
     x, dy = ctx.saved_tensors
     d_x = d_dy = None
     if ctx.needs_input_grad[0]:
-        d_x = torch.ops.pykern.conv2d_backward_input(dy, h, list(x.shape), *ctx.geometry, ctx.backend, None)
+        d_x = _CONV2D_BACKWARD_INPUT(dy, h, list(x.shape), *ctx.geometry, ctx.backend, None)
     if ctx.needs_input_grad[1]:
-        d_dy = torch.ops.pykern.conv2d(x, h, None, *ctx.geometry, None, ctx.backend, None)
+        d_dy = _CONV2D(x, h, None, *ctx.geometry, None, ctx.backend, None)
     return (d_x, d_dy) + (None,) * 7
-
-
-_conv2d_backward_input.register_autograd(_backward_input_grad, setup_context=_backward_input_setup)
-_conv2d_backward_weight.register_autograd(_backward_weight_grad, setup_context=_backward_weight_setup)
 
 
 def _conv2d_setup(ctx, inputs, output):
@@ -187,47 +221,61 @@ def _conv2d_setup(ctx, inputs, output):
 def _conv2d_grad(ctx, dy):
     x, w, y = ctx.saved_tensors
     if ctx.relu:
-        dy = torch.ops.pykern.relu_backward(dy, y, ctx.backend, None)
+        dy = _RELU_BACKWARD(dy, y, ctx.backend, None)
     dx = dw = db = None
     if ctx.needs_input_grad[0]:
-        dx = torch.ops.pykern.conv2d_backward_input(dy, w, list(x.shape), *ctx.geometry, ctx.backend, None)
+        dx = _CONV2D_BACKWARD_INPUT(dy, w, list(x.shape), *ctx.geometry, ctx.backend, None)
     if ctx.needs_input_grad[1]:
-        dw = torch.ops.pykern.conv2d_backward_weight(x, dy, list(w.shape), *ctx.geometry, ctx.backend, None)
+        dw = _CONV2D_BACKWARD_WEIGHT(x, dy, list(w.shape), *ctx.geometry, ctx.backend, None)
     if ctx.has_bias and ctx.needs_input_grad[2]:
         db = dy.sum((0, 2, 3))  # the bias gradient needs no kernel of its own
     return (dx, dw, db) + (None,) * 7
 
 
-_conv2d.register_autograd(_conv2d_grad, setup_context=_conv2d_setup)
+_autograd(_CONV2D_BACKWARD_INPUT, _backward_input_setup, _backward_input_grad)
+_autograd(_CONV2D_BACKWARD_WEIGHT, _backward_weight_setup, _backward_weight_grad)
+_autograd(_CONV2D, _conv2d_setup, _conv2d_grad)
 
 
 # --- matmul -------------------------------------------------------------------------------------
-@torch.library.custom_op("pykern::matmul", mutates_args=())
-def _matmul(a: Tensor, b: Tensor, transpose_a: bool, transpose_b: bool, backend: str,
-            variant: Optional[str]) -> Tensor:
-    flags = {"transpose_a": transpose_a, "transpose_b": transpose_b}
-    refused = [k for k, on in flags.items() if on and k not in _matmul_variant(a, backend, variant).takes]
-    for k in refused:
-        # This variant reads its operands untransposed (CUDA C++ rungs above smem_tiled): give it a
-        # transposed copy rather than refuse inside a model. pykern itself never copies.
-        a, b = (a.t(), b) if k == "transpose_a" else (a, b.t())
-        flags[k] = False
-    with on_current_stream(a, b):
-        return as_tensor(pk.matmul(as_array(a), as_array(b), backend=backend, variant=variant, **flags))
+@functools.lru_cache(maxsize=None)
+def _matmul_takes(device_type: str, backend: str, variant: Optional[str]):
+    """The transpose flags taken by the matmul variant that pykern will run (pk.variants' ``takes``),
+    or None where pykern will refuse the call anyway (unknown backend or variant: its own error
+    then says why). Asked once per device type, backend and variant, not per call."""
+    if backend == "auto":  # pykern's rule: host arrays run on numpy, GPU arrays on cuda, else numba
+        backend = "numpy" if device_type == "cpu" else "cuda" if pk.backends()["cuda"].available else "numba"
+    try:
+        listed = pk.variants("matmul", backend)
+    except ValueError:
+        return None
+    chosen = [v for v in listed if (v.name == variant if variant is not None else v.default)]
+    return frozenset(chosen[0].takes) if chosen else None
 
 
-def _matmul_variant(a: Tensor, backend: str, variant: Optional[str]):
-    """The registry record of the matmul variant that pykern will run on ``a``."""
-    return get_variant("matmul", resolve_backend(backend, a.device.type == "cuda"), variant)
+def _matmul(a, b, transpose_a, transpose_b, backend, variant):
+    if transpose_a or transpose_b:
+        takes = _matmul_takes(a.device.type, backend, variant)
+        # A variant that reads its operands untransposed (CUDA C++ rungs above smem_tiled) gets a
+        # transposed copy (by as_array) rather than a refusal inside a model. pykern never copies.
+        if takes is not None and transpose_a and "transpose_a" not in takes:
+            a, transpose_a = a.t(), False
+        if takes is not None and transpose_b and "transpose_b" not in takes:
+            b, transpose_b = b.t(), False
+    return as_tensor(pk.matmul(as_array(a), as_array(b), transpose_a=transpose_a, transpose_b=transpose_b,
+                               backend=backend, variant=variant))
 
 
-@_matmul.register_fake
 def _matmul_fake(a, b, transpose_a, transpose_b, backend, variant):
     m = a.shape[1] if transpose_a else a.shape[0]
     n = b.shape[0] if transpose_b else b.shape[1]
     # pykern's rule: 16-bit inputs accumulate and return float32.
     dtype = torch.float32 if a.element_size() == 2 else a.dtype
     return a.new_empty((m, n), dtype=dtype)
+
+
+_MATMUL = _define("matmul(Tensor a, Tensor b, bool transpose_a, bool transpose_b, str backend, str? variant) -> Tensor",
+                 _matmul, _matmul_fake)
 
 
 def _matmul_setup(ctx, inputs, output):
@@ -239,7 +287,7 @@ def _matmul_grad(ctx, dy):
     """c = op(a) @ op(b): d op(a) = dy @ op(b).T and d op(b) = op(a).T @ dy, each one matmul
     with flags, so no operand is ever transposed in memory."""
     a, b = ctx.saved_tensors
-    mm = torch.ops.pykern.matmul
+    mm = _MATMUL  # short: four calls below
     da = db = None
     if ctx.needs_input_grad[0]:
         da = (mm(b, dy, ctx.tb, True, ctx.backend, ctx.variant) if ctx.ta
@@ -250,7 +298,7 @@ def _matmul_grad(ctx, dy):
     return da, db, None, None, None, None
 
 
-_matmul.register_autograd(_matmul_grad, setup_context=_matmul_setup)
+_autograd(_MATMUL, _matmul_setup, _matmul_grad)
 
 
 # --- the public functions -----------------------------------------------------------------------
@@ -260,7 +308,7 @@ def _pair(v) -> list:
 
 def relu(x: Tensor, *, backend: str = "auto", variant: Optional[str] = None) -> Tensor:
     """y = max(x, 0) elementwise. x: any shape."""
-    return torch.ops.pykern.relu(x, backend, variant)
+    return _RELU(x, backend, variant)
 
 
 def conv2d(x: Tensor, w: Tensor, bias: Optional[Tensor] = None, *, stride=1, padding=0, dilation=1,
@@ -269,15 +317,14 @@ def conv2d(x: Tensor, w: Tensor, bias: Optional[Tensor] = None, *, stride=1, pad
     """torch.nn.functional.conv2d's semantics (int or pair stride/padding/dilation), plus
     ``activation="relu"`` fused after the bias. x: (N, C, H, W), w: (K, C//groups, R, S),
     bias: (K,) or None -> (N, K, P, Q)."""
-    return torch.ops.pykern.conv2d(x, w, bias, _pair(stride), _pair(padding), _pair(dilation), groups,
-                                   activation, backend, variant)
+    return _CONV2D(x, w, bias, _pair(stride), _pair(padding), _pair(dilation), groups, activation, backend, variant)
 
 
 def matmul(a: Tensor, b: Tensor, *, transpose_a: bool = False, transpose_b: bool = False,
            backend: str = "auto", variant: Optional[str] = None) -> Tensor:
     """c = op(a) @ op(b), op(t) = t.T where the flag is set. a: (M, K) or stored (K, M) with
     transpose_a; b: (K, N) or stored (N, K) with transpose_b -> c: (M, N)."""
-    return torch.ops.pykern.matmul(a, b, transpose_a, transpose_b, backend, variant)
+    return _MATMUL(a, b, transpose_a, transpose_b, backend, variant)
 
 
 def linear(x: Tensor, w: Tensor, bias: Optional[Tensor] = None, *, backend: str = "auto",
