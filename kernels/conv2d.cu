@@ -1,5 +1,5 @@
 // conv2d, NCHW cross-correlation with torch.nn.functional.conv2d semantics (the spec is
-// pykern/cpu/conv2d.py): x: (N, C, H, W), w: (K, C/groups, R, S), bias: (K,) or none ->
+// pykern/ops/conv2d.py): x: (N, C, H, W), w: (K, C/groups, R, S), bias: (K,) or none ->
 // y: (N, K, P, Q); stride, padding, dilation per axis; groups; optional fused ReLU after bias.
 //
 // Variants, from simplest to fastest (every one fuses bias + ReLU into its own launch sequence):
@@ -91,7 +91,7 @@ Geom make_geom(const ConvShape& s) {
   g.groups = int(s.groups); g.Cg = g.C / g.groups; g.Kg = g.K / g.groups;
   g.HW = g.H * g.W; g.PQ = g.P * g.Q; g.RS = g.R * g.S; g.CRS = g.Cg * g.RS;
   g.M = g.N * g.PQ;
-  g.relu = s.relu;
+  g.relu = s.relu != 0;
   return g;
 }
 
@@ -548,7 +548,7 @@ conv2d_implicit_gemm_kernel(Geom g, int k_tiles, const float* __restrict__ x,
 
 template <class Tile>
 void implicit_gemm_with(const Geom& g, const float* x, const float* w, const float* bias, float* y,
-                        cudaStream_t stream) {
+                        cudaStream_t stream, const char* what) {
   const int k_tiles = (g.Kg + Tile::BN - 1) / Tile::BN;
   const dim3 grid(ceil_div(g.M, Tile::BM), static_cast<unsigned int>(g.groups * k_tiles));
   const bool vec_store = g.PQ % 4 == 0 && reinterpret_cast<uintptr_t>(y) % 16 == 0;
@@ -557,14 +557,15 @@ void implicit_gemm_with(const Geom& g, const float* x, const float* w, const flo
   const int dc = Tile::BK / g.RS;
   PYKERN_LAUNCH(grid, Tile::NT, 0, stream, conv2d_implicit_gemm_kernel<Tile>)(
       g, k_tiles, x, w, bias, y, vec_store, dc, dr, ds);
-  check_launch("conv2d_implicit_gemm");
+  check_launch(what);
 }
 
 // One tile configuration as data: its shape (for the heuristic and the name) and its launch.
 struct IgemmConfig {
   int BM, BN, BK, TM, TN;
   int min_kg;  // narrower layers (Kg < min_kg) would leave most of a tile's columns idle
-  void (*launch)(const Geom&, const float* x, const float* w, const float* bias, float* y, cudaStream_t);
+  void (*launch)(const Geom&, const float* x, const float* w, const float* bias, float* y, cudaStream_t,
+                 const char* what);
 };
 
 template <class Tile>
@@ -614,14 +615,21 @@ int pick_igemm_config(const Geom& g) {
   return kIgemmConfigCount - 1;  // the smallest, whatever the shape
 }
 
-// "" when `variant` can run shape s in dtype dt (whose size sets smem_tiled's footprint).
-std::string shape_problem(const std::string& variant, DType dt, const ConvShape& s) {
+// The launchers (below), which shape_problem tells apart.
+void launch_direct(const Call& c);
+void launch_smem_tiled(const Call& c);
+void launch_im2col_gemm(const Call& c);
+void launch_implicit_gemm(const Call& c);
+
+// "" when the row with launcher `launch` can run shape s in dtype dt (whose size sets
+// smem_tiled's footprint).
+std::string shape_problem(Launcher launch, DType dt, const ConvShape& s) {
   std::string why = geom_problem(s);
   if (!why.empty()) return why;
-  if (variant == "direct") {
+  if (launch == launch_direct) {
     if (static_cast<double>(s.N) * s.K * s.P * s.Q / kDirectBlock > kInt32Max)
       return "N*K*P*Q needs more than 2^31 blocks of one thread per output";
-  } else if (variant == "smem_tiled") {
+  } else if (launch == launch_smem_tiled) {
     const SmemTiling t = smem_tiling(s, dt == DType::f64 ? 8 : 4);
     if (t.CB < 1)
       return "one channel's input tile with halo plus filter slice needs " +
@@ -633,53 +641,34 @@ std::string shape_problem(const std::string& variant, DType dt, const ConvShape&
     if (tiles > kInt32Max) return "more than 2^31 output tiles (grid x limit)";
     if (s.groups * ((s.K / s.groups + kSmemKB - 1) / kSmemKB) > 65535)
       return "more than 65535 blocks of output channels (grid y limit)";
-  } else if (variant == "im2col_gemm") {
+  } else if (launch == launch_im2col_gemm) {
     // Its GEMM (M = Kg, N = P*Q, K = CRS) would throw mid-launch on a shape it refuses: refuse
     // here with matmul's own rule, so `supports` agrees.
     const std::string gemm = matmul_f32_best_problem(s.K / s.groups, s.P * s.Q, s.C / s.groups * s.R * s.S);
     if (!gemm.empty()) return "its GEMM (matmul_f32_best, M = K/groups, N = P*Q, K = C/groups*R*S): " + gemm;
-  } else if (variant == "implicit_gemm") {
+  } else if (launch == launch_implicit_gemm) {
     if (s.groups * ((s.K / s.groups + kIgemmMinBN - 1) / kIgemmMinBN) > 65535)
       return "more than 65535 column tiles (grid y limit)";
   }
   return "";
 }
 
-// The launchers' shape check (the binding has checked the dtype against the variant's row).
-void require_supported(const std::string& variant, DType dt, const ConvShape& s) {
-  const std::string why = shape_problem(variant, dt, s);
-  // std::domain_error reaches Python as ValueError (pybind11's default translation).
-  if (!why.empty()) throw std::domain_error("conv2d_" + variant + ": " + why);
-}
-
-// Only implicit_gemm has tile configurations to choose from.
-void require_no_tile(int tile, const char* what) {
-  if (tile != -1)
-    throw std::domain_error(std::string(what) + ": tile must be -1: only implicit_gemm has tile configurations");
-}
-
 // ---------------------------------------------------------------------------------------------
 // launchers
 
-void launch_direct(DType dt, const ConvShape& s, const void* x, const void* w, const void* bias,
-                   void* y, cudaStream_t stream, int tile) {
-  require_no_tile(tile, "conv2d_direct");
-  require_supported("direct", dt, s);
-  const Geom g = make_geom(s);
+void launch_direct(const Call& c) {
+  const Geom g = make_geom(c.dims_as<ConvShape>());
   const int64_t total = static_cast<int64_t>(g.N) * g.K * g.PQ;
-  dispatch_dtype<float, double>(dt, "conv2d_direct", [&](auto tag) {
+  dispatch_dtype<float, double>(c.dtype, c.name, [&](auto tag) {
     using T = typename decltype(tag)::type;
-    PYKERN_LAUNCH(ceil_div(total, kDirectBlock), kDirectBlock, 0, stream, conv2d_direct_kernel<T>)(
-        g, static_cast<const T*>(x), static_cast<const T*>(w), static_cast<const T*>(bias),
-        static_cast<T*>(y));
-    check_launch("conv2d_direct");
+    PYKERN_LAUNCH(ceil_div(total, kDirectBlock), kDirectBlock, 0, c.stream, conv2d_direct_kernel<T>)(
+        g, c.input<T>(0), c.input<T>(1), c.input<T>(2), c.output<T>());
+    check_launch(c.name);
   });
 }
 
-void launch_smem_tiled(DType dt, const ConvShape& s, const void* x, const void* w, const void* bias,
-                       void* y, cudaStream_t stream, int tile) {
-  require_no_tile(tile, "conv2d_smem_tiled");
-  require_supported("smem_tiled", dt, s);
+void launch_smem_tiled(const Call& c) {
+  const ConvShape s = c.dims_as<ConvShape>();
   const Geom g = make_geom(s);
   const int tiles_q = (g.Q + kSmemTileQ - 1) / kSmemTileQ;
   const int tiles_p = (g.P + kSmemTileP - 1) / kSmemTileP;
@@ -687,13 +676,13 @@ void launch_smem_tiled(DType dt, const ConvShape& s, const void* x, const void* 
   const dim3 grid(static_cast<unsigned int>(tiles_q * tiles_p * g.N),
                   static_cast<unsigned int>(g.groups * k_blocks));
   const dim3 block(kSmemTileQ, kSmemTileP);
-  dispatch_dtype<float, double>(dt, "conv2d_smem_tiled", [&](auto tag) {
+  dispatch_dtype<float, double>(c.dtype, c.name, [&](auto tag) {
     using T = typename decltype(tag)::type;
     const SmemTiling t = smem_tiling(s, sizeof(T));
-    PYKERN_LAUNCH(grid, block, static_cast<size_t>(t.bytes), stream, conv2d_smem_tiled_kernel<T>)(
-        g, t.IH, t.IW, t.CB, tiles_q, tiles_p, k_blocks, static_cast<const T*>(x),
-        static_cast<const T*>(w), static_cast<const T*>(bias), static_cast<T*>(y));
-    check_launch("conv2d_smem_tiled");
+    PYKERN_LAUNCH(grid, block, static_cast<size_t>(t.bytes), c.stream, conv2d_smem_tiled_kernel<T>)(
+        g, t.IH, t.IW, t.CB, tiles_q, tiles_p, k_blocks, c.input<T>(0), c.input<T>(1), c.input<T>(2),
+        c.output<T>());
+    check_launch(c.name);
   });
 }
 
@@ -703,65 +692,56 @@ void launch_smem_tiled(DType dt, const ConvShape& s, const void* x, const void* 
 // buffer), and one image's col (at most ~7 MiB for the ResNet layers) stays in the H100's
 // 50 MiB L2 between the im2col write and the GEMM's reads. The cost is N*groups launches and
 // skinny GEMMs when P*Q is small (7x7 maps): implicit_gemm is the variant for those.
-void launch_im2col_gemm(DType dt, const ConvShape& s, const void* x, const void* w, const void* bias,
-                        void* y, cudaStream_t stream, int tile) {
-  require_no_tile(tile, "conv2d_im2col_gemm");
-  require_dtype("conv2d_im2col_gemm", kF32, dt);
-  require_supported("im2col_gemm", dt, s);
-  const Geom g = make_geom(s);
-  const float* xf = static_cast<const float*>(x);
-  const float* wf = static_cast<const float*>(w);
-  float* yf = static_cast<float*>(y);
+void launch_im2col_gemm(const Call& c) {
+  const Geom g = make_geom(c.dims_as<ConvShape>());
+  const float* xf = c.input<float>(0);
+  const float* wf = c.input<float>(1);
+  const float* bias = c.input<float>(2);
+  float* yf = c.output<float>();
   // A 1x1, stride-1, unpadded filter's col is the image itself, (C, H*W): skip the copy.
   const bool identity = g.R == 1 && g.S == 1 && g.sh == 1 && g.sw == 1 && g.ph == 0 && g.pw == 0;
   const int64_t col_elems = static_cast<int64_t>(g.C) * g.RS * g.PQ;  // col: (C*R*S, P*Q)
-  StreamBuffer col(identity ? 0 : static_cast<size_t>(col_elems) * sizeof(float), stream);
+  StreamBuffer col(identity ? 0 : static_cast<size_t>(col_elems) * sizeof(float), c.stream);
   for (int n = 0; n < g.N; ++n) {
     const float* xn = xf + static_cast<int64_t>(n) * g.C * g.HW;  // (C, H, W)
     const float* cn = xn;
     if (!identity) {
       // Stream order makes reusing the buffer safe: image n+1's im2col runs after image n's GEMMs.
-      PYKERN_LAUNCH(ceil_div(col_elems, kElementwiseBlock), kElementwiseBlock, 0, stream,
+      PYKERN_LAUNCH(ceil_div(col_elems, kElementwiseBlock), kElementwiseBlock, 0, c.stream,
                     im2col_kernel)(g, xn, col.get());
-      check_launch("conv2d_im2col_gemm(im2col)");
+      check_launch(c.name, "im2col");
       cn = col.get();
     }
     for (int grp = 0; grp < g.groups; ++grp) {
       matmul_f32_best(wf + static_cast<int64_t>(grp) * g.Kg * g.CRS,        // (Kg, CRS)
                       cn + static_cast<int64_t>(grp) * g.CRS * g.PQ,        // (CRS, P*Q)
                       yf + (static_cast<int64_t>(n) * g.K + static_cast<int64_t>(grp) * g.Kg) * g.PQ,  // (Kg, P*Q)
-                      g.Kg, g.PQ, g.CRS, stream);
+                      g.Kg, g.PQ, g.CRS, c.stream, c.name);
     }
   }
   if (bias != nullptr || g.relu) {
     const int64_t total = static_cast<int64_t>(g.N) * g.K * g.PQ;
-    PYKERN_LAUNCH(ceil_div(total, kElementwiseBlock), kElementwiseBlock, 0, stream,
-                  bias_act_kernel<float>)(
-        g, static_cast<const float*>(bias), yf);
-    check_launch("conv2d_im2col_gemm(bias/relu)");
+    PYKERN_LAUNCH(ceil_div(total, kElementwiseBlock), kElementwiseBlock, 0, c.stream,
+                  bias_act_kernel<float>)(g, bias, yf);
+    check_launch(c.name, "bias/relu");
   }
   col.release();
 }
 
-void launch_implicit_gemm(DType dt, const ConvShape& s, const void* x, const void* w,
-                          const void* bias, void* y, cudaStream_t stream, int tile) {
-  require_dtype("conv2d_implicit_gemm", kF32, dt);
-  require_supported("implicit_gemm", dt, s);
-  if (tile < -1 || tile >= kIgemmConfigCount)
-    throw std::domain_error("conv2d_implicit_gemm: tile must be -1 (auto) or in [0, " +
-                            std::to_string(kIgemmConfigCount) + "), got " + std::to_string(tile));
-  const Geom g = make_geom(s);
-  kIgemmConfigs[tile < 0 ? pick_igemm_config(g) : tile].launch(
-      g, static_cast<const float*>(x), static_cast<const float*>(w), static_cast<const float*>(bias),
-      static_cast<float*>(y), stream);
+void launch_implicit_gemm(const Call& c) {
+  const Geom g = make_geom(c.dims_as<ConvShape>());
+  // c.config: -1, or an index into kIgemmConfigs that the binder checked against configs() (tests
+  // force each one, whichever the heuristic prefers on the test GPU).
+  kIgemmConfigs[c.config < 0 ? pick_igemm_config(g) : c.config].launch(
+      g, c.input<float>(0), c.input<float>(1), c.input<float>(2), c.output<float>(), c.stream, c.name);
 }
 
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
-// Variant table, simplest first, in registration order; pykern/cuda/conv2d.py registers each row
+// Variant table, simplest first, in registration order; pykern/cuda/ registers each row
 
-constexpr Variant<ConvLauncher> kVariants[] = {
+constexpr Variant kVariants[] = {
     // name           dtypes       default  launcher
     {"direct",        kF32 | kF64, false,   launch_direct,
      "One thread per output element looping over (c, r, s); every feature, groups included."},
@@ -773,22 +753,24 @@ constexpr Variant<ConvLauncher> kVariants[] = {
      "Implicit GEMM (NPQ x K x CRS): x gathered into shared tiles on the fly, 2-D register tiles, fused epilogue."},
 };
 
-VariantTable<ConvLauncher> conv2d_variants() { return table_of(kVariants); }
+namespace {
 
-std::string conv2d_unsupported(const std::string& variant, DType dt, const ConvShape& s) {
-  for (const auto& row : kVariants) {
-    if (variant != row.name) continue;
-    if (!row.dtypes.has(dt))
-      return std::string("unsupported dtype ") + dtype_name(dt) + " (takes " + dtype_list(row.dtypes) + ")";
-    return shape_problem(variant, dt, s);
-  }
-  return "unknown conv2d variant '" + variant + "'";
+// The table's rule (Python's `supports` and the binder both ask it): the 32-bit index bounds of
+// geom_problem, then the row's own limits (shared-memory budget, grid).
+std::string unsupported(const Variant& row, const Call& c) {
+  return shape_problem(row.launch, c.dtype, c.dims_as<ConvShape>());
 }
 
-std::vector<std::string> conv2d_implicit_gemm_tiles() {
+// implicit_gemm's tile configurations, in the order Call::config indexes them.
+std::vector<std::string> configs(const Variant& row) {
   std::vector<std::string> names;
-  for (const IgemmConfig& c : kIgemmConfigs) names.push_back(igemm_config_name(c));
+  if (row.launch == launch_implicit_gemm)
+    for (const IgemmConfig& cfg : kIgemmConfigs) names.push_back(igemm_config_name(cfg));
   return names;
 }
+
+}  // namespace
+
+PYKERN_TABLE(conv2d, ConvShape, "x, w, bias?", kVariants, unsupported, configs);
 
 }  // namespace pykern

@@ -701,8 +701,8 @@ __global__ void __launch_bounds__(Cfg::kThreads, VEC ? 2 : 1)
 // Launchers
 // ------------------------------------------------------------------------------------------
 
-// Shapes arrive as int64 from Python; kernels index with int (see the header comment). Shape
-// errors are std::domain_error (Python ValueError); dtype errors std::invalid_argument (TypeError).
+// Shapes arrive as int64 from Python; kernels index with int (see the header comment). The
+// table's `unsupported` rule (below the table) checks every bound once, before any launcher runs.
 static_assert(kMatmulMaxDim <= INT_MAX - 128, "the margin must exceed any tile edge (128) a kernel steps past");
 std::string dims_problem(int64_t M, int64_t N, int64_t K) {
   if (M >= 1 && N >= 1 && K >= 1 && M <= kMatmulMaxDim && N <= kMatmulMaxDim && K <= kMatmulMaxDim) return "";
@@ -710,22 +710,32 @@ std::string dims_problem(int64_t M, int64_t N, int64_t K) {
          " K=" + std::to_string(K);
 }
 
-void check_dims(int64_t M, int64_t N, int64_t K, const char* what) {
-  const std::string why = dims_problem(M, N, K);
-  if (!why.empty()) throw std::domain_error(std::string(what) + ": " + why);
+// One block per tile_m x tile_n tile of c, in a 1D grid (gridDim.x < 2^31).
+int64_t grid_blocks(int64_t M, int64_t N, int tile_m, int tile_n) {
+  return ((M + tile_m - 1) / tile_m) * ((N + tile_n - 1) / tile_n);
+}
+std::string grid_problem(int64_t M, int64_t N, int tile_m, int tile_n) {
+  const int64_t blocks = grid_blocks(M, N, tile_m, tile_n);
+  return blocks > INT_MAX ? "c has too many tiles for one grid (" + std::to_string(blocks) + ")" : "";
+}
+unsigned int grid_for(int64_t M, int64_t N, int tile_m, int tile_n) {
+  return static_cast<unsigned int>(grid_blocks(M, N, tile_m, tile_n));
 }
 
-// One block per tile_m x tile_n tile of c, in a 1D grid (gridDim.x < 2^31).
-unsigned int grid_for(int64_t M, int64_t N, int tile_m, int tile_n, const char* what) {
-  const int64_t blocks = ((M + tile_m - 1) / tile_m) * ((N + tile_n - 1) / tile_n);
-  if (blocks > INT_MAX)
-    throw std::domain_error(std::string(what) + ": c has too many tiles for one grid (" +
-                                std::to_string(blocks) + ")");
-  return static_cast<unsigned int>(blocks);
+// "" when every offset inside a BM x BK tile of a and a BK x BN tile of b (row * ld + col from
+// the tile origin) fits in an int, as the tiled kernels index them (see the header), else why.
+std::string tile_offsets_problem(int64_t N, int64_t K, int BM, int BN, int BK) {
+  const int64_t max_k = (INT_MAX - BK) / BM, max_n = (INT_MAX - BN) / BK;
+  if (K <= max_k && N <= max_n) return "";
+  return "K must be at most " + std::to_string(max_k) + " and N at most " + std::to_string(max_n) +
+         " (32-bit offsets inside its " + std::to_string(BM) + "x" + std::to_string(BK) + " and " +
+         std::to_string(BK) + "x" + std::to_string(BN) + " tiles), got K=" + std::to_string(K) +
+         " N=" + std::to_string(N);
 }
 
 bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
+// A device property, not a shape: the one check launchers keep (RuntimeError, not `supports`).
 void require_sm80(const char* what) {
   if (device_info().cc_major < 8)
     throw std::runtime_error(std::string(what) + " needs compute capability 8.0+ (cp.async, bf16 "
@@ -744,36 +754,18 @@ void with_flags(Fn&& fn, bool first, Rest... rest) {
   else with_flags([&](auto... f) { fn(std::false_type{}, f...); }, rest...);
 }
 
-// "" when every offset inside a BM x BK tile of a and a BK x BN tile of b (row * ld + col from
-// the tile origin) fits in an int, as the tiled kernels index them (see the header), else why.
-std::string tile_offsets_problem(int64_t N, int64_t K, int BM, int BN, int BK) {
-  const int64_t max_k = (INT_MAX - BK) / BM, max_n = (INT_MAX - BN) / BK;
-  if (K <= max_k && N <= max_n) return "";
-  return "K must be at most " + std::to_string(max_k) + " and N at most " + std::to_string(max_n) +
-         " (32-bit offsets inside its " + std::to_string(BM) + "x" + std::to_string(BK) + " and " +
-         std::to_string(BK) + "x" + std::to_string(BN) + " tiles), got K=" + std::to_string(K) +
-         " N=" + std::to_string(N);
-}
-
-void check_tile_offsets(int64_t N, int64_t K, int BM, int BN, int BK, const char* what) {
-  const std::string why = tile_offsets_problem(N, K, BM, BN, BK);
-  if (!why.empty())
-    throw std::domain_error(std::string(what) + ": " + why +
-                            "; naive, coalesced, smem_tiled and blocktile_1d take any K and N");
-}
-
 // Vector-access flags shared by the float4 kernels: a read as float4 needs K % 4 == 0 and a
 // 16-byte aligned; b read and c written as float4 need N % 4 == 0 and both 16-byte aligned.
 bool vec_a(const void* a, int64_t K) { return K % 4 == 0 && aligned16(a); }
 bool vec_bc(const void* b, const void* c, int64_t N) { return N % 4 == 0 && aligned16(b) && aligned16(c); }
 
+constexpr int kSmemTile = 32;  // smem_tiled's TILE
+constexpr int kTile1dBM = 64, kTile1dBN = 64, kTile1dBK = 8, kTile1dTM = 8;  // blocktile_1d
+
 void warptile_f32(const float* a, const float* b, float* c, int64_t M, int64_t N, int64_t K,
-                     cudaStream_t stream) {
+                  cudaStream_t stream, const char* what) {
   using Cfg = WarpCfg;
-  constexpr const char* what = "matmul_warptile";
-  check_dims(M, N, K, what);
-  check_tile_offsets(N, K, Cfg::BM, Cfg::BN, Cfg::BK, what);
-  const unsigned int grid = grid_for(M, N, Cfg::BM, Cfg::BN, what);
+  const unsigned int grid = grid_for(M, N, Cfg::BM, Cfg::BN);
   with_flags([&](auto va, auto vbc) {
     PYKERN_LAUNCH(grid, Cfg::kThreads, 0, stream,
                   matmul_warptile_kernel<Cfg, decltype(va)::value, decltype(vbc)::value>)(
@@ -783,14 +775,11 @@ void warptile_f32(const float* a, const float* b, float* c, int64_t M, int64_t N
 }
 
 void double_buffer_f32(const float* a, const float* b, float* c, int64_t M, int64_t N, int64_t K,
-                          cudaStream_t stream) {
+                       cudaStream_t stream, const char* what) {
   using Cfg = WarpCfg;
   constexpr int kStages = 2;
-  constexpr const char* what = "matmul_double_buffer";
-  check_dims(M, N, K, what);
-  check_tile_offsets(N, K, Cfg::BM, Cfg::BN, Cfg::BK, what);
   require_sm80(what);
-  const unsigned int grid = grid_for(M, N, Cfg::BM, Cfg::BN, what);
+  const unsigned int grid = grid_for(M, N, Cfg::BM, Cfg::BN);
   with_flags([&](auto vbc) {
     PYKERN_LAUNCH(grid, Cfg::kThreads, 0, stream, matmul_double_buffer_kernel<Cfg, kStages, decltype(vbc)::value>)(
         a, b, c, int(M), int(N), int(K));
@@ -799,165 +788,158 @@ void double_buffer_f32(const float* a, const float* b, float* c, int64_t M, int6
 }
 
 template <typename T>
-void launch_wmma(const T* a, const T* b, float* c, int64_t M, int64_t N, int64_t K, cudaStream_t stream,
-                 const char* what) {
+void launch_wmma(const Call& call) {
   using Cfg = WmmaTiles;
-  check_dims(M, N, K, what);
-  check_tile_offsets(N, K, Cfg::BM, Cfg::BN, Cfg::BK, what);
-  require_sm80(what);
-  const unsigned int grid = grid_for(M, N, Cfg::BM, Cfg::BN, what);
+  const MatmulDims d = call.dims_as<MatmulDims>();
+  const T* a = call.input<T>(0);
+  const T* b = call.input<T>(1);
+  float* c = call.output<float>();
+  require_sm80(call.name);
+  const unsigned int grid = grid_for(d.M, d.N, Cfg::BM, Cfg::BN);
   // 16-byte copies need every row start of a and b 16-byte aligned: K and N multiples of 8.
-  const bool vec = K % Cfg::kVec == 0 && N % Cfg::kVec == 0 && aligned16(a) && aligned16(b);
+  const bool vec = d.K % Cfg::kVec == 0 && d.N % Cfg::kVec == 0 && aligned16(a) && aligned16(b);
   with_flags([&](auto v) {
     auto kernel = matmul_wmma_kernel<T, Cfg, decltype(v)::value>;
     // More than 48 KB of dynamic shared memory must be opted into, per kernel.
     check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                    static_cast<int>(Cfg::kSmemBytes)), what);
-    PYKERN_LAUNCH(grid, Cfg::kThreads, Cfg::kSmemBytes, stream, kernel)(a, b, c, int(M), int(N), int(K));
-    check_launch(what);
+                                    static_cast<int>(Cfg::kSmemBytes)), call.name);
+    PYKERN_LAUNCH(grid, Cfg::kThreads, Cfg::kSmemBytes, call.stream, kernel)(a, b, c, int(d.M), int(d.N),
+                                                                             int(d.K));
+    check_launch(call.name);
   }, vec);
 }
 
-void launch_naive(DType dt, const void* a, const void* b, void* c, int64_t M, int64_t N, int64_t K,
-                  Transpose tr, cudaStream_t stream) {
-  constexpr const char* what = "matmul_naive";
-  check_dims(M, N, K, what);
-  const unsigned int grid = grid_for(M, N, kNaiveRows, kNaiveCols, what);
-  dispatch_dtype<float, double>(dt, what, [&](auto tag) {
+void launch_naive(const Call& call) {
+  const MatmulDims d = call.dims_as<MatmulDims>();
+  const unsigned int grid = grid_for(d.M, d.N, kNaiveRows, kNaiveCols);
+  dispatch_dtype<float, double>(call.dtype, call.name, [&](auto tag) {
     using T = typename decltype(tag)::type;
     with_flags([&](auto ta, auto tb) {
-      PYKERN_LAUNCH(grid, dim3(kNaiveRows, kNaiveCols), 0, stream,
+      PYKERN_LAUNCH(grid, dim3(kNaiveRows, kNaiveCols), 0, call.stream,
                     matmul_naive_kernel<T, decltype(ta)::value, decltype(tb)::value>)(
-          static_cast<const T*>(a), static_cast<const T*>(b), static_cast<T*>(c), int(M), int(N), int(K));
-      check_launch(what);
-    }, tr.a, tr.b);
+          call.input<T>(0), call.input<T>(1), call.output<T>(), int(d.M), int(d.N), int(d.K));
+      check_launch(call.name);
+    }, d.transpose_a != 0, d.transpose_b != 0);
   });
 }
 
-void launch_coalesced(DType dt, const void* a, const void* b, void* c, int64_t M, int64_t N, int64_t K,
-                      Transpose tr, cudaStream_t stream) {
-  constexpr const char* what = "matmul_coalesced";
-  check_dims(M, N, K, what);
-  const unsigned int grid = grid_for(M, N, kCoalescedRows, kCoalescedCols, what);
-  dispatch_dtype<float, double>(dt, what, [&](auto tag) {
+void launch_coalesced(const Call& call) {
+  const MatmulDims d = call.dims_as<MatmulDims>();
+  const unsigned int grid = grid_for(d.M, d.N, kCoalescedRows, kCoalescedCols);
+  dispatch_dtype<float, double>(call.dtype, call.name, [&](auto tag) {
     using T = typename decltype(tag)::type;
     with_flags([&](auto ta, auto tb) {
-      PYKERN_LAUNCH(grid, dim3(kCoalescedCols, kCoalescedRows), 0, stream,
+      PYKERN_LAUNCH(grid, dim3(kCoalescedCols, kCoalescedRows), 0, call.stream,
                     matmul_coalesced_kernel<T, decltype(ta)::value, decltype(tb)::value>)(
-          static_cast<const T*>(a), static_cast<const T*>(b), static_cast<T*>(c), int(M), int(N), int(K));
-      check_launch(what);
-    }, tr.a, tr.b);
+          call.input<T>(0), call.input<T>(1), call.output<T>(), int(d.M), int(d.N), int(d.K));
+      check_launch(call.name);
+    }, d.transpose_a != 0, d.transpose_b != 0);
   });
 }
 
-void launch_smem_tiled(DType dt, const void* a, const void* b, void* c, int64_t M, int64_t N, int64_t K,
-                       Transpose tr, cudaStream_t stream) {
-  constexpr const char* what = "matmul_smem_tiled";
-  constexpr int kTile = 32;
-  check_dims(M, N, K, what);
-  const unsigned int grid = grid_for(M, N, kTile, kTile, what);
-  dispatch_dtype<float, double>(dt, what, [&](auto tag) {
+void launch_smem_tiled(const Call& call) {
+  const MatmulDims d = call.dims_as<MatmulDims>();
+  const unsigned int grid = grid_for(d.M, d.N, kSmemTile, kSmemTile);
+  dispatch_dtype<float, double>(call.dtype, call.name, [&](auto tag) {
     using T = typename decltype(tag)::type;
     with_flags([&](auto ta, auto tb) {
-      PYKERN_LAUNCH(grid, kTile * kTile, 0, stream,
-                    matmul_smem_tiled_kernel<T, kTile, decltype(ta)::value, decltype(tb)::value>)(
-          static_cast<const T*>(a), static_cast<const T*>(b), static_cast<T*>(c), int(M), int(N), int(K));
-      check_launch(what);
-    }, tr.a, tr.b);
+      PYKERN_LAUNCH(grid, kSmemTile * kSmemTile, 0, call.stream,
+                    matmul_smem_tiled_kernel<T, kSmemTile, decltype(ta)::value, decltype(tb)::value>)(
+          call.input<T>(0), call.input<T>(1), call.output<T>(), int(d.M), int(d.N), int(d.K));
+      check_launch(call.name);
+    }, d.transpose_a != 0, d.transpose_b != 0);
   });
 }
 
-// The rungs that index a and b in their plain layout only (the bindings refuse the flags first).
-void require_untransposed(Transpose tr, const char* what) {
-  if (tr.a || tr.b)
-    throw std::domain_error(std::string(what) + ": takes no transposed operands; naive, coalesced and "
-                            "smem_tiled do");
+void launch_blocktile_1d(const Call& call) {
+  const MatmulDims d = call.dims_as<MatmulDims>();
+  PYKERN_LAUNCH(grid_for(d.M, d.N, kTile1dBM, kTile1dBN), kTile1dBM * kTile1dBN / kTile1dTM, 0, call.stream,
+                matmul_blocktile_1d_kernel<kTile1dBM, kTile1dBN, kTile1dBK, kTile1dTM>)(
+      call.input<float>(0), call.input<float>(1), call.output<float>(), int(d.M), int(d.N), int(d.K));
+  check_launch(call.name);
 }
 
-void launch_blocktile_1d(DType dt, const void* a, const void* b, void* c, int64_t M, int64_t N, int64_t K,
-                         Transpose tr, cudaStream_t stream) {
-  require_untransposed(tr, "matmul_blocktile_1d");
-  constexpr const char* what = "matmul_blocktile_1d";
-  constexpr int BM = 64, BN = 64, BK = 8, TM = 8;
-  require_dtype(what, kF32, dt);
-  check_dims(M, N, K, what);
-  PYKERN_LAUNCH(grid_for(M, N, BM, BN, what), BM * BN / TM, 0, stream,
-                matmul_blocktile_1d_kernel<BM, BN, BK, TM>)(
-      static_cast<const float*>(a), static_cast<const float*>(b), static_cast<float*>(c), int(M), int(N), int(K));
-  check_launch(what);
-}
-
-void launch_blocktile_2d(DType dt, const void* a, const void* b, void* c, int64_t M, int64_t N, int64_t K,
-                         Transpose tr, cudaStream_t stream) {
-  require_untransposed(tr, "matmul_blocktile_2d");
-  constexpr const char* what = "matmul_blocktile_2d";
+void launch_blocktile_2d(const Call& call) {
   using Cfg = Tile2dCfg;
-  require_dtype(what, kF32, dt);
-  check_dims(M, N, K, what);
-  check_tile_offsets(N, K, Cfg::BM, Cfg::BN, Cfg::BK, what);
-  PYKERN_LAUNCH(grid_for(M, N, Cfg::BM, Cfg::BN, what), Cfg::kThreads, 0, stream,
+  const MatmulDims d = call.dims_as<MatmulDims>();
+  PYKERN_LAUNCH(grid_for(d.M, d.N, Cfg::BM, Cfg::BN), Cfg::kThreads, 0, call.stream,
                 matmul_blocktile_2d_kernel<Cfg::BM, Cfg::BN, Cfg::BK, Cfg::TM, Cfg::TN>)(
-      static_cast<const float*>(a), static_cast<const float*>(b), static_cast<float*>(c), int(M), int(N), int(K));
-  check_launch(what);
+      call.input<float>(0), call.input<float>(1), call.output<float>(), int(d.M), int(d.N), int(d.K));
+  check_launch(call.name);
 }
 
-void launch_vectorized(DType dt, const void* a, const void* b, void* c, int64_t M, int64_t N, int64_t K,
-                       Transpose tr, cudaStream_t stream) {
-  require_untransposed(tr, "matmul_vectorized");
-  constexpr const char* what = "matmul_vectorized";
+void launch_vectorized(const Call& call) {
   using Cfg = Tile2dCfg;
-  require_dtype(what, kF32, dt);
-  check_dims(M, N, K, what);
-  check_tile_offsets(N, K, Cfg::BM, Cfg::BN, Cfg::BK, what);
-  const unsigned int grid = grid_for(M, N, Cfg::BM, Cfg::BN, what);
+  const MatmulDims d = call.dims_as<MatmulDims>();
+  const float* a = call.input<float>(0);
+  const float* b = call.input<float>(1);
+  float* c = call.output<float>();
+  const unsigned int grid = grid_for(d.M, d.N, Cfg::BM, Cfg::BN);
   with_flags([&](auto va, auto vbc) {
-    PYKERN_LAUNCH(grid, Cfg::kThreads, 0, stream,
+    PYKERN_LAUNCH(grid, Cfg::kThreads, 0, call.stream,
                   matmul_vectorized_kernel<Cfg::BM, Cfg::BN, Cfg::BK, Cfg::TM, Cfg::TN, decltype(va)::value,
-                                           decltype(vbc)::value>)(
-        static_cast<const float*>(a), static_cast<const float*>(b), static_cast<float*>(c), int(M), int(N), int(K));
-    check_launch(what);
-  }, vec_a(a, K), vec_bc(b, c, N));
+                                           decltype(vbc)::value>)(a, b, c, int(d.M), int(d.N), int(d.K));
+    check_launch(call.name);
+  }, vec_a(a, d.K), vec_bc(b, c, d.N));
 }
 
-void launch_warptile(DType dt, const void* a, const void* b, void* c, int64_t M, int64_t N, int64_t K,
-                     Transpose tr, cudaStream_t stream) {
-  require_untransposed(tr, "matmul_warptile");
-  require_dtype("matmul_warptile", kF32, dt);
-  warptile_f32(static_cast<const float*>(a), static_cast<const float*>(b), static_cast<float*>(c), M, N, K,
-               stream);
+void launch_warptile(const Call& call) {
+  const MatmulDims d = call.dims_as<MatmulDims>();
+  warptile_f32(call.input<float>(0), call.input<float>(1), call.output<float>(), d.M, d.N, d.K, call.stream,
+               call.name);
 }
 
-void launch_double_buffer(DType dt, const void* a, const void* b, void* c, int64_t M, int64_t N, int64_t K,
-                          Transpose tr, cudaStream_t stream) {
-  require_untransposed(tr, "matmul_double_buffer");
-  require_dtype("matmul_double_buffer", kF32, dt);
-  double_buffer_f32(static_cast<const float*>(a), static_cast<const float*>(b), static_cast<float*>(c), M, N,
-                    K, stream);
+void launch_double_buffer(const Call& call) {
+  const MatmulDims d = call.dims_as<MatmulDims>();
+  double_buffer_f32(call.input<float>(0), call.input<float>(1), call.output<float>(), d.M, d.N, d.K, call.stream,
+                    call.name);
 }
 
-void launch_wmma_fp16(DType dt, const void* a, const void* b, void* c, int64_t M, int64_t N, int64_t K,
-                      Transpose tr, cudaStream_t stream) {
-  require_untransposed(tr, "matmul_wmma_fp16");
-  require_dtype("matmul_wmma_fp16", kF16, dt);
-  launch_wmma(static_cast<const __half*>(a), static_cast<const __half*>(b), static_cast<float*>(c), M, N, K,
-              stream, "matmul_wmma_fp16");
+void launch_wmma_fp16(const Call& call) { launch_wmma<__half>(call); }
+void launch_wmma_bf16(const Call& call) { launch_wmma<__nv_bfloat16>(call); }
+
+// What each row's kernels need of the shape beyond dims_problem: its block tile (tile_m x
+// tile_n, which sizes the 1D grid) and, from blocktile_2d on, the BM x BK and BK x BN tiles whose
+// offsets are 32-bit (BK = 0: offsets are 64-bit, any K and N).
+struct RowShape {
+  Launcher launch;
+  int tile_m, tile_n;
+  int BM, BN, BK;
+};
+constexpr RowShape kRowShapes[] = {
+    {launch_naive, kNaiveRows, kNaiveCols, 0, 0, 0},
+    {launch_coalesced, kCoalescedRows, kCoalescedCols, 0, 0, 0},
+    {launch_smem_tiled, kSmemTile, kSmemTile, 0, 0, 0},
+    {launch_blocktile_1d, kTile1dBM, kTile1dBN, 0, 0, 0},
+    {launch_blocktile_2d, Tile2dCfg::BM, Tile2dCfg::BN, Tile2dCfg::BM, Tile2dCfg::BN, Tile2dCfg::BK},
+    {launch_vectorized, Tile2dCfg::BM, Tile2dCfg::BN, Tile2dCfg::BM, Tile2dCfg::BN, Tile2dCfg::BK},
+    {launch_warptile, WarpCfg::BM, WarpCfg::BN, WarpCfg::BM, WarpCfg::BN, WarpCfg::BK},
+    {launch_double_buffer, WarpCfg::BM, WarpCfg::BN, WarpCfg::BM, WarpCfg::BN, WarpCfg::BK},
+    {launch_wmma_fp16, WmmaTiles::BM, WmmaTiles::BN, WmmaTiles::BM, WmmaTiles::BN, WmmaTiles::BK},
+    {launch_wmma_bf16, WmmaTiles::BM, WmmaTiles::BN, WmmaTiles::BM, WmmaTiles::BN, WmmaTiles::BK},
+};
+
+// The shape rule of one row's tiles: "" or why not.
+std::string shape_problem(const RowShape& r, int64_t M, int64_t N, int64_t K) {
+  std::string why = dims_problem(M, N, K);
+  if (why.empty() && r.BK > 0) why = tile_offsets_problem(N, K, r.BM, r.BN, r.BK);
+  if (why.empty()) why = grid_problem(M, N, r.tile_m, r.tile_n);
+  return why;
 }
 
-void launch_wmma_bf16(DType dt, const void* a, const void* b, void* c, int64_t M, int64_t N, int64_t K,
-                      Transpose tr, cudaStream_t stream) {
-  require_untransposed(tr, "matmul_wmma_bf16");
-  require_dtype("matmul_wmma_bf16", kBF16, dt);
-  launch_wmma(static_cast<const __nv_bfloat16*>(a), static_cast<const __nv_bfloat16*>(b),
-              static_cast<float*>(c), M, N, K, stream, "matmul_wmma_bf16");
+const RowShape* row_shape(Launcher launch) {
+  for (const RowShape& r : kRowShapes)
+    if (r.launch == launch) return &r;
+  return nullptr;
 }
 
 }  // namespace
 
 // ------------------------------------------------------------------------------------------
-// Variant table: the ladder in registration order; pykern/cuda/matmul.py registers each row
+// Variant table: the ladder in registration order; pykern/cuda/ registers each row
 // ------------------------------------------------------------------------------------------
 
-constexpr Variant<MatmulLauncher> kVariants[] = {
+constexpr Variant kVariants[] = {
     // name           dtypes       default  launcher
     // ..., "technique", then the optional parameters the row takes (none when absent)
     {"naive",         kF32 | kF64, false,   launch_naive,
@@ -988,20 +970,50 @@ constexpr Variant<MatmulLauncher> kVariants[] = {
      "Tensor cores via nvcuda::wmma, bf16 in, fp32 accumulate and out; 3-stage cp.async ring (sm_80+)."},
 };
 
-VariantTable<MatmulLauncher> matmul_variants() { return table_of(kVariants); }
+namespace {
+
+// The rows whose offsets are 64-bit, "naive, coalesced and smem_tiled": what a refusal of 32-bit
+// tile offsets suggests instead, read from the table rather than typed.
+std::string rows_taking_any_k_and_n() {
+  std::string names;
+  int count = 0, seen = 0;
+  for (const Variant& row : kVariants) count += row_shape(row.launch)->BK == 0;
+  for (const Variant& row : kVariants) {
+    if (row_shape(row.launch)->BK != 0) continue;
+    ++seen;
+    names += std::string(seen == 1 ? "" : seen == count ? " and " : ", ") + row.name;
+  }
+  return names;
+}
+
+// The table's rule (Python's `supports` and the binder both ask it): shape_problem, with the
+// rows to use instead when a row's 32-bit tile offsets are what refuses the shape.
+std::string unsupported(const Variant& row, const Call& call) {
+  const MatmulDims d = call.dims_as<MatmulDims>();
+  const RowShape& r = *row_shape(row.launch);
+  std::string why = dims_problem(d.M, d.N, d.K);
+  if (why.empty() && r.BK > 0) {
+    why = tile_offsets_problem(d.N, d.K, r.BM, r.BN, r.BK);
+    if (!why.empty()) why += "; " + rows_taking_any_k_and_n() + " take any K and N";
+  }
+  return why.empty() ? grid_problem(d.M, d.N, r.tile_m, r.tile_n) : why;
+}
+
+}  // namespace
+
+PYKERN_TABLE(matmul, MatmulDims, "a, b", kVariants, unsupported);
 
 std::string matmul_f32_best_problem(int64_t M, int64_t N, int64_t K) {
-  const std::string why = dims_problem(M, N, K);
-  return why.empty() ? tile_offsets_problem(N, K, WarpCfg::BM, WarpCfg::BN, WarpCfg::BK) : why;
+  return shape_problem(*row_shape(launch_double_buffer), M, N, K);
 }
 
 void matmul_f32_best(const float* a, const float* b, float* c, int64_t M, int64_t N, int64_t K,
-                     cudaStream_t stream) {
+                     cudaStream_t stream, const char* what) {
   // double_buffer needs cp.async (sm_80+); older GPUs get the same tiling without it.
   if (device_info().cc_major >= 8) {
-    double_buffer_f32(a, b, c, M, N, K, stream);
+    double_buffer_f32(a, b, c, M, N, K, stream, what);
   } else {
-    warptile_f32(a, b, c, M, N, K, stream);
+    warptile_f32(a, b, c, M, N, K, stream, what);
   }
 }
 

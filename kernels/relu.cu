@@ -9,7 +9,6 @@
 // same thread.
 #include "dispatch.cuh"
 #include "launch.cuh"
-#include "relu.h"
 
 namespace pykern {
 namespace {
@@ -71,14 +70,14 @@ unsigned int stride_grid(int64_t work) {
 }
 
 template <typename T>
-void vectorized_packets(const T* x, T* y, int64_t n, cudaStream_t stream) {
+void vectorized_packets(const T* x, T* y, int64_t n, cudaStream_t stream, const char* what) {
   constexpr int64_t kVec = Packet<T>::kVec;
   auto xa = reinterpret_cast<uintptr_t>(x), ya = reinterpret_cast<uintptr_t>(y);
   if (xa % 16 != ya % 16) {
     // x and y are misaligned relative to each other: no offset makes both 16-byte aligned,
     // so packets are impossible; stay correct with scalar accesses.
     PYKERN_LAUNCH(stride_grid(n), kBlock, 0, stream, relu_grid_stride_kernel<T>)(x, y, n);
-    check_launch("relu_vectorized(scalar fallback)");
+    check_launch(what, "scalar fallback");
     return;
   }
   // Scalar head up to the first 16-byte boundary, packets, then a scalar tail.
@@ -88,51 +87,52 @@ void vectorized_packets(const T* x, T* y, int64_t n, cudaStream_t stream) {
   int64_t tail_start = head + npackets * kVec;
   if (head > 0) {
     PYKERN_LAUNCH(1, kBlock, 0, stream, relu_naive_kernel<T>)(x, y, head);
-    check_launch("relu_vectorized(head)");
+    check_launch(what, "head");
   }
   if (npackets > 0) {
     PYKERN_LAUNCH(stride_grid(npackets), kBlock, 0, stream, relu_packets_kernel<T>)(
         reinterpret_cast<const uint4*>(x + head), reinterpret_cast<uint4*>(y + head), npackets);
-    check_launch("relu_vectorized(packets)");
+    check_launch(what, "packets");
   }
   if (tail_start < n) {
     PYKERN_LAUNCH(1, kBlock, 0, stream, relu_naive_kernel<T>)(x + tail_start, y + tail_start, n - tail_start);
-    check_launch("relu_vectorized(tail)");
+    check_launch(what, "tail");
   }
 }
 
-void launch_naive(DType dt, const void* x, void* y, int64_t n, cudaStream_t stream) {
-  dispatch_dtype<__half, float, double>(dt, "relu_naive", [&](auto tag) {
+void launch_naive(const Call& c) {
+  const int64_t n = c.dims_as<ElementwiseDims>().n;
+  dispatch_dtype<__half, float, double>(c.dtype, c.name, [&](auto tag) {
     using T = typename decltype(tag)::type;
-    PYKERN_LAUNCH(ceil_div(n, kBlock), kBlock, 0, stream, relu_naive_kernel<T>)(
-        static_cast<const T*>(x), static_cast<T*>(y), n);
-    check_launch("relu_naive");
+    PYKERN_LAUNCH(ceil_div(n, kBlock), kBlock, 0, c.stream, relu_naive_kernel<T>)(c.input<T>(0), c.output<T>(), n);
+    check_launch(c.name);
   });
 }
 
-void launch_grid_stride(DType dt, const void* x, void* y, int64_t n, cudaStream_t stream) {
-  dispatch_dtype<__half, float, double>(dt, "relu_grid_stride", [&](auto tag) {
+void launch_grid_stride(const Call& c) {
+  const int64_t n = c.dims_as<ElementwiseDims>().n;
+  dispatch_dtype<__half, float, double>(c.dtype, c.name, [&](auto tag) {
     using T = typename decltype(tag)::type;
-    PYKERN_LAUNCH(stride_grid(n), kBlock, 0, stream, relu_grid_stride_kernel<T>)(
-        static_cast<const T*>(x), static_cast<T*>(y), n);
-    check_launch("relu_grid_stride");
+    PYKERN_LAUNCH(stride_grid(n), kBlock, 0, c.stream, relu_grid_stride_kernel<T>)(c.input<T>(0), c.output<T>(), n);
+    check_launch(c.name);
   });
 }
 
-void launch_vectorized(DType dt, const void* x, void* y, int64_t n, cudaStream_t stream) {
-  dispatch_dtype<__half, float, double>(dt, "relu_vectorized", [&](auto tag) {
+void launch_vectorized(const Call& c) {
+  const int64_t n = c.dims_as<ElementwiseDims>().n;
+  dispatch_dtype<__half, float, double>(c.dtype, c.name, [&](auto tag) {
     using T = typename decltype(tag)::type;
-    vectorized_packets(static_cast<const T*>(x), static_cast<T*>(y), n, stream);
+    vectorized_packets(c.input<T>(0), c.output<T>(), n, c.stream, c.name);
   });
 }
 
 }  // namespace
 
 // ------------------------------------------------------------------------------------------
-// Variant table, in registration order; pykern/cuda/relu.py registers each row
+// Variant table, in registration order; pykern/cuda/ registers each row
 // ------------------------------------------------------------------------------------------
 
-constexpr Variant<ReluLauncher> kVariants[] = {
+constexpr Variant kVariants[] = {
     // name         dtypes             default  launcher
     {"naive",       kF16 | kF32 | kF64, false,  launch_naive,
      "One thread per element; grid sized to n."},
@@ -142,6 +142,6 @@ constexpr Variant<ReluLauncher> kVariants[] = {
      "Grid-stride over 16-byte packets; scalar head/tail make any length and alignment correct."},
 };
 
-VariantTable<ReluLauncher> relu_variants() { return table_of(kVariants); }
+PYKERN_TABLE(relu, ElementwiseDims, "x", kVariants);
 
 }  // namespace pykern

@@ -212,5 +212,16 @@ class Conv2dSpec(OpSpec):
             s += f"_{p['activation']}"
         return s + ("_bias" if case.get("bias") else "")
 
+    # --- compiled kernels -------------------------------------------------------------------
+    dims_fields = ("N", "C", "H", "W", "K", "R", "S", "P", "Q", "sh", "sw", "ph", "pw", "dh", "dw", "groups",
+                   "relu")  # ConvShape (kernels/conv2d.h)
+
+    def dims(self, problem):
+        p = problem.params
+        n, c, h, w = problem.infos["x"].shape
+        k, _, r, s = problem.infos["w"].shape
+        return (n, c, h, w, k, r, s, *problem.out_shape[2:], *p["stride"], *p["padding"], *p["dilation"],
+                p["groups"], int(p["activation"] == "relu"))
+
 
 SPEC = Conv2dSpec()

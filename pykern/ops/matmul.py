@@ -122,5 +122,14 @@ class MatmulSpec(OpSpec):
         return (f"{case['M']}x{case['N']}x{case['K']}" + ("_tA" if "transpose_a" in fl else "")
                 + ("_tB" if "transpose_b" in fl else ""))
 
+    # --- compiled kernels -------------------------------------------------------------------
+    dims_fields = ("M", "N", "K", "transpose_a", "transpose_b")  # MatmulDims (kernels/matmul.h)
+
+    def dims(self, problem):
+        m, n = problem.out_shape
+        ta, tb = bool(problem.params.get("transpose_a")), bool(problem.params.get("transpose_b"))
+        a = problem.infos["a"].shape
+        return (m, n, a[0] if ta else a[1], int(ta), int(tb))
+
 
 SPEC = MatmulSpec()

@@ -56,5 +56,11 @@ class ReluSpec(OpSpec):
     def case_id(self, case):
         return "x".join(map(str, case["shape"]))
 
+    # --- compiled kernels -------------------------------------------------------------------
+    dims_fields = ("n",)  # ElementwiseDims (kernels/pykern.h)
+
+    def dims(self, problem):
+        return (problem.inputs[0].size,)
+
 
 SPEC = ReluSpec()

@@ -61,5 +61,11 @@ class ReluBackwardSpec(OpSpec):
     def case_id(self, case):
         return RELU.case_id(case)
 
+    # --- compiled kernels -------------------------------------------------------------------
+    dims_fields = ("n",)  # ElementwiseDims (kernels/pykern.h)
+
+    def dims(self, problem):
+        return (problem.inputs[0].size,)
+
 
 SPEC = ReluBackwardSpec()
