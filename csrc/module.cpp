@@ -13,8 +13,9 @@
 //   <op>_unsupported(variant, dims, dtype) -> "" or why that row cannot run them
 //   <op>_configs(variant) -> the names `config` indexes for that row ([] for none)
 // A bound launcher checks, in this order, what makes a direct call memory-safe and nothing else:
-// the dtype in the row's set (TypeError), the number of pointers and dims, the takes flags, the
-// config index, the table's `unsupported` rule (ValueError), and non-null pointers (ValueError).
+// the dtype in the row's set (TypeError), the number of pointers and dims, non-negative dims, the
+// takes flags, the config index, the table's `unsupported` rule (the index-width policy and kernel
+// limits of kernels/pykern.h; ValueError), and non-null pointers (ValueError).
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -103,14 +104,6 @@ std::string join(const std::vector<std::string>& names, const char* sep = ", ") 
   return s;
 }
 
-// "a", "a and b", "a, b and c".
-std::string and_list(const std::vector<std::string>& names) {
-  std::string s;
-  for (size_t i = 0; i < names.size(); ++i)
-    s += (i == 0 ? "" : i + 1 == names.size() ? " and " : ", ") + names[i];
-  return s;
-}
-
 // What the binder knows about one table, derived once from its registration.
 struct TableInfo {
   const Table* table;
@@ -179,6 +172,9 @@ Call checked_call(const TableInfo& info, const Variant& row, const std::string& 
     refuse(kernel, "expected " + std::to_string(info.inputs.size()) + " input pointers (" + join(info.inputs) +
                        "), got " + std::to_string(ins.size()));
   require_dims(info, kernel, dims);
+  for (size_t i = 0; i < dims.size(); ++i)
+    if (dims[i] < 0)
+      refuse(kernel, "dims must be non-negative, got " + info.fields[i] + "=" + std::to_string(dims[i]));
   for (const auto& [index, flag] : info.flags)
     if (dims[index] != 0 && !row.takes.has(flag.bit))
       refuse(kernel, std::string(flag.refusal) + " (its table row's takes column)");
@@ -186,7 +182,7 @@ Call checked_call(const TableInfo& info, const Variant& row, const std::string& 
   if (configs == 0 && config != -1)
     refuse(kernel, "config must be -1: " + (info.config_rows.empty()
                                                  ? "no " + info.op + " variant has configurations"
-                                                 : "only " + and_list(info.config_rows) + " has configurations"));
+                                                 : "only " + name_list(info.config_rows) + " has configurations"));
   if (config < -1 || config >= configs)
     refuse(kernel, "config must be -1 (auto) or in [0, " + std::to_string(configs) + "), got " +
                        std::to_string(config));

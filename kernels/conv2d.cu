@@ -15,9 +15,10 @@
 // Abbreviations: PQ = P*Q output pixels per image; Cg = C/groups, Kg = K/groups channels per
 // group; CRS = Cg*R*S, the reduction length of one output (a filter's size).
 //
-// Index widths: the launchers refuse shapes where one image of x (C*H*W), of y (K*P*Q), the
-// filter bank (K*Cg*R*S) or N*P*Q reaches 2^31 (conv2d_unsupported says so); within those
-// bounds in-image offsets are 32-bit ints (cheaper address math, fewer registers) and only the
+// Index widths: kernels/pykern.h's tiled policy for every variant (direct too: it shares the
+// Geom of 32-bit sizes): the table's rule refuses shapes where one image of x (C*H*W), of y
+// (K*P*Q), the filter bank (K*Cg*R*S) or N*P*Q reaches 2^31 (geom_problem); within those bounds
+// in-image offsets are 32-bit ints (cheaper address math, fewer registers) and only the
 // per-image base offsets, which grow with N, are 64-bit.
 #include <algorithm>
 #include <stdexcept>
@@ -31,9 +32,7 @@
 namespace pykern {
 namespace {
 
-constexpr int64_t kInt32Max = 2147483647;
-
-// The shape as the kernels see it: 32-bit ints (conv2d_unsupported proved they fit) and the
+// The shape as the kernels see it: 32-bit ints (the table's rule proved they fit) and the
 // derived sizes every kernel needs, computed once on the host.
 struct Geom {
   int N, C, H, W, K, R, S, P, Q;
@@ -44,25 +43,15 @@ struct Geom {
   bool relu;
 };
 
-// a*b*... saturated just above the int32 range, so oversized products compare false safely.
-int64_t sat_product(std::initializer_list<int64_t> factors) {
-  int64_t p = 1;
-  for (int64_t f : factors) {
-    if (f != 0 && p > (kInt32Max + 1) / f) return kInt32Max + 1;
-    p *= f;
-  }
-  return p;
-}
-
 // "" when the shape is consistent and within the 32-bit indexing bounds, else why not.
 std::string geom_problem(const ConvShape& s) {
   for (int64_t v : {s.N, s.C, s.H, s.W, s.K, s.R, s.S, s.P, s.Q, s.sh, s.sw, s.dh, s.dw, s.groups})
-    if (v < 1 || v > kInt32Max) return "every size, stride, dilation and groups must be in [1, 2^31)";
-  if (s.ph < 0 || s.pw < 0 || s.ph > kInt32Max || s.pw > kInt32Max)
+    if (v < 1 || v > kIndex32Max) return "every size, stride, dilation and groups must be in [1, 2^31)";
+  if (s.ph < 0 || s.pw < 0 || s.ph > kIndex32Max || s.pw > kIndex32Max)
     return "padding must be in [0, 2^31)";
   if (s.C % s.groups || s.K % s.groups) return "groups must divide both C and K";
   // H + 2*ph bounds every input row index the kernels form (p*sh - ph + r*dh), likewise W.
-  if (s.H + 2 * s.ph > kInt32Max || s.W + 2 * s.pw > kInt32Max)
+  if (s.H + 2 * s.ph > kIndex32Max || s.W + 2 * s.pw > kIndex32Max)
     return "the padded input (H + 2*pad_h, W + 2*pad_w) must stay below 2^31";
   int64_t p = (s.H + 2 * s.ph - s.dh * (s.R - 1) - 1) / s.sh + 1;
   int64_t q = (s.W + 2 * s.pw - s.dw * (s.S - 1) - 1) / s.sw + 1;
@@ -70,14 +59,14 @@ std::string geom_problem(const ConvShape& s) {
     return "y: (P, Q) = (" + std::to_string(s.P) + ", " + std::to_string(s.Q) +
            ") does not match the output size (" + std::to_string(p) + ", " + std::to_string(q) +
            ") of this input, filter, stride, padding and dilation";
-  if (sat_product({s.C, s.H, s.W}) > kInt32Max)
+  if (!fits_index32({s.C, s.H, s.W}))
     return "x: one image (C*H*W) must stay below 2^31 elements (32-bit in-image indexing)";
-  if (sat_product({s.K, s.P, s.Q}) > kInt32Max)
+  if (!fits_index32({s.K, s.P, s.Q}))
     return "y: one image (K*P*Q) must stay below 2^31 elements (32-bit in-image indexing)";
   // - 64: implicit_gemm's filter offsets run up to two steps (2*BK <= 64) past the end.
-  if (sat_product({s.K, s.C / s.groups, s.R, s.S}) > kInt32Max - 64)
+  if (!fits_index32({s.K, s.C / s.groups, s.R, s.S}, 64))
     return "w: K*C/groups*R*S must stay below 2^31 - 64 elements (32-bit filter indexing)";
-  if (sat_product({s.N, s.P, s.Q}) > kInt32Max)
+  if (!fits_index32({s.N, s.P, s.Q}))
     return "N*P*Q (output pixels over the batch) must stay below 2^31 (32-bit GEMM row index)";
   return "";
 }
@@ -158,7 +147,7 @@ constexpr int kSmemKB = 8;      // output channels per block, held as registers 
 constexpr int kSmemMaxCB = 8;   // input channels staged per pair of __syncthreads
 constexpr int kSmemThreads = kSmemTileP * kSmemTileQ;
 // Below the 48 KiB every GPU grants without an opt-in attribute, so any shape that fits is
-// launchable as is; larger filters/dilations are refused (conv2d_unsupported says which).
+// launchable as is; larger filters/dilations are refused (the table's rule says which).
 constexpr int64_t kSmemBudget = 48 * 1024;
 static_assert(kSmemTileQ == 32, "one warp per output row: x loads along W and y stores along Q "
                                 "are then coalesced");
@@ -178,10 +167,10 @@ SmemTiling smem_tiling(const ConvShape& s, int64_t itemsize) {
   // ih * iw saturated: with strides near 2^31 the raw product (up to ~2^70) wraps int64 and
   // can land on a small positive byte count that passes the budget. Saturated, it stays over
   // the budget and the shape is refused. R*S < 2^31 (filter bank bound), so that term fits.
-  t.bytes_per_channel = (sat_product({ih, iw}) + s.R * s.S * kSmemKB) * itemsize;
+  t.bytes_per_channel = (index32_product({ih, iw}) + s.R * s.S * kSmemKB) * itemsize;
   int64_t cb = std::min<int64_t>({kSmemMaxCB, s.C / s.groups, kSmemBudget / t.bytes_per_channel});
-  t.IH = static_cast<int>(std::min<int64_t>(ih, kInt32Max));
-  t.IW = static_cast<int>(std::min<int64_t>(iw, kInt32Max));
+  t.IH = static_cast<int>(std::min<int64_t>(ih, kIndex32Max));
+  t.IW = static_cast<int>(std::min<int64_t>(iw, kIndex32Max));
   t.CB = static_cast<int>(cb);
   t.bytes = cb * t.bytes_per_channel;
   return t;
@@ -362,7 +351,7 @@ struct IgemmTile {
                 "B load: B_SPLIT threads per filter row, each B_PER adjacent columns, cover the "
                 "BN x BK slice exactly");
   static_assert((2 * BK * (BM + BNP)) * 4 <= 48 * 1024, "static shared memory is capped at 48 KiB");
-  static_assert(2 * BK <= 64, "filter offsets run up to 2*BK past w's end; conv2d_unsupported "
+  static_assert(2 * BK <= 64, "filter offsets run up to 2*BK past w's end; the table's rule "
                               "keeps w 64 elements below 2^31 for that");
 };
 
@@ -393,7 +382,7 @@ conv2d_implicit_gemm_kernel(Geom g, int k_tiles, const float* __restrict__ x,
   const int ak0 = (t / BM) * A_PER;
   // Rows past M get an input row so far below 0 that every tap fails the bounds test (it stays
   // > INT_MIN: (R-1)*dh < H + 2*ph < 2^31), so no separate row predicate is kept.
-  int ih0 = static_cast<int>(-kInt32Max), iw0 = 0;
+  int ih0 = static_cast<int>(-kIndex32Max), iw0 = 0;
   const float* xrow = x;  // x[n, grp*Cg:]: (Cg, H, W) of this row's image
   if (m0 + am < g.M) {
     const int m = m0 + am;
@@ -584,7 +573,7 @@ constexpr IgemmConfig kIgemmConfigs[] = {
 };
 constexpr int kIgemmConfigCount = sizeof(kIgemmConfigs) / sizeof(kIgemmConfigs[0]);
 
-// The narrowest tile, which makes the most column tiles (the grid-y limit in shape_problem).
+// The narrowest tile, which makes the most column tiles (the grid-y limit in row_problem).
 constexpr int igemm_min_bn() {
   int bn = kIgemmConfigs[0].BN;
   for (const IgemmConfig& c : kIgemmConfigs) bn = c.BN < bn ? c.BN : bn;
@@ -615,30 +604,27 @@ int pick_igemm_config(const Geom& g) {
   return kIgemmConfigCount - 1;  // the smallest, whatever the shape
 }
 
-// The launchers (below), which shape_problem tells apart.
+// The launchers (below), which row_problem tells apart.
 void launch_direct(const Call& c);
 void launch_smem_tiled(const Call& c);
 void launch_im2col_gemm(const Call& c);
 void launch_implicit_gemm(const Call& c);
 
-// "" when the row with launcher `launch` can run shape s in dtype dt (whose size sets
-// smem_tiled's footprint).
-std::string shape_problem(Launcher launch, DType dt, const ConvShape& s) {
-  std::string why = geom_problem(s);
-  if (!why.empty()) return why;
+// "" when the row with launcher `launch` can run shape s, which geom_problem accepted, in dtype
+// dt (whose size sets smem_tiled's footprint): the row's own limits.
+std::string row_problem(Launcher launch, DType dt, const ConvShape& s) {
   if (launch == launch_direct) {
-    if (static_cast<double>(s.N) * s.K * s.P * s.Q / kDirectBlock > kInt32Max)
+    if (static_cast<double>(s.N) * s.K * s.P * s.Q / kDirectBlock > kIndex32Max)
       return "N*K*P*Q needs more than 2^31 blocks of one thread per output";
   } else if (launch == launch_smem_tiled) {
     const SmemTiling t = smem_tiling(s, dt == DType::f64 ? 8 : 4);
     if (t.CB < 1)
       return "one channel's input tile with halo plus filter slice needs " +
              std::to_string(t.bytes_per_channel) + " bytes of shared memory, over the " +
-             std::to_string(kSmemBudget) + "-byte budget (filter or dilation too large); "
-             "use direct or implicit_gemm";
+             std::to_string(kSmemBudget) + "-byte budget (filter or dilation too large)";
     const int64_t tiles =
         ((s.P + kSmemTileP - 1) / kSmemTileP) * ((s.Q + kSmemTileQ - 1) / kSmemTileQ) * s.N;
-    if (tiles > kInt32Max) return "more than 2^31 output tiles (grid x limit)";
+    if (tiles > kIndex32Max) return "more than 2^31 output tiles (grid x limit)";
     if (s.groups * ((s.K / s.groups + kSmemKB - 1) / kSmemKB) > 65535)
       return "more than 65535 blocks of output channels (grid y limit)";
   } else if (launch == launch_im2col_gemm) {
@@ -756,9 +742,19 @@ constexpr Variant kVariants[] = {
 namespace {
 
 // The table's rule (Python's `supports` and the binder both ask it): the 32-bit index bounds of
-// geom_problem, then the row's own limits (shared-memory budget, grid).
+// geom_problem, then the row's own limits (shared-memory budget, grid), naming the rows of the
+// table that do take the shape.
 std::string unsupported(const Variant& row, const Call& c) {
-  return shape_problem(row.launch, c.dtype, c.dims_as<ConvShape>());
+  const ConvShape s = c.dims_as<ConvShape>();
+  std::string why = geom_problem(s);
+  if (!why.empty()) return why;
+  why = row_problem(row.launch, c.dtype, s);
+  if (why.empty()) return "";
+  std::vector<std::string> others;
+  for (const Variant& other : kVariants)
+    if (&other != &row && other.dtypes.has(c.dtype) && row_problem(other.launch, c.dtype, s).empty())
+      others.push_back(other.name);
+  return others.empty() ? why : why + "; use " + name_list(others, "or");
 }
 
 // implicit_gemm's tile configurations, in the order Call::config indexes them.

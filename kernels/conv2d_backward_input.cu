@@ -10,8 +10,9 @@
 // kernels/conv2d_backward_weight.cu: one variant table per file, named by the file, is what
 // csrc/variant_tables.py reads, and each gradient is its own registered op.
 //
-// Indexing is 64-bit throughout: this is the first rung, written for clarity, and the spec's
-// shapes are bounded only by memory.
+// Indexing: kernels/pykern.h's 64-bit policy (this is the first rung, written for clarity, and
+// the spec's shapes are bounded only by memory); the launcher splits dx into launches of at most
+// 2^31 - 1 blocks, so the table's rule checks only the sizes and the geometry.
 #include <stdexcept>
 #include <string>
 
@@ -64,7 +65,7 @@ conv2d_backward_input_direct_kernel(ConvGradShape s, int64_t first, const T* __r
 std::string unsupported(const Variant&, const Call& c) {
   const ConvGradShape s = c.dims_as<ConvGradShape>();
   int64_t total = 0;
-  std::string why = product_problem("dx (N*C*H*W)", {s.N, s.C, s.H, s.W}, &total);
+  std::string why = size64_problem("dx (N*C*H*W)", {s.N, s.C, s.H, s.W}, &total);
   return why.empty() ? grad_geometry_problem(s) : why;
 }
 

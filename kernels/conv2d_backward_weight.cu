@@ -12,7 +12,8 @@
 //
 // Abbreviations: Cg = C/groups, Kg = K/groups channels per group. The input gradient is in
 // kernels/conv2d_backward_input.cu (one variant table per file, named by the file).
-// Indexing is 64-bit throughout: the spec's shapes are bounded only by memory.
+// Indexing: kernels/pykern.h's 64-bit policy (the spec's shapes are bounded only by memory); the
+// table's rule checks the sizes, the geometry and each row's grid.
 #include <stdexcept>
 #include <string>
 
@@ -137,9 +138,9 @@ std::string unsupported(const Variant& row, const Call& c) {
   int64_t total = 0, terms = 0;
   // C/groups, or C for a groups below 1 (which grad_geometry_problem then refuses): no division
   // by zero before the geometry is checked.
-  std::string why = product_problem("dw (K*C/groups*R*S)", {s.K, s.groups >= 1 ? s.C / s.groups : s.C, s.R, s.S},
+  std::string why = size64_problem("dw (K*C/groups*R*S)", {s.K, s.groups >= 1 ? s.C / s.groups : s.C, s.R, s.S},
                                     &total);
-  if (why.empty()) why = product_problem("dy (N*P*Q)", {s.N, s.P, s.Q}, &terms);
+  if (why.empty()) why = size64_problem("dy (N*P*Q)", {s.N, s.P, s.Q}, &terms);
   if (why.empty()) why = grad_geometry_problem(s);
   if (!why.empty()) return why;
   if (row.launch == launch_direct && (total + kBlock - 1) / kBlock > kMaxGridX)

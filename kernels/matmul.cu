@@ -29,13 +29,14 @@
 // otherwise the same kernel is instantiated with scalar accesses. So every variant takes every
 // shape and any naturally aligned pointer, and nothing ever reads outside a, b or c.
 //
-// Indexing: M, N, K are checked <= kMatmulMaxDim (2^31 minus a margin) and kept as int: cheap
+// Indexing, kernels/pykern.h's tiled policy, checked once by the table's rule (unsupported, below
+// the table): M, N, K are checked <= kMatmulMaxDim (2^31 minus a margin) and kept as int: cheap
 // compares and tile arithmetic, which runs up to one tile past the edge (k0 + BK, m0 + BM)
 // without overflow. Offsets row * ld + col may exceed 2^31 (M*K, K*N, M*N can), so tile origins
 // are formed in 64 bits. From blocktile_2d on, offsets inside a tile are int: the tiled kernels
 // hoist one such offset per copied element out of the k-loop, and at 64 bits those pushed the
 // 128-register kernels into spilling. So those launchers refuse K or N so large (millions) that
-// rows * ld + cols of a tile reaches 2^31 (check_tile_offsets); the first four rungs take any
+// rows * ld + cols of a tile reaches 2^31 (tile_offsets_problem); the first four rungs take any
 // size up to kMatmulMaxDim.
 #include <mma.h>
 
@@ -975,15 +976,10 @@ namespace {
 // The rows whose offsets are 64-bit, "naive, coalesced and smem_tiled": what a refusal of 32-bit
 // tile offsets suggests instead, read from the table rather than typed.
 std::string rows_taking_any_k_and_n() {
-  std::string names;
-  int count = 0, seen = 0;
-  for (const Variant& row : kVariants) count += row_shape(row.launch)->BK == 0;
-  for (const Variant& row : kVariants) {
-    if (row_shape(row.launch)->BK != 0) continue;
-    ++seen;
-    names += std::string(seen == 1 ? "" : seen == count ? " and " : ", ") + row.name;
-  }
-  return names;
+  std::vector<std::string> names;
+  for (const Variant& row : kVariants)
+    if (row_shape(row.launch)->BK == 0) names.push_back(row.name);
+  return name_list(names);
 }
 
 // The table's rule (Python's `supports` and the binder both ask it): shape_problem, with the

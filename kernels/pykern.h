@@ -206,16 +206,58 @@ DeviceInfo device_info();
 
 inline unsigned int ceil_div(int64_t a, int64_t b) { return static_cast<unsigned int>((a + b - 1) / b); }
 
+// ------------------------------------------------------------------------------------------
+// Index widths: one policy per kind of kernel
+// ------------------------------------------------------------------------------------------
+// Elementwise and direct kernels (relu, relu_backward, conv2d's direct, both conv2d gradients):
+//   64-bit flat indices (int64_t) throughout; the only bound is that sizes and their products fit
+//   int64 (size64_problem). A launcher whose one-thread-per-element grid could pass gridDim.x's
+//   2^31 - 1 launches in chunks or strides, or its table's rule refuses the shape.
+// Tiled GEMM and convolution kernels (matmul; conv2d's smem_tiled, im2col_gemm, implicit_gemm):
+//   sizes, and offsets inside a tile or one image, as int (cheaper address arithmetic and fewer
+//   registers in the inner loops); only tile and image origins are 64-bit. Their table's rule
+//   refuses every shape where such an int product would reach 2^31 (fits_index32), with the
+//   margin the tile arithmetic steps past the edge.
+// Enforced in one place: a table's `unsupported` rule, which the binder runs before every launch
+// (and Python's `supports` asks), so launchers index without re-checking. The binder itself
+// refuses negative dims for every table.
+constexpr int64_t kIndex32Max = 2147483647;
+
+// The product of non-negative factors, saturated just above kIndex32Max: compare it with a
+// 32-bit bound without overflowing int64 on the way.
+constexpr int64_t index32_product(std::initializer_list<int64_t> factors) {
+  int64_t p = 1;
+  for (int64_t f : factors) {
+    if (f != 0 && p > (kIndex32Max + 1) / f) return kIndex32Max + 1;
+    p *= f;
+  }
+  return p;
+}
+
+// Whether the product of non-negative `factors` stays at most kIndex32Max - margin: the tiled
+// kernels' bound.
+constexpr bool fits_index32(std::initializer_list<int64_t> factors, int64_t margin = 0) {
+  return index32_product(factors) <= kIndex32Max - margin;
+}
+
 // "" when the product of the non-negative `factors` fits int64 (then *out holds it), else why not,
-// naming `what`. `unsupported` rules size grids and loops with it, so a shape that bypassed
-// Python's checks is refused rather than wrapped into a small count.
-inline std::string product_problem(const std::string& what, std::initializer_list<int64_t> factors,
-                                   int64_t* out) {
+// naming `what`: the 64-bit kernels' bound. Rules size grids and loops with it, so a shape that
+// bypassed Python's checks is refused rather than wrapped into a small count.
+inline std::string size64_problem(const std::string& what, std::initializer_list<int64_t> factors, int64_t* out) {
   int64_t p = 1;
   for (int64_t f : factors)
     if (f < 0 || __builtin_mul_overflow(p, f, &p)) return what + ": the size overflows 64 bits";
   *out = p;
   return "";
+}
+
+// "a", "a and b", "a, b and c" (`last` "or": "a, b or c"): table rows named in a message, read
+// from the table rather than typed.
+inline std::string name_list(const std::vector<std::string>& names, const char* last = "and") {
+  std::string s;
+  for (size_t i = 0; i < names.size(); ++i)
+    s += (i == 0 ? "" : i + 1 == names.size() ? std::string(" ") + last + " " : ", ") + names[i];
+  return s;
 }
 
 }  // namespace pykern

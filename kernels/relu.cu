@@ -6,7 +6,8 @@
 //   vectorized  grid-stride over 16-byte packets (uint4); scalar head/tail for any alignment
 //
 // All variants allow y == x (in place): each element is read before it is written, by the
-// same thread.
+// same thread. Indexing: kernels/pykern.h's elementwise policy, 64-bit indices and no size limit
+// (naive launches in chunks of 2^31 - 1 blocks), so the table needs no `unsupported` rule.
 #include "dispatch.cuh"
 #include "launch.cuh"
 
@@ -26,14 +27,14 @@ __device__ __forceinline__ __half relu1<__half>(__half v) {
 }
 
 template <typename T>
-__global__ void relu_naive_kernel(const T* x, T* y, int64_t n) {
+__global__ void __launch_bounds__(kBlock) relu_naive_kernel(const T* x, T* y, int64_t n) {
   // x: (n,), y: (n,). 64-bit index: n may exceed 2^31.
   int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i < n) y[i] = relu1(x[i]);
 }
 
 template <typename T>
-__global__ void relu_grid_stride_kernel(const T* x, T* y, int64_t n) {
+__global__ void __launch_bounds__(kBlock) relu_grid_stride_kernel(const T* x, T* y, int64_t n) {
   int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride)
     y[i] = relu1(x[i]);
@@ -48,7 +49,7 @@ union Packet {
 };
 
 template <typename T>
-__global__ void relu_packets_kernel(const uint4* x, uint4* y, int64_t npackets) {
+__global__ void __launch_bounds__(kBlock) relu_packets_kernel(const uint4* x, uint4* y, int64_t npackets) {
   // x, y: (npackets,) 16-byte packets, both 16-byte aligned.
   int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < npackets;
@@ -102,10 +103,16 @@ void vectorized_packets(const T* x, T* y, int64_t n, cudaStream_t stream, const 
 
 void launch_naive(const Call& c) {
   const int64_t n = c.dims_as<ElementwiseDims>().n;
+  // One launch per kChunk elements, so one thread per element has no grid limit (2^31 - 1 blocks).
+  constexpr int64_t kChunk = int64_t{2147483647} * kBlock;
   dispatch_dtype<__half, float, double>(c.dtype, c.name, [&](auto tag) {
     using T = typename decltype(tag)::type;
-    PYKERN_LAUNCH(ceil_div(n, kBlock), kBlock, 0, c.stream, relu_naive_kernel<T>)(c.input<T>(0), c.output<T>(), n);
-    check_launch(c.name);
+    for (int64_t first = 0; first < n; first += kChunk) {
+      const int64_t count = n - first < kChunk ? n - first : kChunk;
+      PYKERN_LAUNCH(ceil_div(count, kBlock), kBlock, 0, c.stream, relu_naive_kernel<T>)(
+          c.input<T>(0) + first, c.output<T>() + first, count);
+      check_launch(c.name);
+    }
   });
 }
 

@@ -6,6 +6,7 @@
 //   grid_stride  fixed grid (a few waves of blocks), each thread strides over the arrays
 //
 // dx may be dy or x (in place): each element is read before it is written, by the same thread.
+// Indexing: kernels/pykern.h's elementwise policy, 64-bit indices and no size limit.
 #include "dispatch.cuh"
 #include "launch.cuh"
 
@@ -25,7 +26,7 @@ __device__ __forceinline__ __half relu_grad1<__half>(__half dy, __half x) {
 }
 
 template <typename T>
-__global__ void relu_backward_grid_stride_kernel(const T* dy, const T* x, T* dx, int64_t n) {
+__global__ void __launch_bounds__(kBlock) relu_backward_grid_stride_kernel(const T* dy, const T* x, T* dx, int64_t n) {
   // dy, x, dx: (n,). 64-bit index: n may exceed 2^31.
   int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride)

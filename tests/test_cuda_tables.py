@@ -226,8 +226,8 @@ def _valid_dims(op: str, variant):
 @pytest.mark.parametrize("op", OPS)
 def test_the_binder_refuses_an_unsafe_direct_call(op):
     """What guards memory for a caller of a bound launcher who bypassed Python's checks, each a
-    clear error naming the row, raised before the launcher runs: dims of the wrong length, an
-    unknown dtype, a dtype outside the row, the wrong number of input pointers, a null pointer
+    clear error naming the row, raised before the launcher runs: dims of the wrong length or
+    negative, an unknown dtype, a dtype outside the row, the wrong number of input pointers, a null pointer
     where the op requires an array, a config on a row without configurations."""
     mod = _ext()
     spec = SPECS[op]
@@ -242,6 +242,8 @@ def test_the_binder_refuses_an_unsafe_direct_call(op):
             bound(ins, out, dims[:-1], dt)
         with pytest.raises(ValueError, match=rf"^{name}: expected {len(dims)} dims .* got {len(dims) + 1}$"):
             bound(ins, out, (*dims, 1), dt)
+        with pytest.raises(ValueError, match=rf"^{name}: dims must be non-negative, got {spec.dims_fields[0]}=-1$"):
+            bound(ins, out, (-1, *dims[1:]), dt)
         with pytest.raises(TypeError, match=r"^unsupported dtype 'int8'$"):
             bound(ins, out, dims, "int8")
         outside = next(d for d in DTYPES if d not in v.dtypes)
