@@ -1,4 +1,4 @@
-// conv2d (kernels/conv2d.cu), NCHW cross-correlation as torch.nn.functional.conv2d:
+// conv2d (kernels/conv2d/), NCHW cross-correlation as torch.nn.functional.conv2d:
 // x: (N, C, H, W), w: (K, C/groups, R, S), bias: (K,) or nullptr -> y: (N, K, P, Q), then
 // max(., 0) when relu is set. All pointers are device memory, C-contiguous.
 #pragma once

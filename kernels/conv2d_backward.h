@@ -1,5 +1,5 @@
 // conv2d's gradients (kernels/conv2d_backward_input.cu, kernels/conv2d_backward_weight.cu): the two
-// gradients of kernels/conv2d.cu's NCHW cross-correlation. All pointers are device memory,
+// gradients of kernels/conv2d/'s NCHW cross-correlation. All pointers are device memory,
 // C-contiguous.
 //   input:  dy: (N, K, P, Q), w: (K, C/groups, R, S) -> dx: (N, C, H, W)
 //   weight: x: (N, C, H, W), dy: (N, K, P, Q)         -> dw: (K, C/groups, R, S)

@@ -1,4 +1,4 @@
-// matmul (kernels/matmul.cu): row-major a: (M, K) @ b: (K, N) -> c: (M, N), a stored (K, M) and
+// matmul (kernels/matmul/): row-major a: (M, K) @ b: (K, N) -> c: (M, N), a stored (K, M) and
 // b (N, K) when transposed. Owned by the matmul ladder; other ops that need a GEMM call
 // matmul_f32_best.
 #pragma once
