@@ -209,11 +209,12 @@ inline unsigned int ceil_div(int64_t a, int64_t b) { return static_cast<unsigned
 // ------------------------------------------------------------------------------------------
 // Index widths: one policy per kind of kernel
 // ------------------------------------------------------------------------------------------
-// Elementwise and direct kernels (relu, relu_backward, conv2d's direct, both conv2d gradients):
+// Elementwise and direct kernels (relu, relu_backward, both conv2d gradients):
 //   64-bit flat indices (int64_t) throughout; the only bound is that sizes and their products fit
 //   int64 (size64_problem). A launcher whose one-thread-per-element grid could pass gridDim.x's
 //   2^31 - 1 launches in chunks or strides, or its table's rule refuses the shape.
-// Tiled GEMM and convolution kernels (matmul; conv2d's smem_tiled, im2col_gemm, implicit_gemm):
+// Tiled GEMM and convolution kernels (matmul; conv2d's variants, direct included, which shares
+// their 32-bit geometry):
 //   sizes, and offsets inside a tile or one image, as int (cheaper address arithmetic and fewer
 //   registers in the inner loops); only tile and image origins are 64-bit. Their table's rule
 //   refuses every shape where such an int product would reach 2^31 (fits_index32), with the
