@@ -1,20 +1,24 @@
-"""Copies the variant tables at the bottom of kernels/*.cu into a Python module, at build time.
+"""Copies the variant tables of kernels/**/*.cu into a Python module, at build time.
 
 pykern/cuda/ registers the CUDA C++ variants from these rows. The compiled extensions expose the
-same rows (<op>_variants), but a copy made from the sources lets an install without either
-extension (PYKERN_NO_CUDA=1 PYKERN_NO_CUDA_SIM=1, or no compiler) list the same variants, and
-registration never has to import an extension. tests/test_cuda_sim.py checks that the copy
-equals what the compiled module binds, so a row this script misreads fails the tests.
+same rows (<op>_variants, <op>_info), but a copy made from the sources lets an install without
+either extension (PYKERN_NO_CUDA=1 PYKERN_NO_CUDA_SIM=1, or no compiler) list the same variants,
+and registration never has to import an extension. tests/test_cuda_tables.py checks that the
+copy equals what the compiled module binds, so a row this script misreads fails the tests.
 
-    python csrc/variant_tables.py OUT.py kernels/relu.cu kernels/matmul.cu ...
+    python csrc/variant_tables.py OUT.py kernels/relu.cu kernels/matmul/table.cu ...
 
-pykern/cuda/_launch.py also imports read_tables from here when it runs from a source tree that
+pykern/cuda/_launch.py also imports read_all from here when it runs from a source tree that
 was never built, so the variants are listed there too.
 
-A table is `Variant<Launcher> NAME[] = { rows };` and every row is
-{"name", DTYPES, true|false, launcher, "technique" ["continued"...] [, TAKES]}, DTYPES being kF16,
-kBF16, kF32, kF64 joined by |, the optional TAKES kTransposeA, kTransposeB joined by | (the
-optional parameters the variant handles, listed in bit order). Anything else inside the braces that looks like a row is an error.
+A table is a file's `constexpr Variant NAME[] = { rows };` registered by the line
+`PYKERN_TABLE(op, Dims, "inputs", NAME[, unsupported[, configs]]);` (kernels/pykern.h). Every
+row is {"name", DTYPES, true|false, launcher, "technique" ["continued"...] [, TAKES]}, DTYPES
+being kF16, kBF16, kF32, kF64 joined by |, the optional TAKES kTransposeA, kTransposeB joined by
+| (the optional parameters the variant handles, listed in bit order). Anything else inside the
+braces that looks like a row is an error, as is a table without its registration line or a
+registration naming no table. A file without either is skipped (a kernel family whose rows a
+table file gathers).
 """
 from __future__ import annotations
 
@@ -27,7 +31,9 @@ import sys
 DTYPES = {"kF16": "float16", "kBF16": "bfloat16", "kF32": "float32", "kF64": "float64"}
 TAKES = {"kTransposeA": "transpose_a", "kTransposeB": "transpose_b"}  # Takes constants (kernels/pykern.h)
 ORDER = list(DTYPES.values())  # DType's enumerator order, which the bindings list them in
-TABLE = re.compile(r"Variant<\w+>\s+\w+\[\]\s*=\s*\{(?P<body>.*?)\n\};", re.S)
+TABLE = re.compile(r"\bVariant\s+(?P<array>\w+)\[\]\s*=\s*\{(?P<body>.*?)\n\};", re.S)
+REGISTER = re.compile(r'^PYKERN_TABLE\(\s*(?P<op>\w+)\s*,\s*(?P<dims>\w+)\s*,\s*"(?P<inputs>[\w\s,?]*)"\s*,'
+                      r'\s*(?P<array>\w+)\s*(?:,\s*(?P<unsupported>\w+)\s*)?(?:,\s*(?P<configs>\w+)\s*)?\);', re.M)
 STRING = r'"(?:[^"\\\n]|\\.)*"'
 ROW = re.compile(r'\{\s*"(?P<name>\w+)"\s*,\s*(?P<dtypes>[\w\s|]+?)\s*,\s*(?P<default>true|false)\s*,'
                  rf'\s*(?P<launch>\w+)\s*,\s*(?P<technique>(?:{STRING}\s*)+)'
@@ -38,14 +44,24 @@ class TableError(ValueError):
     """A variant table this script cannot read; the message names the file and the row."""
 
 
-def read_table(path: str) -> list[dict]:
-    op = os.path.splitext(os.path.basename(path))[0]
+def read_table(path: str):
+    """(op, rows, info) of the table the file at ``path`` registers, or None when it has none."""
     with open(path, encoding="utf-8") as f:
         src = f.read()
-    tables = TABLE.findall(src)
-    if len(tables) != 1:
-        raise TableError(f"{path}: expected one variant table (Variant<...> NAME[] = {{...}};), found {len(tables)}")
-    body = re.sub(r"//[^\n]*", "", tables[0])  # comments: no technique contains "//"
+    tables = list(TABLE.finditer(src))
+    registrations = list(REGISTER.finditer(src))
+    if not tables and not re.search(r"^\s*PYKERN_TABLE\(", src, re.M):
+        return None
+    if len(registrations) != 1:
+        raise TableError(f"{path}: expected one registration line PYKERN_TABLE(op, Dims, \"inputs\", rows"
+                         f"[, unsupported[, configs]]); at the start of a line, found {len(registrations)}")
+    reg = registrations[0]
+    op = reg["op"]
+    named = [t for t in tables if t["array"] == reg["array"]]
+    if len(tables) != 1 or not named:
+        raise TableError(f"{path}: expected one variant table (constexpr Variant {reg['array']}[] = {{...}};) "
+                         f"for PYKERN_TABLE({op}, ...), found {[t['array'] for t in tables]}")
+    body = re.sub(r"//[^\n]*", "", named[0]["body"])  # comments: no technique contains "//"
     rows = []
     for m in ROW.finditer(body):
         tokens = [t.strip() for t in m["dtypes"].split("|")]
@@ -66,22 +82,41 @@ def read_table(path: str) -> list[dict]:
     names = [r["name"] for r in rows]
     if len(set(names)) != len(names) or sum(r["default"] for r in rows) != 1:
         raise TableError(f"{path}: variant names must be unique and exactly one row the default")
-    return rows
+    inputs = [n.strip() for n in reg["inputs"].split(",")]
+    info = {"inputs": [n.rstrip("?") for n in inputs], "optional": [n.rstrip("?") for n in inputs if n.endswith("?")],
+            "unsupported": reg["unsupported"] not in (None, "nullptr")}
+    return op, rows, info
+
+
+def read_all(sources) -> tuple[dict, dict]:
+    """({op: rows}, {op: info}) for the .cu files in ``sources`` that register a table, ops in
+    name order; info: {"inputs", "optional", "unsupported"} from the registration line."""
+    tables, infos, where = {}, {}, {}
+    for path in sorted(map(str, sources)):
+        found = read_table(path)
+        if found is None:
+            continue
+        op, rows, info = found
+        if op in tables:
+            raise TableError(f"{path}: a second table for {op!r} (the first is in {where[op]})")
+        tables[op], infos[op], where[op] = rows, info, path
+    return dict(sorted(tables.items())), dict(sorted(infos.items()))
 
 
 def read_tables(sources) -> dict:
-    """{op: rows} for kernels/<op>.cu files."""
-    return {os.path.splitext(os.path.basename(p))[0]: read_table(str(p)) for p in sorted(map(str, sources))}
+    """{op: rows} for the .cu files in ``sources``."""
+    return read_all(sources)[0]
 
 
 def main(out: str, sources: list[str]) -> None:
     try:
-        tables = read_tables(sources)
+        tables, infos = read_all(sources)
     except TableError as e:
         raise SystemExit(f"csrc/variant_tables.py: {e}") from None
-    text = ('"""The CUDA C++ variant tables, copied from the bottom of kernels/*.cu at build time by\n'
+    text = ('"""The CUDA C++ variant tables, copied from kernels/**/*.cu at build time by\n'
             'csrc/variant_tables.py: edit the .cu files, not this."""\n'
-            f"TABLES = {pprint.pformat(tables, width=110, sort_dicts=False)}\n")
+            f"TABLES = {pprint.pformat(tables, width=110, sort_dicts=False)}\n"
+            f"INFO = {pprint.pformat(infos, width=110, sort_dicts=False)}\n")
     with open(out, "w", encoding="utf-8") as f:
         f.write(text)
 

@@ -10,8 +10,9 @@
 // kernels/conv2d_backward_weight.cu: one variant table per file, named by the file, is what
 // csrc/variant_tables.py reads, and each gradient is its own registered op.
 //
-// Indexing is 64-bit throughout: this is the first rung, written for clarity, and the spec's
-// shapes are bounded only by memory.
+// Indexing: kernels/pykern.h's 64-bit policy (this is the first rung, written for clarity, and
+// the spec's shapes are bounded only by memory); the launcher splits dx into launches of at most
+// 2^31 - 1 blocks, so the table's rule checks only the sizes and the geometry.
 #include <stdexcept>
 #include <string>
 
@@ -27,10 +28,11 @@ constexpr int64_t kMaxGridX = 2147483647;
 
 template <typename T>
 __global__ void __launch_bounds__(kBlock)
-conv2d_backward_input_direct_kernel(ConvShape s, const T* __restrict__ dy, const T* __restrict__ w,
-                                    T* __restrict__ dx) {
-  // dy: (N, K, P, Q), w: (K, Cg, R, S), dx: (N, C, H, W).
-  int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+conv2d_backward_input_direct_kernel(ConvGradShape s, int64_t first, const T* __restrict__ dy,
+                                    const T* __restrict__ w, T* __restrict__ dx) {
+  // dy: (N, K, P, Q), w: (K, Cg, R, S), dx: (N, C, H, W); this launch's threads start at dx's
+  // flat element `first`.
+  int64_t i = first + static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= s.N * s.C * s.H * s.W) return;
   // The column varies fastest across threads, so a warp writes dx contiguously.
   const int64_t col = i % s.W;
@@ -59,32 +61,43 @@ conv2d_backward_input_direct_kernel(ConvShape s, const T* __restrict__ dy, const
   dx[((n * s.C + c) * s.H + h) * s.W + col] = acc;
 }
 
-void launch_direct(DType dt, const ConvShape& s, const void* dy, const void* w, void* dx, cudaStream_t stream) {
-  constexpr const char* what = "conv2d_backward_input_direct";
-  const int64_t total = checked_product(std::string(what) + ": dx (N*C*H*W)", {s.N, s.C, s.H, s.W});
-  if ((total + kBlock - 1) / kBlock > kMaxGridX)
-    throw std::domain_error(std::string(what) + ": dx needs more than 2^31 blocks of one thread per element");
-  dispatch_dtype<float, double>(dt, what, [&](auto tag) {
+// The table's rule, for its one row: dx's size, then the geometry.
+std::string unsupported(const Variant&, const Call& c) {
+  const ConvGradShape s = c.dims_as<ConvGradShape>();
+  int64_t total = 0;
+  std::string why = size64_problem("dx (N*C*H*W)", {s.N, s.C, s.H, s.W}, &total);
+  return why.empty() ? grad_geometry_problem(s) : why;
+}
+
+void launch_direct(const Call& c) {
+  const ConvGradShape s = c.dims_as<ConvGradShape>();
+  const int64_t total = s.N * s.C * s.H * s.W;  // fits: unsupported() checked
+  // One launch per kChunk elements: one thread per element of dx has no grid limit then.
+  constexpr int64_t kChunk = kMaxGridX * kBlock;
+  dispatch_dtype<float, double>(c.dtype, c.name, [&](auto tag) {
     using T = typename decltype(tag)::type;
-    PYKERN_LAUNCH(ceil_div(total, kBlock), kBlock, 0, stream, conv2d_backward_input_direct_kernel<T>)(
-        s, static_cast<const T*>(dy), static_cast<const T*>(w), static_cast<T*>(dx));
-    check_launch(what);
+    for (int64_t first = 0; first < total; first += kChunk) {
+      const int64_t count = total - first < kChunk ? total - first : kChunk;
+      PYKERN_LAUNCH(ceil_div(count, kBlock), kBlock, 0, c.stream, conv2d_backward_input_direct_kernel<T>)(
+          s, first, c.input<T>(0), c.input<T>(1), c.output<T>());
+      check_launch(c.name);
+    }
   });
 }
 
 }  // namespace
 
 // ------------------------------------------------------------------------------------------
-// Variant table, in registration order; pykern/cuda/conv2d_backward.py registers each row
+// Variant table, in registration order; pykern/cuda/ registers each row
 // ------------------------------------------------------------------------------------------
 
-constexpr Variant<ConvBackwardLauncher> kVariants[] = {
+constexpr Variant kVariants[] = {
     // name     dtypes       default  launcher
     {"direct",  kF32 | kF64, true,    launch_direct,
      "Direct gather, one thread per element of dx: taps whose output position divides by the "
      "stride."},
 };
 
-VariantTable<ConvBackwardLauncher> conv2d_backward_input_variants() { return table_of(kVariants); }
+PYKERN_TABLE(conv2d_backward_input, ConvGradShape, "dy, w", kVariants, unsupported);
 
 }  // namespace pykern

@@ -12,7 +12,8 @@
 //
 // Abbreviations: Cg = C/groups, Kg = K/groups channels per group. The input gradient is in
 // kernels/conv2d_backward_input.cu (one variant table per file, named by the file).
-// Indexing is 64-bit throughout: the spec's shapes are bounded only by memory.
+// Indexing: kernels/pykern.h's 64-bit policy (the spec's shapes are bounded only by memory); the
+// table's rule checks the sizes, the geometry and each row's grid.
 #include <stdexcept>
 #include <string>
 
@@ -36,7 +37,7 @@ static_assert(kReduceThreads % 32 == 0 && kReduceThreads <= 1024, "whole warps, 
 struct Tap {
   int64_t k, ci, r, t, c;
 };
-__device__ __forceinline__ Tap tap_of(const ConvShape& s, int64_t i) {
+__device__ __forceinline__ Tap tap_of(const ConvGradShape& s, int64_t i) {
   const int64_t cg = s.C / s.groups;
   Tap a;
   a.t = i % s.S;
@@ -51,7 +52,7 @@ __device__ __forceinline__ Tap tap_of(const ConvShape& s, int64_t i) {
 
 // One term of dw[k, ci, r, t]: x_pad[n, c, ...] * dy[n, k, p, q].
 template <typename T>
-__device__ __forceinline__ T term(const ConvShape& s, const Tap& a, const T* x, const T* dy, int64_t n, int64_t p,
+__device__ __forceinline__ T term(const ConvGradShape& s, const Tap& a, const T* x, const T* dy, int64_t n, int64_t p,
                                   int64_t q) {
   const int64_t ih = p * s.sh - s.ph + a.r * s.dh;
   const int64_t iw = q * s.sw - s.pw + a.t * s.dw;
@@ -62,7 +63,7 @@ __device__ __forceinline__ T term(const ConvShape& s, const Tap& a, const T* x, 
 
 template <typename T>
 __global__ void __launch_bounds__(kBlock)
-conv2d_backward_weight_direct_kernel(ConvShape s, const T* __restrict__ x, const T* __restrict__ dy,
+conv2d_backward_weight_direct_kernel(ConvGradShape s, const T* __restrict__ x, const T* __restrict__ dy,
                                      T* __restrict__ dw) {
   // x: (N, C, H, W), dy: (N, K, P, Q), dw: (K, Cg, R, S).
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
@@ -77,7 +78,7 @@ conv2d_backward_weight_direct_kernel(ConvShape s, const T* __restrict__ x, const
 
 template <typename T>
 __global__ void __launch_bounds__(kReduceThreads)
-conv2d_backward_weight_block_reduce_kernel(ConvShape s, const T* __restrict__ x, const T* __restrict__ dy,
+conv2d_backward_weight_block_reduce_kernel(ConvGradShape s, const T* __restrict__ x, const T* __restrict__ dy,
                                            T* __restrict__ dw) {
   // x: (N, C, H, W), dy: (N, K, P, Q), dw: (K, Cg, R, S); block b computes dw.flat[b] with
   // blockDim.x threads, a power of two <= kReduceThreads.
@@ -98,49 +99,64 @@ conv2d_backward_weight_block_reduce_kernel(ConvShape s, const T* __restrict__ x,
   if (t == 0) dw[blockIdx.x] = part[0];
 }
 
-int64_t dw_size(const ConvShape& s, const char* what) {
-  return checked_product(std::string(what) + ": dw (K*C/groups*R*S)", {s.K, s.C / s.groups, s.R, s.S});
-}
-
-void launch_direct(DType dt, const ConvShape& s, const void* x, const void* dy, void* dw, cudaStream_t stream) {
-  constexpr const char* what = "conv2d_backward_weight_direct";
-  const int64_t total = dw_size(s, what);
-  if ((total + kBlock - 1) / kBlock > kMaxGridX)
-    throw std::domain_error(std::string(what) + ": dw needs more than 2^31 blocks of one thread per element");
-  dispatch_dtype<float, double>(dt, what, [&](auto tag) {
-    using T = typename decltype(tag)::type;
-    PYKERN_LAUNCH(ceil_div(total, kBlock), kBlock, 0, stream, conv2d_backward_weight_direct_kernel<T>)(
-        s, static_cast<const T*>(x), static_cast<const T*>(dy), static_cast<T*>(dw));
-    check_launch(what);
-  });
-}
-
-void launch_block_reduce(DType dt, const ConvShape& s, const void* x, const void* dy, void* dw,
-                         cudaStream_t stream) {
-  constexpr const char* what = "conv2d_backward_weight_block_reduce";
-  const int64_t blocks = dw_size(s, what);
-  if (blocks > kMaxGridX)
-    throw std::domain_error(std::string(what) + ": dw has " + std::to_string(blocks) +
-                            " elements, one block each; gridDim.x is limited to 2^31 - 1");
-  const int64_t terms = checked_product(std::string(what) + ": dy (N*P*Q)", {s.N, s.P, s.Q});
+// The threads one dw element's sum is split over: a power of two <= kReduceThreads, each with
+// at least kMinTermsPerThread of the N*P*Q terms.
+int reduce_threads(int64_t terms) {
   int threads = 1;
   while (threads < kReduceThreads && threads * 2 * kMinTermsPerThread <= terms) threads *= 2;
-  dispatch_dtype<float, double>(dt, what, [&](auto tag) {
+  return threads;
+}
+
+void launch_direct(const Call& c) {
+  const ConvGradShape s = c.dims_as<ConvGradShape>();
+  const int64_t total = s.K * (s.C / s.groups) * s.R * s.S;  // fits: unsupported() checked
+  dispatch_dtype<float, double>(c.dtype, c.name, [&](auto tag) {
     using T = typename decltype(tag)::type;
-    PYKERN_LAUNCH(static_cast<unsigned int>(blocks), threads, 0, stream,
-                  conv2d_backward_weight_block_reduce_kernel<T>)(
-        s, static_cast<const T*>(x), static_cast<const T*>(dy), static_cast<T*>(dw));
-    check_launch(what);
+    PYKERN_LAUNCH(ceil_div(total, kBlock), kBlock, 0, c.stream, conv2d_backward_weight_direct_kernel<T>)(
+        s, c.input<T>(0), c.input<T>(1), c.output<T>());
+    check_launch(c.name);
   });
+}
+
+void launch_block_reduce(const Call& c) {
+  const ConvGradShape s = c.dims_as<ConvGradShape>();
+  const int64_t blocks = s.K * (s.C / s.groups) * s.R * s.S;  // fits: unsupported() checked
+  const int threads = reduce_threads(s.N * s.P * s.Q);
+  dispatch_dtype<float, double>(c.dtype, c.name, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    PYKERN_LAUNCH(static_cast<unsigned int>(blocks), threads, 0, c.stream,
+                  conv2d_backward_weight_block_reduce_kernel<T>)(
+        s, c.input<T>(0), c.input<T>(1), c.output<T>());
+    check_launch(c.name);
+  });
+}
+
+// The table's rule: dw's and dy's sizes, and each row's grid (direct: one thread per element of
+// dw; block_reduce: one block per element).
+std::string unsupported(const Variant& row, const Call& c) {
+  const ConvGradShape s = c.dims_as<ConvGradShape>();
+  int64_t total = 0, terms = 0;
+  // C/groups, or C for a groups below 1 (which grad_geometry_problem then refuses): no division
+  // by zero before the geometry is checked.
+  std::string why = size64_problem("dw (K*C/groups*R*S)", {s.K, s.groups >= 1 ? s.C / s.groups : s.C, s.R, s.S},
+                                    &total);
+  if (why.empty()) why = size64_problem("dy (N*P*Q)", {s.N, s.P, s.Q}, &terms);
+  if (why.empty()) why = grad_geometry_problem(s);
+  if (!why.empty()) return why;
+  if (row.launch == launch_direct && (total + kBlock - 1) / kBlock > kMaxGridX)
+    return "dw needs more than 2^31 blocks of one thread per element";
+  if (row.launch == launch_block_reduce && total > kMaxGridX)
+    return "dw has " + std::to_string(total) + " elements, one block each; gridDim.x is limited to 2^31 - 1";
+  return "";
 }
 
 }  // namespace
 
 // ------------------------------------------------------------------------------------------
-// Variant table, in registration order; pykern/cuda/conv2d_backward.py registers each row
+// Variant table, in registration order; pykern/cuda/ registers each row
 // ------------------------------------------------------------------------------------------
 
-constexpr Variant<ConvBackwardLauncher> kVariants[] = {
+constexpr Variant kVariants[] = {
     // name           dtypes       default  launcher
     {"direct",        kF32 | kF64, false,   launch_direct,
      "Direct reduction, one thread per element of dw over N*P*Q terms from global memory."},
@@ -149,6 +165,6 @@ constexpr Variant<ConvBackwardLauncher> kVariants[] = {
      "reduction."},
 };
 
-VariantTable<ConvBackwardLauncher> conv2d_backward_weight_variants() { return table_of(kVariants); }
+PYKERN_TABLE(conv2d_backward_weight, ConvGradShape, "x, dy", kVariants, unsupported);
 
 }  // namespace pykern

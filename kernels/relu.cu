@@ -6,10 +6,10 @@
 //   vectorized  grid-stride over 16-byte packets (uint4); scalar head/tail for any alignment
 //
 // All variants allow y == x (in place): each element is read before it is written, by the
-// same thread.
+// same thread. Indexing: kernels/pykern.h's elementwise policy, 64-bit indices and no size limit
+// (naive launches in chunks of 2^31 - 1 blocks), so the table needs no `unsupported` rule.
 #include "dispatch.cuh"
 #include "launch.cuh"
-#include "relu.h"
 
 namespace pykern {
 namespace {
@@ -27,14 +27,14 @@ __device__ __forceinline__ __half relu1<__half>(__half v) {
 }
 
 template <typename T>
-__global__ void relu_naive_kernel(const T* x, T* y, int64_t n) {
+__global__ void __launch_bounds__(kBlock) relu_naive_kernel(const T* x, T* y, int64_t n) {
   // x: (n,), y: (n,). 64-bit index: n may exceed 2^31.
   int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i < n) y[i] = relu1(x[i]);
 }
 
 template <typename T>
-__global__ void relu_grid_stride_kernel(const T* x, T* y, int64_t n) {
+__global__ void __launch_bounds__(kBlock) relu_grid_stride_kernel(const T* x, T* y, int64_t n) {
   int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride)
     y[i] = relu1(x[i]);
@@ -49,7 +49,7 @@ union Packet {
 };
 
 template <typename T>
-__global__ void relu_packets_kernel(const uint4* x, uint4* y, int64_t npackets) {
+__global__ void __launch_bounds__(kBlock) relu_packets_kernel(const uint4* x, uint4* y, int64_t npackets) {
   // x, y: (npackets,) 16-byte packets, both 16-byte aligned.
   int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < npackets;
@@ -71,14 +71,14 @@ unsigned int stride_grid(int64_t work) {
 }
 
 template <typename T>
-void vectorized_packets(const T* x, T* y, int64_t n, cudaStream_t stream) {
+void vectorized_packets(const T* x, T* y, int64_t n, cudaStream_t stream, const char* what) {
   constexpr int64_t kVec = Packet<T>::kVec;
   auto xa = reinterpret_cast<uintptr_t>(x), ya = reinterpret_cast<uintptr_t>(y);
   if (xa % 16 != ya % 16) {
     // x and y are misaligned relative to each other: no offset makes both 16-byte aligned,
     // so packets are impossible; stay correct with scalar accesses.
     PYKERN_LAUNCH(stride_grid(n), kBlock, 0, stream, relu_grid_stride_kernel<T>)(x, y, n);
-    check_launch("relu_vectorized(scalar fallback)");
+    check_launch(what, "scalar fallback");
     return;
   }
   // Scalar head up to the first 16-byte boundary, packets, then a scalar tail.
@@ -88,51 +88,58 @@ void vectorized_packets(const T* x, T* y, int64_t n, cudaStream_t stream) {
   int64_t tail_start = head + npackets * kVec;
   if (head > 0) {
     PYKERN_LAUNCH(1, kBlock, 0, stream, relu_naive_kernel<T>)(x, y, head);
-    check_launch("relu_vectorized(head)");
+    check_launch(what, "head");
   }
   if (npackets > 0) {
     PYKERN_LAUNCH(stride_grid(npackets), kBlock, 0, stream, relu_packets_kernel<T>)(
         reinterpret_cast<const uint4*>(x + head), reinterpret_cast<uint4*>(y + head), npackets);
-    check_launch("relu_vectorized(packets)");
+    check_launch(what, "packets");
   }
   if (tail_start < n) {
     PYKERN_LAUNCH(1, kBlock, 0, stream, relu_naive_kernel<T>)(x + tail_start, y + tail_start, n - tail_start);
-    check_launch("relu_vectorized(tail)");
+    check_launch(what, "tail");
   }
 }
 
-void launch_naive(DType dt, const void* x, void* y, int64_t n, cudaStream_t stream) {
-  dispatch_dtype<__half, float, double>(dt, "relu_naive", [&](auto tag) {
+void launch_naive(const Call& c) {
+  const int64_t n = c.dims_as<ElementwiseDims>().n;
+  // One launch per kChunk elements, so one thread per element has no grid limit (2^31 - 1 blocks).
+  constexpr int64_t kChunk = int64_t{2147483647} * kBlock;
+  dispatch_dtype<__half, float, double>(c.dtype, c.name, [&](auto tag) {
     using T = typename decltype(tag)::type;
-    PYKERN_LAUNCH(ceil_div(n, kBlock), kBlock, 0, stream, relu_naive_kernel<T>)(
-        static_cast<const T*>(x), static_cast<T*>(y), n);
-    check_launch("relu_naive");
+    for (int64_t first = 0; first < n; first += kChunk) {
+      const int64_t count = n - first < kChunk ? n - first : kChunk;
+      PYKERN_LAUNCH(ceil_div(count, kBlock), kBlock, 0, c.stream, relu_naive_kernel<T>)(
+          c.input<T>(0) + first, c.output<T>() + first, count);
+      check_launch(c.name);
+    }
   });
 }
 
-void launch_grid_stride(DType dt, const void* x, void* y, int64_t n, cudaStream_t stream) {
-  dispatch_dtype<__half, float, double>(dt, "relu_grid_stride", [&](auto tag) {
+void launch_grid_stride(const Call& c) {
+  const int64_t n = c.dims_as<ElementwiseDims>().n;
+  dispatch_dtype<__half, float, double>(c.dtype, c.name, [&](auto tag) {
     using T = typename decltype(tag)::type;
-    PYKERN_LAUNCH(stride_grid(n), kBlock, 0, stream, relu_grid_stride_kernel<T>)(
-        static_cast<const T*>(x), static_cast<T*>(y), n);
-    check_launch("relu_grid_stride");
+    PYKERN_LAUNCH(stride_grid(n), kBlock, 0, c.stream, relu_grid_stride_kernel<T>)(c.input<T>(0), c.output<T>(), n);
+    check_launch(c.name);
   });
 }
 
-void launch_vectorized(DType dt, const void* x, void* y, int64_t n, cudaStream_t stream) {
-  dispatch_dtype<__half, float, double>(dt, "relu_vectorized", [&](auto tag) {
+void launch_vectorized(const Call& c) {
+  const int64_t n = c.dims_as<ElementwiseDims>().n;
+  dispatch_dtype<__half, float, double>(c.dtype, c.name, [&](auto tag) {
     using T = typename decltype(tag)::type;
-    vectorized_packets(static_cast<const T*>(x), static_cast<T*>(y), n, stream);
+    vectorized_packets(c.input<T>(0), c.output<T>(), n, c.stream, c.name);
   });
 }
 
 }  // namespace
 
 // ------------------------------------------------------------------------------------------
-// Variant table, in registration order; pykern/cuda/relu.py registers each row
+// Variant table, in registration order; pykern/cuda/ registers each row
 // ------------------------------------------------------------------------------------------
 
-constexpr Variant<ReluLauncher> kVariants[] = {
+constexpr Variant kVariants[] = {
     // name         dtypes             default  launcher
     {"naive",       kF16 | kF32 | kF64, false,  launch_naive,
      "One thread per element; grid sized to n."},
@@ -142,6 +149,6 @@ constexpr Variant<ReluLauncher> kVariants[] = {
      "Grid-stride over 16-byte packets; scalar head/tail make any length and alignment correct."},
 };
 
-VariantTable<ReluLauncher> relu_variants() { return table_of(kVariants); }
+PYKERN_TABLE(relu, ElementwiseDims, "x", kVariants);
 
 }  // namespace pykern

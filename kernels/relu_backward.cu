@@ -6,9 +6,9 @@
 //   grid_stride  fixed grid (a few waves of blocks), each thread strides over the arrays
 //
 // dx may be dy or x (in place): each element is read before it is written, by the same thread.
+// Indexing: kernels/pykern.h's elementwise policy, 64-bit indices and no size limit.
 #include "dispatch.cuh"
 #include "launch.cuh"
-#include "relu_backward.h"
 
 namespace pykern {
 namespace {
@@ -26,7 +26,7 @@ __device__ __forceinline__ __half relu_grad1<__half>(__half dy, __half x) {
 }
 
 template <typename T>
-__global__ void relu_backward_grid_stride_kernel(const T* dy, const T* x, T* dx, int64_t n) {
+__global__ void __launch_bounds__(kBlock) relu_backward_grid_stride_kernel(const T* dy, const T* x, T* dx, int64_t n) {
   // dy, x, dx: (n,). 64-bit index: n may exceed 2^31.
   int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride)
@@ -41,28 +41,29 @@ unsigned int stride_grid(int64_t work) {
   return want < cap ? (want > 0 ? want : 1) : cap;
 }
 
-void launch_grid_stride(DType dt, const void* dy, const void* x, void* dx, int64_t n, cudaStream_t stream) {
-  dispatch_dtype<__half, float, double>(dt, "relu_backward_grid_stride", [&](auto tag) {
+void launch_grid_stride(const Call& c) {
+  const int64_t n = c.dims_as<ElementwiseDims>().n;
+  dispatch_dtype<__half, float, double>(c.dtype, c.name, [&](auto tag) {
     using T = typename decltype(tag)::type;
-    PYKERN_LAUNCH(stride_grid(n), kBlock, 0, stream, relu_backward_grid_stride_kernel<T>)(
-        static_cast<const T*>(dy), static_cast<const T*>(x), static_cast<T*>(dx), n);
-    check_launch("relu_backward_grid_stride");
+    PYKERN_LAUNCH(stride_grid(n), kBlock, 0, c.stream, relu_backward_grid_stride_kernel<T>)(
+        c.input<T>(0), c.input<T>(1), c.output<T>(), n);
+    check_launch(c.name);
   });
 }
 
 }  // namespace
 
 // ------------------------------------------------------------------------------------------
-// Variant table, in registration order; pykern/cuda/relu_backward.py registers each row
+// Variant table, in registration order; pykern/cuda/ registers each row
 // ------------------------------------------------------------------------------------------
 
-constexpr Variant<ReluBackwardLauncher> kVariants[] = {
+constexpr Variant kVariants[] = {
     // name         dtypes              default  launcher
     {"grid_stride", kF16 | kF32 | kF64, true,    launch_grid_stride,
      "Grid capped at 8 blocks per SM; each thread strides over the arrays, selecting dy or 0 by "
      "the sign of x."},
 };
 
-VariantTable<ReluBackwardLauncher> relu_backward_variants() { return table_of(kVariants); }
+PYKERN_TABLE(relu_backward, ElementwiseDims, "dy, x", kVariants);
 
 }  // namespace pykern

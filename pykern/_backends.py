@@ -263,6 +263,16 @@ class CudaExecutor(_GpuExecutor):
     requires = ""
     probe = staticmethod(_cuda_availability)
 
+    def launch(self, problem, dev_ins: list, dev_out) -> None:
+        """A table row (pykern/cuda/) takes the problem itself: its one generic launch reads the
+        dims from the op's spec. A launcher registered by hand (the checker's tests) takes the
+        arrays and parameters, as on the other backends."""
+        fn = problem.variant.fn
+        if getattr(fn, "takes_problem", False):
+            fn(problem, dev_ins, dev_out)
+        else:
+            fn(*dev_ins, dev_out, **problem.params)
+
     @staticmethod
     def wrap(a: ArrayInfo):
         if a.kind == "numba" and not a.ptr:

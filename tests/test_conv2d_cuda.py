@@ -13,6 +13,8 @@ from conftest import require_backend, seed_for
 import pykern as pk
 from pykern._dispatch import Unsupported, prepare
 from pykern.cpu.conv2d import reference
+from pykern.cuda import configs
+from pykern.cuda._launch import table
 from pykern.ops.conv2d import output_size
 
 CASES = [  # (N, C, H, W, K, R, S, params)
@@ -77,12 +79,13 @@ def test_exact_small_integers(variant, case):
         np.testing.assert_array_equal(got, expected, err_msg=f"{variant.key} {dtype}")
 
 
-def _shape_args(x, wt, params):
+def _dims(x, wt, params):
+    """The bound launchers' dims (ConvShape's fields, in conv2d's dims_fields order) and y's shape."""
     from pykern.ops import SPECS
     p = SPECS["conv2d"].normalize(params)
     pq = output_size(x.shape[2], x.shape[3], wt.shape[2], wt.shape[3], p["stride"], p["padding"], p["dilation"])
     return (*x.shape, wt.shape[0], *wt.shape[2:], *pq, *p["stride"], *p["padding"], *p["dilation"],
-            p["groups"], p["activation"] == "relu"), (x.shape[0], wt.shape[0], *pq)
+            p["groups"], int(p["activation"] == "relu")), (x.shape[0], wt.shape[0], *pq)
 
 
 @pytest.mark.parametrize("aligned", [True, False], ids=["y16", "y4"])
@@ -97,7 +100,7 @@ def test_implicit_gemm_every_tile(case, aligned):
     from pykern.ops import SPECS
     # reference() takes the normalized parameters ((h, w) pairs), as the dispatch passes them.
     expected = reference(x, wt, bias, **SPECS["conv2d"].normalize(params)).astype(np.float32)
-    args, y_shape = _shape_args(x, wt, params)
+    dims, y_shape = _dims(x, wt, params)
     dx, dw = DeviceArray.from_host(x), DeviceArray.from_host(wt)
     db = DeviceArray.from_host(bias) if bias is not None else None
     size = int(np.prod(y_shape))
@@ -105,10 +108,12 @@ def test_implicit_gemm_every_tile(case, aligned):
     offset = 0 if aligned else 4
     assert buf.ptr % 16 == 0, "the allocator returns 256-byte aligned memory"
     y = DeviceArray(buf.ptr + offset, y_shape, np.float32, owner=buf._owner)
-    for tile, name in enumerate(mod.conv2d_implicit_gemm_tiles()):
+    tiles = configs("conv2d", "implicit_gemm")
+    assert tiles, "implicit_gemm's tile configurations"
+    for tile, name in enumerate(tiles):
         mod.memset(buf.ptr, 0xFF, buf.nbytes)  # NaN: an element never written fails below
-        mod.conv2d_implicit_gemm(dx.ptr, dw.ptr, db.ptr if db is not None else 0, y.ptr, *args,
-                                 "float32", 0, tile=tile)
+        mod.conv2d_implicit_gemm((dx.ptr, dw.ptr, db.ptr if db is not None else 0), y.ptr, dims, "float32", 0,
+                                 config=tile)
         mod.synchronize()
         np.testing.assert_array_equal(y.copy_to_host(), expected, err_msg=f"tile {name}")
 
@@ -119,8 +124,8 @@ def test_unsupported_reasons():
 
     def why(variant, dtype="float32", **kw):
         shape = dict(N=2, C=4, H=9, W=9, K=6, R=3, S=3, P=9, Q=9, sh=1, sw=1, ph=1, pw=1, dh=1, dw=1,
-                     groups=1, relu=False) | kw
-        return mod.conv2d_unsupported(variant, **shape, dtype=dtype)
+                     groups=1, relu=0) | kw
+        return mod.conv2d_unsupported(variant, tuple(shape[f] for f in mod.conv2d_fields), dtype)
 
     for v in ("direct", "smem_tiled", "im2col_gemm", "implicit_gemm"):
         assert why(v) == "", v
@@ -144,19 +149,23 @@ def test_unsupported_reasons():
 
 
 def test_launchers_refuse_bad_shapes_before_touching_the_gpu():
+    """The binder asks the table's rule before any launcher runs (the pointers here are null)."""
     mod = _ext()
-    shape = (2, 4, 9, 9, 6, 3, 3, 9, 9, 1, 1, 1, 1, 1, 1, 1, False)
-    bad_p = (2, 4, 9, 9, 6, 3, 3, 8, 9, 1, 1, 1, 1, 1, 1, 1, False)
-    for name in ("conv2d_direct", "conv2d_smem_tiled", "conv2d_im2col_gemm", "conv2d_implicit_gemm"):
+    shape = (2, 4, 9, 9, 6, 3, 3, 9, 9, 1, 1, 1, 1, 1, 1, 1, 0)
+    bad_p = (2, 4, 9, 9, 6, 3, 3, 8, 9, 1, 1, 1, 1, 1, 1, 1, 0)
+    rows = [r["kernel"] for r in table("conv2d")]
+    for name in rows:
         with pytest.raises(ValueError, match="does not match"):
-            getattr(mod, name)(0, 0, 0, 0, *bad_p, "float32", 0)
+            getattr(mod, name)((0, 0, 0), 0, bad_p, "float32", 0)
     with pytest.raises(TypeError, match=r"conv2d_implicit_gemm: unsupported dtype float64 \(takes float32\)"):
-        mod.conv2d_implicit_gemm(0, 0, 0, 0, *shape, "float64", 0)
-    with pytest.raises(ValueError, match="tile must be"):
-        mod.conv2d_implicit_gemm(0, 0, 0, 0, *shape, "float32", 0, tile=len(mod.conv2d_implicit_gemm_tiles()))
-    for name in ("conv2d_direct", "conv2d_smem_tiled", "conv2d_im2col_gemm"):
-        with pytest.raises(ValueError, match="only implicit_gemm has tile configurations"):
-            getattr(mod, name)(0, 0, 0, 0, *shape, "float32", 0, tile=0)
+        mod.conv2d_implicit_gemm((0, 0, 0), 0, shape, "float64", 0)
+    with pytest.raises(ValueError, match=r"config must be -1 \(auto\) or in \[0, "):
+        mod.conv2d_implicit_gemm((0, 0, 0), 0, shape, "float32", 0, config=len(configs("conv2d", "implicit_gemm")))
+    untiled = [r for r in table("conv2d") if not configs("conv2d", r["name"])]
+    assert untiled and len(untiled) < len(rows)
+    for row in untiled:
+        with pytest.raises(ValueError, match="config must be -1: only implicit_gemm has configurations"):
+            getattr(mod, row["kernel"])((0, 0, 0), 0, shape, "float32", 0, config=0)
 
 
 def test_dispatch_skips_smem_tiled_past_its_budget():

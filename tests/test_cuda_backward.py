@@ -9,8 +9,10 @@ from conftest import seed_for
 
 import pykern as pk
 from pykern._backends import cuda_simulator_enabled
+from pykern.cuda._launch import table
 
-TRANSPOSING = {"naive", "coalesced", "smem_tiled"}
+# The rungs whose table row takes the transpose flags: read from the table's takes column.
+TRANSPOSING = {r["name"] for r in table("matmul") if r["takes"]}
 ORDERS = [("reverse", 0), ("random", 1), ("random", 2)]
 sim_only = pytest.mark.skipif(not cuda_simulator_enabled(),
                               reason="PYKERN_CUDA_SIM is not set: the cuda backend is a real GPU or absent")
@@ -23,9 +25,13 @@ def _ints(rng, shape, dtype=np.float32):
 
 
 def test_matmul_table_lists_the_flags_of_the_rungs_that_take_them():
+    """The registry lists each row's takes column; the transposing rungs take both flags, and they
+    are the first rungs of the ladder (the tiled ones past them read plain layouts only)."""
     rows = {v.name: v.takes for v in pk.variants("matmul", "cuda")}
-    assert {n for n, t in rows.items() if t} == TRANSPOSING
-    assert all(rows[n] == ("transpose_a", "transpose_b") for n in TRANSPOSING)
+    assert rows == {r["name"]: tuple(r["takes"]) for r in table("matmul")}
+    assert TRANSPOSING and all(rows[n] == ("transpose_a", "transpose_b") for n in TRANSPOSING)
+    names = list(rows)
+    assert set(names[:len(TRANSPOSING)]) == TRANSPOSING, names
 
 
 @pytest.mark.parametrize("name", sorted({v.name for v in pk.variants("matmul", "cuda")} - TRANSPOSING))
@@ -38,9 +44,9 @@ def test_binding_refuses_a_flag_its_row_does_not_take(name):
         bound = kernel(f"matmul_{name}")
     except RuntimeError as e:
         pytest.skip(str(e))
-    for flag in ("transpose_a", "transpose_b"):
+    for flags in ((1, 0), (0, 1)):
         with pytest.raises(ValueError, match=rf"^matmul_{name}: takes no transposed operands"):
-            bound(0, 0, 0, 2, 2, 2, row.dtypes[0], 0, **{flag: True})
+            bound((0, 0), 0, (2, 2, 2, *flags), row.dtypes[0], 0)
 
 
 def _orders():

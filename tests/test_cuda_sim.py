@@ -169,7 +169,7 @@ def test_launchers_see_the_device_as_configured_now(sim):
     for sms in (1, 3, 2):
         sim.sim_configure(sm_count=sms)
         sim.sim_reset_stats()
-        sim.relu_grid_stride(x.ptr, x.ptr, x.size, "float32", 0)
+        sim.relu_grid_stride((x.ptr,), x.ptr, (x.size,), "float32", 0)
         assert sim.sim_stats()["blocks"] == 8 * sms
 
 
@@ -183,8 +183,8 @@ def test_implicit_gemm_picks_the_largest_tile_that_fills_every_sm(sim, sms, bloc
     y = DeviceArray.empty((1, 128, 16, 16), np.float32)
     sim.sim_configure(sm_count=sms)
     sim.sim_reset_stats()
-    sim.conv2d_implicit_gemm(x.ptr, w.ptr, 0, y.ptr, 1, 4, 16, 16, 128, 1, 1, 16, 16, 1, 1, 0, 0, 1, 1, 1,
-                             False, "float32", 0)
+    sim.conv2d_implicit_gemm((x.ptr, w.ptr, 0), y.ptr, (1, 4, 16, 16, 128, 1, 1, 16, 16, 1, 1, 0, 0, 1, 1, 1, 0),
+                             "float32", 0)
     assert sim.sim_stats()["blocks"] == blocks
 
 

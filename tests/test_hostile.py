@@ -426,11 +426,11 @@ def test_cuda_launchers_check_their_products(sim):
     """A launcher called past Python's checks refuses a shape whose product leaves int64 instead
     of launching a wrapped element count."""
     with pytest.raises(ValueError, match=r"dx \(N\*C\*H\*W\): the size overflows 64 bits"):
-        sim.conv2d_backward_input_direct(0, 0, 0, HUGE, HUGE, HUGE, HUGE, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1,
+        sim.conv2d_backward_input_direct((0, 0), 0, (HUGE, HUGE, HUGE, HUGE, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1),
                                          "float32", 0)
     with pytest.raises(ValueError, match=r"dw \(K\*C/groups\*R\*S\): the size overflows 64 bits"):
-        sim.conv2d_backward_weight_block_reduce(0, 0, 0, 1, HUGE, 1, 1, HUGE, HUGE, HUGE, 1, 1, 1, 1, 0, 0, 1,
-                                                1, 1, "float32", 0)
+        sim.conv2d_backward_weight_block_reduce((0, 0), 0, (1, HUGE, 1, 1, HUGE, HUGE, HUGE, 1, 1, 1, 1, 0, 0, 1,
+                                                         1, 1), "float32", 0)
 
 
 # --- 10. messages that name the argument the caller passed (issue 24, 4) ------------------------

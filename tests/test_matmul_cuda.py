@@ -8,6 +8,8 @@
   catch writes outside it.
 * Argument errors from the bound launchers, which need the extension but no GPU.
 """
+import re
+
 import numpy as np
 import pytest
 from conftest import require_backend, seed_for
@@ -100,25 +102,42 @@ def test_launcher_rejects_bad_arguments(variant):
     dtype = variant.dtypes[0]
     for m, n, k in [(0, 4, 4), (4, 0, 4), (4, 4, 0), (2**31, 4, 4), (4, 4, 2**31 - 1)]:
         with pytest.raises(ValueError, match=r"M, N, K must be in \[1, "):
-            launch(0, 0, 0, m, n, k, dtype, 0)
+            launch((0, 0), 0, (m, n, k, 0, 0), dtype, 0)
     wrong = "float64" if dtype != "float64" and "float64" not in variant.dtypes else "float16"
     with pytest.raises(TypeError, match=f"matmul_{variant.name}: unsupported dtype {wrong}"):
-        launch(0, 0, 0, 4, 4, 4, wrong, 0)
+        launch((0, 0), 0, (4, 4, 4, 0, 0), wrong, 0)
 
 
-# From blocktile_2d on, offsets inside a tile are 32-bit: (BM, BN, BK) of each variant's tiles.
-TILED = {"blocktile_2d": (128, 128, 8), "vectorized": (128, 128, 8), "warptile": (128, 128, 16),
-         "double_buffer": (128, 128, 16), "wmma_fp16": (128, 128, 32), "wmma_bf16": (128, 128, 32)}
+# From blocktile_2d on, offsets inside a tile are 32-bit: the rows whose table rule refuses a K
+# one past the largest any 128-row tile allows, and the rows that take it (naming no rung here).
+_DEEP = (1, 4, (2**31 - 1) // 128 + 1, 0, 0)
 
 
-@pytest.mark.parametrize("variant", [v for v in VARIANTS if v.name in TILED], ids=lambda v: v.name)
+def _tile_limits():
+    """{variant: its refusal of _DEEP} for the tiled rows, and the names of the others in order."""
+    mod = _ext()
+    why = {v.name: mod.matmul_unsupported(v.name, _DEEP, v.dtypes[0]) for v in VARIANTS}
+    return {n: w for n, w in why.items() if w}, [n for n, w in why.items() if not w]
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: v.name)
 def test_k_or_n_past_the_tile_offset_limit_is_refused(variant):
-    """BM*K + BK or BK*N + BN past 2^31 - 1 is a ValueError naming both limits, raised before any
-    CUDA call (the pointers here are null). The first four rungs have no such limit."""
+    """BM*K + BK or BK*N + BN past 2^31 - 1 is a ValueError naming both limits and the tiles, and
+    the rows that take any K and N, raised before any CUDA call (the pointers here are null)."""
+    tiled, untiled = _tile_limits()
+    assert tiled and untiled, "the ladder has rungs on both sides of the 32-bit tile offsets"
     launch = getattr(_ext(), f"matmul_{variant.name}")
-    bm, bn, bk = TILED[variant.name]
+    if variant.name not in tiled:  # 64-bit offsets: past every shape rule, to the pointer check
+        with pytest.raises(ValueError, match=rf"^matmul_{variant.name}: the output is a null pointer"):
+            launch((1, 1), 0, _DEEP, variant.dtypes[0], 0)
+        return
+    tiles = re.search(r"inside its (\d+)x(\d+) and (\d+)x(\d+) tiles", tiled[variant.name])
+    assert tiles and tiles[2] == tiles[3], tiled[variant.name]
+    bm, bk, bn = int(tiles[1]), int(tiles[2]), int(tiles[4])
     max_k, max_n = (2**31 - 1 - bk) // bm, (2**31 - 1 - bn) // bk
     limits = rf"K must be at most {max_k} and N at most {max_n} \(32-bit offsets inside its"
+    others = ", ".join(untiled[:-1]) + " and " + untiled[-1]
     for m, n, k in [(1, 4, max_k + 1), (1, max_n + 1, 4), (3, max_n + 7, max_k + 5)]:
-        with pytest.raises(ValueError, match=rf"^matmul_{variant.name}: {limits} .* got K={k} N={n}; naive,"):
-            launch(0, 0, 0, m, n, k, variant.dtypes[0], 0)
+        with pytest.raises(ValueError, match=rf"^matmul_{variant.name}: {limits} .* got K={k} N={n}; {others} take"):
+            launch((0, 0), 0, (m, n, k, 0, 0), variant.dtypes[0], 0)
+

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Plants five bugs in the real kernels/*.cu and shows that the CUDA tests, run in the simulator,
+"""Plants five bugs in the real kernels/**/*.cu and shows that the CUDA tests, run in the simulator,
 fail exactly the variants each bug breaks.
 
 tests/test_cuda_sim.py proves the simulator catches bug *kinds* on small kernels of its own
@@ -29,16 +29,16 @@ REPO = Path(__file__).resolve().parents[2]
 
 # (bug, file, original text, planted text, variants the bug must break)
 PLANTS = [
-    ("missing __syncthreads (smem_tiled)", "kernels/matmul.cu",
+    ("missing __syncthreads (smem_tiled)", "kernels/matmul/smem_tiled.cu",
      "    __syncthreads();\n    // as[ty][k] is one address per warp",
      "    // PLANTED: __syncthreads() removed\n    // as[ty][k] is one address per warp",
      {"matmul/cuda/smem_tiled"}),
-    ("cp.async wait count off by one (double_buffer)", "kernels/matmul.cu",
+    ("cp.async wait count off by one (double_buffer)", "kernels/matmul/warptile.cu",
      "    cp_async_wait<STAGES - 2>();\n    // Everyone's part of k-tile kt",
      "    cp_async_wait<STAGES - 1>();  // PLANTED\n    // Everyone's part of k-tile kt",
      # im2col_gemm's GEMM is double_buffer on an sm_80+ device
      {"matmul/cuda/double_buffer", "conv2d/cuda/im2col_gemm"}),
-    ("missing __syncwarp before reading back wmma stores", "kernels/matmul.cu",
+    ("missing __syncwarp before reading back wmma stores", "kernels/matmul/wmma.cu",
      "wmma::mem_row_major);\n    __syncwarp();",
      "wmma::mem_row_major);\n    // PLANTED: __syncwarp() removed",
      {"matmul/cuda/wmma_fp16", "matmul/cuda/wmma_bf16"}),
@@ -47,7 +47,7 @@ PLANTS = [
      "  if (i <= n) y[i] = relu1(x[i]);  // PLANTED",
      # vectorized runs the naive kernel on its head and tail
      {"relu/cuda/naive", "relu/cuda/vectorized"}),
-    ("im2col bound i > total", "kernels/conv2d.cu",
+    ("im2col bound i > total", "kernels/conv2d/im2col_gemm.cu",
      "  if (i >= static_cast<int64_t>(g.C) * g.RS * g.PQ) return;",
      "  if (i > static_cast<int64_t>(g.C) * g.RS * g.PQ) return;  // PLANTED",
      {"conv2d/cuda/im2col_gemm"}),

@@ -1,10 +1,15 @@
-"""The CUDA C++ backend: kernels in kernels/*.cu, bound in csrc/, registered here from the
-variant table at the bottom of each .cu file (one row per variant).
+"""The CUDA C++ backend: kernels in kernels/**/*.cu, each op's variant table registered there
+(PYKERN_TABLE) and bound by one generic binder (csrc/module.cpp), registered here, every row of
+every table, in table order.
 
 The rows are copied into pykern/cuda/_variant_tables.py at build time, so the variants are
 registered, and listed, whether or not pykern._cuda or pykern._cuda_sim was built;
-pykern.backends()["cuda"] says whether they can run.
+pykern.backends()["cuda"] says whether they can run. No op needs a module of its own here: the
+launch is generic, its dims come from the op's spec (``OpSpec.dims``).
 """
-from .._registry import import_op_modules
+from ._launch import configs, ops, register_table
 
-import_op_modules(__name__, __path__)  # one module per op, each registering its variants
+for _op in ops():
+    register_table(_op)
+
+__all__ = ["configs"]

@@ -163,6 +163,17 @@ class OpSpec:
         the benchmarks' memory estimate."""
         return 0
 
+    # --- compiled kernels -------------------------------------------------------------------
+    # The problem dims a compiled (CUDA C++) kernel takes, as int64 in this order: the fields of
+    # the op's C++ dims struct (PYKERN_DIMS in kernels/), which the extension exports as
+    # <op>_fields and tests/test_cuda_tables.py compares with these names.
+    dims_fields: tuple = ()
+
+    def dims(self, problem) -> tuple:
+        """The values of ``dims_fields`` for ``problem`` (a pykern._problem.Problem), as ints."""
+        raise NotImplementedError(f"op {self.name!r} has no dims() for compiled kernels; define dims_fields "
+                                  "and dims() in its spec (pykern/ops/) to give it a CUDA C++ table")
+
 
 def random_array(rng: np.random.Generator, shape, dtype: str) -> np.ndarray:
     """Standard-normal values, away from exact zeros, in ``dtype`` (bfloat16 via ml_dtypes)."""

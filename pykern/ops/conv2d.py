@@ -293,6 +293,19 @@ class Conv2dSpec(ConvLayerSpec):
         return 4 * case["C"] * case["R"] * case["S"] * p * q
 
 
+
+    # --- compiled kernels -------------------------------------------------------------------
+    dims_fields = ("N", "C", "H", "W", "K", "R", "S", "P", "Q", "sh", "sw", "ph", "pw", "dh", "dw", "groups",
+                   "relu")  # ConvShape (kernels/conv2d.h)
+
+    def dims(self, problem):
+        p = problem.params
+        n, c, h, w = problem.infos["x"].shape
+        k, _, r, s = problem.infos["w"].shape
+        return (n, c, h, w, k, r, s, *problem.out_shape[2:], *p["stride"], *p["padding"], *p["dilation"],
+                p["groups"], int(p["activation"] == "relu"))
+
+
 def _torch_conv2d(ts, params):
     import torch
     fn = torch.nn.functional.conv2d

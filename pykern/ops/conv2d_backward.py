@@ -160,6 +160,19 @@ class _Conv2dBackwardSpec(ConvLayerSpec):
         return (case["N"], case["K"]) + output_size(case["H"], case["W"], case["R"], case["S"],
                                                     p["stride"], p["padding"], p["dilation"])
 
+    # --- compiled kernels -------------------------------------------------------------------
+    dims_fields = ("N", "C", "H", "W", "K", "R", "S", "P", "Q", "sh", "sw", "ph", "pw", "dh", "dw",
+                   "groups")  # ConvGradShape (kernels/conv2d_backward.h)
+
+    def dims(self, problem):
+        """The same for both gradients: x's shape and w's are an array of one and a parameter of
+        the other (x_shape, w_shape)."""
+        p, infos = problem.params, problem.infos
+        n, c, h, w = p["x_shape"] if "x_shape" in p else infos["x"].shape
+        k, _, r, s = p["w_shape"] if "w_shape" in p else infos["w"].shape
+        return (n, c, h, w, k, r, s, *infos["dy"].shape[2:], *p["stride"], *p["padding"], *p["dilation"],
+                p["groups"])
+
 
 class Conv2dBackwardInputSpec(_Conv2dBackwardSpec):
     name = "conv2d_backward_input"

@@ -172,6 +172,17 @@ class MatmulSpec(OpSpec):
                 torch_baseline(self.name, "gpu", "torch.matmul: cuBLAS GEMM, TF32 off", _torch_matmul)]
 
 
+
+    # --- compiled kernels -------------------------------------------------------------------
+    dims_fields = ("M", "N", "K", "transpose_a", "transpose_b")  # MatmulDims (kernels/matmul.h)
+
+    def dims(self, problem):
+        m, n = problem.out_shape
+        ta, tb = bool(problem.params.get("transpose_a")), bool(problem.params.get("transpose_b"))
+        a = problem.infos["a"].shape
+        return (m, n, a[0] if ta else a[1], int(ta), int(tb))
+
+
 def _matmul_into(module: str):
     """c = op(a) @ op(b) written into c by ``module`` ("numpy" or "cupy": the two share the API)."""
     def prepare(arrays, params):

@@ -61,6 +61,12 @@ class ElementwiseSpec(OpSpec):
             return sizes_at_least_one({"shape": tuple(int(p) for p in token.split("x"))}, token, ("shape",))
         return None
 
+    # --- compiled kernels -------------------------------------------------------------------
+    dims_fields = ("n",)  # ElementwiseDims (kernels/pykern.h)
+
+    def dims(self, problem):
+        return (problem.inputs[0].size,)  # every operand has that many elements
+
 
 class ReluSpec(ElementwiseSpec):
     name = "relu"
@@ -93,6 +99,8 @@ class ReluSpec(ElementwiseSpec):
                 torch_baseline(self.name, "cpu", "torch.relu on the CPU", _torch_relu),
                 torch_baseline(self.name, "gpu", "torch.relu", _torch_relu),
                 cupy_baseline(self.name, "cupy.maximum(x, 0, out=y)", _maximum("cupy"))]
+
+
 
 
 def _maximum(module: str):
