@@ -124,10 +124,11 @@ def test_checker_catches_an_unwritten_element_of_a_cuda_kernel_by_device_side_po
         _registry.unregister("relu", "cuda", "relu_planted")
 
 
-def test_checker_accepts_correct_variants():
-    for v in pk.variants(backend="numpy"):
-        report = pk.check(v.op, "numpy", v.name, trials=1)
-        assert report.passed, str(report)
+@pytest.mark.parametrize("variant", pk.variants(backend="numpy"), ids=lambda v: v.key)
+def test_checker_accepts_correct_variants(variant):
+    """One test per variant (not one loop), so the suite's workers share them."""
+    report = pk.check(variant.op, "numpy", variant.name, trials=1)
+    assert report.passed, str(report)
 
 
 def test_check_numba_default_in_simulator_or_gpu():
