@@ -13,7 +13,7 @@ class Problem:
     """A validated call of one op: its arrays, normalized parameters, output, backend and variant."""
 
     __slots__ = ("op", "spec", "infos", "params", "out_shape", "out_dtype", "out", "backend", "variant",
-                 "_inputs")
+                 "_inputs", "_dims")
 
     def __init__(self, spec, infos: dict, params: dict, out_shape: tuple, out_dtype: np.dtype,
                  out: Optional[ArrayInfo], backend: str, variant):
@@ -27,6 +27,7 @@ class Problem:
         self.backend = backend  # resolved: never "auto"
         self.variant = variant  # the registry's Variant record
         self._inputs = None
+        self._dims = None
 
     @property
     def inputs(self) -> list:
@@ -34,6 +35,14 @@ class Problem:
         if self._inputs is None:
             self._inputs = [self.infos[name] for name in self.spec.inputs]
         return self._inputs
+
+    @property
+    def dims(self) -> tuple:
+        """The op's problem sizes for a compiled kernel (``spec.dims``, in ``spec.dims_fields``
+        order), computed once: ``supports`` and the launch both pass them."""
+        if self._dims is None:
+            self._dims = tuple(self.spec.dims(self))
+        return self._dims
 
     @property
     def dtype(self) -> np.dtype:

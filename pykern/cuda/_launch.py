@@ -77,27 +77,25 @@ def configs(op: str, variant: str) -> list:
     return list(kernel(f"{op}_configs")(variant))
 
 
-def _supports(op: str, variant: str, spec):
+def _supports(op: str, variant: str):
     """supports(problem) for a row of a table with an ``unsupported`` rule: the C++ rule the
     binder also enforces, so ``supports`` and the launch always agree."""
     def supports(problem):
-        return kernel(f"{op}_unsupported")(variant, spec.dims(problem), problem.dtype.name) or None
+        return kernel(f"{op}_unsupported")(variant, problem.dims, problem.dtype.name) or None
     return supports
 
 
 def register_table(op: str) -> None:
     """Registers every row of ``op``'s table, in order, as a cuda variant. The executor calls a
     row's function as ``fn(problem, ins, out)`` (its ``takes_problem``): one launch for every op."""
-    from ..ops import SPECS
-    spec = SPECS[op]
     rules = info(op)["unsupported"]
     for row in table(op):
         def run(problem, ins, out, _kernel=row["kernel"]):
             first = ins[0]
-            kernel(_kernel)(tuple(0 if a is None else a.ptr for a in ins), out.ptr, spec.dims(problem),
+            kernel(_kernel)(tuple(0 if a is None else a.ptr for a in ins), out.ptr, problem.dims,
                             first.dtype.name, first.stream)
         run.__name__ = run.__qualname__ = row["name"]
         run.__doc__ = row["technique"]
         run.takes_problem = True
         register(op, "cuda", dtypes=row["dtypes"], default=row["default"], name=row["name"],
-                 supports=_supports(op, row["name"], spec) if rules else None, takes=row["takes"])(run)
+                 supports=_supports(op, row["name"]) if rules else None, takes=row["takes"])(run)
