@@ -123,15 +123,9 @@ def test_the_installed_copy_matches_the_sources_and_a_source_tree_reads_them():
 GOOD_ROW = '{"a", kF32 | kF64, true, launch_a, "Technique " "of a."},'
 
 
-@pytest.mark.parametrize("row,error", [
-    ('{"b", kF32 | kF99, false, launch_b, "b"},', r"row 'b': unknown dtypes \['kF99'\]"),
-    ('{"b", kF32, false, launch_b, kTechnique},', r"read 1 of the 2 rows"),
-    ('{"a", kF32, false, launch_b, "again"},', r"names must be unique"),
-    ('{"b", kF32, true, launch_b, "second default"},', r"exactly one row the default"),
-    ('{"b", kF32, false, launch_b, "b", kTransposeC},', r"row 'b': unknown takes \['kTransposeC'\]"),
-])
-def test_the_table_reader_refuses_rows_it_cannot_read(tmp_path, row, error):
-    """What the build stops on (csrc/variant_tables.py), rather than registering a wrong row."""
+@pytest.fixture
+def reader_tree(tmp_path):
+    """A tree with csrc/variant_tables.py (this checkout's) and an empty kernels/, for the reader."""
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     if not os.path.isfile(os.path.join(repo, "csrc", "variant_tables.py")):
         pytest.skip("not run from a source checkout")
@@ -139,22 +133,34 @@ def test_the_table_reader_refuses_rows_it_cannot_read(tmp_path, row, error):
     (tmp_path / "kernels").mkdir()
     (tmp_path / "csrc" / "variant_tables.py").write_text(
         open(os.path.join(repo, "csrc", "variant_tables.py")).read())
+    return tmp_path
+
+
+@pytest.mark.parametrize("row,error", [
+    ('{"b", kF32 | kF99, false, launch_b, "b"},', r"row 'b': unknown dtypes \['kF99'\]"),
+    ('{"b", kF32, false, launch_b, kTechnique},', r"read 1 of the 2 rows"),
+    ('{"a", kF32, false, launch_b, "again"},', r"names must be unique"),
+    ('{"b", kF32, true, launch_b, "second default"},', r"exactly one row the default"),
+    ('{"b", kF32, false, launch_b, "b", kTransposeC},', r"row 'b': unknown takes \['kTransposeC'\]"),
+])
+def test_the_table_reader_refuses_rows_it_cannot_read(reader_tree, row, error):
+    """What the build stops on (csrc/variant_tables.py), rather than registering a wrong row."""
     cu = ("constexpr Variant kVariants[] = {\n    // name dtypes\n    %s\n    %s\n};\n\n"
           'PYKERN_TABLE(op, OpDims, "x, b?", kVariants, op_unsupported);\n')
-    (tmp_path / "kernels" / "op.cu").write_text(cu % (GOOD_ROW, ""))
-    assert source_copy(tmp_path) == ({"op": [{"name": "a", "technique": "Technique of a.",
+    (reader_tree / "kernels" / "op.cu").write_text(cu % (GOOD_ROW, ""))
+    assert source_copy(reader_tree) == ({"op": [{"name": "a", "technique": "Technique of a.",
                                              "dtypes": ["float32", "float64"], "default": True,
                                              "kernel": "op_a", "takes": []}]},
                                      {"op": {"inputs": ["x", "b"], "optional": ["b"], "unsupported": True}})
-    (tmp_path / "kernels" / "family").mkdir()  # a kernel family's file without a table is skipped
-    (tmp_path / "kernels" / "family" / "rung.cu").write_text("void launch_a(const Call& c) {}\n")
-    assert list(source_tables(tmp_path)) == ["op"]
+    (reader_tree / "kernels" / "family").mkdir()  # a kernel family's file without a table is skipped
+    (reader_tree / "kernels" / "family" / "rung.cu").write_text("void launch_a(const Call& c) {}\n")
+    assert list(source_tables(reader_tree)) == ["op"]
     takes = '{"t", kF32, false, launch_t, "Takes" " both.", kTransposeB | kTransposeA},'
-    (tmp_path / "kernels" / "op.cu").write_text(cu % (GOOD_ROW, takes))
-    assert source_tables(tmp_path)["op"][1]["takes"] == ["transpose_a", "transpose_b"]  # in bit order
-    (tmp_path / "kernels" / "op.cu").write_text(cu % (GOOD_ROW, row))
+    (reader_tree / "kernels" / "op.cu").write_text(cu % (GOOD_ROW, takes))
+    assert source_tables(reader_tree)["op"][1]["takes"] == ["transpose_a", "transpose_b"]  # in bit order
+    (reader_tree / "kernels" / "op.cu").write_text(cu % (GOOD_ROW, row))
     with pytest.raises(ValueError, match=error):
-        source_tables(tmp_path)
+        source_tables(reader_tree)
 
 
 @pytest.mark.parametrize("text,error", [
@@ -165,22 +171,15 @@ def test_the_table_reader_refuses_rows_it_cannot_read(tmp_path, row, error):
     ('constexpr Variant kRows[] = {\n    %s\n};\nPYKERN_TABLE(op, D, kRows);\n' % GOOD_ROW,
      r"expected one registration line"),
 ])
-def test_the_table_reader_refuses_a_table_without_its_registration(tmp_path, text, error):
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    if not os.path.isfile(os.path.join(repo, "csrc", "variant_tables.py")):
-        pytest.skip("not run from a source checkout")
-    (tmp_path / "csrc").mkdir()
-    (tmp_path / "kernels").mkdir()
-    (tmp_path / "csrc" / "variant_tables.py").write_text(
-        open(os.path.join(repo, "csrc", "variant_tables.py")).read())
-    (tmp_path / "kernels" / "op.cu").write_text(text)
+def test_the_table_reader_refuses_a_table_without_its_registration(reader_tree, text, error):
+    (reader_tree / "kernels" / "op.cu").write_text(text)
     with pytest.raises(ValueError, match=error):
-        source_tables(tmp_path)
+        source_tables(reader_tree)
     good = 'constexpr Variant kRows[] = {\n    %s\n};\nPYKERN_TABLE(op, D, "x", kRows);\n' % GOOD_ROW
-    (tmp_path / "kernels" / "op.cu").write_text(good)
-    (tmp_path / "kernels" / "again.cu").write_text(good)
+    (reader_tree / "kernels" / "op.cu").write_text(good)
+    (reader_tree / "kernels" / "again.cu").write_text(good)
     with pytest.raises(ValueError, match=r"a second table for 'op'"):
-        source_tables(tmp_path)
+        source_tables(reader_tree)
 
 
 def _bound_args(op: str, dtype: str):
