@@ -124,3 +124,23 @@ def test_calls_from_several_python_threads_at_once():
     for t in ts:
         t.join()
     assert not errors, errors
+
+
+@pytest.mark.parametrize("m,n,k,ta,tb", [(300, 200, 100, 0, 0), (2, 4000, 600, 0, 0), (257, 33, 513, 1, 0),
+                                         (130, 97, 300, 1, 1), (1000, 3, 1500, 0, 1)])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_threaded_matmul_is_simd_bit_for_bit_on_any_thread_count(m, n, k, ta, tb, dtype):
+    """Threads split c's tiles, never a sum: every thread count gives the one-thread result,
+    row blocks and (for a short, wide c) column ranges alike, transposed operands included."""
+    ext = _compiled.ext
+    rng = np.random.default_rng(seed_for("threads", m, n, k, ta, tb, dtype))
+    a = rng.standard_normal((k, m) if ta else (m, k)).astype(dtype)
+    b = rng.standard_normal((n, k) if tb else (k, n)).astype(dtype)
+    want = np.empty((m, n), dtype)
+    ext.matmul_simd((a, b), want, [m, n, k, ta, tb], 1)
+    ref = (a.T if ta else a).astype(np.float64) @ (b.T if tb else b).astype(np.float64)
+    assert np.allclose(want, ref, rtol=1e-4, atol=1e-4)
+    for threads in (1, 2, 3, 4):
+        got = np.full((m, n), np.nan, dtype)
+        ext.matmul_threaded((a, b), got, [m, n, k, ta, tb], threads)
+        assert np.array_equal(got, want), f"threads={threads}"

@@ -5,8 +5,9 @@
 //   blocked    the GotoBLAS/BLIS structure: B packed into KC x NR panels for L1/L3, A into
 //              MR x KC panels for L2 (MC/KC/NC blocking as data), a 4 x 4 scalar micro-kernel
 //   simd       the same loops around a register-blocked SIMD micro-kernel for the active ISA:
-//              AVX2+FMA 6 x 16 (f32) / 6 x 8 (f64), AVX-512 12 x 32 / 12 x 16, baseline 4 x 8 / 4 x 4
-//   threaded   simd on contiguous slices of c's rows (or columns, when wider), one per thread
+//              AVX2+FMA 6 x 16 (f32) / 6 x 8 (f64), AVX-512 8 x 32 / 8 x 16, baseline 4 x 8 / 4 x 4
+//   threaded   simd with the BLIS loops shared by threads: B's block packed once by all of them,
+//              c's tiles (ic row blocks, and column ranges when c is short) taken from a counter
 // Every rung takes both transpose flags at no cost: packing reads op(a) and op(b) through
 // (row, column) strides, so a transposed operand is only another pair of strides.
 //
@@ -15,6 +16,9 @@
 // split outputs, never a sum, so the result does not depend on the thread count. Edge panels are
 // padded with zeros; a padded row or column only ever meets outputs that are discarded, so an Inf
 // in a real input never meets a padding zero (0 * Inf) in a kept output.
+#include <condition_variable>
+#include <mutex>
+
 #include "cpu.h"
 
 namespace pykern {
@@ -105,13 +109,13 @@ struct Blocking {
 using BlockedF32 = Blocking<float, float, 4, 4, 128, 256, 2048>;
 using BlockedF64 = Blocking<double, double, 4, 4, 128, 256, 2048>;
 // simd, per ISA. Accumulators: baseline 8 of 16 xmm; AVX2 12 of 16 ymm (2 for B, 1 broadcast);
-// AVX-512 24 of 32 zmm: enough independent FMA chains to cover the FMA latency x units.
+// AVX-512 16 of 32 zmm: enough independent FMA chains to cover the FMA latency x units.
 using SimdF32Base = Blocking<float, f32x4, 4, 2, 128, 256, 4096>;
 using SimdF64Base = Blocking<double, f64x2, 4, 2, 128, 256, 2048>;
 using SimdF32Avx2 = Blocking<float, f32x8, 6, 2, 144, 256, 4096>;
 using SimdF64Avx2 = Blocking<double, f64x4, 6, 2, 96, 256, 2048>;
-using SimdF32Avx512 = Blocking<float, f32x16, 12, 2, 144, 128, 4096>;
-using SimdF64Avx512 = Blocking<double, f64x8, 12, 2, 96, 128, 2048>;
+using SimdF32Avx512 = Blocking<float, f32x16, 8, 2, 128, 256, 4096>;
+using SimdF64Avx512 = Blocking<double, f64x8, 8, 2, 128, 128, 2048>;
 
 template <class V, class T>
 PYKERN_INLINE V load(const T* p) {
@@ -207,8 +211,33 @@ PYKERN_INLINE void pack_b(const Gemm<typename B::Elem>& g, int64_t pc, int64_t k
   }
 }
 
-// The five loops around the micro-kernel (BLIS's jc, pc, ic, jr, ir). ap, bp: B::a_elems and
-// B::b_elems of scratch, this call's own.
+// The ic block [ic, ic + mc) x columns [j0, j1) (j0 a multiple of NR) of one (jc, pc) step, B's
+// block already packed in bp: pack A's block into ap, then the jr and ir loops around the
+// micro-kernel.
+template <class B>
+PYKERN_INLINE void block_body(const Gemm<typename B::Elem>& g, int64_t jc, int64_t nc, int64_t pc, int64_t kc,
+                              int64_t ic, int64_t mc, int64_t j0, int64_t j1, typename B::Elem* ap,
+                              const typename B::Elem* bp) {
+  pack_a<B>(g, ic, mc, pc, kc, ap);
+  for (int64_t jr = j0; jr < j1; jr += B::NR) {
+    const int nr = int(nc - jr < B::NR ? nc - jr : B::NR);
+    for (int64_t ir = 0; ir < mc; ir += B::MR) {
+      const int mr = int(mc - ir < B::MR ? mc - ir : B::MR);
+      micro_kernel<B>(kc, ap + ir * kc, bp + jr * kc, g.c + (ic + ir) * g.ldc + jc + jr, g.ldc, pc == 0, mr, nr);
+    }
+  }
+}
+
+// B's panels [p0, p1) (in NR-column units) of the (jc, pc) block: threads pack shares of it.
+template <class B>
+PYKERN_INLINE void pack_b_panels(const Gemm<typename B::Elem>& g, int64_t pc, int64_t kc, int64_t jc, int64_t nc,
+                                 int64_t p0, int64_t p1, typename B::Elem* bp) {
+  const int64_t lo = p0 * B::NR, hi = p1 * B::NR < nc ? p1 * B::NR : nc;
+  if (hi > lo) pack_b<B>(g, pc, kc, jc + lo, hi - lo, bp + lo * kc);
+}
+
+// The five loops around the micro-kernel (BLIS's jc, pc, ic, jr, ir) on one thread. ap, bp:
+// B::a_elems and B::b_elems of scratch, this call's own.
 template <class B>
 PYKERN_INLINE void packed_body(const Gemm<typename B::Elem>& g, typename B::Elem* ap, typename B::Elem* bp) {
   for (int64_t jc = 0; jc < g.N; jc += B::NC) {
@@ -218,35 +247,36 @@ PYKERN_INLINE void packed_body(const Gemm<typename B::Elem>& g, typename B::Elem
       pack_b<B>(g, pc, kc, jc, nc, bp);
       for (int64_t ic = 0; ic < g.M; ic += B::MC) {
         const int64_t mc = g.M - ic < B::MC ? g.M - ic : B::MC;
-        pack_a<B>(g, ic, mc, pc, kc, ap);
-        for (int64_t jr = 0; jr < nc; jr += B::NR) {
-          const int nr = int(nc - jr < B::NR ? nc - jr : B::NR);
-          for (int64_t ir = 0; ir < mc; ir += B::MR) {
-            const int mr = int(mc - ir < B::MR ? mc - ir : B::MR);
-            micro_kernel<B>(kc, ap + ir * kc, bp + jr * kc, g.c + (ic + ir) * g.ldc + jc + jr, g.ldc, pc == 0, mr,
-                            nr);
-          }
-        }
+        block_body<B>(g, jc, nc, pc, kc, ic, mc, 0, nc, ap, bp);
       }
     }
   }
 }
 
-// One compiled path: the packed loops for one blocking, compiled for one ISA, and its scratch.
+// One compiled path: a blocking compiled for one ISA, as functions (each a target function: a
+// lambda or std::thread body never inherits a target, so threads call these), and its sizes.
 template <class T>
 struct Path {
-  void (*run)(const Gemm<T>& g, T* ap, T* bp);
+  void (*run)(const Gemm<T>& g, T* ap, T* bp);  // the whole product, one thread
+  void (*pack_b)(const Gemm<T>& g, int64_t pc, int64_t kc, int64_t jc, int64_t nc, int64_t p0, int64_t p1, T* bp);
+  void (*block)(const Gemm<T>& g, int64_t jc, int64_t nc, int64_t pc, int64_t kc, int64_t ic, int64_t mc,
+                int64_t j0, int64_t j1, T* ap, const T* bp);
   size_t a_elems, b_elems;
-  int mr, nr;
+  int mr, nr, mc, kc, nc;
 };
-template <class B>
-constexpr Path<typename B::Elem> path(void (*run)(const Gemm<typename B::Elem>&, typename B::Elem*,
-                                                  typename B::Elem*)) {
-  return {run, B::a_elems, B::b_elems, B::MR, B::NR};
-}
 
-#define PYKERN_PACKED(name, B, T, target) \
-  target void name(const Gemm<T>& g, T* ap, T* bp) { packed_body<B>(g, ap, bp); }
+#define PYKERN_PACKED(name, B, T, target)                                                                   \
+  target void name(const Gemm<T>& g, T* ap, T* bp) { packed_body<B>(g, ap, bp); }                          \
+  target void name##_pack_b(const Gemm<T>& g, int64_t pc, int64_t kc, int64_t jc, int64_t nc, int64_t p0, \
+                            int64_t p1, T* bp) {                                                            \
+    pack_b_panels<B>(g, pc, kc, jc, nc, p0, p1, bp);                                                        \
+  }                                                                                                         \
+  target void name##_block(const Gemm<T>& g, int64_t jc, int64_t nc, int64_t pc, int64_t kc, int64_t ic,   \
+                           int64_t mc, int64_t j0, int64_t j1, T* ap, const T* bp) {                        \
+    block_body<B>(g, jc, nc, pc, kc, ic, mc, j0, j1, ap, bp);                                               \
+  }                                                                                                         \
+  constexpr Path<T> name##_path{name, name##_pack_b, name##_block, B::a_elems, B::b_elems,                  \
+                                B::MR, B::NR, B::MC, B::KC, B::NC};
 PYKERN_PACKED(blocked_f32, BlockedF32, float, )
 PYKERN_PACKED(blocked_f64, BlockedF64, double, )
 PYKERN_PACKED(simd_f32_baseline, SimdF32Base, float, )
@@ -265,53 +295,97 @@ template <>
 Path<float> simd_path<float>() {
 #if PYKERN_X86
   switch (active_isa()) {
-    case Isa::avx512: return path<SimdF32Avx512>(simd_f32_avx512);
-    case Isa::avx2: return path<SimdF32Avx2>(simd_f32_avx2);
+    case Isa::avx512: return simd_f32_avx512_path;
+    case Isa::avx2: return simd_f32_avx2_path;
     default: break;
   }
 #endif
-  return path<SimdF32Base>(simd_f32_baseline);
+  return simd_f32_baseline_path;
 }
 template <>
 Path<double> simd_path<double>() {
 #if PYKERN_X86
   switch (active_isa()) {
-    case Isa::avx512: return path<SimdF64Avx512>(simd_f64_avx512);
-    case Isa::avx2: return path<SimdF64Avx2>(simd_f64_avx2);
+    case Isa::avx512: return simd_f64_avx512_path;
+    case Isa::avx2: return simd_f64_avx2_path;
     default: break;
   }
 #endif
-  return path<SimdF64Base>(simd_f64_baseline);
+  return simd_f64_baseline_path;
 }
 
-// Runs `p` on g split into `parts` contiguous slices of c's rows (or columns, when c is wider than
-// tall), each with its own scratch, on as many threads. Slices are whole micro-tiles, so each
-// output is summed exactly as on one thread.
+// One thread: the whole product with this call's own scratch.
 template <class T>
-void run_split(const Gemm<T>& g, const Path<T>& p, int parts) {
-  const bool by_rows = g.M >= g.N;
-  const int64_t unit = by_rows ? p.mr : p.nr;
-  const int64_t units = ((by_rows ? g.M : g.N) + unit - 1) / unit;
-  if (parts > units) parts = int(units);
-  if (parts < 1) parts = 1;
-  const size_t per = p.a_elems + p.b_elems;
-  Scratch<T> scratch(per * size_t(parts));  // allocated here: a thread never throws bad_alloc
-  parallel(parts, [&](int part, int np) {
-    const int64_t lo = units * part / np * unit, hi_raw = units * (part + 1) / np * unit;
-    const int64_t extent = by_rows ? g.M : g.N, hi = hi_raw < extent ? hi_raw : extent;
-    if (hi <= lo) return;
-    Gemm<T> s = g;
-    if (by_rows) {
-      s.a = g.a + lo * g.rsa;
-      s.c = g.c + lo * g.ldc;
-      s.M = hi - lo;
+void run_serial(const Gemm<T>& g, const Path<T>& p) {
+  Scratch<T> scratch(p.a_elems + p.b_elems);
+  p.run(g, scratch.p, scratch.p + p.a_elems);
+}
+
+// A reusable barrier for the threads of one call (C++17 has no std::barrier).
+class Barrier {
+ public:
+  explicit Barrier(int n) : n_(n) {}
+  void wait() {
+    std::unique_lock<std::mutex> lock(m_);
+    const unsigned gen = gen_;
+    if (++arrived_ == n_) {
+      arrived_ = 0;
+      ++gen_;
+      cv_.notify_all();
     } else {
-      s.b = g.b + lo * g.csb;
-      s.c = g.c + lo;
-      s.N = hi - lo;
+      cv_.wait(lock, [&] { return gen != gen_; });
     }
-    T* mine = scratch.p + per * size_t(part);
-    p.run(s, mine, mine + p.a_elems);
+  }
+
+ private:
+  std::mutex m_;
+  std::condition_variable cv_;
+  int n_, arrived_ = 0;
+  unsigned gen_ = 0;
+};
+
+// `parts` threads over the BLIS loops: per (jc, pc) step they pack shares of B's block into one
+// shared buffer, wait, then take tiles of c (an ic row block x a range of NR-column panels) from
+// a counter, each packing its own A block, and wait again before B's buffer is refilled. Taking
+// tiles as they come, not a fixed share, keeps every thread busy when another process takes a
+// core for a while; about four tiles a thread. Row blocks are at most MC rows; column ranges
+// split c only when it has too few row blocks (a wide, short c). Each output is still summed by
+// one thread in the one-thread order.
+template <class T>
+void run_parallel(const Gemm<T>& g, const Path<T>& p, int parts) {
+  const int64_t mr = p.mr, want = 4 * int64_t(parts);
+  int64_t rows = (g.M + want - 1) / want;
+  rows = (rows + mr - 1) / mr * mr;
+  if (rows > p.mc) rows = p.mc;
+  const int64_t row_blocks = (g.M + rows - 1) / rows;
+  const int64_t col_blocks = row_blocks >= want ? 1 : (want + row_blocks - 1) / row_blocks;
+  const int64_t blocks = row_blocks * col_blocks;
+  const int64_t steps_n = (g.N + p.nc - 1) / p.nc, steps_k = (g.K + p.kc - 1) / p.kc;
+  Scratch<T> shared_b(p.b_elems);
+  Scratch<T> own_a(p.a_elems * size_t(parts));  // allocated here: a thread never throws bad_alloc
+  std::vector<std::atomic<int64_t>> next(size_t(steps_n * steps_k));
+  for (auto& n : next) n = 0;
+  Barrier barrier(parts);
+  parallel(parts, [&](int part, int np) {
+    T* ap = own_a.p + p.a_elems * size_t(part);
+    int64_t step = 0;
+    for (int64_t jc = 0; jc < g.N; jc += p.nc) {
+      const int64_t nc = g.N - jc < p.nc ? g.N - jc : p.nc;
+      const int64_t panels = (nc + p.nr - 1) / p.nr;
+      for (int64_t pc = 0; pc < g.K; pc += p.kc, ++step) {
+        const int64_t kc = g.K - pc < p.kc ? g.K - pc : p.kc;
+        p.pack_b(g, pc, kc, jc, nc, panels * part / np, panels * (part + 1) / np, shared_b.p);
+        barrier.wait();
+        for (int64_t b; (b = next[size_t(step)].fetch_add(1)) < blocks;) {
+          const int64_t ic = b / col_blocks * rows, mc = g.M - ic < rows ? g.M - ic : rows;
+          const int64_t cb = b % col_blocks, cuts = col_blocks < panels ? col_blocks : panels;
+          if (cb >= cuts) continue;  // fewer panels than column blocks: these have none
+          const int64_t j0 = panels * cb / cuts * p.nr, j1 = panels * (cb + 1) / cuts * p.nr;
+          p.block(g, jc, nc, pc, kc, ic, mc, j0, j1 < nc ? j1 : nc, ap, shared_b.p);
+        }
+        barrier.wait();
+      }
+    }
   });
 }
 
@@ -327,13 +401,13 @@ void run_naive(const Call& call) { naive(operands<T>(call)); }
 template <class T>
 void run_blocked(const Call& call) {
   if constexpr (sizeof(T) == 4)
-    run_split(operands<T>(call), path<BlockedF32>(blocked_f32), 1);
+    run_serial(operands<T>(call), blocked_f32_path);
   else
-    run_split(operands<T>(call), path<BlockedF64>(blocked_f64), 1);
+    run_serial(operands<T>(call), blocked_f64_path);
 }
 
 template <class T>
-void run_simd(const Call& call) { run_split(operands<T>(call), simd_path<T>(), 1); }
+void run_simd(const Call& call) { run_serial(operands<T>(call), simd_path<T>()); }
 
 template <class T>
 void run_threaded(const Call& call) {
@@ -341,7 +415,10 @@ void run_threaded(const Call& call) {
   const double flops = 2.0 * double(g.M) * double(g.N) * double(g.K);
   const double most = flops / kFlopsPerThread;
   const int parts = most < 1 ? 1 : most < call.threads ? int(most) : call.threads;
-  run_split(g, simd_path<T>(), parts);
+  if (parts <= 1)
+    run_serial(g, simd_path<T>());
+  else
+    run_parallel(g, simd_path<T>(), parts);
 }
 
 template <void (*f32)(const Call&), void (*f64)(const Call&)>
@@ -365,10 +442,10 @@ const Variant kVariants[] = {
     {"blocked", kF32 | kF64, by_dtype<run_blocked<float>, run_blocked<double>>,
      "GotoBLAS loops: packed A (MCxKC) and B (KCxNC) panels, 4x4 scalar micro-kernel", kTransposes},
     {"simd", kF32 | kF64, by_dtype<run_simd<float>, run_simd<double>>,
-     "packed panels + register-blocked SIMD micro-kernel (AVX-512 12x32, AVX2+FMA 6x16, SSE 4x8 f32)",
+     "packed panels + register-blocked SIMD micro-kernel (AVX-512 8x32, AVX2+FMA 6x16, SSE 4x8 f32)",
      kTransposes},
     {"threaded", kF32 | kF64, by_dtype<run_threaded<float>, run_threaded<double>>,
-     "simd on slices of c's rows (or columns) per thread, as many as BLAS may use", kTransposes},
+     "simd on threads sharing packed B, c's tiles from a counter; as many threads as BLAS may use", kTransposes},
 };
 
 }  // namespace
