@@ -11,7 +11,9 @@ is checked against the float64 reference before it is timed. Threads: each threa
 with threadpoolctl on NumPy's BLAS, which is also what pykern's compiled kernels read
 (pykern/cpu/_compiled.py), so both sides get the same count. naive and blocked are one-thread
 rungs: they run at the first thread count only. Each run times every entry once, round robin
-(median of its repetitions), so a burst of load from other processes hits all of them; the
+(median of its repetitions) after a pause (--pause: OpenBLAS's worker threads spin for a while
+after each call, and would otherwise take the cores of the entry after np.matmul), so a burst of
+load from other processes hits all of them; the
 report gives min / median / max over the runs, the ratio to np.matmul (or to the copy) per
 run, and the CPU share other processes took during each run.
 """
@@ -92,13 +94,14 @@ def _relu_entries(mib, rng):
     }
 
 
-def _time_runs(entries: dict, runs: int, reps: int) -> tuple[dict, list]:
+def _time_runs(entries: dict, runs: int, reps: int, pause: float) -> tuple[dict, list]:
     """{name: [median seconds per run]}, [other processes' CPU share per run]."""
     times = {k: [] for k in entries}
     loads = []
     for _ in range(runs):
         with OtherLoad() as load:
             for name, fn in entries.items():
+                time.sleep(pause)  # OpenBLAS's workers spin after a call: let them sleep first
                 t, _ = measure(fn, host_clock, warmup=1, min_reps=1, max_reps=reps, budget_s=1.0)
                 times[name].append(t.median)
         loads.append(load.share)
@@ -116,6 +119,9 @@ def main(argv=None) -> int:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--reps", type=int, default=5, help="timed calls per entry per run, at most (1 s budget)")
     ap.add_argument("--relu-mib", type=int, default=64, help="relu's input size in MiB (float32)")
+    ap.add_argument("--pause", type=float, default=0.3,
+                    help="seconds of sleep before each entry, so that the previous one's spinning threads "
+                         "(OpenBLAS's keep a core busy for a while after each call) do not take its cores")
     ap.add_argument("--json", help="write every run's figures and the environment here")
     args = ap.parse_args(argv)
     from threadpoolctl import threadpool_limits
@@ -133,7 +139,7 @@ def main(argv=None) -> int:
             assert _compiled.threads() == th, "pykern's thread count must follow BLAS's"
             for n in sizes:
                 entries, flops, base = _matmul_entries(n, th, thread_counts[0], rng)
-                times, loads = _time_runs(entries, args.runs, args.reps)
+                times, loads = _time_runs(entries, args.runs, args.reps, args.pause)
                 rows = {}
                 for name, ts in times.items():
                     gflops = [flops / t / 1e9 for t in ts]
@@ -148,7 +154,7 @@ def main(argv=None) -> int:
                     print(f"  {name:10s} {g['min']:7.1f} {g['median']:7.1f} {g['max']:7.1f} GFLOP/s   "
                           f"x np.matmul {v['min']:.2f} {v['median']:.2f} {v['max']:.2f}")
             entries = _relu_entries(args.relu_mib, rng)
-            times, loads = _time_runs({k: f for k, (f, _) in entries.items()}, args.runs, args.reps)
+            times, loads = _time_runs({k: f for k, (f, _) in entries.items()}, args.runs, args.reps, args.pause)
             rows = {}
             for name, ts in times.items():
                 nbytes = entries[name][1]

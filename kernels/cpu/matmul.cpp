@@ -16,9 +16,6 @@
 // split outputs, never a sum, so the result does not depend on the thread count. Edge panels are
 // padded with zeros; a padded row or column only ever meets outputs that are discarded, so an Inf
 // in a real input never meets a padding zero (0 * Inf) in a kept output.
-#include <condition_variable>
-#include <mutex>
-
 #include "cpu.h"
 
 namespace pykern {
@@ -321,27 +318,36 @@ void run_serial(const Gemm<T>& g, const Path<T>& p) {
   p.run(g, scratch.p, scratch.p + p.a_elems);
 }
 
-// A reusable barrier for the threads of one call (C++17 has no std::barrier).
+// A reusable barrier for the threads of one call (C++17 has no std::barrier). It spins, then
+// yields: a thread that slept on a condition variable would wait for the scheduler to preempt
+// whatever else runs on its core (milliseconds on a busy machine), several times per call.
 class Barrier {
  public:
   explicit Barrier(int n) : n_(n) {}
   void wait() {
-    std::unique_lock<std::mutex> lock(m_);
-    const unsigned gen = gen_;
-    if (++arrived_ == n_) {
-      arrived_ = 0;
-      ++gen_;
-      cv_.notify_all();
-    } else {
-      cv_.wait(lock, [&] { return gen != gen_; });
+    const unsigned gen = gen_.load(std::memory_order_acquire);
+    if (arrived_.fetch_add(1, std::memory_order_acq_rel) + 1 == n_) {
+      arrived_.store(0, std::memory_order_relaxed);
+      gen_.store(gen + 1, std::memory_order_release);
+      return;
+    }
+    for (int spins = 0; gen_.load(std::memory_order_acquire) == gen; ++spins) {
+      if (spins < 4096)
+        relax();
+      else
+        std::this_thread::yield();
     }
   }
 
  private:
-  std::mutex m_;
-  std::condition_variable cv_;
-  int n_, arrived_ = 0;
-  unsigned gen_ = 0;
+  static void relax() {
+#if PYKERN_X86
+    __builtin_ia32_pause();
+#endif
+  }
+  const int n_;
+  std::atomic<int> arrived_{0};
+  std::atomic<unsigned> gen_{0};
 };
 
 // `parts` threads over the BLIS loops: per (jc, pc) step they pack shares of B's block into one
