@@ -17,6 +17,10 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#if defined(__linux__)
+#include <sched.h>
+#endif
+
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -72,6 +76,32 @@ Isa active_isa() {
   const int limit = g_isa_limit.load(std::memory_order_relaxed);
   const int found = static_cast<int>(detected_isa());
   return static_cast<Isa>(limit < found ? limit : found);
+}
+
+// ------------------------------------------------------------------------------------------
+// Threads
+// ------------------------------------------------------------------------------------------
+std::vector<int> helper_cpus() {
+  std::vector<int> out;
+#if defined(__linux__)
+  cpu_set_t allowed;
+  if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) return out;
+  const int here = sched_getcpu();
+  for (int c = 0; c < CPU_SETSIZE; ++c)
+    if (CPU_ISSET(c, &allowed) && c != here) out.push_back(c);
+#endif
+  return out;
+}
+
+void move_to_cpu(int cpu) {
+#if defined(__linux__)
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(cpu, &one);
+  (void)sched_setaffinity(0, sizeof one, &one);  // a helper thread's own; it ends with the call
+#else
+  (void)cpu;
+#endif
 }
 
 // ------------------------------------------------------------------------------------------
