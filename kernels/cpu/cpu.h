@@ -48,8 +48,8 @@ const char* isa_name(Isa isa);
 Isa detected_isa();  // the best this CPU and OS support (x86-64: cpuid + XCR0 via libgcc)
 Isa active_isa();    // min(detected, the forced limit): what every dispatching launcher runs
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#define PYKERN_X86 1
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(PYKERN_CPU_PORTABLE)
+#define PYKERN_X86 1  // (-DPYKERN_CPU_PORTABLE builds the non-x86 code here, to check it compiles)
 // The target of each ISA's wrapper. The kernel bodies are plain C++ (GCC vector extensions where
 // register blocking needs named vectors), so no intrinsic is tied to one ISA's header.
 #define PYKERN_TARGET_AVX2 __attribute__((target("avx2,fma")))
