@@ -84,6 +84,6 @@ def test_the_suite_stops_for_a_source_tree_or_an_extension_that_does_not_import(
 def test_the_build_records_its_extensions():
     """pykern/_build.py is written by CMakeLists.txt; every extension is 'built' or says why not."""
     from pykern import _build
-    assert set(_build.EXTENSIONS) == {"_cuda", "_cuda_sim"}
+    assert set(_build.EXTENSIONS) == {"_cuda", "_cuda_sim", "_cpu"}
     assert all(status for status in _build.EXTENSIONS.values())
     assert "not configured" not in _build.EXTENSIONS.values()

@@ -1,0 +1,278 @@
+// pykern._cpu: the compiled CPU kernels of kernels/cpu/*.cpp, one generic binder for every table.
+//
+// Every table registers itself (PYKERN_CPU_TABLE, kernels/cpu/cpu.h); bind_table walks each and
+// defines, per op:
+//   <op>_<variant>(ins, out, dims, threads=1)   one per row: ins a tuple of the input arrays in
+//       the spec's order, out the output array (may be one of the inputs: in place), dims the
+//       spec's dims(problem), threads the most threads the call may use
+//   <op>_variants   the rows as dicts (name, technique, dtypes, kernel, takes), in table order
+//   <op>_fields     the dims field names; <op>_inputs: the input names
+// and for the instruction sets: isa(), detected_isa(), isas() (every path this machine can run,
+// lowest first), set_isa(name) (the forced limit; pykern.cpu sets it from PYKERN_CPU_ISA).
+// A bound row checks what makes a direct call memory-safe (NumPy arrays, native-endian, C-
+// contiguous, the row's dtype, one dtype for all, a writable output, the element counts the
+// table's sizes rule gives, non-negative dims, the takes flags), then releases the GIL and runs
+// the launcher.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#if defined(__linux__)
+#include <sched.h>
+#endif
+
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "cpu.h"
+
+namespace py = pybind11;
+
+namespace pykern {
+namespace cpu {
+
+// ------------------------------------------------------------------------------------------
+// Instruction sets
+// ------------------------------------------------------------------------------------------
+const char* isa_name(Isa isa) {
+  switch (isa) {
+    case Isa::avx512: return "avx512";
+    case Isa::avx2: return "avx2";
+    default: return "baseline";
+  }
+}
+
+Isa detected_isa() {
+#if PYKERN_X86
+  // libgcc's cpuid reading also checks that the OS saves the ymm/zmm state (XCR0).
+  static const Isa found = [] {
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw"))
+      return Isa::avx512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return Isa::avx2;
+    return Isa::baseline;
+  }();
+  return found;
+#else
+  return Isa::baseline;
+#endif
+}
+
+namespace {
+std::atomic<int> g_isa_limit{static_cast<int>(Isa::avx512)};
+
+Isa parse_isa(const std::string& name, const char* what) {
+  if (name == "baseline") return Isa::baseline;
+  if (name == "avx2") return Isa::avx2;
+  if (name == "avx512") return Isa::avx512;
+  throw py::value_error(std::string(what) + ": expected baseline, avx2 or avx512, got '" + name + "'");
+}
+}  // namespace
+
+Isa active_isa() {
+  const int limit = g_isa_limit.load(std::memory_order_relaxed);
+  const int found = static_cast<int>(detected_isa());
+  return static_cast<Isa>(limit < found ? limit : found);
+}
+
+// ------------------------------------------------------------------------------------------
+// Threads
+// ------------------------------------------------------------------------------------------
+std::vector<int> helper_cpus() {
+  std::vector<int> out;
+#if defined(__linux__)
+  cpu_set_t allowed;
+  if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) return out;
+  const int here = sched_getcpu();
+  for (int c = 0; c < CPU_SETSIZE; ++c)
+    if (CPU_ISSET(c, &allowed) && c != here) out.push_back(c);
+#endif
+  return out;
+}
+
+void move_to_cpu(int cpu) {
+#if defined(__linux__)
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(cpu, &one);
+  (void)sched_setaffinity(0, sizeof one, &one);  // a helper thread's own; it ends with the call
+#else
+  (void)cpu;
+#endif
+}
+
+// ------------------------------------------------------------------------------------------
+// Tables
+// ------------------------------------------------------------------------------------------
+namespace {
+std::vector<Table>& registry() {
+  static std::vector<Table> tables;  // filled by static registrars before PYBIND11_MODULE runs
+  return tables;
+}
+
+std::vector<std::string> split_names(const char* list) {
+  std::vector<std::string> out;
+  std::string cur;
+  for (const char* p = list;; ++p) {
+    if (*p == ',' || *p == '\0') {
+      size_t a = cur.find_first_not_of(' '), b = cur.find_last_not_of(' ');
+      if (a != std::string::npos) out.push_back(cur.substr(a, b - a + 1));
+      cur.clear();
+      if (*p == '\0') break;
+    } else {
+      cur += *p;
+    }
+  }
+  return out;
+}
+
+py::list dtype_names(unsigned set) {
+  py::list l;
+  if (set & kF32) l.append("float32");
+  if (set & kF64) l.append("float64");
+  return l;
+}
+
+// The takes flags that are dims fields, as in the CUDA tables (kernels/pykern.h kTakeFlags).
+struct TakeFlag {
+  unsigned bit;
+  const char* field;
+};
+constexpr TakeFlag kTakeFlags[] = {{kTransposeA, "transpose_a"}, {kTransposeB, "transpose_b"}};
+
+py::list takes_names(unsigned takes) {
+  py::list l;
+  for (const TakeFlag& f : kTakeFlags)
+    if (takes & f.bit) l.append(f.field);
+  return l;
+}
+
+struct TableInfo {
+  const Table* table;
+  std::vector<std::string> fields, inputs;
+  std::vector<std::pair<size_t, unsigned>> flags;  // (dims index, takes bit)
+};
+
+[[noreturn]] void refuse(const std::string& kernel, const std::string& why) {
+  throw py::value_error(kernel + ": " + why);
+}
+
+// NumPy's flags (numpy/ndarraytypes.h): stable since NumPy 1.0.
+constexpr int kCContiguous = 0x0001, kWriteable = 0x0400;
+
+const void* array_data(const std::string& kernel, const std::string& what, const py::handle& obj, DType* dtype,
+                       bool* have_dtype, unsigned dtypes, int64_t want, bool writable) {
+  if (!py::isinstance<py::array>(obj)) refuse(kernel, what + ": expected a NumPy array");
+  py::array a = py::reinterpret_borrow<py::array>(obj);
+  const int num = a.dtype().num();
+  DType dt;
+  if (num == py::detail::npy_api::NPY_FLOAT_ && a.itemsize() == 4)
+    dt = DType::f32;
+  else if (num == py::detail::npy_api::NPY_DOUBLE_ && a.itemsize() == 8)
+    dt = DType::f64;
+  else
+    throw py::type_error(kernel + ": " + what + ": unsupported dtype " + std::string(py::str(a.dtype())) +
+                         " (takes " + std::string(py::str(py::str(", ").attr("join")(dtype_names(dtypes)))) + ")");
+  const char order = a.dtype().byteorder();
+  if (order == '>') refuse(kernel, what + ": big-endian arrays are not taken");
+  if (!(dtypes & (dt == DType::f32 ? kF32 : kF64)))
+    throw py::type_error(kernel + ": " + what + ": unsupported dtype " + std::string(py::str(a.dtype())));
+  if (*have_dtype && dt != *dtype) refuse(kernel, what + ": every operand must have one dtype");
+  *dtype = dt;
+  *have_dtype = true;
+  if (!(a.flags() & kCContiguous)) refuse(kernel, what + " is not C-contiguous");
+  if (writable && !(a.flags() & kWriteable)) refuse(kernel, what + " is read-only");
+  if (a.size() != want)
+    refuse(kernel, what + ": expected " + std::to_string(want) + " elements for these dims, got " +
+                       std::to_string(a.size()));
+  return a.data();
+}
+
+void bind_table(py::module_& m, const Table& t) {
+  auto info = std::make_shared<TableInfo>();
+  info->table = &t;
+  info->fields = split_names(t.fields);
+  info->inputs = split_names(t.inputs);
+  for (size_t i = 0; i < info->fields.size(); ++i)
+    for (const TakeFlag& f : kTakeFlags)
+      if (info->fields[i] == f.field) info->flags.emplace_back(i, f.bit);
+  const std::string op = t.op;
+  py::list rows;
+  for (int r = 0; r < t.row_count; ++r) {
+    const Variant* row = &t.rows[r];
+    const std::string kernel = op + "_" + row->name;
+    m.def(
+        kernel.c_str(),
+        [info, row, kernel](const py::tuple& ins, const py::object& out, const std::vector<int64_t>& dims,
+                            int threads) {
+          if (ins.size() != info->inputs.size())
+            refuse(kernel, "expected " + std::to_string(info->inputs.size()) + " inputs, got " +
+                               std::to_string(ins.size()));
+          if (dims.size() != info->fields.size())
+            refuse(kernel, "expected " + std::to_string(info->fields.size()) + " dims (" + info->table->fields +
+                               "), got " + std::to_string(dims.size()));
+          for (size_t i = 0; i < dims.size(); ++i)
+            if (dims[i] < 0) refuse(kernel, "dims must be non-negative, got " + info->fields[i] + "=" +
+                                                std::to_string(dims[i]));
+          for (const auto& [index, bit] : info->flags)
+            if (dims[index] != 0 && !(row->takes & bit))
+              refuse(kernel, info->fields[index] + ": takes no transposed operands (its table row's takes column)");
+          if (threads < 1) refuse(kernel, "threads must be >= 1, got " + std::to_string(threads));
+          const std::vector<int64_t> want = info->table->sizes(dims.data());
+          Call call{};
+          bool have = false;
+          for (size_t i = 0; i < ins.size(); ++i)
+            call.in[i] = array_data(kernel, info->inputs[i], ins[i], &call.dtype, &have, row->dtypes, want[i], false);
+          call.out = const_cast<void*>(
+              array_data(kernel, "out", out, &call.dtype, &have, row->dtypes, want[ins.size()], true));
+          call.dims = dims.data();
+          call.threads = threads;
+          call.name = kernel.c_str();
+          py::gil_scoped_release nogil;  // the launcher touches no Python object
+          row->launch(call);
+        },
+        py::arg("ins"), py::arg("out"), py::arg("dims"), py::arg("threads") = 1, row->technique);
+    py::dict d;
+    d["name"] = row->name;
+    d["technique"] = row->technique;
+    d["dtypes"] = dtype_names(row->dtypes);
+    d["kernel"] = kernel;
+    d["takes"] = takes_names(row->takes);
+    rows.append(d);
+  }
+  m.attr((op + "_variants").c_str()) = rows;
+  m.attr((op + "_fields").c_str()) = py::tuple(py::cast(info->fields));
+  m.attr((op + "_inputs").c_str()) = py::tuple(py::cast(info->inputs));
+}
+}  // namespace
+
+void register_table(const Table& table) { registry().push_back(table); }
+
+}  // namespace cpu
+}  // namespace pykern
+
+PYBIND11_MODULE(_cpu, m) {
+  using namespace pykern::cpu;
+  m.doc() = "pykern's compiled CPU kernels (kernels/cpu/), instruction set chosen at run time";
+  m.def("isa", [] { return isa_name(active_isa()); }, "The instruction set the kernels run now");
+  m.def("detected_isa", [] { return isa_name(detected_isa()); }, "The best this CPU and OS support");
+  m.def("isas", [] {
+        std::vector<std::string> out;
+        for (int i = 0; i <= static_cast<int>(detected_isa()); ++i) out.push_back(isa_name(static_cast<Isa>(i)));
+        return out;
+      }, "Every instruction set this machine can run, lowest first");
+  m.def("set_isa", [](const std::string& name, const std::string& what) {
+        g_isa_limit = static_cast<int>(parse_isa(name, what.c_str()));
+        return isa_name(active_isa());
+      }, py::arg("name"), py::arg("what") = "set_isa",
+      "Limit the kernels to `name` or lower (baseline, avx2, avx512) for every thread; returns the active one");
+  py::list ops;
+  for (const Table& t : registry()) {
+    bind_table(m, t);
+    ops.append(t.op);
+  }
+  m.attr("TABLES") = ops;
+}

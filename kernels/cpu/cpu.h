@@ -1,0 +1,202 @@
+// The compiled CPU kernels (pykern._cpu): what kernels/cpu/<op>.cpp and the binder
+// (csrc/cpu/module.cpp) share. Plain C++17 for the host compiler: no CUDA header, so it builds
+// wherever a C++ compiler exists (x86-64 and arm64).
+//
+// The conventions are the CUDA side's (kernels/pykern.h), cut down to what the host needs: each
+// op file ends with a variant table (name, dtypes, launcher, one-line technique, takes) that
+// registers itself; the binder walks the tables and binds every row as pykern._cpu.<op>_<name>;
+// pykern/cpu/_compiled.py registers every row as a `numpy`-backend variant. Dims are the op
+// spec's `dims(problem)` (OpSpec.dims), the same tuple the CUDA tables take.
+//
+// Instruction sets: chosen at run time, never by the build (no -march=native: one wheel runs on
+// any x86-64). A kernel body is written once, as an always-inline template, and wrapped in one
+// function per ISA with __attribute__((target(...))): the compiler generates that ISA's code for
+// the inlined body. active_isa() picks the wrapper: the best this CPU and OS support, lowered by
+// PYKERN_CPU_ISA or pykern._cpu.set_isa() (tests run every path the machine has).
+#pragma once
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <string>
+#include <system_error>
+#include <thread>
+#include <vector>
+
+namespace pykern {
+namespace cpu {
+
+// Element types crossing the boundary: NumPy dtype names "float32", "float64".
+enum class DType { f32, f64 };
+constexpr unsigned kF32 = 1u << 0;
+constexpr unsigned kF64 = 1u << 1;
+
+// The optional parameters a row handles (pykern's `takes`), bit for bit the CUDA tables' ones.
+constexpr unsigned kTakesNothing = 0u;
+constexpr unsigned kTransposeA = 1u;  // matmul's transpose_a: a stored (K, M)
+constexpr unsigned kTransposeB = 2u;  // matmul's transpose_b: b stored (N, K)
+
+// ------------------------------------------------------------------------------------------
+// Instruction sets
+// ------------------------------------------------------------------------------------------
+enum class Isa : int { baseline = 0, avx2 = 1, avx512 = 2 };
+// "baseline": what the build's target always has (SSE2 on x86-64, NEON on arm64); "avx2": AVX2 +
+// FMA (Haswell, Zen 1 and later); "avx512": AVX-512 F/VL/DQ/BW (Skylake-SP, Zen 4 and later).
+const char* isa_name(Isa isa);
+Isa detected_isa();  // the best this CPU and OS support (x86-64: cpuid + XCR0 via libgcc)
+Isa active_isa();    // min(detected, the forced limit): what every dispatching launcher runs
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(PYKERN_CPU_PORTABLE)
+#define PYKERN_X86 1  // (-DPYKERN_CPU_PORTABLE builds the non-x86 code here, to check it compiles)
+// The target of each ISA's wrapper. The kernel bodies are plain C++ (GCC vector extensions where
+// register blocking needs named vectors), so no intrinsic is tied to one ISA's header.
+#define PYKERN_TARGET_AVX2 __attribute__((target("avx2,fma")))
+#define PYKERN_TARGET_AVX512 __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,avx2,fma,prefer-vector-width=512")))
+#else
+#define PYKERN_X86 0
+#endif
+// Kernel bodies: inlined into each ISA wrapper, where they take the wrapper's target.
+#define PYKERN_INLINE inline __attribute__((always_inline))
+
+// One function per ISA from one body: PYKERN_ISA_WRAPPERS(name, body, params, args) defines
+// name_baseline, name_avx2 and name_avx512 (x86-64), each running `body args` (body: an
+// always-inline template instance, e.g. relu_body<float>), and name(params), which runs the active
+// one. Elsewhere (arm64) name runs the body as compiled for the build's target.
+#if PYKERN_X86
+#define PYKERN_ISA_WRAPPERS(name, body, params, args)                 \
+  static void name##_baseline params { body args; }                   \
+  PYKERN_TARGET_AVX2 static void name##_avx2 params { body args; }    \
+  PYKERN_TARGET_AVX512 static void name##_avx512 params { body args; } \
+  static void name params {                                           \
+    switch (::pykern::cpu::active_isa()) {                            \
+      case ::pykern::cpu::Isa::avx512: name##_avx512 args; break;     \
+      case ::pykern::cpu::Isa::avx2: name##_avx2 args; break;         \
+      default: name##_baseline args;                                  \
+    }                                                                 \
+  }
+#else
+#define PYKERN_ISA_WRAPPERS(name, body, params, args) \
+  static void name params { body args; }
+#endif
+
+// ------------------------------------------------------------------------------------------
+// Calls and tables
+// ------------------------------------------------------------------------------------------
+constexpr int kMaxOperands = 4;
+
+// One call as the binder hands it to a launcher, after checking dtype, contiguity, the operand
+// sizes the table's `sizes` rule asks for, the takes flags and the table's `unsupported` rule:
+// launchers assume all of that. The GIL is released while a launcher runs: it touches no Python
+// object and no shared mutable state (each call allocates its own buffers), so calls from several
+// Python threads run at once.
+struct Call {
+  DType dtype;
+  const void* in[kMaxOperands];  // the inputs in the spec's order
+  void* out;
+  const int64_t* dims;  // the spec's dims(problem), in the table's field order
+  int threads;          // the most threads this call may use (pykern's one setting, >= 1)
+  const char* name;     // "<op>_<variant>", the row's: what errors name
+
+  template <typename T>
+  const T* input(int i) const { return static_cast<const T*>(in[i]); }
+  template <typename T>
+  T* output() const { return static_cast<T*>(out); }
+};
+
+using Launcher = void (*)(const Call& call);
+
+// A row of an op's table: keep each a brace-enclosed {name, dtypes, launcher, technique[, takes]}.
+struct Variant {
+  const char* name;       // the registry's variant name
+  unsigned dtypes;        // kF32 | kF64
+  Launcher launch;
+  const char* technique;  // one line naming the technique and its limits (pk.variants())
+  unsigned takes = kTakesNothing;
+};
+
+// The element count every operand must have for these dims (inputs in order, then the output):
+// the binder checks the arrays against it, so a direct call cannot read or write out of bounds.
+using Sizes = std::vector<int64_t> (*)(const int64_t* dims);
+
+struct Table {
+  const char* op;
+  const char* fields;  // the dims fields, "M, N, K, transpose_a, transpose_b"
+  const char* inputs;  // the spec's inputs, "a, b"
+  const Variant* rows;
+  int row_count;
+  Sizes sizes;
+};
+
+void register_table(const Table& table);
+struct TableRegistrar {
+  explicit TableRegistrar(const Table& t) { register_table(t); }
+};
+
+// The last line of an op file: PYKERN_CPU_TABLE(op, "fields", "inputs", rows, sizes);
+#define PYKERN_CPU_TABLE(op, fields, inputs, rows, sizes)                                             \
+  static const ::pykern::cpu::TableRegistrar pykern_cpu_table_##op{::pykern::cpu::Table{              \
+      #op, fields, inputs, rows, static_cast<int>(sizeof(rows) / sizeof(rows[0])), sizes}}
+
+// ------------------------------------------------------------------------------------------
+// Threads and buffers
+// ------------------------------------------------------------------------------------------
+// The CPUs a helper thread of this call should run on: this thread's allowed CPUs except the one
+// it runs on now, in order ({} where that cannot be known, or is only this CPU). Linux places a
+// new thread on its creator's CPU more often than not and the load balancer leaves it there for
+// milliseconds (measured here: 2 threads of 2 ms work took 4 ms in half the tries), which is the
+// whole call for a mid-sized kernel: helpers are moved to another CPU as they start. A helper on
+// a CPU that something else keeps busy shares it, as any thread would; work handed out from a
+// counter (matmul's tiles) lets the caller take up the slack.
+std::vector<int> helper_cpus();
+// Moves the calling thread (a helper) to `cpu`; nothing where that is unsupported.
+void move_to_cpu(int cpu);
+
+// Runs f(part, parts) for part in [0, parts) on `parts` threads (the caller's among them) and
+// waits for all. Threads live for one call only: nothing outlives it, so a fork() never copies a
+// pool in a half state and two Python threads' calls never share one. (Starting a thread costs
+// tens of microseconds: callers thread only work that pays for it.) If a thread cannot be
+// started, its part runs on the caller's thread.
+template <class F>
+void parallel(int parts, F&& f) {
+  if (parts <= 1) {
+    f(0, 1);
+    return;
+  }
+  const std::vector<int> cpus = helper_cpus();
+  std::vector<std::thread> pool;
+  pool.reserve(parts - 1);
+  std::vector<int> inline_parts;
+  for (int p = 1; p < parts; ++p) {
+    const int cpu = cpus.empty() ? -1 : cpus[size_t(p - 1) % cpus.size()];
+    try {
+      pool.emplace_back([&f, p, parts, cpu] {
+        if (cpu >= 0) move_to_cpu(cpu);
+        f(p, parts);
+      });
+    } catch (const std::system_error&) {
+      inline_parts.push_back(p);
+    }
+  }
+  f(0, parts);
+  for (int p : inline_parts) f(p, parts);
+  for (auto& t : pool) t.join();
+}
+
+// A 64-byte aligned scratch buffer (packed panels), freed at scope exit.
+template <class T>
+struct Scratch {
+  T* p = nullptr;
+  explicit Scratch(size_t n) {
+    size_t bytes = ((n * sizeof(T) + 63) / 64) * 64;
+    p = static_cast<T*>(std::aligned_alloc(64, bytes ? bytes : 64));
+    if (p == nullptr) throw std::bad_alloc();
+  }
+  ~Scratch() { std::free(p); }
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+};
+
+}  // namespace cpu
+}  // namespace pykern

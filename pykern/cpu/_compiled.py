@@ -1,0 +1,111 @@
+"""The compiled CPU kernels (pykern._cpu, kernels/cpu/*.cpp) as `numpy`-backend variants.
+
+Every row of every table the extension binds is registered here, in table order, after the NumPy
+variants of pykern/cpu/<op>.py: one registry, so the registry-generated correctness, hostile-input
+and property tests, ``pk.check``, the benchmarks and the CLI take them with no list to extend.
+Without the extension (no C++ compiler at build time, or PYKERN_NO_CPU_EXT=1) nothing is
+registered and the NumPy variants are the CPU's; ``pykern info`` says why.
+
+Threads: pykern's CPU kernels use as many threads as NumPy's BLAS is allowed (threadpoolctl's
+view of it, which ``threadpool_limits``, OMP_NUM_THREADS and OPENBLAS_NUM_THREADS set), so one
+setting governs both and a kernel never runs beside a BLAS pool it oversubscribes: inside
+conv2d's batch split, where BLAS is held to one thread, they run on one thread too. The
+instruction set: ``isa()``, ``isas()``, ``set_isa(name)`` (or PYKERN_CPU_ISA before import).
+"""
+from __future__ import annotations
+
+import os
+import threading
+
+from .._registry import register
+from ..ops import SPECS
+
+try:
+    from .. import _cpu as ext
+except ImportError as _e:  # not built here: the NumPy variants are the CPU's (pykern info says why)
+    from .._install import built_extensions
+    ext = None
+    _status = (built_extensions() or {}).get("_cpu")
+    WHY_NOT = f"pykern._cpu was not built: {_status}" if _status not in (None, "built") else str(_e)
+else:
+    WHY_NOT = ""
+    if os.environ.get("PYKERN_CPU_ISA"):  # a typo must not pass for the best path: ValueError
+        ext.set_isa(os.environ["PYKERN_CPU_ISA"], "PYKERN_CPU_ISA")
+
+
+# --- threads -----------------------------------------------------------------------------------
+class _Threads:
+    """The thread count of every compiled CPU call: BLAS's current limit (read per call; about a
+    microsecond), else the CPUs this process may run on, capped by OMP_NUM_THREADS."""
+
+    def __init__(self):
+        self._blas = None
+        self._probed = False
+        self._lock = threading.Lock()
+
+    def _controller(self):
+        if not self._probed:
+            with self._lock:
+                if not self._probed:
+                    try:
+                        from threadpoolctl import ThreadpoolController
+                        blas = ThreadpoolController().select(user_api="blas")
+                        self._blas = blas.lib_controllers or None
+                    except Exception:  # threadpoolctl missing or unable to read this BLAS
+                        self._blas = None
+                    self._probed = True
+        return self._blas
+
+    def __call__(self) -> int:
+        blas = self._controller()
+        if blas:
+            return max(1, min(c.num_threads for c in blas))
+        try:
+            n = len(os.sched_getaffinity(0))
+        except AttributeError:
+            n = os.cpu_count() or 1
+        omp = os.environ.get("OMP_NUM_THREADS", "")
+        return max(1, min(n, int(omp))) if omp.isdigit() and int(omp) > 0 else n
+
+
+threads = _Threads()
+
+
+# --- instruction sets --------------------------------------------------------------------------
+def isa() -> str:
+    """The instruction set the compiled kernels run now: 'avx512', 'avx2' or 'baseline'."""
+    return ext.isa() if ext else "none"
+
+
+def isas() -> list:
+    """Every instruction set this machine can run, lowest first ([] without the extension)."""
+    return list(ext.isas()) if ext else []
+
+
+def set_isa(name: str) -> str:
+    """Limit the compiled kernels to ``name`` or lower ('baseline', 'avx2', 'avx512'), process-wide;
+    returns the one now active. PYKERN_CPU_ISA sets the same limit at import."""
+    if ext is None:
+        raise RuntimeError(f"pykern._cpu is not available: {WHY_NOT}")
+    return ext.set_isa(name)
+
+
+# --- registration ------------------------------------------------------------------------------
+def _register_table(op: str) -> None:
+    spec = SPECS[op]
+    for row in getattr(ext, f"{op}_variants"):
+        def run(problem, ins, out, _kernel=getattr(ext, row["kernel"])):
+            _kernel(tuple(ins), out, spec.dims(problem), threads())
+        run.__name__ = run.__qualname__ = row["name"]
+        run.__doc__ = row["technique"]
+        run.takes_problem = True  # the executor passes the Problem: dims come from the spec
+        register(op, "numpy", dtypes=row["dtypes"], name=row["name"], takes=row["takes"])(run)
+
+
+def register_tables() -> None:
+    """Register every row of every table pykern._cpu binds (nothing without the extension)."""
+    if ext is None:
+        return
+    for op in ext.TABLES:
+        if op in SPECS:
+            _register_table(op)

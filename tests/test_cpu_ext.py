@@ -1,0 +1,146 @@
+"""The compiled CPU kernels (pykern._cpu): every instruction-set path this machine has, the
+binder's checks, the thread setting, and calls from several Python threads at once.
+
+Their correctness on every test case, hostile input and hypothesis search comes from the
+registry-generated tests (they are `numpy`-backend variants); this file covers what those cannot
+see: the paths below the best one, and the plumbing."""
+import os
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+from conftest import seed_for
+
+import pykern as pk
+from pykern import _build
+from pykern._check import run_case
+from pykern._dispatch import call
+from pykern.cpu import _compiled
+from pykern.ops import SPECS
+
+BUILT = _build.EXTENSIONS.get("_cpu") == "built"
+pytestmark = pytest.mark.skipif(not BUILT, reason=f"pykern._cpu not built: {_build.EXTENSIONS.get('_cpu')}")
+
+
+def compiled_variants():
+    return [v for v in pk.variants(backend="numpy") if getattr(v.fn, "takes_problem", False)]
+
+
+def test_every_table_row_is_a_numpy_variant():
+    rows = {(op, r["name"]) for op in _compiled.ext.TABLES for r in getattr(_compiled.ext, f"{op}_variants")}
+    assert rows == {(v.op, v.name) for v in compiled_variants()}
+    assert {"relu", "relu_backward"} <= {op for op, _ in rows}
+    assert not any(v.default for v in compiled_variants())  # defaults move only on measurements
+
+
+# Small cases per op that cross every vector width and tile edge; the full lists run at the best
+# ISA in tests/test_correctness.py.
+def _isa_cases(op):
+    return SPECS[op].test_cases("numpy", simulator=True)
+
+
+@pytest.mark.parametrize("isa", ["baseline", "avx2", "avx512"])
+def test_every_isa_path_matches_the_reference(isa):
+    if isa not in _compiled.isas():
+        pytest.skip(f"this CPU runs only {_compiled.isas()}")
+    saved = _compiled.ext.isa()
+    try:
+        assert _compiled.set_isa(isa) == isa
+        for v in compiled_variants():
+            for dtype in v.dtypes:
+                for case in _isa_cases(v.op):
+                    cmp = run_case(v, case, dtype, seed_for("isa", isa, v.key, dtype, case))
+                    assert cmp.ok, f"{isa} {v.key} {dtype} {case}: {cmp.message()}"
+    finally:
+        _compiled.set_isa(saved)
+
+
+def test_the_environment_forces_a_lower_path_and_a_typo_is_named():
+    code = "import pykern.cpu._compiled as c; print(c.isa())"
+    env = dict(os.environ, PYKERN_CPU_ISA="baseline")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd="/")
+    assert out.returncode == 0 and out.stdout.strip() == "baseline", out.stderr
+    env["PYKERN_CPU_ISA"] = "avx3"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd="/")
+    assert out.returncode != 0 and "PYKERN_CPU_ISA: expected baseline, avx2 or avx512, got 'avx3'" in out.stderr
+    with pytest.raises(ValueError, match="set_isa: expected"):
+        _compiled.set_isa("sse9")
+
+
+def test_the_binder_refuses_what_would_touch_memory_out_of_bounds():
+    ext = _compiled.ext
+    x, y = np.ones(8, np.float32), np.empty(8, np.float32)
+    with pytest.raises(ValueError, match="expected 9 elements"):
+        ext.relu_simd((x,), y, [9], 1)
+    with pytest.raises(TypeError, match="unsupported dtype"):
+        ext.relu_simd((x.astype(np.int32),), y, [8], 1)
+    with pytest.raises(ValueError, match="one dtype"):
+        ext.relu_simd((x.astype(np.float64),), y, [8], 1)
+    with pytest.raises(ValueError, match="not C-contiguous"):
+        ext.relu_simd((np.ones(16, np.float32)[::2],), y, [8], 1)
+    y.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        ext.relu_simd((x,), y, [8], 1)
+    with pytest.raises(ValueError, match="expected a NumPy array"):
+        ext.relu_simd(([1.0] * 8,), np.empty(8, np.float32), [8], 1)
+    with pytest.raises(ValueError, match="non-negative"):
+        ext.relu_simd((x,), np.empty(8, np.float32), [-1], 1)
+
+
+def test_threads_follow_blas_limits():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    with threadpoolctl.threadpool_limits(1, user_api="blas"):
+        assert _compiled.threads() == 1
+    assert _compiled.threads() >= 1
+
+
+def test_calls_from_several_python_threads_at_once():
+    """The GIL is released while a kernel runs and each call owns its buffers: concurrent calls
+    (each itself threaded where it may be) give every caller its own right answer."""
+    rng = np.random.default_rng(seed_for("concurrent"))
+    jobs = []
+    for v in compiled_variants():
+        spec = SPECS[v.op]
+        case = spec.test_cases("numpy")[-3]
+        arrays, params = spec.make_inputs(case, v.dtypes[0], rng)
+        jobs.append((v, arrays, params, call(v.op, arrays, params, backend="numpy", variant=v.name)))
+    errors = []
+
+    def work():
+        try:
+            for _ in range(3):
+                for v, arrays, params, want in jobs:
+                    got = call(v.op, arrays, params, backend="numpy", variant=v.name)
+                    if not np.array_equal(got, want, equal_nan=True):
+                        errors.append(v.key)
+        except Exception as e:  # noqa: BLE001  (reported below)
+            errors.append(repr(e))
+
+    ts = [threading.Thread(target=work) for _ in range(4)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert not errors, errors
+
+
+@pytest.mark.parametrize("m,n,k,ta,tb", [(300, 200, 100, 0, 0), (2, 4000, 600, 0, 0), (257, 33, 513, 1, 0),
+                                         (130, 97, 300, 1, 1), (1000, 3, 1500, 0, 1)])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_threaded_matmul_is_simd_bit_for_bit_on_any_thread_count(m, n, k, ta, tb, dtype):
+    """Threads split c's tiles, never a sum: every thread count gives the one-thread result,
+    row blocks and (for a short, wide c) column ranges alike, transposed operands included."""
+    ext = _compiled.ext
+    rng = np.random.default_rng(seed_for("threads", m, n, k, ta, tb, dtype))
+    a = rng.standard_normal((k, m) if ta else (m, k)).astype(dtype)
+    b = rng.standard_normal((n, k) if tb else (k, n)).astype(dtype)
+    want = np.empty((m, n), dtype)
+    ext.matmul_simd((a, b), want, [m, n, k, ta, tb], 1)
+    ref = (a.T if ta else a).astype(np.float64) @ (b.T if tb else b).astype(np.float64)
+    assert np.allclose(want, ref, rtol=1e-4, atol=1e-4)
+    for threads in (1, 2, 3, 4):
+        got = np.full((m, n), np.nan, dtype)
+        ext.matmul_threaded((a, b), got, [m, n, k, ta, tb], threads)
+        assert np.array_equal(got, want), f"threads={threads}"
