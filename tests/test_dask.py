@@ -286,34 +286,19 @@ def test_pykern_never_imports_dask_and_pykern_dask_names_the_extra():
 
 # --- on a cluster of processes ---------------------------------------------------------------
 
-WORKER_MEMORY = 200 * 2**20  # bytes per worker; the memory test's input is larger than this
+WORKER_MEMORY = 200 * 2**20  # bytes per worker in the memory test; its input is larger than this
+
+
+def local_cluster(**kw):
+    distributed = pytest.importorskip("distributed", reason="distributed is not installed: pip install \".[dask]\"")
+    return distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=":0", **kw)
 
 
 @pytest.fixture(scope="module")
 def client():
-    distributed = pytest.importorskip("distributed", reason="distributed is not installed: pip install \".[dask]\"")
-    with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1, memory_limit=WORKER_MEMORY,
-                                  dashboard_address=None) as cluster, distributed.Client(cluster) as c:
+    import distributed
+    with local_cluster() as cluster, distributed.Client(cluster) as c:
         yield c
-
-
-def test_on_two_processes_a_spatial_conv2d_larger_than_a_worker_memory(client):
-    # the input (256 MiB) is generated chunk by chunk on the workers and never gathered: with
-    # 200 MiB per worker, a task holding the whole image would have its worker killed and
-    # restarted (the pids below would change)
-    pids = client.run(os.getpid)
-    h = w = 8192
-    x = da.random.default_rng(7).standard_normal((1, 1, h, w), chunks=(1, 1, 1024, 1024), dtype=np.float32)
-    assert x.nbytes > WORKER_MEMORY
-    wt = np.random.default_rng(8).standard_normal((2, 1, 3, 3)).astype(np.float32)
-    bias = np.array([0.5, -0.25], np.float32)
-    y = pkd.conv2d(x, wt, bias, padding=1, stride=(1, 2))
-    r0, c0 = 3000, 1500  # a sampled region across chunk boundaries (rows 3072, columns 2048 of x)
-    total, y_region, x_region = dask.compute(y.sum(dtype=np.float64), y[:, :, r0:r0 + 100, c0:c0 + 60],
-                                             x[:, :, r0 - 1:r0 + 101, 2 * c0 - 1:2 * c0 + 120], scheduler=client)
-    check("conv2d", y_region, {"x": x_region, "w": wt, "bias": bias}, {"stride": (1, 2)})
-    assert np.isfinite(total)
-    assert client.run(os.getpid) == pids, "a worker was restarted: it ran out of memory"
 
 
 def test_a_worker_killed_mid_computation_changes_nothing(client):
@@ -335,3 +320,87 @@ def test_a_worker_killed_mid_computation_changes_nothing(client):
     assert future.status == "finished"
     client.wait_for_workers(2, timeout=30)
     assert set(client.run(os.getpid).values()) != set(pids.values())  # the nanny started a new worker
+
+
+# --- pykern bench --scheduler ----------------------------------------------------------------
+
+def test_bench_over_a_cluster_times_each_device_once(client, tmp_path, capsys):
+    from pykern.cli import main
+    path = tmp_path / "cluster.json"
+    address = client.scheduler.address
+    rc = main(["bench", "--scheduler", address, "--op", "relu", "--sizes", "2^10", "--quick", "--no-progress",
+               "--json", str(path)])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    import json
+    doc = json.loads(path.read_text())
+    assert doc["scheduler"] == address and len(doc["workers"]) == 2
+    # both workers run on this machine's CPU: it is timed once, and the other worker says why not
+    (dev,), (skip,) = doc["devices"], doc["skipped_workers"]
+    assert dev["devices"] == [f"CPU {dev['cpu']}"] and dev["backends"] == ["numpy"]
+    assert skip["worker"] != dev["worker"] and dev["worker"] in skip["reason"]
+    ran = [r for r in dev["doc"]["entries"] if r["kind"] == "variant"]
+    assert ran and {r["backend"] for r in ran} == {"numpy"} and all(r["status"] == "ok" for r in ran)
+    (res,) = doc["comparison"]
+    assert (res["op"], res["case_id"]) == ("relu", "1024") and res["rows"][0]["x_cpu"] == 1.0
+    assert "x CPU" in out and "1.00x" in out and f"not timed, its devices are timed on {dev['worker']}" in out
+    assert main(["bench", "--scheduler", address, "--op", "relu", "--plot", str(tmp_path / "p.png")]) == 2
+
+
+def test_each_cpu_model_and_gpu_name_is_timed_on_one_worker_only():
+    from pykern.dask.bench import plan_devices
+    ids = {"tcp://a:1": {"cpu": "X", "gpu": "A100"}, "tcp://a:2": {"cpu": "X", "gpu": "A100"},
+           "tcp://b:1": {"cpu": "X", "gpu": "H100"}, "tcp://c:1": {"cpu": "Y", "gpu": None}}
+    runs, skipped = plan_devices(ids)
+    assert [(r["worker"], r["devices"], r["backends"]) for r in runs] == [
+        ("tcp://a:1", ["CPU X", "GPU A100"], ["numpy", "cuda", "numba"]),
+        ("tcp://b:1", ["GPU H100"], ["cuda", "numba"]), ("tcp://c:1", ["CPU Y"], ["numpy"])]
+    assert skipped == [{"worker": "tcp://a:2", "reason": "its devices are timed on tcp://a:1"}]
+    runs, skipped = plan_devices(ids, "numpy")
+    assert [r["worker"] for r in runs] == ["tcp://a:1", "tcp://c:1"] and len(skipped) == 2
+
+
+def test_the_device_table_puts_the_cpu_row_at_1x():
+    # the table's arithmetic on a hand-made document (two devices, one op and size)
+    from pykern.dask.bench import cluster_table, comparison
+
+    def entry(device, key, t):
+        return {"op": "matmul", "case_id": "64x64x64", "dtype": "float32", "device": device, "kind": "variant",
+                "status": "ok", "key": key, "median_s": t, "iqr_rel": 0.01, "rate": 1.0, "unit": "GFLOP/s"}
+    gpu_doc = {"entries": [entry("gpu", "cuda/naive", 2e-4), entry("gpu", "cuda/warptile", 5e-5),
+                           entry("cpu", "numpy/blas", 9.0)], "elapsed_s": 1.0}
+    cpu_doc = {"entries": [entry("cpu", "numpy/blas", 1e-3), entry("cpu", "numpy/reference", 2e-3)], "elapsed_s": 1.0}
+    doc = {"scheduler": "tcp://s:8786", "workers": {"w1": {}, "w2": {}}, "skipped_workers": [],
+           "devices": [{"worker": "w1", "host": "h1", "devices": ["GPU H100"], "backends": ["cuda"], "doc": gpu_doc},
+                       {"worker": "w2", "host": "h2", "devices": ["CPU X"], "backends": ["numpy"], "doc": cpu_doc}]}
+    doc["comparison"] = comparison(doc)
+    (res,) = doc["comparison"]
+    assert [(r["device"], r["key"], r["x_cpu"]) for r in res["rows"]] == [
+        ("CPU X", "numpy/blas", 1.0), ("GPU H100", "cuda/warptile", 20.0)]  # w1's CPU entry is not w1's device
+    assert "20.00x" in cluster_table(doc)
+
+
+def test_on_two_processes_a_spatial_conv2d_larger_than_a_worker_memory():
+    # A cluster of its own: after this a worker may stay paused near its limit (glibc keeps the
+    # memory it freed), and a paused worker starts no task. The input (256 MiB) is generated chunk by chunk on the workers and never gathered: with
+    # 200 MiB per worker, a task holding the whole image would have its worker killed and
+    # restarted (the pids below would change)
+    import distributed
+    with local_cluster(memory_limit=WORKER_MEMORY) as cluster, distributed.Client(cluster) as client:
+        spatial_conv2d_under_a_memory_limit(client)
+
+
+def spatial_conv2d_under_a_memory_limit(client):
+    pids = client.run(os.getpid)
+    h = w = 8192
+    x = da.random.default_rng(7).standard_normal((1, 1, h, w), chunks=(1, 1, 1024, 1024), dtype=np.float32)
+    assert x.nbytes > WORKER_MEMORY
+    wt = np.random.default_rng(8).standard_normal((2, 1, 3, 3)).astype(np.float32)
+    bias = np.array([0.5, -0.25], np.float32)
+    y = pkd.conv2d(x, wt, bias, padding=1, stride=(1, 2))
+    r0, c0 = 3000, 1500  # a sampled region across chunk boundaries (rows 3072, columns 2048 of x)
+    total, y_region, x_region = dask.compute(y.sum(dtype=np.float64), y[:, :, r0:r0 + 100, c0:c0 + 60],
+                                             x[:, :, r0 - 1:r0 + 101, 2 * c0 - 1:2 * c0 + 120], scheduler=client)
+    check("conv2d", y_region, {"x": x_region, "w": wt, "bias": bias}, {"stride": (1, 2)})
+    assert np.isfinite(total)
+    assert client.run(os.getpid) == pids, "a worker was restarted: it ran out of memory"
