@@ -404,3 +404,23 @@ def spatial_conv2d_under_a_memory_limit(client):
     check("conv2d", y_region, {"x": x_region, "w": wt, "bias": bias}, {"stride": (1, 2)})
     assert np.isfinite(total)
     assert client.run(os.getpid) == pids, "a worker was restarted: it ran out of memory"
+
+
+def test_cupy_chunks_on_a_local_cuda_cluster():
+    # Written without a GPU (none here): skipped with the reason where cupy, dask-cuda or a GPU is
+    # missing. One worker per GPU; the chunks are CuPy arrays made on the workers.
+    from pykern.benchmark import gpu_present
+    has_gpu, why = gpu_present()
+    if not has_gpu:
+        pytest.skip(f"no GPU: {why}")
+    cupy = pytest.importorskip("cupy", reason="cupy is not installed: pip install \".[cupy]\"")
+    dask_cuda = pytest.importorskip("dask_cuda", reason="dask-cuda is not installed: pip install dask-cuda")
+    import distributed
+    rng = np.random.default_rng(seed_for("cuda-cluster"))
+    x = rng.standard_normal((4, 3, 20, 18)).astype(np.float32)
+    wt = rng.standard_normal((5, 3, 3, 3)).astype(np.float32)
+    with dask_cuda.LocalCUDACluster(n_workers=1, dashboard_address=":0") as cluster, distributed.Client(cluster) as c:
+        xg = da.from_array(x, chunks=(1, 3, 7, 6)).map_blocks(cupy.asarray)
+        y = pkd.conv2d(xg, cupy.asarray(wt), padding=1, stride=2)
+        got = y.map_blocks(cupy.asnumpy).compute(scheduler=c)
+    check("conv2d", got, {"x": x, "w": wt, "bias": None}, {"padding": 1, "stride": 2})
