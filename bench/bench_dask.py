@@ -202,7 +202,7 @@ def plot(doc, path):
     ax.errorbar(workers, sp, yerr=err, marker="o", capsize=4, label="pykern.dask conv2d (IQR)")
     lay = b["layer"]
     ax.set_title(f"conv2d N{lay['N']} {lay['C']}->{lay['K']} {lay['H']}x{lay['W']} 3x3, "
-                 f"chunks of {lay['batch_chunk']}", fontsize=9)
+                 f"chunks of {lay['batch_chunk']}; load avg {b['workers']['1']['loadavg_1min_before']:.1f}", fontsize=9)
     ax.set_xlabel("LocalCluster workers (1 thread each, 2-core machine)")
     ax.set_ylabel("speed-up over 1 worker")
     ax.set_xticks(workers)
