@@ -172,14 +172,16 @@ def spatial_part(args):
         cmp = compare(y_reg, reference(x64, w.astype(np.float64), bias.astype(np.float64), **params),
                       reference(np.abs(x64), np.abs(w.astype(np.float64)), np.abs(bias.astype(np.float64)), **params),
                       tolerance_key(np.float32))
-        out = {"op": "conv2d", "input_shape": [1, 1, side, side], "input_bytes": x.nbytes, "chunks": [1, 1, chunk, chunk],
+        out = {"op": "conv2d", "input_shape": [1, 1, side, side], "input_bytes": x.nbytes,
+               "chunks": [1, 1, chunk, chunk],
                "output_shape": list(y.shape), "tiles": int(np.prod(y.numblocks)), "worker_memory_limit": limit,
                "input_over_limit": x.nbytes / limit, "elapsed_s": elapsed, "output_sum": float(total),
                "sampled_region": {"y_rows": [r0, r0 + 80], "y_cols": [c0, c0 + 60], "ok": cmp.ok,
                                   "max_rel_err": cmp.max_rel_err, "worst_vs_tol": cmp.worst_vs_tol},
                "worker_peak_rss": list(peaks.values()), "workers_restarted": client.run(os.getpid) != pids,
                "loadavg_1min_after": os.getloadavg()[0]}
-    print(f"spatial conv2d of a {side}x{side} float32 image ({x.nbytes / 2**30:.2f} GiB, {out['input_over_limit']:.0f}x "
+    print(f"spatial conv2d of a {side}x{side} float32 image ({x.nbytes / 2**30:.2f} GiB, "
+          f"{out['input_over_limit']:.0f}x "
           f"the {limit / 2**20:.0f} MiB worker limit), {out['tiles']} tiles: {elapsed:.1f} s; sampled region "
           f"{'matches' if cmp.ok else 'DIFFERS FROM'} the float64 reference (worst {cmp.worst_vs_tol:.2g}x the "
           f"tolerance); worker peak RSS {', '.join(f'{p / 2**20:.0f} MiB' for p in peaks.values())}; "

@@ -252,7 +252,8 @@ def _bench_cluster(args) -> int:
         return 2
     print(cluster_table(doc))
     status = _outputs(doc, args, None)
-    ran = [r for d in doc["devices"] for r in d["doc"]["entries"] if r["kind"] == "variant" and r["status"] != "skipped"]
+    ran = [r for d in doc["devices"] for r in d["doc"]["entries"]
+           if r["kind"] == "variant" and r["status"] != "skipped"]
     if not ran:
         print("error: nothing ran on any device (the reasons are in --json)", file=sys.stderr)
         return EXIT_NOTHING_RAN

@@ -188,7 +188,8 @@ def test_relu_and_its_gradient_blockwise_bit_for_bit():
 
 
 # uneven blocks; one-element K (29 partial products a block); one-element M and N; one block
-MATMUL_CHUNKS = [((5, 7), (7, 4)), ((37, 1), (1, 23)), ((1, 29), (29, 1)), ((37, (3, 20, 6)), ((3, 20, 6), 23)), ((-1, -1), (-1, -1))]
+MATMUL_CHUNKS = [((5, 7), (7, 4)), ((37, 1), (1, 23)), ((1, 29), (29, 1)), ((37, (3, 20, 6)), ((3, 20, 6), 23)),
+                 ((-1, -1), (-1, -1))]
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -382,9 +383,9 @@ def test_the_device_table_puts_the_cpu_row_at_1x():
 
 def test_on_two_processes_a_spatial_conv2d_larger_than_a_worker_memory():
     # A cluster of its own: after this a worker may stay paused near its limit (glibc keeps the
-    # memory it freed), and a paused worker starts no task. The input (256 MiB) is generated chunk by chunk on the workers and never gathered: with
-    # 200 MiB per worker, a task holding the whole image would have its worker killed and
-    # restarted (the pids below would change)
+    # memory it freed), and a paused worker starts no task. The input (256 MiB) is generated
+    # chunk by chunk on the workers and never gathered: with 200 MiB per worker, a task holding
+    # the whole image would have its worker killed and restarted (the pids below would change)
     import distributed
     with local_cluster(memory_limit=WORKER_MEMORY) as cluster, distributed.Client(cluster) as client:
         spatial_conv2d_under_a_memory_limit(client)

@@ -30,4 +30,5 @@ _require_dask()
 from .bench import cluster_sweep, cluster_table  # noqa: E402
 from .ops import conv2d, conv2d_backward_input, conv2d_backward_weight, matmul, relu, relu_backward  # noqa: E402
 
-__all__ = ["cluster_sweep", "cluster_table", "relu", "relu_backward", "matmul", "conv2d", "conv2d_backward_input", "conv2d_backward_weight"]
+__all__ = ["cluster_sweep", "cluster_table", "relu", "relu_backward", "matmul", "conv2d", "conv2d_backward_input",
+           "conv2d_backward_weight"]
