@@ -208,6 +208,8 @@ def cmd_bench(args) -> int:
     """Check, then time, every selected variant and baseline: median, IQR, rate, % of the
     measured ceiling, ratio to the baseline. Exit status 1 when a variant is wrong or errors."""
     from . import benchmark as bench
+    if args.scheduler:
+        return _bench_cluster(args)
     try:
         _check_outputs(args)
         ops, sizes = bench.select(args.selection)
@@ -227,6 +229,35 @@ def cmd_bench(args) -> int:
         return EXIT_NOTHING_RAN
     bad = any(r["status"] in ("wrong", "error") for r in ran)
     return 1 if bad else status
+
+
+def _bench_cluster(args) -> int:
+    """``bench --scheduler``: the sweep on each distinct device of a Dask cluster (pykern/dask/bench.py)."""
+    from . import benchmark as bench
+    try:
+        if args.plot:
+            raise ValueError("--plot: a cluster run has no plot yet; --json keeps every device's results")
+        _check_outputs(args)
+        ops, sizes = bench.select(args.selection)
+        try:
+            from .dask.bench import cluster_sweep, cluster_table
+            import distributed  # noqa: F401
+        except ImportError as e:
+            raise ValueError(f"--scheduler needs dask and distributed: {e}") from None
+        doc = cluster_sweep(args.scheduler, ops, args.backend, args.variant, sizes, args.dtype,
+                            with_baselines=not args.no_baselines, max_reps=args.reps, time_budget=args.time_budget,
+                            quick=args.quick, seed=args.seed, progress=not args.no_progress)
+    except (ValueError, TypeError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(cluster_table(doc))
+    status = _outputs(doc, args, None)
+    ran = [r for d in doc["devices"] for r in d["doc"]["entries"]
+           if r["kind"] == "variant" and r["status"] != "skipped"]
+    if not ran:
+        print("error: nothing ran on any device (the reasons are in --json)", file=sys.stderr)
+        return EXIT_NOTHING_RAN
+    return 1 if any(r["status"] in ("wrong", "error") for r in ran) else status
 
 
 def cmd_compare(args) -> int:
@@ -314,6 +345,10 @@ def build_parser(prog: str = "pykern") -> argparse.ArgumentParser:
                             "else its first dtype (default auto)")
     bench.add_argument("--reps", type=_at_least_one, default=30, help="at most this many timed runs per entry (default 30)")
     bench.add_argument("--no-baselines", action="store_true", help="skip the library baselines")
+    bench.add_argument("--scheduler", metavar="ADDRESS",
+                       help="run the sweep on every distinct device (CPU model, GPU name) of the Dask cluster "
+                            "at ADDRESS (tcp://host:8786), one device at a time, and compare them, the CPU as 1x; "
+                            "needs pip install \"pykern[dask]\"")
     bench.set_defaults(fn=cmd_bench)
 
     comp = sub.add_parser("compare", parents=[shared],

@@ -43,8 +43,18 @@ from .run import (DEFAULT_ENTRY_BUDGET_S, NOISY_IQR_REL, RETIME_BUDGET_FACTOR, S
                   add_baseline_ratios, check_runner, clock_for, entry_flags, flusher, make_runner, new_record,
                   noisy, run_entry, run_entry_checked, sweep, warmup_runs, whole_call)
 
+
+
+def cluster_sweep(scheduler, *args, **kwargs) -> dict:
+    """``sweep`` on every distinct device of a Dask cluster (``pykern bench --scheduler``):
+    pykern.dask.bench.cluster_sweep, which needs the [dask] extra; this package never imports
+    dask itself."""
+    from ..dask.bench import cluster_sweep as run
+    return run(scheduler, *args, **kwargs)
+
+
 __all__ = [
-    "SPECS", "Unsupported",
+    "SPECS", "Unsupported", "cluster_sweep",
     "BASELINE_SETTINGS", "Baseline", "all_baselines", "baseline_settings",
     "BENCH_CASES", "BENCH_LATE_CASES", "COMPARE_CASES", "SELECTION_HELP", "SIZE_FORMS",
     "parse_ops", "parse_size", "parse_sizes", "select", "work",

@@ -1,0 +1,34 @@
+"""pykern on Dask: the ops on dask arrays (NumPy or CuPy chunks), lazily, and the benchmark
+over every device of a cluster.
+
+    import dask.array as da, pykern.dask as pkd
+    x = da.random.default_rng(0).standard_normal((64, 64, 56, 56), chunks=(8, -1, 28, 28), dtype="float32")
+    w = np.random.rand(64, 64, 3, 3).astype(np.float32)
+    y = pkd.conv2d(x, w, padding=1)        # a dask array; each task is one pk.conv2d call
+    y.compute()                            # on the local threads, or a distributed.Client's cluster
+
+Optional: ``pip install "pykern[dask]"`` (dask[array] and distributed). ``import pykern`` never
+imports dask; this package does. Each chunk runs pykern's own dispatch on its worker: NumPy
+chunks go to the host variants, CuPy chunks to the GPU ones, and ``backend=``/``variant=`` pass
+through. See ops.py for how each op is split, tiles.py for conv2d's halo, bench.py for
+``pykern bench --scheduler``, and docs/dask.md.
+"""
+EXTRA = 'pip install "pykern[dask]" (in a checkout: pip install ".[dask]")'
+
+
+def _require_dask() -> None:
+    """ImportError naming the extra that installs what is missing."""
+    try:
+        import dask.array  # noqa: F401
+    except ImportError as e:
+        raise ImportError(f"pykern.dask needs dask[array] (and distributed for a cluster), which is not "
+                          f"installed ({e}); {EXTRA}", name="dask") from e
+
+
+_require_dask()
+
+from .bench import cluster_sweep, cluster_table  # noqa: E402
+from .ops import conv2d, conv2d_backward_input, conv2d_backward_weight, matmul, relu, relu_backward  # noqa: E402
+
+__all__ = ["cluster_sweep", "cluster_table", "relu", "relu_backward", "matmul", "conv2d", "conv2d_backward_input",
+           "conv2d_backward_weight"]
