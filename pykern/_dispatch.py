@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 from typing import Optional
 
-from ._arrays import checked_nbytes, describe, dtype_name, overlaps, require_layout, same_buffer
+from ._arrays import MAX_ARRAY_BYTES, checked_nbytes, describe, dtype_name, overlaps, require_layout, same_buffer
 from ._backends import EXECUTORS, Prepared, availability, require
 from ._problem import Problem
 from ._registry import BACKENDS, dtype_hint, get_variant, variants
@@ -47,18 +47,20 @@ def resolve(op: str, arrays: dict, params: dict, *, backend: str = "auto", varia
             if info is None and name not in spec.optional:
                 raise TypeError(f"{name}: an array is required, got None")
     first = present[0]
-    on_gpu = first.on_gpu
+    on_gpu = first.kind != "numpy"
     for info in present:
-        if info.on_gpu != on_gpu:
+        if (info.kind != "numpy") != on_gpu:
             raise TypeError("inputs mix host and GPU arrays (" +
                             ", ".join(f"{i.name}: {'GPU' if i.on_gpu else 'host'}" for i in present) +
                             "); pass all of them on one side")
-        require_layout(info)
+        if info.strides is not None or 0 in info.shape:  # else contiguous and non-empty already
+            require_layout(info)
     out_shape, out_dtype, params = spec.validate(infos, params)
     out_shape = tuple(out_shape)
     # Exact (Python ints), before any allocation on any backend: a byte count past 2^63 is a
     # ValueError naming the arguments, never a wrapped size handed to an allocator.
-    checked_nbytes(out_shape, out_dtype, f"{op}: the output", lambda: spec.output_from(infos, params))
+    if math.prod(out_shape) * out_dtype.itemsize > MAX_ARRAY_BYTES:
+        checked_nbytes(out_shape, out_dtype, f"{op}: the output", lambda: spec.output_from(infos, params))
 
     out_info = None
     if out is not None:
