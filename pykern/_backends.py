@@ -161,7 +161,7 @@ class NumpyExecutor:
     def call(problem, y: np.ndarray) -> np.ndarray:
         variant = problem.variant
         args = [None if a is None else a.obj for a in problem.inputs]
-        if getattr(variant.fn, "takes_problem", False):
+        if variant.takes_problem:
             # A compiled kernel (pykern/cpu/_compiled.py): the spec's dims come from the Problem.
             # It raises no NumPy floating-point warning and calls no BLAS, and its threads end
             # with the call, so neither the errstate nor the fork gate applies.
@@ -278,11 +278,11 @@ class CudaExecutor(_GpuExecutor):
         """A table row (pykern/cuda/) takes the problem itself: its one generic launch reads the
         dims from the op's spec. A launcher registered by hand (the checker's tests) takes the
         arrays and parameters, as on the other backends."""
-        fn = problem.variant.fn
-        if getattr(fn, "takes_problem", False):
-            fn(problem, dev_ins, dev_out)
+        variant = problem.variant
+        if variant.takes_problem:
+            variant.fn(problem, dev_ins, dev_out)
         else:
-            fn(*dev_ins, dev_out, **problem.params)
+            variant.fn(*dev_ins, dev_out, **problem.params)
 
     @staticmethod
     def wrap(a: ArrayInfo):

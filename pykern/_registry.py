@@ -52,6 +52,10 @@ class Variant:
     # the fork gate (_fork.py) and the errstate that every other host variant runs inside, which
     # would be a third of a small call's cost. tests/test_hostile.py holds each one to that.
     bare: bool = False
+    # How the executor calls ``fn``: False, fn(*arrays, out, **params), as a variant written in
+    # Python is called; True, fn(problem, arrays, out), as the rows of a compiled table are (one
+    # generic launch per table, the sizes from the op's spec.dims(problem)).
+    takes_problem: bool = False
 
     @property
     def key(self) -> str:
@@ -75,12 +79,14 @@ ERROR_MODELS = ("terms", "tile")
 
 
 def register(op: str, backend: str, *, dtypes, default: bool = False, supports=None, name=None,
-             error_model: str = "terms", technique: Optional[str] = None, takes=(), bare: bool = False):
+             error_model: str = "terms", technique: Optional[str] = None, takes=(), bare: bool = False,
+             takes_problem: bool = False):
     """Decorator: register ``fn`` as variant ``name or fn.__name__`` of ``op`` on ``backend``.
 
     ``technique``: the one line naming the technique, for variants registered from a table (the
     CUDA C++ kernels' own); by default the first line of ``fn``'s docstring. ``takes``: the optional
-    parameters the variant handles (see Variant.takes). ``bare``: see Variant.bare (host only)."""
+    parameters the variant handles (see Variant.takes). ``bare``: see Variant.bare (host only).
+    ``takes_problem``: see Variant.takes_problem (the compiled tables' rows)."""
     if bare and backend != "numpy":
         raise ValueError("bare: only a host (numpy) variant runs outside the fork gate")
     if error_model not in ERROR_MODELS:
@@ -104,7 +110,7 @@ def register(op: str, backend: str, *, dtypes, default: bool = False, supports=N
             raise ValueError(f"{op}/{backend} already has a default variant")
         names = tuple(np.dtype(d).name if d != "bfloat16" else d for d in dtypes)
         _VARIANTS[key] = Variant(op, backend, vname, doc[0], names, fn, default, supports, error_model,
-                                 tuple(takes), bare)
+                                 tuple(takes), bare, takes_problem)
         if default:
             _DEFAULTS[(op, backend)] = _VARIANTS[key]
         return fn

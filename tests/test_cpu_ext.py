@@ -25,7 +25,7 @@ pytestmark = pytest.mark.skipif(not BUILT, reason=f"pykern._cpu not built: {_bui
 
 
 def compiled_variants():
-    return [v for v in pk.variants(backend="numpy") if getattr(v.fn, "takes_problem", False)]
+    return [v for v in pk.variants(backend="numpy") if v.takes_problem]
 
 
 def test_every_table_row_is_a_numpy_variant():

@@ -92,14 +92,13 @@ def set_isa(name: str) -> str:
 
 # --- registration ------------------------------------------------------------------------------
 def _register_table(op: str) -> None:
-    spec = SPECS[op]
     for row in getattr(ext, f"{op}_variants"):
         def run(problem, ins, out, _kernel=getattr(ext, row["kernel"])):
-            _kernel(tuple(ins), out, spec.dims(problem), threads())
+            _kernel(tuple(ins), out, problem.dims, threads())
         run.__name__ = run.__qualname__ = row["name"]
         run.__doc__ = row["technique"]
-        run.takes_problem = True  # the executor passes the Problem: dims come from the spec
-        register(op, "numpy", dtypes=row["dtypes"], name=row["name"], takes=row["takes"])(run)
+        register(op, "numpy", dtypes=row["dtypes"], name=row["name"], takes=row["takes"],
+                 takes_problem=True)(run)  # the executor passes the Problem: dims come from the spec
 
 
 def register_tables() -> None:

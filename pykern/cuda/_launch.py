@@ -87,7 +87,7 @@ def _supports(op: str, variant: str):
 
 def register_table(op: str) -> None:
     """Registers every row of ``op``'s table, in order, as a cuda variant. The executor calls a
-    row's function as ``fn(problem, ins, out)`` (its ``takes_problem``): one launch for every op."""
+    row's function as ``fn(problem, ins, out)`` (Variant.takes_problem): one launch for every op."""
     rules = info(op)["unsupported"]
     for row in table(op):
         def run(problem, ins, out, _kernel=row["kernel"]):
@@ -96,6 +96,6 @@ def register_table(op: str) -> None:
                             first.dtype.name, first.stream)
         run.__name__ = run.__qualname__ = row["name"]
         run.__doc__ = row["technique"]
-        run.takes_problem = True
         register(op, "cuda", dtypes=row["dtypes"], default=row["default"], name=row["name"],
-                 supports=_supports(op, row["name"]) if rules else None, takes=row["takes"])(run)
+                 supports=_supports(op, row["name"]) if rules else None, takes=row["takes"],
+                 takes_problem=True)(run)
