@@ -41,8 +41,19 @@ def quantiles(ts):
 
 
 def cluster(n_workers, **kw):
+    """Workers started with pykern.dask.worker_environ() (glibc keeps its freed heap) unless
+    --malloc-default asks for distributed's own environment."""
+    import dask
     from distributed import LocalCluster
-    return LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=":0", **kw)
+
+    import pykern.dask as pkd
+    environ = dask.config.get("distributed.nanny.pre-spawn-environ") if MALLOC_DEFAULT else pkd.worker_environ()
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
+        return LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=":0",
+                            **kw)
+
+
+MALLOC_DEFAULT = False  # set by --malloc-default
 
 
 def batch_part(args):
@@ -219,10 +230,16 @@ def main():
     ap.add_argument("--json", metavar="PATH")
     ap.add_argument("--plot", metavar="PATH")
     ap.add_argument("--quick", action="store_true", help="smaller sizes (a smoke test)")
+    ap.add_argument("--malloc-default", action="store_true",
+                    help="start workers with distributed's own environment (MALLOC_TRIM_THRESHOLD_=65536), "
+                         "not pykern.dask.worker_environ()")
     args = ap.parse_args()
+    global MALLOC_DEFAULT
+    MALLOC_DEFAULT = args.malloc_default
     from pykern.benchmark.environment import environment
     t = time.perf_counter()
     doc = {"command": "python bench/bench_dask.py " + " ".join(sys.argv[1:]), "env": environment(),
+           "worker_environ": "distributed's default" if MALLOC_DEFAULT else "pykern.dask.worker_environ()",
            "batch": batch_part(args), "spatial": spatial_part(args)}
     doc["elapsed_s"] = time.perf_counter() - t
     import dask

@@ -425,3 +425,14 @@ def test_cupy_chunks_on_a_local_cuda_cluster():
         y = pkd.conv2d(xg, cupy.asarray(wt), padding=1, stride=2)
         got = y.map_blocks(cupy.asnumpy).compute(scheduler=c)
     check("conv2d", got, {"x": x, "w": wt, "bias": None}, {"padding": 1, "stride": 2})
+
+
+def test_worker_environ_keeps_distributeds_settings_and_the_freed_heap():
+    """glibc's thresholds for pykern's workers, on top of distributed's own (its BLAS thread
+    limits stay): a trim threshold of 64 KiB would fault every workspace in again each call."""
+    import pykern.dask as pkd
+    env = pkd.worker_environ()
+    default = dask.config.get("distributed.nanny.pre-spawn-environ")
+    assert {k: v for k, v in env.items() if not k.startswith("MALLOC_")} == \
+        {k: v for k, v in default.items() if not k.startswith("MALLOC_")}
+    assert env["MALLOC_TRIM_THRESHOLD_"] == 64 << 20 and env["MALLOC_MMAP_THRESHOLD_"] == 32 << 20

@@ -27,8 +27,27 @@ def _require_dask() -> None:
 
 _require_dask()
 
+
+def worker_environ() -> dict:
+    """The environment to start worker processes with for pykern's host kernels: distributed's
+    own (``distributed.nanny.pre-spawn-environ``) with glibc's heap left to keep what it frees.
+
+    distributed starts each worker with ``MALLOC_TRIM_THRESHOLD_=65536``, to hand freed memory
+    back to the OS. Setting it also turns off glibc's adaptive mmap threshold, so every output and
+    workspace over 128 KiB becomes a fresh mapping whose pages fault in again on every call:
+    conv2d on 8x64x28x28 with 64 3x3 filters took 13.5 ms a call in such a process against 7.4 ms
+    in a plain one. A 64 MiB trim threshold and a 32 MiB mmap threshold brought it to 7.0 ms
+    (blocks over 32 MiB are still returned to the OS when freed). Use it before making a cluster:
+
+        dask.config.set({"distributed.nanny.pre-spawn-environ": pykern.dask.worker_environ()})
+    """
+    import dask
+    return {**dask.config.get("distributed.nanny.pre-spawn-environ", {}),
+            "MALLOC_TRIM_THRESHOLD_": 64 << 20, "MALLOC_MMAP_THRESHOLD_": 32 << 20}
+
+
 from .bench import cluster_sweep, cluster_table  # noqa: E402
 from .ops import conv2d, conv2d_backward_input, conv2d_backward_weight, matmul, relu, relu_backward  # noqa: E402
 
-__all__ = ["cluster_sweep", "cluster_table", "relu", "relu_backward", "matmul", "conv2d", "conv2d_backward_input",
+__all__ = ["cluster_sweep", "cluster_table", "worker_environ", "relu", "relu_backward", "matmul", "conv2d", "conv2d_backward_input",
            "conv2d_backward_weight"]
