@@ -42,7 +42,12 @@ def worker_environ() -> dict:
         dask.config.set({"distributed.nanny.pre-spawn-environ": pykern.dask.worker_environ()})
     """
     import dask
-    return {**dask.config.get("distributed.nanny.pre-spawn-environ", {}),
+    try:
+        import distributed  # noqa: F401  (its import loads its configuration)
+    except ImportError as e:
+        raise ImportError(f"pykern.dask.worker_environ is for distributed's workers, and distributed is not "
+                          f"installed ({e}); {EXTRA}", name="distributed") from e
+    return {**dask.config.get("distributed.nanny.pre-spawn-environ"),
             "MALLOC_TRIM_THRESHOLD_": 64 << 20, "MALLOC_MMAP_THRESHOLD_": 32 << 20}
 
 
