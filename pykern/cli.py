@@ -71,14 +71,20 @@ def _rate(spec, case, dtype, seconds) -> float:
     return spec.flops(case) / seconds / 1e9
 
 
+# Seconds of timed runs after which the demo stops timing a variant (once it has 3 runs): a tour
+# of every rung must not wait 10 s on the naive CPU matmul at 2048^3.
+DEMO_BUDGET_S = 1.0
+
+
 def _time_demo(prepared, backend: str, reps: int):
-    """``reps`` timed runs of the prepared kernel after one warm-up, on the backend's clock, with
-    the cache flush of ``pykern bench`` before each (on a GPU; see pykern/_timing.py)."""
+    """Up to ``reps`` timed runs of the prepared kernel after one warm-up, fewer (at least 3, or
+    ``reps`` if smaller) once DEMO_BUDGET_S has passed, on the backend's clock, with the cache
+    flush of ``pykern bench`` before each (on a GPU; see pykern/_timing.py)."""
     from .benchmark import flusher
     from .benchmark.plan import device_of
     timing, _ = measure(prepared.run, backend_clock(backend), sync=prepared.sync,
-                        flush=flusher(device_of(backend))[0], warmup=1, min_reps=reps, max_reps=reps,
-                        budget_s=float("inf"))
+                        flush=flusher(device_of(backend))[0], warmup=1, min_reps=min(3, reps), max_reps=reps,
+                        budget_s=DEMO_BUDGET_S)
     return timing
 
 
@@ -88,6 +94,7 @@ def cmd_demo(args) -> int:
     rows, skipped = [], []
     failures = 0
     ops = [args.op] if args.op else list(SPECS)
+    references = {}  # (op, case id, dtype) -> (reference, magnitude): the same inputs for every variant
     for op in ops:
         spec = SPECS[op]
         for var in variants(op):
@@ -105,9 +112,11 @@ def cmd_demo(args) -> int:
                 continue
             prepared.run()
             got = prepared.finish()
-            a64 = {k: None if v is None else v.astype(np.float64) for k, v in arrays.items()}
-            cmp = compare(got, spec.reference(a64, prepared.params), spec.magnitude(a64, prepared.params),
-                          tolerance_key(dtype, got.dtype))
+            key = (op, spec.case_id(case), dtype)
+            if key not in references:
+                a64 = {k: None if v is None else v.astype(np.float64) for k, v in arrays.items()}
+                references[key] = spec.reference(a64, prepared.params), spec.magnitude(a64, prepared.params)
+            cmp = compare(got, *references[key], tolerance_key(dtype, got.dtype))
             failures += not cmp.ok
             timing = None if sim else _time_demo(prepared, var.backend, args.reps)
             rows.append((var, dtype, spec.case_id(case), cmp, timing,
@@ -331,7 +340,9 @@ def build_parser(prog: str = "pykern") -> argparse.ArgumentParser:
     info.set_defaults(fn=cmd_info)
     demo = sub.add_parser("demo", help="run, check and time every available variant on a default size")
     demo.add_argument("--op", choices=list(SPECS))
-    demo.add_argument("--reps", type=_at_least_one, default=5, help="timed repetitions per variant (median and IQR reported)")
+    demo.add_argument("--reps", type=_at_least_one, default=5,
+                      help="timed repetitions per variant (median and IQR reported); fewer, at least 3, "
+                           f"once a variant's runs pass {DEMO_BUDGET_S:g} s")
     demo.set_defaults(fn=cmd_demo)
 
     shared = _sweep_flags()

@@ -409,6 +409,17 @@ def test_demo_times_through_measure_with_the_bench_flush(monkeypatch):
     assert calls == ["run"] + ["flush", "run"] * 4
 
 
+def test_demo_stops_timing_a_slow_variant_after_three_runs(monkeypatch):
+    """Past cli.DEMO_BUDGET_S of timed runs a variant gets 3 runs, not --reps (the naive CPU matmul
+    at 2048^3 took 1.6 s a run); never more than --reps, and --reps below 3 is kept."""
+    calls = []
+    monkeypatch.setattr(bench_run, "_FLUSHERS", {"cpu": (lambda: None, "test flush")})
+    monkeypatch.setattr(cli, "DEMO_BUDGET_S", 0.0)
+    prepared = type("Prepared", (), {"run": lambda self: calls.append("run"), "sync": lambda self: None})()
+    assert cli._time_demo(prepared, "numpy", 10).runs == 3
+    assert cli._time_demo(prepared, "numpy", 2).runs == 2
+
+
 def test_the_conv2d_cpu_script_times_through_measure(monkeypatch):
     """bench/bench_conv2d_cpu.py: alternating blocks, each a warm-up and then timed calls."""
     import importlib.util
