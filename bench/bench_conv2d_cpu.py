@@ -33,8 +33,6 @@ import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))  # run from a checkout
-
 import pykern.cpu.conv2d as conv  # noqa: E402
 from pykern._check import compare  # noqa: E402
 from pykern._dispatch import Unsupported, prepare  # noqa: E402
@@ -267,6 +265,8 @@ def main(argv=None) -> int:
     ap.add_argument("--json", metavar="PATH", help="also write every run's times, ratios and "
                     "geometric means, with the machine and library versions, to PATH")
     args = ap.parse_args(argv)
+    from pykern._install import require_built
+    require_built("bench_conv2d_cpu.py")  # never time a source tree's NumPy fallback
 
     n, how = blas_threads()
     print(f"NumPy {np.__version__}; BLAS threads: {n} ({how})")

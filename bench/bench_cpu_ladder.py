@@ -29,20 +29,7 @@ import time
 import numpy as np
 
 
-def _installed_pykern():
-    here = os.path.dirname(os.path.abspath(__file__))
-    root = os.path.dirname(here)
-    sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) not in (here, root)]
-    import pykern
-    try:
-        from pykern import _cpu  # noqa: F401
-    except ImportError as e:
-        sys.exit(f"bench_cpu_ladder: pykern at {os.path.dirname(pykern.__file__)} has no compiled CPU kernels "
-                 f"({e}); install it (pip install .) and run this script from anywhere")
-    return pykern
-
-
-pk = _installed_pykern()
+import pykern as pk  # noqa: E402  (the installed copy: main() refuses one without pykern._cpu)
 from pykern._check import compare  # noqa: E402
 from pykern._dispatch import prepare  # noqa: E402
 from pykern._timing import host_clock, measure  # noqa: E402
@@ -124,6 +111,8 @@ def main(argv=None) -> int:
                          "(OpenBLAS's keep a core busy for a while after each call) do not take its cores")
     ap.add_argument("--json", help="write every run's figures and the environment here")
     args = ap.parse_args(argv)
+    from pykern._install import require_built
+    require_built("bench_cpu_ladder.py", ("_cpu",))  # never time a source tree's NumPy fallback
     from threadpoolctl import threadpool_limits
 
     sizes = [int(s) for s in args.sizes.split(",") if s]

@@ -31,7 +31,6 @@ import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))  # run from a checkout
 
 
 def quantiles(ts):
@@ -234,6 +233,8 @@ def main():
                     help="start workers with distributed's own environment (MALLOC_TRIM_THRESHOLD_=65536), "
                          "not pykern.dask.worker_environ()")
     args = ap.parse_args()
+    from pykern._install import require_built
+    require_built("bench_dask.py")  # never time a source tree's NumPy fallback
     global MALLOC_DEFAULT
     MALLOC_DEFAULT = args.malloc_default
     from pykern.benchmark.environment import environment

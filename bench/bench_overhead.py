@@ -108,6 +108,8 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=15, help="timed blocks of each (default 15)")
     ap.add_argument("--json", metavar="PATH", help="also write the rows, with the machine's description")
     args = ap.parse_args(argv)
+    from pykern._install import require_built
+    require_built("bench_overhead.py")  # never time a source tree's NumPy fallback
     if args.calls < 1 or args.repeats < 1:
         ap.error("--calls and --repeats must be >= 1")
     rows = measure(args.calls, args.repeats)

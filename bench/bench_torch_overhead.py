@@ -33,11 +33,7 @@ import time
 
 import numpy as np
 
-try:
-    import pykern as pk
-except ImportError:  # not installed: the checkout's own (no compiled extensions, so numpy only)
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-    import pykern as pk
+import pykern as pk  # the installed copy: main() refuses a source tree that was never built
 from pykern._timing import host_clock, measure, summarize  # noqa: E402
 
 try:  # without torch, --help still works and a run says what to install
@@ -211,6 +207,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--note", default="", help="what this run measures, printed and kept in the JSON "
                     "(e.g. which registration of the operators, when comparing two)")
     args = ap.parse_args(argv)
+    from pykern._install import require_built
+    require_built("bench_torch_overhead.py")  # never time a source tree's NumPy fallback
     if TORCH_MISSING:
         ap.exit(2, f"bench_torch_overhead.py needs torch (install it first, then pykern's [torch] extra): "
                    f"{TORCH_MISSING}\n")

@@ -38,11 +38,7 @@ from collections import defaultdict
 
 import numpy as np
 
-try:
-    import pykern as pk
-except ImportError:  # not installed: the checkout's own (no compiled extensions, so numpy only)
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-    import pykern as pk
+import pykern as pk  # the installed copy: main() refuses a source tree that was never built
 # torch.profiler's tracer (kineto) prints 'profiler_start'/'profiler_stop' lines on every profile
 # unless told otherwise before torch loads it; the table below is this script's own report.
 os.environ.setdefault("KINETO_LOG_LEVEL", "99")
@@ -417,6 +413,8 @@ def main(argv=None) -> dict:
                     "the GPU's name when GPU backends ran; an existing file is never replaced unless named here")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
+    from pykern._install import require_built
+    require_built("train_cnn.py")  # never time a source tree's NumPy fallback
     if TORCH_MISSING:
         ap.exit(2, f"train_cnn.py needs torch and scikit-learn (pykern's [torch] extra, torch first): "
                    f"{TORCH_MISSING}\n")

@@ -66,3 +66,24 @@ def explain_missing_extension(reason: str, hint: str = "") -> str:
     if note:
         return note
     return f"{reason} ({hint})" if hint else reason
+
+
+def require_built(script: str, need: tuple = ()) -> None:
+    """Exit a benchmark script, with the reason, unless this copy of pykern was built and each
+    extension in ``need`` imports: a source tree that was never built has no compiled kernels,
+    and every figure the script printed would silently time the NumPy fallback instead."""
+    import importlib
+    built = built_extensions()
+    if built is None:
+        raise SystemExit(f"{script}: pykern was imported from {HERE}, a source tree that was never built "
+                         "(no compiled kernels: the figures would time the NumPy fallback). Install it "
+                         "(pip install .) and run the script with that Python.")
+    for name in need:
+        if built.get(name) != "built":
+            raise SystemExit(f"{script}: this pykern ({HERE}) was built without pykern.{name}: "
+                             f"{built.get(name, 'not recorded')}; reinstall it with that extension")
+        try:
+            importlib.import_module(f"{__package__}.{name}")
+        except ImportError as e:
+            raise SystemExit(f"{script}: pykern.{name} was built but cannot be imported ({e}); reinstall pykern") from e
+

@@ -5,6 +5,8 @@ import shutil
 import subprocess
 import sys
 
+import pytest
+
 import pykern as pk
 
 PKG = os.path.dirname(os.path.abspath(pk.__file__))
@@ -87,3 +89,20 @@ def test_the_build_records_its_extensions():
     assert set(_build.EXTENSIONS) == {"_cuda", "_cuda_sim", "_cpu"}
     assert all(status for status in _build.EXTENSIONS.values())
     assert "not configured" not in _build.EXTENSIONS.values()
+
+
+def test_a_bench_script_refuses_a_source_tree_that_was_never_built(monkeypatch):
+    """bench/ scripts time the installed copy: from a never-built source tree every figure would
+    time the NumPy fallback, so they stop with the reason (and name a missing extension)."""
+    import importlib.util
+    from pykern import _install
+    bench = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench")
+    spec = importlib.util.spec_from_file_location("bench_overhead_refusal", os.path.join(bench, "bench_overhead.py"))
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    monkeypatch.setattr(_install, "built_extensions", lambda: None)
+    with pytest.raises(SystemExit, match=r"bench_overhead.py: .* a source tree that was never built"):
+        script.main(["--calls", "1", "--repeats", "1"])
+    monkeypatch.setattr(_install, "built_extensions", lambda: {"_cpu": "PYKERN_NO_CPU_EXT was set"})
+    with pytest.raises(SystemExit, match=r"built without pykern._cpu: PYKERN_NO_CPU_EXT was set"):
+        _install.require_built("bench_cpu_ladder.py", ("_cpu",))
