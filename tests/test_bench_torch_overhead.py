@@ -11,12 +11,15 @@ import pytest
 SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench", "bench_torch_overhead.py")
 
 
-def test_help_works_without_torch():
+def test_help_works_without_torch(tmp_path):
     code = ("import runpy, sys; sys.modules['torch'] = None; sys.argv = ['bench_torch_overhead.py'] + sys.argv[1:]; "
             f"runpy.run_path({SCRIPT!r}, run_name='__main__')")
-    helped = subprocess.run([sys.executable, "-c", code, "--help"], capture_output=True, text=True, timeout=120)
+    # From another folder: `python -c` in the checkout would import its source tree, never built.
+    helped = subprocess.run([sys.executable, "-c", code, "--help"], capture_output=True, text=True, timeout=120,
+                            cwd=tmp_path)
     assert helped.returncode == 0 and "usage:" in helped.stdout and "--json" in helped.stdout, helped.stderr
-    ran = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    ran = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=tmp_path)
     assert ran.returncode == 2 and "needs torch" in ran.stderr and "install" in ran.stderr
 
 

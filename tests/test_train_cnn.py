@@ -101,12 +101,15 @@ def test_results_go_to_a_new_dated_file_per_device(tc, tmp_path, monkeypatch):
         str(tmp_path / "results" / "nvidia-h100-80gb-hbm3" / "train_cnn-"))
 
 
-def test_help_works_without_torch():
+def test_help_works_without_torch(tmp_path):
     """--help was a traceback at import without torch; a run says what to install."""
     import subprocess
     code = ("import runpy, sys; sys.modules['torch'] = None; sys.argv = ['train_cnn.py'] + sys.argv[1:]; "
             f"runpy.run_path({SCRIPT!r}, run_name='__main__')")
-    helped = subprocess.run([sys.executable, "-c", code, "--help"], capture_output=True, text=True, timeout=120)
+    # From another folder: `python -c` in the checkout would import its source tree, never built.
+    helped = subprocess.run([sys.executable, "-c", code, "--help"], capture_output=True, text=True, timeout=120,
+                            cwd=tmp_path)
     assert helped.returncode == 0 and "usage:" in helped.stdout, helped.stderr
-    ran = subprocess.run([sys.executable, "-c", code, "--epochs", "1"], capture_output=True, text=True, timeout=120)
+    ran = subprocess.run([sys.executable, "-c", code, "--epochs", "1"], capture_output=True, text=True, timeout=120,
+                         cwd=tmp_path)
     assert ran.returncode == 2 and "needs torch and scikit-learn" in ran.stderr and "install" in ran.stderr
