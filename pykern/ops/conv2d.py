@@ -73,6 +73,18 @@ def checked_output_size(x_shape, w_shape, p: dict, padding_shown, names=("x", "w
     return pq
 
 
+# A convolution's geometry as the compiled kernels take it (the first fields of ConvShape and all
+# of ConvGradShape, kernels/conv2d.h and conv2d_backward.h), for conv2d and both its gradients.
+GEOMETRY_FIELDS = ("N", "C", "H", "W", "K", "R", "S", "P", "Q", "sh", "sw", "ph", "pw", "dh", "dw", "groups")
+
+
+def geometry_dims(x_shape, w_shape, pq, params: dict) -> tuple:
+    """GEOMETRY_FIELDS' values: x: (N, C, H, W), w: (K, C//groups, R, S), (P, Q), normalized params."""
+    n, c, h, w = x_shape
+    k, _, r, s = w_shape
+    return (n, c, h, w, k, r, s, *pq, *params["stride"], *params["padding"], *params["dilation"], params["groups"])
+
+
 def reference(x: np.ndarray, w: np.ndarray, bias=None, stride=(1, 1), padding=(0, 0),
               dilation=(1, 1), groups: int = 1, activation=None) -> np.ndarray:
     """Cross-correlation, computed in float64 (the spec every conv2d variant is checked against).
@@ -292,18 +304,13 @@ class Conv2dSpec(ConvLayerSpec):
         p, q = out_shape[2:]  # cuda im2col_gemm's col of one image: (C*R*S, P*Q) float32
         return 4 * case["C"] * case["R"] * case["S"] * p * q
 
-
-
     # --- compiled kernels -------------------------------------------------------------------
-    dims_fields = ("N", "C", "H", "W", "K", "R", "S", "P", "Q", "sh", "sw", "ph", "pw", "dh", "dw", "groups",
-                   "relu")  # ConvShape (kernels/conv2d.h)
+    dims_fields = GEOMETRY_FIELDS + ("relu",)  # ConvShape (kernels/conv2d.h)
 
     def dims(self, problem):
         p = problem.params
-        n, c, h, w = problem.infos["x"].shape
-        k, _, r, s = problem.infos["w"].shape
-        return (n, c, h, w, k, r, s, *problem.out_shape[2:], *p["stride"], *p["padding"], *p["dilation"],
-                p["groups"], int(p["activation"] == "relu"))
+        return geometry_dims(problem.infos["x"].shape, problem.infos["w"].shape, problem.out_shape[2:], p) + (
+            int(p["activation"] == "relu"),)
 
 
 def _torch_conv2d(ts, params):

@@ -21,7 +21,7 @@ import numpy as np
 
 from ._baselines import keeping, torch_baseline
 from ._spec import check_rank, random_array
-from .conv2d import INDEX_LIMIT, ConvLayerSpec, checked_output_size, output_size
+from .conv2d import GEOMETRY_FIELDS, INDEX_LIMIT, ConvLayerSpec, checked_output_size, geometry_dims, output_size
 from .conv2d import SPEC as CONV2D
 
 
@@ -161,17 +161,14 @@ class _Conv2dBackwardSpec(ConvLayerSpec):
                                                     p["stride"], p["padding"], p["dilation"])
 
     # --- compiled kernels -------------------------------------------------------------------
-    dims_fields = ("N", "C", "H", "W", "K", "R", "S", "P", "Q", "sh", "sw", "ph", "pw", "dh", "dw",
-                   "groups")  # ConvGradShape (kernels/conv2d_backward.h)
+    dims_fields = GEOMETRY_FIELDS  # ConvGradShape (kernels/conv2d_backward.h)
 
     def dims(self, problem):
         """The same for both gradients: x's shape and w's are an array of one and a parameter of
         the other (x_shape, w_shape)."""
         p, infos = problem.params, problem.infos
-        n, c, h, w = p["x_shape"] if "x_shape" in p else infos["x"].shape
-        k, _, r, s = p["w_shape"] if "w_shape" in p else infos["w"].shape
-        return (n, c, h, w, k, r, s, *infos["dy"].shape[2:], *p["stride"], *p["padding"], *p["dilation"],
-                p["groups"])
+        return geometry_dims(p["x_shape"] if "x_shape" in p else infos["x"].shape,
+                             p["w_shape"] if "w_shape" in p else infos["w"].shape, infos["dy"].shape[2:], p)
 
 
 class Conv2dBackwardInputSpec(_Conv2dBackwardSpec):
