@@ -1,0 +1,446 @@
+// The packed GEMM that every compiled CPU kernel with a reduction runs on: the GotoBLAS/BLIS loops
+// around a register-blocked micro-kernel, written once for any "operand description" (an Op), so
+// matmul, conv2d (implicit GEMM: B is the im2col of x, packed straight from x, never stored
+// whole) and its gradients share one micro-kernel, one threading scheme and one summation order.
+//
+// An Op describes C (M x N) = A (M x K) * B (K x N) by how to pack its operands and where C lives:
+//   int64_t M, N, K;
+//   Epilogue<T> epi;                                    bias per row, then ReLU, after the last K block
+//   template <class B> void pack_a(ic, mc, pc, kc, T* ap) const
+//       A's rows [ic, ic+mc) x columns [pc, pc+kc) into MR-row micro-panels, k-major
+//       (ap[ir*kc + k*MR + i]), zero rows past mc
+//   template <class B> void pack_b(pc, kc, jc, nc, T* bp) const
+//       B's rows [pc, pc+kc) x columns [jc, jc+nc) into NR-column micro-panels, k-major
+//       (bp[jr*kc + k*NR + j]), zero columns past nc
+//   T* c_tile(int64_t i, int64_t j, int nr, int64_t* ldc) const
+//       C(i, j), when C's columns [j, j+nr) lie at unit stride in every row (row stride *ldc);
+//       nullptr when they do not (conv2d: the tile straddles two images)
+//   T* c_at(int64_t i, int64_t j) const                 C(i, j), for tiles c_tile refuses
+// Its methods run inside the ISA's target functions: mark them PYKERN_INLINE so they are compiled
+// for that ISA.
+//
+// Accuracy (error_model "terms"): every output sums its own terms in the input dtype in a fixed
+// order: k ascending within a KC block, the blocks' sums added to C in ascending order, then the
+// bias, then ReLU. Threads split outputs, never a sum, so the result does not depend on the thread
+// count. Edge panels are padded with zeros; a padded row or column only ever meets outputs that
+// are discarded, so an Inf in a real input never meets a padding zero (0 * Inf) in a kept output.
+// (Zeros an Op packs *as data*, conv2d's spatial padding, do multiply like values: 0 * Inf = NaN,
+// as in torch and in the spec.)
+#pragma once
+#include "cpu.h"
+
+namespace pykern {
+namespace cpu {
+namespace gemm {
+
+// ------------------------------------------------------------------------------------------
+// Blockings
+// ------------------------------------------------------------------------------------------
+// Vector types (GCC/Clang vector extensions): plain C++ arithmetic that each ISA wrapper compiles
+// to its own registers, so one micro-kernel serves every ISA and the arm64 build.
+typedef float f32x4 __attribute__((vector_size(16)));
+typedef float f32x8 __attribute__((vector_size(32)));
+typedef float f32x16 __attribute__((vector_size(64)));
+typedef double f64x2 __attribute__((vector_size(16)));
+typedef double f64x4 __attribute__((vector_size(32)));
+typedef double f64x8 __attribute__((vector_size(64)));
+
+// The blocking of one rung on one ISA, as data. V: the vector type (T itself for the scalar
+// micro-kernel). The micro-kernel keeps an MR x NR tile of C in MR * NV registers.
+template <class T, class V, int MR_, int NV_, int MC_, int KC_, int NC_>
+struct Blocking {
+  using Elem = T;
+  using Vec = V;
+  static constexpr int W = int(sizeof(V) / sizeof(T));  // lanes
+  static constexpr int MR = MR_, NV = NV_, NR = NV_ * W;
+  static constexpr int MC = MC_, KC = KC_, NC = NC_;
+  static_assert(sizeof(V) % sizeof(T) == 0, "a vector holds whole elements");
+  static_assert(MC % MR == 0, "an A block is whole MR-row micro-panels (packing and the ir loop step MR)");
+  static_assert(NC % NR == 0, "a B block is whole NR-column micro-panels (packing and the jr loop step NR)");
+  // Why these sizes: the B micro-panel (KC x NR) stays in L1 while the ir loop sweeps the A
+  // block; the A block (MC x KC) stays in L2; the B block (KC x NC) in L3.
+  static constexpr size_t a_elems = size_t(MC) * KC;
+  static constexpr size_t b_elems = size_t(KC) * NC;
+};
+
+// The blockings of each rung per element type:
+//   Blocked: 4 x 8 plain scalars, no ISA dispatch; GCC's SLP vectorizer packs each row's 8 into
+//     SSE2 registers (4 x 4 it left scalar: 6 GFLOP/s against 37 for 4 x 8 at 512, one thread).
+//   Base / Avx2 / Avx512: the SIMD micro-kernel per ISA. Accumulators: baseline 8 of 16 xmm;
+//     AVX2 12 of 16 ymm (2 for B, 1 broadcast); AVX-512 16 of 32 zmm: enough independent FMA
+//     chains to cover the FMA latency x units.
+template <class T>
+struct Blockings;
+template <>
+struct Blockings<float> {
+  using Blocked = Blocking<float, float, 4, 8, 128, 256, 2048>;
+  using Base = Blocking<float, f32x4, 4, 2, 128, 256, 4096>;
+  using Avx2 = Blocking<float, f32x8, 6, 2, 144, 256, 4096>;
+  using Avx512 = Blocking<float, f32x16, 8, 2, 128, 256, 4096>;
+};
+template <>
+struct Blockings<double> {
+  using Blocked = Blocking<double, double, 4, 8, 128, 256, 2048>;
+  using Base = Blocking<double, f64x2, 4, 2, 128, 256, 2048>;
+  using Avx2 = Blocking<double, f64x4, 6, 2, 96, 256, 2048>;
+  using Avx512 = Blocking<double, f64x8, 8, 2, 128, 128, 2048>;
+};
+
+template <class V, class T>
+PYKERN_INLINE V load(const T* p) {
+  V v;
+  std::memcpy(&v, p, sizeof(V));
+  return v;
+}
+template <class V, class T>
+PYKERN_INLINE void store(T* p, const V& v) {
+  std::memcpy(p, &v, sizeof(V));
+}
+
+// What happens to an output after its last term: + bias[row] (none where bias is null), then
+// ReLU written as the spec's select (x < 0 ? 0 : x), which keeps NaN.
+template <class T>
+struct Epilogue {
+  const T* bias = nullptr;  // (M,) or null
+  bool relu = false;
+  bool any() const { return bias != nullptr || relu; }
+};
+
+// ------------------------------------------------------------------------------------------
+// Packing
+// ------------------------------------------------------------------------------------------
+// A strided matrix: element (i, k) at p[i * rs + k * cs]. matmul's operands (a transposed one is
+// another pair of strides) and conv2d's filters (a group's (Kg, Cg*R*S) rows of w) are these.
+template <class T>
+struct Strided {
+  const T* p;
+  int64_t rs, cs;
+};
+
+// Rows [ic, ic + mc) x columns [pc, pc + kc) of m into MR-row micro-panels, zero rows past mc.
+template <class B>
+PYKERN_INLINE void pack_rows(const Strided<typename B::Elem>& m, int64_t ic, int64_t mc, int64_t pc, int64_t kc,
+                             typename B::Elem* __restrict ap) {
+  using T = typename B::Elem;
+  constexpr int MR = B::MR;
+  for (int64_t ir = 0; ir < mc; ir += MR) {
+    T* dst = ap + ir * kc;
+    const int rows = int(mc - ir < MR ? mc - ir : MR);
+    const T* src = m.p + (ic + ir) * m.rs + pc * m.cs;
+    for (int64_t k = 0; k < kc; ++k) {
+      for (int i = 0; i < rows; ++i) dst[k * MR + i] = src[i * m.rs + k * m.cs];
+      for (int i = rows; i < MR; ++i) dst[k * MR + i] = T(0);
+    }
+  }
+}
+
+// Rows [pc, pc + kc) x columns [jc, jc + nc) of m into NR-column micro-panels, zero columns
+// past nc. (The same walk as pack_rows with rows and columns exchanged: B's panels hold NR
+// columns of kc rows, A's MR rows of kc columns.)
+template <class B>
+PYKERN_INLINE void pack_columns(const Strided<typename B::Elem>& m, int64_t pc, int64_t kc, int64_t jc, int64_t nc,
+                                typename B::Elem* __restrict bp) {
+  using T = typename B::Elem;
+  constexpr int NR = B::NR;
+  for (int64_t jr = 0; jr < nc; jr += NR) {
+    T* dst = bp + jr * kc;
+    const int cols = int(nc - jr < NR ? nc - jr : NR);
+    const T* src = m.p + pc * m.rs + (jc + jr) * m.cs;
+    for (int64_t k = 0; k < kc; ++k) {
+      if (m.cs == 1 && cols == NR) {
+        std::memcpy(dst + k * NR, src + k * m.rs, sizeof(T) * NR);
+        continue;
+      }
+      for (int j = 0; j < cols; ++j) dst[k * NR + j] = src[k * m.rs + j * m.cs];
+      for (int j = cols; j < NR; ++j) dst[k * NR + j] = T(0);
+    }
+  }
+}
+
+// ------------------------------------------------------------------------------------------
+// The micro-kernel
+// ------------------------------------------------------------------------------------------
+// ap: MR x kc micro-panel, k-major; bp: kc x NR, k-major; the tile's corner is C(i0, j0), of which
+// mr x nr are real. first: the first KC block (C is written, not added to: it holds garbage
+// before); last: the last one (the epilogue runs).
+template <class B, class Op>
+PYKERN_INLINE void micro_kernel(const Op& op, int64_t kc, const typename B::Elem* __restrict ap,
+                                const typename B::Elem* __restrict bp, int64_t i0, int64_t j0, bool first, bool last,
+                                int mr, int nr) {
+  using T = typename B::Elem;
+  using V = typename B::Vec;
+  constexpr int MR = B::MR, NV = B::NV, NR = B::NR, W = B::W;
+  V acc[MR][NV];
+#pragma GCC unroll 32
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; ++j) acc[i][j] = V{};
+  for (int64_t k = 0; k < kc; ++k) {
+    V bv[NV];
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; ++j) bv[j] = load<V>(bp + k * NR + j * W);
+#pragma GCC unroll 32
+    for (int i = 0; i < MR; ++i) {
+      const T av = ap[k * MR + i];
+#pragma GCC unroll 4
+      for (int j = 0; j < NV; ++j) acc[i][j] += av * bv[j];
+    }
+  }
+  const bool epilogue = last && op.epi.any();
+  int64_t ldc = 0;
+  T* c = mr == MR && nr == NR ? op.c_tile(i0, j0, nr, &ldc) : nullptr;
+  if (c != nullptr) {
+#pragma GCC unroll 32
+    for (int i = 0; i < MR; ++i) {
+      const T bias = op.epi.bias != nullptr ? op.epi.bias[i0 + i] : T(0);
+#pragma GCC unroll 4
+      for (int j = 0; j < NV; ++j) {
+        T* p = c + i * ldc + j * W;
+        V v = first ? acc[i][j] : load<V>(p) + acc[i][j];
+        if (epilogue) {
+          v += bias;
+          if (op.epi.relu) v = v < T(0) ? V{} : v;
+        }
+        store<V>(p, v);
+      }
+    }
+    return;
+  }
+  // An edge tile (only its mr x nr corner is real) or one C does not hold at unit stride.
+  alignas(64) T tile[MR * NR];
+#pragma GCC unroll 32
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; ++j) store<V>(tile + i * NR + j * W, acc[i][j]);
+  for (int i = 0; i < mr; ++i) {
+    const T bias = op.epi.bias != nullptr ? op.epi.bias[i0 + i] : T(0);
+    for (int j = 0; j < nr; ++j) {
+      T* p = op.c_at(i0 + i, j0 + j);
+      T v = first ? tile[i * NR + j] : *p + tile[i * NR + j];
+      if (epilogue) {
+        v += bias;
+        if (op.epi.relu) v = v < T(0) ? T(0) : v;
+      }
+      *p = v;
+    }
+  }
+}
+
+// ------------------------------------------------------------------------------------------
+// The loops around it
+// ------------------------------------------------------------------------------------------
+// The ic block [ic, ic + mc) x columns [j0, j1) (j0 a multiple of NR) of one (jc, pc) step, B's
+// block already packed in bp: pack A's block into ap, then the jr and ir loops.
+template <class B, class Op>
+PYKERN_INLINE void block_body(const Op& op, int64_t jc, int64_t nc, int64_t pc, int64_t kc, int64_t ic, int64_t mc,
+                              int64_t j0, int64_t j1, typename B::Elem* ap, const typename B::Elem* bp) {
+  op.template pack_a<B>(ic, mc, pc, kc, ap);
+  const bool first = pc == 0, last = pc + kc == op.K;
+  for (int64_t jr = j0; jr < j1; jr += B::NR) {
+    const int nr = int(nc - jr < B::NR ? nc - jr : B::NR);
+    for (int64_t ir = 0; ir < mc; ir += B::MR) {
+      const int mr = int(mc - ir < B::MR ? mc - ir : B::MR);
+      micro_kernel<B>(op, kc, ap + ir * kc, bp + jr * kc, ic + ir, jc + jr, first, last, mr, nr);
+    }
+  }
+}
+
+// B's panels [p0, p1) (in NR-column units) of the (jc, pc) block: threads pack shares of it.
+template <class B, class Op>
+PYKERN_INLINE void pack_b_panels(const Op& op, int64_t pc, int64_t kc, int64_t jc, int64_t nc, int64_t p0, int64_t p1,
+                                 typename B::Elem* bp) {
+  const int64_t lo = p0 * B::NR, hi = p1 * B::NR < nc ? p1 * B::NR : nc;
+  if (hi > lo) op.template pack_b<B>(pc, kc, jc + lo, hi - lo, bp + lo * kc);
+}
+
+// The five loops (BLIS's jc, pc, ic, jr, ir) on one thread. ap, bp: B::a_elems and B::b_elems of
+// scratch. K = 0 still runs the epilogue over C (zeros, then bias and ReLU): one pc step of kc 0.
+template <class B, class Op>
+PYKERN_INLINE void serial_body(const Op& op, typename B::Elem* ap, typename B::Elem* bp) {
+  for (int64_t jc = 0; jc < op.N; jc += B::NC) {
+    const int64_t nc = op.N - jc < B::NC ? op.N - jc : B::NC;
+    int64_t pc = 0;
+    do {
+      const int64_t kc = op.K - pc < B::KC ? op.K - pc : B::KC;
+      op.template pack_b<B>(pc, kc, jc, nc, bp);
+      for (int64_t ic = 0; ic < op.M; ic += B::MC) {
+        const int64_t mc = op.M - ic < B::MC ? op.M - ic : B::MC;
+        block_body<B>(op, jc, nc, pc, kc, ic, mc, 0, nc, ap, bp);
+      }
+      pc += kc;
+    } while (pc < op.K);
+  }
+}
+
+// One compiled path: a blocking compiled for one ISA, for one Op type, as functions (each a
+// target function: a lambda or std::thread body never inherits a target, so threads call these),
+// and its sizes.
+template <class T, class Op>
+struct Path {
+  void (*run)(const Op& op, T* ap, T* bp);  // the whole product, one thread
+  void (*pack_b)(const Op& op, int64_t pc, int64_t kc, int64_t jc, int64_t nc, int64_t p0, int64_t p1, T* bp);
+  void (*block)(const Op& op, int64_t jc, int64_t nc, int64_t pc, int64_t kc, int64_t ic, int64_t mc, int64_t j0,
+                int64_t j1, T* ap, const T* bp);
+  size_t a_elems, b_elems;
+  int mr, nr, mc, kc, nc;
+};
+
+// path_<isa><B, Op>(): the Path of blocking B compiled for that ISA.
+#define PYKERN_GEMM_PATH(isa, target)                                                                         \
+  template <class B, class Op>                                                                                \
+  target void run_##isa(const Op& op, typename B::Elem* ap, typename B::Elem* bp) {                            \
+    serial_body<B>(op, ap, bp);                                                                               \
+  }                                                                                                           \
+  template <class B, class Op>                                                                                \
+  target void pack_b_##isa(const Op& op, int64_t pc, int64_t kc, int64_t jc, int64_t nc, int64_t p0, int64_t p1, \
+                           typename B::Elem* bp) {                                                            \
+    pack_b_panels<B>(op, pc, kc, jc, nc, p0, p1, bp);                                                          \
+  }                                                                                                           \
+  template <class B, class Op>                                                                                \
+  target void block_##isa(const Op& op, int64_t jc, int64_t nc, int64_t pc, int64_t kc, int64_t ic, int64_t mc, \
+                          int64_t j0, int64_t j1, typename B::Elem* ap, const typename B::Elem* bp) {          \
+    block_body<B>(op, jc, nc, pc, kc, ic, mc, j0, j1, ap, bp);                                                 \
+  }                                                                                                           \
+  template <class B, class Op>                                                                                \
+  Path<typename B::Elem, Op> path_##isa() {                                                                   \
+    return {run_##isa<B, Op>, pack_b_##isa<B, Op>, block_##isa<B, Op>, B::a_elems, B::b_elems,               \
+            B::MR,          B::NR,               B::MC,             B::KC,       B::NC};                       \
+  }
+PYKERN_GEMM_PATH(baseline, )
+#if PYKERN_X86
+PYKERN_GEMM_PATH(avx2, PYKERN_TARGET_AVX2)
+PYKERN_GEMM_PATH(avx512, PYKERN_TARGET_AVX512)
+#endif
+#undef PYKERN_GEMM_PATH
+
+// The "blocked" rung: the scalar 4 x 8 micro-kernel, baseline ISA.
+template <class T, class Op>
+Path<T, Op> blocked_path() { return path_baseline<typename Blockings<T>::Blocked, Op>(); }
+
+// The "simd" rung: the active ISA's micro-kernel.
+template <class T, class Op>
+Path<T, Op> simd_path() {
+#if PYKERN_X86
+  switch (active_isa()) {
+    case Isa::avx512: return path_avx512<typename Blockings<T>::Avx512, Op>();
+    case Isa::avx2: return path_avx2<typename Blockings<T>::Avx2, Op>();
+    default: break;
+  }
+#endif
+  return path_baseline<typename Blockings<T>::Base, Op>();
+}
+
+// ------------------------------------------------------------------------------------------
+// Drivers
+// ------------------------------------------------------------------------------------------
+// One thread, with this call's own scratch.
+template <class T, class Op>
+void run_serial(const Op& op, const Path<T, Op>& p) {
+  Scratch<T> scratch(p.a_elems + p.b_elems);
+  p.run(op, scratch.p, scratch.p + p.a_elems);
+}
+
+// A reusable barrier for the threads of one call (C++17 has no std::barrier). It spins, then
+// yields: a thread that slept on a condition variable would wait for the scheduler to preempt
+// whatever else runs on its core (milliseconds on a busy machine), several times per call.
+class Barrier {
+ public:
+  explicit Barrier(int n) : n_(n) {}
+  void wait() {
+    const unsigned gen = gen_.load(std::memory_order_acquire);
+    if (arrived_.fetch_add(1, std::memory_order_acq_rel) + 1 == n_) {
+      arrived_.store(0, std::memory_order_relaxed);
+      gen_.store(gen + 1, std::memory_order_release);
+      return;
+    }
+    for (int spins = 0; gen_.load(std::memory_order_acquire) == gen; ++spins) {
+      if (spins < 4096)
+        relax();
+      else
+        std::this_thread::yield();
+    }
+  }
+
+ private:
+  static void relax() {
+#if PYKERN_X86
+    __builtin_ia32_pause();
+#endif
+  }
+  const int n_;
+  std::atomic<int> arrived_{0};
+  std::atomic<unsigned> gen_{0};
+};
+
+// `parts` threads over the BLIS loops: per (jc, pc) step they pack shares of B's block into one
+// shared buffer, wait, then take tiles of C (an ic row block x a range of NR-column panels) from
+// a counter, each packing its own A block, and wait again before B's buffer is refilled. Taking
+// tiles as they come, not a fixed share, keeps every thread busy when another process takes a
+// core for a while; about eight tiles a thread (four measured 0.85-0.91x np.matmul at 512 on
+// 2 threads, eight 0.93). Row blocks are at most MC rows; column ranges split C only when it has
+// too few row blocks (a wide, short C). Each output is still summed by one thread in the
+// one-thread order.
+template <class T, class Op>
+void run_parallel(const Op& op, const Path<T, Op>& p, int parts) {
+  const int64_t mr = p.mr, want = 8 * int64_t(parts);
+  int64_t rows = (op.M + want - 1) / want;
+  rows = (rows + mr - 1) / mr * mr;
+  if (rows > p.mc) rows = p.mc;
+  if (rows < mr) rows = mr;
+  const int64_t row_blocks = (op.M + rows - 1) / rows;
+  const int64_t col_blocks = row_blocks >= want ? 1 : (want + row_blocks - 1) / row_blocks;
+  const int64_t blocks = row_blocks * col_blocks;
+  const int64_t steps_n = (op.N + p.nc - 1) / p.nc, steps_k = op.K == 0 ? 1 : (op.K + p.kc - 1) / p.kc;
+  Scratch<T> shared_b(p.b_elems);
+  Scratch<T> own_a(p.a_elems * size_t(parts));  // allocated here: a thread never throws bad_alloc
+  std::vector<std::atomic<int64_t>> next(size_t(steps_n * steps_k));
+  for (auto& n : next) n = 0;
+  Barrier barrier(parts);
+  parallel(parts, [&](int part, int np) {
+    T* ap = own_a.p + p.a_elems * size_t(part);
+    int64_t step = 0;
+    for (int64_t jc = 0; jc < op.N; jc += p.nc) {
+      const int64_t nc = op.N - jc < p.nc ? op.N - jc : p.nc;
+      const int64_t panels = (nc + p.nr - 1) / p.nr;
+      int64_t pc = 0;
+      do {
+        const int64_t kc = op.K - pc < p.kc ? op.K - pc : p.kc;
+        p.pack_b(op, pc, kc, jc, nc, panels * part / np, panels * (part + 1) / np, shared_b.p);
+        barrier.wait();
+        for (int64_t b; (b = next[size_t(step)].fetch_add(1)) < blocks;) {
+          const int64_t ic = b / col_blocks * rows, mc = op.M - ic < rows ? op.M - ic : rows;
+          const int64_t cb = b % col_blocks, cuts = col_blocks < panels ? col_blocks : panels;
+          if (cb >= cuts) continue;  // fewer panels than column blocks: these have none
+          const int64_t j0 = panels * cb / cuts * p.nr, j1 = panels * (cb + 1) / cuts * p.nr;
+          p.block(op, jc, nc, pc, kc, ic, mc, j0, j1 < nc ? j1 : nc, ap, shared_b.p);
+        }
+        barrier.wait();
+        pc += kc;
+        ++step;
+      } while (pc < op.K);
+    }
+  });
+}
+
+// Below this many flops a thread costs more than it saves (starting one: ~20-50 us).
+constexpr double kFlopsPerThread = 4e6;
+
+// The threads a product of this size pays for, at most `threads`.
+inline int threads_for(double flops, int threads) {
+  const double most = flops / kFlopsPerThread;
+  return most < 1 ? 1 : most < threads ? int(most) : threads;
+}
+
+// The "threaded" rung: simd on as many threads as the size pays for.
+template <class T, class Op>
+void run_threaded(const Op& op, int threads) {
+  const int parts = threads_for(2.0 * double(op.M) * double(op.N) * double(op.K), threads);
+  if (parts <= 1)
+    run_serial(op, simd_path<T, Op>());
+  else
+    run_parallel(op, simd_path<T, Op>(), parts);
+}
+
+}  // namespace gemm
+}  // namespace cpu
+}  // namespace pykern
