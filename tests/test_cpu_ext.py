@@ -144,3 +144,41 @@ def test_threaded_matmul_is_simd_bit_for_bit_on_any_thread_count(m, n, k, ta, tb
         got = np.full((m, n), np.nan, dtype)
         ext.matmul_threaded((a, b), got, [m, n, k, ta, tb], threads)
         assert np.array_equal(got, want), f"threads={threads}"
+
+
+@pytest.mark.parametrize("geom", [(3, 16, 30, 22, 24, 3, 3, 1, 1, 1, 1), (2, 6, 17, 9, 6, 3, 2, 2, 1, 2, 3),
+                                  (5, 4, 7, 7, 40, 1, 1, 1, 0, 1, 2)])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_threaded_conv2d_is_implicit_gemm_bit_for_bit_on_any_thread_count(geom, dtype):
+    """conv2d's threads split channel x pixel tiles (tiles straddling two images included), never a
+    sum: every thread count gives the one-thread result, bias and ReLU fused or not."""
+    ext = _compiled.ext
+    n, c, h, w, k, r, s, stride, pad, dil, groups = geom
+    rng = np.random.default_rng(seed_for("conv-threads", *geom, dtype))
+    x = rng.standard_normal((n, c, h, w)).astype(dtype)
+    wt = rng.standard_normal((k, c // groups, r, s)).astype(dtype)
+    bias = rng.standard_normal(k).astype(dtype)
+    p, q = ((h + 2 * pad - dil * (r - 1) - 1) // stride + 1, (w + 2 * pad - dil * (s - 1) - 1) // stride + 1)
+    for b, relu in ((None, 0), (bias, 1)):
+        dims = [n, c, h, w, k, r, s, p, q, stride, stride, pad, pad, dil, dil, groups, relu]
+        want = np.full((n, k, p, q), np.nan, dtype)
+        ext.conv2d_implicit_gemm((x, wt, b), want, dims, 1)
+        assert not np.isnan(want).any()
+        for threads in (2, 3):
+            got = np.full_like(want, np.nan)
+            ext.conv2d_threaded((x, wt, b), got, dims, threads)
+            assert np.array_equal(got, want), f"threads={threads} bias={b is not None}"
+
+
+def test_the_conv2d_binder_refuses_geometry_a_launcher_cannot_meet():
+    ext = _compiled.ext
+    x, w, y = np.ones((1, 2, 5, 5), np.float32), np.ones((2, 2, 3, 3), np.float32), np.empty((1, 2, 3, 3), np.float32)
+    good = [1, 2, 5, 5, 2, 3, 3, 3, 3, 1, 1, 0, 0, 1, 1, 1, 0]
+    ext.conv2d_implicit_gemm((x, w, None), y, good, 1)  # bias is optional: None is taken
+    assert np.allclose(y, 18.0)
+    with pytest.raises(ValueError, match="groups must be >= 1"):
+        ext.conv2d_implicit_gemm((x, w, None), y, good[:15] + [0, 0], 1)
+    with pytest.raises(ValueError, match="output size"):
+        ext.conv2d_implicit_gemm((x, w, None), y, good[:7] + [3, 3] + [2, 2] + good[11:], 1)
+    with pytest.raises(ValueError, match="expected 2 elements"):
+        ext.conv2d_implicit_gemm((x, w, np.ones(3, np.float32)), y, good, 1)

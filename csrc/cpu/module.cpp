@@ -6,13 +6,14 @@
 //       the spec's order, out the output array (may be one of the inputs: in place), dims the
 //       spec's dims(problem), threads the most threads the call may use
 //   <op>_variants   the rows as dicts (name, technique, dtypes, kernel, takes), in table order
-//   <op>_fields     the dims field names; <op>_inputs: the input names
+//   <op>_fields     the dims field names; <op>_inputs: the input names; <op>_optional: those
+//       that may be None (written "bias?" in the table's inputs)
 // and for the instruction sets: isa(), detected_isa(), isas() (every path this machine can run,
 // lowest first), set_isa(name) (the forced limit; pykern.cpu sets it from PYKERN_CPU_ISA).
 // A bound row checks what makes a direct call memory-safe (NumPy arrays, native-endian, C-
 // contiguous, the row's dtype, one dtype for all, a writable output, the element counts the
-// table's sizes rule gives, non-negative dims, the takes flags), then releases the GIL and runs
-// the launcher.
+// table's sizes rule gives, non-negative dims, the takes flags, the table's unsupported rule),
+// then releases the GIL and runs the launcher. An optional input ("bias?") may be None.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -152,7 +153,8 @@ py::list takes_names(unsigned takes) {
 
 struct TableInfo {
   const Table* table;
-  std::vector<std::string> fields, inputs;
+  std::vector<std::string> fields, inputs;  // input names, '?' stripped
+  std::vector<bool> optional;               // "bias?": the input may be None (a null pointer)
   std::vector<std::pair<size_t, unsigned>> flags;  // (dims index, takes bit)
 };
 
@@ -195,7 +197,12 @@ void bind_table(py::module_& m, const Table& t) {
   auto info = std::make_shared<TableInfo>();
   info->table = &t;
   info->fields = split_names(t.fields);
-  info->inputs = split_names(t.inputs);
+  for (std::string name : split_names(t.inputs)) {
+    const bool opt = !name.empty() && name.back() == '?';
+    if (opt) name.pop_back();
+    info->inputs.push_back(name);
+    info->optional.push_back(opt);
+  }
   for (size_t i = 0; i < info->fields.size(); ++i)
     for (const TakeFlag& f : kTakeFlags)
       if (info->fields[i] == f.field) info->flags.emplace_back(i, f.bit);
@@ -221,11 +228,20 @@ void bind_table(py::module_& m, const Table& t) {
             if (dims[index] != 0 && !(row->takes & bit))
               refuse(kernel, info->fields[index] + ": takes no transposed operands (its table row's takes column)");
           if (threads < 1) refuse(kernel, "threads must be >= 1, got " + std::to_string(threads));
+          if (info->table->unsupported != nullptr) {
+            const std::string why = info->table->unsupported(dims.data());
+            if (!why.empty()) refuse(kernel, why);
+          }
           const std::vector<int64_t> want = info->table->sizes(dims.data());
           Call call{};
           bool have = false;
-          for (size_t i = 0; i < ins.size(); ++i)
+          for (size_t i = 0; i < ins.size(); ++i) {
+            if (ins[i].is_none() && info->optional[i]) {
+              call.in[i] = nullptr;  // an absent optional input: the launcher reads the null
+              continue;
+            }
             call.in[i] = array_data(kernel, info->inputs[i], ins[i], &call.dtype, &have, row->dtypes, want[i], false);
+          }
           call.out = const_cast<void*>(
               array_data(kernel, "out", out, &call.dtype, &have, row->dtypes, want[ins.size()], true));
           call.dims = dims.data();
@@ -246,6 +262,10 @@ void bind_table(py::module_& m, const Table& t) {
   m.attr((op + "_variants").c_str()) = rows;
   m.attr((op + "_fields").c_str()) = py::tuple(py::cast(info->fields));
   m.attr((op + "_inputs").c_str()) = py::tuple(py::cast(info->inputs));
+  py::list optional;
+  for (size_t i = 0; i < info->inputs.size(); ++i)
+    if (info->optional[i]) optional.append(info->inputs[i]);
+  m.attr((op + "_optional").c_str()) = py::tuple(optional);
 }
 }  // namespace
 

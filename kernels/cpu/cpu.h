@@ -119,14 +119,18 @@ struct Variant {
 // The element count every operand must have for these dims (inputs in order, then the output):
 // the binder checks the arrays against it, so a direct call cannot read or write out of bounds.
 using Sizes = std::vector<int64_t> (*)(const int64_t* dims);
+// Why these dims cannot be run ("" when they can): what a launcher may not meet even from a
+// direct call (groups 0 would divide by zero). The Python dispatch refuses such calls first.
+using Unsupported = std::string (*)(const int64_t* dims);
 
 struct Table {
   const char* op;
   const char* fields;  // the dims fields, "M, N, K, transpose_a, transpose_b"
-  const char* inputs;  // the spec's inputs, "a, b"
+  const char* inputs;  // the spec's inputs, "a, b"; an optional one ends in ? ("x, w, bias?")
   const Variant* rows;
   int row_count;
   Sizes sizes;
+  Unsupported unsupported = nullptr;  // none: every non-negative dims runs
 };
 
 void register_table(const Table& table);
@@ -134,10 +138,10 @@ struct TableRegistrar {
   explicit TableRegistrar(const Table& t) { register_table(t); }
 };
 
-// The last line of an op file: PYKERN_CPU_TABLE(op, "fields", "inputs", rows, sizes);
-#define PYKERN_CPU_TABLE(op, fields, inputs, rows, sizes)                                             \
+// The last line of an op file: PYKERN_CPU_TABLE(op, "fields", "inputs", rows, sizes[, unsupported]);
+#define PYKERN_CPU_TABLE(op, fields, inputs, rows, ...)                                               \
   static const ::pykern::cpu::TableRegistrar pykern_cpu_table_##op{::pykern::cpu::Table{              \
-      #op, fields, inputs, rows, static_cast<int>(sizeof(rows) / sizeof(rows[0])), sizes}}
+      #op, fields, inputs, rows, static_cast<int>(sizeof(rows) / sizeof(rows[0])), __VA_ARGS__}}
 
 // ------------------------------------------------------------------------------------------
 // Threads and buffers

@@ -12,10 +12,9 @@
 //   template <class B> void pack_b(pc, kc, jc, nc, T* bp) const
 //       B's rows [pc, pc+kc) x columns [jc, jc+nc) into NR-column micro-panels, k-major
 //       (bp[jr*kc + k*NR + j]), zero columns past nc
-//   T* c_tile(int64_t i, int64_t j, int nr, int64_t* ldc) const
-//       C(i, j), when C's columns [j, j+nr) lie at unit stride in every row (row stride *ldc);
-//       nullptr when they do not (conv2d: the tile straddles two images)
-//   T* c_at(int64_t i, int64_t j) const                 C(i, j), for tiles c_tile refuses
+//   T* c_run(int64_t i, int64_t j, int64_t* ldc, int64_t* run) const
+//       C(i, j); C's columns [j, j + *run) lie at unit stride from it in rows i, i+1, ... of one
+//       tile (row stride *ldc): matmul's run is the rest of the row, conv2d's the rest of an image
 // Its methods run inside the ISA's target functions: mark them PYKERN_INLINE so they are compiled
 // for that ISA.
 //
@@ -187,9 +186,9 @@ PYKERN_INLINE void micro_kernel(const Op& op, int64_t kc, const typename B::Elem
     }
   }
   const bool epilogue = last && op.epi.any();
-  int64_t ldc = 0;
-  T* c = mr == MR && nr == NR ? op.c_tile(i0, j0, nr, &ldc) : nullptr;
-  if (c != nullptr) {
+  int64_t ldc = 0, run = 0;
+  T* c = op.c_run(i0, j0, &ldc, &run);
+  if (mr == MR && nr == NR && run >= NR) {
 #pragma GCC unroll 32
     for (int i = 0; i < MR; ++i) {
       const T bias = op.epi.bias != nullptr ? op.epi.bias[i0 + i] : T(0);
@@ -206,22 +205,28 @@ PYKERN_INLINE void micro_kernel(const Op& op, int64_t kc, const typename B::Elem
     }
     return;
   }
-  // An edge tile (only its mr x nr corner is real) or one C does not hold at unit stride.
+  // An edge tile (only its mr x nr corner is real), or one whose columns C holds in pieces
+  // (conv2d: two images): through a buffer, one unit-stride run of columns at a time.
   alignas(64) T tile[MR * NR];
 #pragma GCC unroll 32
   for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 4
     for (int j = 0; j < NV; ++j) store<V>(tile + i * NR + j * W, acc[i][j]);
-  for (int i = 0; i < mr; ++i) {
-    const T bias = op.epi.bias != nullptr ? op.epi.bias[i0 + i] : T(0);
-    for (int j = 0; j < nr; ++j) {
-      T* p = op.c_at(i0 + i, j0 + j);
-      T v = first ? tile[i * NR + j] : *p + tile[i * NR + j];
-      if (epilogue) {
-        v += bias;
-        if (op.epi.relu) v = v < T(0) ? T(0) : v;
+  for (int j = 0; j < nr; j += int(run)) {
+    if (j > 0) c = op.c_run(i0, j0 + j, &ldc, &run);
+    if (run > nr - j) run = nr - j;
+    for (int i = 0; i < mr; ++i) {
+      const T bias = op.epi.bias != nullptr ? op.epi.bias[i0 + i] : T(0);
+      T* p = c + i * ldc;
+      const T* t = tile + i * NR + j;
+      for (int u = 0; u < int(run); ++u) {
+        T v = first ? t[u] : p[u] + t[u];
+        if (epilogue) {
+          v += bias;
+          if (op.epi.relu) v = v < T(0) ? T(0) : v;
+        }
+        p[u] = v;
       }
-      *p = v;
     }
   }
 }

@@ -42,11 +42,11 @@ struct Gemm {
   PYKERN_INLINE void pack_b(int64_t pc, int64_t kc, int64_t jc, int64_t nc, T* bp) const {
     gemm::pack_columns<B>(b, pc, kc, jc, nc, bp);
   }
-  PYKERN_INLINE T* c_tile(int64_t i, int64_t j, int, int64_t* ldc) const {
+  PYKERN_INLINE T* c_run(int64_t i, int64_t j, int64_t* ldc, int64_t* run) const {
     *ldc = N;
+    *run = N - j;
     return c + i * N + j;
   }
-  PYKERN_INLINE T* c_at(int64_t i, int64_t j) const { return c + i * N + j; }
 };
 
 template <class T>

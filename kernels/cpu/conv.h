@@ -1,0 +1,51 @@
+// What the compiled conv2d kernels (kernels/cpu/conv2d*.cpp) share: the geometry read from the
+// spec's dims (GEOMETRY_FIELDS in pykern/ops/conv2d.py, the CUDA side's ConvShape), the element
+// counts the binder checks, and the rule a direct call must meet.
+//
+// Vocabulary: x: (N, C, H, W), w: (K, Cg, R, S), y / dy: (N, K, P, Q); G groups of Cg = C/G input
+// and Kg = K/G output channels; CRS = Cg*R*S, the implicit GEMM's reduction over a filter's taps.
+#pragma once
+#include "cpu.h"
+
+namespace pykern {
+namespace cpu {
+
+struct ConvGeom {
+  int64_t N, C, H, W, K, R, S, P, Q, sh, sw, ph, pw, dh, dw, G;
+  int64_t Cg, Kg, CRS, PQ;
+
+  // dims: the spec's GEOMETRY_FIELDS, in order (the forward op appends relu after them).
+  explicit ConvGeom(const int64_t* d)
+      : N(d[0]), C(d[1]), H(d[2]), W(d[3]), K(d[4]), R(d[5]), S(d[6]), P(d[7]), Q(d[8]), sh(d[9]), sw(d[10]),
+        ph(d[11]), pw(d[12]), dh(d[13]), dw(d[14]), G(d[15]) {
+    Cg = G > 0 ? C / G : 0;
+    Kg = G > 0 ? K / G : 0;
+    CRS = Cg * R * S;
+    PQ = P * Q;
+  }
+  int64_t x_elems() const { return N * C * H * W; }
+  int64_t w_elems() const { return K * Cg * R * S; }
+  int64_t y_elems() const { return N * K * P * Q; }
+  // The output size along one axis, as the spec computes it (pykern/ops/conv2d.py output_size).
+  static int64_t out_size(int64_t in, int64_t pad, int64_t dil, int64_t taps, int64_t stride) {
+    return (in + 2 * pad - dil * (taps - 1) - 1) / stride + 1;
+  }
+};
+
+// The rule every conv table shares: what pykern's dispatch has already checked (strides and
+// dilations >= 1, groups dividing both channel counts, P and Q the spec's output size); a direct
+// call that breaks it would index past its operands or divide by zero.
+inline std::string conv_unsupported(const int64_t* dims) {
+  const ConvGeom g(dims);
+  if (g.sh < 1 || g.sw < 1 || g.dh < 1 || g.dw < 1) return "strides and dilations must be >= 1";
+  if (g.G < 1 || g.C % g.G != 0 || g.K % g.G != 0)
+    return "groups must be >= 1 and divide C and K, got groups=" + std::to_string(g.G);
+  if (g.H + 2 * g.ph < g.dh * (g.R - 1) + 1 || g.W + 2 * g.pw < g.dw * (g.S - 1) + 1)
+    return "the dilated filter is larger than the padded input";
+  if (g.P != ConvGeom::out_size(g.H, g.ph, g.dh, g.R, g.sh) || g.Q != ConvGeom::out_size(g.W, g.pw, g.dw, g.S, g.sw))
+    return "P, Q must be the output size the geometry gives";
+  return "";
+}
+
+}  // namespace cpu
+}  // namespace pykern
