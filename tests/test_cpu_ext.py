@@ -182,3 +182,30 @@ def test_the_conv2d_binder_refuses_geometry_a_launcher_cannot_meet():
         ext.conv2d_implicit_gemm((x, w, None), y, good[:7] + [3, 3] + [2, 2] + good[11:], 1)
     with pytest.raises(ValueError, match="expected 2 elements"):
         ext.conv2d_implicit_gemm((x, w, np.ones(3, np.float32)), y, good, 1)
+
+
+def _threaded_in_child(queue):
+    ext = _compiled.ext
+    a = np.arange(300 * 200, dtype=np.float64).reshape(300, 200) % 7 - 3
+    c = np.empty((300, 300))
+    ext.matmul_threaded((a, a.T.copy()), c, [300, 300, 200, 0, 0], 2)
+    queue.put(float(np.abs(c - a @ a.T).max()))
+
+
+def test_the_thread_pool_works_in_a_forked_child():
+    """The pool's threads exist only in the parent: a forked child's threaded call must start its
+    own instead of waiting forever for threads that were never copied."""
+    import multiprocessing as mp
+    if "fork" not in mp.get_all_start_methods():
+        pytest.skip("needs the fork start method")
+    a = np.ones((256, 256))
+    _compiled.ext.matmul_threaded((a, a), np.empty_like(a), [256, 256, 256, 0, 0], 2)  # the pool exists
+    ctx = mp.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_threaded_in_child, args=(queue,))
+    child.start()
+    child.join(timeout=60)
+    if child.is_alive():
+        child.kill()
+        pytest.fail("a threaded call in a forked child hung")
+    assert child.exitcode == 0 and queue.get(timeout=5) == 0.0

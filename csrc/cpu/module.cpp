@@ -21,8 +21,13 @@
 #if defined(__linux__)
 #include <sched.h>
 #endif
+#if defined(__unix__) || defined(__APPLE__)
+#include <pthread.h>
+#endif
 
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -99,10 +104,115 @@ void move_to_cpu(int cpu) {
   cpu_set_t one;
   CPU_ZERO(&one);
   CPU_SET(cpu, &one);
-  (void)sched_setaffinity(0, sizeof one, &one);  // a helper thread's own; it ends with the call
+  (void)sched_setaffinity(0, sizeof one, &one);  // a helper thread's own
 #else
   (void)cpu;
 #endif
+}
+
+namespace {
+// The pool's shared state. Allocated once and never freed: a forked child replaces it (the
+// parent's may be mid-call, its mutex held) and the parent's threads are detached, so nothing
+// waits on them at exit.
+struct PoolState {
+  std::mutex use;  // held by the call using the pool
+  std::mutex park;
+  std::condition_variable wake;
+  std::atomic<unsigned> generation{0};  // bumped once per call: the workers' signal
+  int workers = 0;                      // threads started; worker w runs part w
+  // The current call, written before `generation` is bumped.
+  Pool::Task task = nullptr;
+  void* ctx = nullptr;
+  int parts = 0;
+  std::vector<int> cpu_for;  // [w]: the CPU worker w moves to for this call (-1: stay)
+  std::atomic<int> remaining{0};
+};
+PoolState* g_pool = nullptr;
+
+void pause_briefly() {
+#if PYKERN_X86
+  __builtin_ia32_pause();
+#endif
+}
+
+// A parked worker spins this many pauses (some tens of microseconds) before it sleeps, so the
+// next call of a sequence (a training step's layers) finds it awake.
+constexpr int kSpinPauses = 2000;
+
+void worker_loop(PoolState* st, int w) {
+  unsigned seen = 0;
+  int pinned = -1;
+  for (;;) {
+    unsigned gen;
+    for (int spins = 0; (gen = st->generation.load(std::memory_order_acquire)) == seen; ++spins) {
+      if (spins < kSpinPauses) {
+        pause_briefly();
+        continue;
+      }
+      std::unique_lock<std::mutex> lock(st->park);
+      st->wake.wait(lock, [&] { return st->generation.load(std::memory_order_acquire) != seen; });
+    }
+    seen = gen;
+    if (w >= st->parts) continue;  // this call needs fewer threads
+    const int cpu = st->cpu_for[size_t(w)];
+    if (cpu >= 0 && cpu != pinned) {
+      move_to_cpu(cpu);
+      pinned = cpu;
+    }
+    st->task(st->ctx, w, st->parts);
+    st->remaining.fetch_sub(1, std::memory_order_acq_rel);
+  }
+}
+
+void reset_pool_in_child() { g_pool = new PoolState(); }
+}  // namespace
+
+Pool& Pool::instance() {
+  static Pool pool;
+  static const bool registered = [] {
+    g_pool = new PoolState();
+#if defined(__unix__) || defined(__APPLE__)
+    pthread_atfork(nullptr, nullptr, reset_pool_in_child);
+#endif
+    return true;
+  }();
+  (void)registered;
+  return pool;
+}
+
+bool Pool::run(int parts, Task task, void* ctx) {
+  PoolState* st = g_pool;
+  std::unique_lock<std::mutex> use(st->use, std::try_to_lock);
+  if (!use.owns_lock()) return false;
+  while (st->workers < parts - 1) {
+    try {
+      std::thread(worker_loop, st, st->workers + 1).detach();
+    } catch (const std::system_error&) {
+      return false;  // the caller starts its own (and runs a part inline if that fails too)
+    }
+    ++st->workers;
+  }
+  const std::vector<int> cpus = helper_cpus();
+  st->cpu_for.assign(size_t(st->workers) + 1, -1);
+  for (int w = 1; w <= st->workers; ++w)
+    if (!cpus.empty()) st->cpu_for[size_t(w)] = cpus[size_t(w - 1) % cpus.size()];
+  st->task = task;
+  st->ctx = ctx;
+  st->parts = parts;
+  st->remaining.store(parts - 1, std::memory_order_relaxed);
+  {
+    std::lock_guard<std::mutex> lock(st->park);
+    st->generation.fetch_add(1, std::memory_order_acq_rel);
+  }
+  st->wake.notify_all();
+  task(ctx, 0, parts);
+  for (int spins = 0; st->remaining.load(std::memory_order_acquire) > 0; ++spins) {
+    if (spins < 4096)
+      pause_briefly();
+    else
+      std::this_thread::yield();
+  }
+  return true;
 }
 
 // ------------------------------------------------------------------------------------------
