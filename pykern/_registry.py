@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Optional
 
 import numpy as np
@@ -116,6 +116,22 @@ def register(op: str, backend: str, *, dtypes, default: bool = False, supports=N
         return fn
 
     return deco
+
+
+def make_default(op: str, backend: str, name: str) -> None:
+    """Make variant ``name`` the default of ``op`` on ``backend`` in place of the current one
+    (pykern/cpu/_compiled.py moves a host default to a compiled row where measurements favour it).
+    The same rule as ``register(default=True)``: only an error_model "terms" variant."""
+    key = (op, backend, name)
+    if key not in _VARIANTS:
+        raise ValueError(f"variant {'/'.join(key)} is not registered")
+    new = _VARIANTS[key]
+    if new.error_model != "terms":
+        raise ValueError("a default variant must meet the tolerance on any input (error_model='terms')")
+    old = _DEFAULTS.get((op, backend))
+    if old is not None:
+        _VARIANTS[(op, backend, old.name)] = replace(old, default=False)
+    _VARIANTS[key] = _DEFAULTS[(op, backend)] = replace(new, default=True)
 
 
 def unregister(op: str, backend: str, name: str) -> None:
