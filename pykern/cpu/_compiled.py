@@ -108,6 +108,11 @@ def _register_table(op: str) -> None:
 COMPILED_DEFAULTS = {
     # bench/bench_conv2d_cpu.py -> bench/results/cpu/conv2d_cpu.json (ResNet layers, N=8)
     "conv2d": "threaded",
+    # bench/bench_cpu_ladder.py -> bench/results/cpu/cpu_ladder.json (64 MiB), and per call at
+    # 1,000 float32 (bench/bench_overhead.py -> overhead.json): np.maximum's single pass was
+    # about 1 us cheaper there, 2-2.5x slower from 100k elements on (one thread, no SIMD select)
+    "relu": "simd",
+    "relu_backward": "simd",
 }
 
 
