@@ -143,6 +143,13 @@ def _best_of(runs: list, threads: int, extra: dict) -> dict:
                 {"bytes": best["bytes"]} if "bytes" in best else {}) | extra
 
 
+def rate_on(ceiling: dict, threads: int) -> Optional[float]:
+    """The ceiling's fastest run on ``threads`` threads (a CPU ceiling measured on 1 and on N), else
+    its rate (a fallback or GPU ceiling, measured once), or None where it is unavailable."""
+    on = [r["rate"] for r in ceiling.get("runs", ()) if r.get("threads") == threads and r.get("rate")]
+    return max(on) if on else ceiling.get("rate")
+
+
 def cpu_memory_ceiling(quick: bool = False) -> dict:
     """The best of STREAM Copy and Triad on 1 thread and on pykern's thread count; without
     pykern._cpu, np.copyto."""
