@@ -115,7 +115,8 @@ def test_results_go_to_a_new_dated_file_per_device(tc, tmp_path, monkeypatch):
     os.makedirs(os.path.dirname(first))
     open(first, "w").close()
     assert tc.default_out(None, now) == str(tmp_path / "results" / "cpu" / "train_cnn-2026-12-07-063005-2.json")
-    assert tc.default_out(None, now, "seed") == str(tmp_path / "results" / "cpu" / "train_cnn-seed-2026-12-07-063005.json")
+    seed = tc.default_out(None, now, "seed")
+    assert seed == str(tmp_path / "results" / "cpu" / "train_cnn-seed-2026-12-07-063005.json")
     assert tc.default_out("NVIDIA H100 80GB HBM3", now).startswith(
         str(tmp_path / "results" / "nvidia-h100-80gb-hbm3" / "train_cnn-"))
 

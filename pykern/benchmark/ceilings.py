@@ -3,9 +3,10 @@ computed: the roofline of each device, compute-bound ops (GFLOP/s) against its p
 rate and memory-bound ones (GB/s, relu) against its memory bandwidth.
 
 CPU, with pykern._cpu (kernels/cpu/ceilings.cpp): peak FMA throughput from independent FMA chains
-on the active ISA's widest vectors, and STREAM's Copy and Triad on arrays four times the last-
-level cache, each on 1 thread and on pykern's thread count; the ceiling is the fastest of these
-runs, and the one-thread rate, which the one-thread rungs stand against, is recorded beside it. Without the extension: what NumPy can measure (a BLAS GEMM, np.copyto), saying why.
+on the active ISA's widest vectors, and STREAM's Copy and Triad on arrays four times the
+last-level cache, each on 1 thread and on pykern's thread count; the ceiling is the fastest of
+these runs, and the one-thread rate, which the one-thread rungs stand against, is recorded beside
+it. Without the extension: what NumPy can measure (a BLAS GEMM, np.copyto), saying why.
 GPU: the cuBLAS GEMM rate and a device-to-device copy.
 
 Each ceiling is measured once per process and setting (key, quick, threads, instruction set) and
