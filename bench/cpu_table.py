@@ -66,14 +66,14 @@ def _record(name: str, command: str = "") -> str:
 
 # --- the records -----------------------------------------------------------------------------
 def train_records(results: str) -> dict:
-    """{(model, threads setting): newest train_cnn record}; threads 0 = each library's default."""
+    """{(model, --threads): newest train_cnn record}; --threads 0 is each library's default."""
     newest = {}
     for path in glob.glob(os.path.join(results, "train_cnn*.json")):
         doc = _load(path)
         if not doc or "comparison" not in doc:
             continue
         cfg = doc.get("config", {})
-        key = (cfg.get("model", "small"), 1 if cfg.get("threads") == 1 else 0)
+        key = (cfg.get("model", "small"), cfg.get("threads") or 0)
         if key not in newest or doc.get("date", "") > newest[key][1].get("date", ""):
             newest[key] = (os.path.basename(path), doc)
     return newest
