@@ -10,6 +10,8 @@
 //       that may be None (written "bias?" in the table's inputs)
 // and for the instruction sets: isa(), detected_isa(), isas() (every path this machine can run,
 // lowest first), set_isa(name) (the forced limit; pykern.cpu sets it from PYKERN_CPU_ISA).
+// And the ceilings' micro-benchmarks (kernels/cpu/ceilings.cpp), plain functions, not table rows:
+// fma_peak(dtype, iterations, threads), stream_copy(a, c, threads), stream_triad(a, b, c, s, threads).
 // A bound row checks what makes a direct call memory-safe (NumPy arrays, native-endian, C-
 // contiguous, the row's dtype, one dtype for all, a writable output, the element counts the
 // table's sizes rule gives, non-negative dims, the takes flags, the table's unsupported rule),
@@ -32,6 +34,7 @@
 #include <string>
 #include <vector>
 
+#include "ceilings.h"
 #include "cpu.h"
 
 namespace py = pybind11;
@@ -377,6 +380,77 @@ void bind_table(py::module_& m, const Table& t) {
     if (info->optional[i]) optional.append(info->inputs[i]);
   m.attr((op + "_optional").c_str()) = py::tuple(optional);
 }
+
+// The ceilings' micro-benchmarks (kernels/cpu/ceilings.h). The arrays are checked as a table
+// row's are (float64, C-contiguous, writable output, one length), then the GIL is released.
+void bind_ceilings(py::module_& m) {
+  m.def(
+      "fma_peak",
+      [](const std::string& dtype, int64_t iterations, int threads) {
+        if (dtype != "float32" && dtype != "float64")
+          throw py::type_error("fma_peak: dtype: expected float32 or float64, got '" + dtype + "'");
+        if (iterations < 1) refuse("fma_peak", "iterations must be >= 1, got " + std::to_string(iterations));
+        if (threads < 1) refuse("fma_peak", "threads must be >= 1, got " + std::to_string(threads));
+        FmaRun r;
+        {
+          py::gil_scoped_release nogil;
+          r = fma_peak(dtype == "float32" ? DType::f32 : DType::f64, iterations, threads);
+        }
+        py::dict d;
+        d["flops"] = r.flops;
+        d["checksum"] = r.checksum;
+        d["lanes"] = r.lanes;
+        d["chains"] = r.chains;
+        d["isa"] = r.isa;
+        d["threads"] = threads;
+        return d;
+      },
+      py::arg("dtype"), py::arg("iterations"), py::arg("threads") = 1,
+      "Peak FMA throughput's micro-benchmark: `iterations` steps of independent FMA chains on the active "
+      "ISA's widest vectors, on each of `threads` threads; returns the flops done (2 per lane per FMA), "
+      "a checksum, lanes, chains, isa and threads");
+  // The arrays' common length, after checking each: float64, C-contiguous, (the first) writable.
+  auto stream_arrays = [](const char* kernel, std::initializer_list<std::pair<const char*, py::handle>> arrays,
+                          int threads, std::vector<double*>* out) {
+    if (threads < 1) refuse(kernel, "threads must be >= 1, got " + std::to_string(threads));
+    int64_t n = -1;
+    bool first = true;
+    for (const auto& [what, obj] : arrays) {
+      if (!py::isinstance<py::array>(obj)) refuse(kernel, std::string(what) + ": expected a NumPy array");
+      const int64_t size = py::reinterpret_borrow<py::array>(obj).size();
+      if (n < 0) n = size;
+      if (size != n)
+        refuse(kernel, std::string(what) + ": expected " + std::to_string(n) + " elements, as " +
+                           arrays.begin()->first + " has, got " + std::to_string(size));
+      DType dt;
+      bool have = false;
+      out->push_back(const_cast<double*>(
+          static_cast<const double*>(array_data(kernel, what, obj, &dt, &have, kF64, n, first))));
+      first = false;
+    }
+    return n;
+  };
+  m.def(
+      "stream_copy",
+      [stream_arrays](const py::object& a, const py::object& c, int threads) {
+        std::vector<double*> p;
+        const int64_t n = stream_arrays("stream_copy", {{"c", c}, {"a", a}}, threads, &p);
+        py::gil_scoped_release nogil;
+        stream_copy(p[1], p[0], n, threads);
+      },
+      py::arg("a"), py::arg("c"), py::arg("threads") = 1,
+      "STREAM's Copy, c = a (float64, one length), split over `threads` threads");
+  m.def(
+      "stream_triad",
+      [stream_arrays](const py::object& a, const py::object& b, const py::object& c, double s, int threads) {
+        std::vector<double*> p;
+        const int64_t n = stream_arrays("stream_triad", {{"a", a}, {"b", b}, {"c", c}}, threads, &p);
+        py::gil_scoped_release nogil;
+        stream_triad(p[0], p[1], p[2], s, n, threads);
+      },
+      py::arg("a"), py::arg("b"), py::arg("c"), py::arg("s"), py::arg("threads") = 1,
+      "STREAM's Triad, a = b + s * c (float64, one length), split over `threads` threads");
+}
 }  // namespace
 
 void register_table(const Table& table) { registry().push_back(table); }
@@ -405,4 +479,5 @@ PYBIND11_MODULE(_cpu, m) {
     ops.append(t.op);
   }
   m.attr("TABLES") = ops;
+  bind_ceilings(m);
 }
