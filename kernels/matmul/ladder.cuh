@@ -10,6 +10,7 @@
 #include "dispatch.cuh"
 #include "launch.cuh"
 #include "matmul.h"
+#include "mma.cuh"  // smem_addr, and the ldmatrix / mma.sync wrappers
 
 namespace pykern {
 namespace matmul {
@@ -44,10 +45,6 @@ template <typename T, int VEC>
 struct alignas(sizeof(T) * VEC) Pack {
   T v[VEC];
 };
-
-__device__ __forceinline__ unsigned smem_addr(const void* p) {
-  return static_cast<unsigned>(__cvta_generic_to_shared(p));
-}
 
 // cp.async (sm_80+): an asynchronous global->shared copy of BYTES bytes; when `valid` is false
 // no global byte is read and the destination is zero-filled (src-size 0), which is how edge
