@@ -80,7 +80,14 @@ inline void fresh_shared(void* p, size_t bytes, unsigned long long& epoch) {
 // are __syncwarp points: each lane deposits its operands, the warp meets, each lane reads the
 // others' deposits (warp_slot, which also checks that every lane is at the same instruction),
 // and the warp meets again before any lane may deposit anew.
-void warp_deposit(const char* op, const void* data, size_t bytes);
+// Which instruction of which warp: every lane of a warp gets the same one at one instruction
+// (they all reach the same collectives, in order), so what one lane derives from all the
+// deposits can be shared with the others.
+struct WarpInstruction {
+  unsigned long long block_epoch, index;
+  bool operator==(const WarpInstruction& o) const { return block_epoch == o.block_epoch && index == o.index; }
+};
+WarpInstruction warp_deposit(const char* op, const void* data, size_t bytes);
 const void* warp_slot(unsigned lane);
 void count_ldmatrix(unsigned matrices, unsigned extra_wavefronts);
 

@@ -96,10 +96,19 @@ inline void mma_m16n8(Elem e, float d[4], const uint32_t a[4], const uint32_t b[
   MmaRegs mine;
   for (int i = 0; i < 4; ++i) mine.a[i] = a[i];
   for (int i = 0; i < 2; ++i) mine.b[i] = b[i];
-  warp_deposit(op, &mine, sizeof mine);
+  const WarpInstruction id = warp_deposit(op, &mine, sizeof mine);
   syncwarp(0xffffffffu);
-  float A[16][16], B[16][8];  // the warp's whole operands, gathered from every lane's registers
-  for (unsigned lane = 0; lane < 32; ++lane) {
+  // The warp's whole operands, gathered from every lane's registers by the first lane through
+  // (which also checks that every lane is at this instruction) and shared with the rest.
+  struct Gathered {
+    WarpInstruction id{~0ull, ~0ull};
+    float A[16][16], B[16][8];
+  };
+  static Gathered per_warp[32];  // one per warp of the running block (blocks run one at a time)
+  Gathered& g = per_warp[warp_id()];
+  float(&A)[16][16] = g.A;
+  float(&B)[16][8] = g.B;
+  for (unsigned lane = 0; lane < 32 && !(g.id == id); ++lane) {
     const MmaRegs& r = *static_cast<const MmaRegs*>(warp_slot(lane));
     if (e == Elem::kTF32) {
       for (int i = 0; i < 4; ++i) {
@@ -121,7 +130,7 @@ inline void mma_m16n8(Elem e, float d[4], const uint32_t a[4], const uint32_t b[
       }
     }
   }
-  syncwarp(0xffffffffu);  // nobody deposits for its next instruction before everyone has read
+  g.id = id;
   const unsigned me = lane_id();
   float out[4];
   for (int i = 0; i < 4; ++i) {  // this lane's own c and d elements: the same positions
@@ -130,6 +139,7 @@ inline void mma_m16n8(Elem e, float d[4], const uint32_t a[4], const uint32_t b[
     for (int k = 0; k < K; ++k) acc += A[p.row][k] * B[k][p.col];
     out[i] = acc;
   }
+  syncwarp(0xffffffffu);  // nobody deposits for its next instruction before everyone has read
   for (int i = 0; i < 4; ++i) d[i] = out[i];  // d may alias c
 }
 

@@ -171,6 +171,7 @@ struct Fiber {
   // What this lane brought to the warp-collective matrix instruction it is in (warp_deposit).
   alignas(16) unsigned char xchg[kExchangeBytes];
   const char* xchg_op = nullptr;
+  uint64_t collectives = 0;  // warp-collective instructions this thread has reached in its block
 #ifdef PYKERN_SIM_ASAN
   void* fake_stack = nullptr;
 #endif
@@ -338,6 +339,7 @@ std::string run_block(unsigned n, uint64_t salt) {
     f->pending.clear();
     f->groups.clear();
     f->xchg_op = nullptr;
+    f->collectives = 0;
     start_context(f);
   }
   g_stats.threads += n;
@@ -487,7 +489,7 @@ uint64_t shfl_exchange(unsigned mask, uint64_t value, int src_lane) {
   return got;
 }
 
-void warp_deposit(const char* op, const void* data, size_t bytes) {
+WarpInstruction warp_deposit(const char* op, const void* data, size_t bytes) {
   Fiber* f = g_cur;
   if (bytes > kExchangeBytes) fail("warp_deposit: more than the exchange slot holds");
   // .aligned instructions need the whole warp: a lane that does not exist would never deposit.
@@ -496,6 +498,7 @@ void warp_deposit(const char* op, const void* data, size_t bytes) {
     fail((std::string(op) + " is warp-collective (.sync.aligned): the block's last warp has fewer than 32 threads").c_str());
   std::memcpy(f->xchg, data, bytes);
   f->xchg_op = op;
+  return WarpInstruction{g_block_epoch, ++f->collectives};
 }
 
 const void* warp_slot(unsigned lane) {
