@@ -139,6 +139,14 @@ def run(work: Path) -> int:
                         str(src)], check=True, env=env)
         built = time.time()
         env = dict(os.environ, PYKERN_CUDA_SIM="1", PYTHONPATH=str(site))
+        # An editable install's import hook outranks PYTHONPATH: the tests would then run the
+        # unplanted pykern and report every bug missed.
+        where = subprocess.run([sys.executable, "-c", "import pykern; print(pykern.__file__)"], cwd=work, env=env,
+                               capture_output=True, text=True, check=False).stdout.strip()
+        if not where.startswith(str(site)):
+            print(f"plant_check: the tests would import pykern from {where or '(nowhere)'}, not the planted build "
+                  f"in {site}; run this with a Python where pykern is not installed in editable mode")
+            return 2
         proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "cuda",
                                "--rootdir", str(src), *[str(src / t) for t in TESTS]],
                               check=False, cwd=work, env=env, capture_output=True, text=True)
