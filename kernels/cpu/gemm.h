@@ -15,6 +15,9 @@
 //   T* c_run(int64_t i, int64_t j, int64_t* ldc, int64_t* run) const
 //       C(i, j); C's columns [j, j + *run) lie at unit stride from it in rows i, i+1, ... of one
 //       tile (row stride *ldc): matmul's run is the rest of the row, conv2d's the rest of an image
+//   optional: int64_t c_stride   C's columns of one run lie c_stride apart instead (conv2d's input
+//       gradient at stride > 1 writes every sw-th column of dx); such tiles are stored one element
+//       at a time, so an Op without it (unit stride) keeps the vector stores
 // Its methods run inside the ISA's target functions: mark them PYKERN_INLINE so they are compiled
 // for that ISA.
 //
@@ -158,6 +161,13 @@ PYKERN_INLINE void pack_columns(const Strided<typename B::Elem>& m, int64_t pc, 
 // ------------------------------------------------------------------------------------------
 // The micro-kernel
 // ------------------------------------------------------------------------------------------
+// The distance between C's columns in a run: the Op's c_stride where it has one, else 1 (a
+// constant, so the Ops without one compile to what they did before it existed).
+template <class Op>
+PYKERN_INLINE auto column_stride(const Op& op, int) -> decltype(int64_t(op.c_stride)) { return op.c_stride; }
+template <class Op>
+PYKERN_INLINE constexpr int64_t column_stride(const Op&, long) { return 1; }
+
 // ap: MR x kc micro-panel, k-major; bp: kc x NR, k-major; the tile's corner is C(i0, j0), of which
 // mr x nr are real. first: the first KC block (C is written, not added to: it holds garbage
 // before); last: the last one (the epilogue runs).
@@ -187,7 +197,8 @@ PYKERN_INLINE void micro_kernel(const Op& op, int64_t kc, const typename B::Elem
   const bool epilogue = last && op.epi.any();
   int64_t ldc = 0, run = 0;
   T* c = op.c_run(i0, j0, &ldc, &run);
-  if (mr == MR && nr == NR && run >= NR) {
+  const int64_t cs = column_stride(op, 0);
+  if (mr == MR && nr == NR && run >= NR && cs == 1) {
 #pragma GCC unroll 32
     for (int i = 0; i < MR; ++i) {
       const T bias = op.epi.bias != nullptr ? op.epi.bias[i0 + i] : T(0);
@@ -205,7 +216,7 @@ PYKERN_INLINE void micro_kernel(const Op& op, int64_t kc, const typename B::Elem
     return;
   }
   // An edge tile (only its mr x nr corner is real), or one whose columns C holds in pieces
-  // (conv2d: two images): through a buffer, one unit-stride run of columns at a time.
+  // (conv2d: two images) or strided: through a buffer, one run of columns at a time.
   alignas(64) T tile[MR * NR];
 #pragma GCC unroll 32
   for (int i = 0; i < MR; ++i)
@@ -219,12 +230,12 @@ PYKERN_INLINE void micro_kernel(const Op& op, int64_t kc, const typename B::Elem
       T* p = c + i * ldc;
       const T* t = tile + i * NR + j;
       for (int u = 0; u < int(run); ++u) {
-        T v = first ? t[u] : p[u] + t[u];
+        T v = first ? t[u] : p[u * cs] + t[u];
         if (epilogue) {
           v += bias;
           if (op.epi.relu) v = v < T(0) ? T(0) : v;
         }
-        p[u] = v;
+        p[u * cs] = v;
       }
     }
   }
