@@ -19,6 +19,7 @@ from pykern._check import run_case
 from pykern._dispatch import call
 from pykern.cpu import _compiled
 from pykern.ops import SPECS
+from pykern.ops.conv2d_backward import reference_input, reference_weight
 
 BUILT = _build.EXTENSIONS.get("_cpu") == "built"
 pytestmark = pytest.mark.skipif(not BUILT, reason=f"pykern._cpu not built: {_build.EXTENSIONS.get('_cpu')}")
@@ -169,6 +170,51 @@ def test_threaded_conv2d_is_implicit_gemm_bit_for_bit_on_any_thread_count(geom, 
             got = np.full_like(want, np.nan)
             ext.conv2d_threaded((x, wt, b), got, dims, threads)
             assert np.array_equal(got, want), f"threads={threads} bias={b is not None}"
+
+
+# (N, C, H, W, K, R, S, stride, pad, dilation, groups): dw's pixels span two chunks of the fixed
+# split (1,024 pixels or more each), the first ending inside an image; stride 2 (dx's four output
+# phases), groups, dilation, a 1x1 filter. Each GEMM is big enough (> 12 MFLOP, gemm.h's
+# threads_for) to run on 3 threads where 3 are asked for.
+GRADIENT_GEOMETRIES = [(4, 16, 30, 22, 16, 3, 3, 1, 1, 1, 1), (4, 64, 40, 39, 64, 3, 3, 2, 1, 1, 2),
+                       (2, 16, 37, 35, 16, 3, 2, 1, 2, 2, 1), (9, 64, 13, 11, 64, 1, 1, 1, 0, 1, 1)]
+
+
+@pytest.mark.parametrize("geom", GRADIENT_GEOMETRIES)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_threaded_conv2d_gradients_are_the_same_bits_on_any_thread_count(geom, dtype):
+    """dx's threads split tiles, never a sum: every thread count gives implicit_gemm's bits. dw's
+    threads take chunks of the pixel sum, each into its own partial, added in chunk order: the
+    chunks come from the shape alone, so every thread count (and every run) gives the same bits,
+    within tolerance of the reference."""
+    ext = _compiled.ext
+    n, c, h, w, k, r, s, stride, pad, dil, groups = geom
+    rng = np.random.default_rng(seed_for("grad-threads", *geom, dtype))
+    p, q = ((h + 2 * pad - dil * (r - 1) - 1) // stride + 1, (w + 2 * pad - dil * (s - 1) - 1) // stride + 1)
+    x = rng.standard_normal((n, c, h, w)).astype(dtype)
+    wt = rng.standard_normal((k, c // groups, r, s)).astype(dtype)
+    dy = rng.standard_normal((n, k, p, q)).astype(dtype)
+    dims = [n, c, h, w, k, r, s, p, q, stride, stride, pad, pad, dil, dil, groups]
+    conv = dict(stride=stride, padding=pad, dilation=dil, groups=groups)
+    dx = np.full(x.shape, np.nan, dtype)
+    ext.conv2d_backward_input_implicit_gemm((dy, wt), dx, dims, 1)
+    check = dtype == "float32"  # the float64 reference is most of this test's time: once per geometry
+    assert not check or np.allclose(dx, reference_input(dy, wt, x.shape, **_pairs(conv)), rtol=1e-4, atol=1e-4)
+    dw = None
+    for threads in (1, 2, 3):
+        got = np.full_like(dx, np.nan)
+        ext.conv2d_backward_input_threaded((dy, wt), got, dims, threads)
+        assert np.array_equal(got, dx), f"dx threads={threads}"
+        got = np.full_like(wt, np.nan)
+        ext.conv2d_backward_weight_threaded((x, dy), got, dims, threads)
+        if dw is None:
+            dw = got
+            assert not check or np.allclose(dw, reference_weight(x, dy, wt.shape, **_pairs(conv)), rtol=1e-4, atol=1e-3)
+        assert np.array_equal(got, dw), f"dw threads={threads}"
+
+
+def _pairs(conv):
+    return {key: (v, v) if key != "groups" else v for key, v in conv.items()}
 
 
 def test_the_conv2d_binder_refuses_geometry_a_launcher_cannot_meet():
