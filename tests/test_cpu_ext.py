@@ -173,10 +173,10 @@ def test_threaded_conv2d_is_implicit_gemm_bit_for_bit_on_any_thread_count(geom, 
 
 
 # (N, C, H, W, K, R, S, stride, pad, dilation, groups): dw's pixels span two chunks of the fixed
-# split (1,024 pixels or more each), the first ending inside an image; stride 2 (dx's four output
-# phases), groups, dilation, a 1x1 filter. Each GEMM is big enough (> 12 MFLOP, gemm.h's
-# threads_for) to run on 3 threads where 3 are asked for.
-GRADIENT_GEOMETRIES = [(4, 16, 30, 22, 16, 3, 3, 1, 1, 1, 1), (4, 64, 40, 39, 64, 3, 3, 2, 1, 1, 2),
+# split (1,024 pixels or more each), chunks ending inside an image; groups, stride 2 (dx's four
+# output phases), dilation, a 1x1 filter. Each GEMM but the third's dx is big enough (> 12 MFLOP,
+# gemm.h's threads_for) to run on 3 threads where 3 are asked for.
+GRADIENT_GEOMETRIES = [(4, 32, 30, 22, 32, 3, 3, 1, 1, 1, 2), (4, 32, 28, 27, 64, 3, 3, 2, 1, 1, 1),
                        (2, 16, 37, 35, 16, 3, 2, 1, 2, 2, 1), (9, 64, 13, 11, 64, 1, 1, 1, 0, 1, 1)]
 
 
@@ -256,3 +256,29 @@ def test_the_thread_pool_works_in_a_forked_child():
         child.kill()
         pytest.fail("a threaded call in a forked child hung")
     assert child.exitcode == 0 and queue.get(timeout=5) == 0.0
+
+
+@pytest.mark.parametrize("op", ["conv2d_backward_input", "conv2d_backward_weight"])
+def test_the_gradient_binders_refuse_geometry_a_launcher_cannot_meet(op):
+    """The gradients share the forward's unsupported rule (kernels/cpu/conv.h) and check their own
+    operand sizes: dy (N, K, P, Q), w (K, Cg, R, S), x (N, C, H, W)."""
+    ext = _compiled.ext
+    x, w, dy = np.ones((1, 2, 5, 5), np.float32), np.ones((2, 2, 3, 3), np.float32), np.ones((1, 2, 3, 3), np.float32)
+    taps = np.array([1, 2, 3, 2, 1], np.float32)  # the (p, r) pairs with p + r = h, per row of x
+    if op == "conv2d_backward_input":
+        ins, out, want, short = (dy, w), np.empty_like(x), 2 * taps[:, None] * taps[None, :], "w"
+    else:
+        ins, out, want, short = (x, dy), np.empty_like(w), np.full(w.shape, 9, np.float32), "x"
+    good = [1, 2, 5, 5, 2, 3, 3, 3, 3, 1, 1, 0, 0, 1, 1, 1]
+    for row in ("implicit_gemm", "threaded"):
+        kernel = getattr(ext, f"{op}_{row}")
+        kernel(ins, out, good, 2)
+        assert np.array_equal(out, np.broadcast_to(want, out.shape))
+        with pytest.raises(ValueError, match="groups must be >= 1"):
+            kernel(ins, out, good[:15] + [0], 1)
+        with pytest.raises(ValueError, match="output size"):
+            kernel(ins, out, good[:7] + [3, 3] + [2, 2] + good[11:], 1)
+        bad = tuple(np.ones(7, np.float32) if name == short else a for name, a in zip(("dy", "w") if short == "w"
+                                                                                    else ("x", "dy"), ins))
+        with pytest.raises(ValueError, match=f"{short}: expected {x.size if short == 'x' else w.size} elements"):
+            kernel(bad, out, good, 1)
