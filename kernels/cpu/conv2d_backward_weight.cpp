@@ -132,11 +132,13 @@ struct ConvBackwardWeight {
 // ------------------------------------------------------------------------------------------
 // The fixed split of the reduction
 // ------------------------------------------------------------------------------------------
-// Chunks of at least kMinChunkPixels pixels (four KC blocks of 256: a chunk's GEMM still streams
-// its packed panels), at most as many as keep the partial dws under kPartialElems elements and
-// at most kMaxChunks; from the shape alone, so every thread count sums the same chunks.
+// Chunks of at least kMinChunkPixels pixels, at most as many as keep the partial dws under
+// kPartialElems elements (16 MiB of float32) and at most kMaxChunks; sizes rounded up to 64 pixels.
+// From the shape alone, so every thread count sums the same chunks.
 constexpr int64_t kMinChunkPixels = 1024, kPartialElems = int64_t(1) << 22, kMaxChunks = 64;
-static_assert(kMinChunkPixels % 64 == 0, "chunks start on whole cache lines of a dy row where images allow");
+static_assert(kMinChunkPixels >= 4 * gemm::Blockings<float>::Avx512::KC,
+              "a chunk spans several KC blocks: each chunk's GEMM packs A and B afresh, and adds a partial "
+              "dw to combine; shorter chunks would spend more on those than on the FMAs");
 
 struct Chunks {
   int64_t size, count;
