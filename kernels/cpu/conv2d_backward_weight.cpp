@@ -186,17 +186,18 @@ void run_threaded(const Call& call) {
   // Chunk 0 sums into dw itself, chunk i > 0 into partial i - 1; all allocated before any thread
   // starts (a thread never throws bad_alloc).
   Scratch<T> partial(size_t(chunks.count - 1) * size_t(dw_elems));
-  Scratch<T> scratch((path.a_elems + path.b_elems) * size_t(parts));
+  const gemm::SerialScratch own = gemm::serial_scratch(path, g.Kg, chunks.size);
+  Scratch<T> scratch(own.total() * size_t(parts));
   std::atomic<int64_t> next{0};
   gemm::Barrier barrier(parts);
   parallel(parts, [&](int part, int np) {
-    T* ap = scratch.p + (path.a_elems + path.b_elems) * size_t(part);
+    T* mine = scratch.p + own.total() * size_t(part);
     for (int64_t item; (item = next.fetch_add(1)) < items;) {
       const int64_t chunk = item / (g.G * ranges), grp = item / ranges % g.G, range = item % ranges;
       const int64_t t0 = chunk * chunks.size, t1 = t0 + chunks.size < pixels ? t0 + chunks.size : pixels;
       const int64_t c0 = panels * range / ranges * path.nr, c1 = panels * (range + 1) / ranges * path.nr;
       T* into = chunk == 0 ? dw : partial.p + size_t(chunk - 1) * size_t(dw_elems);
-      path.run(Op(g, x, dy, into, grp, t0, t1 - t0, c0, (c1 < g.CRS ? c1 : g.CRS) - c0), ap, ap + path.a_elems);
+      gemm::run_serial_in(Op(g, x, dy, into, grp, t0, t1 - t0, c0, (c1 < g.CRS ? c1 : g.CRS) - c0), path, mine, own);
     }
     barrier.wait();
     // Every element adds the partials in chunk order; threads split the elements.

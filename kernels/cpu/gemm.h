@@ -413,18 +413,48 @@ int64_t a_blocks(const Op& op, const Path<T, Op>& p) {
   return ((op.K + p.kc - 1) / p.kc) * ((op.M + p.mc - 1) / p.mc);
 }
 
-// One thread, with this call's own scratch.
+// The scratch of one-thread products, laid out as the prepacked A, A's block, B's block (each
+// starting on a 64-byte line: Scratch's alignment carries over).
+struct SerialScratch {
+  size_t a_all, a, b;
+  size_t total() const { return a_all + a + b; }
+};
+template <class T>
+SerialScratch serial_layout(size_t a_all, size_t a, size_t b) {
+  constexpr size_t line = 64 / sizeof(T);
+  return {(a_all + line - 1) / line * line, (a + line - 1) / line * line, b};
+}
+// For products of M rows and at most k_most terms: room for A up front for any k <= k_most whose
+// plan packs it so, and for the widest B block of either plan.
+template <class T, class Op>
+SerialScratch serial_scratch(const Path<T, Op>& p, int64_t M, int64_t k_most) {
+  const size_t m_pad = size_t((M + p.mr - 1) / p.mr * p.mr), most = kPrepackBytes / sizeof(T);
+  const size_t a_all = m_pad * size_t(k_most) < most ? m_pad * size_t(k_most) : most / m_pad * m_pad;
+  return serial_layout<T>(a_all, p.a_elems, size_t(p.kc) * size_t(p.nc));
+}
+
+// One thread in `scratch` (s.total() elements of serial_scratch(p, op.M, k_most >= op.K)): for
+// callers that run many products on threads of their own and allocate before they start.
+template <class T, class Op>
+void run_serial_in(const Op& op, const Path<T, Op>& p, T* scratch, const SerialScratch& s) {
+  bool prepack;
+  Plan<T> pl = plan(op, p, &prepack);
+  if (prepack) {
+    p.pack_a(op, pl.m_pad, 0, a_blocks(op, p), scratch);
+    pl.a_all = scratch;
+  }
+  p.run(op, pl, scratch + s.a_all, scratch + s.a_all + s.a);
+}
+
+// One thread, with this call's own scratch (A up front only where its plan packs it so).
 template <class T, class Op>
 void run_serial(const Op& op, const Path<T, Op>& p) {
   bool prepack;
-  Plan<T> pl = plan(op, p, &prepack);
-  Scratch<T> a_all(prepack ? size_t(pl.m_pad) * size_t(op.K) : 0);
-  Scratch<T> scratch(p.a_elems + size_t(p.kc) * size_t(pl.nc));
-  if (prepack) {
-    p.pack_a(op, pl.m_pad, 0, a_blocks(op, p), a_all.p);
-    pl.a_all = a_all.p;
-  }
-  p.run(op, pl, scratch.p, scratch.p + p.a_elems);
+  const Plan<T> pl = plan(op, p, &prepack);
+  const SerialScratch s = serial_layout<T>(prepack ? size_t(pl.m_pad) * size_t(op.K) : 0, p.a_elems,
+                                           size_t(p.kc) * size_t(pl.nc));
+  Scratch<T> scratch(s.total());
+  run_serial_in(op, p, scratch.p, s);
 }
 
 // A reusable barrier for the threads of one call (C++17 has no std::barrier). It spins, then
