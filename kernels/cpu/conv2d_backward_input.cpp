@@ -15,8 +15,8 @@
 // taps r (r*dh = h + ph mod sh), and along one phase p steps by one as h steps by sh: each of the
 // sh*sw phases is a dense stride-1 problem over only its own taps (3x3 stride 2: 4, 2, 2 and 1
 // taps), where multiplying the whole filter by the stride's structural zeros would do sh*sw
-// times the work. A phase meeting no tap (1x1 stride 2: three of four) is a GEMM with K = 0,
-// which writes its zeros. Phases write every sw-th column of dx: gemm.h's c_stride.
+// times the work. A phase meeting no tap (1x1 stride 2: three of four) is zeros, written directly.
+// Phases write every sw-th column of dx: gemm.h's c_stride.
 //
 // Accuracy (error_model "terms"): every dx element sums its own w * dy terms in the input dtype,
 // (k, r, s) ascending within a KC block and the blocks in order; threads split outputs, never a
@@ -106,7 +106,7 @@ struct ConvBackwardInput {
       int64_t hi, wi;  // the phase row and column of the run's first pixel
     };
     const int64_t nh = int64_t(hp->tap.size()), nw = int64_t(wp->tap.size()), taps = nh * nw;
-    if (taps == 0) return;  // K = 0: a phase no tap reaches; nothing to pack (kc is 0)
+    if (taps == 0) return;  // K = 0 (each_gemm zeroes such phases itself): nothing to pack, no division
     const int64_t PQ = g.P * g.Q, HW = hp->count * wp->count;
     for (int64_t jr = 0; jr < nc; jr += NR) {
       T* dst = bp + jr * kc;
@@ -190,6 +190,17 @@ void direct(const ConvGeom& g, const T* dy, const T* w, T* dx) {
     }
 }
 
+// The pixels of a phase that no tap reaches, in every channel: zeros, written directly (a GEMM
+// with no terms would store them a tile at a time through its strided path).
+template <class T>
+void zero_phase(const ConvGeom& g, const Phase& hp, const Phase& wp, T* dx) {
+  for (int64_t img = 0; img < g.N * g.C; ++img)
+    for (int64_t hi = 0; hi < hp.count; ++hi) {
+      T* row = dx + (img * g.H + hp.first + hi * hp.stride) * g.W + wp.first;  // dx[n, c, h, wp.first::sw]
+      for (int64_t wi = 0; wi < wp.count; ++wi) row[wi * wp.stride] = T(0);
+    }
+}
+
 // ------------------------------------------------------------------------------------------
 // Launchers
 // ------------------------------------------------------------------------------------------
@@ -208,6 +219,10 @@ void each_gemm(const Call& call, F&& run) {
     for (int64_t w0 = 0; w0 < g.sw && w0 < g.W; ++w0) {
       const Phase wp = phase(w0, g.W, g.Q, g.S, g.sw, g.pw, g.dw);
       const size_t nh = hp.tap.size(), nw = wp.tap.size();
+      if (nh * nw == 0) {  // no tap reaches these pixels (1x1 stride 2: three phases of four): dx = 0
+        zero_phase(g, hp, wp, dx);
+        continue;
+      }
       const int64_t kt = g.Kg * int64_t(nh * nw);
       wt.resize(size_t(g.Cg * kt));
       for (int64_t grp = 0; grp < g.G; ++grp) {
