@@ -23,7 +23,7 @@
 // sum. The GEMM also multiplies w by zeros that are no terms (a tap whose p or q falls outside
 // dy, at the edges): exact while w is finite, but 0 * Inf = NaN where the spec forms no product.
 // So a call whose w holds a non-finite value takes the direct loop instead, which forms exactly
-// the spec's products (w scanned once: K*Cg*R*S reads against N*H*W times as many FMAs).
+// the spec's products (w scanned once: K*Cg*R*S reads against N*P*Q times as many FMAs).
 #include <algorithm>
 #include <cmath>
 
