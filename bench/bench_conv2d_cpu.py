@@ -1,8 +1,10 @@
-"""conv2d on the CPU: pykern's NumPy variants against torch.nn.functional.conv2d (oneDNN), side by
-side in one run, on the DeepBench ResNet layers at N=8 (float32).
+"""conv2d on the CPU: pykern's host variants (NumPy and compiled) against torch.nn.functional.conv2d
+(oneDNN), side by side in one run, on the DeepBench ResNet layers at N=8 (float32); with --op, the
+same for either gradient against torch.nn.grad.conv2d_input / conv2d_weight.
 
     pytest bench/bench_conv2d_cpu.py --benchmark-group-by=param:layer   # pytest-benchmark
-    python bench/bench_conv2d_cpu.py [--reps 15] [--runs 3] [--json PATH] [--profile] [--malloc-default]
+    python bench/bench_conv2d_cpu.py [--op OP] [--reps 15] [--runs 3] [--json PATH] [--profile]
+                                     [--malloc-default] [--variants A,B]
 
 Every entry is checked before it is timed: each implementation against the float64 reference on
 the first image of the batch, under the project's tolerance policy. torch is an optional
@@ -51,6 +53,7 @@ else:
 # What this file times, for bench/conftest.py's --bench-op / --bench-backend selection.
 BENCH_OPS = ("conv2d",)
 BENCH_BACKENDS = ("numpy",)
+OPS = ("conv2d", "conv2d_backward_input", "conv2d_backward_weight")
 SPEC = SPECS["conv2d"]
 DTYPE = "float32"
 BATCH = 8
@@ -98,10 +101,10 @@ def tune_malloc() -> str:
 class Layer:
     """One layer's inputs, its pykern launches and its torch call, checked before timing."""
 
-    def __init__(self, name: str, case: dict, seed: int = 0):
-        self.name, self.case = name, case
-        self.arrays, self.params = SPEC.make_inputs(case, DTYPE, np.random.default_rng(seed))
-        self.flops = SPEC.flops(case)
+    def __init__(self, name: str, case: dict, seed: int = 0, op: str = "conv2d"):
+        self.name, self.case, self.op, self.spec = name, case, op, SPECS[op]
+        self.arrays, self.params = self.spec.make_inputs(case, DTYPE, np.random.default_rng(seed))
+        self.flops = self.spec.flops(case)
         self._checked = {}
 
     def runner(self, impl: str):
@@ -116,27 +119,44 @@ class Layer:
         if impl == "torch":
             if torch is None:
                 raise RuntimeError(TORCH_MISSING)
-            p = SPEC.normalize(self.params)
+            p = self.spec.normalize(self.params)
             t = {k: None if v is None else torch.from_numpy(v) for k, v in arrays.items()}
+            geo = (p["stride"], p["padding"], p["dilation"], p["groups"])
             out = {}
-
-            def run():
-                out["y"] = torch.nn.functional.conv2d(t["x"], t["w"], t["bias"], p["stride"], p["padding"],
-                                                      p["dilation"], p["groups"])
+            if self.op == "conv2d":
+                def run():
+                    out["y"] = torch.nn.functional.conv2d(t["x"], t["w"], t["bias"], *geo)
+            elif self.op == "conv2d_backward_input":
+                shape = (arrays["dy"].shape[0],) + tuple(self.params["x_shape"][1:])
+                def run():
+                    out["y"] = torch.nn.grad.conv2d_input(shape, t["w"], t["dy"], *geo)
+            else:
+                def run():
+                    out["y"] = torch.nn.grad.conv2d_weight(t["x"], tuple(self.params["w_shape"]), t["dy"], *geo)
             return run, lambda: out["y"].numpy()
-        prepared = prepare("conv2d", arrays, self.params, backend="numpy", variant=impl.split(":", 1)[1],
-                           poison=True)
+        prepared = prepare(self.op, arrays, self._params(arrays), backend="numpy",
+                           variant=impl.split(":", 1)[1], poison=True)
         return prepared.run, prepared.finish
+
+    def _params(self, arrays):
+        """The op's parameters for ``arrays`` (a gradient's x_shape follows dy's batch)."""
+        if "x_shape" in self.params:
+            return dict(self.params, x_shape=(arrays["dy"].shape[0],) + tuple(self.params["x_shape"][1:]))
+        return self.params
 
     def _check(self, impl):
         """The first image through ``impl`` against the float64 reference (tolerance policy)."""
-        first = dict(self.arrays, x=self.arrays["x"][:1])  # x: (1, C, H, W)
+        first = {k: v if v is None or k == "w" else v[:1] for k, v in self.arrays.items()}  # (1, ...) batches
         run, result = self._launcher(impl, first)
         run()
         got = result()
         a64 = {k: None if v is None else v.astype(np.float64) for k, v in first.items()}
-        p = SPEC.normalize(self.params)
-        cmp = compare(got, SPEC.reference(a64, p), SPEC.magnitude(a64, p), DTYPE)
+        params = self._params(first)
+        p = self.spec.normalize(params)
+        shape = getattr(self.spec, "shape_param", None)
+        if shape:
+            p[shape] = tuple(params[shape])
+        cmp = compare(got, self.spec.reference(a64, p), self.spec.magnitude(a64, p), DTYPE)
         if not cmp.ok:
             raise AssertionError(f"{impl} on {self.name}: {cmp.message()}")
         return cmp
@@ -266,14 +286,20 @@ def main(argv=None) -> int:
                     "report every run's geometric means (shared machines drift by 5-10%% between runs)")
     ap.add_argument("--json", metavar="PATH", help="also write every run's times, ratios and "
                     "geometric means, with the machine and library versions, to PATH")
+    ap.add_argument("--op", choices=OPS, default="conv2d", help="the op to time (default conv2d; the "
+                    "gradients against torch.nn.grad.conv2d_input / conv2d_weight)")
     ap.add_argument("--variants", metavar="A,B", help="the pykern variants to time (default: every "
                     f"host variant but {', '.join(SLOW)}; the default variant is always timed)")
     args = ap.parse_args(argv)
-    names = {v.name for v in variants("conv2d", "numpy")}
-    chosen = PYKERN if not args.variants else [x.strip() for x in args.variants.split(",") if x.strip()]
-    unknown = sorted(set(chosen) - names)
+    global DEFAULT
+    DEFAULT = next(v.name for v in variants(args.op, "numpy") if v.default)
+    names = {v.name for v in variants(args.op, "numpy")}
+    chosen = ([n for n in names if n not in SLOW] if args.op != "conv2d" else PYKERN) if not args.variants \
+        else [x.strip() for x in args.variants.split(",") if x.strip()]
+    chosen = [v.name for v in variants(args.op, "numpy") if v.name in chosen]  # registry order
+    unknown = sorted(set(x.strip() for x in (args.variants or "").split(",") if x.strip()) - names)
     if unknown:
-        ap.error(f"--variants: unknown conv2d host variant(s) {unknown}; expected some of {sorted(names)}")
+        ap.error(f"--variants: unknown {args.op} host variant(s) {unknown}; expected some of {sorted(names)}")
     if DEFAULT not in chosen:
         chosen = [DEFAULT] + chosen
     from pykern._install import require_built
@@ -289,7 +315,7 @@ def main(argv=None) -> int:
         print(f"torch: skipped: {TORCH_MISSING}")
     print("allocator: " + ("glibc defaults (--malloc-default)" if args.malloc_default else tune_malloc()))
     print(f"float32, N={BATCH}; median of {args.reps} calls in alternating blocks; "
-          f"pykern default variant: {DEFAULT}\n")
+          f"{args.op}: pykern default variant: {DEFAULT}\n")
 
     impls = [f"pykern:{name}" for name in chosen] + (["torch"] if torch is not None else [])
     runs_out = []
@@ -321,7 +347,7 @@ def _one_run(impls, args):
     share of the CPU other processes took while a layer was timed."""
     results, loads = {}, []
     for name, case in LAYERS.items():
-        lay = Layer(name, case)
+        lay = Layer(name, case, op=args.op)
         runs = {}
         for impl in impls:
             try:
@@ -350,8 +376,10 @@ def _write_json(args, runs_out, n_threads, how):
     import platform
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
                platform.processor()) if os.path.exists("/proc/cpuinfo") else platform.processor()
-    doc = {"what": "conv2d float32 on the CPU: pykern's NumPy variants vs torch.nn.functional.conv2d (oneDNN), "
-                   "DeepBench ResNet layers, written by bench/bench_conv2d_cpu.py",
+    vs = {"conv2d": "torch.nn.functional.conv2d", "conv2d_backward_input": "torch.nn.grad.conv2d_input",
+          "conv2d_backward_weight": "torch.nn.grad.conv2d_weight"}[args.op]
+    doc = {"what": f"{args.op} float32 on the CPU: pykern's host variants vs {vs} (oneDNN), "
+                   "DeepBench ResNet layers, written by bench/bench_conv2d_cpu.py", "op": args.op,
            "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
            "machine": {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
                        "numpy": np.__version__, "blas_threads": n_threads, "blas": how,

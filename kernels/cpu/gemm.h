@@ -384,14 +384,15 @@ Path<T, Op> simd_path() {
 // ------------------------------------------------------------------------------------------
 // Drivers
 // ------------------------------------------------------------------------------------------
-// A packed once up front when it is small (at most kPrepackBytes): then B's blocks can be
+// A packed once up front when it fits the L3 (at most kPrepackBytes): then B's blocks can be
 // narrow enough to stay in L2 between being packed and being read (kL2BlockBytes), where a
 // BLIS-size block (KC x NC, megabytes) goes to L3 and back, with no A repacking per block. What
 // that buys is largest where A is short (conv2d's Kg rows, 64-512): B's packing is then shared by
 // few rows. Measured (matmul simd, one thread, CPU time while other work loaded the machine):
 // M, N, K = 128, 6272, 1152 (the 28x28x128 conv2d as a GEMM) 81 -> 91 GFLOP/s, 64, 25088, 576
-// 70 -> 79; 1024^3 unchanged (97).
-constexpr size_t kPrepackBytes = size_t(8) << 20;
+// 70 -> 79; 1024^3 unchanged (97). The 7x7x512 conv2d (A: 9.4 MB of filters) took 15.1 ms on
+// 2 threads with an 8 MiB bound (its B shared, see run_parallel) and 12.3 ms with this one.
+constexpr size_t kPrepackBytes = size_t(32) << 20;
 constexpr size_t kL2BlockBytes = size_t(384) << 10;
 
 // The plan of one call (a_all still to be packed into `a_all` when prepack is true).
@@ -489,7 +490,46 @@ class Barrier {
   std::atomic<unsigned> gen_{0};
 };
 
-// `parts` threads over the BLIS loops: per (jc, pc) step they pack shares of B's block into one
+// With A packed up front (plan()), threads share nothing but A: C is cut into column tiles (whole
+// NR panels, at most the plan's B block, about eight a thread) taken from a counter, and each
+// thread packs its own tile's B panels and runs every row block over them. Sharing B's packing
+// instead (run_parallel below) makes each core read the panels the other packed, from the other
+// core's L2, for every micro-kernel: measured on the 56x56x64 conv2d (N=8), 2 threads ran no
+// faster than one that way. Each output is summed by one thread in the one-thread order.
+template <class T, class Op>
+void run_parallel_prepacked(const Op& op, const Path<T, Op>& p, Plan<T> pl, int parts) {
+  const int64_t want = 8 * int64_t(parts);
+  int64_t tile = (op.N + want - 1) / want;
+  tile = (tile + p.nr - 1) / p.nr * p.nr;
+  if (tile > pl.nc) tile = pl.nc;
+  const int64_t tiles = (op.N + tile - 1) / tile;
+  const int64_t a_count = a_blocks(op, p);
+  Scratch<T> a_all(size_t(pl.m_pad) * size_t(op.K));
+  pl.a_all = a_all.p;
+  Scratch<T> own_b(size_t(p.kc) * size_t(tile) * size_t(parts));  // allocated here: a thread never throws
+  std::atomic<int64_t> next{0};
+  Barrier barrier(parts);
+  parallel(parts, [&](int part, int np) {
+    p.pack_a(op, pl.m_pad, a_count * part / np, a_count * (part + 1) / np, a_all.p);
+    barrier.wait();
+    T* bp = own_b.p + size_t(p.kc) * size_t(tile) * size_t(part);
+    for (int64_t t; (t = next.fetch_add(1)) < tiles;) {
+      const int64_t jc = t * tile, nc = op.N - jc < tile ? op.N - jc : tile;
+      int64_t pc = 0;
+      do {
+        const int64_t kc = op.K - pc < p.kc ? op.K - pc : p.kc;
+        p.pack_b(op, pc, kc, jc, nc, 0, (nc + p.nr - 1) / p.nr, bp);
+        for (int64_t ic = 0; ic < op.M; ic += p.mc) {
+          const int64_t mc = op.M - ic < p.mc ? op.M - ic : p.mc;
+          p.block(op, pl, jc, nc, pc, kc, ic, mc, 0, nc, nullptr, bp);
+        }
+        pc += kc;
+      } while (pc < op.K);
+    }
+  });
+}
+
+// `parts` threads over the BLIS loops where A is too big to pack up front: per (jc, pc) step they pack shares of B's block into one
 // shared buffer, wait, then take tiles of C (an ic row block x a range of NR-column panels) from
 // a counter, each packing its own A block, and wait again before B's buffer is refilled. Taking
 // tiles as they come, not a fixed share, keeps every thread busy when another process takes a
@@ -501,30 +541,26 @@ template <class T, class Op>
 void run_parallel(const Op& op, const Path<T, Op>& p, int parts) {
   bool prepack;
   Plan<T> pl = plan(op, p, &prepack);
+  if (prepack) {
+    run_parallel_prepacked(op, p, pl, parts);
+    return;
+  }
   const int64_t mr = p.mr, want = 8 * int64_t(parts);
   int64_t rows = (op.M + want - 1) / want;
   rows = (rows + mr - 1) / mr * mr;
   if (rows > p.mc) rows = p.mc;
   if (rows < mr) rows = mr;
-  if (prepack) rows = p.mc;  // tiles must be whole blocks of the prepacked A
   const int64_t row_blocks = (op.M + rows - 1) / rows;
   const int64_t col_blocks = row_blocks >= want ? 1 : (want + row_blocks - 1) / row_blocks;
   const int64_t blocks = row_blocks * col_blocks;
   const int64_t steps_n = (op.N + pl.nc - 1) / pl.nc, steps_k = op.K == 0 ? 1 : (op.K + p.kc - 1) / p.kc;
-  const int64_t a_count = prepack ? a_blocks(op, p) : 0;
-  Scratch<T> a_all(prepack ? size_t(pl.m_pad) * size_t(op.K) : 0);
-  if (prepack) pl.a_all = a_all.p;
   Scratch<T> shared_b(size_t(p.kc) * size_t(pl.nc));
-  Scratch<T> own_a(prepack ? 0 : p.a_elems * size_t(parts));  // allocated here: a thread never throws bad_alloc
+  Scratch<T> own_a(p.a_elems * size_t(parts));  // allocated here: a thread never throws bad_alloc
   std::vector<std::atomic<int64_t>> next(size_t(steps_n * steps_k));
   for (auto& n : next) n = 0;
   Barrier barrier(parts);
   parallel(parts, [&](int part, int np) {
-    T* ap = prepack ? nullptr : own_a.p + p.a_elems * size_t(part);
-    if (prepack) {
-      p.pack_a(op, pl.m_pad, a_count * part / np, a_count * (part + 1) / np, a_all.p);
-      barrier.wait();
-    }
+    T* ap = own_a.p + p.a_elems * size_t(part);
     int64_t step = 0;
     for (int64_t jc = 0; jc < op.N; jc += pl.nc) {
       const int64_t nc = op.N - jc < pl.nc ? op.N - jc : pl.nc;

@@ -113,6 +113,9 @@ COMPILED_DEFAULTS = {
     # about 1 us cheaper there, 2-2.5x slower from 100k elements on (one thread, no SIMD select)
     "relu": "simd",
     "relu_backward": "simd",
+    # bench/bench_conv2d_backward_cpu.py -> bench/results/cpu/conv2d_backward_cpu.json
+    "conv2d_backward_input": "threaded",
+    "conv2d_backward_weight": "threaded",
 }
 
 
