@@ -162,20 +162,48 @@ struct Split {
   }
 };
 
-template <class T>
+// dst[0, n) = src[0, n) in vectors, the last one overlapping the one before it: rows are short
+// (a depthwise layer's are 7-56 elements), and a libc memcpy call per row was a third of its time
+// (perf). The empty asm keeps GCC from turning the loops back into memcpy calls
+// (-ftree-loop-distribute-patterns).
+template <class V, class T>
+PYKERN_INLINE void copy_row(T* __restrict dst, const T* __restrict src, int64_t n) {
+  constexpr int W = int(sizeof(V) / sizeof(T));
+  if (n < W) {
+    for (int64_t i = 0; i < n; ++i) {
+      asm("");
+      dst[i] = src[i];
+    }
+    return;
+  }
+  for (int64_t i = 0; i + W < n; i += W) {
+    asm("");
+    gemm::store<V>(dst + i, gemm::load<V>(src + i));
+  }
+  gemm::store<V>(dst + n - W, gemm::load<V>(src + n - W));
+}
+
+// Copies x's values into their places in xs. The places of padding, of the phases' ragged ends
+// and of the slack are the same for every image and group: xs is zeroed once, and they keep it.
+template <class V, class T>
 PYKERN_INLINE void split_input(const ConvGeom& g, const Split& sp, const T* xg, T* xs) {
   // xg: the group's channels of one image, (Cg, H, W); xs: Split's layout
-  std::memset(xs, 0, sizeof(T) * size_t(sp.elems));  // the padding, the phases' ragged ends, the slack
+  const int64_t phase0 = g.pw % g.sw, col0 = g.pw / g.sw;  // where wp = pw (iw = 0) lies
   for (int64_t c = 0; c < g.Cg; ++c)
-    for (int64_t ih = 0; ih < g.H; ++ih) {
-      const int64_t hp = ih + g.ph;
-      T* dst = xs + c * sp.chan + (hp % g.sh) * sp.Fw * sp.plane + hp / g.sh * sp.Wph;
+    // hp = ih + ph = row * sh + rphase, stepped without a division per row (a depthwise layer
+    // splits a few dozen rows a channel)
+    for (int64_t ih = 0, rphase = g.ph % g.sh, row = g.ph / g.sh; ih < g.H; ++ih) {
+      T* dst = xs + c * sp.chan + rphase * sp.Fw * sp.plane + row * sp.Wph;
+      if (++rphase == g.sh) {
+        rphase = 0;
+        ++row;
+      }
       const T* src = xg + (c * g.H + ih) * g.W;  // (W,)
       if (g.sw == 1) {
-        std::memcpy(dst + g.pw, src, sizeof(T) * size_t(g.W));
+        copy_row<V>(dst + g.pw, src, g.W);
         continue;
       }
-      int64_t phase = g.pw % g.sw, col = g.pw / g.sw;
+      int64_t phase = phase0, col = col0;
       for (int64_t iw = 0; iw < g.W; ++iw) {
         dst[phase * sp.plane + col] = src[iw];
         if (++phase == g.sw) {
@@ -193,6 +221,10 @@ struct TileOut {
   const T* bias;   // bias[k0]: (kn,), or null
   int kn;          // the tile's real channels (a group's last block may have fewer than KB)
   bool relu;
+  // 1-channel tiles only: the channel's virtual plane (P * Wph, rounded up to whole tiles), which
+  // takes whole vectors; its rows are copied to y after the last tile. (A depthwise output has
+  // only R*S terms: storing a row-crossing vector lane by lane would cost more than its FMAs.)
+  T* rows;
 };
 
 // One tile: channels [k0, k0 + kn) x virtual pixels [v0, v0 + QB) of one image's group. xs: the
@@ -227,8 +259,17 @@ PYKERN_INLINE void direct_tile(const ConvGeom& g, const Split& sp, const typenam
       }
     }
   }
-  // The epilogue, then each vector to its output row: straight when its W pixels are real
-  // columns of one row, lane by lane when it holds a row's end (discarded columns, the next row).
+  auto finish = [&](V v, int kk) {  // + bias, then ReLU as the spec's select (keeps NaN)
+    if (out.bias != nullptr) v += out.bias[kk];
+    return out.relu ? (v < T(0) ? V{} : v) : v;
+  };
+  if constexpr (KB == 1) {
+#pragma GCC unroll 8
+    for (int j = 0; j < NV; ++j) gemm::store<V>(out.rows + v0 + j * W, finish(acc[0][j], 0));
+    return;
+  }
+  // Each vector to its output row: straight when its W pixels are real columns of one row, lane
+  // by lane when it holds a row's end (discarded columns, the start of the next row).
 #pragma GCC unroll 8
   for (int j = 0; j < NV; ++j) {
     const int64_t vj = v0 + j * W;
@@ -238,9 +279,7 @@ PYKERN_INLINE void direct_tile(const ConvGeom& g, const Split& sp, const typenam
 #pragma GCC unroll 32
     for (int kk = 0; kk < KB; ++kk) {
       if (kk >= out.kn) break;
-      V v = acc[kk][j];
-      if (out.bias != nullptr) v += out.bias[kk];
-      if (out.relu) v = v < T(0) ? V{} : v;
+      const V v = finish(acc[kk][j], kk);
       T* yk = out.y + kk * g.PQ;
       if (whole) {
         gemm::store<V>(yk + p * g.Q + q, v);
@@ -269,6 +308,7 @@ PYKERN_INLINE void direct_blocked_with(const ConvGeom& g, const typename B::Elem
   const Split sp(g, B::QB);
   const int64_t blocks = (g.Kg + KB - 1) / KB, RS = g.R * g.S;
   Scratch<T> xs(size_t(sp.elems));
+  std::memset(xs.p, 0, sizeof(T) * size_t(sp.elems));
   Scratch<T> wp(size_t(g.G * blocks * g.CRS * KB));
   for (int64_t grp = 0; grp < g.G; ++grp)
     for (int64_t b = 0; b < blocks; ++b) {
@@ -283,15 +323,18 @@ PYKERN_INLINE void direct_blocked_with(const ConvGeom& g, const typename B::Elem
   for (int64_t r = 0; r < g.R; ++r)
     for (int64_t s = 0; s < g.S; ++s) off[size_t(r * g.S + s)] = sp.tap_offset(g, r, s);
   const int64_t tiles = (g.P * sp.Wph + B::QB - 1) / B::QB;
+  Scratch<T> rows(size_t(KB == 1 ? tiles * B::QB : 0));
   for (int64_t n = 0; n < g.N; ++n)
     for (int64_t grp = 0; grp < g.G; ++grp) {
-      split_input(g, sp, x + (n * g.C + grp * g.Cg) * g.H * g.W, xs.p);
+      split_input<typename B::Vec>(g, sp, x + (n * g.C + grp * g.Cg) * g.H * g.W, xs.p);
       for (int64_t b = 0; b < blocks; ++b) {
         const int64_t k0 = grp * g.Kg + b * KB;
         const int kn = int(g.Kg - b * KB < KB ? g.Kg - b * KB : KB);
-        const TileOut<T> out{y + (n * g.K + k0) * g.PQ, bias != nullptr ? bias + k0 : nullptr, kn, relu};
+        const TileOut<T> out{y + (n * g.K + k0) * g.PQ, bias != nullptr ? bias + k0 : nullptr, kn, relu, rows.p};
         const T* wb = wp.p + (grp * blocks + b) * g.CRS * KB;
         for (int64_t t = 0; t < tiles; ++t) direct_tile<B>(g, sp, xs.p + t * B::QB, off.data(), wb, out, t * B::QB);
+        if (KB == 1)
+          for (int64_t p = 0; p < g.P; ++p) copy_row<typename B::Vec>(out.y + p * g.Q, rows.p + p * sp.Wph, g.Q);
       }
     }
 }
