@@ -227,6 +227,14 @@ struct TileOut {
   T* rows;
 };
 
+// An output after its last term: + bias, then ReLU as the spec's select (which keeps NaN). (A
+// function, not a lambda: a lambda would not take the ISA wrapper's target.)
+template <class V, class T>
+PYKERN_INLINE V finish(V v, const TileOut<T>& out, int kk) {
+  if (out.bias != nullptr) v += out.bias[kk];
+  return out.relu ? (v < T(0) ? V{} : v) : v;
+}
+
 // One tile: channels [k0, k0 + kn) x virtual pixels [v0, v0 + QB) of one image's group. xs: the
 // split input at v0; off: (R*S,) tap offsets; wp: the block's filters, (Cg*R*S, KB) taps-major,
 // zero past kn.
@@ -259,13 +267,9 @@ PYKERN_INLINE void direct_tile(const ConvGeom& g, const Split& sp, const typenam
       }
     }
   }
-  auto finish = [&](V v, int kk) {  // + bias, then ReLU as the spec's select (keeps NaN)
-    if (out.bias != nullptr) v += out.bias[kk];
-    return out.relu ? (v < T(0) ? V{} : v) : v;
-  };
   if constexpr (KB == 1) {
 #pragma GCC unroll 8
-    for (int j = 0; j < NV; ++j) gemm::store<V>(out.rows + v0 + j * W, finish(acc[0][j], 0));
+    for (int j = 0; j < NV; ++j) gemm::store<V>(out.rows + v0 + j * W, finish(acc[0][j], out, 0));
     return;
   }
   // Each vector to its output row: straight when its W pixels are real columns of one row, lane
@@ -279,7 +283,7 @@ PYKERN_INLINE void direct_tile(const ConvGeom& g, const Split& sp, const typenam
 #pragma GCC unroll 32
     for (int kk = 0; kk < KB; ++kk) {
       if (kk >= out.kn) break;
-      const V v = finish(acc[kk][j], kk);
+      const V v = finish(acc[kk][j], out, kk);
       T* yk = out.y + kk * g.PQ;
       if (whole) {
         gemm::store<V>(yk + p * g.Q + q, v);
