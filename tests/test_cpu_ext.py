@@ -187,9 +187,11 @@ def test_the_conv2d_binder_refuses_geometry_a_launcher_cannot_meet():
 # (N, C, H, W, K, R, S, stride, padding, dilation, groups): what the direct rungs' tiles meet below
 # the best ISA too (the ISA test's cases have at most 4 channels a group): depthwise (1-channel
 # tiles) on rows narrower and wider than a tile, several channel blocks with a ragged last one,
-# stride phases with dilation and padding, and strides past the input.
+# stride phases with dilation and padding, strides past the input, and an unpadded 1x1 layer
+# (rows without discarded columns: vectors stored across rows).
 DIRECT_GEOMS = [(2, 24, 9, 37, 24, 3, 3, (1, 1), (1, 1), (1, 1), 24), (1, 5, 11, 10, 13, 3, 2, (2, 3), (2, 1), (2, 2), 1),
-                (2, 6, 7, 7, 14, 3, 3, (1, 1), (1, 1), (1, 1), 2), (1, 3, 5, 4, 4, 2, 1, (9, 2), (1, 0), (1, 3), 1)]
+                (2, 6, 7, 7, 14, 3, 3, (1, 1), (1, 1), (1, 1), 2), (1, 3, 5, 4, 4, 2, 1, (9, 2), (1, 0), (1, 3), 1),
+                (2, 5, 7, 9, 13, 1, 1, (1, 1), (0, 0), (1, 1), 1)]
 
 
 @pytest.mark.parametrize("isa", ["baseline", "avx2", "avx512"])

@@ -272,14 +272,15 @@ PYKERN_INLINE void direct_tile(const ConvGeom& g, const Split& sp, const typenam
     for (int j = 0; j < NV; ++j) gemm::store<V>(out.rows + v0 + j * W, finish(acc[0][j], out, 0));
     return;
   }
-  // Each vector to its output row: straight when its W pixels are real columns of one row, lane
-  // by lane when it holds a row's end (discarded columns, the start of the next row).
+  // Each vector to its output row: straight when its W pixels are real columns of one row (or of
+  // the plane, where rows have no discarded columns: Wph = Q, an unpadded 1x1 layer), lane by
+  // lane when it holds a row's end (discarded columns, the start of the next row).
 #pragma GCC unroll 8
   for (int j = 0; j < NV; ++j) {
     const int64_t vj = v0 + j * W;
     const int64_t p = vj / sp.Wph, q = vj - p * sp.Wph;
     if (p >= g.P) break;
-    const bool whole = q + W <= g.Q;
+    const bool whole = q + W <= g.Q || (sp.Wph == g.Q && vj + W <= g.PQ);
 #pragma GCC unroll 32
     for (int kk = 0; kk < KB; ++kk) {
       if (kk >= out.kn) break;
