@@ -2,7 +2,7 @@
 // y = act(conv(x, w) + bias), NCHW in and out, any stride / padding / dilation / groups,
 // float32 and float64, the fused bias + ReLU epilogue of the CUDA rungs.
 //
-// The ladder (the table at the bottom, read bottom-up: each rung one technique more):
+// The ladder (the table at the bottom), each rung one technique more than the one before:
 //   direct         the seven loops: each output's taps summed in (c, r, s) order, a padded tap
 //                  read as a zero, then bias, then ReLU; plain scalar C++, baseline ISA
 //   direct_blocked register blocking: a KB output channels x QB output pixels accumulator tile
