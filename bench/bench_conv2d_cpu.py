@@ -62,8 +62,10 @@ LAYERS = {
     "resnet_7x7_c512": dict(N=BATCH, C=512, H=7, W=7, K=512, R=3, S=3, padding=1),
     "resnet_first_7x7s2": dict(N=BATCH, C=3, H=224, W=224, K=64, R=7, S=7, padding=3, stride=2),
 }
-# The float64 reference is the spec, not a contender: far too slow to time at these sizes.
-PYKERN = [v.name for v in variants("conv2d", "numpy") if v.name != "reference"]
+# The float64 reference is the spec, not a contender: far too slow to time at these sizes; so are
+# the compiled ladder's scalar rungs (seconds per layer), which --variants can still name.
+SLOW = ("reference", "direct")
+PYKERN = [v.name for v in variants("conv2d", "numpy") if v.name not in SLOW]
 DEFAULT = next(v.name for v in variants("conv2d", "numpy") if v.default)
 IMPLS = [f"pykern:{name}" for name in PYKERN] + ["torch"]
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc <malloc.h>
@@ -264,7 +266,16 @@ def main(argv=None) -> int:
                     "report every run's geometric means (shared machines drift by 5-10%% between runs)")
     ap.add_argument("--json", metavar="PATH", help="also write every run's times, ratios and "
                     "geometric means, with the machine and library versions, to PATH")
+    ap.add_argument("--variants", metavar="A,B", help="the pykern variants to time (default: every "
+                    f"host variant but {', '.join(SLOW)}; the default variant is always timed)")
     args = ap.parse_args(argv)
+    names = {v.name for v in variants("conv2d", "numpy")}
+    chosen = PYKERN if not args.variants else [x.strip() for x in args.variants.split(",") if x.strip()]
+    unknown = sorted(set(chosen) - names)
+    if unknown:
+        ap.error(f"--variants: unknown conv2d host variant(s) {unknown}; expected some of {sorted(names)}")
+    if DEFAULT not in chosen:
+        chosen = [DEFAULT] + chosen
     from pykern._install import require_built
     require_built("bench_conv2d_cpu.py")  # never time a source tree's NumPy fallback
 
@@ -280,7 +291,7 @@ def main(argv=None) -> int:
     print(f"float32, N={BATCH}; median of {args.reps} calls in alternating blocks; "
           f"pykern default variant: {DEFAULT}\n")
 
-    impls = [i for i in IMPLS if i != "torch" or torch is not None]
+    impls = [f"pykern:{name}" for name in chosen] + (["torch"] if torch is not None else [])
     runs_out = []
     for run_no in range(args.runs):
         if args.runs > 1:

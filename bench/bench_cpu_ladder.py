@@ -1,6 +1,7 @@
 """The compiled CPU ladder (pykern._cpu) against NumPy, side by side in one run: matmul's rungs
 against np.matmul (GFLOP/s) on 1 and 2 threads, and relu / relu_backward against a copy of the
-same bytes (GB/s).
+same bytes (GB/s), each also as a share of this machine's ceilings measured in the same run
+(pykern/benchmark/ceilings.py: peak FMA throughput and STREAM bandwidth, on each thread count).
 
     python bench/bench_cpu_ladder.py [--sizes 512,1024,2048] [--threads 1,2] [--runs 3]
                                      [--relu-mib 64] [--json bench/results/cpu/cpu_ladder.json]
@@ -33,6 +34,7 @@ import pykern as pk  # noqa: E402  (the installed copy: main() refuses one witho
 from pykern._check import compare  # noqa: E402
 from pykern._dispatch import prepare  # noqa: E402
 from pykern._timing import host_clock, measure  # noqa: E402
+from pykern.benchmark.ceilings import measure_ceilings, rate_on  # noqa: E402
 from pykern.benchmark.environment import OtherLoad, environment, load_summary  # noqa: E402
 from pykern.cpu import _compiled  # noqa: E402
 from pykern.ops import SPECS  # noqa: E402
@@ -99,6 +101,19 @@ def _summary(values: list) -> dict:
     return {"min": min(values), "median": statistics.median(values), "max": max(values)}
 
 
+def _pct(rates: list, ceiling) -> dict:
+    """min / median / max of ``rates`` as % of ``ceiling`` (None where it could not be measured)."""
+    return None if not ceiling else _summary([100.0 * r / ceiling for r in rates])
+
+
+def _fmt_rate(rate) -> str:
+    return "unavailable" if rate is None else f"{rate:.1f}"
+
+
+def _fmt_pct(p) -> str:
+    return "  -" if p is None else f"{p['median']:3.0f}%"
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="512,1024,2048", help="matmul squares, float32")
@@ -120,12 +135,19 @@ def main(argv=None) -> int:
     rng = np.random.default_rng(0)
     out = {"command": "python bench/bench_cpu_ladder.py " + " ".join(argv if argv is not None else sys.argv[1:]),
            "isa": _compiled.isa(), "environment": environment(), "loadavg_before": os.getloadavg(),
-           "matmul": [], "relu": []}
+           "matmul": [], "relu": [], "ceilings": {}}
     t_start = time.time()
     print(f"pykern {pk.__file__}; compiled kernels: {_compiled.isa()} path; load average {os.getloadavg()}")
     for th in thread_counts:
         with threadpool_limits(th):
             assert _compiled.threads() == th, "pykern's thread count must follow BLAS's"
+            # measured on 1 and th threads: rate_on(ceiling, n) is the one an n-thread entry stands against
+            ceilings = measure_ceilings({"cpu:compute:float32", "cpu:memory"})
+            out["ceilings"][str(th)] = ceilings
+            peak, bandwidth = ceilings["cpu:compute:float32"], ceilings["cpu:memory"]
+            print(f"\nceilings, {th} thread(s): peak FMA {_fmt_rate(rate_on(peak, th))} GFLOP/s float32 "
+                  f"({peak.get('how') or peak.get('reason')}); memory {_fmt_rate(rate_on(bandwidth, th))} GB/s "
+                  f"({bandwidth.get('how') or bandwidth.get('reason')})")
             for n in sizes:
                 entries, flops, base = _matmul_entries(n, th, thread_counts[0], rng)
                 times, loads = _time_runs(entries, args.runs, args.reps, args.pause)
@@ -133,7 +155,8 @@ def main(argv=None) -> int:
                 for name, ts in times.items():
                     gflops = [flops / t / 1e9 for t in ts]
                     ratio = [tb / t for t, tb in zip(ts, times[base])]
-                    rows[name] = {"gflops": _summary(gflops), "vs_np_matmul": _summary(ratio), "seconds": ts}
+                    rows[name] = {"gflops": _summary(gflops), "vs_np_matmul": _summary(ratio), "seconds": ts,
+                                  "pct_of_peak": _pct(gflops, rate_on(peak, 1 if name in ONE_THREAD_ONLY else th))}
                 out["matmul"].append({"n": n, "dtype": "float32", "threads": th, "others_cpu_share": loads,
                                       "entries": rows})
                 print(f"\nmatmul {n}^3 float32, {th} thread(s); other processes' CPU share per run: "
@@ -141,16 +164,18 @@ def main(argv=None) -> int:
                 for name, r in rows.items():
                     g, v = r["gflops"], r["vs_np_matmul"]
                     print(f"  {name:10s} {g['min']:7.1f} {g['median']:7.1f} {g['max']:7.1f} GFLOP/s   "
-                          f"x np.matmul {v['min']:.2f} {v['median']:.2f} {v['max']:.2f}")
+                          f"x np.matmul {v['min']:.2f} {v['median']:.2f} {v['max']:.2f}   "
+                          f"{_fmt_pct(r['pct_of_peak'])} of peak FMA")
             entries = _relu_entries(args.relu_mib, rng)
             times, loads = _time_runs({k: f for k, (f, _) in entries.items()}, args.runs, args.reps, args.pause)
             rows = {}
             for name, ts in times.items():
                 nbytes = entries[name][1]
-                rows[name] = {"gbps": _summary([nbytes / t / 1e9 for t in ts]),
+                gbps = [nbytes / t / 1e9 for t in ts]
+                rows[name] = {"gbps": _summary(gbps),
                               "vs_copy": _summary([(nbytes / t) / (entries["copy"][1] / tc)
                                                    for t, tc in zip(ts, times["copy"])]),
-                              "seconds": ts, "bytes": nbytes}
+                              "seconds": ts, "bytes": nbytes, "pct_of_bandwidth": _pct(gbps, rate_on(bandwidth, th))}
             out["relu"].append({"mib": args.relu_mib, "dtype": "float32", "threads": th, "others_cpu_share": loads,
                                 "entries": rows})
             print(f"\nrelu at {args.relu_mib} MiB float32, {th} thread(s) (GB/s read+write; x the copy's GB/s); "
@@ -159,7 +184,8 @@ def main(argv=None) -> int:
             for name, r in rows.items():
                 g, v = r["gbps"], r["vs_copy"]
                 print(f"  {name:24s} {g['min']:6.1f} {g['median']:6.1f} {g['max']:6.1f} GB/s   "
-                      f"x copy {v['min']:.2f} {v['median']:.2f} {v['max']:.2f}")
+                      f"x copy {v['min']:.2f} {v['median']:.2f} {v['max']:.2f}   "
+                      f"{_fmt_pct(r['pct_of_bandwidth'])} of the memory ceiling")
     out["loadavg_after"] = os.getloadavg()
     out["wall_s"] = time.time() - t_start
     shares = [s for block in out["matmul"] + out["relu"] for s in block["others_cpu_share"] if s is not None]

@@ -75,8 +75,12 @@ def measure(calls: int = 2000, repeats: int = 15) -> list:
         bare_fn, bare_params = problem.variant.fn, problem.params
         inputs = [arrays.get(name) for name in SPECS[op].inputs]
 
-        def bare():
-            bare_fn(*inputs, y, **bare_params)
+        if problem.variant.takes_problem:  # a compiled row: its launch, dims already computed
+            def bare():
+                bare_fn(problem, inputs, y)
+        else:
+            def bare():
+                bare_fn(*inputs, y, **bare_params)
 
         for with_out in (False, True) if SPECS[op].in_place_ok else (False,):
             kwargs = {**params, "out": y} if with_out else params

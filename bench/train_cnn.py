@@ -1,17 +1,24 @@
-"""Train the classic small CNN on scikit-learn's handwritten digits, with torch's layers and with
-pykern's (pykern.torch.nn), from the same initial weights, on the same batches.
+"""Train a CNN on scikit-learn's handwritten digits, with torch's layers and with pykern's
+(pykern.torch.nn), from the same initial weights, on the same batches.
 
     pip install ".[torch]"
     python bench/train_cnn.py                                  # torch + numpy (+ GPU rows on a GPU)
     python bench/train_cnn.py --backend torch numpy --epochs 8 --out /tmp/train_cnn.json
+    python bench/train_cnn.py --model seed                     # the larger model, 48x48 RGB inputs
 
 Data: sklearn.datasets.load_digits (1,797 8x8 images, bundled with scikit-learn, no download),
-upsampled to 16x16 (each pixel repeated 2x2), standardized with the training set's mean and
-std; a stratified 80/20 train/test split with the seed.
-Model: conv 3x3 (1->16) - ReLU - maxpool 2 - conv 3x3 (16->32) - ReLU - maxpool 2 - linear
-(512->64) - ReLU - linear (64->10); cross-entropy, SGD with momentum. Pooling and the loss stay
-torch's on every backend; the convolutions, linear layers and ReLUs are pykern's on the pykern
-backends (the model swap is one line per layer kind, see ``layers``).
+upsampled (each pixel repeated: 2x2 to 16x16 for the small model, 6x6 to 48x48 for the seed
+model, whose channel is repeated to 3), standardized with the training set's mean and std; a
+stratified 80/20 train/test split with the seed.
+Models (``--model``; the cheap small one is the default and CI's):
+  small  conv 3x3 (1->16) - ReLU - maxpool 2 - conv 3x3 (16->32) - ReLU - maxpool 2 - linear
+         (512->64) - ReLU - linear (64->10); batch 32
+  seed   the issue's (19) seed model, where compute, not overhead, decides: conv 3x3 pad 1 with
+         64, 128, 256 channels, each followed by maxpool 2 and ReLU, then linear (256*6*6 -> 512)
+         - ReLU - linear (512 -> 10); 3x48x48 inputs, batch 64
+Cross-entropy, SGD with momentum 0.9. Pooling and the loss stay torch's on every backend; the
+convolutions, linear layers and ReLUs are pykern's on the pykern backends (the model swap is
+one line per layer kind, see ``layers``).
 
 Backends: ``torch`` (the reference, CPU), ``numpy`` (pykern on the CPU), and, where torch sees a
 CUDA GPU, ``torch-cuda`` (torch's GPU reference), ``cuda`` and ``numba`` (pykern's GPU kernels).
@@ -65,13 +72,24 @@ ACCURACY_PP = 1.0
 
 
 # --- data and model ------------------------------------------------------------------------------
-def load_data(seed: int, size: int = 16, test_fraction: float = 0.2):
-    """(x_train, y_train, x_test, y_test): x: (N, 1, size, size) float32, standardized; y: (N,) int64."""
+# Each model's input and its defaults: channels of the input, image side (a multiple of 8, the
+# digits' side, and of 2 ** pools), batch size, learning rate. The seed model's 256*6*6 implies
+# 48x48 inputs: three 2x2 pools from 48 leave 6.
+MODELS = {
+    "small": {"channels": 1, "size": 16, "batch": 32, "lr": 0.02, "pools": 2},
+    "seed": {"channels": 3, "size": 48, "batch": 64, "lr": 0.01, "pools": 3},
+}
+
+
+def load_data(seed: int, size: int = 16, test_fraction: float = 0.2, channels: int = 1):
+    """(x_train, y_train, x_test, y_test): x: (N, channels, size, size) float32, standardized (the
+    one channel repeated); y: (N,) int64."""
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
     digits = load_digits()
     rep = size // 8
     x = digits.images.astype(np.float32).repeat(rep, axis=1).repeat(rep, axis=2)[:, None]  # (1797, 1, size, size)
+    x = np.ascontiguousarray(x.repeat(channels, axis=1))  # (1797, channels, size, size)
     x_tr, x_te, y_tr, y_te = train_test_split(x, digits.target.astype(np.int64), test_size=test_fraction,
                                               random_state=seed, stratify=digits.target)
     mean, std = x_tr.mean(), x_tr.std()
@@ -88,19 +106,29 @@ def layers(backend: str):
     return bind(pkt.nn.Conv2d), bind(pkt.nn.Linear), bind(pkt.nn.ReLU)
 
 
-def build_model(backend: str, size: int = 16) -> torch.nn.Sequential:
+def build_model(backend: str, size: int = 16, model: str = "small") -> torch.nn.Sequential:
+    """``model`` (see MODELS) on ``size`` x ``size`` inputs with ``backend``'s layers."""
     Conv2d, Linear, ReLU = layers(backend)
-    flat = 32 * (size // 4) ** 2
-    return torch.nn.Sequential(
-        Conv2d(1, 16, 3, padding=1), ReLU(), torch.nn.MaxPool2d(2),
-        Conv2d(16, 32, 3, padding=1), ReLU(), torch.nn.MaxPool2d(2),
-        torch.nn.Flatten(), Linear(flat, 64), ReLU(), Linear(64, 10))
+    if model == "small":
+        flat = 32 * (size // 4) ** 2
+        return torch.nn.Sequential(
+            Conv2d(1, 16, 3, padding=1), ReLU(), torch.nn.MaxPool2d(2),
+            Conv2d(16, 32, 3, padding=1), ReLU(), torch.nn.MaxPool2d(2),
+            torch.nn.Flatten(), Linear(flat, 64), ReLU(), Linear(64, 10))
+    if model == "seed":
+        blocks, c_in = [], MODELS["seed"]["channels"]
+        for c_out in (64, 128, 256):
+            blocks += [Conv2d(c_in, c_out, 3, padding=1), torch.nn.MaxPool2d(2), ReLU()]
+            c_in = c_out
+        flat = 256 * (size // 8) ** 2  # 256 * 6 * 6 at 48x48
+        return torch.nn.Sequential(*blocks, torch.nn.Flatten(), Linear(flat, 512), ReLU(), Linear(512, 10))
+    raise ValueError(f"model: expected one of {', '.join(MODELS)}, got {model!r}")
 
 
-def initial_state(seed: int, size: int = 16) -> dict:
+def initial_state(seed: int, size: int = 16, model: str = "small") -> dict:
     """torch's default initialization under ``seed``; every backend starts from these weights."""
     torch.manual_seed(seed)
-    return copy.deepcopy(build_model("torch", size).state_dict())
+    return copy.deepcopy(build_model("torch", size, model).state_dict())
 
 
 def device_of(backend: str) -> str:
@@ -139,7 +167,7 @@ class Run:
     def __init__(self, backend: str, data, state: dict, args):
         self.backend, self.device, self.args = backend, device_of(backend), args
         self.x_tr, self.y_tr, self.x_te, self.y_te = (torch.from_numpy(a).to(self.device) for a in data)
-        self.model = build_model(backend, args.size).to(self.device)
+        self.model = build_model(backend, args.size, args.model).to(self.device)
         self.model.load_state_dict(state)
         self.opt = torch.optim.SGD(self.model.parameters(), lr=args.lr, momentum=args.momentum)
         self.epochs, self.losses = [], []
@@ -315,7 +343,7 @@ def print_report(runs: dict, comparison: dict) -> None:
                   + (f"  {row.get('gpu_ms_per_step', 0.0):11.3f}" if gpu else ""))
 
 
-def plot(runs: dict, path: str) -> None:
+def plot(runs: dict, path: str, title: str) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -329,7 +357,7 @@ def plot(runs: dict, path: str) -> None:
     for ax in (ax_t, ax_l):
         ax.grid(alpha=0.3)
         ax.legend()
-    fig.suptitle("small CNN on sklearn digits (16x16): torch vs pykern, same initial weights and batches")
+    fig.suptitle(f"{title}: torch vs pykern, same initial weights and batches")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -381,11 +409,13 @@ def available_backends() -> list:
     return found
 
 
-def default_out(gpu_name, now) -> str:
-    """bench/results/<device>/train_cnn-<date>.json, a new file each run: <device> is cpu, or the GPU's
-    name as bench/device_run.sh writes it (lower case, runs of other characters as '-')."""
+def default_out(gpu_name, now, model: str = "small") -> str:
+    """bench/results/<device>/train_cnn-<date>.json (train_cnn-<model>-<date>.json for a model other
+    than the small one), a new file each run: <device> is cpu, or the GPU's name as
+    bench/device_run.sh writes it (lower case, runs of other characters as '-')."""
     device = "cpu" if gpu_name is None else re.sub(r"[^a-z0-9]+", "-", gpu_name.lower()).strip("-")
-    path = os.path.join(HERE, "results", device, f"train_cnn-{now:%Y-%m-%d-%H%M%S}.json")
+    stem = "train_cnn" if model == "small" else f"train_cnn-{model}"
+    path = os.path.join(HERE, "results", device, f"{stem}-{now:%Y-%m-%d-%H%M%S}.json")
     stem, n = os.path.splitext(path)[0], 1
     while os.path.exists(path):  # two runs in one second: never replace a record
         n += 1
@@ -398,12 +428,16 @@ def main(argv=None) -> dict:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--backend", nargs="+", choices=CPU_BACKENDS + GPU_BACKENDS,
                     help="default: torch and numpy, plus torch-cuda, cuda and numba where torch sees a GPU")
+    ap.add_argument("--model", choices=tuple(MODELS), default="small",
+                    help="small (default, CI's): two convolutions on 16x16; seed: issue 19's three "
+                         "convolutions of 64-256 channels on 3x48x48 (see the docstring)")
     ap.add_argument("--epochs", type=int, default=8)
-    ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--lr", type=float, default=0.02)
+    ap.add_argument("--batch", type=int, default=None, help="default: the model's (small 32, seed 64)")
+    ap.add_argument("--lr", type=float, default=None, help="default: the model's (small 0.02, seed 0.01)")
     ap.add_argument("--momentum", type=float, default=0.9)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--size", type=int, default=16, choices=(8, 16, 24, 32), help="image side after upsampling")
+    ap.add_argument("--size", type=int, default=None, choices=(8, 16, 24, 32, 48),
+                    help="image side after upsampling; default: the model's (small 16, seed 48)")
     ap.add_argument("--train-limit", type=int, default=0, help="use only this many training images (0: all)")
     ap.add_argument("--profile-steps", type=int, default=20, help="steps profiled per backend (0: no profile)")
     ap.add_argument("--threads", type=int, default=0, help="threads for torch and for NumPy's BLAS alike "
@@ -413,6 +447,13 @@ def main(argv=None) -> dict:
                     "the GPU's name when GPU backends ran; an existing file is never replaced unless named here")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
+    shape = MODELS[args.model]
+    for key in ("batch", "lr", "size"):
+        if getattr(args, key) is None:
+            setattr(args, key, shape[key])
+    if args.size % (2 ** shape["pools"]):
+        ap.error(f"--size {args.size}: the {args.model} model pools {shape['pools']} times by 2, so the side must be "
+                 f"a multiple of {2 ** shape['pools']}")
     from pykern._install import require_built
     require_built("train_cnn.py")  # never time a source tree's NumPy fallback
     if TORCH_MISSING:
@@ -423,17 +464,18 @@ def main(argv=None) -> dict:
     for backend in wanted:
         if why_not(backend):
             ap.error(f"backend {backend} cannot train here: {why_not(backend)}")
-    data = load_data(args.seed, args.size)  # first: scikit-learn loads SciPy's own BLAS, limited too
+    data = load_data(args.seed, args.size, channels=shape["channels"])  # first: scikit-learn loads SciPy's BLAS
     if args.threads:
         torch.set_num_threads(args.threads)
         from threadpoolctl import threadpool_limits
         threadpool_limits(args.threads)  # BLAS and OpenMP pools, for the rest of the process
     if args.train_limit:
         data = (data[0][:args.train_limit], data[1][:args.train_limit]) + data[2:]
-    print(f"digits: {len(data[0])} train / {len(data[2])} test images, {args.size}x{args.size}; batch {args.batch}, "
+    print(f"{args.model} model; digits: {len(data[0])} train / {len(data[2])} test images, "
+          f"{shape['channels']}x{args.size}x{args.size}; batch {args.batch}, "
           f"{args.epochs} epochs, SGD lr {args.lr} momentum {args.momentum}, seed {args.seed}; "
           f"torch {torch.__version__} with {torch.get_num_threads()} threads")
-    state = initial_state(args.seed, args.size)
+    state = initial_state(args.seed, args.size, args.model)
     load_before = os.getloadavg()
     runs = train(wanted, data, state, args, progress=not args.no_progress)
     load = {"before": load_before, "after": os.getloadavg()}
@@ -444,7 +486,7 @@ def main(argv=None) -> dict:
 
     gpu_ran = any(r["device"] == "cuda" for r in runs.values())
     now = datetime.datetime.now(datetime.timezone.utc)
-    out = args.out or default_out(torch.cuda.get_device_name() if gpu_ran else None, now)
+    out = args.out or default_out(torch.cuda.get_device_name() if gpu_ran else None, now, args.model)
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     command = "python bench/train_cnn.py " + " ".join(argv if argv is not None else sys.argv[1:])
     config = vars(args) | {"backends": wanted, "train_images": len(data[0]), "test_images": len(data[2])}
@@ -455,7 +497,7 @@ def main(argv=None) -> dict:
     with open(out, "w") as f:
         json.dump(result, f, indent=1)
     png = os.path.splitext(out)[0] + ".png"
-    plot(runs, png)
+    plot(runs, png, f"{args.model} CNN on sklearn digits ({shape['channels']}x{args.size}x{args.size})")
     print(f"\nwrote {out} and {png}")
     return result
 

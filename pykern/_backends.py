@@ -163,8 +163,8 @@ class NumpyExecutor:
         args = [None if a is None else a.obj for a in problem.inputs]
         if variant.takes_problem:
             # A compiled kernel (pykern/cpu/_compiled.py): the spec's dims come from the Problem.
-            # It raises no NumPy floating-point warning and calls no BLAS, and its threads end
-            # with the call, so neither the errstate nor the fork gate applies.
+            # It raises no NumPy floating-point warning and calls no BLAS, and its thread pool
+            # is rebuilt in a forked child, so neither the errstate nor the fork gate applies.
             variant.fn(problem, args, y)
             return y
         if variant.bare:

@@ -7,7 +7,7 @@ from typing import Optional
 from ._arrays import MAX_ARRAY_BYTES, checked_nbytes, describe, dtype_name, overlaps, require_layout, same_buffer
 from ._backends import EXECUTORS, Prepared, availability, require
 from ._problem import Problem
-from ._registry import BACKENDS, dtype_hint, get_variant, variants
+from ._registry import BACKENDS, dtype_hint, fallback_default, get_variant, variants
 from .ops import SPECS
 
 
@@ -97,6 +97,8 @@ def resolve(op: str, arrays: dict, params: dict, *, backend: str = "auto", varia
             raise Unsupported(f"variant {var.key} does not take {', '.join(refused)}; variants that do: "
                               f"{', '.join(able) or 'none'}")
     dt = dtype_name(first.dtype)
+    if dt not in var.dtypes and variant is None:
+        var = fallback_default(op, be) or var  # a compiled default's dtypes: NumPy's default for the rest
     if dt not in var.dtypes:
         raise TypeError(f"{first.name}: variant {var.key} takes {', '.join(var.dtypes)}; got {dt}"
                         + dtype_hint(op, be, dt, first.name))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Optional
 
 import numpy as np
@@ -73,6 +73,9 @@ class Variant:
 
 _VARIANTS: dict[tuple[str, str, str], Variant] = {}
 _DEFAULTS: dict[tuple[str, str], Variant] = {}  # (op, backend) -> its default: the dispatch's one lookup
+# (op, backend) -> the default that make_default replaced: it still serves the dtypes the new one
+# does not take (relu's compiled simd takes float32/float64; float16 stays NumPy's).
+_FALLBACK_DEFAULTS: dict[tuple[str, str], Variant] = {}
 
 
 ERROR_MODELS = ("terms", "tile")
@@ -118,11 +121,37 @@ def register(op: str, backend: str, *, dtypes, default: bool = False, supports=N
     return deco
 
 
+def make_default(op: str, backend: str, name: str) -> None:
+    """Make variant ``name`` the default of ``op`` on ``backend`` in place of the current one
+    (pykern/cpu/_compiled.py moves a host default to a compiled row where measurements favour it).
+    The same rule as ``register(default=True)``: only an error_model "terms" variant. The replaced
+    default goes on serving the dtypes the new one does not take (fallback_default)."""
+    key = (op, backend, name)
+    if key not in _VARIANTS:
+        raise ValueError(f"variant {'/'.join(key)} is not registered")
+    new = _VARIANTS[key]
+    if new.error_model != "terms":
+        raise ValueError("a default variant must meet the tolerance on any input (error_model='terms')")
+    old = _DEFAULTS.get((op, backend))
+    if old is not None:
+        _VARIANTS[(op, backend, old.name)] = _FALLBACK_DEFAULTS[(op, backend)] = replace(old, default=False)
+    _VARIANTS[key] = _DEFAULTS[(op, backend)] = replace(new, default=True)
+
+
+def fallback_default(op: str, backend: str) -> Optional[Variant]:
+    """What a call without ``variant=`` runs for a dtype the default does not take: the default
+    that make_default replaced (None where there is none). Its dtypes are the ones a refusal names."""
+    return _FALLBACK_DEFAULTS.get((op, backend))
+
+
 def unregister(op: str, backend: str, name: str) -> None:
     """Remove a variant (tests use this to clean up deliberately broken variants)."""
     v = _VARIANTS.pop((op, backend, name), None)
     if v is not None and v.default:
         del _DEFAULTS[(op, backend)]
+    fb = _FALLBACK_DEFAULTS.get((op, backend))
+    if fb is not None and fb.name == name:
+        del _FALLBACK_DEFAULTS[(op, backend)]
 
 
 def variants(op: Optional[str] = None, backend: Optional[str] = None) -> list[Variant]:

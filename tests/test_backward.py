@@ -163,6 +163,26 @@ def test_padded_taps_times_inf_give_nan(variant):
         assert np.isnan(dw[0, 0, 0]).all() and np.isnan(dw[0, 0, :, 0]).all() and (dw[0, 0, 1:, 1:] == np.inf).all()
 
 
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # 0 * Inf, on purpose
+@pytest.mark.parametrize("variant", _variants(["conv2d_backward_input"]))
+def test_an_infinite_weight_meets_only_the_dy_it_multiplies(variant):
+    """w[0, 0, 0, 0] = Inf, dy = 1 but one 0, padding 1: dx[h, w] gets the Inf tap only where
+    dy[h + 1, w + 1] exists, so the last row and column stay finite (an implicit GEMM that
+    multiplied w by the zeros past dy's edge gave 0 * Inf = NaN there), and the real 0 of dy
+    that the spec multiplies by Inf gives NaN at dx[0, 0]."""
+    require_backend(variant.backend)
+    for dtype in variant.dtypes:
+        w, dy = np.ones((1, 1, 3, 3), dtype), np.ones((1, 1, 3, 3), dtype)
+        w[0, 0, 0, 0], dy[0, 0, 1, 1] = np.inf, 0
+        for params in (dict(padding=1), dict(padding=1, stride=2)):
+            x_shape = (1, 1, 3, 3) if "stride" not in params else (1, 1, 5, 5)
+            cmp = run_arrays(variant, {"dy": dy, "w": w}, dict(params, x_shape=x_shape))
+            assert cmp.ok, (params, cmp.message())
+        dx = pk.conv2d_backward_input(dy, w, (1, 1, 3, 3), padding=1, backend=variant.backend, variant=variant.name)
+        assert np.isfinite(dx[0, 0, 2]).all() and np.isfinite(dx[0, 0, :, 2]).all()
+        assert np.isnan(dx[0, 0, 0, 0]) and (dx[0, 0, :2, :2].ravel()[1:] == np.inf).all()
+
+
 def test_unreached_inputs_get_exactly_zero():
     """Stride 3 over 8 rows: rows 6 and 7 of x are read by no output, so dx is 0 there."""
     dy = np.arange(1, 7, dtype=np.float64).reshape(1, 1, 2, 3)

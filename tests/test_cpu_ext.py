@@ -19,6 +19,7 @@ from pykern._check import run_case
 from pykern._dispatch import call
 from pykern.cpu import _compiled
 from pykern.ops import SPECS
+from pykern.ops.conv2d_backward import reference_input, reference_weight
 
 BUILT = _build.EXTENSIONS.get("_cpu") == "built"
 pytestmark = pytest.mark.skipif(not BUILT, reason=f"pykern._cpu not built: {_build.EXTENSIONS.get('_cpu')}")
@@ -32,7 +33,8 @@ def test_every_table_row_is_a_numpy_variant():
     rows = {(op, r["name"]) for op in _compiled.ext.TABLES for r in getattr(_compiled.ext, f"{op}_variants")}
     assert rows == {(v.op, v.name) for v in compiled_variants()}
     assert {"relu", "relu_backward"} <= {op for op, _ in rows}
-    assert not any(v.default for v in compiled_variants())  # defaults move only on measurements
+    # Defaults move only on measurements, each named in _compiled.COMPILED_DEFAULTS with its record.
+    assert {(v.op, v.name) for v in compiled_variants() if v.default} == set(_compiled.COMPILED_DEFAULTS.items())
 
 
 # Small cases per op that cross every vector width and tile edge; the full lists run at the best
@@ -170,6 +172,51 @@ def test_threaded_conv2d_is_implicit_gemm_bit_for_bit_on_any_thread_count(geom, 
             assert np.array_equal(got, want), f"threads={threads} bias={b is not None}"
 
 
+# (N, C, H, W, K, R, S, stride, pad, dilation, groups): dw's pixels span two chunks of the fixed
+# split (1,024 pixels or more each), chunks ending inside an image; groups, stride 2 (dx's four
+# output phases), dilation, a 1x1 filter. Each GEMM but the third's dx is big enough (> 12 MFLOP,
+# gemm.h's threads_for) to run on 3 threads where 3 are asked for.
+GRADIENT_GEOMETRIES = [(4, 32, 30, 22, 32, 3, 3, 1, 1, 1, 2), (4, 32, 28, 27, 64, 3, 3, 2, 1, 1, 1),
+                       (2, 16, 37, 35, 16, 3, 2, 1, 2, 2, 1), (9, 64, 13, 11, 64, 1, 1, 1, 0, 1, 1)]
+
+
+@pytest.mark.parametrize("geom", GRADIENT_GEOMETRIES)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_threaded_conv2d_gradients_are_the_same_bits_on_any_thread_count(geom, dtype):
+    """dx's threads split tiles, never a sum: every thread count gives implicit_gemm's bits. dw's
+    threads take chunks of the pixel sum, each into its own partial, added in chunk order: the
+    chunks come from the shape alone, so every thread count (and every run) gives the same bits,
+    within tolerance of the reference."""
+    ext = _compiled.ext
+    n, c, h, w, k, r, s, stride, pad, dil, groups = geom
+    rng = np.random.default_rng(seed_for("grad-threads", *geom, dtype))
+    p, q = ((h + 2 * pad - dil * (r - 1) - 1) // stride + 1, (w + 2 * pad - dil * (s - 1) - 1) // stride + 1)
+    x = rng.standard_normal((n, c, h, w)).astype(dtype)
+    wt = rng.standard_normal((k, c // groups, r, s)).astype(dtype)
+    dy = rng.standard_normal((n, k, p, q)).astype(dtype)
+    dims = [n, c, h, w, k, r, s, p, q, stride, stride, pad, pad, dil, dil, groups]
+    conv = dict(stride=stride, padding=pad, dilation=dil, groups=groups)
+    dx = np.full(x.shape, np.nan, dtype)
+    ext.conv2d_backward_input_implicit_gemm((dy, wt), dx, dims, 1)
+    check = dtype == "float32"  # the float64 reference is most of this test's time: once per geometry
+    assert not check or np.allclose(dx, reference_input(dy, wt, x.shape, **_pairs(conv)), rtol=1e-4, atol=1e-4)
+    dw = None
+    for threads in (1, 2, 3):
+        got = np.full_like(dx, np.nan)
+        ext.conv2d_backward_input_threaded((dy, wt), got, dims, threads)
+        assert np.array_equal(got, dx), f"dx threads={threads}"
+        got = np.full_like(wt, np.nan)
+        ext.conv2d_backward_weight_threaded((x, dy), got, dims, threads)
+        if dw is None:
+            dw = got
+            assert not check or np.allclose(dw, reference_weight(x, dy, wt.shape, **_pairs(conv)), rtol=1e-4, atol=1e-3)
+        assert np.array_equal(got, dw), f"dw threads={threads}"
+
+
+def _pairs(conv):
+    return {key: (v, v) if key != "groups" else v for key, v in conv.items()}
+
+
 def test_the_conv2d_binder_refuses_geometry_a_launcher_cannot_meet():
     ext = _compiled.ext
     x, w, y = np.ones((1, 2, 5, 5), np.float32), np.ones((2, 2, 3, 3), np.float32), np.empty((1, 2, 3, 3), np.float32)
@@ -182,6 +229,59 @@ def test_the_conv2d_binder_refuses_geometry_a_launcher_cannot_meet():
         ext.conv2d_implicit_gemm((x, w, None), y, good[:7] + [3, 3] + [2, 2] + good[11:], 1)
     with pytest.raises(ValueError, match="expected 2 elements"):
         ext.conv2d_implicit_gemm((x, w, np.ones(3, np.float32)), y, good, 1)
+
+
+def _threaded_in_child(queue):
+    ext = _compiled.ext
+    a = np.arange(300 * 200, dtype=np.float64).reshape(300, 200) % 7 - 3
+    c = np.empty((300, 300))
+    ext.matmul_threaded((a, a.T.copy()), c, [300, 300, 200, 0, 0], 2)
+    queue.put(float(np.abs(c - a @ a.T).max()))
+
+
+def test_the_thread_pool_works_in_a_forked_child():
+    """The pool's threads exist only in the parent: a forked child's threaded call must start its
+    own instead of waiting forever for threads that were never copied."""
+    import multiprocessing as mp
+    if "fork" not in mp.get_all_start_methods():
+        pytest.skip("needs the fork start method")
+    a = np.ones((256, 256))
+    _compiled.ext.matmul_threaded((a, a), np.empty_like(a), [256, 256, 256, 0, 0], 2)  # the pool exists
+    ctx = mp.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_threaded_in_child, args=(queue,))
+    child.start()
+    child.join(timeout=60)
+    if child.is_alive():
+        child.kill()
+        pytest.fail("a threaded call in a forked child hung")
+    assert child.exitcode == 0 and queue.get(timeout=5) == 0.0
+
+
+@pytest.mark.parametrize("op", ["conv2d_backward_input", "conv2d_backward_weight"])
+def test_the_gradient_binders_refuse_geometry_a_launcher_cannot_meet(op):
+    """The gradients share the forward's unsupported rule (kernels/cpu/conv.h) and check their own
+    operand sizes: dy (N, K, P, Q), w (K, Cg, R, S), x (N, C, H, W)."""
+    ext = _compiled.ext
+    x, w, dy = np.ones((1, 2, 5, 5), np.float32), np.ones((2, 2, 3, 3), np.float32), np.ones((1, 2, 3, 3), np.float32)
+    taps = np.array([1, 2, 3, 2, 1], np.float32)  # the (p, r) pairs with p + r = h, per row of x
+    if op == "conv2d_backward_input":
+        ins, out, want, short = (dy, w), np.empty_like(x), 2 * taps[:, None] * taps[None, :], "w"
+    else:
+        ins, out, want, short = (x, dy), np.empty_like(w), np.full(w.shape, 9, np.float32), "x"
+    good = [1, 2, 5, 5, 2, 3, 3, 3, 3, 1, 1, 0, 0, 1, 1, 1]
+    for row in ("implicit_gemm", "threaded"):
+        kernel = getattr(ext, f"{op}_{row}")
+        kernel(ins, out, good, 2)
+        assert np.array_equal(out, np.broadcast_to(want, out.shape))
+        with pytest.raises(ValueError, match="groups must be >= 1"):
+            kernel(ins, out, good[:15] + [0], 1)
+        with pytest.raises(ValueError, match="output size"):
+            kernel(ins, out, good[:7] + [3, 3] + [2, 2] + good[11:], 1)
+        bad = tuple(np.ones(7, np.float32) if name == short else a for name, a in zip(("dy", "w") if short == "w"
+                                                                                    else ("x", "dy"), ins))
+        with pytest.raises(ValueError, match=f"{short}: expected {x.size if short == 'x' else w.size} elements"):
+            kernel(bad, out, good, 1)
 
 
 # (N, C, H, W, K, R, S, stride, padding, dilation, groups): what the direct rungs' tiles meet below

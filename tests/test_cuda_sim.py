@@ -42,8 +42,9 @@ def _planted_case(mod, bug, broken, seed):
         mod.planted_run(bug, broken, dx.ptr, 0, dy.ptr, n, 0, 0)
         got = dy.copy_to_host()
         return got[:n], np.maximum(x[:n], 0), bool(np.isnan(got[n:]).all())
-    m, n, k = (32, 48, 32) if bug == "missing_syncwarp" else (37, 29, 45)
-    dtype = np.float16 if bug == "missing_syncwarp" else np.float32
+    half = bug in ("missing_syncwarp", "mma_fragment_index")  # tensor-core kernels: fp16, whole tiles
+    m, n, k = (32, 48, 32) if half else (37, 29, 45)
+    dtype = np.float16 if half else np.float32
     a, b = _ints(rng, (m, k), dtype), _ints(rng, (k, n), dtype)
     da, db = DeviceArray.from_host(a), DeviceArray.from_host(b)
     dc = DeviceArray.from_host(np.full(m * n + guard, np.nan, np.float32))

@@ -1,6 +1,7 @@
 """The documentation matches the code: its links lead somewhere, the records it cites exist, and
-the README's example runs."""
+the README's example runs, and the README's CPU tables are generated from the records."""
 import glob
+import importlib.util
 import os
 import re
 
@@ -36,3 +37,15 @@ def test_the_readme_example_runs(capsys):
     import pykern as pk
     if pk.backends()["cuda"].available:
         assert "conv2d/cuda/implicit_gemm: PASS" in capsys.readouterr().out
+
+
+def test_the_readme_cpu_table_is_generated_from_the_records():
+    """The README's CPU tables are bench/cpu_table.py's output on the committed records, never
+    numbers typed by hand or left behind by a newer record."""
+    spec = importlib.util.spec_from_file_location("cpu_table", os.path.join(ROOT, "bench", "cpu_table.py"))
+    ct = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ct)
+    block = ct.block_of(open(os.path.join(ROOT, "README.md")).read())
+    assert block is not None, f"README.md has no block between {ct.BEGIN!r} and {ct.END!r}"
+    assert block == ct.markdown(), ("README.md's CPU table is not what bench/results/cpu/ gives: "
+                                    "python bench/cpu_table.py --write README.md")

@@ -7,6 +7,7 @@
   force it with shapes where K and N alone would allow vector accesses. Guard cells around c
   catch writes outside it.
 * Argument errors from the bound launchers, which need the extension but no GPU.
+* On the simulator, ldmatrix reads free of shared-memory bank conflicts.
 """
 import re
 
@@ -85,6 +86,29 @@ def test_misaligned_views(variant, dtype, offsets):
     cmp = compare(got[co:co + m * n].reshape(m, n), a64 @ b64, np.abs(a64) @ np.abs(b64),
                   tolerance_key(dtype, out_dtype))
     assert cmp.ok, f"offsets {offsets}: {cmp.message()}"
+
+
+@pytest.mark.parametrize("variant", [v for v in VARIANTS if {"float16", "bfloat16"} & set(v.dtypes)],
+                         ids=lambda v: v.name)  # the tensor-core rungs, which may feed on ldmatrix
+def test_ldmatrix_reads_are_bank_conflict_free(variant):
+    """The simulator counts each ldmatrix's shared-memory wavefronts: a variant that reads its
+    tiles with ldmatrix must lay them out (swizzled) so every 8x8 matrix takes one, on the vector
+    path (64^3) and on the scalar one (K odd)."""
+    mod = _ext()
+    if not getattr(mod, "SIMULATOR", False):
+        pytest.skip("bank conflicts are counted by the simulator only")
+    dtype = variant.dtypes[0]
+    for m, n, k in [(64, 64, 64), (33, 40, 37)]:
+        rng = np.random.default_rng(seed_for("ldmatrix-banks", variant.key, m, n, k))
+        a, b = _host(rng, (m, k), dtype), _host(rng, (k, n), dtype)
+        mod.sim_reset_stats()
+        pk.matmul(a, b, backend="cuda", variant=variant.name)
+        stats = mod.sim_stats()
+        if stats["ldmatrix_matrices"] == 0:
+            pytest.skip(f"{variant.name} does not use ldmatrix")
+        assert stats["ldmatrix_extra_wavefronts"] == 0, (
+            f"{m}x{n}x{k}: {stats['ldmatrix_extra_wavefronts']} extra wavefronts over "
+            f"{stats['ldmatrix_matrices']} ldmatrix 8x8 matrices")
 
 
 def _ext():

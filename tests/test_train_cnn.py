@@ -35,29 +35,47 @@ def test_data_is_the_digits_split(tc):
     assert (x_tr[:, :, ::2, ::2] == x_tr[:, :, 1::2, 1::2]).all() and x_tr.std(axis=(1, 2, 3)).min() > 0
 
 
-def test_two_steps_match_torch(tc):
-    x_tr, y_tr, _, _ = tc.load_data(seed=0)
-    state = tc.initial_state(seed=0)
+def _steps_match_torch(tc, model, size, x, y, batch, steps):
+    """``steps`` SGD steps of ``model`` with torch's layers and with pykern's on the CPU, from the
+    same weights on the same batches: the losses, gradients and weights agree."""
+    state = tc.initial_state(0, size, model)
     runs = {}
     for backend in ("torch", "numpy"):
-        model = tc.build_model(backend)
-        model.load_state_dict(state)
-        assert list(model.state_dict()) == list(state)
-        opt = torch.optim.SGD(model.parameters(), lr=0.02, momentum=0.9)
+        net = tc.build_model(backend, size, model)
+        net.load_state_dict(state)
+        assert list(net.state_dict()) == list(state)
+        opt = torch.optim.SGD(net.parameters(), lr=tc.MODELS[model]["lr"], momentum=0.9)
         losses, grads = [], []
-        for idx in tc.batches(len(x_tr), 32, seed=0, epoch=0)[:2]:
-            losses.append(tc.train_step(model, opt, torch.from_numpy(x_tr[idx]), torch.from_numpy(y_tr[idx])))
-            grads.append([p.grad.clone() for p in model.parameters()])
-        runs[backend] = losses, grads, [p.detach().clone() for p in model.parameters()]
+        for idx in tc.batches(len(x), batch, seed=0, epoch=0)[:steps]:
+            losses.append(tc.train_step(net, opt, torch.from_numpy(x[idx]), torch.from_numpy(y[idx])))
+            grads.append([p.grad.clone() for p in net.parameters()])
+        runs[backend] = losses, grads, [p.detach().clone() for p in net.parameters()]
     (loss_t, grads_t, params_t), (loss_p, grads_p, params_p) = runs["torch"], runs["numpy"]
-    assert loss_t[0] != loss_t[1]  # the first step changed the weights
     torch.testing.assert_close(torch.tensor(loss_p), torch.tensor(loss_t), rtol=1e-5, atol=1e-6)
-    for step in range(2):
+    for step in range(steps):
         for g_p, g_t in zip(grads_p[step], grads_t[step]):
             assert g_t.abs().max() > 0
             torch.testing.assert_close(g_p, g_t, rtol=1e-4, atol=1e-5 * float(g_t.abs().max()))
     for p_p, p_t in zip(params_p, params_t):
         torch.testing.assert_close(p_p, p_t, rtol=1e-5, atol=1e-6)
+    return loss_t
+
+
+def test_two_steps_match_torch(tc):
+    x_tr, y_tr, _, _ = tc.load_data(seed=0)
+    loss_t = _steps_match_torch(tc, "small", 16, x_tr, y_tr, batch=32, steps=2)
+    assert loss_t[0] != loss_t[1]  # the first step changed the weights
+
+
+def test_the_seed_model_lines_up_and_steps_like_torch(tc):
+    """Issue 19's seed model on 3x48x48 digits: its layers' shapes, and one step at batch 2 (the
+    full experiment, batch 64, is `--model seed`, not a test)."""
+    x_tr, y_tr, _, _ = tc.load_data(seed=0, size=48, channels=3)
+    assert x_tr.shape == (1437, 3, 48, 48) and (x_tr[:, 0] == x_tr[:, 2]).all()
+    assert (x_tr[:, :, ::6, ::6] == x_tr[:, :, 5::6, 5::6]).all()  # each pixel repeated 6x6
+    shapes = [tuple(v.shape) for k, v in tc.initial_state(0, 48, "seed").items() if k.endswith("weight")]
+    assert shapes == [(64, 3, 3, 3), (128, 64, 3, 3), (256, 128, 3, 3), (512, 256 * 6 * 6), (10, 512)]
+    _steps_match_torch(tc, "seed", 48, x_tr, y_tr, batch=2, steps=1)
 
 
 def test_script_end_to_end(tc, tmp_path, capfd):
@@ -97,6 +115,8 @@ def test_results_go_to_a_new_dated_file_per_device(tc, tmp_path, monkeypatch):
     os.makedirs(os.path.dirname(first))
     open(first, "w").close()
     assert tc.default_out(None, now) == str(tmp_path / "results" / "cpu" / "train_cnn-2026-12-07-063005-2.json")
+    seed = tc.default_out(None, now, "seed")
+    assert seed == str(tmp_path / "results" / "cpu" / "train_cnn-seed-2026-12-07-063005.json")
     assert tc.default_out("NVIDIA H100 80GB HBM3", now).startswith(
         str(tmp_path / "results" / "nvidia-h100-80gb-hbm3" / "train_cnn-"))
 

@@ -10,6 +10,8 @@
 //       that may be None (written "bias?" in the table's inputs)
 // and for the instruction sets: isa(), detected_isa(), isas() (every path this machine can run,
 // lowest first), set_isa(name) (the forced limit; pykern.cpu sets it from PYKERN_CPU_ISA).
+// And the ceilings' micro-benchmarks (kernels/cpu/ceilings.cpp), plain functions, not table rows:
+// fma_peak(dtype, iterations, threads), stream_copy(a, c, threads), stream_triad(a, b, c, s, threads).
 // A bound row checks what makes a direct call memory-safe (NumPy arrays, native-endian, C-
 // contiguous, the row's dtype, one dtype for all, a writable output, the element counts the
 // table's sizes rule gives, non-negative dims, the takes flags, the table's unsupported rule),
@@ -21,12 +23,18 @@
 #if defined(__linux__)
 #include <sched.h>
 #endif
+#if defined(__unix__) || defined(__APPLE__)
+#include <pthread.h>
+#endif
 
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "ceilings.h"
 #include "cpu.h"
 
 namespace py = pybind11;
@@ -99,10 +107,115 @@ void move_to_cpu(int cpu) {
   cpu_set_t one;
   CPU_ZERO(&one);
   CPU_SET(cpu, &one);
-  (void)sched_setaffinity(0, sizeof one, &one);  // a helper thread's own; it ends with the call
+  (void)sched_setaffinity(0, sizeof one, &one);  // a helper thread's own
 #else
   (void)cpu;
 #endif
+}
+
+namespace {
+// The pool's shared state. Allocated once and never freed: a forked child replaces it (the
+// parent's may be mid-call, its mutex held) and the parent's threads are detached, so nothing
+// waits on them at exit.
+struct PoolState {
+  std::mutex use;  // held by the call using the pool
+  std::mutex park;
+  std::condition_variable wake;
+  std::atomic<unsigned> generation{0};  // bumped once per call: the workers' signal
+  int workers = 0;                      // threads started; worker w runs part w
+  // The current call, written before `generation` is bumped.
+  Pool::Task task = nullptr;
+  void* ctx = nullptr;
+  int parts = 0;
+  std::vector<int> cpu_for;  // [w]: the CPU worker w moves to for this call (-1: stay)
+  std::atomic<int> remaining{0};
+};
+PoolState* g_pool = nullptr;
+
+void pause_briefly() {
+#if PYKERN_X86
+  __builtin_ia32_pause();
+#endif
+}
+
+// A parked worker spins this many pauses (some tens of microseconds) before it sleeps, so the
+// next call of a sequence (a training step's layers) finds it awake.
+constexpr int kSpinPauses = 2000;
+
+void worker_loop(PoolState* st, int w) {
+  unsigned seen = 0;
+  int pinned = -1;
+  for (;;) {
+    unsigned gen;
+    for (int spins = 0; (gen = st->generation.load(std::memory_order_acquire)) == seen; ++spins) {
+      if (spins < kSpinPauses) {
+        pause_briefly();
+        continue;
+      }
+      std::unique_lock<std::mutex> lock(st->park);
+      st->wake.wait(lock, [&] { return st->generation.load(std::memory_order_acquire) != seen; });
+    }
+    seen = gen;
+    if (w >= st->parts) continue;  // this call needs fewer threads
+    const int cpu = st->cpu_for[size_t(w)];
+    if (cpu >= 0 && cpu != pinned) {
+      move_to_cpu(cpu);
+      pinned = cpu;
+    }
+    st->task(st->ctx, w, st->parts);
+    st->remaining.fetch_sub(1, std::memory_order_acq_rel);
+  }
+}
+
+void reset_pool_in_child() { g_pool = new PoolState(); }
+}  // namespace
+
+Pool& Pool::instance() {
+  static Pool pool;
+  static const bool registered = [] {
+    g_pool = new PoolState();
+#if defined(__unix__) || defined(__APPLE__)
+    pthread_atfork(nullptr, nullptr, reset_pool_in_child);
+#endif
+    return true;
+  }();
+  (void)registered;
+  return pool;
+}
+
+bool Pool::run(int parts, Task task, void* ctx) {
+  PoolState* st = g_pool;
+  std::unique_lock<std::mutex> use(st->use, std::try_to_lock);
+  if (!use.owns_lock()) return false;
+  while (st->workers < parts - 1) {
+    try {
+      std::thread(worker_loop, st, st->workers + 1).detach();
+    } catch (const std::system_error&) {
+      return false;  // the caller starts its own (and runs a part inline if that fails too)
+    }
+    ++st->workers;
+  }
+  const std::vector<int> cpus = helper_cpus();
+  st->cpu_for.assign(size_t(st->workers) + 1, -1);
+  for (int w = 1; w <= st->workers; ++w)
+    if (!cpus.empty()) st->cpu_for[size_t(w)] = cpus[size_t(w - 1) % cpus.size()];
+  st->task = task;
+  st->ctx = ctx;
+  st->parts = parts;
+  st->remaining.store(parts - 1, std::memory_order_relaxed);
+  {
+    std::lock_guard<std::mutex> lock(st->park);
+    st->generation.fetch_add(1, std::memory_order_acq_rel);
+  }
+  st->wake.notify_all();
+  task(ctx, 0, parts);
+  for (int spins = 0; st->remaining.load(std::memory_order_acquire) > 0; ++spins) {
+    if (spins < 4096)
+      pause_briefly();
+    else
+      std::this_thread::yield();
+  }
+  return true;
 }
 
 // ------------------------------------------------------------------------------------------
@@ -267,6 +380,77 @@ void bind_table(py::module_& m, const Table& t) {
     if (info->optional[i]) optional.append(info->inputs[i]);
   m.attr((op + "_optional").c_str()) = py::tuple(optional);
 }
+
+// The ceilings' micro-benchmarks (kernels/cpu/ceilings.h). The arrays are checked as a table
+// row's are (float64, C-contiguous, writable output, one length), then the GIL is released.
+void bind_ceilings(py::module_& m) {
+  m.def(
+      "fma_peak",
+      [](const std::string& dtype, int64_t iterations, int threads) {
+        if (dtype != "float32" && dtype != "float64")
+          throw py::type_error("fma_peak: dtype: expected float32 or float64, got '" + dtype + "'");
+        if (iterations < 1) refuse("fma_peak", "iterations must be >= 1, got " + std::to_string(iterations));
+        if (threads < 1) refuse("fma_peak", "threads must be >= 1, got " + std::to_string(threads));
+        FmaRun r;
+        {
+          py::gil_scoped_release nogil;
+          r = fma_peak(dtype == "float32" ? DType::f32 : DType::f64, iterations, threads);
+        }
+        py::dict d;
+        d["flops"] = r.flops;
+        d["checksum"] = r.checksum;
+        d["lanes"] = r.lanes;
+        d["chains"] = r.chains;
+        d["isa"] = r.isa;
+        d["threads"] = threads;
+        return d;
+      },
+      py::arg("dtype"), py::arg("iterations"), py::arg("threads") = 1,
+      "Peak FMA throughput's micro-benchmark: `iterations` steps of independent FMA chains on the active "
+      "ISA's widest vectors, on each of `threads` threads; returns the flops done (2 per lane per FMA), "
+      "a checksum, lanes, chains, isa and threads");
+  // The arrays' common length, after checking each: float64, C-contiguous, (the first) writable.
+  auto stream_arrays = [](const char* kernel, std::initializer_list<std::pair<const char*, py::handle>> arrays,
+                          int threads, std::vector<double*>* out) {
+    if (threads < 1) refuse(kernel, "threads must be >= 1, got " + std::to_string(threads));
+    int64_t n = -1;
+    bool first = true;
+    for (const auto& [what, obj] : arrays) {
+      if (!py::isinstance<py::array>(obj)) refuse(kernel, std::string(what) + ": expected a NumPy array");
+      const int64_t size = py::reinterpret_borrow<py::array>(obj).size();
+      if (n < 0) n = size;
+      if (size != n)
+        refuse(kernel, std::string(what) + ": expected " + std::to_string(n) + " elements, as " +
+                           arrays.begin()->first + " has, got " + std::to_string(size));
+      DType dt;
+      bool have = false;
+      out->push_back(const_cast<double*>(
+          static_cast<const double*>(array_data(kernel, what, obj, &dt, &have, kF64, n, first))));
+      first = false;
+    }
+    return n;
+  };
+  m.def(
+      "stream_copy",
+      [stream_arrays](const py::object& a, const py::object& c, int threads) {
+        std::vector<double*> p;
+        const int64_t n = stream_arrays("stream_copy", {{"c", c}, {"a", a}}, threads, &p);
+        py::gil_scoped_release nogil;
+        stream_copy(p[1], p[0], n, threads);
+      },
+      py::arg("a"), py::arg("c"), py::arg("threads") = 1,
+      "STREAM's Copy, c = a (float64, one length), split over `threads` threads");
+  m.def(
+      "stream_triad",
+      [stream_arrays](const py::object& a, const py::object& b, const py::object& c, double s, int threads) {
+        std::vector<double*> p;
+        const int64_t n = stream_arrays("stream_triad", {{"a", a}, {"b", b}, {"c", c}}, threads, &p);
+        py::gil_scoped_release nogil;
+        stream_triad(p[0], p[1], p[2], s, n, threads);
+      },
+      py::arg("a"), py::arg("b"), py::arg("c"), py::arg("s"), py::arg("threads") = 1,
+      "STREAM's Triad, a = b + s * c (float64, one length), split over `threads` threads");
+}
 }  // namespace
 
 void register_table(const Table& table) { registry().push_back(table); }
@@ -295,4 +479,5 @@ PYBIND11_MODULE(_cpu, m) {
     ops.append(t.op);
   }
   m.attr("TABLES") = ops;
+  bind_ceilings(m);
 }

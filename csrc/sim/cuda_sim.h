@@ -8,6 +8,7 @@
 //     block's fibers and refilled with NaN bytes at each block start; dynamic shared memory is
 //     a fresh allocation of exactly the launch's size, also NaN-filled;
 //   * cp.async copies are queued per thread and land at cp_async_wait, not at the issue;
+//   * ldmatrix and mma.sync are warp-collective, with the PTX ISA's fragment layouts (sim_ptx.h);
 //   * launch limits are checked as a GPU checks them (threads per block, grid.y/z, dynamic
 //     shared memory over 48 KiB only after cudaFuncSetAttribute).
 // __CUDA_ARCH__ is defined (PYKERN_SIM_ARCH, default 900) so the kernels compile their sm_80+
@@ -74,6 +75,21 @@ inline void fresh_shared(void* p, size_t bytes, unsigned long long& epoch) {
     add_static_smem(bytes);
   }
 }
+
+// Warp-collective matrix instructions (ldmatrix, mma.sync: sim_ptx.h), which like __shfl_sync
+// are __syncwarp points: each lane deposits its operands, the warp meets, each lane reads the
+// others' deposits (warp_slot, which also checks that every lane is at the same instruction),
+// and the warp meets again before any lane may deposit anew.
+// Which instruction of which warp: every lane of a warp gets the same one at one instruction
+// (they all reach the same collectives, in order), so what one lane derives from all the
+// deposits can be shared with the others.
+struct WarpInstruction {
+  unsigned long long block_epoch, index;
+  bool operator==(const WarpInstruction& o) const { return block_epoch == o.block_epoch && index == o.index; }
+};
+WarpInstruction warp_deposit(const char* op, const void* data, size_t bytes);
+const void* warp_slot(unsigned lane);
+void count_ldmatrix(unsigned matrices, unsigned extra_wavefronts);
 
 void cp_async(void* dst, const void* src, int bytes, bool valid);
 void cp_async_commit();

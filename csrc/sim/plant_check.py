@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Plants five bugs in the real kernels/**/*.cu and shows that the CUDA tests, run in the simulator,
+"""Plants bugs in the real kernels/**/*.cu and shows that the CUDA tests, run in the simulator,
 fail exactly the variants each bug breaks.
 
 tests/test_cuda_sim.py proves the simulator catches bug *kinds* on small kernels of its own
@@ -7,12 +7,14 @@ tests/test_cuda_sim.py proves the simulator catches bug *kinds* on small kernels
 the production test suite. It copies the committed tree (git archive HEAD) to a temporary
 directory, edits one line per bug, builds only pykern._cuda_sim there (PYKERN_NO_CUDA=1), runs
 the CUDA tests against it, and reports, per bug, which variants failed. It exits non-zero when
-a bug goes unnoticed, or when a variant the bugs do not touch fails.
+a bug goes unnoticed, or when a variant the bugs do not touch fails. Bugs that break the same
+variant cannot share a build (one would hide whether the other was caught), so the bugs come in
+rounds, each planted, built (incrementally, in one build directory) and tested on its own.
 
 Each edit names the exact text it replaces, so when a kernel changes the script stops with
 "planted text not found" instead of silently planting nothing; update the text then.
 
-    python csrc/sim/plant_check.py          # about a minute on 2 cores (build ~30 s incremental)
+    python csrc/sim/plant_check.py          # a few minutes on 2 cores (each round ~30 s to build)
 """
 from __future__ import annotations
 
@@ -53,6 +55,30 @@ PLANTS = [
      {"conv2d/cuda/im2col_gemm"}),
 ]
 
+# The mma_sync rung's bugs: one variant, so one round each.
+MMA_SYNC_PLANTS = [
+    ("mma_sync: tiles stored swizzled, a read by ldmatrix without the swizzle", "kernels/matmul/mma_sync.cu",
+     "ldmatrix<4, false>(af[i], a_s + swizzled_offset(wr + i * 16 + frag_row, kk + frag_col, BK));",
+     "ldmatrix<4, false>(af[i], a_s + (wr + i * 16 + frag_row) * BK + kk + frag_col);  // PLANTED",
+     {"matmul/cuda/mma_sync"}),
+    # Consistent on write and read, so every result stays right: only the simulator's count of
+    # ldmatrix bank conflicts (test_ldmatrix_reads_are_bank_conflict_free) can see it.
+    ("mma_sync: a swizzle by row % 4, leaving ldmatrix 2-way bank conflicts", "kernels/matmul/ladder.cuh",
+     "return r * s_ld + (((c >> 3) ^ (r & 7)) << 3) + (c & 7);",
+     "return r * s_ld + (((c >> 3) ^ (r & 3)) << 3) + (c & 7);  // PLANTED",
+     {"matmul/cuda/mma_sync"}),
+    ("mma_sync: wrong fragment index (b registers of two n8 tiles crossed)", "kernels/matmul/mma_sync.cu",
+     "bf[j][0] = r[0], bf[j][1] = r[1], bf[j + 1][0] = r[2], bf[j + 1][1] = r[3];",
+     "bf[j][0] = r[0], bf[j][1] = r[2], bf[j + 1][0] = r[1], bf[j + 1][1] = r[3];  // PLANTED",
+     {"matmul/cuda/mma_sync"}),
+    ("mma_sync: cp.async wait one stage short", "kernels/matmul/mma_sync.cu",
+     "    cp_async_wait<STAGES - 2>();\n    __syncthreads();  // k-tile kt is everyone's now",
+     "    cp_async_wait<STAGES - 1>();  // PLANTED\n    __syncthreads();  // k-tile kt is everyone's now",
+     {"matmul/cuda/mma_sync"}),
+]
+
+ROUNDS = [PLANTS] + [[plant] for plant in MMA_SYNC_PLANTS]
+
 TESTS = ["tests/test_correctness.py", "tests/test_matmul_cuda.py", "tests/test_conv2d_cuda.py"]
 
 
@@ -88,40 +114,58 @@ def main() -> int:
 
 def run(work: Path) -> int:
     start = time.time()
-    src, site = work / "src", work / "site"
-    src.mkdir()
-    subprocess.run(f"git -C {REPO} archive HEAD | tar -x -C {src}", shell=True, check=True)
-    for bug, path, old, new, _ in PLANTS:
-        f = src / path
-        text = f.read_text()
-        if text.count(old) != 1:
-            print(f"plant_check: planted text not found exactly once in {path} for '{bug}':\n{old}")
-            return 2
-        f.write_text(text.replace(old, new))
-    env = dict(os.environ, PYKERN_NO_CUDA="1")
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-build-isolation", "--no-deps",
-                    "--target", str(site), "--config-settings=build-dir=" + str(REPO / "build" / "plant"), str(src)],
-                   check=True, env=env)
-    built = time.time()
-    env = dict(os.environ, PYKERN_CUDA_SIM="1", PYTHONPATH=str(site))
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "cuda",
-                           "--rootdir", str(src), *[str(src / t) for t in TESTS]],
-                          cwd=work, env=env, capture_output=True, text=True)
-    failed = failed_variants(proc.stdout)
-    summary = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else proc.stderr[-2000:]
-    print(f"plant_check: build {built - start:.0f}s, tests {time.time() - built:.0f}s: {summary}")
+    pristine, src = work / "pristine", work / "src"
+    pristine.mkdir()
+    subprocess.run(f"git -C {REPO} archive HEAD | tar -x -C {pristine}", shell=True, check=True)
+    shutil.copytree(pristine, src)
+    planted_paths = sorted({path for plants in ROUNDS for _, path, _, _, _ in plants})
     ok = True
-    expected_all = set()
-    for bug, _, _, _, expected in PLANTS:
-        expected_all |= expected
-        missed = expected - failed
-        print(f"  {'caught' if not missed else 'MISSED'}: {bug}: failing {sorted(expected & failed)}"
-              + (f"; not failing {sorted(missed)}" if missed else ""))
-        ok &= not missed
-    extra = failed - expected_all
-    if extra:
-        print(f"  UNEXPECTED failures in variants no bug touches: {sorted(extra)}")
-        ok = False
+    for n, plants in enumerate(ROUNDS):
+        # Every file any round plants is rewritten each round (planted or restored), so its new
+        # mtime makes the incremental build recompile what the last round left planted.
+        texts = {path: (pristine / path).read_text() for path in planted_paths}
+        for bug, path, old, new, _ in plants:
+            if texts[path].count(old) != 1:
+                print(f"plant_check: planted text not found exactly once in {path} for '{bug}':\n{old}")
+                return 2
+            texts[path] = texts[path].replace(old, new)
+        for path, text in texts.items():
+            (src / path).write_text(text)
+        round_start = time.time()
+        site = work / f"site{n}"
+        env = dict(os.environ, PYKERN_NO_CUDA="1")
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-build-isolation", "--no-deps",
+                        "--target", str(site), "--config-settings=build-dir=" + str(REPO / "build" / "plant"),
+                        str(src)], check=True, env=env)
+        built = time.time()
+        env = dict(os.environ, PYKERN_CUDA_SIM="1", PYTHONPATH=str(site))
+        # An editable install's import hook outranks PYTHONPATH: the tests would then run the
+        # unplanted pykern and report every bug missed.
+        where = subprocess.run([sys.executable, "-c", "import pykern; print(pykern.__file__)"], cwd=work, env=env,
+                               capture_output=True, text=True, check=False).stdout.strip()
+        if not where.startswith(str(site)):
+            print(f"plant_check: the tests would import pykern from {where or '(nowhere)'}, not the planted build "
+                  f"in {site}; run this with a Python where pykern is not installed in editable mode")
+            return 2
+        proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "cuda",
+                               "--rootdir", str(src), *[str(src / t) for t in TESTS]],
+                              check=False, cwd=work, env=env, capture_output=True, text=True)
+        failed = failed_variants(proc.stdout)
+        summary = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else proc.stderr[-2000:]
+        print(f"plant_check round {n + 1}/{len(ROUNDS)}: build {built - round_start:.0f}s, "
+              f"tests {time.time() - built:.0f}s: {summary}")
+        round_expected = set()
+        for bug, _, _, _, expected in plants:
+            round_expected |= expected
+            missed = expected - failed
+            print(f"  {'caught' if not missed else 'MISSED'}: {bug}: failing {sorted(expected & failed)}"
+                  + (f"; not failing {sorted(missed)}" if missed else ""))
+            ok &= not missed
+        extra = failed - round_expected
+        if extra:
+            print(f"  UNEXPECTED failures in variants no bug of this round touches: {sorted(extra)}")
+            ok = False
+    print(f"plant_check: {sum(len(r) for r in ROUNDS)} bugs in {len(ROUNDS)} rounds, {time.time() - start:.0f}s")
     return 0 if ok else 1
 
 

@@ -7,6 +7,7 @@
 #include <mma.h>
 
 #include "launch.cuh"
+#include "mma.cuh"
 #include "planted.h"
 #include "pykern.h"
 
@@ -89,6 +90,35 @@ __global__ void wmma_kernel(const __half* a, const __half* b, float* c, int M, i
   for (int e = lane; e < kTile * kTile; e += 32) c[(m0 + e / kTile) * N + n0 + e % kTile] = stage[e];
 }
 
+// One warp per 16x8 tile of c through ldmatrix and mma.sync m16n8k16; a, b float16 with M, K
+// multiples of 16 and N of 8. FRAG_BUG hands mma.sync a's registers 1 and 2 swapped (a2a3 is
+// rows 8-15 of k 0-7, a4a5 rows 0-7 of k 8-15): a wrong fragment index, which only a simulator
+// that keeps the real lane and register layout can notice.
+template <bool FRAG_BUG>
+__global__ void mma_kernel(const __half* a, const __half* b, float* c, int M, int N, int K) {
+  PYKERN_SHARED(__align__(16) __half, as, [16 * 16]);  // a: (16 rows of M, 16 of K)
+  PYKERN_SHARED(__align__(16) __half, bs, [16 * 8]);   // b: (16 of K, 8 columns of N)
+  const int m0 = blockIdx.y * 16, n0 = blockIdx.x * 8, lane = threadIdx.x;
+  float acc[4] = {0.f, 0.f, 0.f, 0.f};
+  for (int k0 = 0; k0 < K; k0 += 16) {
+    for (int e = lane; e < 16 * 16; e += 32) as[e] = a[(m0 + e / 16) * K + k0 + e % 16];
+    for (int e = lane; e < 16 * 8; e += 32) bs[e] = b[(k0 + e / 8) * N + n0 + e % 8];
+    __syncwarp();
+    uint32_t af[4], bf[2];
+    pykern::ldmatrix<4, false>(af, as + (lane % 16) * 16 + (lane / 16) * 8);
+    pykern::ldmatrix<2, true>(bf, bs + (lane % 16) * 8);  // lanes 0-15 name k rows 0-15
+    if (FRAG_BUG) {
+      const uint32_t t = af[1];
+      af[1] = af[2];
+      af[2] = t;
+    }
+    pykern::mma_m16n8k16<__half>(acc, af, bf, acc);
+    __syncwarp();  // everyone has read as and bs before the next k-tile overwrites them
+  }
+  const int group = lane >> 2, tig = lane % 4;
+  for (int e = 0; e < 4; ++e) c[(m0 + group + (e >= 2 ? 8 : 0)) * N + n0 + tig * 2 + (e & 1)] = acc[e];
+}
+
 template <bool BUG>
 __global__ void relu_kernel(const float* x, float* y, int n) {
   const int i = blockIdx.x * blockDim.x + threadIdx.x;
@@ -130,7 +160,7 @@ __global__ void past_end_kernel(float* c, int n, bool smem) {
 }
 
 const char* const kNames[kCount] = {"missing_syncthreads", "cp_async_wait", "missing_syncwarp", "off_by_one_store",
-                                    "off_by_one_tile_edge"};
+                                    "off_by_one_tile_edge", "mma_fragment_index"};
 
 }  // namespace
 
@@ -156,6 +186,13 @@ void run(const std::string& bug, bool broken, const void* a, const void* b, void
     const auto* bh = static_cast<const __half*>(b);
     if (broken) PYKERN_LAUNCH(tiles, 32, 0, 0, wmma_kernel<false>)(ah, bh, cf, M, N, K);
     else PYKERN_LAUNCH(tiles, 32, 0, 0, wmma_kernel<true>)(ah, bh, cf, M, N, K);
+  } else if (bug == "mma_fragment_index") {
+    if (M % 16 || N % 8 || K % 16) throw std::domain_error("mma_fragment_index: M, K must be multiples of 16, N of 8");
+    const auto* ah = static_cast<const __half*>(a);
+    const auto* bh = static_cast<const __half*>(b);
+    const dim3 mma_tiles(N / 8, M / 16);
+    if (broken) PYKERN_LAUNCH(mma_tiles, 32, 0, 0, mma_kernel<true>)(ah, bh, cf, M, N, K);
+    else PYKERN_LAUNCH(mma_tiles, 32, 0, 0, mma_kernel<false>)(ah, bh, cf, M, N, K);
   } else if (bug == "off_by_one_store") {
     const unsigned grid = (static_cast<unsigned>(M) + 127) / 128;
     if (broken) PYKERN_LAUNCH(grid, 128, 0, 0, relu_kernel<true>)(af, cf, M);

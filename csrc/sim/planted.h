@@ -5,7 +5,7 @@
 
 namespace planted {
 
-constexpr int kCount = 5;
+constexpr int kCount = 6;
 // Family names, in a fixed order:
 //   missing_syncthreads  tiled matmul without the __syncthreads between loading and using a tile
 //   cp_async_wait        cp.async double-buffered matmul waiting with cp.async.wait_group 1, not 0
@@ -13,10 +13,13 @@ constexpr int kCount = 5;
 //   off_by_one_store     elementwise relu guarded by i <= n instead of i < n (writes y[n])
 //   off_by_one_tile_edge tiled matmul running K / 16 k-tiles instead of ceil(K / 16) (drops the
 //                        partial tile at the K edge)
+//   mma_fragment_index   ldmatrix + mma.sync matmul handing mma.sync two of a's fragment
+//                        registers swapped
 const char* name(int i);
 
 // Runs family `bug` (its broken or correct kernel). Matmul families: a: (M, K), b: (K, N) ->
-// c: (M, N), float32 (missing_syncwarp: float16 a and b, M, N, K multiples of 16). relu family:
+// c: (M, N), float32 (missing_syncwarp: float16 a and b, M, N, K multiples of 16;
+// mma_fragment_index: float16, M and K multiples of 16, N of 8). relu family:
 // c[:M] = max(a[:M], 0). Pointers are simulator device memory.
 void run(const std::string& bug, bool broken, const void* a, const void* b, void* c, int M, int N, int K);
 

@@ -24,6 +24,6 @@ export PYKERN_CUDA_SIM=1 PYTHONPATH="$target"
 # From outside the repository, so `import pykern` is the instrumented build, not the sources.
 cd "$(dirname "$target")"
 python -m pytest -q -p no:cacheprovider --rootdir="$repo" \
-  "$repo/tests/test_cuda_sim.py" "$repo/tests/test_matmul_cuda.py" "$repo/tests/test_conv2d_cuda.py" \
+  "$repo/tests/test_cuda_sim.py" "$repo/tests/test_cuda_sim_ptx.py" "$repo/tests/test_matmul_cuda.py" "$repo/tests/test_conv2d_cuda.py" \
   "$repo/tests/test_correctness.py" -k "cuda or sim" "$@"
 echo "sanitize: tests took $(($(date +%s) - built))s"

@@ -11,7 +11,7 @@ set(PYKERN_SIM_GEN ${CMAKE_CURRENT_BINARY_DIR}/sim_sources)
 set(PYKERN_SIM_KERNEL_SOURCES)
 # Wrappers are named by the path below the source root (kernels/matmul/naive.cu ->
 # kernels__matmul__naive.cu.cpp), since two families may share a file name.
-foreach(cu IN LISTS PYKERN_KERNELS ITEMS ${PYKERN_SIM_DIR}/planted.cu)
+foreach(cu IN LISTS PYKERN_KERNELS ITEMS ${PYKERN_SIM_DIR}/planted.cu ${PYKERN_SIM_DIR}/ptx_probe.cu)
   file(RELATIVE_PATH stem ${CMAKE_CURRENT_SOURCE_DIR} ${cu})
   string(REPLACE "/" "__" stem ${stem})
   set(wrapper ${PYKERN_SIM_GEN}/${stem}.cpp)

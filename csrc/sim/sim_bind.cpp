@@ -1,7 +1,10 @@
 // pykern._cuda_sim's own functions: simulator settings, counters and the planted-bug kernels.
 #include <pybind11/pybind11.h>
 
+#include <pybind11/stl.h>
+
 #include "planted.h"
+#include "ptx_probe.h"
 #include "sim_config.h"
 
 namespace py = pybind11;
@@ -43,8 +46,11 @@ void bind_sim(py::module_& m) {
     d["threads"] = s.threads;
     d["barriers"] = s.barriers;
     d["switches"] = s.switches;
+    d["ldmatrix_matrices"] = s.ldmatrix_matrices;
+    d["ldmatrix_extra_wavefronts"] = s.ldmatrix_extra_wavefronts;
     return d;
-  }, "Counters since the last sim_reset_stats(): launches, blocks, threads, block barriers, fiber switches");
+  }, "Counters since the last sim_reset_stats(): launches, blocks, threads, block barriers, fiber switches, "
+     "ldmatrix 8x8 matrices and the bank-conflict wavefronts they cost beyond one each");
   m.def("sim_reset_stats", &pykern_sim::reset_stats);
 
   // Deliberately broken kernels next to their correct twins (csrc/sim/planted.cu), for the
@@ -63,6 +69,25 @@ void bind_sim(py::module_& m) {
         py::arg("K"),
         "Run the planted-bug kernel family `bug` (broken or its correct twin): c = a @ b for the matmul "
         "families, c[:M] = relu(a[:M]) for the bound family");
+  // The warp-level matrix instructions alone (csrc/sim/ptx_probe.cu), for the layout tests.
+  m.def("ptx_ldmatrix",
+        [](int count, bool trans, uintptr_t src, uintptr_t rows, uintptr_t out) {
+          ptx_probe::ldmatrix(count, trans, reinterpret_cast<const void*>(src), reinterpret_cast<const void*>(rows),
+                              reinterpret_cast<void*>(out));
+        },
+        py::arg("count"), py::arg("trans"), py::arg("src"), py::arg("rows"), py::arg("out"),
+        "One warp's ldmatrix.x{count}{.trans}: src 32x8 uint16, lane l reads row rows[l] (int32), "
+        "out 32x4 uint32 (lane-major registers)");
+  m.def("ptx_mma",
+        [](const std::string& kind, uintptr_t a, uintptr_t b, uintptr_t c, uintptr_t d) {
+          ptx_probe::mma(kind, reinterpret_cast<const void*>(a), reinterpret_cast<const void*>(b),
+                         reinterpret_cast<const void*>(c), reinterpret_cast<void*>(d));
+        },
+        py::arg("kind"), py::arg("a"), py::arg("b"), py::arg("c"), py::arg("d"),
+        "One warp's mma.sync (kind f16, bf16: m16n8k16; tf32: m16n8k8) on lane-major registers "
+        "a 32x4, b 32x2 uint32, c, d 32x4 float32");
+  m.def("ptx_layout", &ptx_probe::layout, py::arg("fragment"),
+        "The simulator's fragment layout formulas: per lane, the (row, col) of each element");
   m.def("sim_probe", [](const std::string& what, uintptr_t c) { planted::probe(what, reinterpret_cast<void*>(c)); },
         py::arg("what"), py::arg("c"),
         "Launch a probe that a GPU refuses or hangs on (see csrc/sim/planted.h); raises RuntimeError");

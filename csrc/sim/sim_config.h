@@ -15,6 +15,9 @@ struct Config {
 
 struct Stats {
   uint64_t launches = 0, blocks = 0, threads = 0, barriers = 0, switches = 0;
+  // ldmatrix: 8x8 matrices loaded, and the shared-memory wavefronts beyond one per matrix that
+  // its eight 16-byte rows cost (rows in the same 4-bank group conflict): 0 when conflict-free.
+  uint64_t ldmatrix_matrices = 0, ldmatrix_extra_wavefronts = 0;
 };
 
 Config get_config();

@@ -151,6 +151,8 @@ struct Copy {
 
 enum class State { Ready, AtBlockBarrier, AtWarpBarrier, Done };
 
+constexpr size_t kExchangeBytes = 64;  // an mma.sync's a, b and c registers (40 bytes) fit
+
 struct Fiber {
 #ifdef PYKERN_SIM_ASM_SWITCH
   void* sp = nullptr;  // saved stack pointer while switched out
@@ -166,6 +168,10 @@ struct Fiber {
   std::vector<Copy> pending;               // issued, not yet committed
   std::deque<std::vector<Copy>> groups;    // committed, not yet landed (oldest first)
   uint64_t shfl_value = 0;
+  // What this lane brought to the warp-collective matrix instruction it is in (warp_deposit).
+  alignas(16) unsigned char xchg[kExchangeBytes];
+  const char* xchg_op = nullptr;
+  uint64_t collectives = 0;  // warp-collective instructions this thread has reached in its block
 #ifdef PYKERN_SIM_ASAN
   void* fake_stack = nullptr;
 #endif
@@ -332,6 +338,8 @@ std::string run_block(unsigned n, uint64_t salt) {
     f->tid = uint3{t % b.x, (t / b.x) % b.y, t / (b.x * b.y)};
     f->pending.clear();
     f->groups.clear();
+    f->xchg_op = nullptr;
+    f->collectives = 0;
     start_context(f);
   }
   g_stats.threads += n;
@@ -479,6 +487,33 @@ uint64_t shfl_exchange(unsigned mask, uint64_t value, int src_lane) {
     got = g_fibers[src]->shfl_value;
   syncwarp(mask);  // nobody overwrites its value before everyone has read
   return got;
+}
+
+WarpInstruction warp_deposit(const char* op, const void* data, size_t bytes) {
+  Fiber* f = g_cur;
+  if (bytes > kExchangeBytes) fail("warp_deposit: more than the exchange slot holds");
+  // .aligned instructions need the whole warp: a lane that does not exist would never deposit.
+  const unsigned n = g_block_dim.x * g_block_dim.y * g_block_dim.z;
+  if (n - f->linear / 32 * 32 < 32)
+    fail((std::string(op) + " is warp-collective (.sync.aligned): the block's last warp has fewer than 32 threads").c_str());
+  std::memcpy(f->xchg, data, bytes);
+  f->xchg_op = op;
+  return WarpInstruction{g_block_epoch, ++f->collectives};
+}
+
+const void* warp_slot(unsigned lane) {
+  const Fiber* f = g_cur;
+  const Fiber* other = g_fibers[f->linear / 32 * 32 + lane];
+  // .aligned: every lane must be executing the same instruction, not another collective.
+  if (other->xchg_op == nullptr || std::strcmp(other->xchg_op, f->xchg_op) != 0)
+    fail((std::string("lanes of one warp at different warp-collective instructions: ") + f->xchg_op + " and " +
+          (other->xchg_op ? other->xchg_op : "none")).c_str());
+  return other->xchg;
+}
+
+void count_ldmatrix(unsigned matrices, unsigned extra_wavefronts) {
+  g_stats.ldmatrix_matrices += matrices;
+  g_stats.ldmatrix_extra_wavefronts += extra_wavefronts;
 }
 
 void trap(const char* what) { throw std::runtime_error(std::string(what) + " executed"); }

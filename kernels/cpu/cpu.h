@@ -23,6 +23,7 @@
 #include <string>
 #include <system_error>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 namespace pykern {
@@ -157,25 +158,41 @@ std::vector<int> helper_cpus();
 // Moves the calling thread (a helper) to `cpu`; nothing where that is unsupported.
 void move_to_cpu(int cpu);
 
+// The process's helper threads, kept between calls: waking a parked one costs a few
+// microseconds where starting one costs tens, which is most of a small threaded call (a training
+// step's layers). One call uses the pool at a time; a call that finds it busy (another Python
+// thread's kernel, the GIL released) starts threads of its own for that call, as the pool would.
+// fork(): the child's pool is empty (its threads exist only in the parent) and is rebuilt on first
+// use; a fork during a call copies a pool in use, which the child never waits on.
+class Pool {
+ public:
+  using Task = void (*)(void* ctx, int part, int parts);
+  // Runs task(ctx, part, parts) for part in [1, parts) on pool threads and part 0 on the caller,
+  // and waits for all. False (nothing run) when another call holds the pool.
+  bool run(int parts, Task task, void* ctx);
+  static Pool& instance();
+};
+
 // Runs f(part, parts) for part in [0, parts) on `parts` threads (the caller's among them) and
-// waits for all. Threads live for one call only: nothing outlives it, so a fork() never copies a
-// pool in a half state and two Python threads' calls never share one. (Starting a thread costs
-// tens of microseconds: callers thread only work that pays for it.) If a thread cannot be
-// started, its part runs on the caller's thread.
+// waits for all: on the pool's threads, or on threads started for this call when the pool is
+// busy or cannot start one (then a part that gets no thread runs on the caller's).
 template <class F>
 void parallel(int parts, F&& f) {
   if (parts <= 1) {
     f(0, 1);
     return;
   }
+  using Fn = typename std::remove_reference<F>::type;
+  const Pool::Task task = [](void* ctx, int part, int n) { (*static_cast<Fn*>(ctx))(part, n); };
+  if (Pool::instance().run(parts, task, const_cast<void*>(static_cast<const void*>(&f)))) return;
   const std::vector<int> cpus = helper_cpus();
-  std::vector<std::thread> pool;
-  pool.reserve(parts - 1);
+  std::vector<std::thread> own;
+  own.reserve(parts - 1);
   std::vector<int> inline_parts;
   for (int p = 1; p < parts; ++p) {
     const int cpu = cpus.empty() ? -1 : cpus[size_t(p - 1) % cpus.size()];
     try {
-      pool.emplace_back([&f, p, parts, cpu] {
+      own.emplace_back([&f, p, parts, cpu] {
         if (cpu >= 0) move_to_cpu(cpu);
         f(p, parts);
       });
@@ -185,7 +202,7 @@ void parallel(int parts, F&& f) {
   }
   f(0, parts);
   for (int p : inline_parts) f(p, parts);
-  for (auto& t : pool) t.join();
+  for (auto& t : own) t.join();
 }
 
 // A 64-byte aligned scratch buffer (packed panels), freed at scope exit.

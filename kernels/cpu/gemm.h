@@ -15,6 +15,9 @@
 //   T* c_run(int64_t i, int64_t j, int64_t* ldc, int64_t* run) const
 //       C(i, j); C's columns [j, j + *run) lie at unit stride from it in rows i, i+1, ... of one
 //       tile (row stride *ldc): matmul's run is the rest of the row, conv2d's the rest of an image
+//   optional: int64_t c_stride   C's columns of one run lie c_stride apart instead (conv2d's input
+//       gradient at stride > 1 writes every sw-th column of dx); such tiles are stored one element
+//       at a time, so an Op without it (unit stride) keeps the vector stores
 // Its methods run inside the ISA's target functions: mark them PYKERN_INLINE so they are compiled
 // for that ISA.
 //
@@ -59,7 +62,6 @@ struct Blocking {
   // Why these sizes: the B micro-panel (KC x NR) stays in L1 while the ir loop sweeps the A
   // block; the A block (MC x KC) stays in L2; the B block (KC x NC) in L3.
   static constexpr size_t a_elems = size_t(MC) * KC;
-  static constexpr size_t b_elems = size_t(KC) * NC;
 };
 
 // The blockings of each rung per element type:
@@ -159,6 +161,13 @@ PYKERN_INLINE void pack_columns(const Strided<typename B::Elem>& m, int64_t pc, 
 // ------------------------------------------------------------------------------------------
 // The micro-kernel
 // ------------------------------------------------------------------------------------------
+// The distance between C's columns in a run: the Op's c_stride where it has one, else 1 (a
+// constant, so the Ops without one compile to what they did before it existed).
+template <class Op>
+PYKERN_INLINE auto column_stride(const Op& op, int) -> decltype(int64_t(op.c_stride)) { return op.c_stride; }
+template <class Op>
+PYKERN_INLINE constexpr int64_t column_stride(const Op&, long) { return 1; }
+
 // ap: MR x kc micro-panel, k-major; bp: kc x NR, k-major; the tile's corner is C(i0, j0), of which
 // mr x nr are real. first: the first KC block (C is written, not added to: it holds garbage
 // before); last: the last one (the epilogue runs).
@@ -188,7 +197,8 @@ PYKERN_INLINE void micro_kernel(const Op& op, int64_t kc, const typename B::Elem
   const bool epilogue = last && op.epi.any();
   int64_t ldc = 0, run = 0;
   T* c = op.c_run(i0, j0, &ldc, &run);
-  if (mr == MR && nr == NR && run >= NR) {
+  const int64_t cs = column_stride(op, 0);
+  if (mr == MR && nr == NR && run >= NR && cs == 1) {
 #pragma GCC unroll 32
     for (int i = 0; i < MR; ++i) {
       const T bias = op.epi.bias != nullptr ? op.epi.bias[i0 + i] : T(0);
@@ -206,7 +216,7 @@ PYKERN_INLINE void micro_kernel(const Op& op, int64_t kc, const typename B::Elem
     return;
   }
   // An edge tile (only its mr x nr corner is real), or one whose columns C holds in pieces
-  // (conv2d: two images): through a buffer, one unit-stride run of columns at a time.
+  // (conv2d: two images) or strided: through a buffer, one run of columns at a time.
   alignas(64) T tile[MR * NR];
 #pragma GCC unroll 32
   for (int i = 0; i < MR; ++i)
@@ -220,12 +230,12 @@ PYKERN_INLINE void micro_kernel(const Op& op, int64_t kc, const typename B::Elem
       T* p = c + i * ldc;
       const T* t = tile + i * NR + j;
       for (int u = 0; u < int(run); ++u) {
-        T v = first ? t[u] : p[u] + t[u];
+        T v = first ? t[u] : p[u * cs] + t[u];
         if (epilogue) {
           v += bias;
           if (op.epi.relu) v = v < T(0) ? T(0) : v;
         }
-        p[u] = v;
+        p[u * cs] = v;
       }
     }
   }
@@ -234,18 +244,34 @@ PYKERN_INLINE void micro_kernel(const Op& op, int64_t kc, const typename B::Elem
 // ------------------------------------------------------------------------------------------
 // The loops around it
 // ------------------------------------------------------------------------------------------
+// How one call runs the loops, decided per call (plan() below): the width of B's blocks, and
+// whether all of A is packed once up front (a_all) instead of block by block in every jc step.
+template <class T>
+struct Plan {
+  int64_t nc;          // columns per B block: NC, or fewer where A is packed up front
+  const T* a_all;      // null, or every (ic, pc) block of A packed: block (ic, pc) at a_all + pc*m_pad + ic*kc
+  int64_t m_pad;       // M rounded up to MR (a_all's row count)
+  const T* a_block(int64_t ic, int64_t pc, int64_t kc) const { return a_all + pc * m_pad + ic * kc; }
+};
+
 // The ic block [ic, ic + mc) x columns [j0, j1) (j0 a multiple of NR) of one (jc, pc) step, B's
-// block already packed in bp: pack A's block into ap, then the jr and ir loops.
+// block already packed in bp: A's block packed into ap (or taken from the plan's a_all), then
+// the jr and ir loops.
 template <class B, class Op>
-PYKERN_INLINE void block_body(const Op& op, int64_t jc, int64_t nc, int64_t pc, int64_t kc, int64_t ic, int64_t mc,
-                              int64_t j0, int64_t j1, typename B::Elem* ap, const typename B::Elem* bp) {
-  op.template pack_a<B>(ic, mc, pc, kc, ap);
+PYKERN_INLINE void block_body(const Op& op, const Plan<typename B::Elem>& plan, int64_t jc, int64_t nc, int64_t pc,
+                              int64_t kc, int64_t ic, int64_t mc, int64_t j0, int64_t j1, typename B::Elem* ap,
+                              const typename B::Elem* bp) {
+  const typename B::Elem* a = ap;
+  if (plan.a_all != nullptr)
+    a = plan.a_block(ic, pc, kc);
+  else
+    op.template pack_a<B>(ic, mc, pc, kc, ap);
   const bool first = pc == 0, last = pc + kc == op.K;
   for (int64_t jr = j0; jr < j1; jr += B::NR) {
     const int nr = int(nc - jr < B::NR ? nc - jr : B::NR);
     for (int64_t ir = 0; ir < mc; ir += B::MR) {
       const int mr = int(mc - ir < B::MR ? mc - ir : B::MR);
-      micro_kernel<B>(op, kc, ap + ir * kc, bp + jr * kc, ic + ir, jc + jr, first, last, mr, nr);
+      micro_kernel<B>(op, kc, a + ir * kc, bp + jr * kc, ic + ir, jc + jr, first, last, mr, nr);
     }
   }
 }
@@ -258,19 +284,32 @@ PYKERN_INLINE void pack_b_panels(const Op& op, int64_t pc, int64_t kc, int64_t j
   if (hi > lo) op.template pack_b<B>(pc, kc, jc + lo, hi - lo, bp + lo * kc);
 }
 
-// The five loops (BLIS's jc, pc, ic, jr, ir) on one thread. ap, bp: B::a_elems and B::b_elems of
-// scratch. K = 0 still runs the epilogue over C (zeros, then bias and ReLU): one pc step of kc 0.
+// A's blocks number [b0, b1) (in (pc, ic) order) into the plan's a_all: threads pack shares.
 template <class B, class Op>
-PYKERN_INLINE void serial_body(const Op& op, typename B::Elem* ap, typename B::Elem* bp) {
-  for (int64_t jc = 0; jc < op.N; jc += B::NC) {
-    const int64_t nc = op.N - jc < B::NC ? op.N - jc : B::NC;
+PYKERN_INLINE void pack_a_blocks(const Op& op, int64_t m_pad, int64_t b0, int64_t b1, typename B::Elem* a_all) {
+  const int64_t ic_blocks = (op.M + B::MC - 1) / B::MC;
+  for (int64_t b = b0; b < b1; ++b) {
+    const int64_t pc = b / ic_blocks * B::KC, ic = b % ic_blocks * B::MC;
+    const int64_t kc = op.K - pc < B::KC ? op.K - pc : B::KC, mc = op.M - ic < B::MC ? op.M - ic : B::MC;
+    op.template pack_a<B>(ic, mc, pc, kc, a_all + pc * m_pad + ic * kc);
+  }
+}
+
+// The five loops (BLIS's jc, pc, ic, jr, ir) on one thread. ap, bp: B::a_elems and KC * plan.nc
+// of scratch. K = 0 still runs the epilogue over C (zeros, then bias and ReLU): one pc step of
+// kc 0.
+template <class B, class Op>
+PYKERN_INLINE void serial_body(const Op& op, const Plan<typename B::Elem>& plan, typename B::Elem* ap,
+                               typename B::Elem* bp) {
+  for (int64_t jc = 0; jc < op.N; jc += plan.nc) {
+    const int64_t nc = op.N - jc < plan.nc ? op.N - jc : plan.nc;
     int64_t pc = 0;
     do {
       const int64_t kc = op.K - pc < B::KC ? op.K - pc : B::KC;
       op.template pack_b<B>(pc, kc, jc, nc, bp);
       for (int64_t ic = 0; ic < op.M; ic += B::MC) {
         const int64_t mc = op.M - ic < B::MC ? op.M - ic : B::MC;
-        block_body<B>(op, jc, nc, pc, kc, ic, mc, 0, nc, ap, bp);
+        block_body<B>(op, plan, jc, nc, pc, kc, ic, mc, 0, nc, ap, bp);
       }
       pc += kc;
     } while (pc < op.K);
@@ -282,19 +321,25 @@ PYKERN_INLINE void serial_body(const Op& op, typename B::Elem* ap, typename B::E
 // and its sizes.
 template <class T, class Op>
 struct Path {
-  void (*run)(const Op& op, T* ap, T* bp);  // the whole product, one thread
+  void (*run)(const Op& op, const Plan<T>& plan, T* ap, T* bp);  // the whole product, one thread
+  void (*pack_a)(const Op& op, int64_t m_pad, int64_t b0, int64_t b1, T* a_all);
   void (*pack_b)(const Op& op, int64_t pc, int64_t kc, int64_t jc, int64_t nc, int64_t p0, int64_t p1, T* bp);
-  void (*block)(const Op& op, int64_t jc, int64_t nc, int64_t pc, int64_t kc, int64_t ic, int64_t mc, int64_t j0,
-                int64_t j1, T* ap, const T* bp);
-  size_t a_elems, b_elems;
+  void (*block)(const Op& op, const Plan<T>& plan, int64_t jc, int64_t nc, int64_t pc, int64_t kc, int64_t ic,
+                int64_t mc, int64_t j0, int64_t j1, T* ap, const T* bp);
+  size_t a_elems;
   int mr, nr, mc, kc, nc;
 };
 
 // path_<isa><B, Op>(): the Path of blocking B compiled for that ISA.
 #define PYKERN_GEMM_PATH(isa, target)                                                                         \
   template <class B, class Op>                                                                                \
-  target void run_##isa(const Op& op, typename B::Elem* ap, typename B::Elem* bp) {                            \
-    serial_body<B>(op, ap, bp);                                                                               \
+  target void run_##isa(const Op& op, const Plan<typename B::Elem>& plan, typename B::Elem* ap,                \
+                        typename B::Elem* bp) {                                                               \
+    serial_body<B>(op, plan, ap, bp);                                                                         \
+  }                                                                                                           \
+  template <class B, class Op>                                                                                \
+  target void pack_a_##isa(const Op& op, int64_t m_pad, int64_t b0, int64_t b1, typename B::Elem* a_all) {     \
+    pack_a_blocks<B>(op, m_pad, b0, b1, a_all);                                                                \
   }                                                                                                           \
   template <class B, class Op>                                                                                \
   target void pack_b_##isa(const Op& op, int64_t pc, int64_t kc, int64_t jc, int64_t nc, int64_t p0, int64_t p1, \
@@ -302,14 +347,15 @@ struct Path {
     pack_b_panels<B>(op, pc, kc, jc, nc, p0, p1, bp);                                                          \
   }                                                                                                           \
   template <class B, class Op>                                                                                \
-  target void block_##isa(const Op& op, int64_t jc, int64_t nc, int64_t pc, int64_t kc, int64_t ic, int64_t mc, \
-                          int64_t j0, int64_t j1, typename B::Elem* ap, const typename B::Elem* bp) {          \
-    block_body<B>(op, jc, nc, pc, kc, ic, mc, j0, j1, ap, bp);                                                 \
+  target void block_##isa(const Op& op, const Plan<typename B::Elem>& plan, int64_t jc, int64_t nc, int64_t pc, \
+                          int64_t kc, int64_t ic, int64_t mc, int64_t j0, int64_t j1, typename B::Elem* ap,    \
+                          const typename B::Elem* bp) {                                                       \
+    block_body<B>(op, plan, jc, nc, pc, kc, ic, mc, j0, j1, ap, bp);                                           \
   }                                                                                                           \
   template <class B, class Op>                                                                                \
   Path<typename B::Elem, Op> path_##isa() {                                                                   \
-    return {run_##isa<B, Op>, pack_b_##isa<B, Op>, block_##isa<B, Op>, B::a_elems, B::b_elems,               \
-            B::MR,          B::NR,               B::MC,             B::KC,       B::NC};                       \
+    return {run_##isa<B, Op>, pack_a_##isa<B, Op>, pack_b_##isa<B, Op>, block_##isa<B, Op>, B::a_elems,      \
+            B::MR,          B::NR,               B::MC,               B::KC,             B::NC};               \
   }
 PYKERN_GEMM_PATH(baseline, )
 #if PYKERN_X86
@@ -338,11 +384,77 @@ Path<T, Op> simd_path() {
 // ------------------------------------------------------------------------------------------
 // Drivers
 // ------------------------------------------------------------------------------------------
-// One thread, with this call's own scratch.
+// A packed once up front when it is small (at most kPrepackBytes): then B's blocks can be
+// narrow enough to stay in L2 between being packed and being read (kL2BlockBytes), where a
+// BLIS-size block (KC x NC, megabytes) goes to L3 and back, with no A repacking per block. What
+// that buys is largest where A is short (conv2d's Kg rows, 64-512): B's packing is then shared by
+// few rows. Measured (matmul simd, one thread, CPU time while other work loaded the machine):
+// M, N, K = 128, 6272, 1152 (the 28x28x128 conv2d as a GEMM) 81 -> 91 GFLOP/s, 64, 25088, 576
+// 70 -> 79; 1024^3 unchanged (97).
+constexpr size_t kPrepackBytes = size_t(8) << 20;
+constexpr size_t kL2BlockBytes = size_t(384) << 10;
+
+// The plan of one call (a_all still to be packed into `a_all` when prepack is true).
+template <class T, class Op>
+Plan<T> plan(const Op& op, const Path<T, Op>& p, bool* prepack) {
+  Plan<T> pl{p.nc, nullptr, (op.M + p.mr - 1) / p.mr * p.mr};
+  *prepack = op.K > 0 && size_t(pl.m_pad) * size_t(op.K) * sizeof(T) <= kPrepackBytes;
+  if (*prepack) {
+    int64_t nc = int64_t(kL2BlockBytes / (sizeof(T) * size_t(p.kc))) / p.nr * p.nr;
+    if (nc < p.nr) nc = p.nr;
+    if (nc < pl.nc) pl.nc = nc;
+  }
+  return pl;
+}
+
+// The number of A blocks in (pc, ic) order (pack_a_blocks' numbering).
+template <class T, class Op>
+int64_t a_blocks(const Op& op, const Path<T, Op>& p) {
+  return ((op.K + p.kc - 1) / p.kc) * ((op.M + p.mc - 1) / p.mc);
+}
+
+// The scratch of one-thread products, laid out as the prepacked A, A's block, B's block (each
+// starting on a 64-byte line: Scratch's alignment carries over).
+struct SerialScratch {
+  size_t a_all, a, b;
+  size_t total() const { return a_all + a + b; }
+};
+template <class T>
+SerialScratch serial_layout(size_t a_all, size_t a, size_t b) {
+  constexpr size_t line = 64 / sizeof(T);
+  return {(a_all + line - 1) / line * line, (a + line - 1) / line * line, b};
+}
+// For products of M rows and at most k_most terms: room for A up front for any k <= k_most whose
+// plan packs it so, and for the widest B block of either plan.
+template <class T, class Op>
+SerialScratch serial_scratch(const Path<T, Op>& p, int64_t M, int64_t k_most) {
+  const size_t m_pad = size_t((M + p.mr - 1) / p.mr * p.mr), most = kPrepackBytes / sizeof(T);
+  const size_t a_all = m_pad * size_t(k_most) < most ? m_pad * size_t(k_most) : most / m_pad * m_pad;
+  return serial_layout<T>(a_all, p.a_elems, size_t(p.kc) * size_t(p.nc));
+}
+
+// One thread in `scratch` (s.total() elements of serial_scratch(p, op.M, k_most >= op.K)): for
+// callers that run many products on threads of their own and allocate before they start.
+template <class T, class Op>
+void run_serial_in(const Op& op, const Path<T, Op>& p, T* scratch, const SerialScratch& s) {
+  bool prepack;
+  Plan<T> pl = plan(op, p, &prepack);
+  if (prepack) {
+    p.pack_a(op, pl.m_pad, 0, a_blocks(op, p), scratch);
+    pl.a_all = scratch;
+  }
+  p.run(op, pl, scratch + s.a_all, scratch + s.a_all + s.a);
+}
+
+// One thread, with this call's own scratch (A up front only where its plan packs it so).
 template <class T, class Op>
 void run_serial(const Op& op, const Path<T, Op>& p) {
-  Scratch<T> scratch(p.a_elems + p.b_elems);
-  p.run(op, scratch.p, scratch.p + p.a_elems);
+  bool prepack;
+  const Plan<T> pl = plan(op, p, &prepack);
+  const SerialScratch s = serial_layout<T>(prepack ? size_t(pl.m_pad) * size_t(op.K) : 0, p.a_elems,
+                                           size_t(p.kc) * size_t(pl.nc));
+  Scratch<T> scratch(s.total());
+  run_serial_in(op, p, scratch.p, s);
 }
 
 // A reusable barrier for the threads of one call (C++17 has no std::barrier). It spins, then
@@ -387,25 +499,35 @@ class Barrier {
 // one-thread order.
 template <class T, class Op>
 void run_parallel(const Op& op, const Path<T, Op>& p, int parts) {
+  bool prepack;
+  Plan<T> pl = plan(op, p, &prepack);
   const int64_t mr = p.mr, want = 8 * int64_t(parts);
   int64_t rows = (op.M + want - 1) / want;
   rows = (rows + mr - 1) / mr * mr;
   if (rows > p.mc) rows = p.mc;
   if (rows < mr) rows = mr;
+  if (prepack) rows = p.mc;  // tiles must be whole blocks of the prepacked A
   const int64_t row_blocks = (op.M + rows - 1) / rows;
   const int64_t col_blocks = row_blocks >= want ? 1 : (want + row_blocks - 1) / row_blocks;
   const int64_t blocks = row_blocks * col_blocks;
-  const int64_t steps_n = (op.N + p.nc - 1) / p.nc, steps_k = op.K == 0 ? 1 : (op.K + p.kc - 1) / p.kc;
-  Scratch<T> shared_b(p.b_elems);
-  Scratch<T> own_a(p.a_elems * size_t(parts));  // allocated here: a thread never throws bad_alloc
+  const int64_t steps_n = (op.N + pl.nc - 1) / pl.nc, steps_k = op.K == 0 ? 1 : (op.K + p.kc - 1) / p.kc;
+  const int64_t a_count = prepack ? a_blocks(op, p) : 0;
+  Scratch<T> a_all(prepack ? size_t(pl.m_pad) * size_t(op.K) : 0);
+  if (prepack) pl.a_all = a_all.p;
+  Scratch<T> shared_b(size_t(p.kc) * size_t(pl.nc));
+  Scratch<T> own_a(prepack ? 0 : p.a_elems * size_t(parts));  // allocated here: a thread never throws bad_alloc
   std::vector<std::atomic<int64_t>> next(size_t(steps_n * steps_k));
   for (auto& n : next) n = 0;
   Barrier barrier(parts);
   parallel(parts, [&](int part, int np) {
-    T* ap = own_a.p + p.a_elems * size_t(part);
+    T* ap = prepack ? nullptr : own_a.p + p.a_elems * size_t(part);
+    if (prepack) {
+      p.pack_a(op, pl.m_pad, a_count * part / np, a_count * (part + 1) / np, a_all.p);
+      barrier.wait();
+    }
     int64_t step = 0;
-    for (int64_t jc = 0; jc < op.N; jc += p.nc) {
-      const int64_t nc = op.N - jc < p.nc ? op.N - jc : p.nc;
+    for (int64_t jc = 0; jc < op.N; jc += pl.nc) {
+      const int64_t nc = op.N - jc < pl.nc ? op.N - jc : pl.nc;
       const int64_t panels = (nc + p.nr - 1) / p.nr;
       int64_t pc = 0;
       do {
@@ -417,7 +539,7 @@ void run_parallel(const Op& op, const Path<T, Op>& p, int parts) {
           const int64_t cb = b % col_blocks, cuts = col_blocks < panels ? col_blocks : panels;
           if (cb >= cuts) continue;  // fewer panels than column blocks: these have none
           const int64_t j0 = panels * cb / cuts * p.nr, j1 = panels * (cb + 1) / cuts * p.nr;
-          p.block(op, jc, nc, pc, kc, ic, mc, j0, j1 < nc ? j1 : nc, ap, shared_b.p);
+          p.block(op, pl, jc, nc, pc, kc, ic, mc, j0, j1 < nc ? j1 : nc, ap, shared_b.p);
         }
         barrier.wait();
         pc += kc;

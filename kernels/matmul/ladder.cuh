@@ -10,6 +10,7 @@
 #include "dispatch.cuh"
 #include "launch.cuh"
 #include "matmul.h"
+#include "mma.cuh"  // smem_addr, and the ldmatrix / mma.sync wrappers
 
 namespace pykern {
 namespace matmul {
@@ -44,10 +45,6 @@ template <typename T, int VEC>
 struct alignas(sizeof(T) * VEC) Pack {
   T v[VEC];
 };
-
-__device__ __forceinline__ unsigned smem_addr(const void* p) {
-  return static_cast<unsigned>(__cvta_generic_to_shared(p));
-}
 
 // cp.async (sm_80+): an asynchronous global->shared copy of BYTES bytes; when `valid` is false
 // no global byte is read and the destination is zero-filled (src-size 0), which is how edge
@@ -87,9 +84,28 @@ __device__ __forceinline__ void cp_async_wait() {
 #endif
 }
 
-// How load_tile lays a tile out in shared memory: as in global memory, or transposed (element
-// (r, c) at s[c * s_ld + r]) so that a column of the tile is contiguous.
-enum class Layout { kSame, kTransposed };
+// How load_tile lays a tile out in shared memory: as in global memory, transposed (element
+// (r, c) at s[c * s_ld + r]) so that a column of the tile is contiguous, or XOR-swizzled
+// (swizzled_offset, below) so that ldmatrix reads of 16-bit tiles are bank-conflict free.
+enum class Layout { kSame, kTransposed, kSwizzled };
+
+// The XOR swizzle of 16-bit tiles read by ldmatrix: a row's 16-byte chunks (8 elements) are
+// permuted by chunk ^ (row % 8), so the same logical chunk of 8 consecutive rows, which one
+// ldmatrix 8x8 matrix reads, lands in 8 different 4-bank groups of a 128-byte line instead of
+// one (an 8-way conflict when rows are whole lines apart). s_ld must be a multiple of 64
+// elements (rows of whole 128-byte lines), so the XOR stays inside the row's line; the
+// kernel's config asserts that.
+__device__ __forceinline__ int swizzled_offset(int r, int c, int s_ld) {
+  return r * s_ld + (((c >> 3) ^ (r & 7)) << 3) + (c & 7);
+}
+
+// Where load_tile puts element (r, c) of the tile.
+template <Layout LAYOUT>
+__device__ __forceinline__ int tile_offset(int r, int c, int s_ld) {
+  if constexpr (LAYOUT == Layout::kTransposed) return c * s_ld + r;
+  else if constexpr (LAYOUT == Layout::kSwizzled) return swizzled_offset(r, c, s_ld);
+  else return r * s_ld + c;
+}
 // How load_tile copies: loads into registers then stores, or cp.async (sm_80+; the caller
 // commits and waits).
 enum class Copy { kLoadStore, kAsync };
@@ -112,6 +128,8 @@ __device__ __forceinline__ void load_tile(const T* __restrict__ g, Idx ld, int r
   constexpr int kBytes = VEC * static_cast<int>(sizeof(T));
   const int tid = threadIdx.x;
   constexpr bool kTranspose = LAYOUT == Layout::kTransposed;
+  static_assert(LAYOUT != Layout::kSwizzled || (sizeof(T) == 2 && 8 % VEC == 0),
+                "the swizzle permutes 8-element chunks of 16-bit tiles: a vector must stay inside one");
   if constexpr (COPY == Copy::kAsync && kBytes >= 4) {
     static_assert(!kTranspose || VEC == 1,
                   "cp.async copies contiguous bytes: a transposed tile takes one element per copy");
@@ -120,7 +138,7 @@ __device__ __forceinline__ void load_tile(const T* __restrict__ g, Idx ld, int r
       const int idx = tid + it * THREADS;
       const int r = idx / kPerRow, c = (idx % kPerRow) * VEC;
       const bool in = r < rows_left && c < cols_left;
-      T* dst = kTranspose ? s + c * s_ld + r : s + r * s_ld + c;
+      T* dst = s + tile_offset<LAYOUT>(r, c, s_ld);
       // Out-of-range copies read nothing; the tile origin g (inside the matrix) stands in.
       cp_async<kBytes>(dst, g + (in ? r * ld + c : Idx(0)), in);
     }
@@ -152,7 +170,7 @@ __device__ __forceinline__ void load_tile(const T* __restrict__ g, Idx ld, int r
 #pragma unroll
           for (int v = 0; v < VEC; ++v) s[(c + v) * s_ld + r] = regs[b].v[v];
         } else {
-          *reinterpret_cast<Pack<T, VEC>*>(s + r * s_ld + c) = regs[b];
+          *reinterpret_cast<Pack<T, VEC>*>(s + tile_offset<LAYOUT>(r, c, s_ld)) = regs[b];
         }
       }
     }
@@ -269,8 +287,9 @@ void launch_warptile(const Call& call);       // warptile.cu
 void launch_double_buffer(const Call& call);  // warptile.cu
 void launch_wmma_fp16(const Call& call);      // wmma.cu
 void launch_wmma_bf16(const Call& call);      // wmma.cu
+void launch_mma_sync(const Call& call);       // mma_sync.cu
 extern const Rung kNaiveRung, kCoalescedRung, kSmemTiledRung, kBlocktile1dRung, kBlocktile2dRung, kVectorizedRung,
-    kWarptileRung, kDoubleBufferRung, kWmmaFp16Rung, kWmmaBf16Rung;
+    kWarptileRung, kDoubleBufferRung, kWmmaFp16Rung, kWmmaBf16Rung, kMmaSyncRung;
 
 }  // namespace matmul
 }  // namespace pykern

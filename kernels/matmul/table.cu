@@ -16,6 +16,9 @@
 //                  global->shared while the current one is computed; the default           f32
 //   wmma_fp16      tensor cores via nvcuda::wmma, fp16 in, fp32 accumulate and output,
 //   wmma_bf16      same with bf16 in; 3-stage cp.async pipeline (sm_80+)                   f16 / bf16
+//   mma_sync       tensor cores through PTX: ldmatrix from XOR-swizzled (conflict-free)
+//                  shared tiles into mma.sync m16n8k16, fp32 accumulate and output, in a
+//                  3-stage cp.async ring (sm_80+)                                          f16 bf16
 //
 // Transposed operands (matmul's transpose_a / transpose_b: a stored (K, M), b stored (N, K), read
 // in place): naive, coalesced and smem_tiled take them, as template flags TA, TB so each of the
@@ -41,7 +44,7 @@
 //
 // Files: one per rung family, each with its kernels and launchers (naive.cu: naive, coalesced;
 // smem_tiled.cu; blocktile.cu: blocktile_1d, blocktile_2d, vectorized; warptile.cu: warptile,
-// double_buffer, matmul_f32_best; wmma.cu: wmma_fp16, wmma_bf16), what they share in ladder.cuh,
+// double_buffer, matmul_f32_best; wmma.cu: wmma_fp16, wmma_bf16; mma_sync.cu), what they share in ladder.cuh,
 // and this file: the variant table, in ladder order, and its rule.
 #include "matmul/ladder.cuh"
 
@@ -52,7 +55,7 @@ namespace {
 // The rung facts of every family, in ladder order (constant-initialized, so no static-init order).
 const Rung* const kRungs[] = {&kNaiveRung,       &kCoalescedRung, &kSmemTiledRung, &kBlocktile1dRung,
                               &kBlocktile2dRung, &kVectorizedRung, &kWarptileRung, &kDoubleBufferRung,
-                              &kWmmaFp16Rung,    &kWmmaBf16Rung};
+                              &kWmmaFp16Rung,    &kWmmaBf16Rung,  &kMmaSyncRung};
 
 const RowShape* row_shape(Launcher launch) {
   for (const Rung* r : kRungs)
@@ -103,6 +106,9 @@ constexpr Variant kVariants[] = {
      "Tensor cores via nvcuda::wmma, fp16 in, fp32 accumulate and out; 3-stage cp.async ring (sm_80+)."},
     {"wmma_bf16",     kBF16,       false,   launch_wmma_bf16,
      "Tensor cores via nvcuda::wmma, bf16 in, fp32 accumulate and out; 3-stage cp.async ring (sm_80+)."},
+    {"mma_sync",      kF16 | kBF16, false,  launch_mma_sync,
+     "Tensor cores via PTX: ldmatrix from XOR-swizzled shared tiles into mma.sync m16n8k16, fp32 accumulate and "
+     "out; 3-stage cp.async ring (sm_80+)."},
 };
 
 namespace {

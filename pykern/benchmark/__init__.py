@@ -14,7 +14,7 @@ Modules, in the order data flows through them:
     environment  machine, GPU, libraries and commit of a run; load from other processes
     plan         targets (variants and baselines) and entries; what a sweep runs and skips
     memory       each case's working set, estimated before it runs, against the memory available
-    ceilings     the best copy and GEMM rates measured now, for "% of ceiling"
+    ceilings     the roofline measured now, for "% of ceiling": CPU peak FMA and STREAM bandwidth, GPU GEMM and copy
     run          one entry checked then timed, suspect timings re-timed, the sweep
     compare      CPU vs GPU per size, with and without host<->device copies
     report       text tables, the one-screen summary, the JSON writer

@@ -172,6 +172,11 @@ def bench_figure(doc: dict):
                            label=_wrap(f"measured ceiling {c['rate']:,.0f} {unit}"
                                        + ("" if unit == "GB/s" else f" {dt}")
                                        + f": {c.get('how', '').split(';')[0]}", 45))
+                one = c.get("single_thread_rate")
+                if one and (c.get("threads") or 1) > 1:  # what the one-thread rungs stand against
+                    ax.axhline(one, color="black", linestyle=":", linewidth=1.0,
+                               label=f"measured 1-thread ceiling {one:,.0f} {unit}"
+                               + ("" if unit == "GB/s" else f" {dt}"))
             peak = gpu_peak((doc["env"].get("gpu") or {}).get("name"), unit, dt) if device == "gpu" else None
             if peak:
                 ax.axhline(peak, color="gray", linestyle=":", linewidth=1.5,

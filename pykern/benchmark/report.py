@@ -37,6 +37,10 @@ def bench_table(doc: dict) -> str:
     for k, c in doc["ceilings"].items():
         lines.append(f"  {k:22s} " + (f"{c['rate']:10.1f} {c['unit']:8s} {c['how']}" if c.get("rate")
                                       else f"unavailable: {c.get('reason')}"))
+        if c.get("rate") and c.get("single_thread_rate") and (c.get("threads") or 1) > 1:
+            lines.append(f"  {'':22s} {c['single_thread_rate']:10.1f} {c['unit']:8s} the same on 1 thread")
+        if c.get("fallback"):
+            lines.append(f"  {'':22s} (fallback: {c['fallback']})")
     for note in env["settings"]:
         lines.append(f"note: {note}")
     lines.append("kernel = median time of the prepared kernel alone (data in place, output allocated); "

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import threading
 
-from .._registry import register
+from .._registry import make_default, register
 from ..ops import SPECS
 
 try:
@@ -101,10 +101,28 @@ def _register_table(op: str) -> None:
                  takes_problem=True)(run)  # the executor passes the Problem: dims come from the spec
 
 
+# --- defaults ----------------------------------------------------------------------------------
+# Where the extension is built, these rows replace the NumPy default of their op: each is the
+# fastest variant that keeps the accuracy contract (error_model "terms") on the shapes measured,
+# with the measurement that says so. An op not listed keeps its NumPy default.
+COMPILED_DEFAULTS = {
+    # bench/bench_conv2d_cpu.py -> bench/results/cpu/conv2d_cpu.json (ResNet layers, N=8)
+    "conv2d": "threaded",
+    # bench/bench_cpu_ladder.py -> bench/results/cpu/cpu_ladder.json (64 MiB), and per call at
+    # 1,000 float32 (bench/bench_overhead.py -> overhead.json): np.maximum's single pass was
+    # about 1 us cheaper there, 2-2.5x slower from 100k elements on (one thread, no SIMD select)
+    "relu": "simd",
+    "relu_backward": "simd",
+}
+
+
 def register_tables() -> None:
-    """Register every row of every table pykern._cpu binds (nothing without the extension)."""
+    """Register every row of every table pykern._cpu binds (nothing without the extension), and
+    make COMPILED_DEFAULTS' rows their ops' host defaults."""
     if ext is None:
         return
     for op in ext.TABLES:
         if op in SPECS:
             _register_table(op)
+            if op in COMPILED_DEFAULTS:
+                make_default(op, "numpy", COMPILED_DEFAULTS[op])

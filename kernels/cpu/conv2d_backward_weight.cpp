@@ -1,0 +1,244 @@
+// conv2d's weight gradient on the CPU, compiled (pykern/ops/conv2d_backward.py, the spec):
+// dw = d conv2d / dw applied to dy, NCHW, any stride / padding / dilation / groups, float32 and
+// float64, summed in a fixed order: the same result on every run and for every thread count.
+//
+// The ladder (the table at the bottom):
+//   implicit_gemm  per group, the GEMM dw_g (Kg x CRS) = dy_g (Kg x N*P*Q) * im2col(x_g)^T
+//                  (N*P*Q x CRS) on matmul's packed loops and SIMD micro-kernel (kernels/cpu/gemm.h):
+//                  the im2col operand is never stored; each KC x NR panel of it (KC pixels x NR
+//                  filter taps) is gathered from x as the loops pack it; the reduction runs over
+//                  every pixel of every image in order; one thread
+//   threaded       the reduction cut into fixed chunks of pixels (how many: from the shape alone,
+//                  never the thread count), each chunk's GEMM cut into column ranges of dw; threads
+//                  take (chunk, group, columns) items from a counter, each chunk summing into its
+//                  own partial dw, and the partials are added in chunk order. dw is small (few
+//                  tiles) and its reduction long: tiles alone would leave threads idle
+//
+// Accuracy (error_model "terms"): every dw element sums its own x * dy terms in the input dtype:
+// pixels ascending within a KC block, the blocks in order (implicit_gemm); per chunk so, then the
+// chunks in order (threaded). The chunks depend on the shape only, so threaded gives the same
+// bits on any thread count. Spatial padding is packed as zeros that multiply like values
+// (0 * Inf = NaN, as in the spec and torch): every product the GEMM forms is one the spec forms.
+#include "conv.h"
+#include "gemm.h"
+
+namespace pykern {
+namespace cpu {
+namespace {
+
+// ------------------------------------------------------------------------------------------
+// The implicit GEMM of one group over a range of pixels and taps (a gemm.h Op)
+// ------------------------------------------------------------------------------------------
+// Rows: the group's Kg output channels. Columns: taps [c0, c0 + N) of the group's CRS (c, r, s).
+// Reduction: pixels [t0, t0 + K) of all images, t = n*PQ + p*Q + q.
+template <class T>
+struct ConvBackwardWeight {
+  ConvGeom g;
+  const T* x;   // x: (N, C, H, W)
+  const T* dy;  // dy: (N, K, P, Q)
+  T* c;         // the group's (Kg, CRS) rows of dw, or of a chunk's partial dw
+  int64_t group, t0, c0;
+  int64_t M, N, K;
+  gemm::Epilogue<T> epi;  // none
+
+  ConvBackwardWeight(const ConvGeom& geom, const T* x_, const T* dy_, T* dw, int64_t grp, int64_t pixel0,
+                     int64_t pixels, int64_t tap0, int64_t taps)
+      : g(geom), x(x_), dy(dy_), c(dw + grp * geom.Kg * geom.CRS), group(grp), t0(pixel0), c0(tap0) {
+    M = g.Kg;
+    N = taps;
+    K = pixels;
+  }
+
+  // dy_g's rows [ic, ic+mc) x pixels [pc, pc+kc) into MR-row panels: one contiguous read of dy
+  // per row and image.
+  template <class B>
+  PYKERN_INLINE void pack_a(int64_t ic, int64_t mc, int64_t pc, int64_t kc, T* ap) const {
+    constexpr int MR = B::MR;
+    for (int64_t ir = 0; ir < mc; ir += MR) {
+      T* dst = ap + ir * kc;
+      const int rows = int(mc - ir < MR ? mc - ir : MR);
+      for (int64_t kk = 0; kk < kc;) {
+        const int64_t t = t0 + pc + kk, n = t / g.PQ, pix = t - n * g.PQ;
+        const int64_t len = kc - kk < g.PQ - pix ? kc - kk : g.PQ - pix;
+        T* o = dst + kk * MR;
+        for (int i = 0; i < rows; ++i) {
+          const T* src = dy + (n * g.K + group * g.Kg + ic + ir + i) * g.PQ + pix;  // dy[n, k, pixels]
+          for (int64_t u = 0; u < len; ++u) o[u * MR + i] = src[u];
+        }
+        for (int i = rows; i < MR; ++i)
+          for (int64_t u = 0; u < len; ++u) o[u * MR + i] = T(0);
+        kk += len;
+      }
+    }
+  }
+
+  // im2col(x_g)^T's pixels [pc, pc+kc) x taps [jc, jc+nc) into NR-column panels: for each tap a
+  // run of pixels along one output row reads one input row (contiguously at stride 1), zeros
+  // where the window leaves the input.
+  template <class B>
+  PYKERN_INLINE void pack_b(int64_t pc, int64_t kc, int64_t jc, int64_t nc, T* bp) const {
+    constexpr int NR = B::NR;
+    const int64_t RS = g.R * g.S, HW = g.H * g.W;
+    for (int64_t jr = 0; jr < nc; jr += NR) {
+      T* dst = bp + jr * kc;
+      const int cols = int(nc - jr < NR ? nc - jr : NR);
+      int64_t xoff[NR], rows[NR], colsh[NR];  // per tap: channel offset, row and column shift
+      for (int j = 0; j < cols; ++j) {
+        const int64_t tap = c0 + jc + jr + j, ch = tap / RS, r = tap / g.S % g.R, s = tap % g.S;
+        xoff[j] = ch * HW;
+        rows[j] = r * g.dh - g.ph;
+        colsh[j] = s * g.dw - g.pw;
+      }
+      for (int64_t kk = 0; kk < kc;) {
+        const int64_t t = t0 + pc + kk, n = t / g.PQ, pix = t - n * g.PQ, p = pix / g.Q, q = pix - p * g.Q;
+        const int64_t len = kc - kk < g.Q - q ? kc - kk : g.Q - q;
+        const T* img = x + (n * g.C + group * g.Cg) * HW;  // x[n, the group's channels]: (Cg, H, W)
+        T* o = dst + kk * NR;
+        for (int j = 0; j < cols; ++j) {
+          const int64_t ih = p * g.sh + rows[j], iw0 = q * g.sw + colsh[j];
+          if (uint64_t(ih) >= uint64_t(g.H)) {
+            for (int64_t u = 0; u < len; ++u) o[u * NR + j] = T(0);
+            continue;
+          }
+          const T* row = img + xoff[j] + ih * g.W;  // x[n, c, ih, :]: (W,)
+          if (g.sw == 1) {
+            int64_t lo = -iw0, hi = g.W - iw0;  // the run's pixels whose column lies in the input
+            lo = lo < 0 ? 0 : lo > len ? len : lo;
+            hi = hi < lo ? lo : hi > len ? len : hi;
+            for (int64_t u = 0; u < lo; ++u) o[u * NR + j] = T(0);
+            for (int64_t u = lo; u < hi; ++u) o[u * NR + j] = row[iw0 + u];
+            for (int64_t u = hi; u < len; ++u) o[u * NR + j] = T(0);
+          } else {
+            for (int64_t u = 0; u < len; ++u) {
+              const int64_t iw = iw0 + u * g.sw;
+              o[u * NR + j] = uint64_t(iw) < uint64_t(g.W) ? row[iw] : T(0);
+            }
+          }
+        }
+        for (int64_t u = 0; u < len; ++u)
+          for (int j = cols; j < NR; ++j) o[u * NR + j] = T(0);
+        kk += len;
+      }
+    }
+  }
+
+  PYKERN_INLINE T* c_run(int64_t i, int64_t j, int64_t* ldc, int64_t* run) const {
+    *ldc = g.CRS;
+    *run = N - j;
+    return c + i * g.CRS + c0 + j;
+  }
+};
+
+// ------------------------------------------------------------------------------------------
+// The fixed split of the reduction
+// ------------------------------------------------------------------------------------------
+// Chunks of at least kMinChunkPixels pixels, at most as many as keep the partial dws under
+// kPartialElems elements (16 MiB of float32) and at most kMaxChunks; sizes rounded up to 64 pixels.
+// From the shape alone, so every thread count sums the same chunks.
+constexpr int64_t kMinChunkPixels = 1024, kPartialElems = int64_t(1) << 22, kMaxChunks = 64;
+static_assert(kMinChunkPixels >= 4 * gemm::Blockings<float>::Avx512::KC,
+              "a chunk spans several KC blocks: each chunk's GEMM packs A and B afresh, and adds a partial "
+              "dw to combine; shorter chunks would spend more on those than on the FMAs");
+
+struct Chunks {
+  int64_t size, count;
+  Chunks(int64_t pixels, int64_t dw_elems) {
+    int64_t most = 1 + kPartialElems / dw_elems;
+    most = most < kMaxChunks ? most : kMaxChunks;
+    int64_t want = (pixels + kMinChunkPixels - 1) / kMinChunkPixels;
+    want = want < most ? want : most;
+    size = (pixels + want - 1) / want;
+    size = (size + 63) / 64 * 64;
+    count = (pixels + size - 1) / size;
+  }
+};
+
+// ------------------------------------------------------------------------------------------
+// Launchers
+// ------------------------------------------------------------------------------------------
+template <class T>
+void run_implicit_gemm(const Call& call) {
+  using Op = ConvBackwardWeight<T>;
+  const ConvGeom g(call.dims);
+  const auto path = gemm::simd_path<T, Op>();
+  for (int64_t grp = 0; grp < g.G; ++grp)
+    gemm::run_serial(Op(g, call.input<T>(0), call.input<T>(1), call.output<T>(), grp, 0, g.N * g.PQ, 0, g.CRS), path);
+}
+
+template <class T>
+void run_threaded(const Call& call) {
+  using Op = ConvBackwardWeight<T>;
+  const ConvGeom g(call.dims);
+  const auto path = gemm::simd_path<T, Op>();
+  const T* x = call.input<T>(0);
+  const T* dy = call.input<T>(1);
+  T* dw = call.output<T>();
+  const int64_t pixels = g.N * g.PQ, dw_elems = g.w_elems();
+  const Chunks chunks(pixels, dw_elems);
+  const int parts = gemm::threads_for(2.0 * double(g.K) * double(g.CRS) * double(pixels), call.threads);
+  // Column ranges (whole NR panels) only give the threads enough items (about four each): they
+  // split outputs, not sums, so their number may follow the thread count.
+  const int64_t panels = (g.CRS + path.nr - 1) / path.nr, per_range = chunks.count * g.G;
+  int64_t ranges = (4 * int64_t(parts) + per_range - 1) / per_range;
+  ranges = ranges < (panels + 1) / 2 ? ranges : (panels + 1) / 2;
+  ranges = ranges < 1 ? 1 : ranges;
+  const int64_t items = per_range * ranges;
+  // Chunk 0 sums into dw itself, chunk i > 0 into partial i - 1; all allocated before any thread
+  // starts (a thread never throws bad_alloc).
+  Scratch<T> partial(size_t(chunks.count - 1) * size_t(dw_elems));
+  const gemm::SerialScratch own = gemm::serial_scratch(path, g.Kg, chunks.size);
+  Scratch<T> scratch(own.total() * size_t(parts));
+  std::atomic<int64_t> next{0};
+  gemm::Barrier barrier(parts);
+  parallel(parts, [&](int part, int np) {
+    T* mine = scratch.p + own.total() * size_t(part);
+    for (int64_t item; (item = next.fetch_add(1)) < items;) {
+      const int64_t chunk = item / (g.G * ranges), grp = item / ranges % g.G, range = item % ranges;
+      const int64_t t0 = chunk * chunks.size, t1 = t0 + chunks.size < pixels ? t0 + chunks.size : pixels;
+      const int64_t c0 = panels * range / ranges * path.nr, c1 = panels * (range + 1) / ranges * path.nr;
+      T* into = chunk == 0 ? dw : partial.p + size_t(chunk - 1) * size_t(dw_elems);
+      gemm::run_serial_in(Op(g, x, dy, into, grp, t0, t1 - t0, c0, (c1 < g.CRS ? c1 : g.CRS) - c0), path, mine, own);
+    }
+    barrier.wait();
+    // Every element adds the partials in chunk order; threads split the elements.
+    const int64_t lo = dw_elems * part / np, hi = dw_elems * (part + 1) / np;
+    for (int64_t ch = 1; ch < chunks.count; ++ch) {
+      const T* src = partial.p + size_t(ch - 1) * size_t(dw_elems);
+      for (int64_t e = lo; e < hi; ++e) dw[e] += src[e];
+    }
+  });
+}
+
+template <void (*f32)(const Call&), void (*f64)(const Call&)>
+void by_dtype(const Call& call) {
+  if (call.dtype == DType::f32)
+    f32(call);
+  else
+    f64(call);
+}
+
+std::vector<int64_t> sizes(const int64_t* dims) {  // x, dy, dw
+  const ConvGeom g(dims);
+  return {g.x_elems(), g.y_elems(), g.w_elems()};
+}
+
+// ------------------------------------------------------------------------------------------
+// Table
+// ------------------------------------------------------------------------------------------
+const Variant kVariants[] = {
+    // name            dtypes       launcher
+    {"implicit_gemm", kF32 | kF64, by_dtype<run_implicit_gemm<float>, run_implicit_gemm<double>>,
+     "implicit GEMM dy * im2col(x)^T per group on matmul's SIMD micro-kernel: im2col panels gathered "
+     "from x as packed, no column buffer; pixels summed in order; one thread"},
+    {"threaded", kF32 | kF64, by_dtype<run_threaded<float>, run_threaded<double>>,
+     "implicit_gemm with the pixels cut in fixed chunks (partial dw per chunk, added in chunk order: "
+     "the same bits on any thread count) and dw's columns, items from a counter"},
+};
+
+}  // namespace
+
+PYKERN_CPU_TABLE(conv2d_backward_weight, "N, C, H, W, K, R, S, P, Q, sh, sw, ph, pw, dh, dw, groups", "x, dy",
+                 kVariants, sizes, conv_unsupported);
+
+}  // namespace cpu
+}  // namespace pykern

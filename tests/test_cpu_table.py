@@ -1,0 +1,53 @@
+"""bench/cpu_table.py reads what bench/bench_cpu_ladder.py writes: the ladder script run at a tiny
+size (quick ceilings) into a temporary folder, the README table made from that record, and
+--write / --check on a README. (The committed README against the committed records:
+tests/test_docs.py.)"""
+import importlib.util
+import json
+import os
+
+import pytest
+
+from pykern import _build
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUILT = _build.EXTENSIONS.get("_cpu") == "built"
+pytestmark = pytest.mark.skipif(not BUILT, reason=f"pykern._cpu not built: {_build.EXTENSIONS.get('_cpu')}")
+
+
+def _script(name):
+    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "bench", f"{name}.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_the_table_shows_a_fresh_ladder_record(tmp_path, monkeypatch):
+    pytest.importorskip("threadpoolctl")
+    from pykern.benchmark import ceilings
+    ladder = _script("bench_cpu_ladder")
+    monkeypatch.setattr(ladder, "measure_ceilings", lambda keys: ceilings.measure_ceilings(keys, quick=True))
+    out = tmp_path / "cpu_ladder.json"
+    assert ladder.main(["--sizes", "48", "--threads", "1,2", "--runs", "2", "--reps", "1", "--relu-mib", "1",
+                        "--pause", "0", "--json", str(out)]) == 0
+    rec = json.loads(out.read_text())
+    assert set(rec["ceilings"]) == {"1", "2"}
+    ct = _script("cpu_table")
+    table = ct.markdown(str(tmp_path))
+    for block in rec["matmul"]:
+        top = block["entries"]["threaded"]
+        assert f"| {block['n']}³ | {block['threads']} |" in table
+        assert f"{top['gflops']['median']:.1f}" in table and f"{top['pct_of_peak']['median']:.0f}%" in table
+    relu = rec["relu"][-1]["entries"]["relu/simd"]
+    assert (f"{relu['gbps']['median']:.1f} ({relu['vs_copy']['median']:.2f}), "
+            f"{relu['pct_of_bandwidth']['median']:.0f}%") in table
+    peak = rec["ceilings"]["2"]["cpu:compute:float32"]
+    assert all(f"{r['rate']:,.1f} GFLOP/s" in table for r in peak["runs"])
+    assert "no record: `python bench/train_cnn.py --model seed" in table  # none in this folder
+    # --write fills a README's block; --check then passes, and fails once a number is edited
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# pykern\n\n{ct.BEGIN}\nstale\n{ct.END}\n")
+    assert ct.main(["--results", str(tmp_path), "--write", str(readme)]) == 0
+    assert ct.main(["--results", str(tmp_path), "--check", str(readme)]) == 0
+    readme.write_text(readme.read_text().replace(f"{top['gflops']['median']:.1f}", "999.9", 1))
+    assert ct.main(["--results", str(tmp_path), "--check", str(readme)]) == 1
