@@ -282,3 +282,41 @@ def test_the_gradient_binders_refuse_geometry_a_launcher_cannot_meet(op):
                                                                                     else ("x", "dy"), ins))
         with pytest.raises(ValueError, match=f"{short}: expected {x.size if short == 'x' else w.size} elements"):
             kernel(bad, out, good, 1)
+
+
+# (N, C, H, W, K, R, S, stride, padding, dilation, groups): what the direct rungs' tiles meet below
+# the best ISA too (the ISA test's cases have at most 4 channels a group): depthwise (1-channel
+# tiles) on rows narrower and wider than a tile, several channel blocks with a ragged last one,
+# stride phases with dilation and padding, strides past the input, and an unpadded 1x1 layer
+# (rows without discarded columns: vectors stored across rows).
+DIRECT_GEOMS = [(2, 24, 9, 37, 24, 3, 3, (1, 1), (1, 1), (1, 1), 24), (1, 5, 11, 10, 13, 3, 2, (2, 3), (2, 1), (2, 2), 1),
+                (2, 6, 7, 7, 14, 3, 3, (1, 1), (1, 1), (1, 1), 2), (1, 3, 5, 4, 4, 2, 1, (9, 2), (1, 0), (1, 3), 1),
+                (2, 5, 7, 9, 13, 1, 1, (1, 1), (0, 0), (1, 1), 1)]
+
+
+@pytest.mark.parametrize("isa", ["baseline", "avx2", "avx512"])
+def test_the_direct_rungs_are_exact_on_small_integers_on_every_isa(isa):
+    """Small integer inputs make every sum exact whatever its order: any indexing slip (a tap, a
+    phase, a lane past a row's end, a channel of the next block) shows as a wrong integer."""
+    if isa not in _compiled.isas():
+        pytest.skip(f"this CPU runs only {_compiled.isas()}")
+    from pykern.ops.conv2d import output_size, reference
+    ext, saved = _compiled.ext, _compiled.ext.isa()
+    try:
+        _compiled.set_isa(isa)
+        for geom in DIRECT_GEOMS:
+            n, c, h, w, k, r, s, stride, pad, dil, groups = geom
+            rng = np.random.default_rng(seed_for("direct-exact", *geom))
+            x = rng.integers(-4, 5, (n, c, h, w)).astype(np.float32)
+            wt = rng.integers(-4, 5, (k, c // groups, r, s)).astype(np.float32)
+            bias = rng.integers(-4, 5, k).astype(np.float32)
+            p, q = output_size(h, w, r, s, stride, pad, dil)
+            for b, relu in ((None, 0), (bias, 1)):
+                want = reference(x, wt, b, stride, pad, dil, groups, "relu" if relu else None)
+                dims = [n, c, h, w, k, r, s, p, q, *stride, *pad, *dil, groups, relu]
+                for name in ("direct", "direct_blocked"):
+                    got = np.full((n, k, p, q), np.nan, np.float32)
+                    getattr(ext, f"conv2d_{name}")((x, wt, b), got, dims, 1)
+                    assert np.array_equal(got, want), f"{isa} {name} {geom} relu={relu}"
+    finally:
+        _compiled.set_isa(saved)

@@ -2,7 +2,15 @@
 // y = act(conv(x, w) + bias), NCHW in and out, any stride / padding / dilation / groups,
 // float32 and float64, the fused bias + ReLU epilogue of the CUDA rungs.
 //
-// The ladder (the table at the bottom):
+// The ladder (the table at the bottom), each rung one technique more than the one before:
+//   direct         the seven loops: each output's taps summed in (c, r, s) order, a padded tap
+//                  read as a zero, then bias, then ReLU; plain scalar C++, baseline ISA
+//   direct_blocked register blocking: a KB output channels x QB output pixels accumulator tile
+//                  in vector registers (per ISA), each x vector loaded once per tile and tap and
+//                  each filter tap broadcast; x padded and split by stride phase per image and
+//                  group first, so every tap of a tile is QB contiguous elements whatever the
+//                  stride / dilation; pixels run across output rows (narrow images fill the
+//                  lanes); depthwise-like groups (Kg small) take a 1-channel, wider tile; one thread
 //   implicit_gemm  per group, the GEMM y_g (Kg x N*P*Q) = w_g (Kg x CRS) * im2col(x_g) (CRS x N*P*Q)
 //                  on matmul's packed loops and SIMD micro-kernel (kernels/cpu/gemm.h): the im2col
 //                  operand is never stored; each KC x NR panel of it is gathered from x as the
@@ -14,9 +22,10 @@
 //                  taken from a counter), as many threads as the size pays for
 //
 // Accuracy (error_model "terms"): every output sums its own w * x terms in the input dtype, taps
-// in (c, r, s) order within a KC block and the blocks in order, then the bias, then ReLU; threads
-// split outputs, never a sum. Spatial padding is packed as zeros that multiply like values
-// (0 * Inf = NaN reaches exactly the outputs whose window holds the Inf, as in torch).
+// in (c, r, s) order (the GEMM rungs: in order within a KC block, and the blocks in order), then
+// the bias, then ReLU; threads split outputs, never a sum. Spatial padding is read or packed as
+// zeros that multiply like values (0 * Inf = NaN reaches exactly the outputs whose window holds
+// the Inf, as in torch). Lanes and channels a tile computes past the real ones are discarded.
 #include "conv.h"
 #include "gemm.h"
 
@@ -25,6 +34,339 @@ namespace cpu {
 namespace {
 
 using gemm::Strided;
+
+// ------------------------------------------------------------------------------------------
+// Rung 1: direct
+// ------------------------------------------------------------------------------------------
+// The spec's loops as written: a tap outside the input reads a zero, which multiplies like one
+// (0 * Inf = NaN, as in the spec and torch).
+template <class T>
+void direct(const ConvGeom& g, const T* x, const T* w, const T* bias, T* y, bool relu) {
+  // x: (N, C, H, W), w: (K, Cg, R, S), bias: (K,) or null, y: (N, K, P, Q)
+  for (int64_t n = 0; n < g.N; ++n)
+    for (int64_t k = 0; k < g.K; ++k) {
+      const T* xg = x + (n * g.C + k / g.Kg * g.Cg) * g.H * g.W;  // k's group of image n: (Cg, H, W)
+      const T* wk = w + k * g.CRS;                                 // (Cg, R, S)
+      T* yk = y + (n * g.K + k) * g.PQ;                            // (P, Q)
+      for (int64_t p = 0; p < g.P; ++p)
+        for (int64_t q = 0; q < g.Q; ++q) {
+          T acc = T(0);
+          for (int64_t c = 0; c < g.Cg; ++c)
+            for (int64_t r = 0; r < g.R; ++r) {
+              const int64_t ih = p * g.sh - g.ph + r * g.dh;
+              for (int64_t s = 0; s < g.S; ++s) {
+                const int64_t iw = q * g.sw - g.pw + s * g.dw;
+                const bool inside = uint64_t(ih) < uint64_t(g.H) && uint64_t(iw) < uint64_t(g.W);
+                acc += wk[(c * g.R + r) * g.S + s] * (inside ? xg[(c * g.H + ih) * g.W + iw] : T(0));
+              }
+            }
+          if (bias != nullptr) acc += bias[k];
+          yk[p * g.Q + q] = relu && acc < T(0) ? T(0) : acc;
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Rung 2: direct_blocked
+// ------------------------------------------------------------------------------------------
+using gemm::f32x16;
+using gemm::f32x4;
+using gemm::f32x8;
+using gemm::f64x2;
+using gemm::f64x4;
+using gemm::f64x8;
+
+// The register tile of one ISA, as data: KB output channels x NV vectors of W output pixels
+// (QB = NV * W), the accumulators held in KB * NV vector registers. REGS: the ISA's vector
+// registers (16 for SSE2 and AVX2, 32 for AVX-512).
+template <class T, class V, int KB_, int NV_, int REGS>
+struct DirectBlocking {
+  using Elem = T;
+  using Vec = V;
+  static constexpr int W = int(sizeof(V) / sizeof(T));
+  static constexpr int KB = KB_, NV = NV_, QB = NV_ * W;
+  // A tile that spills its accumulators to the stack loses what register blocking buys. Live per
+  // tap: the accumulators, the tap's NV x vectors (only when KB > 1 reuses them; with KB = 1 each
+  // feeds one FMA as its memory operand) and the broadcast filter tap.
+  static_assert(KB * NV + (KB > 1 ? NV : 0) + 1 <= REGS, "the tile must fit in the ISA's vector registers");
+  // An FMA's result is ready ~4 cycles later on each of 2 units: fewer than 8 independent
+  // accumulators leave the units idle.
+  static_assert(KB * NV >= 8, "at least 8 independent accumulator chains to cover the FMA latency");
+};
+
+// Per ISA and dtype: Wide, for groups with several output channels (each x vector serves KB of
+// them), and Narrow, for depthwise-like groups (Kg = 1: nothing to share an x vector with, so the
+// tile is all pixels and the loads go straight into the FMAs). Baseline (SSE2) has no FMA: the
+// product takes a register, hence its smaller wide tile.
+template <class T, Isa I>
+struct DirectBlockings;
+template <>
+struct DirectBlockings<float, Isa::baseline> {
+  using Wide = DirectBlocking<float, f32x4, 4, 2, 15>;
+  using Narrow = DirectBlocking<float, f32x4, 1, 8, 15>;
+};
+template <>
+struct DirectBlockings<double, Isa::baseline> {
+  using Wide = DirectBlocking<double, f64x2, 4, 2, 15>;
+  using Narrow = DirectBlocking<double, f64x2, 1, 8, 15>;
+};
+template <>
+struct DirectBlockings<float, Isa::avx2> {
+  using Wide = DirectBlocking<float, f32x8, 4, 3, 16>;
+  using Narrow = DirectBlocking<float, f32x8, 1, 8, 16>;
+};
+template <>
+struct DirectBlockings<double, Isa::avx2> {
+  using Wide = DirectBlocking<double, f64x4, 4, 3, 16>;
+  using Narrow = DirectBlocking<double, f64x4, 1, 8, 16>;
+};
+template <>
+struct DirectBlockings<float, Isa::avx512> {
+  using Wide = DirectBlocking<float, f32x16, 6, 4, 32>;
+  using Narrow = DirectBlocking<float, f32x16, 1, 8, 32>;
+};
+template <>
+struct DirectBlockings<double, Isa::avx512> {
+  using Wide = DirectBlocking<double, f64x8, 6, 4, 32>;
+  using Narrow = DirectBlocking<double, f64x8, 1, 8, 32>;
+};
+
+// One image's group of input channels, zero-padded and split by stride phase (space to depth):
+// padded element (c, hp, wp) of x (hp = ih + ph, wp = iw + pw) lies at
+//   c * chan + ((hp % sh) * Fw + wp % sw) * plane + (hp / sh) * Wph + wp / sw.
+// Output (p, q)'s tap (r, s) reads padded (p*sh + r*dh, q*sw + s*dw), which is tap_offset(r, s) +
+// v with v = p * Wph + q: numbering the outputs by these "virtual pixels" (Wph >= Q a row, the
+// last Wph - Q of each row computed and discarded) makes every tap of a run of outputs one
+// contiguous run of the split input, at any stride, dilation and padding, and lets a tile run on
+// into the next output row, so a narrow image still fills the vector lanes.
+struct Split {
+  int64_t Fh, Fw;        // the phases a padded row / column index takes: min(stride, padded size)
+  int64_t Hph, Wph;      // a phase's rows and columns: ceil(padded size / stride)
+  int64_t plane, chan;   // elements in a phase; in a channel (Fh * Fw phases)
+  int64_t elems;         // in the buffer, with the slack the last tile reads past the last channel
+
+  Split(const ConvGeom& g, int64_t tile) {
+    const int64_t Hp = g.H + 2 * g.ph, Wp = g.W + 2 * g.pw;
+    Fh = g.sh < Hp ? g.sh : Hp;
+    Fw = g.sw < Wp ? g.sw : Wp;
+    Hph = (Hp + g.sh - 1) / g.sh;
+    Wph = (Wp + g.sw - 1) / g.sw;
+    plane = Hph * Wph;
+    chan = Fh * Fw * plane;
+    // A tile starting below P * Wph reads at most tap_offset + v < chan + Wph + tile of a channel.
+    elems = g.Cg * chan + Wph + tile;
+  }
+  int64_t tap_offset(const ConvGeom& g, int64_t r, int64_t s) const {
+    const int64_t hr = r * g.dh, ws = s * g.dw;  // < the padded size: the geometry's rule
+    return ((hr % g.sh) * Fw + ws % g.sw) * plane + hr / g.sh * Wph + ws / g.sw;
+  }
+};
+
+// dst[0, n) = src[0, n) in vectors, the last one overlapping the one before it: rows are short
+// (a depthwise layer's are 7-56 elements), and a libc memcpy call per row was a third of its time
+// (perf). The empty asm keeps GCC from turning the loops back into memcpy calls
+// (-ftree-loop-distribute-patterns).
+template <class V, class T>
+PYKERN_INLINE void copy_row(T* __restrict dst, const T* __restrict src, int64_t n) {
+  constexpr int W = int(sizeof(V) / sizeof(T));
+  if (n < W) {
+    for (int64_t i = 0; i < n; ++i) {
+      asm("");
+      dst[i] = src[i];
+    }
+    return;
+  }
+  for (int64_t i = 0; i + W < n; i += W) {
+    asm("");
+    gemm::store<V>(dst + i, gemm::load<V>(src + i));
+  }
+  gemm::store<V>(dst + n - W, gemm::load<V>(src + n - W));
+}
+
+// Copies x's values into their places in xs. The places of padding, of the phases' ragged ends
+// and of the slack are the same for every image and group: xs is zeroed once, and they keep it.
+template <class V, class T>
+PYKERN_INLINE void split_input(const ConvGeom& g, const Split& sp, const T* xg, T* xs) {
+  // xg: the group's channels of one image, (Cg, H, W); xs: Split's layout
+  const int64_t phase0 = g.pw % g.sw, col0 = g.pw / g.sw;  // where wp = pw (iw = 0) lies
+  for (int64_t c = 0; c < g.Cg; ++c)
+    // hp = ih + ph = row * sh + rphase, stepped without a division per row (a depthwise layer
+    // splits a few dozen rows a channel)
+    for (int64_t ih = 0, rphase = g.ph % g.sh, row = g.ph / g.sh; ih < g.H; ++ih) {
+      T* dst = xs + c * sp.chan + rphase * sp.Fw * sp.plane + row * sp.Wph;
+      if (++rphase == g.sh) {
+        rphase = 0;
+        ++row;
+      }
+      const T* src = xg + (c * g.H + ih) * g.W;  // (W,)
+      if (g.sw == 1) {
+        copy_row<V>(dst + g.pw, src, g.W);
+        continue;
+      }
+      int64_t phase = phase0, col = col0;
+      for (int64_t iw = 0; iw < g.W; ++iw) {
+        dst[phase * sp.plane + col] = src[iw];
+        if (++phase == g.sw) {
+          phase = 0;
+          ++col;
+        }
+      }
+    }
+}
+
+// Where a tile's outputs go and what happens to them after their last term.
+template <class T>
+struct TileOut {
+  T* y;            // output channel k0's plane of image n: (P, Q); channel k0 + kk at y + kk * PQ
+  const T* bias;   // bias[k0]: (kn,), or null
+  int kn;          // the tile's real channels (a group's last block may have fewer than KB)
+  bool relu;
+  // 1-channel tiles only: the channel's virtual plane (P * Wph, rounded up to whole tiles), which
+  // takes whole vectors; its rows are copied to y after the last tile. (A depthwise output has
+  // only R*S terms: storing a row-crossing vector lane by lane would cost more than its FMAs.)
+  T* rows;
+};
+
+// An output after its last term: + bias, then ReLU as the spec's select (which keeps NaN). (A
+// function, not a lambda: a lambda would not take the ISA wrapper's target.)
+template <class V, class T>
+PYKERN_INLINE V finish(V v, const TileOut<T>& out, int kk) {
+  if (out.bias != nullptr) v += out.bias[kk];
+  return out.relu ? (v < T(0) ? V{} : v) : v;
+}
+
+// One tile: channels [k0, k0 + kn) x virtual pixels [v0, v0 + QB) of one image's group. xs: the
+// split input at v0; off: (R*S,) tap offsets; wp: the block's filters, (Cg*R*S, KB) taps-major,
+// zero past kn.
+template <class B>
+PYKERN_INLINE void direct_tile(const ConvGeom& g, const Split& sp, const typename B::Elem* __restrict xs,
+                               const int64_t* __restrict off, const typename B::Elem* __restrict wp,
+                               const TileOut<typename B::Elem>& out, int64_t v0) {
+  using T = typename B::Elem;
+  using V = typename B::Vec;
+  constexpr int KB = B::KB, NV = B::NV, W = B::W;
+  const int64_t RS = g.R * g.S;
+  V acc[KB][NV];
+#pragma GCC unroll 32
+  for (int kk = 0; kk < KB; ++kk)
+#pragma GCC unroll 8
+    for (int j = 0; j < NV; ++j) acc[kk][j] = V{};
+  for (int64_t c = 0; c < g.Cg; ++c) {
+    const T* xc = xs + c * sp.chan;
+    const T* wc = wp + c * RS * KB;
+    for (int64_t t = 0; t < RS; ++t) {  // taps in (r, s) order
+      const T* xt = xc + off[t];
+      V xv[NV];
+#pragma GCC unroll 8
+      for (int j = 0; j < NV; ++j) xv[j] = gemm::load<V>(xt + j * W);
+#pragma GCC unroll 32
+      for (int kk = 0; kk < KB; ++kk) {
+        const T wv = wc[t * KB + kk];
+#pragma GCC unroll 8
+        for (int j = 0; j < NV; ++j) acc[kk][j] += wv * xv[j];
+      }
+    }
+  }
+  if constexpr (KB == 1) {
+#pragma GCC unroll 8
+    for (int j = 0; j < NV; ++j) gemm::store<V>(out.rows + v0 + j * W, finish(acc[0][j], out, 0));
+    return;
+  }
+  // Each vector to its output row: straight when its W pixels are real columns of one row (or of
+  // the plane, where rows have no discarded columns: Wph = Q, an unpadded 1x1 layer), lane by
+  // lane when it holds a row's end (discarded columns, the start of the next row).
+#pragma GCC unroll 8
+  for (int j = 0; j < NV; ++j) {
+    const int64_t vj = v0 + j * W;
+    const int64_t p = vj / sp.Wph, q = vj - p * sp.Wph;
+    if (p >= g.P) break;
+    const bool whole = q + W <= g.Q || (sp.Wph == g.Q && vj + W <= g.PQ);
+#pragma GCC unroll 32
+    for (int kk = 0; kk < KB; ++kk) {
+      if (kk >= out.kn) break;
+      const V v = finish(acc[kk][j], out, kk);
+      T* yk = out.y + kk * g.PQ;
+      if (whole) {
+        gemm::store<V>(yk + p * g.Q + q, v);
+        continue;
+      }
+      alignas(64) T lanes[W];
+      gemm::store<V>(lanes, v);
+      for (int64_t u = 0, pu = p, qu = q; u < W; ++u, ++qu) {
+        if (qu == sp.Wph) {
+          qu = 0;
+          if (++pu == g.P) break;
+        }
+        if (qu < g.Q) yk[pu * g.Q + qu] = lanes[u];
+      }
+    }
+  }
+}
+
+// The whole convolution with tile B: filters packed once into (G, blocks, Cg*R*S, KB) panels,
+// then per image and group: split the input, then every channel block x pixel tile.
+template <class B>
+PYKERN_INLINE void direct_blocked_with(const ConvGeom& g, const typename B::Elem* x, const typename B::Elem* w,
+                                       const typename B::Elem* bias, typename B::Elem* y, bool relu) {
+  using T = typename B::Elem;
+  constexpr int KB = B::KB;
+  const Split sp(g, B::QB);
+  const int64_t blocks = (g.Kg + KB - 1) / KB, RS = g.R * g.S;
+  Scratch<T> xs(size_t(sp.elems));
+  std::memset(xs.p, 0, sizeof(T) * size_t(sp.elems));
+  Scratch<T> wp(size_t(g.G * blocks * g.CRS * KB));
+  for (int64_t grp = 0; grp < g.G; ++grp)
+    for (int64_t b = 0; b < blocks; ++b) {
+      T* dst = wp.p + (grp * blocks + b) * g.CRS * KB;
+      for (int64_t t = 0; t < g.CRS; ++t)
+        for (int kk = 0; kk < KB; ++kk) {
+          const int64_t k = b * KB + kk;
+          dst[t * KB + kk] = k < g.Kg ? w[(grp * g.Kg + k) * g.CRS + t] : T(0);
+        }
+    }
+  std::vector<int64_t> off(size_t(RS > 0 ? RS : 1));
+  for (int64_t r = 0; r < g.R; ++r)
+    for (int64_t s = 0; s < g.S; ++s) off[size_t(r * g.S + s)] = sp.tap_offset(g, r, s);
+  const int64_t tiles = (g.P * sp.Wph + B::QB - 1) / B::QB;
+  Scratch<T> rows(size_t(KB == 1 ? tiles * B::QB : 0));
+  for (int64_t n = 0; n < g.N; ++n)
+    for (int64_t grp = 0; grp < g.G; ++grp) {
+      split_input<typename B::Vec>(g, sp, x + (n * g.C + grp * g.Cg) * g.H * g.W, xs.p);
+      for (int64_t b = 0; b < blocks; ++b) {
+        const int64_t k0 = grp * g.Kg + b * KB;
+        const int kn = int(g.Kg - b * KB < KB ? g.Kg - b * KB : KB);
+        const TileOut<T> out{y + (n * g.K + k0) * g.PQ, bias != nullptr ? bias + k0 : nullptr, kn, relu, rows.p};
+        const T* wb = wp.p + (grp * blocks + b) * g.CRS * KB;
+        for (int64_t t = 0; t < tiles; ++t) direct_tile<B>(g, sp, xs.p + t * B::QB, off.data(), wb, out, t * B::QB);
+        if (KB == 1)
+          for (int64_t p = 0; p < g.P; ++p) copy_row<typename B::Vec>(out.y + p * g.Q, rows.p + p * sp.Wph, g.Q);
+      }
+    }
+}
+
+// Narrow when a wide block would be at most half full (Kg = 1, 2, ...): reloading the tile's x
+// vectors (in L1) per channel costs less than the FMA lanes a half-empty block wastes.
+template <class T, Isa I>
+PYKERN_INLINE void direct_blocked_body(const ConvGeom& g, const T* x, const T* w, const T* bias, T* y, bool relu) {
+  using Bs = DirectBlockings<T, I>;
+  if (2 * g.Kg <= Bs::Wide::KB)
+    direct_blocked_with<typename Bs::Narrow>(g, x, w, bias, y, relu);
+  else
+    direct_blocked_with<typename Bs::Wide>(g, x, w, bias, y, relu);
+}
+
+// direct_blocked_<isa><T>: the body compiled for that ISA.
+#define PYKERN_DIRECT_BLOCKED(isa, target)                                                                     \
+  template <class T>                                                                                          \
+  target void direct_blocked_##isa(const ConvGeom& g, const T* x, const T* w, const T* bias, T* y, bool relu) { \
+    direct_blocked_body<T, Isa::isa>(g, x, w, bias, y, relu);                                                  \
+  }
+PYKERN_DIRECT_BLOCKED(baseline, )
+#if PYKERN_X86
+PYKERN_DIRECT_BLOCKED(avx2, PYKERN_TARGET_AVX2)
+PYKERN_DIRECT_BLOCKED(avx512, PYKERN_TARGET_AVX512)
+#endif
+#undef PYKERN_DIRECT_BLOCKED
 
 // ------------------------------------------------------------------------------------------
 // The implicit GEMM of one group (a gemm.h Op)
@@ -138,6 +480,28 @@ void each_group(const Call& call, F&& f) {
 }
 
 template <class T>
+void run_direct(const Call& call) {
+  direct(ConvGeom(call.dims), call.input<T>(0), call.input<T>(1), call.input<T>(2), call.output<T>(),
+         call.dims[16] != 0);
+}
+
+template <class T>
+void run_direct_blocked(const Call& call) {
+  const ConvGeom g(call.dims);
+  const T *x = call.input<T>(0), *w = call.input<T>(1), *bias = call.input<T>(2);
+  T* y = call.output<T>();
+  const bool relu = call.dims[16] != 0;
+#if PYKERN_X86
+  switch (active_isa()) {
+    case Isa::avx512: return direct_blocked_avx512(g, x, w, bias, y, relu);
+    case Isa::avx2: return direct_blocked_avx2(g, x, w, bias, y, relu);
+    default: break;
+  }
+#endif
+  direct_blocked_baseline(g, x, w, bias, y, relu);
+}
+
+template <class T>
 void run_implicit_gemm(const Call& call) {
   each_group<T>(call, [](const ConvForward<T>& op) { gemm::run_serial(op, gemm::simd_path<T, ConvForward<T>>()); });
 }
@@ -165,6 +529,11 @@ std::vector<int64_t> sizes(const int64_t* dims) {  // x, w, bias, y
 // ------------------------------------------------------------------------------------------
 const Variant kVariants[] = {
     // name            dtypes       launcher
+    {"direct", kF32 | kF64, by_dtype<run_direct<float>, run_direct<double>>,
+     "the seven loops, taps in (c, r, s) order, padding read as zeros; scalar C++, baseline ISA, one thread"},
+    {"direct_blocked", kF32 | kF64, by_dtype<run_direct_blocked<float>, run_direct_blocked<double>>,
+     "register tile of output channels x pixels (AVX-512 6x64, AVX2 4x24 f32; 1-channel tiles for depthwise) "
+     "on a padded, stride-phase-split copy of x; one thread"},
     {"implicit_gemm", kF32 | kF64, by_dtype<run_implicit_gemm<float>, run_implicit_gemm<double>>,
      "implicit GEMM per group on matmul's SIMD micro-kernel: im2col panels gathered from x as packed, "
      "no column buffer; bias+ReLU fused; one thread"},
