@@ -378,6 +378,10 @@ struct ConvForward {
   ConvGeom g;
   const T* x;  // x: (N, C, H, W)
   T* y;        // y: (N, K, P, Q)
+  // x zero-padded (N, C, Hp, Wp), Hp = H + 2ph, Wp = W + 2pw (x itself when unpadded), or null
+  // where that copy would be too big: then the gather tests every tap against the borders.
+  const T* xp = nullptr;
+  int64_t Hp = 0, Wp = 0;
   int64_t group;
   Strided<T> a;  // the group's filters: (Kg, CRS) rows of w
   int64_t M, N, K;
@@ -402,6 +406,62 @@ struct ConvForward {
   // input row, contiguously at stride 1, and gets zeros where its window leaves the input.
   template <class B>
   PYKERN_INLINE void pack_b(int64_t pc, int64_t kc, int64_t jc, int64_t nc, T* bp) const {
+    if (xp != nullptr)
+      pack_b_padded<B>(pc, kc, jc, nc, bp);
+    else
+      pack_b_bounded<B>(pc, kc, jc, nc, bp);
+  }
+
+  // The same from the padded copy: every tap of a run lies inside it, so a run is one plain copy
+  // (a vector load and store for a short row) with no border test; most of a small image's
+  // gather was those tests (runs of Q = 8 outputs on the 8x8 layers).
+  template <class B>
+  PYKERN_INLINE void pack_b_padded(int64_t pc, int64_t kc, int64_t jc, int64_t nc, T* bp) const {
+    constexpr int NR = B::NR;
+    struct Run {
+      int col, len;
+      int64_t base;  // xp's offset of tap (0, 0) for the run's first output
+    };
+    const int64_t plane = Hp * Wp;
+    for (int64_t jr = 0; jr < nc; jr += NR) {
+      T* dst = bp + jr * kc;
+      const int cols = int(nc - jr < NR ? nc - jr : NR);
+      Run runs[NR];
+      int nruns = 0;
+      for (int col = 0; col < cols;) {
+        const int64_t j = jc + jr + col, n = j / g.PQ, pix = j - n * g.PQ, p = pix / g.Q, q = pix - p * g.Q;
+        const int len = int(cols - col < g.Q - q ? cols - col : g.Q - q);
+        runs[nruns++] = {col, len, (n * g.C + group * g.Cg) * plane + p * g.sh * Wp + q * g.sw};
+        col += len;
+      }
+      const int64_t RS = g.R * g.S;
+      int64_t c = pc / RS, r = pc / g.S % g.R, s = pc % g.S;
+      for (int64_t k = 0; k < kc; ++k) {
+        T* d = dst + k * NR;
+        const T* tap = xp + c * plane + r * g.dh * Wp + s * g.dw;
+        for (int u = 0; u < nruns; ++u) {
+          const T* src = tap + runs[u].base;
+          T* o = d + runs[u].col;
+          const int len = runs[u].len;
+          if (g.sw == 1)
+            for (int t = 0; t < len; ++t) o[t] = src[t];
+          else
+            for (int t = 0; t < len; ++t) o[t] = src[t * g.sw];
+        }
+        for (int j = cols; j < NR; ++j) d[j] = T(0);
+        if (++s == g.S) {
+          s = 0;
+          if (++r == g.R) {
+            r = 0;
+            ++c;
+          }
+        }
+      }
+    }
+  }
+
+  template <class B>
+  PYKERN_INLINE void pack_b_bounded(int64_t pc, int64_t kc, int64_t jc, int64_t nc, T* bp) const {
     constexpr int NR = B::NR;
     struct Run {
       int col, len;
@@ -470,13 +530,47 @@ struct ConvForward {
 // ------------------------------------------------------------------------------------------
 // Launchers
 // ------------------------------------------------------------------------------------------
-// f(op) for the Op of each group in turn.
+// The padded copy is made where it costs at most this many times x's size (with x's own size
+// added: a tiny image's padding is cheap whatever its share); larger padding gathers with tests.
+constexpr int64_t kPadGrowth = 2;
+
+// f(op) for the Op of each group in turn, after x is padded once for all of them (on `threads`
+// threads, planes split between them).
 template <class T, class F>
-void each_group(const Call& call, F&& f) {
+void each_group(const Call& call, int threads, F&& f) {
   const ConvGeom g(call.dims);
   const bool relu = call.dims[16] != 0;
-  for (int64_t grp = 0; grp < g.G; ++grp)
-    f(ConvForward<T>(g, call.input<T>(0), call.input<T>(1), call.input<T>(2), call.output<T>(), grp, relu));
+  const T* x = call.input<T>(0);
+  const int64_t Hp = g.H + 2 * g.ph, Wp = g.W + 2 * g.pw, planes = g.N * g.C;
+  const bool pad = g.ph > 0 || g.pw > 0;
+  const bool use = !pad || planes * Hp * Wp <= kPadGrowth * g.x_elems() + (int64_t(1) << 20);
+  Scratch<T> buf(use && pad ? size_t(planes * Hp * Wp) : 0);
+  if (use && pad) {
+    const int parts = int(planes * Hp * Wp * int64_t(sizeof(T)) < (int64_t(1) << 21) ? 1 : threads);
+    parallel(parts, [&](int part, int np) {
+      for (int64_t pl = planes * part / np; pl < planes * (part + 1) / np; ++pl) {
+        T* dst = buf.p + pl * Hp * Wp;  // (Hp, Wp): zero border around x's plane pl
+        const T* src = x + pl * g.H * g.W;
+        std::memset(dst, 0, sizeof(T) * size_t(g.ph * Wp));
+        for (int64_t h = 0; h < g.H; ++h) {
+          T* row = dst + (g.ph + h) * Wp;
+          std::memset(row, 0, sizeof(T) * size_t(g.pw));
+          std::memcpy(row + g.pw, src + h * g.W, sizeof(T) * size_t(g.W));
+          std::memset(row + g.pw + g.W, 0, sizeof(T) * size_t(g.pw));
+        }
+        std::memset(dst + (g.ph + g.H) * Wp, 0, sizeof(T) * size_t(g.ph * Wp));
+      }
+    });
+  }
+  for (int64_t grp = 0; grp < g.G; ++grp) {
+    ConvForward<T> op(g, x, call.input<T>(1), call.input<T>(2), call.output<T>(), grp, relu);
+    if (use) {
+      op.xp = pad ? buf.p : x;
+      op.Hp = Hp;
+      op.Wp = Wp;
+    }
+    f(op);
+  }
 }
 
 template <class T>
@@ -503,12 +597,12 @@ void run_direct_blocked(const Call& call) {
 
 template <class T>
 void run_implicit_gemm(const Call& call) {
-  each_group<T>(call, [](const ConvForward<T>& op) { gemm::run_serial(op, gemm::simd_path<T, ConvForward<T>>()); });
+  each_group<T>(call, 1, [](const ConvForward<T>& op) { gemm::run_serial(op, gemm::simd_path<T, ConvForward<T>>()); });
 }
 
 template <class T>
 void run_threaded(const Call& call) {
-  each_group<T>(call, [&](const ConvForward<T>& op) { gemm::run_threaded<T>(op, call.threads); });
+  each_group<T>(call, call.threads, [&](const ConvForward<T>& op) { gemm::run_threaded<T>(op, call.threads); });
 }
 
 template <void (*f32)(const Call&), void (*f64)(const Call&)>

@@ -384,26 +384,33 @@ Path<T, Op> simd_path() {
 // ------------------------------------------------------------------------------------------
 // Drivers
 // ------------------------------------------------------------------------------------------
-// A packed once up front when it fits the L3 (at most kPrepackBytes): then B's blocks can be
-// narrow enough to stay in L2 between being packed and being read (kL2BlockBytes), where a
-// BLIS-size block (KC x NC, megabytes) goes to L3 and back, with no A repacking per block. What
-// that buys is largest where A is short (conv2d's Kg rows, 64-512): B's packing is then shared by
-// few rows. Measured (matmul simd, one thread, CPU time while other work loaded the machine):
-// M, N, K = 128, 6272, 1152 (the 28x28x128 conv2d as a GEMM) 81 -> 91 GFLOP/s, 64, 25088, 576
-// 70 -> 79; 1024^3 unchanged (97). The 7x7x512 conv2d (A: 9.4 MB of filters) took 15.1 ms on
-// 2 threads with an 8 MiB bound (its B shared, see run_parallel) and 12.3 ms with this one.
-constexpr size_t kPrepackBytes = size_t(32) << 20;
+// A packed once up front when it is small: then B's blocks can be narrow enough to stay in L2
+// between being packed and being read (kL2BlockBytes), where a BLIS-size block (KC x NC,
+// megabytes) goes to L3 and back, with no A repacking per block. What that buys is largest where
+// A is short (conv2d's Kg rows, 64-512): B's packing is then shared by few rows. Measured (matmul
+// simd, one thread, CPU time while other work loaded the machine): M, N, K = 128, 6272, 1152 (the
+// 28x28x128 conv2d as a GEMM) 81 -> 91 GFLOP/s, 64, 25088, 576 70 -> 79; 1024^3 unchanged (97).
+// One thread packs A up front only below kPrepackBytes: the 7x7x512 conv2d (A: 9.4 MB of
+// filters, 392 columns) ran 21 ms the BLIS way and 26 ms prepacked. Threads do up to the L3's
+// size (kPrepackThreadedBytes), where prepacking lets each pack its own B (run_parallel_prepacked):
+// the same layer took 15.1 ms on 2 threads sharing B and 12.3 ms that way.
+constexpr size_t kPrepackBytes = size_t(8) << 20;
+constexpr size_t kPrepackThreadedBytes = size_t(32) << 20;
 constexpr size_t kL2BlockBytes = size_t(384) << 10;
 
 // The plan of one call (a_all still to be packed into `a_all` when prepack is true).
 template <class T, class Op>
-Plan<T> plan(const Op& op, const Path<T, Op>& p, bool* prepack) {
+Plan<T> plan(const Op& op, const Path<T, Op>& p, bool* prepack, size_t limit = kPrepackBytes) {
   Plan<T> pl{p.nc, nullptr, (op.M + p.mr - 1) / p.mr * p.mr};
-  *prepack = op.K > 0 && size_t(pl.m_pad) * size_t(op.K) * sizeof(T) <= kPrepackBytes;
+  *prepack = op.K > 0 && size_t(pl.m_pad) * size_t(op.K) * sizeof(T) <= limit;
   if (*prepack) {
     int64_t nc = int64_t(kL2BlockBytes / (sizeof(T) * size_t(p.kc))) / p.nr * p.nr;
     if (nc < p.nr) nc = p.nr;
     if (nc < pl.nc) pl.nc = nc;
+    // Evened out: as many blocks, of equal width, so no last block of a few columns pays a
+    // whole pass over A (the 7x7x512 conv2d's 392 columns: 384 + 8 took 27 ms, 224 + 168 21).
+    const int64_t blocks = (op.N + pl.nc - 1) / pl.nc;
+    if (blocks > 0) pl.nc = ((op.N + blocks - 1) / blocks + p.nr - 1) / p.nr * p.nr;
   }
   return pl;
 }
@@ -540,7 +547,7 @@ void run_parallel_prepacked(const Op& op, const Path<T, Op>& p, Plan<T> pl, int 
 template <class T, class Op>
 void run_parallel(const Op& op, const Path<T, Op>& p, int parts) {
   bool prepack;
-  Plan<T> pl = plan(op, p, &prepack);
+  Plan<T> pl = plan(op, p, &prepack, kPrepackThreadedBytes);
   if (prepack) {
     run_parallel_prepacked(op, p, pl, parts);
     return;
