@@ -7,7 +7,7 @@ from typing import Optional
 from ._arrays import MAX_ARRAY_BYTES, checked_nbytes, describe, dtype_name, overlaps, require_layout, same_buffer
 from ._backends import EXECUTORS, Prepared, availability, require
 from ._problem import Problem
-from ._registry import BACKENDS, dtype_hint, fallback_default, get_variant, variants
+from ._registry import BACKENDS, dtype_hint, fallback_default, get_variant, routed, variants
 from .ops import SPECS
 
 
@@ -90,6 +90,8 @@ def resolve(op: str, arrays: dict, params: dict, *, backend: str = "auto", varia
         be = resolve_backend(backend, on_gpu, any(i.kind == "numba" and not i.ptr for i in present))
     require(be)  # before the variant: an unavailable backend may have no variants to name
     var = get_variant(op, be, variant)
+    if variant is None:
+        var = routed(op, be, infos, params) or var  # a shape the measured rule gives to another
     if spec.opt_in:
         refused = [k for k in spec.opt_in if k in params and k not in var.takes]
         if refused:

@@ -76,6 +76,9 @@ _DEFAULTS: dict[tuple[str, str], Variant] = {}  # (op, backend) -> its default: 
 # (op, backend) -> the default that make_default replaced: it still serves the dtypes the new one
 # does not take (relu's compiled simd takes float32/float64; float16 stays NumPy's).
 _FALLBACK_DEFAULTS: dict[tuple[str, str], Variant] = {}
+# (op, backend) -> rule(infos, params) -> None or the name of the variant a call without
+# ``variant=`` runs instead of the default for these shapes (set_route; pykern/cpu/_compiled.py).
+_ROUTES: dict[tuple[str, str], Callable] = {}
 
 
 ERROR_MODELS = ("terms", "tile")
@@ -136,6 +139,26 @@ def make_default(op: str, backend: str, name: str) -> None:
     if old is not None:
         _VARIANTS[(op, backend, old.name)] = _FALLBACK_DEFAULTS[(op, backend)] = replace(old, default=False)
     _VARIANTS[key] = _DEFAULTS[(op, backend)] = replace(new, default=True)
+
+
+def set_route(op: str, backend: str, rule: Callable) -> None:
+    """Let ``rule(infos, params)`` (the call's ArrayInfos and normalized parameters) name, for some
+    shapes, the variant that a call without ``variant=`` runs in place of the default: None keeps
+    the default. Each named variant must be an error_model "terms" one, like any default."""
+    _ROUTES[(op, backend)] = rule
+
+
+def routed(op: str, backend: str, infos, params) -> Optional[Variant]:
+    """The variant ``set_route``'s rule picks for this call, or None (the default runs)."""
+    rule = _ROUTES.get((op, backend))
+    name = rule(infos, params) if rule is not None else None
+    if name is None:
+        return None
+    v = _VARIANTS.get((op, backend, name))
+    if v is None or v.error_model != "terms":
+        raise RuntimeError(f"the default route of {op}/{backend} names {name!r}, which is not a registered "
+                           "error_model 'terms' variant")
+    return v
 
 
 def fallback_default(op: str, backend: str) -> Optional[Variant]:

@@ -320,3 +320,33 @@ def test_the_direct_rungs_are_exact_on_small_integers_on_every_isa(isa):
                     assert np.array_equal(got, want), f"{isa} {name} {geom} relu={relu}"
     finally:
         _compiled.set_isa(saved)
+
+
+def test_the_measured_routes_pick_their_variants_and_an_explicit_variant_wins():
+    """The default's shape rules (_compiled.ROUTES): depthwise-like layers run direct_blocked,
+    dx of a strided few-channel layer the NumPy GEMM + col2im; a named variant is never rerouted."""
+    from pykern._dispatch import resolve
+    x = np.ones((2, 8, 6, 6), np.float32)
+    dw, full = np.ones((8, 1, 3, 3), np.float32), np.ones((8, 8, 3, 3), np.float32)
+    assert resolve("conv2d", {"x": x, "w": dw, "bias": None}, {"groups": 8}).variant.name == "direct_blocked"
+    assert resolve("conv2d", {"x": x, "w": full, "bias": None}, {}).variant.name == _compiled.COMPILED_DEFAULTS["conv2d"]
+    assert resolve("conv2d", {"x": x, "w": dw, "bias": None}, {"groups": 8}, variant="threaded").variant.name == "threaded"
+    dy, w3 = np.ones((2, 8, 3, 3), np.float32), np.ones((8, 3, 3, 3), np.float32)
+    strided = {"x_shape": (2, 3, 6, 6), "stride": 2, "padding": 1}
+    assert resolve("conv2d_backward_input", {"dy": dy, "w": w3}, strided).variant.name == "gemm_col2im_threads"
+    assert resolve("conv2d_backward_input", {"dy": np.ones((2, 8, 6, 6), np.float32), "w": w3},
+                   {"x_shape": (2, 3, 6, 6), "padding": 1}).variant.name == "threaded"
+
+
+def test_a_route_to_an_unknown_variant_is_an_error_not_a_silent_default():
+    from pykern import _registry
+    saved = _registry._ROUTES.get(("relu", "numpy"))
+    _registry.set_route("relu", "numpy", lambda infos, params: "no_such_variant")
+    try:
+        with pytest.raises(RuntimeError, match="no_such_variant"):
+            pk.relu(np.ones(4, np.float32))
+    finally:
+        if saved is None:
+            del _registry._ROUTES[("relu", "numpy")]
+        else:
+            _registry._ROUTES[("relu", "numpy")] = saved

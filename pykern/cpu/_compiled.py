@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import threading
 
-from .._registry import make_default, register
+from .._registry import make_default, register, set_route
 from ..ops import SPECS
 
 try:
@@ -104,7 +104,8 @@ def _register_table(op: str) -> None:
 # --- defaults ----------------------------------------------------------------------------------
 # Where the extension is built, these rows replace the NumPy default of their op: each is the
 # fastest variant that keeps the accuracy contract (error_model "terms") on the shapes measured,
-# with the measurement that says so. An op not listed keeps its NumPy default.
+# with the measurement that says so. An op not listed keeps its NumPy default; a dtype a row does
+# not take (float16) still runs the NumPy default (_registry.fallback_default).
 COMPILED_DEFAULTS = {
     # bench/bench_conv2d_cpu.py -> bench/results/cpu/conv2d_cpu.json (ResNet layers, N=8)
     "conv2d": "threaded",
@@ -113,15 +114,41 @@ COMPILED_DEFAULTS = {
     # about 1 us cheaper there, 2-2.5x slower from 100k elements on (one thread, no SIMD select)
     "relu": "simd",
     "relu_backward": "simd",
-    # bench/bench_conv2d_backward_cpu.py -> bench/results/cpu/conv2d_backward_cpu.json
+    # bench/bench_conv2d_cpu.py --op ... -> bench/results/cpu/conv2d_backward_*_cpu.json
     "conv2d_backward_input": "threaded",
     "conv2d_backward_weight": "threaded",
 }
 
+# Grouped layers with few output channels per group (depthwise: 1) leave the GEMM rungs' tiles
+# mostly empty (M = Kg rows); the direct register-blocked rung runs them. Measured, N=8, 3x3 pad 1,
+# 2 threads for threaded (one for direct_blocked): depthwise 256 ch. 28x28 8.1 -> 0.8 ms, 64 ch.
+# 56x56 8.5 -> 1.1 ms, 128 ch. in 16 / 8 groups (Kg 8 / 16) 4.7 -> 2.5 / 4.3 -> 3.6 ms; in 2
+# groups (Kg 128) threaded stays ahead (7.4 against 11.7 ms).
+DIRECT_MAX_KG = 16
+
+
+def _conv2d_route(infos, params):
+    groups = params["groups"]
+    return "direct_blocked" if groups > 1 and infos["w"].shape[0] // groups <= DIRECT_MAX_KG else None
+
+
+# dx of a strided layer with few input channels (the first ResNet layer: 3 channels, 7x7 stride
+# 2) is a GEMM of Cg rows per stride phase: the NumPy default's one GEMM over C*R*S rows then a
+# col2im ran it in 24.5 ms against the compiled row's 84 ms (torch: 53 ms).
+DX_MIN_CG_STRIDED = 16
+
+
+def _dx_route(infos, params):
+    strided = params["stride"] != (1, 1)
+    return "gemm_col2im_threads" if strided and infos["w"].shape[1] < DX_MIN_CG_STRIDED else None
+
+
+ROUTES = {"conv2d": _conv2d_route, "conv2d_backward_input": _dx_route}
+
 
 def register_tables() -> None:
-    """Register every row of every table pykern._cpu binds (nothing without the extension), and
-    make COMPILED_DEFAULTS' rows their ops' host defaults."""
+    """Register every row of every table pykern._cpu binds (nothing without the extension), make
+    COMPILED_DEFAULTS' rows their ops' host defaults, and set ROUTES' shape rules."""
     if ext is None:
         return
     for op in ext.TABLES:
@@ -129,3 +156,5 @@ def register_tables() -> None:
             _register_table(op)
             if op in COMPILED_DEFAULTS:
                 make_default(op, "numpy", COMPILED_DEFAULTS[op])
+            if op in ROUTES:
+                set_route(op, "numpy", ROUTES[op])
