@@ -379,12 +379,12 @@ def test_checker_rejects_a_gradient_that_ignores_the_stride_phase():
 
 
 # --- the CPU defaults' batch split -------------------------------------------------------------
-@pytest.mark.parametrize("op,plain", [("conv2d_backward_input", "gemm_col2im"),
-                                      ("conv2d_backward_weight", "weight_im2col_gemm")])
-def test_cpu_defaults_split_the_batch_over_threads(monkeypatch, op, plain):
-    """An odd batch split over the BLAS threads (uneven slices): every image goes to exactly one
-    slice, and the result (dx slices written in place; dw partial sums added in batch order)
-    matches the reference."""
+@pytest.mark.parametrize("op,plain,split", [("conv2d_backward_input", "gemm_col2im", "gemm_col2im_threads"),
+                                            ("conv2d_backward_weight", "weight_im2col_gemm", "im2col_gemm_threads")])
+def test_cpu_defaults_split_the_batch_over_threads(monkeypatch, op, plain, split):
+    """The NumPy defaults (the CPU's where pykern._cpu is not built): an odd batch split over the
+    BLAS threads (uneven slices): every image goes to exactly one slice, and the result (dx slices
+    written in place; dw partial sums added in batch order) matches the reference."""
     pytest.importorskip("threadpoolctl")
     import pykern.cpu.conv2d as conv
     import pykern.cpu.conv2d_backward as bwd
@@ -407,7 +407,7 @@ def test_cpu_defaults_split_the_batch_over_threads(monkeypatch, op, plain):
         arrays, params["x_shape"] = {"dy": dy, "w": w}, x_shape
     else:
         arrays, params["w_shape"] = {"x": x, "dy": dy}, w_shape
-    variant = _registry.get_variant(op, "numpy", None)
+    variant = _registry.get_variant(op, "numpy", split)
     cmp = run_arrays(variant, arrays, params)
     assert cmp.ok, cmp.message()
     assert sum(slices) == n and len(slices) > 1
