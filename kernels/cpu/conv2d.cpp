@@ -403,26 +403,21 @@ struct ConvForward {
 
   // Gathers im2col(x)'s rows [pc, pc+kc) x columns [jc, jc+nc) into NR-column panels. A panel's
   // columns fall into runs that share one output row of one image; for each tap a run reads one
-  // input row, contiguously at stride 1, and gets zeros where its window leaves the input.
+  // input row, contiguously at stride 1. From the padded copy (xp) every tap of a run lies inside
+  // it, so a run is one plain copy (a vector load and store for a short row) with no border test;
+  // most of a small image's gather was those tests (runs of Q = 8 outputs on the 8x8 layers).
+  // Without it, each tap's run is clipped to the input and the rest zero-filled.
   template <class B>
   PYKERN_INLINE void pack_b(int64_t pc, int64_t kc, int64_t jc, int64_t nc, T* bp) const {
-    if (xp != nullptr)
-      pack_b_padded<B>(pc, kc, jc, nc, bp);
-    else
-      pack_b_bounded<B>(pc, kc, jc, nc, bp);
-  }
-
-  // The same from the padded copy: every tap of a run lies inside it, so a run is one plain copy
-  // (a vector load and store for a short row) with no border test; most of a small image's
-  // gather was those tests (runs of Q = 8 outputs on the 8x8 layers).
-  template <class B>
-  PYKERN_INLINE void pack_b_padded(int64_t pc, int64_t kc, int64_t jc, int64_t nc, T* bp) const {
     constexpr int NR = B::NR;
     struct Run {
       int col, len;
-      int64_t base;  // xp's offset of tap (0, 0) for the run's first output
+      int64_t base;      // padded: xp's offset of tap (0, 0) for the run's first output;
+                         // else x's offset of (image, the group's first channel)
+      int64_t ih0, iw0;  // unpadded: the input row and column of tap (0, 0) for the first output
     };
-    const int64_t plane = Hp * Wp;
+    const bool padded = xp != nullptr;
+    const int64_t plane = padded ? Hp * Wp : g.H * g.W;
     for (int64_t jr = 0; jr < nc; jr += NR) {
       T* dst = bp + jr * kc;
       const int cols = int(nc - jr < NR ? nc - jr : NR);
@@ -431,22 +426,31 @@ struct ConvForward {
       for (int col = 0; col < cols;) {
         const int64_t j = jc + jr + col, n = j / g.PQ, pix = j - n * g.PQ, p = pix / g.Q, q = pix - p * g.Q;
         const int len = int(cols - col < g.Q - q ? cols - col : g.Q - q);
-        runs[nruns++] = {col, len, (n * g.C + group * g.Cg) * plane + p * g.sh * Wp + q * g.sw};
+        const int64_t image = (n * g.C + group * g.Cg) * plane;
+        if (padded)
+          runs[nruns++] = {col, len, image + p * g.sh * Wp + q * g.sw, 0, 0};
+        else
+          runs[nruns++] = {col, len, image, p * g.sh - g.ph, q * g.sw - g.pw};
         col += len;
       }
       const int64_t RS = g.R * g.S;
       int64_t c = pc / RS, r = pc / g.S % g.R, s = pc % g.S;
       for (int64_t k = 0; k < kc; ++k) {
         T* d = dst + k * NR;
-        const T* tap = xp + c * plane + r * g.dh * Wp + s * g.dw;
-        for (int u = 0; u < nruns; ++u) {
-          const T* src = tap + runs[u].base;
-          T* o = d + runs[u].col;
-          const int len = runs[u].len;
-          if (g.sw == 1)
-            for (int t = 0; t < len; ++t) o[t] = src[t];
-          else
-            for (int t = 0; t < len; ++t) o[t] = src[t * g.sw];
+        if (padded) {
+          const T* tap = xp + c * plane + r * g.dh * Wp + s * g.dw;
+          for (int u = 0; u < nruns; ++u) {
+            const T* src = tap + runs[u].base;
+            T* o = d + runs[u].col;
+            const int len = runs[u].len;
+            if (g.sw == 1)
+              for (int t = 0; t < len; ++t) o[t] = src[t];
+            else
+              for (int t = 0; t < len; ++t) o[t] = src[t * g.sw];
+          }
+        } else {
+          for (int u = 0; u < nruns; ++u) gather_clipped(runs[u].base, runs[u].ih0, runs[u].iw0, runs[u].len, c, r, s,
+                                                         d + runs[u].col);
         }
         for (int j = cols; j < NR; ++j) d[j] = T(0);
         if (++s == g.S) {
@@ -460,60 +464,27 @@ struct ConvForward {
     }
   }
 
-  template <class B>
-  PYKERN_INLINE void pack_b_bounded(int64_t pc, int64_t kc, int64_t jc, int64_t nc, T* bp) const {
-    constexpr int NR = B::NR;
-    struct Run {
-      int col, len;
-      int64_t xbase;     // x's offset of (image, the group's first channel)
-      int64_t ih0, iw0;  // the input row and column of tap (0, 0) for the run's first output
-    };
-    for (int64_t jr = 0; jr < nc; jr += NR) {
-      T* dst = bp + jr * kc;
-      const int cols = int(nc - jr < NR ? nc - jr : NR);
-      Run runs[NR];
-      int nruns = 0;
-      for (int col = 0; col < cols;) {
-        const int64_t j = jc + jr + col, n = j / g.PQ, pix = j - n * g.PQ, p = pix / g.Q, q = pix - p * g.Q;
-        const int len = int(cols - col < g.Q - q ? cols - col : g.Q - q);
-        runs[nruns++] = {col, len, (n * g.C + group * g.Cg) * g.H * g.W, p * g.sh - g.ph, q * g.sw - g.pw};
-        col += len;
-      }
-      const int64_t RS = g.R * g.S;
-      int64_t c = pc / RS, r = pc / g.S % g.R, s = pc % g.S;
-      for (int64_t k = 0; k < kc; ++k) {
-        T* d = dst + k * NR;
-        for (int u = 0; u < nruns; ++u) {
-          const Run& run = runs[u];
-          T* o = d + run.col;
-          const int64_t ih = run.ih0 + r * g.dh, iw0 = run.iw0 + s * g.dw;
-          if (uint64_t(ih) >= uint64_t(g.H)) {
-            for (int t = 0; t < run.len; ++t) o[t] = T(0);
-            continue;
-          }
-          const T* row = x + run.xbase + (c * g.H + ih) * g.W;  // x[n, group*Cg + c, ih, :]: (W,)
-          if (g.sw == 1) {
-            int64_t lo = -iw0, hi = g.W - iw0;  // the run's outputs whose column lies in the input
-            lo = lo < 0 ? 0 : lo > run.len ? run.len : lo;
-            hi = hi < lo ? lo : hi > run.len ? run.len : hi;
-            for (int64_t t = 0; t < lo; ++t) o[t] = T(0);
-            for (int64_t t = lo; t < hi; ++t) o[t] = row[iw0 + t];
-            for (int64_t t = hi; t < run.len; ++t) o[t] = T(0);
-          } else {
-            for (int t = 0; t < run.len; ++t) {
-              const int64_t iw = iw0 + t * g.sw;
-              o[t] = uint64_t(iw) < uint64_t(g.W) ? row[iw] : T(0);
-            }
-          }
-        }
-        for (int j = cols; j < NR; ++j) d[j] = T(0);
-        if (++s == g.S) {
-          s = 0;
-          if (++r == g.R) {
-            r = 0;
-            ++c;
-          }
-        }
+  // One run of `len` outputs for tap (c, r, s) straight from x: o[t] = x[.., ih, iw0 + t*sw],
+  // zero where that lies outside the input.
+  PYKERN_INLINE void gather_clipped(int64_t base, int64_t ih0, int64_t iw0, int len, int64_t c, int64_t r, int64_t s,
+                                    T* o) const {
+    const int64_t ih = ih0 + r * g.dh, iw = iw0 + s * g.dw;
+    if (uint64_t(ih) >= uint64_t(g.H)) {
+      for (int t = 0; t < len; ++t) o[t] = T(0);
+      return;
+    }
+    const T* row = x + base + (c * g.H + ih) * g.W;  // x[n, group*Cg + c, ih, :]: (W,)
+    if (g.sw == 1) {
+      int64_t lo = -iw, hi = g.W - iw;  // the run's outputs whose column lies in the input
+      lo = lo < 0 ? 0 : lo > len ? len : lo;
+      hi = hi < lo ? lo : hi > len ? len : hi;
+      for (int64_t t = 0; t < lo; ++t) o[t] = T(0);
+      for (int64_t t = lo; t < hi; ++t) o[t] = row[iw + t];
+      for (int64_t t = hi; t < len; ++t) o[t] = T(0);
+    } else {
+      for (int t = 0; t < len; ++t) {
+        const int64_t col = iw + t * g.sw;
+        o[t] = uint64_t(col) < uint64_t(g.W) ? row[col] : T(0);
       }
     }
   }

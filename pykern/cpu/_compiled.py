@@ -109,6 +109,12 @@ def _register_table(op: str) -> None:
 COMPILED_DEFAULTS = {
     # bench/bench_conv2d_cpu.py -> bench/results/cpu/conv2d_cpu.json (ResNet layers, N=8)
     "conv2d": "threaded",
+    # bench/bench_cpu_ladder.py -> bench/results/cpu/cpu_ladder.json: np.matmul's equal at 512,
+    # 1024 and 2048 on 1 and 2 threads (medians 0.97-1.04x); and with np.matmul in a training
+    # step, OpenBLAS's threads (which spin ~0.1 s after each call) and pykern's fought over the
+    # 2 cores: the small CNN on 2 threads took 10.9x torch's epoch (train_cnn-2026-12-07-111154
+    # .json), 2.5-2.7x with every op of the step on pykern's one pool
+    "matmul": "threaded",
     # bench/bench_cpu_ladder.py -> bench/results/cpu/cpu_ladder.json (64 MiB), and per call at
     # 1,000 float32 (bench/bench_overhead.py -> overhead.json): np.maximum's single pass was
     # about 1 us cheaper there, 2-2.5x slower from 100k elements on (one thread, no SIMD select)
