@@ -19,16 +19,10 @@ namespace {
 // ------------------------------------------------------------------------------------------
 // Peak FMA throughput
 // ------------------------------------------------------------------------------------------
-// Vector types (GCC/Clang vector extensions, as in matmul.cpp): each ISA wrapper compiles the
-// one body below to its own registers; -ffp-contract=fast makes `acc * m + a` one FMA where
-// the ISA has it (AVX2, AVX-512, NEON); the baseline x86 path (SSE2) has none and does a
-// multiply and an add: the same 2 operations per lane, the peak that path can reach.
-typedef float f32x4 __attribute__((vector_size(16)));
-typedef float f32x8 __attribute__((vector_size(32)));
-typedef float f32x16 __attribute__((vector_size(64)));
-typedef double f64x2 __attribute__((vector_size(16)));
-typedef double f64x4 __attribute__((vector_size(32)));
-typedef double f64x8 __attribute__((vector_size(64)));
+// The vector types are cpu.h's: each ISA wrapper compiles the one body below to its own
+// registers; -ffp-contract=fast makes `acc * m + a` one FMA where the ISA has it (AVX2, AVX-512,
+// NEON); the baseline x86 path (SSE2) has none and does a multiply and an add: the same 2
+// operations per lane, the peak that path can reach.
 
 // One ISA's chains, as data. An FMA's result is ready 4-5 cycles after it starts and a core
 // starts up to 2 a cycle (Zen 4, Skylake-SP, Neoverse): at least 10 independent chains keep

@@ -32,6 +32,38 @@ struct ConvGeom {
   }
 };
 
+// The implicit GEMMs' gather (forward, dx) packs NR-column panels whose columns are pixels,
+// j = n * per_image + row * width + col; a panel's columns fall into runs along one row of one
+// image, each gathered with one contiguous read per tap.
+struct PanelRun {
+  int col, len;            // the run's first column within the panel, and its length
+  int64_t n, row, first;   // its image, row, and first column within the row
+};
+
+// The runs of the panel's columns [j0, j0 + cols) into runs[] (room for cols); their count.
+inline int panel_runs(int64_t j0, int cols, int64_t per_image, int64_t width, PanelRun* runs) {
+  int count = 0;
+  for (int col = 0; col < cols;) {
+    const int64_t j = j0 + col, n = j / per_image, pix = j - n * per_image, row = pix / width, first = pix - row * width;
+    const int len = int(cols - col < width - first ? cols - col : width - first);
+    runs[count++] = {col, len, n, row, first};
+    col += len;
+  }
+  return count;
+}
+
+// o[t] = src[start + t] for t < len where 0 <= start + t < width, else 0: one run of a gather
+// whose window may leave the row at either end (src: the row, (width,)).
+template <class T>
+PYKERN_INLINE void copy_clipped(const T* src, int64_t start, int64_t width, int len, T* o) {
+  int64_t lo = -start, hi = width - start;  // the run's elements inside the row
+  lo = lo < 0 ? 0 : lo > len ? len : lo;
+  hi = hi < lo ? lo : hi > len ? len : hi;
+  for (int64_t t = 0; t < lo; ++t) o[t] = T(0);
+  for (int64_t t = lo; t < hi; ++t) o[t] = src[start + t];
+  for (int64_t t = hi; t < len; ++t) o[t] = T(0);
+}
+
 // The rule every conv table shares: what pykern's dispatch has already checked (strides and
 // dilations >= 1, groups dividing both channel counts, P and Q the spec's output size); a direct
 // call that breaks it would index past its operands or divide by zero.

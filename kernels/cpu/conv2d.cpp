@@ -69,13 +69,6 @@ void direct(const ConvGeom& g, const T* x, const T* w, const T* bias, T* y, bool
 // ------------------------------------------------------------------------------------------
 // Rung 2: direct_blocked
 // ------------------------------------------------------------------------------------------
-using gemm::f32x16;
-using gemm::f32x4;
-using gemm::f32x8;
-using gemm::f64x2;
-using gemm::f64x4;
-using gemm::f64x8;
-
 // The register tile of one ISA, as data: KB output channels x NV vectors of W output pixels
 // (QB = NV * W), the accumulators held in KB * NV vector registers. REGS: the ISA's vector
 // registers (16 for SSE2 and AVX2, 32 for AVX-512).
@@ -421,17 +414,15 @@ struct ConvForward {
     for (int64_t jr = 0; jr < nc; jr += NR) {
       T* dst = bp + jr * kc;
       const int cols = int(nc - jr < NR ? nc - jr : NR);
+      PanelRun pr[NR];
       Run runs[NR];
-      int nruns = 0;
-      for (int col = 0; col < cols;) {
-        const int64_t j = jc + jr + col, n = j / g.PQ, pix = j - n * g.PQ, p = pix / g.Q, q = pix - p * g.Q;
-        const int len = int(cols - col < g.Q - q ? cols - col : g.Q - q);
-        const int64_t image = (n * g.C + group * g.Cg) * plane;
+      const int nruns = panel_runs(jc + jr, cols, g.PQ, g.Q, pr);
+      for (int u = 0; u < nruns; ++u) {
+        const int64_t image = (pr[u].n * g.C + group * g.Cg) * plane, p = pr[u].row, q = pr[u].first;
         if (padded)
-          runs[nruns++] = {col, len, image + p * g.sh * Wp + q * g.sw, 0, 0};
+          runs[u] = {pr[u].col, pr[u].len, image + p * g.sh * Wp + q * g.sw, 0, 0};
         else
-          runs[nruns++] = {col, len, image, p * g.sh - g.ph, q * g.sw - g.pw};
-        col += len;
+          runs[u] = {pr[u].col, pr[u].len, image, p * g.sh - g.ph, q * g.sw - g.pw};
       }
       const int64_t RS = g.R * g.S;
       int64_t c = pc / RS, r = pc / g.S % g.R, s = pc % g.S;
@@ -475,12 +466,7 @@ struct ConvForward {
     }
     const T* row = x + base + (c * g.H + ih) * g.W;  // x[n, group*Cg + c, ih, :]: (W,)
     if (g.sw == 1) {
-      int64_t lo = -iw, hi = g.W - iw;  // the run's outputs whose column lies in the input
-      lo = lo < 0 ? 0 : lo > len ? len : lo;
-      hi = hi < lo ? lo : hi > len ? len : hi;
-      for (int64_t t = 0; t < lo; ++t) o[t] = T(0);
-      for (int64_t t = lo; t < hi; ++t) o[t] = row[iw + t];
-      for (int64_t t = hi; t < len; ++t) o[t] = T(0);
+      copy_clipped(row, iw, g.W, len, o);
     } else {
       for (int t = 0; t < len; ++t) {
         const int64_t col = iw + t * g.sw;
@@ -574,14 +560,6 @@ void run_implicit_gemm(const Call& call) {
 template <class T>
 void run_threaded(const Call& call) {
   each_group<T>(call, call.threads, [&](const ConvForward<T>& op) { gemm::run_threaded<T>(op, call.threads); });
-}
-
-template <void (*f32)(const Call&), void (*f64)(const Call&)>
-void by_dtype(const Call& call) {
-  if (call.dtype == DType::f32)
-    f32(call);
-  else
-    f64(call);
 }
 
 std::vector<int64_t> sizes(const int64_t* dims) {  // x, w, bias, y

@@ -111,14 +111,11 @@ struct ConvBackwardInput {
     for (int64_t jr = 0; jr < nc; jr += NR) {
       T* dst = bp + jr * kc;
       const int cols = int(nc - jr < NR ? nc - jr : NR);
+      PanelRun pr[NR];
       Run runs[NR];
-      int nruns = 0;
-      for (int col = 0; col < cols;) {
-        const int64_t j = jc + jr + col, n = j / HW, pix = j - n * HW, hi = pix / wp->count, wi = pix - hi * wp->count;
-        const int len = int(cols - col < wp->count - wi ? cols - col : wp->count - wi);
-        runs[nruns++] = {col, len, (n * g.K + group * g.Kg) * PQ, hi, wi};
-        col += len;
-      }
+      const int nruns = panel_runs(jc + jr, cols, HW, wp->count, pr);
+      for (int u = 0; u < nruns; ++u)
+        runs[u] = {pr[u].col, pr[u].len, (pr[u].n * g.K + group * g.Kg) * PQ, pr[u].row, pr[u].first};
       int64_t k = pc / taps, ri = pc / nw % nh, si = pc % nw;
       for (int64_t kk = 0; kk < kc; ++kk) {
         T* d = dst + kk * NR;
@@ -132,12 +129,7 @@ struct ConvBackwardInput {
             continue;
           }
           const T* row = dy + run.dybase + (k * g.P + p) * g.Q;  // dy[n, group*Kg + k, p, :]: (Q,)
-          int64_t lo = -q0, hi = g.Q - q0;  // the run's pixels whose q lies in dy
-          lo = lo < 0 ? 0 : lo > run.len ? run.len : lo;
-          hi = hi < lo ? lo : hi > run.len ? run.len : hi;
-          for (int64_t t = 0; t < lo; ++t) o[t] = T(0);
-          for (int64_t t = lo; t < hi; ++t) o[t] = row[q0 + t];
-          for (int64_t t = hi; t < run.len; ++t) o[t] = T(0);
+          copy_clipped(row, q0, g.Q, run.len, o);  // the run's pixels whose q lies in dy
         }
         for (int j = cols; j < NR; ++j) d[j] = T(0);
         if (++si == nw) {
@@ -250,14 +242,6 @@ void run_implicit_gemm(const Call& call) {
 template <class T>
 void run_threaded(const Call& call) {
   each_gemm<T>(call, [&](const ConvBackwardInput<T>& op) { gemm::run_threaded<T>(op, call.threads); });
-}
-
-template <void (*f32)(const Call&), void (*f64)(const Call&)>
-void by_dtype(const Call& call) {
-  if (call.dtype == DType::f32)
-    f32(call);
-  else
-    f64(call);
 }
 
 std::vector<int64_t> sizes(const int64_t* dims) {  // dy, w, dx

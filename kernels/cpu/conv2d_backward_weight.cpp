@@ -209,14 +209,6 @@ void run_threaded(const Call& call) {
   });
 }
 
-template <void (*f32)(const Call&), void (*f64)(const Call&)>
-void by_dtype(const Call& call) {
-  if (call.dtype == DType::f32)
-    f32(call);
-  else
-    f64(call);
-}
-
 std::vector<int64_t> sizes(const int64_t* dims) {  // x, dy, dw
   const ConvGeom g(dims);
   return {g.x_elems(), g.y_elems(), g.w_elems()};

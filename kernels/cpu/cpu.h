@@ -82,6 +82,15 @@ Isa active_isa();    // min(detected, the forced limit): what every dispatching 
   static void name params { body args; }
 #endif
 
+// Vector types (GCC/Clang vector extensions): plain C++ arithmetic that each ISA wrapper compiles
+// to its own registers, so one kernel body serves every ISA and the arm64 build.
+typedef float f32x4 __attribute__((vector_size(16)));
+typedef float f32x8 __attribute__((vector_size(32)));
+typedef float f32x16 __attribute__((vector_size(64)));
+typedef double f64x2 __attribute__((vector_size(16)));
+typedef double f64x4 __attribute__((vector_size(32)));
+typedef double f64x8 __attribute__((vector_size(64)));
+
 // ------------------------------------------------------------------------------------------
 // Calls and tables
 // ------------------------------------------------------------------------------------------
@@ -133,6 +142,15 @@ struct Table {
   Sizes sizes;
   Unsupported unsupported = nullptr;  // none: every non-negative dims runs
 };
+
+// A launcher of both dtypes from one per dtype: by_dtype<run<float>, run<double>>.
+template <void (*f32)(const Call&), void (*f64)(const Call&)>
+void by_dtype(const Call& call) {
+  if (call.dtype == DType::f32)
+    f32(call);
+  else
+    f64(call);
+}
 
 void register_table(const Table& table);
 struct TableRegistrar {

@@ -38,15 +38,6 @@ namespace gemm {
 // ------------------------------------------------------------------------------------------
 // Blockings
 // ------------------------------------------------------------------------------------------
-// Vector types (GCC/Clang vector extensions): plain C++ arithmetic that each ISA wrapper compiles
-// to its own registers, so one micro-kernel serves every ISA and the arm64 build.
-typedef float f32x4 __attribute__((vector_size(16)));
-typedef float f32x8 __attribute__((vector_size(32)));
-typedef float f32x16 __attribute__((vector_size(64)));
-typedef double f64x2 __attribute__((vector_size(16)));
-typedef double f64x4 __attribute__((vector_size(32)));
-typedef double f64x8 __attribute__((vector_size(64)));
-
 // The blocking of one rung on one ISA, as data. V: the vector type (T itself for the scalar
 // micro-kernel). The micro-kernel keeps an MR x NR tile of C in MR * NV registers.
 template <class T, class V, int MR_, int NV_, int MC_, int KC_, int NC_>

@@ -96,14 +96,6 @@ void run_simd(const Call& call) { gemm::run_serial(operands<T>(call), gemm::simd
 template <class T>
 void run_threaded(const Call& call) { gemm::run_threaded<T>(operands<T>(call), call.threads); }
 
-template <void (*f32)(const Call&), void (*f64)(const Call&)>
-void by_dtype(const Call& call) {
-  if (call.dtype == DType::f32)
-    f32(call);
-  else
-    f64(call);
-}
-
 std::vector<int64_t> sizes(const int64_t* d) { return {d[0] * d[2], d[2] * d[1], d[0] * d[1]}; }  // a, b, c
 
 // ------------------------------------------------------------------------------------------
