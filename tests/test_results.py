@@ -18,16 +18,17 @@ KEY = re.compile(rf"^({'|'.join(BACKENDS)})/(\w+)$")  # "numpy/im2col_threads", 
 def named_variants(doc, op=None):
     """Every (op, backend, variant) a results document names, in any of the forms bench, compare,
     bench_conv2d_cpu.py and device_run.sh write: records with op/backend/variant, 'backend/name'
-    strings beside an op, and bench_conv2d_cpu.py's 'pykern:<name>' keys for conv2d on numpy."""
+    strings beside an op, and bench_conv2d_cpu.py's 'pykern:<name>' keys for its op on numpy
+    (the document's "op", conv2d in records written before --op)."""
     if isinstance(doc, dict):
         op = doc.get("op", op)
         if {"op", "backend", "variant"} <= set(doc) and doc.get("kind", "variant") == "variant":
             yield doc["op"], doc["backend"], doc["variant"]
         for k, v in doc.items():
             if k.startswith("pykern:"):
-                yield "conv2d", "numpy", k.split(":", 1)[1]
+                yield op or "conv2d", "numpy", k.split(":", 1)[1]
             if k == "default_variant" and isinstance(v, str):
-                yield "conv2d", "numpy", v
+                yield op or "conv2d", "numpy", v
             if isinstance(v, str) and op and KEY.match(v):
                 yield (op,) + KEY.match(v).groups()
             else:
@@ -57,3 +58,6 @@ def test_the_scan_finds_what_it_looks_for():
            "layers": {"l": {"pykern:old": {}}}}
     assert set(named_variants(doc)) == {("conv2d", "numpy", "winograd_im2col"), ("relu", "numpy", "gone"),
                                         ("conv2d", "numpy", "old")}
+    gradient = {"op": "conv2d_backward_input", "default_variant": "threaded", "layers": {"l": {"pykern:old": {}}}}
+    assert set(named_variants(gradient)) == {("conv2d_backward_input", "numpy", "threaded"),
+                                             ("conv2d_backward_input", "numpy", "old")}
