@@ -86,7 +86,7 @@ def demo_here(monkeypatch, capsys, timing=None):
                                                   for n, a in real.items()})
     monkeypatch.setattr(SPECS["relu"], "demo_case", lambda simulator=False: {"shape": (1000,)})
     if timing is not None:
-        monkeypatch.setattr(cli, "_time_demo", lambda prepared, backend, reps: timing)
+        monkeypatch.setattr(cli, "_time_demo", lambda prepared, backend, reps, slow=False: timing)
     code = cli.main(["demo", "--op", "relu", "--reps", "3"])
     return code, capsys.readouterr().out
 
