@@ -31,6 +31,8 @@ def pytest_addoption(parser):
                                       "(default: per-device sizes)")
     g.addoption("--bench-dtype", default="auto", help="float32, float64, float16, bfloat16 or auto (default)")
     g.addoption("--bench-no-baselines", action="store_true", help="skip the library baselines")
+    g.addoption("--bench-quick", action="store_true", help="quick ceilings (cache-sized arrays, short "
+                "runs: seconds less per run), for smoke tests; never for figures")
 
 
 def pytest_collect_file(file_path, parent):
@@ -51,12 +53,13 @@ class Session:
 
     def __init__(self):
         self.cache = bench.CaseCache()
+        self.quick = False  # --bench-quick (set at configure time)
         self.ceilings = {}
         self.records = {}  # nodeid -> record (as in the CLI's JSON) for ratios and the summary
 
     def ceiling(self, key: str) -> dict:
         if key not in self.ceilings:
-            self.ceilings.update(bench.measure_ceilings({key}))
+            self.ceilings.update(bench.measure_ceilings({key}, quick=self.quick))
         return self.ceilings[key]
 
 
@@ -66,6 +69,10 @@ _SESSION = Session()
 @pytest.fixture(scope="session")
 def pykern_session():
     return _SESSION
+
+
+def pytest_configure(config):
+    _SESSION.quick = bool(config.getoption("--bench-quick", default=False))
 
 
 def pytest_collection_modifyitems(config, items):

@@ -9,7 +9,8 @@ import pytest
 pytestmark = pytest.mark.slow  # each test runs the benchmark suite in a subprocess
 
 BENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench")
-TINY = ["--bench-backend", "numpy", "--bench-sizes", "2^10", "--bench-no-baselines", "-p", "no:cacheprovider"]
+TINY = ["--bench-backend", "numpy", "--bench-sizes", "2^10", "--bench-no-baselines", "--bench-quick", "-p",
+        "no:cacheprovider"]
 
 
 def run_pytest(args, cwd):
