@@ -350,3 +350,20 @@ def test_a_route_to_an_unknown_variant_is_an_error_not_a_silent_default():
             del _registry._ROUTES[("relu", "numpy")]
         else:
             _registry._ROUTES[("relu", "numpy")] = saved
+
+
+def test_the_pool_serves_calls_of_changing_thread_counts():
+    """Calls that use fewer of the pool's threads than the one before leave some idle: one that
+    wakes late must never take part in the next call (a race that a (call, parts) ticket closes).
+    Thread counts alternate above and below this machine's cores; every result is simd's bits."""
+    ext = _compiled.ext
+    rng = np.random.default_rng(seed_for("pool-churn"))
+    a = rng.standard_normal((130, 300)).astype(np.float32)
+    b = rng.standard_normal((300, 250)).astype(np.float32)
+    want = np.empty((130, 250), np.float32)
+    ext.matmul_simd((a, b), want, [130, 250, 300, 0, 0], 1)
+    got = np.empty_like(want)
+    for i in range(60):
+        got.fill(np.nan)
+        ext.matmul_threaded((a, b), got, [130, 250, 300, 0, 0], (4, 2, 3, 1, 5)[i % 5])
+        assert np.array_equal(got, want), f"call {i}"

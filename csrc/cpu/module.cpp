@@ -121,12 +121,15 @@ struct PoolState {
   std::mutex use;  // held by the call using the pool
   std::mutex park;
   std::condition_variable wake;
-  std::atomic<unsigned> generation{0};  // bumped once per call: the workers' signal
-  int workers = 0;                      // threads started; worker w runs part w
-  // The current call, written before `generation` is bumped.
+  // (call number << 16) | parts, stored once per call: the workers' signal. A worker decides from
+  // the ticket alone whether the call is its (w < parts), so one that wakes late for a call it has
+  // no part in never reads the fields below while the next call writes them.
+  std::atomic<uint64_t> ticket{0};
+  int workers = 0;  // threads started; worker w runs part w
+  // The current call, written before the ticket is stored; read only by its participants, which
+  // the caller waits for before it returns.
   Pool::Task task = nullptr;
   void* ctx = nullptr;
-  int parts = 0;
   std::vector<int> cpu_for;  // [w]: the CPU worker w moves to for this call (-1: stay)
   std::atomic<int> remaining{0};
 };
@@ -142,27 +145,30 @@ void pause_briefly() {
 // next call of a sequence (a training step's layers) finds it awake.
 constexpr int kSpinPauses = 2000;
 
-void worker_loop(PoolState* st, int w) {
-  unsigned seen = 0;
+constexpr uint64_t kPartsBits = 16, kPartsMask = (uint64_t(1) << kPartsBits) - 1;
+
+// seen: the ticket current when the worker was started (its calls are the ones after it).
+void worker_loop(PoolState* st, int w, uint64_t seen) {
   int pinned = -1;
   for (;;) {
-    unsigned gen;
-    for (int spins = 0; (gen = st->generation.load(std::memory_order_acquire)) == seen; ++spins) {
+    uint64_t ticket;
+    for (int spins = 0; (ticket = st->ticket.load(std::memory_order_acquire)) == seen; ++spins) {
       if (spins < kSpinPauses) {
         pause_briefly();
         continue;
       }
       std::unique_lock<std::mutex> lock(st->park);
-      st->wake.wait(lock, [&] { return st->generation.load(std::memory_order_acquire) != seen; });
+      st->wake.wait(lock, [&] { return st->ticket.load(std::memory_order_acquire) != seen; });
     }
-    seen = gen;
-    if (w >= st->parts) continue;  // this call needs fewer threads
+    seen = ticket;
+    const int parts = int(ticket & kPartsMask);
+    if (w >= parts) continue;  // this call needs fewer threads
     const int cpu = st->cpu_for[size_t(w)];
     if (cpu >= 0 && cpu != pinned) {
       move_to_cpu(cpu);
       pinned = cpu;
     }
-    st->task(st->ctx, w, st->parts);
+    st->task(st->ctx, w, parts);
     st->remaining.fetch_sub(1, std::memory_order_acq_rel);
   }
 }
@@ -185,11 +191,12 @@ Pool& Pool::instance() {
 
 bool Pool::run(int parts, Task task, void* ctx) {
   PoolState* st = g_pool;
+  if (uint64_t(parts) > kPartsMask) return false;  // more than the ticket holds: threads of its own
   std::unique_lock<std::mutex> use(st->use, std::try_to_lock);
   if (!use.owns_lock()) return false;
   while (st->workers < parts - 1) {
     try {
-      std::thread(worker_loop, st, st->workers + 1).detach();
+      std::thread(worker_loop, st, st->workers + 1, st->ticket.load(std::memory_order_acquire)).detach();
     } catch (const std::system_error&) {
       return false;  // the caller starts its own (and runs a part inline if that fails too)
     }
@@ -201,11 +208,11 @@ bool Pool::run(int parts, Task task, void* ctx) {
     if (!cpus.empty()) st->cpu_for[size_t(w)] = cpus[size_t(w - 1) % cpus.size()];
   st->task = task;
   st->ctx = ctx;
-  st->parts = parts;
   st->remaining.store(parts - 1, std::memory_order_relaxed);
   {
     std::lock_guard<std::mutex> lock(st->park);
-    st->generation.fetch_add(1, std::memory_order_acq_rel);
+    const uint64_t call = (st->ticket.load(std::memory_order_relaxed) >> kPartsBits) + 1;
+    st->ticket.store(call << kPartsBits | uint64_t(parts), std::memory_order_release);
   }
   st->wake.notify_all();
   task(ctx, 0, parts);
