@@ -367,7 +367,7 @@ PYKERN_DIRECT_BLOCKED(avx512, PYKERN_TARGET_AVX512)
 // Rows: the group's Kg output channels. Columns: every output pixel of every image, j = n*PQ + pix
 // (so small images share panels and tiles). Reduction: the group's CRS filter taps.
 template <class T>
-struct ConvForward {
+struct ConvForward : gemm::StridedA<T> {  // a: the group's filters, (Kg, CRS) rows of w
   ConvGeom g;
   const T* x;  // x: (N, C, H, W)
   T* y;        // y: (N, K, P, Q)
@@ -376,22 +376,17 @@ struct ConvForward {
   const T* xp = nullptr;
   int64_t Hp = 0, Wp = 0;
   int64_t group;
-  Strided<T> a;  // the group's filters: (Kg, CRS) rows of w
   int64_t M, N, K;
   gemm::Epilogue<T> epi;
 
   ConvForward(const ConvGeom& geom, const T* x_, const T* w, const T* bias, T* y_, int64_t grp, bool relu)
-      : g(geom), x(x_), y(y_), group(grp), a{w + grp * geom.Kg * geom.CRS, geom.CRS, 1} {
+      : g(geom), x(x_), y(y_), group(grp) {
+    this->a = {w + grp * geom.Kg * geom.CRS, geom.CRS, 1};
     M = g.Kg;
     N = g.N * g.PQ;
     K = g.CRS;
     epi.bias = bias != nullptr ? bias + grp * g.Kg : nullptr;
     epi.relu = relu;
-  }
-
-  template <class B>
-  PYKERN_INLINE void pack_a(int64_t ic, int64_t mc, int64_t pc, int64_t kc, T* ap) const {
-    gemm::pack_rows<B>(a, ic, mc, pc, kc, ap);
   }
 
   // Gathers im2col(x)'s rows [pc, pc+kc) x columns [jc, jc+nc) into NR-column panels. A panel's

@@ -68,13 +68,12 @@ inline Phase phase(int64_t first, int64_t in, int64_t out, int64_t taps, int64_t
 // j = (n*Ha + hi)*Wb + wi for dx[n, c, hp.first + hi*sh, wp.first + wi*sw]. Reduction: the group's
 // Kg output channels times the phase's taps, (k, r, s) ascending.
 template <class T>
-struct ConvBackwardInput {
+struct ConvBackwardInput : gemm::StridedA<T> {  // a: the filters gathered for the phase, (Cg, Kg*taps)
   ConvGeom g;
   const T* dy;  // dy: (N, K, P, Q)
   T* dx;        // dx: (N, C, H, W)
   int64_t group;
   const Phase *hp, *wp;
-  gemm::Strided<T> a;  // the group's filters gathered for this phase: (Cg, Kg*taps)
   int64_t M, N, K;
   int64_t c_stride;
   gemm::Epilogue<T> epi;  // none
@@ -85,13 +84,8 @@ struct ConvBackwardInput {
     M = g.Cg;
     N = g.N * h.count * w.count;
     K = g.Kg * int64_t(h.tap.size() * w.tap.size());
-    a = {wt, K, 1};
+    this->a = {wt, K, 1};
     c_stride = g.sw;
-  }
-
-  template <class B>
-  PYKERN_INLINE void pack_a(int64_t ic, int64_t mc, int64_t pc, int64_t kc, T* ap) const {
-    gemm::pack_rows<B>(a, ic, mc, pc, kc, ap);
   }
 
   // B's rows [pc, pc+kc) x columns [jc, jc+nc) into NR-column panels. A panel's columns fall into

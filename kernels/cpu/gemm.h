@@ -126,6 +126,17 @@ PYKERN_INLINE void pack_rows(const Strided<typename B::Elem>& m, int64_t ic, int
   }
 }
 
+// An Op whose A is one strided matrix (matmul's a, a conv group's filters) packs it this way.
+template <class T>
+struct StridedA {
+  Strided<T> a;
+
+  template <class B>
+  PYKERN_INLINE void pack_a(int64_t ic, int64_t mc, int64_t pc, int64_t kc, T* ap) const {
+    pack_rows<B>(a, ic, mc, pc, kc, ap);
+  }
+};
+
 // Rows [pc, pc + kc) x columns [jc, jc + nc) of m into NR-column micro-panels, zero columns
 // past nc. (The same walk as pack_rows with rows and columns exchanged: B's panels hold NR
 // columns of kc rows, A's MR rows of kc columns.)

@@ -28,16 +28,12 @@ using gemm::Strided;
 // ------------------------------------------------------------------------------------------
 // op(a)(i, k) = a[i * rsa + k * csa], op(b)(k, j) = b[k * rsb + j * csb], c row-major: a gemm.h Op.
 template <class T>
-struct Gemm {
-  Strided<T> a, b;
+struct Gemm : gemm::StridedA<T> {  // op(a) packed by StridedA
+  Strided<T> b;
   T* c;
   int64_t M, N, K;
   gemm::Epilogue<T> epi;  // none
 
-  template <class B>
-  PYKERN_INLINE void pack_a(int64_t ic, int64_t mc, int64_t pc, int64_t kc, T* ap) const {
-    gemm::pack_rows<B>(a, ic, mc, pc, kc, ap);
-  }
   template <class B>
   PYKERN_INLINE void pack_b(int64_t pc, int64_t kc, int64_t jc, int64_t nc, T* bp) const {
     gemm::pack_columns<B>(b, pc, kc, jc, nc, bp);
