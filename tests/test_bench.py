@@ -489,7 +489,20 @@ def test_entry_flags_name_noise_impossible_rates_and_a_busy_machine():
     assert bench.entry_flags(_rec(others_cpu_share=0.6, device="gpu"), ceilings) == []  # GPU time is the GPU's
 
 
+class _Idle:
+    """OtherLoad as on an idle machine: the tests below are about the re-timing rule, and a real
+    load reading (other tests run beside them) would add a 'busy' flag to either timing."""
+    share = 0.0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
 def test_a_suspect_entry_is_retimed_once_and_keeps_its_flag(monkeypatch):
+    monkeypatch.setattr(bench_run, "OtherLoad", _Idle)
     calls = []
 
     def fake_run_entry(e, cache, **kw):
