@@ -21,6 +21,8 @@ import textwrap
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The copy's simulator runs a few small kernels: compile time outweighs run time (PYKERN_SIM_OPT).
+SIM_OPT = os.environ.get("PYKERN_TEST_SIM_OPT", "-O0")
 
 FILES = {
     "pykern/ops/square.py": '''
@@ -185,7 +187,7 @@ def copy_with_square(tmp_path_factory):
     env = dict(os.environ)
     # The simulator only: the toy op has no compiled CPU kernel, and pykern._cpu would add its build time.
     _run([cmake, "-S", str(src), "-B", str(build), "-DPYKERN_NO_CUDA=ON", "-DPYKERN_NO_CPU_EXT=ON",
-          f"-Dpybind11_DIR={cmake_dir}",
+          f"-Dpybind11_DIR={cmake_dir}", f"-DPYKERN_SIM_OPT={SIM_OPT}",
           f"-DPython_EXECUTABLE={sys.executable}"], work, env, 300)
     _run([cmake, "--build", str(build), "-j", str(min(4, os.cpu_count() or 1))], work, env, 600)
     # What `pip install .` would put beside the package: the extension and the two generated files.
