@@ -189,8 +189,9 @@ void run_threaded(const Call& call) {
   const gemm::SerialScratch own = gemm::serial_scratch(path, g.Kg, chunks.size);
   Scratch<T> scratch(own.total() * size_t(parts));
   std::atomic<int64_t> next{0};
-  gemm::Barrier barrier(parts);
-  parallel(parts, [&](int part, int np) {
+  // The parts wait for each other once (the partials complete before they are added): run on a
+  // barrier of their own count, or, where the threads cannot be had, all on this one.
+  auto body = [&](int part, int np, gemm::Barrier& barrier) {
     T* mine = scratch.p + own.total() * size_t(part);
     for (int64_t item; (item = next.fetch_add(1)) < items;) {
       const int64_t chunk = item / (g.G * ranges), grp = item / ranges % g.G, range = item % ranges;
@@ -206,7 +207,12 @@ void run_threaded(const Call& call) {
       const T* src = partial.p + size_t(ch - 1) * size_t(dw_elems);
       for (int64_t e = lo; e < hi; ++e) dw[e] += src[e];
     }
-  });
+  };
+  gemm::Barrier all(parts);
+  if (!parallel_all(parts, [&](int part, int np) { body(part, np, all); })) {
+    gemm::Barrier one(1);
+    body(0, 1, one);
+  }
 }
 
 std::vector<int64_t> sizes(const int64_t* dims) {  // x, dy, dw

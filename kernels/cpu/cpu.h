@@ -191,36 +191,51 @@ class Pool {
   static Pool& instance();
 };
 
-// Runs f(part, parts) for part in [0, parts) on `parts` threads (the caller's among them) and
-// waits for all: on the pool's threads, or on threads started for this call when the pool is
-// busy or cannot start one (then a part that gets no thread runs on the caller's).
+// Runs f(part, parts) for part in [0, parts) on `parts` threads at once (the caller's among them)
+// and waits for all: on the pool's threads, or on threads started for this call when the pool is
+// busy. All or nothing: where the threads cannot all be had (thread creation failed), nothing
+// runs and the answer is false, so a caller whose parts wait for each other (a Barrier) can take
+// its one-thread path instead of waiting forever for a part that never starts.
 template <class F>
-void parallel(int parts, F&& f) {
+bool parallel_all(int parts, F&& f) {
   if (parts <= 1) {
     f(0, 1);
-    return;
+    return true;
   }
   using Fn = typename std::remove_reference<F>::type;
   const Pool::Task task = [](void* ctx, int part, int n) { (*static_cast<Fn*>(ctx))(part, n); };
-  if (Pool::instance().run(parts, task, const_cast<void*>(static_cast<const void*>(&f)))) return;
+  if (Pool::instance().run(parts, task, const_cast<void*>(static_cast<const void*>(&f)))) return true;
   const std::vector<int> cpus = helper_cpus();
+  std::atomic<int> gate{0};  // 0: wait, 1: run, 2: not every thread started, return
   std::vector<std::thread> own;
   own.reserve(parts - 1);
-  std::vector<int> inline_parts;
-  for (int p = 1; p < parts; ++p) {
+  bool started = true;
+  for (int p = 1; p < parts && started; ++p) {
     const int cpu = cpus.empty() ? -1 : cpus[size_t(p - 1) % cpus.size()];
     try {
-      own.emplace_back([&f, p, parts, cpu] {
+      own.emplace_back([&f, &gate, p, parts, cpu] {
+        int g;
+        while ((g = gate.load(std::memory_order_acquire)) == 0) std::this_thread::yield();
+        if (g == 2) return;
         if (cpu >= 0) move_to_cpu(cpu);
         f(p, parts);
       });
     } catch (const std::system_error&) {
-      inline_parts.push_back(p);
+      started = false;
     }
   }
-  f(0, parts);
-  for (int p : inline_parts) f(p, parts);
+  gate.store(started ? 1 : 2, std::memory_order_release);
+  if (started) f(0, parts);
   for (auto& t : own) t.join();
+  return started;
+}
+
+// parallel_all for parts that never wait for each other: where the threads cannot be had, the
+// caller runs every part itself, in order.
+template <class F>
+void parallel(int parts, F&& f) {
+  if (!parallel_all(parts, f))
+    for (int p = 0; p < parts; ++p) f(p, parts);
 }
 
 // A 64-byte aligned scratch buffer (packed panels), freed at scope exit.

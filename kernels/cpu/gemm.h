@@ -518,7 +518,7 @@ void run_parallel_prepacked(const Op& op, const Path<T, Op>& p, Plan<T> pl, int 
   Scratch<T> own_b(size_t(p.kc) * size_t(tile) * size_t(parts));  // allocated here: a thread never throws
   std::atomic<int64_t> next{0};
   Barrier barrier(parts);
-  parallel(parts, [&](int part, int np) {
+  const bool ran = parallel_all(parts, [&](int part, int np) {
     p.pack_a(op, pl.m_pad, a_count * part / np, a_count * (part + 1) / np, a_all.p);
     barrier.wait();
     T* bp = own_b.p + size_t(p.kc) * size_t(tile) * size_t(part);
@@ -536,6 +536,7 @@ void run_parallel_prepacked(const Op& op, const Path<T, Op>& p, Plan<T> pl, int 
       } while (pc < op.K);
     }
   });
+  if (!ran) run_serial(op, p);  // no threads to be had: the same sums on this one
 }
 
 // `parts` threads over the BLIS loops where A is too big to pack up front: per (jc, pc) step they pack shares of B's block into one
@@ -568,7 +569,7 @@ void run_parallel(const Op& op, const Path<T, Op>& p, int parts) {
   std::vector<std::atomic<int64_t>> next(size_t(steps_n * steps_k));
   for (auto& n : next) n = 0;
   Barrier barrier(parts);
-  parallel(parts, [&](int part, int np) {
+  const bool ran = parallel_all(parts, [&](int part, int np) {
     T* ap = own_a.p + p.a_elems * size_t(part);
     int64_t step = 0;
     for (int64_t jc = 0; jc < op.N; jc += pl.nc) {
@@ -592,6 +593,7 @@ void run_parallel(const Op& op, const Path<T, Op>& p, int parts) {
       } while (pc < op.K);
     }
   });
+  if (!ran) run_serial(op, p);  // no threads to be had: the same sums on this one
 }
 
 // Below this many flops a thread costs more than it saves (starting one: ~20-50 us).
