@@ -68,9 +68,10 @@ inline Phase phase(int64_t first, int64_t in, int64_t out, int64_t taps, int64_t
 // j = (n*Ha + hi)*Wb + wi for dx[n, c, hp.first + hi*sh, wp.first + wi*sw]. Reduction: the group's
 // Kg output channels times the phase's taps, (k, r, s) ascending.
 template <class T>
-struct ConvBackwardInput : gemm::StridedA<T> {  // a: the filters gathered for the phase, (Cg, Kg*taps)
+struct ConvBackwardInput {
   ConvGeom g;
   const T* dy;  // dy: (N, K, P, Q)
+  const T* w;   // w: (K, Cg, R, S)
   T* dx;        // dx: (N, C, H, W)
   int64_t group;
   const Phase *hp, *wp;
@@ -78,14 +79,42 @@ struct ConvBackwardInput : gemm::StridedA<T> {  // a: the filters gathered for t
   int64_t c_stride;
   gemm::Epilogue<T> epi;  // none
 
-  ConvBackwardInput(const ConvGeom& geom, const T* dy_, T* dx_, int64_t grp, const Phase& h, const Phase& w,
-                    const T* wt)
-      : g(geom), dy(dy_), dx(dx_), group(grp), hp(&h), wp(&w) {
+  ConvBackwardInput(const ConvGeom& geom, const T* dy_, const T* w_, T* dx_, int64_t grp, const Phase& h,
+                    const Phase& wph)
+      : g(geom), dy(dy_), w(w_), dx(dx_), group(grp), hp(&h), wp(&wph) {
     M = g.Cg;
-    N = g.N * h.count * w.count;
-    K = g.Kg * int64_t(h.tap.size() * w.tap.size());
-    this->a = {wt, K, 1};
+    N = g.N * h.count * wph.count;
+    K = g.Kg * int64_t(h.tap.size() * wph.tap.size());
     c_stride = g.sw;
+  }
+
+  // A is the group's filters as (Cg, Kg*taps): A[c, (k, ri, si)] = w[group*Kg + k, c, tap_r, tap_s],
+  // packed straight from w into MR-row micro-panels (zero rows past mc). Packing it here, not
+  // into a transposed copy first, puts the work where threads share it (gemm.h packs A's
+  // blocks in parallel): the copy ran on one thread before every GEMM (9.4 MB for 7x7x512).
+  template <class B>
+  PYKERN_INLINE void pack_a(int64_t ic, int64_t mc, int64_t pc, int64_t kc, T* ap) const {
+    constexpr int MR = B::MR;
+    const int64_t nh = int64_t(hp->tap.size()), nw = int64_t(wp->tap.size()), taps = nh * nw;
+    const int64_t RS = g.R * g.S;
+    for (int64_t ir = 0; ir < mc; ir += MR) {
+      T* dst = ap + ir * kc;
+      const int rows = int(mc - ir < MR ? mc - ir : MR);
+      int64_t k = pc / taps, ri = pc / nw % nh, si = pc % nw;
+      for (int64_t kk = 0; kk < kc; ++kk) {
+        // w[group*Kg + k, ic + ir + i, tap_r, tap_s] for the micro-panel's rows i
+        const T* f = w + ((group * g.Kg + k) * g.Cg + ic + ir) * RS + hp->tap[size_t(ri)] * g.S + wp->tap[size_t(si)];
+        for (int i = 0; i < rows; ++i) dst[kk * MR + i] = f[i * RS];
+        for (int i = rows; i < MR; ++i) dst[kk * MR + i] = T(0);
+        if (++si == nw) {
+          si = 0;
+          if (++ri == nh) {
+            ri = 0;
+            ++k;
+          }
+        }
+      }
+    }
   }
 
   // B's rows [pc, pc+kc) x columns [jc, jc+nc) into NR-column panels. A panel's columns fall into
@@ -199,7 +228,6 @@ void each_gemm(const Call& call, F&& run) {
   T* dx = call.output<T>();
   for (int64_t i = 0; i < g.w_elems(); ++i)
     if (!std::isfinite(w[i])) return direct(g, dy, w, dx);
-  std::vector<T> wt;
   for (int64_t h0 = 0; h0 < g.sh && h0 < g.H; ++h0) {
     const Phase hp = phase(h0, g.H, g.P, g.R, g.sh, g.ph, g.dh);
     for (int64_t w0 = 0; w0 < g.sw && w0 < g.W; ++w0) {
@@ -209,19 +237,7 @@ void each_gemm(const Call& call, F&& run) {
         zero_phase(g, hp, wp, dx);
         continue;
       }
-      const int64_t kt = g.Kg * int64_t(nh * nw);
-      wt.resize(size_t(g.Cg * kt));
-      for (int64_t grp = 0; grp < g.G; ++grp) {
-        // The group's filters as the GEMM's A: wt[c, (k, ri, si)] = w[group*Kg + k, c, r, s].
-        for (int64_t c = 0; c < g.Cg; ++c)
-          for (int64_t k = 0; k < g.Kg; ++k) {
-            const T* f = w + ((grp * g.Kg + k) * g.Cg + c) * g.R * g.S;  // w[., c]: (R, S)
-            T* o = wt.data() + c * kt + k * int64_t(nh * nw);
-            for (size_t ri = 0; ri < nh; ++ri)
-              for (size_t si = 0; si < nw; ++si) o[ri * nw + si] = f[hp.tap[ri] * g.S + wp.tap[si]];
-          }
-        run(ConvBackwardInput<T>(g, dy, dx, grp, hp, wp, wt.data()));
-      }
+      for (int64_t grp = 0; grp < g.G; ++grp) run(ConvBackwardInput<T>(g, dy, w, dx, grp, hp, wp));
     }
   }
 }
