@@ -114,6 +114,11 @@ def _fmt_pct(p) -> str:
     return "  -" if p is None else f"{p['median']:3.0f}%"
 
 
+def _fmt_loads(loads) -> str:
+    """Other processes' CPU share per run, as the tables print it ('?' where unknown)."""
+    return ", ".join("?" if s is None else f"{100 * s:.0f}%" for s in loads)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="512,1024,2048", help="matmul squares, float32")
@@ -160,7 +165,7 @@ def main(argv=None) -> int:
                 out["matmul"].append({"n": n, "dtype": "float32", "threads": th, "others_cpu_share": loads,
                                       "entries": rows})
                 print(f"\nmatmul {n}^3 float32, {th} thread(s); other processes' CPU share per run: "
-                      + ", ".join("?" if s is None else f"{100 * s:.0f}%" for s in loads))
+                      + _fmt_loads(loads))
                 for name, r in rows.items():
                     g, v = r["gflops"], r["vs_np_matmul"]
                     print(f"  {name:10s} {g['min']:7.1f} {g['median']:7.1f} {g['max']:7.1f} GFLOP/s   "
@@ -180,7 +185,7 @@ def main(argv=None) -> int:
                                 "entries": rows})
             print(f"\nrelu at {args.relu_mib} MiB float32, {th} thread(s) (GB/s read+write; x the copy's GB/s); "
                   "other processes' CPU share per run: "
-                  + ", ".join("?" if s is None else f"{100 * s:.0f}%" for s in loads))
+                  + _fmt_loads(loads))
             for name, r in rows.items():
                 g, v = r["gbps"], r["vs_copy"]
                 print(f"  {name:24s} {g['min']:6.1f} {g['median']:6.1f} {g['max']:6.1f} GB/s   "
