@@ -18,8 +18,14 @@ from pykern.ops.relu import reference as relu_reference
 def _cases():
     for v in pk.variants():
         spec = SPECS[v.op]
+        sim = on_simulator(v.backend)
         for dtype in v.dtypes:
-            for case in spec.test_cases(v.backend, simulator=on_simulator(v.backend)):
+            for i, case in enumerate(spec.test_cases(v.backend, simulator=sim)):
+                # Numba's simulator (a Python thread per CUDA thread) is a third of CI's time: there a
+                # float64 build of a kernel runs every other case. Every case still runs in float32,
+                # and float64 in the same kernel source on a spread of shapes, edge cases among them.
+                if sim and v.backend == "numba" and dtype == "float64" and i % 2 and len(v.dtypes) > 1:
+                    continue
                 yield pytest.param(v, dtype, case, id=f"{v.key}-{dtype}-{spec.case_id(case)}")
 
 
