@@ -26,6 +26,9 @@
 // the spec's products (w scanned once: K*Cg*R*S reads against N*P*Q times as many FMAs).
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <utility>
+#include <vector>
 
 #include "conv.h"
 #include "gemm.h"
@@ -73,6 +76,11 @@ struct ConvBackwardInput {
   const T* dy;  // dy: (N, K, P, Q)
   const T* w;   // w: (K, Cg, R, S)
   T* dx;        // dx: (N, C, H, W)
+  // dy zero-padded (N, K, Pp, Qp), Pp = top + P + bottom rows, Qp = left + Q + right columns, so
+  // that every tap of every phase reads inside it (dy itself where no tap leaves it), or null
+  // where that copy would be too big: then the gather clips every run to dy.
+  const T* dyp = nullptr;
+  int64_t Pp = 0, Qp = 0, top = 0, left = 0;
   int64_t group;
   const Phase *hp, *wp;
   int64_t M, N, K;
@@ -119,7 +127,9 @@ struct ConvBackwardInput {
 
   // B's rows [pc, pc+kc) x columns [jc, jc+nc) into NR-column panels. A panel's columns fall into
   // runs along one phase row of one image; for each (k, r, s) a run reads one dy row
-  // contiguously, zeros where its taps leave dy.
+  // contiguously. From the padded copy (dyp) that is a plain copy with no border test (on 8x8
+  // images a run is 8 pixels, and the tests and clipping were most of the gather); without it,
+  // each run is clipped to dy and the rest zero-filled.
   template <class B>
   PYKERN_INLINE void pack_b(int64_t pc, int64_t kc, int64_t jc, int64_t nc, T* bp) const {
     constexpr int NR = B::NR;
@@ -130,7 +140,8 @@ struct ConvBackwardInput {
     };
     const int64_t nh = int64_t(hp->tap.size()), nw = int64_t(wp->tap.size()), taps = nh * nw;
     if (taps == 0) return;  // K = 0 (each_gemm zeroes such phases itself): nothing to pack, no division
-    const int64_t PQ = g.P * g.Q, HW = hp->count * wp->count;
+    const bool padded = dyp != nullptr;
+    const int64_t PQ = padded ? Pp * Qp : g.P * g.Q, HW = hp->count * wp->count;
     for (int64_t jr = 0; jr < nc; jr += NR) {
       T* dst = bp + jr * kc;
       const int cols = int(nc - jr < NR ? nc - jr : NR);
@@ -143,7 +154,16 @@ struct ConvBackwardInput {
       for (int64_t kk = 0; kk < kc; ++kk) {
         T* d = dst + kk * NR;
         const int64_t hoff = hp->off[size_t(ri)], woff = wp->off[size_t(si)];
-        for (int u = 0; u < nruns; ++u) {
+        if (padded) {
+          const T* plane = dyp + k * PQ + (top + hoff) * Qp + left + woff;  // dyp[., k] at this tap's offset
+          for (int u = 0; u < nruns; ++u) {
+            const Run& run = runs[u];
+            const T* src = plane + run.dybase + run.hi * Qp + run.wi;
+            T* o = d + run.col;
+            for (int t = 0; t < run.len; ++t) o[t] = src[t];
+          }
+        }
+        for (int u = 0; u < (padded ? 0 : nruns); ++u) {
           const Run& run = runs[u];
           T* o = d + run.col;
           const int64_t p = run.hi + hoff, q0 = run.wi + woff;
@@ -219,39 +239,88 @@ void zero_phase(const ConvGeom& g, const Phase& hp, const Phase& wp, T* dx) {
 // ------------------------------------------------------------------------------------------
 // Launchers
 // ------------------------------------------------------------------------------------------
-// run(op) for the Op of each group and phase in turn; the direct loop where w is not finite.
+// The padded copy of dy is made where it costs at most this many times dy's size (with dy's own
+// size added: a tiny layer's padding is cheap whatever its share); larger padding gathers with tests.
+constexpr int64_t kPadGrowth = 2;
+
+// How far the taps of an axis's phases reach past dy: (before, after) its `out` rows.
+inline std::pair<int64_t, int64_t> reach(const std::vector<Phase>& phases, int64_t out) {
+  int64_t lo = 0, hi = out - 1;
+  for (const Phase& ph : phases)
+    for (int64_t off : ph.off) {  // phase row i reads dy row i + off, i in [0, count)
+      lo = std::min(lo, off);
+      hi = std::max(hi, ph.count - 1 + off);
+    }
+  return {-lo, hi - (out - 1)};
+}
+
+// run(op) for the Op of each group and phase in turn, after dy is padded once for all of them (on
+// `threads` threads, planes split between them); the direct loop where w is not finite.
 template <class T, class F>
-void each_gemm(const Call& call, F&& run) {
+void each_gemm(const Call& call, int threads, F&& run) {
   const ConvGeom g(call.dims);
   const T* dy = call.input<T>(0);
   const T* w = call.input<T>(1);  // w: (K, Cg, R, S)
   T* dx = call.output<T>();
   for (int64_t i = 0; i < g.w_elems(); ++i)
     if (!std::isfinite(w[i])) return direct(g, dy, w, dx);
-  for (int64_t h0 = 0; h0 < g.sh && h0 < g.H; ++h0) {
-    const Phase hp = phase(h0, g.H, g.P, g.R, g.sh, g.ph, g.dh);
-    for (int64_t w0 = 0; w0 < g.sw && w0 < g.W; ++w0) {
-      const Phase wp = phase(w0, g.W, g.Q, g.S, g.sw, g.pw, g.dw);
+  std::vector<Phase> hps, wps;
+  for (int64_t h0 = 0; h0 < g.sh && h0 < g.H; ++h0) hps.push_back(phase(h0, g.H, g.P, g.R, g.sh, g.ph, g.dh));
+  for (int64_t w0 = 0; w0 < g.sw && w0 < g.W; ++w0) wps.push_back(phase(w0, g.W, g.Q, g.S, g.sw, g.pw, g.dw));
+  const auto [top, bottom] = reach(hps, g.P);
+  const auto [left, right] = reach(wps, g.Q);
+  const int64_t Pp = top + g.P + bottom, Qp = left + g.Q + right, planes = g.N * g.K;
+  const bool pad = Pp != g.P || Qp != g.Q;
+  const bool use = !pad || planes * Pp * Qp <= kPadGrowth * g.y_elems() + (int64_t(1) << 20);
+  Scratch<T> buf(use && pad ? size_t(planes * Pp * Qp) : 0);
+  if (use && pad) {
+    const int parts = int(planes * Pp * Qp * int64_t(sizeof(T)) < (int64_t(1) << 21) ? 1 : threads);
+    parallel(parts, [&](int part, int np) {
+      for (int64_t pl = planes * part / np; pl < planes * (part + 1) / np; ++pl) {
+        T* dst = buf.p + pl * Pp * Qp;  // (Pp, Qp): zero border around dy's plane pl
+        const T* src = dy + pl * g.P * g.Q;
+        std::memset(dst, 0, sizeof(T) * size_t(top * Qp));
+        for (int64_t p = 0; p < g.P; ++p) {
+          T* row = dst + (top + p) * Qp;
+          std::memset(row, 0, sizeof(T) * size_t(left));
+          std::memcpy(row + left, src + p * g.Q, sizeof(T) * size_t(g.Q));
+          std::memset(row + left + g.Q, 0, sizeof(T) * size_t(right));
+        }
+        std::memset(dst + (top + g.P) * Qp, 0, sizeof(T) * size_t(bottom * Qp));
+      }
+    });
+  }
+  for (const Phase& hp : hps)
+    for (const Phase& wp : wps) {
       const size_t nh = hp.tap.size(), nw = wp.tap.size();
       if (nh * nw == 0) {  // no tap reaches these pixels (1x1 stride 2: three phases of four): dx = 0
         zero_phase(g, hp, wp, dx);
         continue;
       }
-      for (int64_t grp = 0; grp < g.G; ++grp) run(ConvBackwardInput<T>(g, dy, w, dx, grp, hp, wp));
+      for (int64_t grp = 0; grp < g.G; ++grp) {
+        ConvBackwardInput<T> op(g, dy, w, dx, grp, hp, wp);
+        if (use) {
+          op.dyp = pad ? buf.p : dy;
+          op.Pp = Pp;
+          op.Qp = Qp;
+          op.top = top;
+          op.left = left;
+        }
+        run(op);
+      }
     }
-  }
 }
 
 template <class T>
 void run_implicit_gemm(const Call& call) {
-  each_gemm<T>(call, [](const ConvBackwardInput<T>& op) {
+  each_gemm<T>(call, 1, [](const ConvBackwardInput<T>& op) {
     gemm::run_serial(op, gemm::simd_path<T, ConvBackwardInput<T>>());
   });
 }
 
 template <class T>
 void run_threaded(const Call& call) {
-  each_gemm<T>(call, [&](const ConvBackwardInput<T>& op) { gemm::run_threaded<T>(op, call.threads); });
+  each_gemm<T>(call, call.threads, [&](const ConvBackwardInput<T>& op) { gemm::run_threaded<T>(op, call.threads); });
 }
 
 std::vector<int64_t> sizes(const int64_t* dims) {  // dy, w, dx
