@@ -367,3 +367,25 @@ def test_the_pool_serves_calls_of_changing_thread_counts():
         got.fill(np.nan)
         ext.matmul_threaded((a, b), got, [130, 250, 300, 0, 0], (4, 2, 3, 1, 5)[i % 5])
         assert np.array_equal(got, want), f"call {i}"
+
+
+# Padding too big to copy: the forward gathers from a zero-padded copy of x and the input
+# gradient from one of dy only while that copy stays within twice the input's size plus 2^20
+# elements; past it they clip every run to the array instead. x 3x3 under padding 512 (a
+# 1027x1027 padded plane), and dx of a 1100x1100 image under dilation 1000 (taps that leave dy
+# by 1000 rows on both sides: a 2100x2100 padded dy against its 100x100), take that path.
+@pytest.mark.parametrize("op,shapes,params", [
+    ("conv2d", {"x": (1, 2, 3, 3), "w": (3, 2, 1, 1)}, {"padding": 512}),
+    ("conv2d_backward_input", {"dy": (1, 2, 100, 100), "w": (2, 1, 2, 2)},
+     {"x_shape": (1, 1, 1100, 1100), "dilation": 1000}),
+])
+@pytest.mark.parametrize("variant", ["implicit_gemm", "threaded"])
+def test_gathers_that_clip_where_padding_is_too_big_to_copy(op, shapes, params, variant):
+    from pykern._check import run_arrays
+    v = next(v for v in pk.variants(op, "numpy") if v.name == variant)
+    rng = np.random.default_rng(seed_for("clip", op, variant))
+    arrays = {k: rng.standard_normal(s).astype(np.float32) for k, s in shapes.items()}
+    if op == "conv2d":
+        arrays["bias"] = None
+    cmp = run_arrays(v, arrays, params)
+    assert cmp.ok, cmp.message()
