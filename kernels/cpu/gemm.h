@@ -149,6 +149,13 @@ PYKERN_INLINE void pack_columns(const Strided<typename B::Elem>& m, int64_t pc, 
     T* dst = bp + jr * kc;
     const int cols = int(nc - jr < NR ? nc - jr : NR);
     const T* src = m.p + pc * m.rs + (jc + jr) * m.cs;
+    if (m.rs == 1) {  // columns are contiguous along k (a transposed B): read each column in order
+      for (int j = 0; j < cols; ++j)
+        for (int64_t k = 0; k < kc; ++k) dst[k * NR + j] = src[k + j * m.cs];
+      for (int j = cols; j < NR; ++j)
+        for (int64_t k = 0; k < kc; ++k) dst[k * NR + j] = T(0);
+      continue;
+    }
     for (int64_t k = 0; k < kc; ++k) {
       if (m.cs == 1 && cols == NR) {
         std::memcpy(dst + k * NR, src + k * m.rs, sizeof(T) * NR);
