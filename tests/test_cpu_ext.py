@@ -211,6 +211,14 @@ def test_threaded_conv2d_gradients_are_the_same_bits_on_any_thread_count(geom, d
             dw = got
             assert not check or np.allclose(dw, reference_weight(x, dy, wt.shape, **_pairs(conv)), rtol=1e-4, atol=1e-3)
         assert np.array_equal(got, dw), f"dw threads={threads}"
+    # windows (stride 1; its own summation order, so its own bits): the same on every thread count
+    win = None
+    for threads in (1, 2, 3):
+        got = np.full_like(wt, np.nan)
+        ext.conv2d_backward_weight_windows((x, dy), got, dims, threads)
+        win = got if win is None else win
+        assert np.array_equal(got, win), f"windows threads={threads}"
+    assert not check or np.allclose(win, reference_weight(x, dy, wt.shape, **_pairs(conv)), rtol=1e-4, atol=1e-3)
 
 
 def _pairs(conv):
@@ -388,4 +396,21 @@ def test_gathers_that_clip_where_padding_is_too_big_to_copy(op, shapes, params, 
     if op == "conv2d":
         arrays["bias"] = None
     cmp = run_arrays(v, arrays, params)
+    assert cmp.ok, cmp.message()
+
+
+@pytest.mark.parametrize("padding", [0, 1])
+def test_windows_weight_gradient_keeps_inf_where_the_spec_has_it_and_only_there(padding):
+    """dw's windows rung widens dy's rows with zeros that meet x values the spec never multiplies
+    (the last columns of a row, under the first taps): an Inf there would make 0 * Inf = NaN
+    where the spec's sum is finite. So x holding Inf or NaN takes the implicit GEMM, whose
+    products are the spec's: dw is then NaN/Inf exactly where the reference is."""
+    from pykern._check import run_arrays
+    v = next(v for v in pk.variants("conv2d_backward_weight", "numpy") if v.name == "windows")
+    rng = np.random.default_rng(seed_for("windows-inf", padding))
+    x = rng.standard_normal((2, 2, 5, 6)).astype(np.float32)
+    x[1, 0, 2, -1] = np.inf  # the last column: outside the window of taps s = 0, 1 when padding = 0
+    dy_shape = (2, 3, 5 + 2 * padding - 2, 6 + 2 * padding - 2)
+    arrays = {"x": x, "dy": rng.standard_normal(dy_shape).astype(np.float32)}
+    cmp = run_arrays(v, arrays, {"w_shape": (3, 2, 3, 3), "padding": padding})
     assert cmp.ok, cmp.message()

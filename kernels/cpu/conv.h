@@ -5,6 +5,8 @@
 // Vocabulary: x: (N, C, H, W), w: (K, Cg, R, S), y / dy: (N, K, P, Q); G groups of Cg = C/G input
 // and Kg = K/G output channels; CRS = Cg*R*S, the implicit GEMM's reduction over a filter's taps.
 #pragma once
+#include <cstring>
+
 #include "cpu.h"
 
 namespace pykern {
@@ -51,6 +53,60 @@ inline int panel_runs(int64_t j0, int cols, int64_t per_image, int64_t width, Pa
   }
   return count;
 }
+
+// A zero-padded copy of `planes` planes of rows x cols (an activation, NCHW): the gathers of the
+// implicit GEMMs read a padded copy so that every tap of a run lies inside it, and a run is one
+// plain copy with no border test. Made only where it costs at most kPadGrowth times the
+// source's size (plus 2^20 elements: a tiny layer's padding is cheap whatever its share); past
+// that, `p` stays null and the gathers clip every run instead. Options (the window dot products
+// of dw): `stride`, the distance between padded planes (zeros between; default their size),
+// `slack`, zeros after the last plane, and `always`, a copy even where nothing is padded.
+template <class T>
+struct PaddedPlanes {
+  static constexpr int64_t kPadGrowth = 2;
+  const T* p = nullptr;  // (planes, top + rows + bottom, left + cols + right), or src unpadded, or null
+  int64_t rows = 0, cols = 0, stride = 0;  // the padded plane's, and the distance between planes
+  Scratch<T> buf;
+
+  // src: (planes, r, c). threads: how many may share the copy (a small one runs on one).
+  PaddedPlanes(const T* src, int64_t planes, int64_t r, int64_t c, int64_t top, int64_t bottom, int64_t left,
+               int64_t right, int threads, int64_t plane_stride = 0, int64_t slack = 0, bool always = false)
+      : rows(top + r + bottom),
+        cols(left + c + right),
+        stride(plane_stride > 0 ? plane_stride : rows * cols),
+        buf(copies(r, c, always) && fits(planes, r, c, slack) ? size_t(planes * stride + slack) : 0) {
+    if (!copies(r, c, always)) {
+      p = src;
+      return;
+    }
+    if (!fits(planes, r, c, slack)) return;
+    T* dst0 = buf.p;
+    const int64_t Hp = rows, Wp = cols, st = stride;
+    const int parts = int(planes * st * int64_t(sizeof(T)) < (int64_t(1) << 21) ? 1 : threads);
+    parallel(parts, [&](int part, int np) {
+      for (int64_t pl = planes * part / np; pl < planes * (part + 1) / np; ++pl) {
+        T* dst = dst0 + pl * st;  // (Hp, Wp): zero border around src's plane pl, then zeros to the next
+        const T* from = src + pl * r * c;
+        std::memset(dst, 0, sizeof(T) * size_t(top * Wp));
+        for (int64_t h = 0; h < r; ++h) {
+          T* row = dst + (top + h) * Wp;
+          std::memset(row, 0, sizeof(T) * size_t(left));
+          std::memcpy(row + left, from + h * c, sizeof(T) * size_t(c));
+          std::memset(row + left + c, 0, sizeof(T) * size_t(right));
+        }
+        std::memset(dst + (top + r) * Wp, 0, sizeof(T) * size_t(bottom * Wp + st - Hp * Wp));
+      }
+    });
+    std::memset(dst0 + planes * st, 0, sizeof(T) * size_t(slack));
+    p = dst0;
+  }
+
+ private:
+  bool copies(int64_t r, int64_t c, bool always) const { return always || rows != r || cols != c; }
+  bool fits(int64_t planes, int64_t r, int64_t c, int64_t slack) const {
+    return planes * stride + slack <= kPadGrowth * planes * r * c + (int64_t(1) << 20);
+  }
+};
 
 // o[t] = src[start + t] for t < len where 0 <= start + t < width, else 0: one run of a gather
 // whose window may leave the row at either end (src: the row, (width,)).

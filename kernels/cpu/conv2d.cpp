@@ -482,10 +482,6 @@ struct ConvForward : gemm::StridedA<T> {  // a: the group's filters, (Kg, CRS) r
 // ------------------------------------------------------------------------------------------
 // Launchers
 // ------------------------------------------------------------------------------------------
-// The padded copy is made where it costs at most this many times x's size (with x's own size
-// added: a tiny image's padding is cheap whatever its share); larger padding gathers with tests.
-constexpr int64_t kPadGrowth = 2;
-
 // f(op) for the Op of each group in turn, after x is padded once for all of them (on `threads`
 // threads, planes split between them).
 template <class T, class F>
@@ -493,33 +489,13 @@ void each_group(const Call& call, int threads, F&& f) {
   const ConvGeom g(call.dims);
   const bool relu = call.dims[16] != 0;
   const T* x = call.input<T>(0);
-  const int64_t Hp = g.H + 2 * g.ph, Wp = g.W + 2 * g.pw, planes = g.N * g.C;
-  const bool pad = g.ph > 0 || g.pw > 0;
-  const bool use = !pad || planes * Hp * Wp <= kPadGrowth * g.x_elems() + (int64_t(1) << 20);
-  Scratch<T> buf(use && pad ? size_t(planes * Hp * Wp) : 0);
-  if (use && pad) {
-    const int parts = int(planes * Hp * Wp * int64_t(sizeof(T)) < (int64_t(1) << 21) ? 1 : threads);
-    parallel(parts, [&](int part, int np) {
-      for (int64_t pl = planes * part / np; pl < planes * (part + 1) / np; ++pl) {
-        T* dst = buf.p + pl * Hp * Wp;  // (Hp, Wp): zero border around x's plane pl
-        const T* src = x + pl * g.H * g.W;
-        std::memset(dst, 0, sizeof(T) * size_t(g.ph * Wp));
-        for (int64_t h = 0; h < g.H; ++h) {
-          T* row = dst + (g.ph + h) * Wp;
-          std::memset(row, 0, sizeof(T) * size_t(g.pw));
-          std::memcpy(row + g.pw, src + h * g.W, sizeof(T) * size_t(g.W));
-          std::memset(row + g.pw + g.W, 0, sizeof(T) * size_t(g.pw));
-        }
-        std::memset(dst + (g.ph + g.H) * Wp, 0, sizeof(T) * size_t(g.ph * Wp));
-      }
-    });
-  }
+  const PaddedPlanes<T> xp(x, g.N * g.C, g.H, g.W, g.ph, g.ph, g.pw, g.pw, threads);
   for (int64_t grp = 0; grp < g.G; ++grp) {
     ConvForward<T> op(g, x, call.input<T>(1), call.input<T>(2), call.output<T>(), grp, relu);
-    if (use) {
-      op.xp = pad ? buf.p : x;
-      op.Hp = Hp;
-      op.Wp = Wp;
+    if (xp.p != nullptr) {
+      op.xp = xp.p;
+      op.Hp = xp.rows;
+      op.Wp = xp.cols;
     }
     f(op);
   }

@@ -239,10 +239,6 @@ void zero_phase(const ConvGeom& g, const Phase& hp, const Phase& wp, T* dx) {
 // ------------------------------------------------------------------------------------------
 // Launchers
 // ------------------------------------------------------------------------------------------
-// The padded copy of dy is made where it costs at most this many times dy's size (with dy's own
-// size added: a tiny layer's padding is cheap whatever its share); larger padding gathers with tests.
-constexpr int64_t kPadGrowth = 2;
-
 // How far the taps of an axis's phases reach past dy: (before, after) its `out` rows.
 inline std::pair<int64_t, int64_t> reach(const std::vector<Phase>& phases, int64_t out) {
   int64_t lo = 0, hi = out - 1;
@@ -269,27 +265,7 @@ void each_gemm(const Call& call, int threads, F&& run) {
   for (int64_t w0 = 0; w0 < g.sw && w0 < g.W; ++w0) wps.push_back(phase(w0, g.W, g.Q, g.S, g.sw, g.pw, g.dw));
   const auto [top, bottom] = reach(hps, g.P);
   const auto [left, right] = reach(wps, g.Q);
-  const int64_t Pp = top + g.P + bottom, Qp = left + g.Q + right, planes = g.N * g.K;
-  const bool pad = Pp != g.P || Qp != g.Q;
-  const bool use = !pad || planes * Pp * Qp <= kPadGrowth * g.y_elems() + (int64_t(1) << 20);
-  Scratch<T> buf(use && pad ? size_t(planes * Pp * Qp) : 0);
-  if (use && pad) {
-    const int parts = int(planes * Pp * Qp * int64_t(sizeof(T)) < (int64_t(1) << 21) ? 1 : threads);
-    parallel(parts, [&](int part, int np) {
-      for (int64_t pl = planes * part / np; pl < planes * (part + 1) / np; ++pl) {
-        T* dst = buf.p + pl * Pp * Qp;  // (Pp, Qp): zero border around dy's plane pl
-        const T* src = dy + pl * g.P * g.Q;
-        std::memset(dst, 0, sizeof(T) * size_t(top * Qp));
-        for (int64_t p = 0; p < g.P; ++p) {
-          T* row = dst + (top + p) * Qp;
-          std::memset(row, 0, sizeof(T) * size_t(left));
-          std::memcpy(row + left, src + p * g.Q, sizeof(T) * size_t(g.Q));
-          std::memset(row + left + g.Q, 0, sizeof(T) * size_t(right));
-        }
-        std::memset(dst + (top + g.P) * Qp, 0, sizeof(T) * size_t(bottom * Qp));
-      }
-    });
-  }
+  const PaddedPlanes<T> dyp(dy, g.N * g.K, g.P, g.Q, top, bottom, left, right, threads);
   for (const Phase& hp : hps)
     for (const Phase& wp : wps) {
       const size_t nh = hp.tap.size(), nw = wp.tap.size();
@@ -299,10 +275,10 @@ void each_gemm(const Call& call, int threads, F&& run) {
       }
       for (int64_t grp = 0; grp < g.G; ++grp) {
         ConvBackwardInput<T> op(g, dy, w, dx, grp, hp, wp);
-        if (use) {
-          op.dyp = pad ? buf.p : dy;
-          op.Pp = Pp;
-          op.Qp = Qp;
+        if (dyp.p != nullptr) {
+          op.dyp = dyp.p;
+          op.Pp = dyp.rows;
+          op.Qp = dyp.cols;
           op.top = top;
           op.left = left;
         }

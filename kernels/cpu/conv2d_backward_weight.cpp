@@ -19,6 +19,9 @@
 // chunks in order (threaded). The chunks depend on the shape only, so threaded gives the same
 // bits on any thread count. Spatial padding is packed as zeros that multiply like values
 // (0 * Inf = NaN, as in the spec and torch): every product the GEMM forms is one the spec forms.
+#include <atomic>
+#include <cmath>
+
 #include "conv.h"
 #include "gemm.h"
 
@@ -130,6 +133,172 @@ struct ConvBackwardWeight {
 };
 
 // ------------------------------------------------------------------------------------------
+// Window dot products (stride 1)
+// ------------------------------------------------------------------------------------------
+// At stride 1, with x zero-padded to (Hp, Wp) planes and each dy row widened to Wp columns with
+// zeros, the terms of dw[k, c, r, s] from one image are ONE dot product of two contiguous runs:
+// dy's plane (n, k), P*Wp elements, against x's padded plane (n, c) from offset r*dh*Wp + s*dw
+// (row p of the run meets x's row p + r*dh from column s*dw, as the spec's window does). Nothing
+// is packed or transposed: the implicit GEMM spends most of a small layer's time gathering and
+// transposing its operands (each gathered element meets only Kg rows). Each dy plane's run is
+// rounded up to whole 64-byte vectors with zeros, and the x copy has zeros after its last plane
+// for the windows that run past it.
+// The widening zeros of dy meet x values the spec never multiplies (columns past the window, or
+// the next plane): exact while x is finite, so x holding Inf or NaN takes the implicit GEMM.
+// Order: each output keeps a vector of partial sums (lane l: the run's elements l, l + W, ...),
+// images in order, then adds its lanes in order: fixed by the ISA, whatever the thread count.
+template <class T>
+struct Windows {
+  ConvGeom g;
+  const T* xp;   // (N*C planes of Hp*Wp) + slack
+  const T* dyp;  // (N*K runs of L)
+  int64_t Wp, plane, L;
+  T* dw;         // (K, Cg, R, S)
+};
+
+// The row block of dw at output channels k0.. (TM of them) of group grp, every tap: images in
+// order, and for each image every TN-tap tile, its vector sums kept in `acc` (one TM x TN block
+// of vectors per tile) between images, so that an image's dy rows and x planes stay in cache
+// while all its tiles use them. A row or tap past the group's repeats its last one and is not
+// stored.
+template <class T, class V, int TM, int TN>
+PYKERN_INLINE void window_rows(const Windows<T>& w, int64_t grp, int64_t k0, V* acc) {
+  constexpr int W = int(sizeof(V) / sizeof(T));
+  const ConvGeom& g = w.g;
+  const int64_t RS = g.R * g.S, tiles = (g.CRS + TN - 1) / TN;
+  const int rows = int(g.Kg - k0 < TM ? g.Kg - k0 : TM);
+  int64_t krow[TM];
+  for (int i = 0; i < TM; ++i) krow[i] = grp * g.Kg + k0 + (i < rows ? i : rows - 1);
+  for (int64_t e = 0; e < tiles * TM * TN; ++e) acc[e] = V{};
+  for (int64_t n = 0; n < g.N; ++n) {
+    const T* a[TM];
+    for (int i = 0; i < TM; ++i) a[i] = w.dyp + (n * g.K + krow[i]) * w.L;  // dy[n, k] widened: (L,)
+    const T* img = w.xp + (n * g.C + grp * g.Cg) * w.plane;               // x[n, the group's channels]
+    for (int64_t tile = 0; tile < tiles; ++tile) {
+      const int64_t t0 = tile * TN;
+      const T* b[TN];
+      for (int j = 0; j < TN; ++j) {  // the tap's window of x[n, c]
+        const int64_t t = t0 + j < g.CRS ? t0 + j : g.CRS - 1, c = t / RS, r = t / g.S % g.R, s = t % g.S;
+        b[j] = img + c * w.plane + r * g.dh * w.Wp + s * g.dw;
+      }
+      V sums[TM][TN];
+      V* mine = acc + tile * TM * TN;
+      for (int i = 0; i < TM; ++i)
+        for (int j = 0; j < TN; ++j) sums[i][j] = mine[i * TN + j];
+      for (int64_t e = 0; e < w.L; e += W) {
+        V av[TM], bv[TN];
+        for (int i = 0; i < TM; ++i) av[i] = gemm::load<V>(a[i] + e);
+        for (int j = 0; j < TN; ++j) bv[j] = gemm::load<V>(b[j] + e);
+        for (int i = 0; i < TM; ++i)
+          for (int j = 0; j < TN; ++j) sums[i][j] += av[i] * bv[j];
+      }
+      for (int i = 0; i < TM; ++i)
+        for (int j = 0; j < TN; ++j) mine[i * TN + j] = sums[i][j];
+    }
+  }
+  for (int64_t tile = 0; tile < tiles; ++tile)
+    for (int i = 0; i < rows; ++i)
+      for (int j = 0; j < TN && tile * TN + j < g.CRS; ++j) {
+        const V& v = acc[(tile * TM + i) * TN + j];
+        T sum = v[0];
+        for (int l = 1; l < W; ++l) sum += v[l];
+        w.dw[krow[i] * g.CRS + tile * TN + j] = sum;
+      }
+}
+
+// The row blocks [item0, item1) of the call (item = group x row block), one ISA; acc: room for
+// one row block's tiles.
+template <class T, class V, int TM, int TN>
+PYKERN_INLINE void window_tiles(const Windows<T>& w, int64_t item0, int64_t item1, T* acc) {
+  const int64_t rb = (w.g.Kg + TM - 1) / TM;
+  for (int64_t it = item0; it < item1; ++it)
+    window_rows<T, V, TM, TN>(w, it / rb, it % rb * TM, reinterpret_cast<V*>(acc));
+}
+
+// Tiles per ISA: AVX-512 4 x 4 (16 accumulators and 8 operands of 32 registers), AVX2 and the
+// baseline 3 x 3 (9 and 6 of 16).
+#if PYKERN_X86
+template <class T, class V>
+PYKERN_TARGET_AVX512 void window_tiles_avx512(const Windows<T>& w, int64_t i0, int64_t i1, T* acc) {
+  window_tiles<T, V, 4, 4>(w, i0, i1, acc);
+}
+template <class T, class V>
+PYKERN_TARGET_AVX2 void window_tiles_avx2(const Windows<T>& w, int64_t i0, int64_t i1, T* acc) {
+  window_tiles<T, V, 3, 3>(w, i0, i1, acc);
+}
+#endif
+template <class T, class V>
+void window_tiles_baseline(const Windows<T>& w, int64_t i0, int64_t i1, T* acc) {
+  window_tiles<T, V, 3, 3>(w, i0, i1, acc);
+}
+
+template <class T>
+struct WindowVectors;
+template <>
+struct WindowVectors<float> {
+  using Base = f32x4;
+  using Avx2 = f32x8;
+  using Avx512 = f32x16;
+};
+template <>
+struct WindowVectors<double> {
+  using Base = f64x2;
+  using Avx2 = f64x4;
+  using Avx512 = f64x8;
+};
+
+// The tiles' function for the active ISA, and its tile size.
+template <class T>
+void (*window_path(int* tm, int* tn))(const Windows<T>&, int64_t, int64_t, T*) {
+  using Vs = WindowVectors<T>;
+#if PYKERN_X86
+  switch (active_isa()) {
+    case Isa::avx512: *tm = *tn = 4; return window_tiles_avx512<T, typename Vs::Avx512>;
+    case Isa::avx2: *tm = *tn = 3; return window_tiles_avx2<T, typename Vs::Avx2>;
+    default: break;
+  }
+#endif
+  *tm = *tn = 3;
+  return window_tiles_baseline<T, typename Vs::Base>;
+}
+
+// dw by window dot products on `threads` threads (tiles split among them, never a sum); false,
+// having written nothing, where this is not the method: a stride above 1, x not finite, or
+// padded copies past PaddedPlanes' limit.
+template <class T>
+bool run_windows_on(const Call& call, int threads) {
+  const ConvGeom g(call.dims);
+  const T* x = call.input<T>(0);
+  const T* dy = call.input<T>(1);
+  if (g.sh != 1 || g.sw != 1) return false;
+  for (int64_t i = 0; i < g.x_elems(); ++i)
+    if (!std::isfinite(x[i])) return false;
+  const int64_t Hp = g.H + 2 * g.ph, Wp = g.W + 2 * g.pw, run = g.P * Wp;
+  constexpr int64_t lanes = int64_t(64 / sizeof(T));
+  const int64_t L = (run + lanes - 1) / lanes * lanes;
+  // A window starts up to (R-1)*dh rows and (S-1)*dw columns into its plane and reads L elements:
+  // past the last plane's end by (S-1)*dw + L - P*Wp (stride 1: Hp = P + (R-1)*dh).
+  const int64_t slack = (g.S - 1) * g.dw + (L - run);
+  const PaddedPlanes<T> xp(x, g.N * g.C, g.H, g.W, g.ph, g.ph, g.pw, g.pw, threads, 0, slack, true);
+  const PaddedPlanes<T> dyp(dy, g.N * g.K, g.P, g.Q, 0, 0, 0, Wp - g.Q, threads, L, 0, true);
+  if (xp.p == nullptr || dyp.p == nullptr) return false;
+  const Windows<T> w{g, xp.p, dyp.p, Wp, Hp * Wp, L, call.output<T>()};
+  int tm = 0, tn = 0;
+  const auto rows = window_path<T>(&tm, &tn);
+  const int64_t items = g.G * ((g.Kg + tm - 1) / tm);
+  int parts = gemm::threads_for(2.0 * double(g.K) * double(g.CRS) * double(g.N * run), threads);
+  parts = int64_t(parts) < items ? parts : int(items);
+  // Each part's vector sums for one row block: tiles x tm x tn vectors of 64 bytes.
+  const size_t per_part = size_t((g.CRS + tn - 1) / tn * tm * tn) * size_t(lanes);
+  Scratch<T> acc(per_part * size_t(parts));
+  std::atomic<int64_t> next{0};
+  parallel(parts, [&](int part, int) {
+    for (int64_t it; (it = next.fetch_add(1)) < items;) rows(w, it, it + 1, acc.p + per_part * size_t(part));
+  });
+  return true;
+}
+
+// ------------------------------------------------------------------------------------------
 // The fixed split of the reduction
 // ------------------------------------------------------------------------------------------
 // Chunks of at least kMinChunkPixels pixels, at most as many as keep the partial dws under
@@ -166,7 +335,20 @@ void run_implicit_gemm(const Call& call) {
 }
 
 template <class T>
+void threaded_gemm(const Call& call);
+
+template <class T>
 void run_threaded(const Call& call) {
+  threaded_gemm<T>(call);
+}
+
+template <class T>
+void run_windows(const Call& call) {
+  if (!run_windows_on<T>(call, call.threads)) threaded_gemm<T>(call);
+}
+
+template <class T>
+void threaded_gemm(const Call& call) {
   using Op = ConvBackwardWeight<T>;
   const ConvGeom g(call.dims);
   const auto path = gemm::simd_path<T, Op>();
@@ -231,6 +413,9 @@ const Variant kVariants[] = {
     {"threaded", kF32 | kF64, by_dtype<run_threaded<float>, run_threaded<double>>,
      "implicit_gemm with the pixels cut in fixed chunks (partial dw per chunk, added in chunk order: "
      "the same bits on any thread count) and dw's columns, items from a counter"},
+    {"windows", kF32 | kF64, by_dtype<run_windows<float>, run_windows<double>>,
+     "stride 1: each dw element's terms per image as one dot product of a dy plane and a shifted window of "
+     "the padded x, SIMD lanes x a 4x4 register tile, nothing packed; threads split tiles (else: threaded)"},
 };
 
 }  // namespace
