@@ -9,7 +9,9 @@ kernels/tma.cuh), driven by the probe kernels of csrc/sim/tma_probe.cu.
 * Planted bugs beside their correct twins: a missing wait and a wrong parity read NaN (the box is
   poisoned until its phase completes), a read that ignores the swizzle reads the wrong elements,
   an expect_tx larger than the copy is a reported deadlock instead of a hang, and a missing
-  expect_tx lets the phase complete before the data lands.
+  expect_tx lets the phase complete before the data lands. The same for a 2-stage TMA ->
+  mma.sync pipeline (a producer warp, four consumer warps, full and empty barriers per stage):
+  an off-by-one stage parity and a refill before the consumers' release.
 """
 import time
 
@@ -194,6 +196,14 @@ def _run_planted(ext, kind, bug):
         da = DeviceArray.from_host(a)
         ext.tma_stream(bug, da.ptr, H, 32, 8, 32, 128, out.ptr)
         return out.copy_to_host(), a
+    if kind == "pipeline":
+        M, N, K = 80, 72, 136  # no multiple of the 64 x 64 x 64 tile: edges in M, N and K
+        a = rng.integers(-4, 5, (M, K)).astype(np.float16)
+        b = rng.integers(-4, 5, (K, N)).astype(np.float16)
+        out = DeviceArray.from_host(np.full((M, N), 7.0, np.float32))
+        da, db = DeviceArray.from_host(a), DeviceArray.from_host(b)
+        ext.tma_pipeline(bug, da.ptr, db.ptr, out.ptr, M, N, K)
+        return out.copy_to_host(), (a.astype(np.float64) @ b.astype(np.float64)).astype(np.float32)
     out = DeviceArray.from_host(np.full((3, 64), 7.0, np.float32))
     ext.mbarrier_arrivals(bug, 3, out.ptr)
     return out.copy_to_host(), np.array([[k * 1000 + (t + 1) % 64 for t in range(64)] for k in range(3)], np.float32)
@@ -210,6 +220,9 @@ PLANTED = [
     # The last thread to arrive in phase 1 has made phase 2 current, so its wait on parity 0 (phase
     # 2's own) can never succeed: a GPU would hang there.
     ("arrivals", "wrong_parity", r"deadlock .* never completes .*phase 2: 64 of 64 arrivals pending"),
+    # The 2-stage TMA -> mma.sync pipeline: an off-by-one stage parity, a refill before release.
+    ("pipeline", "stage_parity", "nan"),
+    ("pipeline", "no_empty_wait", "nan"),
 ]
 KINDS = sorted({k for k, _, _ in PLANTED})
 
@@ -246,6 +259,16 @@ def test_planted_tma_bug_is_caught(ext, kind, bug, caught_as, order, seed):
         assert np.isnan(got).any(), f"{kind}/{bug}: no NaN read ({order})"
     else:
         assert not np.isnan(got).any() and not np.array_equal(got, expected), f"{kind}/{bug}: not caught ({order})"
+
+
+def test_tma_pipeline_reads_the_128b_swizzle_without_bank_conflicts(ext):
+    """The pipeline's ldmatrix reads of 128B-swizzled TMA boxes: every 8x8 matrix in one
+    wavefront (what the swizzle is for), and the product exact on small integers."""
+    ext.sim_reset_stats()
+    got, expected = _run_planted(ext, "pipeline", "none")
+    np.testing.assert_array_equal(got, expected)
+    stats = ext.sim_stats()
+    assert stats["ldmatrix_matrices"] > 0 and stats["ldmatrix_extra_wavefronts"] == 0, stats
 
 
 @pytest.mark.parametrize("what,match", [

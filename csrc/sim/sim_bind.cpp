@@ -109,6 +109,13 @@ void bind_sim(py::module_& m) {
         py::arg("span"), py::arg("out"),
         "One block streams the boxes of a float32 (H, W <= box_w) matrix through one buffer and one mbarrier, "
         "box k waited with parity k & 1");
+  m.def("tma_pipeline",
+        [](const std::string& bug, uintptr_t a, uintptr_t b, uintptr_t c, int M, int N, int K) {
+          tma_probe::pipeline(bug, reinterpret_cast<const void*>(a), reinterpret_cast<const void*>(b),
+                              reinterpret_cast<void*>(c), M, N, K);
+        },
+        py::arg("bug"), py::arg("a"), py::arg("b"), py::arg("c"), py::arg("M"), py::arg("N"), py::arg("K"),
+        "A 2-stage TMA -> mma.sync pipeline (a warp producing, four consuming): c = a @ b, fp16 in, fp32 out");
   m.def("mbarrier_arrivals",
         [](const std::string& bug, int iters, uintptr_t out) {
           tma_probe::arrivals(bug, iters, reinterpret_cast<void*>(out));

@@ -1,5 +1,8 @@
-// Kernels around the mbarrier and TMA wrappers, with planted bugs (see tma_probe.h).
+// Kernels around the mbarrier and TMA wrappers, with planted bugs (see tma_probe.h). Built into
+// pykern._cuda_sim only; it also compiles under nvcc for sm_90a (nvcc -arch=sm_90a -std=c++17
+// -I kernels -c csrc/sim/tma_probe.cu), which checks the wrappers' PTX in these kernels.
 #include <stdexcept>
+#include <string>
 
 #include "launch.cuh"
 #include "pykern.h"
@@ -9,7 +12,7 @@
 namespace tma_probe {
 namespace {
 
-enum Bug { kNone, kMissingWait, kReadUnswizzled, kExpectTxOver, kNoExpectTx, kWrongParity };
+enum Bug { kNone, kMissingWait, kReadUnswizzled, kExpectTxOver, kNoExpectTx, kWrongParity, kStageParity, kNoEmptyWait };
 
 Bug bug_of(const std::string& bug) {
   if (bug == "none") return kNone;
@@ -18,6 +21,8 @@ Bug bug_of(const std::string& bug) {
   if (bug == "expect_tx_over") return kExpectTxOver;
   if (bug == "no_expect_tx") return kNoExpectTx;
   if (bug == "wrong_parity") return kWrongParity;
+  if (bug == "stage_parity") return kStageParity;
+  if (bug == "no_empty_wait") return kNoEmptyWait;
   throw std::invalid_argument("unknown planted bug '" + bug + "'");
 }
 
@@ -130,6 +135,88 @@ __global__ void semantics_kernel(int* out) {
   out[12] = pykern::mbarrier_test_wait(bar, s1);        // 1
 }
 
+// A 2-stage TMA -> mma.sync pipeline, warp-specialized: c (M, N) fp32 = a (M, K) @ b (K, N), fp16
+// in, one 64 x 64 tile of c per block over k-tiles of 64. Warp 4's lane 0 produces: per k-tile,
+// once the consumers have released the stage (empty[s]), it announces the stage's bytes on
+// full[s] and issues the a and b boxes. Warps 0-3 consume: each waits full[s], computes 16 rows x
+// 64 columns of c through ldmatrix (reading the TMA's 128-byte swizzle) and mma.sync m16n8k16,
+// and arrives on empty[s]. Stage s serves k-tiles s, s + 2, ...: the u-th use of a stage is phase
+// u of both its barriers, so full[s] is waited with parity u & 1 and empty[s], before use u, with
+// (u - 1) & 1. bug "stage_parity": consumers wait with kt & 1 (the k-tile's parity, not the
+// use's); "no_empty_wait": the producer refills a stage without waiting for its release.
+constexpr int kPipeBM = 64, kPipeBN = 64, kPipeBK = 64, kPipeStages = 2, kPipeConsumers = 128;
+constexpr int kPipeATile = kPipeBM * kPipeBK, kPipeBTile = kPipeBK * kPipeBN;  // elements per stage
+constexpr unsigned kPipeStageBytes = (kPipeATile + kPipeBTile) * 2;
+static_assert(kPipeBK * 2 == 128 && kPipeBN * 2 == 128,
+              "a and b boxes are 128 bytes wide: the 128B swizzle's span, which spreads ldmatrix rows over all banks");
+constexpr size_t kPipeSmem = size_t(kPipeStages) * kPipeStageBytes;
+
+// Element (r, c) of a (rows, 64) fp16 box the TMA wrote with the 128B swizzle.
+__device__ __forceinline__ int pipe_at(int r, int c) {
+  return static_cast<int>(pykern::tma_swizzle(static_cast<uint32_t>(r * 64 + c) * 2, 128) / 2);
+}
+
+__global__ void pipeline_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_constant__ CUtensorMap map_b,
+                                float* c, int M, int N, int K, int bug) {
+  PYKERN_EXTERN_SHARED(1024, unsigned char, smem);
+  __half* as = reinterpret_cast<__half*>(smem);  // a: [stage] (64 rows of M, 64 of K), swizzled
+  __half* bs = as + kPipeStages * kPipeATile;    // b: [stage] (64 rows of K, 64 of N), swizzled
+  PYKERN_SHARED(__align__(8) uint64_t, full, [kPipeStages]);   // the stage's boxes have landed
+  PYKERN_SHARED(__align__(8) uint64_t, empty, [kPipeStages]);  // the consumers are done with it
+  const int m0 = blockIdx.y * kPipeBM, n0 = blockIdx.x * kPipeBN;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int ktiles = (K + kPipeBK - 1) / kPipeBK;
+  if (threadIdx.x == 0) {
+    for (int s = 0; s < kPipeStages; ++s) {
+      pykern::mbarrier_init(&full[s], 1);
+      pykern::mbarrier_init(&empty[s], kPipeConsumers);
+    }
+    pykern::fence_mbarrier_init();
+  }
+  __syncthreads();  // the barriers are initialized before anyone touches them
+  if (warp == kPipeConsumers / 32) {
+    if (lane != 0) return;
+    for (int kt = 0; kt < ktiles; ++kt) {
+      const int s = kt % kPipeStages, use = kt / kPipeStages;
+      if (use > 0 && bug != kNoEmptyWait) pykern::mbarrier_wait_parity(&empty[s], static_cast<unsigned>((use - 1) & 1));
+      pykern::mbarrier_arrive_expect_tx(&full[s], kPipeStageBytes);  // K's edge: the zero fill counts too
+      pykern::tma_load_2d(as + s * kPipeATile, &map_a, kt * kPipeBK, m0, &full[s]);
+      pykern::tma_load_2d(bs + s * kPipeBTile, &map_b, n0, kt * kPipeBK, &full[s]);
+    }
+    return;
+  }
+  float acc[8][4];
+  for (int j = 0; j < 8; ++j)
+    for (int e = 0; e < 4; ++e) acc[j][e] = 0.f;
+  // ldmatrix.x4 row addresses as in kernels/matmul/mma_sync.cu: lane l names row l % 16 of a
+  // 16 x 16 block, in its left (l < 16) or right 8 columns.
+  const int frag_row = lane % 16, frag_col = (lane / 16) * 8;
+  for (int kt = 0; kt < ktiles; ++kt) {
+    const int s = kt % kPipeStages, use = kt / kPipeStages;
+    pykern::mbarrier_wait_parity(&full[s], static_cast<unsigned>(bug == kStageParity ? kt & 1 : use & 1));
+    const __half* a_s = as + s * kPipeATile;
+    const __half* b_s = bs + s * kPipeBTile;
+    for (int kk = 0; kk < kPipeBK; kk += 16) {
+      uint32_t af[4], bf[8][2];
+      pykern::ldmatrix<4, false>(af, a_s + pipe_at(warp * 16 + frag_row, kk + frag_col));
+      for (int j = 0; j < 8; j += 2) {
+        uint32_t r[4];
+        pykern::ldmatrix<4, true>(r, b_s + pipe_at(kk + frag_row, j * 8 + frag_col));
+        bf[j][0] = r[0], bf[j][1] = r[1], bf[j + 1][0] = r[2], bf[j + 1][1] = r[3];
+      }
+      for (int j = 0; j < 8; ++j) pykern::mma_m16n8k16<__half>(acc[j], af, bf[j], acc[j]);
+    }
+    pykern::mbarrier_arrive(&empty[s]);  // this thread's reads of stage s are done
+  }
+  const int group = lane >> 2, tig = lane % 4;
+  for (int j = 0; j < 8; ++j) {
+    for (int e = 0; e < 4; ++e) {
+      const int row = m0 + warp * 16 + group + (e >= 2 ? 8 : 0), col = n0 + j * 8 + tig * 2 + (e & 1);
+      if (row < M && col < N) c[static_cast<int64_t>(row) * N + col] = acc[j][e];
+    }
+  }
+}
+
 __global__ void misuse_kernel(const __grid_constant__ CUtensorMap map, int what, float* out) {
   PYKERN_EXTERN_SHARED(1024, unsigned char, smem);
   PYKERN_SHARED(__align__(8) uint64_t, bar, [1]);
@@ -181,7 +268,11 @@ CUtensorMap encode(const void* src, int H, int W, int elem_bytes, int box_h, int
   const CUresult r = cuTensorMapEncodeTiled(&map, dtype_of(elem_bytes), 2, const_cast<void*>(src), dims, strides, box,
                                             ones, CU_TENSOR_MAP_INTERLEAVE_NONE, swizzle_of(span),
                                             CU_TENSOR_MAP_L2_PROMOTION_NONE, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+#if defined(PYKERN_CUDA_SIM)
   if (r != CUDA_SUCCESS) throw std::domain_error(::pykern_sim::tensor_map_error());  // ValueError
+#else
+  if (r != CUDA_SUCCESS) throw std::domain_error("cuTensorMapEncodeTiled failed: CUresult " + std::to_string(r));
+#endif
   return map;
 }
 
@@ -218,6 +309,16 @@ void semantics(void* out) {
   pykern::check_launch("tma_probe semantics");
 }
 
+void pipeline(const std::string& bug, const void* a, const void* b, void* c, int M, int N, int K) {
+  if (K % 8 || N % 8) throw std::domain_error("pipeline: K and N must be multiples of 8 (16-byte row strides)");
+  const CUtensorMap map_a = encode(a, M, K, 2, kPipeBM, kPipeBK, 128);
+  const CUtensorMap map_b = encode(b, K, N, 2, kPipeBK, kPipeBN, 128);
+  const dim3 grid((N + kPipeBN - 1) / kPipeBN, (M + kPipeBM - 1) / kPipeBM);
+  PYKERN_LAUNCH(grid, kPipeConsumers + 32, kPipeSmem, 0, pipeline_kernel)(
+      map_a, map_b, static_cast<float*>(c), M, N, K, static_cast<int>(bug_of(bug)));
+  pykern::check_launch(("tma_probe pipeline (" + bug + ")").c_str());
+}
+
 void misuse(const std::string& what, void* out) {
   const int code = what == "uninitialized" ? 0 : what == "too_many_arrivals" ? 1
                    : what == "unaligned_destination" ? 2 : what == "bad_parity" ? 3 : -1;
@@ -230,7 +331,11 @@ void misuse(const std::string& what, void* out) {
 
 std::vector<size_t> swizzle_chunks(int span, size_t bytes) {
   std::vector<size_t> at;
+#if defined(PYKERN_CUDA_SIM)
   for (size_t off = 0; off < bytes; off += 16) at.push_back(::pykern_sim::tma::swizzle(span, off) / 16);
+#else
+  throw std::logic_error("swizzle_chunks asks the simulator");
+#endif
   return at;
 }
 

@@ -36,6 +36,12 @@ void arrivals(const std::string& bug, int iters, void* out);
 // below zero) and records each test_wait; out: int32[13], in the order tma_probe.cu lists.
 void semantics(void* out);
 
+// The 2-stage TMA -> mma.sync pipeline (tma_probe.cu): c (M, N) fp32 = a (M, K) @ b (K, N), fp16
+// row-major, K and N multiples of 8. bug: "none", "stage_parity" (consumers wait full[s] with the
+// k-tile's parity instead of the stage use's), "no_empty_wait" (the producer refills a stage
+// before the consumers release it).
+void pipeline(const std::string& bug, const void* a, const void* b, void* c, int M, int N, int K);
+
 // Misuse the simulator must refuse (std::runtime_error): "uninitialized" (arrive before init),
 // "too_many_arrivals" (a second arrival on a count-1 phase held open by its tx-count),
 // "unaligned_destination" (a 128B-swizzled box 128 bytes past a 1024-byte boundary),
