@@ -9,6 +9,10 @@
 //     a fresh allocation of exactly the launch's size, also NaN-filled;
 //   * cp.async copies are queued per thread and land at cp_async_wait, not at the issue;
 //   * ldmatrix and mma.sync are warp-collective, with the PTX ISA's fragment layouts (sim_ptx.h);
+//   * mbarrier objects keep the ISA's phase, arrival and tx-counts, and TMA tiled loads land
+//     only when the phase that covers them completes, their destination poisoned until then;
+//     a thread waiting on a phase yields, and a phase that never completes is a deadlock error
+//     (sim_tma.h);
 //   * launch limits are checked as a GPU checks them (threads per block, grid.y/z, dynamic
 //     shared memory over 48 KiB only after cudaFuncSetAttribute).
 // __CUDA_ARCH__ is defined (PYKERN_SIM_ARCH, default 900) so the kernels compile their sm_80+
@@ -27,6 +31,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <string>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -42,6 +47,7 @@
 #define __noinline__ __attribute__((noinline))
 #define __launch_bounds__(...)
 #define __align__(n) __attribute__((aligned(n)))
+#define __grid_constant__
 
 namespace pykern_sim {
 
@@ -90,6 +96,14 @@ struct WarpInstruction {
 WarpInstruction warp_deposit(const char* op, const void* data, size_t bytes);
 const void* warp_slot(unsigned lane);
 void count_ldmatrix(unsigned matrices, unsigned extra_wavefronts);
+
+// mbarrier waits (sim_tma.cpp): a thread that finds a phase incomplete yields with
+// poll_yield and runs again at the scheduler's next pass; every mbarrier state change calls
+// note_progress, so the scheduler can tell a block whose pollers can never succeed (a
+// deadlock, reported with mbarrier_describe's account of the barrier) from one still moving.
+void poll_yield(const void* mbarrier);
+void note_progress();
+std::string mbarrier_describe(const void* mbarrier);
 
 void cp_async(void* dst, const void* src, int bytes, bool valid);
 void cp_async_commit();

@@ -23,7 +23,18 @@ export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
 export PYKERN_CUDA_SIM=1 PYTHONPATH="$target"
 # From outside the repository, so `import pykern` is the instrumented build, not the sources.
 cd "$(dirname "$target")"
+# An editable install's import hook outranks PYTHONPATH: the tests would then run the
+# uninstrumented build and report it clean. (scikit-build-core's hook steps aside for the build
+# directory named in SKBUILD_EDITABLE_SKIP.)
+where="$(python -c 'import pykern; print(pykern.__file__)')"
+case "$where" in
+  "$target"/*) ;;
+  *) echo "sanitize: the tests would import pykern from $where, not the instrumented build; with an editable"
+     echo "install, set SKBUILD_EDITABLE_SKIP to its build directory (e.g. $repo/build/<wheel tag>)"
+     exit 2 ;;
+esac
 python -m pytest -q -p no:cacheprovider --rootdir="$repo" \
-  "$repo/tests/test_cuda_sim.py" "$repo/tests/test_cuda_sim_ptx.py" "$repo/tests/test_matmul_cuda.py" "$repo/tests/test_conv2d_cuda.py" \
+  "$repo/tests/test_cuda_sim.py" "$repo/tests/test_cuda_sim_ptx.py" "$repo/tests/test_cuda_sim_tma.py" \
+  "$repo/tests/test_matmul_cuda.py" "$repo/tests/test_conv2d_cuda.py" \
   "$repo/tests/test_correctness.py" -k "cuda or sim" "$@"
 echo "sanitize: tests took $(($(date +%s) - built))s"

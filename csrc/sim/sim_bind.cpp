@@ -6,6 +6,7 @@
 #include "planted.h"
 #include "ptx_probe.h"
 #include "sim_config.h"
+#include "tma_probe.h"
 
 namespace py = pybind11;
 
@@ -88,6 +89,46 @@ void bind_sim(py::module_& m) {
         "a 32x4, b 32x2 uint32, c, d 32x4 float32");
   m.def("ptx_layout", &ptx_probe::layout, py::arg("fragment"),
         "The simulator's fragment layout formulas: per lane, the (row, col) of each element");
+  // mbarrier and TMA (csrc/sim/tma_probe.cu), for tests/test_cuda_sim_tma.py.
+  m.def("tma_tile",
+        [](const std::string& mode, const std::string& bug, uintptr_t src, int H, int W, int elem_bytes, int box_h,
+           int box_w, int span, uintptr_t out) {
+          tma_probe::tile(mode, bug, reinterpret_cast<const void*>(src), H, W, elem_bytes, box_h, box_w, span,
+                          reinterpret_cast<void*>(out));
+        },
+        py::arg("mode"), py::arg("bug"), py::arg("src"), py::arg("H"), py::arg("W"), py::arg("elem_bytes"),
+        py::arg("box_h"), py::arg("box_w"), py::arg("span"), py::arg("out"),
+        "TMA 2-D tile loads of an (H, W) matrix, one box a block: mode 'raw' dumps each shared box as laid "
+        "out, 'logical' (float32) writes the elements back in place; bug 'none' or a planted one");
+  m.def("tma_stream",
+        [](const std::string& bug, uintptr_t src, int H, int W, int box_h, int box_w, int span, uintptr_t out) {
+          tma_probe::stream(bug, reinterpret_cast<const void*>(src), H, W, box_h, box_w, span,
+                            reinterpret_cast<void*>(out));
+        },
+        py::arg("bug"), py::arg("src"), py::arg("H"), py::arg("W"), py::arg("box_h"), py::arg("box_w"),
+        py::arg("span"), py::arg("out"),
+        "One block streams the boxes of a float32 (H, W <= box_w) matrix through one buffer and one mbarrier, "
+        "box k waited with parity k & 1");
+  m.def("tma_pipeline",
+        [](const std::string& bug, uintptr_t a, uintptr_t b, uintptr_t c, int M, int N, int K) {
+          tma_probe::pipeline(bug, reinterpret_cast<const void*>(a), reinterpret_cast<const void*>(b),
+                              reinterpret_cast<void*>(c), M, N, K);
+        },
+        py::arg("bug"), py::arg("a"), py::arg("b"), py::arg("c"), py::arg("M"), py::arg("N"), py::arg("K"),
+        "A 2-stage TMA -> mma.sync pipeline (a warp producing, four consuming): c = a @ b, fp16 in, fp32 out");
+  m.def("mbarrier_arrivals",
+        [](const std::string& bug, int iters, uintptr_t out) {
+          tma_probe::arrivals(bug, iters, reinterpret_cast<void*>(out));
+        },
+        py::arg("bug"), py::arg("iters"), py::arg("out"),
+        "64 threads through `iters` phases of a count-64 mbarrier; out (iters, 64) float32");
+  m.def("mbarrier_semantics", [](uintptr_t out) { tma_probe::semantics(reinterpret_cast<void*>(out)); },
+        py::arg("out"), "One thread steps an mbarrier through two phases; out: 13 int32 wait results");
+  m.def("tma_misuse",
+        [](const std::string& what, uintptr_t out) { tma_probe::misuse(what, reinterpret_cast<void*>(out)); },
+        py::arg("what"), py::arg("out"), "mbarrier/TMA misuse the simulator must refuse; raises RuntimeError");
+  m.def("tma_swizzle_chunks", &tma_probe::swizzle_chunks, py::arg("span"), py::arg("bytes"),
+        "The simulator's TMA swizzle: where each 16-byte chunk of a box lands (chunk index)");
   m.def("sim_probe", [](const std::string& what, uintptr_t c) { planted::probe(what, reinterpret_cast<void*>(c)); },
         py::arg("what"), py::arg("c"),
         "Launch a probe that a GPU refuses or hangs on (see csrc/sim/planted.h); raises RuntimeError");

@@ -1,6 +1,7 @@
 // pykern CUDA simulator: the scheduler (blocks one at a time, a block's threads as ucontext
-// fibers), barriers, cp.async queues, launch checks, and the host runtime API (memory, events,
-// device attributes) that kernels/ and csrc/ call. See cuda_sim.h for what is modelled.
+// fibers), barriers, cp.async queues, threads polling mbarriers (sim_tma.cpp), launch checks,
+// and the host runtime API (memory, events, device attributes) that kernels/ and csrc/ call.
+// See cuda_sim.h for what is modelled.
 //
 // One OS thread runs a whole launch, and launches are serialized by a mutex: fibers of one
 // block share the static __shared__ arrays, so two launches must never interleave.
@@ -149,7 +150,9 @@ struct Copy {
   bool valid;
 };
 
-enum class State { Ready, AtBlockBarrier, AtWarpBarrier, Done };
+// Polling: the thread found an mbarrier phase incomplete (sim_tma.cpp) and yielded so that the
+// others can arrive; it runs again at the next pass, like Ready.
+enum class State { Ready, AtBlockBarrier, AtWarpBarrier, Polling, Done };
 
 constexpr size_t kExchangeBytes = 64;  // an mma.sync's a, b and c registers (40 bytes) fit
 
@@ -200,6 +203,13 @@ size_t g_static_smem_bytes = 0;  // this block's __shared__ arrays, counted as t
 bool g_smem_opted_in = false;    // the kernel has a MaxDynamicSharedMemorySize attribute
 const char* g_kernel_name = "";
 std::mutex g_launch_mutex;
+uint64_t g_progress = 0;  // bumped by every mbarrier state change (note_progress)
+const void* g_poll_on = nullptr;  // the mbarrier the last polling thread waits on
+// A block whose only runnable threads are polling mbarriers, through this many passes in a
+// row with no mbarrier changing, can never go on: it is reported as a deadlock. (A blocking
+// try_wait alone would be caught at the second such pass; the margin leaves room for kernels
+// that poll test_wait a few times between other work.)
+constexpr unsigned kStuckPasses = 64;
 #ifdef PYKERN_SIM_ASAN
 const void* g_sched_stack_bottom = nullptr;
 size_t g_sched_stack_size = 0;
@@ -345,17 +355,23 @@ std::string run_block(unsigned n, uint64_t salt) {
   g_stats.threads += n;
   const std::vector<unsigned> order = make_order(n, salt);
   const unsigned nwarps = (n + 31) / 32;
+  unsigned stuck_passes = 0;
   for (;;) {
+    const uint64_t progress_before = g_progress;
+    bool only_polls = true;  // every thread resumed in this pass went back to polling
     for (unsigned t : order) {
       Fiber* f = g_fibers[t];
-      if (f->state != State::Ready) continue;
+      if (f->state != State::Ready && f->state != State::Polling) continue;
+      f->state = State::Ready;
       resume(f);
       if (!g_fiber_error.empty()) return g_fiber_error;
+      only_polls &= f->state == State::Polling;
     }
-    unsigned done = 0, at_block = 0;
+    unsigned done = 0, at_block = 0, polling = 0;
     for (unsigned t = 0; t < n; ++t) {
       done += g_fibers[t]->state == State::Done;
       at_block += g_fibers[t]->state == State::AtBlockBarrier;
+      polling += g_fibers[t]->state == State::Polling;
     }
     if (done == n) return "";
     bool released = false;
@@ -391,6 +407,15 @@ std::string run_block(unsigned n, uint64_t salt) {
       released |= release != 0;
     }
     if (released) continue;
+    if (polling > 0) {
+      stuck_passes = only_polls && g_progress == progress_before ? stuck_passes + 1 : 0;
+      if (stuck_passes < kStuckPasses) continue;
+      return "deadlock in block (" + std::to_string(g_block_idx.x) + "," + std::to_string(g_block_idx.y) + "," +
+             std::to_string(g_block_idx.z) + "): " + std::to_string(polling) +
+             " threads wait on an mbarrier phase that never completes (" + mbarrier_describe(g_poll_on) + "); " +
+             std::to_string(at_block) + " at __syncthreads, " + std::to_string(n - done - at_block - polling) +
+             " at __syncwarp, " + std::to_string(done) + " exited";
+    }
     if (at_block > 0 && at_block + done == n) {
       if (done > 0)  // strict reading: every thread of the block must reach each __syncthreads
         return "__syncthreads in block (" + std::to_string(g_block_idx.x) + "," + std::to_string(g_block_idx.y) +
@@ -469,6 +494,15 @@ void syncthreads() {
   to_scheduler(f, false);
 }
 
+void poll_yield(const void* mbarrier) {
+  Fiber* f = g_cur;
+  g_poll_on = mbarrier;
+  f->state = State::Polling;
+  to_scheduler(f, false);
+}
+
+void note_progress() { ++g_progress; }
+
 void syncwarp(unsigned mask) {
   Fiber* f = g_cur;
   f->state = State::AtWarpBarrier;
@@ -536,7 +570,8 @@ void add_static_smem(size_t bytes) {
 }
 
 void* dynamic_smem(size_t align) {
-  if (align > 128) fail("dynamic shared memory aligned to more than 128 bytes is not simulated");
+  // 1024: what a TMA destination with the 128-byte swizzle needs (sim_tma.h).
+  if (align > 1024) fail("dynamic shared memory aligned to more than 1024 bytes is not simulated");
   return g_dyn_smem;
 }
 
@@ -597,7 +632,7 @@ void run_launch(const LaunchConfig& cfg, void (*body)(void*), void* ctx) {
     }
   }
   // Exactly the launch's size, so a sanitizer build catches an access past it.
-  void* dyn = guarded_alloc(cfg.smem, 128);
+  void* dyn = guarded_alloc(cfg.smem, 1024);
   if (dyn == nullptr) {
     set_error(cudaErrorMemoryAllocation, name + ": dynamic shared memory");
     return;
