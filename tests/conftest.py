@@ -79,6 +79,17 @@ def pytest_report_header(config):
         f"{n}={'yes' if a.available else 'no'} ({a.reason})" for n, a in pk.backends().items())]
 
 
+@pytest.fixture(scope="module")
+def ext():
+    """The CUDA C++ extension in use (pykern._cuda, or the simulator pykern._cuda_sim), or a skip
+    with the reason there is none."""
+    from pykern._device import ext
+    try:
+        return ext()
+    except RuntimeError as e:
+        pytest.skip(str(e))
+
+
 @pytest.fixture()
 def sim():
     """pykern._cuda_sim (the CUDA C++ simulator module), its settings (thread order, seed, compute

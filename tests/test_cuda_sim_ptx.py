@@ -146,15 +146,6 @@ def positions(figure):
     return pos
 
 
-@pytest.fixture(scope="module")
-def ext():
-    from pykern._device import ext
-    try:
-        return ext()
-    except RuntimeError as e:
-        pytest.skip(str(e))
-
-
 @pytest.mark.parametrize("fragment", sorted(FIGURES))
 def test_layout_formulas_match_the_figures(ext, fragment):
     pos = positions(FIGURES[fragment])

@@ -63,15 +63,6 @@ def table_layout(span, nbytes, row_bytes):
     return at
 
 
-@pytest.fixture(scope="module")
-def ext():
-    from pykern._device import ext
-    try:
-        return ext()
-    except RuntimeError as e:
-        pytest.skip(str(e))
-
-
 @pytest.mark.parametrize("span", [0, 32, 64, 128])
 def test_swizzle_formula_matches_the_guide_tables(ext, span):
     """Two repeats of each pattern: where the simulator puts each chunk must be where the table
