@@ -151,9 +151,10 @@ def batch_part(args):
                 clients[workers].cancel(xd[workers])
             one, two = rec_chunk["workers"]["1"], rec_chunk["workers"]["2"]
             rec_chunk["speedup_2_workers"] = one["median_s"] / two["median_s"]
-            # Amdahl: the round trip does not split; the in-process work halves at best
-            work = rec_chunk["in_process"]["median_s"]
-            rec_chunk["bound_2_workers"] = (rt["1"] + work) / (rt["2"] + work / 2)
+            # Amdahl: the round trip does not split, the in-process work halves at best (with the
+            # smaller of the two clusters' round trips: the most a second worker could give)
+            work, trip = rec_chunk["in_process"]["median_s"], min(rt.values())
+            rec_chunk["bound_2_workers"] = (trip + work) / (trip + work / 2)
             print(f"  N{n} in chunks of {chunk}: in this process {work * 1e3:.1f} ms; speed-up "
                   f"of 2 workers over 1: {rec_chunk['speedup_2_workers']:.2f}x (ideal 2x; with the round trip "
                   f"{rec_chunk['bound_2_workers']:.2f}x at best); per task overhead "
