@@ -1,10 +1,11 @@
 """conv2d on the CPU: pykern's host variants (NumPy and compiled) against torch.nn.functional.conv2d
-(oneDNN), side by side in one run, on the DeepBench ResNet layers at N=8 (float32); with --op, the
-same for either gradient against torch.nn.grad.conv2d_input / conv2d_weight.
+(oneDNN), side by side in one run, on the DeepBench ResNet layers at N=8 (float32), or with
+--layers digits / seed on those of bench/train_cnn.py's models at their batch sizes; with --op,
+the same for either gradient against torch.nn.grad.conv2d_input / conv2d_weight.
 
     pytest bench/bench_conv2d_cpu.py --benchmark-group-by=param:layer   # pytest-benchmark
-    python bench/bench_conv2d_cpu.py [--op OP] [--reps 15] [--runs 3] [--json PATH] [--profile]
-                                     [--malloc-default] [--variants A,B]
+    python bench/bench_conv2d_cpu.py [--op OP] [--layers resnet|digits|seed] [--reps 15] [--runs 3]
+                                     [--json PATH] [--profile] [--malloc-default] [--variants A,B]
 
 Every entry is checked before it is timed: each implementation against the float64 reference on
 the first image of the batch, under the project's tolerance policy. torch is an optional
@@ -64,6 +65,16 @@ LAYERS = {
     "resnet_14x14_c256": dict(N=BATCH, C=256, H=14, W=14, K=256, R=3, S=3, padding=1),
     "resnet_7x7_c512": dict(N=BATCH, C=512, H=7, W=7, K=512, R=3, S=3, padding=1),
     "resnet_first_7x7s2": dict(N=BATCH, C=3, H=224, W=224, K=64, R=7, S=7, padding=3, stride=2),
+}
+# The layers of bench/train_cnn.py's models at their batch sizes (--layers): the small digits
+# CNN's two (batch 32), and the seed model's three (batch 64).
+LAYER_SETS = {
+    "resnet": LAYERS,
+    "digits": {"digits_16x16_c1": dict(N=32, C=1, H=16, W=16, K=16, R=3, S=3, padding=1),
+               "digits_8x8_c16": dict(N=32, C=16, H=8, W=8, K=32, R=3, S=3, padding=1)},
+    "seed": {"seed_48x48_c3": dict(N=64, C=3, H=48, W=48, K=64, R=3, S=3, padding=1),
+             "seed_24x24_c64": dict(N=64, C=64, H=24, W=24, K=128, R=3, S=3, padding=1),
+             "seed_12x12_c128": dict(N=64, C=128, H=12, W=12, K=256, R=3, S=3, padding=1)},
 }
 # The float64 reference is the spec, not a contender: far too slow to time at these sizes; so are
 # the compiled ladder's scalar rungs (seconds per layer), which --variants can still name.
@@ -286,6 +297,9 @@ def main(argv=None) -> int:
                     "report every run's geometric means (shared machines drift by 5-10%% between runs)")
     ap.add_argument("--json", metavar="PATH", help="also write every run's times, ratios and "
                     "geometric means, with the machine and library versions, to PATH")
+    ap.add_argument("--layers", choices=tuple(LAYER_SETS), default="resnet",
+                    help="which layers: the DeepBench ResNet ones at N=8 (default), or those of "
+                         "bench/train_cnn.py's digits (small) or seed model at their batch sizes")
     ap.add_argument("--op", choices=OPS, default="conv2d", help="the op to time (default conv2d; the "
                     "gradients against torch.nn.grad.conv2d_input / conv2d_weight)")
     ap.add_argument("--variants", metavar="A,B", help="the pykern variants to time (default: every "
@@ -314,7 +328,7 @@ def main(argv=None) -> int:
     else:
         print(f"torch: skipped: {TORCH_MISSING}")
     print("allocator: " + ("glibc defaults (--malloc-default)" if args.malloc_default else tune_malloc()))
-    print(f"float32, N={BATCH}; median of {args.reps} calls in alternating blocks; "
+    print(f"float32, {args.layers} layers; median of {args.reps} calls in alternating blocks; "
           f"{args.op}: pykern default variant: {DEFAULT}\n")
 
     impls = [f"pykern:{name}" for name in chosen] + (["torch"] if torch is not None else [])
@@ -346,7 +360,7 @@ def _one_run(impls, args):
     """One table: layer -> {impl: median seconds, '_flops', '_iqr', ['_profile']}, and the worst
     share of the CPU other processes took while a layer was timed."""
     results, loads = {}, []
-    for name, case in LAYERS.items():
+    for name, case in LAYER_SETS[args.layers].items():
         lay = Layer(name, case, op=args.op)
         runs = {}
         for impl in impls:
@@ -379,12 +393,13 @@ def _write_json(args, runs_out, n_threads, how):
     vs = {"conv2d": "torch.nn.functional.conv2d", "conv2d_backward_input": "torch.nn.grad.conv2d_input",
           "conv2d_backward_weight": "torch.nn.grad.conv2d_weight"}[args.op]
     doc = {"what": f"{args.op} float32 on the CPU: pykern's host variants vs {vs} (oneDNN), "
-                   "DeepBench ResNet layers, written by bench/bench_conv2d_cpu.py", "op": args.op,
+                   f"{args.layers} layers, written by bench/bench_conv2d_cpu.py", "op": args.op,
            "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
            "machine": {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
                        "numpy": np.__version__, "blas_threads": n_threads, "blas": how,
                        "torch": None if torch is None else torch.__version__},
-           "batch": BATCH, "reps": args.reps, "default_variant": DEFAULT, "layers": LAYERS, "runs": runs_out}
+           "batch": BATCH if args.layers == "resnet" else None, "layer_set": args.layers, "reps": args.reps,
+           "default_variant": DEFAULT, "layers": LAYER_SETS[args.layers], "runs": runs_out}
     os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
     with open(args.json, "w") as f:
         json.dump(doc, f, indent=1)
