@@ -332,7 +332,8 @@ def test_the_direct_rungs_are_exact_on_small_integers_on_every_isa(isa):
 
 def test_the_measured_routes_pick_their_variants_and_an_explicit_variant_wins():
     """The default's shape rules (_compiled.ROUTES): depthwise-like layers run direct_blocked,
-    dx of a strided few-channel layer the NumPy GEMM + col2im; a named variant is never rerouted."""
+    dx of a strided few-channel layer the NumPy GEMM + col2im, dw of a stride-1 layer with few
+    output channels the windows rung; a named variant is never rerouted."""
     from pykern._dispatch import resolve
     x = np.ones((2, 8, 6, 6), np.float32)
     dw, full = np.ones((8, 1, 3, 3), np.float32), np.ones((8, 8, 3, 3), np.float32)
@@ -344,6 +345,15 @@ def test_the_measured_routes_pick_their_variants_and_an_explicit_variant_wins():
     assert resolve("conv2d_backward_input", {"dy": dy, "w": w3}, strided).variant.name == "gemm_col2im_threads"
     assert resolve("conv2d_backward_input", {"dy": np.ones((2, 8, 6, 6), np.float32), "w": w3},
                    {"x_shape": (2, 3, 6, 6), "padding": 1}).variant.name == "threaded"
+    # dw: stride 1, ungrouped, at most DW_WINDOWS_MAX_K output channels -> windows; else the default
+    few = {"x": np.ones((2, 3, 6, 6), np.float32), "dy": np.ones((2, 16, 6, 6), np.float32)}
+    assert resolve("conv2d_backward_weight", few, {"w_shape": (16, 3, 3, 3), "padding": 1}).variant.name == "windows"
+    many = {"x": few["x"], "dy": np.ones((2, 17, 6, 6), np.float32)}
+    default = _compiled.COMPILED_DEFAULTS["conv2d_backward_weight"]
+    assert resolve("conv2d_backward_weight", many, {"w_shape": (17, 3, 3, 3), "padding": 1}).variant.name == default
+    strided = {"x": few["x"], "dy": np.ones((2, 16, 3, 3), np.float32)}
+    assert resolve("conv2d_backward_weight", strided,
+                   {"w_shape": (16, 3, 3, 3), "padding": 1, "stride": 2}).variant.name == default
 
 
 def test_a_route_to_an_unknown_variant_is_an_error_not_a_silent_default():

@@ -149,7 +149,22 @@ def _dx_route(infos, params):
     return "gemm_col2im_threads" if strided and infos["w"].shape[1] < DX_MIN_CG_STRIDED else None
 
 
-ROUTES = {"conv2d": _conv2d_route, "conv2d_backward_input": _dx_route}
+# dw of a stride-1, ungrouped layer with few output channels (the digits CNN's first layer: 16)
+# spends most of the GEMM's time gathering and transposing im2col panels that meet only K rows;
+# the windows rung packs nothing. Measured (bench_conv2d_cpu.py --op conv2d_backward_weight
+# --layers digits -> conv2d_backward_weight_digits_cpu.json, 2 threads; _1thread_cpu.json, one):
+# 16x16, 1 -> 16 channels, N=32: 0.10-0.13 against threaded's 0.18-0.23 ms on 2 threads, 0.13-0.15
+# against 0.18-0.24 on one. At 32 channels (8x8, 16 -> 32) windows won on one thread (0.42-0.48
+# against 0.47-0.72 ms) and lost on two (0.47-0.60 against 0.26-0.39): not routed.
+DW_WINDOWS_MAX_K = 16
+
+
+def _dw_route(infos, params):
+    plain = params["stride"] == (1, 1) and params["groups"] == 1
+    return "windows" if plain and infos["dy"].shape[1] <= DW_WINDOWS_MAX_K else None
+
+
+ROUTES = {"conv2d": _conv2d_route, "conv2d_backward_input": _dx_route, "conv2d_backward_weight": _dw_route}
 
 
 def register_tables() -> None:
