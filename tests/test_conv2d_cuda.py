@@ -191,7 +191,8 @@ MMA_PATHS = [
     pytest.param((1, 24, 5, 16), (70, 24, 3, 3), dict(padding=1, bias=True, activation="relu"), 0, id="mixed"),
     # an aligned run whose pixels 12.. lie past the row's end, in the padding: gathered, not copied
     pytest.param((1, 4, 2, 12), (5, 4, 1, 1), dict(padding=(0, 8)), 0, id="run_past_the_row"),
-    # x one element past a 16-byte boundary: no run is aligned, all gathered
+    # x one element past a 16-byte boundary: the taps whose runs were aligned are gathered, and
+    # others' runs (iw = 7 mod 8) become the aligned ones
     pytest.param((1, 24, 5, 16), (70, 24, 3, 3), dict(padding=1, bias=True), 1, id="x_misaligned"),
     # stride, dilation, uneven padding, groups; CRS = 18: filters copied element by element
     pytest.param((2, 6, 11, 17), (10, 3, 3, 2), dict(stride=(2, 1), dilation=(2, 3), padding=(3, 2), groups=2,
