@@ -148,6 +148,15 @@ def test_unsupported_reasons():
     assert "its GEMM (matmul_f32_best" in why("im2col_gemm", **deep)
     assert "K must be at most 16777215" in why("im2col_gemm", **deep)
     assert why("direct", **deep) == why("implicit_gemm", **deep) == ""
+    # mma_sync (16-bit only): its grid's y (channel tiles of every group) and its pixel index.
+    assert why("mma_sync") == "unsupported dtype float32 (takes float16, bfloat16)"
+    assert why("mma_sync", "float16") == why("mma_sync", "bfloat16") == ""
+    many = dict(C=65536, K=65536, groups=65536, H=1, W=1, R=1, S=1, P=1, Q=1, ph=0, pw=0)
+    assert "65535 channel tiles" in why("mma_sync", "float16", **many)
+    assert why("direct", **many) == ""
+    wide = dict(N=1, C=1, H=1, W=2**31 - 2, K=1, R=1, S=1, P=1, Q=2**31 - 2, ph=0, pw=0)
+    assert "64 below 2^31" in why("mma_sync", "float16", **wide)
+    assert why("direct", **wide) == ""
 
 
 def test_launchers_refuse_bad_shapes_before_touching_the_gpu():

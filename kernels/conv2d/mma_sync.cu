@@ -157,10 +157,14 @@ void launch_mma_sync(const Call& c) {
   });
 }
 
-// Its grid: channel tiles of every group along y, which gridDim.y limits.
+// Its grid: channel tiles of every group along y, which gridDim.y limits; and the pixel index,
+// which its last tile forms up to BN - 1 past M.
 std::string mma_sync_problem(DType, const ConvShape& s) {
   if (s.groups * ((s.K / s.groups + ConvMmaTiles::BM - 1) / ConvMmaTiles::BM) > 65535)
     return "more than 65535 channel tiles (grid y limit)";
+  if (!fits_index32({s.N, s.P, s.Q}, ConvMmaTiles::BN))
+    return "N*P*Q (output pixels over the batch) must stay " + std::to_string(ConvMmaTiles::BN) +
+           " below 2^31 (32-bit pixel index of its last tile)";
   return "";
 }
 
