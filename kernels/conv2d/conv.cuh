@@ -94,7 +94,8 @@ void launch_direct(const Call& c);         // direct.cu
 void launch_smem_tiled(const Call& c);     // smem_tiled.cu
 void launch_im2col_gemm(const Call& c);    // im2col_gemm.cu
 void launch_implicit_gemm(const Call& c);  // implicit_gemm.cu
-extern const Rung kDirectRung, kSmemTiledRung, kIm2colGemmRung, kImplicitGemmRung;
+void launch_mma_sync(const Call& c);       // mma_sync.cu
+extern const Rung kDirectRung, kSmemTiledRung, kIm2colGemmRung, kImplicitGemmRung, kMmaSyncRung;
 
 }  // namespace conv2d
 }  // namespace pykern

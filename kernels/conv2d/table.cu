@@ -11,6 +11,11 @@
 //   implicit_gemm  GEMM over (N*P*Q) x K x (C/groups*R*S) with A gathered from x on the fly into
 //                  shared memory (never materialized), register-blocked 2-D tiles, double-buffered,
 //                  bias + ReLU fused into the store; float32
+//   mma_sync       implicit GEMM on tensor cores, on matmul's mma.sync machinery: filters (A) and
+//                  the im2col of x (B, gathered on the fly: 16-byte cp.async where a tap's pixels
+//                  are one aligned run of x, a guarded gather otherwise) in XOR-swizzled shared
+//                  tiles, a 3-stage cp.async ring, ldmatrix into mma.sync m16n8k16; fp16/bf16 in,
+//                  fp32 accumulate, bias + ReLU in fp32, output in the input's dtype (sm_80+)
 //
 // Abbreviations: PQ = P*Q output pixels per image; Cg = C/groups, Kg = K/groups channels per
 // group; CRS = Cg*R*S, the reduction length of one output (a filter's size).
@@ -22,7 +27,8 @@
 // per-image base offsets, which grow with N, are 64-bit.
 //
 // Files: one per variant, each with its kernels, launcher and own limits (direct.cu,
-// smem_tiled.cu, im2col_gemm.cu, implicit_gemm.cu), what they share in conv.cuh, and this file:
+// smem_tiled.cu, im2col_gemm.cu, implicit_gemm.cu, mma_sync.cu), what they share in conv.cuh
+// (mma_sync also shares kernels/mma_tile.cuh with matmul's mma_sync), and this file:
 // the variant table and its rule.
 #include "conv2d/conv.cuh"
 
@@ -31,7 +37,7 @@ namespace conv2d {
 namespace {
 
 // The facts of every family, in table order (constant-initialized, so no static-init order).
-const Rung* const kRungs[] = {&kDirectRung, &kSmemTiledRung, &kIm2colGemmRung, &kImplicitGemmRung};
+const Rung* const kRungs[] = {&kDirectRung, &kSmemTiledRung, &kIm2colGemmRung, &kImplicitGemmRung, &kMmaSyncRung};
 
 const Rung& rung_of(const Variant& row) {
   for (const Rung* r : kRungs)
@@ -54,6 +60,9 @@ constexpr Variant kVariants[] = {
      "Per image: explicit im2col buffer, then matmul_f32_best per group, then a bias/ReLU pass."},
     {"implicit_gemm", kF32,        true,    launch_implicit_gemm,
      "Implicit GEMM (NPQ x K x CRS): x gathered into shared tiles on the fly, 2-D register tiles, fused epilogue."},
+    {"mma_sync",      kF16 | kBF16, false,  launch_mma_sync,
+     "Implicit GEMM on tensor cores: filters and gathered x in XOR-swizzled shared tiles, 3-stage cp.async ring, "
+     "ldmatrix + mma.sync m16n8k16, fp32 accumulate, fused epilogue, output in the input dtype (sm_80+)."},
 };
 
 namespace {

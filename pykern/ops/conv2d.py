@@ -3,6 +3,9 @@
 x: (N, C, H, W), w: (K, C//groups, R, S), bias: (K,) or None -> y: (N, K, P, Q) with
 P = (H + 2*pad_h - dil_h*(R-1) - 1) // stride_h + 1 (Q likewise).
 ``activation="relu"`` applies max(., 0) after the bias (a fused epilogue where the variant has one).
+
+y has the inputs' dtype, float16/bfloat16 included (unlike matmul, whose 16-bit inputs give
+float32), as torch's conv2d gives; the tensor-core variant accumulates in float32 and rounds y once.
 """
 from __future__ import annotations
 
