@@ -165,3 +165,27 @@ def test_k_or_n_past_the_tile_offset_limit_is_refused(variant):
         with pytest.raises(ValueError, match=rf"^matmul_{variant.name}: {limits} .* got K={k} N={n}; {others} take"):
             launch((0, 0), 0, (m, n, k, 0, 0), variant.dtypes[0], 0)
 
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_16_bit_inputs_without_a_variant_run_the_tensor_core_rung(dtype):
+    """The cuda defaults are float32 rungs; 16-bit matmul and conv2d inputs without variant= go to
+    mma_sync (pykern/cuda/__init__.py's route), the same bits as naming it; float32 keeps the
+    default, and a named 16-bit variant is never rerouted."""
+    require_backend("cuda")
+    if dtype == "bfloat16":
+        pytest.importorskip("ml_dtypes", reason="NumPy has no bfloat16 without ml_dtypes")
+    from pykern._dispatch import resolve
+    rng = np.random.default_rng(seed_for("half-route", dtype))
+    a, b = (rng.standard_normal(s).astype(np.float32).astype(dtype) for s in ((17, 33), (33, 9)))
+    assert np.array_equal(pk.matmul(a, b, backend="cuda"), pk.matmul(a, b, backend="cuda", variant="mma_sync"))
+    x = rng.standard_normal((2, 4, 6, 7)).astype(np.float32).astype(dtype)
+    w = rng.standard_normal((8, 4, 3, 3)).astype(np.float32).astype(dtype)
+    assert np.array_equal(pk.conv2d(x, w, padding=1, backend="cuda"),
+                          pk.conv2d(x, w, padding=1, backend="cuda", variant="mma_sync"), equal_nan=True)
+    f32 = {"a": a.astype(np.float32), "b": b.astype(np.float32)}
+    default = next(v.name for v in pk.variants("matmul", "cuda") if v.default)
+    assert resolve("matmul", f32, {}, backend="cuda").variant.name == default
+    if dtype == "float16":
+        named = resolve("matmul", {"a": a, "b": b}, {}, backend="cuda", variant="wmma_fp16")
+        assert named.variant.name == "wmma_fp16"
