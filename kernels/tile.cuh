@@ -164,4 +164,14 @@ inline void require_sm80(const char* what) {
                              "tensor cores); this GPU is older");
 }
 
+// Launches `kernel` with Cfg's threads and dynamic shared memory, opting in to more than 48 KB of
+// it first (per kernel, as CUDA requires), and checks the launch; `what` names the errors.
+template <typename Cfg, typename Kernel, typename... Args>
+void launch_staged(Kernel kernel, dim3 grid, cudaStream_t stream, const char* what, Args... args) {
+  check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                  static_cast<int>(Cfg::kSmemBytes)), what);
+  PYKERN_LAUNCH(grid, Cfg::kThreads, Cfg::kSmemBytes, stream, kernel)(args...);
+  check_launch(what);
+}
+
 }  // namespace pykern

@@ -145,12 +145,7 @@ void launch_mma_sync(const Call& c) {
     T* y = c.output<T>();
     const int k_tiles = (g.Kg + Cfg::BM - 1) / Cfg::BM;
     const dim3 grid(ceil_div(g.M, Cfg::BN), static_cast<unsigned int>(g.groups * k_tiles));
-    auto launch = [&](auto kernel) {
-      check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                      static_cast<int>(Cfg::kSmemBytes)), c.name);
-      PYKERN_LAUNCH(grid, Cfg::kThreads, Cfg::kSmemBytes, c.stream, kernel)(g, k_tiles, x, w, bias, y);
-      check_launch(c.name);
-    };
+    auto launch = [&](auto kernel) { launch_staged<Cfg>(kernel, grid, c.stream, c.name, g, k_tiles, x, w, bias, y); };
     // 16-byte filter copies need every row start of w 16-byte aligned: CRS a multiple of 8.
     if (g.CRS % Cfg::kVec == 0 && aligned16(w)) launch(conv2d_mma_sync_kernel<T, Cfg, true>);
     else launch(conv2d_mma_sync_kernel<T, Cfg, false>);

@@ -69,13 +69,8 @@ void launch_mma_sync(const Call& call) {
     // 16-byte copies need every row start of a and b 16-byte aligned: K and N multiples of 8.
     const bool vec = d.K % Cfg::kVec == 0 && d.N % Cfg::kVec == 0 && aligned16(a) && aligned16(b);
     with_flags([&](auto v) {
-      auto kernel = matmul_mma_sync_kernel<T, Cfg, decltype(v)::value>;
-      // More than 48 KB of dynamic shared memory must be opted into, per kernel.
-      check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                      static_cast<int>(Cfg::kSmemBytes)), call.name);
-      PYKERN_LAUNCH(grid, Cfg::kThreads, Cfg::kSmemBytes, call.stream, kernel)(a, b, c, int(d.M), int(d.N),
-                                                                               int(d.K));
-      check_launch(call.name);
+      launch_staged<Cfg>(matmul_mma_sync_kernel<T, Cfg, decltype(v)::value>, grid, call.stream, call.name, a, b, c,
+                         int(d.M), int(d.N), int(d.K));
     }, vec);
   });
 }
