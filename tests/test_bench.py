@@ -263,7 +263,8 @@ def test_bench_cli_json_has_every_promised_field(tmp_path, capsys):
     for r in ok:
         if r["kind"] == "variant":
             assert r["call_q25_s"] <= r["call_median_s"] <= r["call_q75_s"] and r["call_runs"] >= 3
-            assert r["call_median_s"] > r["median_s"]  # validation and dispatch cost more than 96 elements
+            assert r["call_median_s"] > 0  # timed; which of the two medians is larger is a benchmark's
+            # finding, not a test's (a matmul's 330 us kernel measured above its whole call once, under load)
         else:
             assert r["call_median_s"] is None
     assert "pk.<op>" in doc["settings"]["call"]
