@@ -66,6 +66,7 @@ def on_simulator(backend: str) -> bool:
     return _on_simulator(backend)
 
 
+@pytest.hookimpl(optionalhook=True)  # xdist's hook: without xdist installed, pytest must not reject it
 def pytest_xdist_auto_num_workers(config):
     """`pytest -n auto`: one worker more than the cores this process may use. Numba's simulator
     (a third of the suite's time) runs a Python thread per CUDA thread and spends much of its
