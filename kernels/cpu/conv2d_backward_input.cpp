@@ -26,7 +26,6 @@
 // the spec's products (w scanned once: K*Cg*R*S reads against N*P*Q times as many FMAs).
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <utility>
 #include <vector>
 
@@ -162,17 +161,18 @@ struct ConvBackwardInput {
             T* o = d + run.col;
             for (int t = 0; t < run.len; ++t) o[t] = src[t];
           }
-        }
-        for (int u = 0; u < (padded ? 0 : nruns); ++u) {
-          const Run& run = runs[u];
-          T* o = d + run.col;
-          const int64_t p = run.hi + hoff, q0 = run.wi + woff;
-          if (uint64_t(p) >= uint64_t(g.P)) {
-            for (int t = 0; t < run.len; ++t) o[t] = T(0);
-            continue;
+        } else {
+          for (int u = 0; u < nruns; ++u) {
+            const Run& run = runs[u];
+            T* o = d + run.col;
+            const int64_t p = run.hi + hoff, q0 = run.wi + woff;
+            if (uint64_t(p) >= uint64_t(g.P)) {
+              for (int t = 0; t < run.len; ++t) o[t] = T(0);
+              continue;
+            }
+            const T* row = dy + run.dybase + (k * g.P + p) * g.Q;  // dy[n, group*Kg + k, p, :]: (Q,)
+            copy_clipped(row, q0, g.Q, run.len, o);  // the run's pixels whose q lies in dy
           }
-          const T* row = dy + run.dybase + (k * g.P + p) * g.Q;  // dy[n, group*Kg + k, p, :]: (Q,)
-          copy_clipped(row, q0, g.Q, run.len, o);  // the run's pixels whose q lies in dy
         }
         for (int j = cols; j < NR; ++j) d[j] = T(0);
         if (++si == nw) {

@@ -206,30 +206,28 @@ PYKERN_INLINE void window_rows(const Windows<T>& w, int64_t grp, int64_t k0, V* 
       }
 }
 
-// The row blocks [item0, item1) of the call (item = group x row block), one ISA; acc: room for
-// one row block's tiles.
+// Row block `item` of the call (item = group x row block), one ISA; acc: room for its tiles.
 template <class T, class V, int TM, int TN>
-PYKERN_INLINE void window_tiles(const Windows<T>& w, int64_t item0, int64_t item1, T* acc) {
+PYKERN_INLINE void window_tiles(const Windows<T>& w, int64_t item, T* acc) {
   const int64_t rb = (w.g.Kg + TM - 1) / TM;
-  for (int64_t it = item0; it < item1; ++it)
-    window_rows<T, V, TM, TN>(w, it / rb, it % rb * TM, reinterpret_cast<V*>(acc));
+  window_rows<T, V, TM, TN>(w, item / rb, item % rb * TM, reinterpret_cast<V*>(acc));
 }
 
 // Tiles per ISA: AVX-512 4 x 4 (16 accumulators and 8 operands of 32 registers), AVX2 and the
 // baseline 3 x 3 (9 and 6 of 16).
 #if PYKERN_X86
 template <class T, class V>
-PYKERN_TARGET_AVX512 void window_tiles_avx512(const Windows<T>& w, int64_t i0, int64_t i1, T* acc) {
-  window_tiles<T, V, 4, 4>(w, i0, i1, acc);
+PYKERN_TARGET_AVX512 void window_tiles_avx512(const Windows<T>& w, int64_t item, T* acc) {
+  window_tiles<T, V, 4, 4>(w, item, acc);
 }
 template <class T, class V>
-PYKERN_TARGET_AVX2 void window_tiles_avx2(const Windows<T>& w, int64_t i0, int64_t i1, T* acc) {
-  window_tiles<T, V, 3, 3>(w, i0, i1, acc);
+PYKERN_TARGET_AVX2 void window_tiles_avx2(const Windows<T>& w, int64_t item, T* acc) {
+  window_tiles<T, V, 3, 3>(w, item, acc);
 }
 #endif
 template <class T, class V>
-void window_tiles_baseline(const Windows<T>& w, int64_t i0, int64_t i1, T* acc) {
-  window_tiles<T, V, 3, 3>(w, i0, i1, acc);
+void window_tiles_baseline(const Windows<T>& w, int64_t item, T* acc) {
+  window_tiles<T, V, 3, 3>(w, item, acc);
 }
 
 template <class T>
@@ -249,7 +247,7 @@ struct WindowVectors<double> {
 
 // The tiles' function for the active ISA, and its tile size.
 template <class T>
-void (*window_path(int* tm, int* tn))(const Windows<T>&, int64_t, int64_t, T*) {
+void (*window_path(int* tm, int* tn))(const Windows<T>&, int64_t, T*) {
   using Vs = WindowVectors<T>;
 #if PYKERN_X86
   switch (active_isa()) {
@@ -293,7 +291,7 @@ bool run_windows_on(const Call& call, int threads) {
   Scratch<T> acc(per_part * size_t(parts));
   std::atomic<int64_t> next{0};
   parallel(parts, [&](int part, int) {
-    for (int64_t it; (it = next.fetch_add(1)) < items;) rows(w, it, it + 1, acc.p + per_part * size_t(part));
+    for (int64_t it; (it = next.fetch_add(1)) < items;) rows(w, it, acc.p + per_part * size_t(part));
   });
   return true;
 }
