@@ -5,6 +5,7 @@ Needs torch (``pip install ".[torch]"``); skipped without it. CUDA-tensor tests 
 are skipped with the reason here; the GPU backends' code paths are also run on CPU tensors in
 pykern's simulators (pykern copies them to the simulated device and back).
 """
+import contextlib
 import os
 import subprocess
 import sys
@@ -178,6 +179,60 @@ def test_gradients_match_torch_in_float32():
             t.grad = None
     for got, want in zip(*grads):
         close(got, want, torch.float32)
+
+
+class _PassThrough(torch.overrides.TorchFunctionMode):
+    """A function mode that changes nothing: while it is active pykern.torch must go through
+    torch's dispatcher (a mode may need to see every operator), not its direct path."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        return func(*args, **(kwargs or {}))
+
+
+def _direct_node(op: str):
+    """The grad_fn class of ``torch.ops.pykern.<op>``'s direct path."""
+    from pykern.torch import ops
+    return ops._DIRECT[getattr(torch.ops.pykern, op).default][2]._backward_cls
+
+
+def _small_model_step(x, params, activation):
+    """conv2d (grouped, strided) -> relu -> linear, and the gradients of a weighted sum."""
+    w, b, lw, lb = params
+    h = pkt.relu(pkt.conv2d(x, w, b, stride=(1, 2), padding=(1, 0), groups=2, activation=activation))
+    y = pkt.linear(h.flatten(1), lw, lb)
+    out = (y * torch.linspace(-1, 2, y.numel(), dtype=y.dtype).reshape(y.shape)).sum()
+    return [y] + list(torch.autograd.grad(out, (x, *params)))
+
+
+def test_direct_path_is_taken_for_plain_tensors_and_left_under_a_mode():
+    x = randn(3, 4, seed="d")
+    assert type(pkt.relu(x).grad_fn) is _direct_node("relu")
+    with _PassThrough():
+        assert type(pkt.relu(x).grad_fn) is not _direct_node("relu")
+        assert type(pkt.relu(x).grad_fn).__name__ == "pykern_reluBackward"  # the dispatcher's Function
+    with torch.no_grad():
+        assert pkt.relu(x).grad_fn is None
+
+
+@pytest.mark.parametrize("activation", [None, "relu"])
+def test_direct_path_and_dispatcher_agree_bit_for_bit(activation):
+    """The same kernels either way: outputs, first and second derivatives equal exactly."""
+    x = randn(2, 4, 6, 5, seed="dx")
+    params = (randn(4, 2, 3, 3, seed="dw"), randn(4, seed="db"), randn(3, 4 * 6 * 2, seed="lw"), randn(3, seed="lb"))
+    direct = _small_model_step(x, params, activation)
+    with _PassThrough():
+        dispatched = _small_model_step(x, params, activation)
+    for got, want in zip(direct, dispatched):
+        torch.testing.assert_close(got, want, rtol=0, atol=0)
+    # second derivatives: the backward formulas take the direct path with create_graph too
+    w = params[0]
+    g = []
+    for mode in (contextlib.nullcontext(), _PassThrough()):
+        with mode:
+            y = pkt.conv2d(x, w, activation=activation, padding=1, groups=2)
+            (gw,) = torch.autograd.grad(y.pow(2).sum(), w, create_graph=True)
+            g.append(torch.autograd.grad(gw.sum(), x)[0])
+    torch.testing.assert_close(g[0], g[1], rtol=0, atol=0)
 
 
 OPCHECK = {
