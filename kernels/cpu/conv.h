@@ -42,6 +42,48 @@ struct PanelRun {
   int64_t n, row, first;   // its image, row, and first column within the row
 };
 
+// o[0, n) = s[0, n) for a run of a panel row (n <= NR): one or two overlapping vectors of 8 or 4
+// elements, scalars below 4. A run is short (8 pixels on the 8x8 layers), and the compiler's
+// own loop for a copy of unknown length (alias checks, then a vector loop, then a tail) cost
+// more than the micro-kernel's FMAs there (perf, the small CNN's 16->32 layer).
+template <class T>
+PYKERN_INLINE void copy_run(T* __restrict o, const T* __restrict s, int n) {
+  typedef T V8 __attribute__((vector_size(8 * sizeof(T))));
+  typedef T V4 __attribute__((vector_size(4 * sizeof(T))));
+  if (n >= 8) {
+    for (int i = 0; i + 8 < n; i += 8) {
+      V8 v;
+      __builtin_memcpy(&v, s + i, sizeof v);
+      __builtin_memcpy(o + i, &v, sizeof v);
+    }
+    V8 v;
+    __builtin_memcpy(&v, s + n - 8, sizeof v);
+    __builtin_memcpy(o + n - 8, &v, sizeof v);
+  } else if (n >= 4) {
+    V4 a, b;
+    __builtin_memcpy(&a, s, sizeof a);
+    __builtin_memcpy(&b, s + n - 4, sizeof b);
+    __builtin_memcpy(o, &a, sizeof a);
+    __builtin_memcpy(o + n - 4, &b, sizeof b);
+  } else {
+    for (int i = 0; i < n; ++i) o[i] = s[i];
+  }
+}
+
+// One panel's gather from a padded copy at stride 1, run by run: panel row kk (dst + kk * NR)
+// takes, for each run u, len[u] consecutive elements from src + tap[kk] + base[u] into columns
+// col[u].. of that row. Run-major, so a run's length and base stay in registers over the kc rows.
+template <int NR, class T>
+PYKERN_INLINE void gather_runs(T* dst, int64_t kc, const T* src, const int64_t* tap, const int64_t* base,
+                               const int* col, const int* len, int nruns) {
+  for (int u = 0; u < nruns; ++u) {
+    const T* s = src + base[u];
+    T* o = dst + col[u];
+    const int n = len[u];
+    for (int64_t kk = 0; kk < kc; ++kk) copy_run(o + kk * NR, s + tap[kk], n);
+  }
+}
+
 // The runs of the panel's columns [j0, j0 + cols) into runs[] (room for cols); their count.
 inline int panel_runs(int64_t j0, int cols, int64_t per_image, int64_t width, PanelRun* runs) {
   int count = 0;

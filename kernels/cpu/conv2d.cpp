@@ -406,6 +406,22 @@ struct ConvForward : gemm::StridedA<T> {  // a: the group's filters, (Kg, CRS) r
     };
     const bool padded = xp != nullptr;
     const int64_t plane = padded ? Hp * Wp : g.H * g.W;
+    const int64_t RS = g.R * g.S;
+    // At stride 1 from the padded copy, row kk's tap (c, r, s) is one offset for every run: the
+    // block's offsets once, then each panel is gather_runs' plain copies.
+    int64_t tap[B::KC];
+    const bool runs_only = padded && g.sw == 1;
+    if (runs_only)
+      for (int64_t k = 0, c = pc / RS, r = pc / g.S % g.R, s = pc % g.S; k < kc; ++k) {
+        tap[k] = c * plane + r * g.dh * Wp + s * g.dw;
+        if (++s == g.S) {
+          s = 0;
+          if (++r == g.R) {
+            r = 0;
+            ++c;
+          }
+        }
+      }
     for (int64_t jr = 0; jr < nc; jr += NR) {
       T* dst = bp + jr * kc;
       const int cols = int(nc - jr < NR ? nc - jr : NR);
@@ -419,20 +435,29 @@ struct ConvForward : gemm::StridedA<T> {  // a: the group's filters, (Kg, CRS) r
         else
           runs[u] = {pr[u].col, pr[u].len, image, p * g.sh - g.ph, q * g.sw - g.pw};
       }
-      const int64_t RS = g.R * g.S;
+      if (runs_only) {
+        int64_t base[NR];
+        int col[NR], len[NR];
+        for (int u = 0; u < nruns; ++u) {
+          base[u] = runs[u].base;
+          col[u] = runs[u].col;
+          len[u] = runs[u].len;
+        }
+        gather_runs<NR>(dst, kc, xp, tap, base, col, len, nruns);
+        if (cols < NR)
+          for (int64_t k = 0; k < kc; ++k)
+            for (int j = cols; j < NR; ++j) dst[k * NR + j] = T(0);
+        continue;
+      }
       int64_t c = pc / RS, r = pc / g.S % g.R, s = pc % g.S;
       for (int64_t k = 0; k < kc; ++k) {
         T* d = dst + k * NR;
-        if (padded) {
-          const T* tap = xp + c * plane + r * g.dh * Wp + s * g.dw;
+        if (padded) {  // stride > 1
+          const T* tp = xp + c * plane + r * g.dh * Wp + s * g.dw;
           for (int u = 0; u < nruns; ++u) {
-            const T* src = tap + runs[u].base;
+            const T* src = tp + runs[u].base;
             T* o = d + runs[u].col;
-            const int len = runs[u].len;
-            if (g.sw == 1)
-              for (int t = 0; t < len; ++t) o[t] = src[t];
-            else
-              for (int t = 0; t < len; ++t) o[t] = src[t * g.sw];
+            for (int t = 0, len = runs[u].len; t < len; ++t) o[t] = src[t * g.sw];
           }
         } else {
           for (int u = 0; u < nruns; ++u) gather_clipped(runs[u].base, runs[u].ih0, runs[u].iw0, runs[u].len, c, r, s,

@@ -141,6 +141,20 @@ struct ConvBackwardInput {
     if (taps == 0) return;  // K = 0 (each_gemm zeroes such phases itself): nothing to pack, no division
     const bool padded = dyp != nullptr;
     const int64_t PQ = padded ? Pp * Qp : g.P * g.Q, HW = hp->count * wp->count;
+    // From the padded copy, row kk's (k, r, s) is one offset for every run: the block's offsets
+    // once, then each panel is gather_runs' plain copies.
+    int64_t tap[B::KC];
+    if (padded)
+      for (int64_t kk = 0, k = pc / taps, ri = pc / nw % nh, si = pc % nw; kk < kc; ++kk) {
+        tap[kk] = k * PQ + (top + hp->off[size_t(ri)]) * Qp + left + wp->off[size_t(si)];
+        if (++si == nw) {
+          si = 0;
+          if (++ri == nh) {
+            ri = 0;
+            ++k;
+          }
+        }
+      }
     for (int64_t jr = 0; jr < nc; jr += NR) {
       T* dst = bp + jr * kc;
       const int cols = int(nc - jr < NR ? nc - jr : NR);
@@ -149,30 +163,34 @@ struct ConvBackwardInput {
       const int nruns = panel_runs(jc + jr, cols, HW, wp->count, pr);
       for (int u = 0; u < nruns; ++u)
         runs[u] = {pr[u].col, pr[u].len, (pr[u].n * g.K + group * g.Kg) * PQ, pr[u].row, pr[u].first};
+      if (padded) {
+        int64_t base[NR];
+        int col[NR], len[NR];
+        for (int u = 0; u < nruns; ++u) {
+          base[u] = runs[u].dybase + runs[u].hi * Qp + runs[u].wi;
+          col[u] = runs[u].col;
+          len[u] = runs[u].len;
+        }
+        gather_runs<NR>(dst, kc, dyp, tap, base, col, len, nruns);
+        if (cols < NR)
+          for (int64_t kk = 0; kk < kc; ++kk)
+            for (int j = cols; j < NR; ++j) dst[kk * NR + j] = T(0);
+        continue;
+      }
       int64_t k = pc / taps, ri = pc / nw % nh, si = pc % nw;
       for (int64_t kk = 0; kk < kc; ++kk) {
         T* d = dst + kk * NR;
         const int64_t hoff = hp->off[size_t(ri)], woff = wp->off[size_t(si)];
-        if (padded) {
-          const T* plane = dyp + k * PQ + (top + hoff) * Qp + left + woff;  // dyp[., k] at this tap's offset
-          for (int u = 0; u < nruns; ++u) {
-            const Run& run = runs[u];
-            const T* src = plane + run.dybase + run.hi * Qp + run.wi;
-            T* o = d + run.col;
-            for (int t = 0; t < run.len; ++t) o[t] = src[t];
+        for (int u = 0; u < nruns; ++u) {
+          const Run& run = runs[u];
+          T* o = d + run.col;
+          const int64_t p = run.hi + hoff, q0 = run.wi + woff;
+          if (uint64_t(p) >= uint64_t(g.P)) {
+            for (int t = 0; t < run.len; ++t) o[t] = T(0);
+            continue;
           }
-        } else {
-          for (int u = 0; u < nruns; ++u) {
-            const Run& run = runs[u];
-            T* o = d + run.col;
-            const int64_t p = run.hi + hoff, q0 = run.wi + woff;
-            if (uint64_t(p) >= uint64_t(g.P)) {
-              for (int t = 0; t < run.len; ++t) o[t] = T(0);
-              continue;
-            }
-            const T* row = dy + run.dybase + (k * g.P + p) * g.Q;  // dy[n, group*Kg + k, p, :]: (Q,)
-            copy_clipped(row, q0, g.Q, run.len, o);  // the run's pixels whose q lies in dy
-          }
+          const T* row = dy + run.dybase + (k * g.P + p) * g.Q;  // dy[n, group*Kg + k, p, :]: (Q,)
+          copy_clipped(row, q0, g.Q, run.len, o);  // the run's pixels whose q lies in dy
         }
         for (int j = cols; j < NR; ++j) d[j] = T(0);
         if (++si == nw) {
