@@ -69,25 +69,33 @@ def _unobserved() -> bool:
                 or torch._C._is_any_autocast_enabled() or torch._C._autograd._profiler_enabled())
 
 
-def _call(op, *args):
-    """``op(*args)``, by the direct path where it may be taken (see the module docstring)."""
-    kernels = _DIRECT.get(op)
-    if kernels is None or not _unobserved():
-        return op(*args)
+def _route(args):
+    """None where a call with these arguments must go through the dispatcher; else (whether a
+    tensor is on CUDA, whether one needs a gradient) for the direct path."""
+    if not _unobserved():
+        return None
     cuda = False
     wants_grad = False
     grad_on = torch.is_grad_enabled()
     for a in args:
         if isinstance(a, Tensor):
             if type(a) not in _PLAIN_TYPES or not (a.is_cpu or a.is_cuda):
-                return op(*args)  # a subclass, a meta tensor, another device: the dispatcher decides
+                return None  # a subclass, a meta tensor, another device: the dispatcher decides
             cuda = cuda or a.is_cuda
             wants_grad = wants_grad or (grad_on and a.requires_grad)
+    return cuda, wants_grad
+
+
+def _call(op, *args):
+    """``op(*args)``, by the direct path where it may be taken (see the module docstring)."""
+    kernels = _DIRECT.get(op)
+    route = None if kernels is None else _route(args)
+    if route is None:
+        return op(*args)
+    cuda, wants_grad = route
     cpu_kernel, cuda_kernel, function = kernels
     if wants_grad:
-        if function is None:
-            return op(*args)
-        return function.apply(*args)
+        return function.apply(*args) if function is not None else op(*args)
     return cuda_kernel(*args) if cuda else cpu_kernel(*args)
 
 
@@ -394,7 +402,45 @@ def matmul(a: Tensor, b: Tensor, *, transpose_a: bool = False, transpose_b: bool
 def linear(x: Tensor, w: Tensor, bias: Optional[Tensor] = None, *, backend: str = "auto",
            variant: Optional[str] = None) -> Tensor:
     """torch.nn.functional.linear: y = x @ w.T + bias. x: (*, in), w: (out, in), bias: (out,)."""
-    y = matmul(x.reshape(-1, x.shape[-1]), w, transpose_b=True, backend=backend, variant=variant)
-    if bias is not None:
-        y = y + bias
-    return y.reshape(tuple(x.shape[:-1]) + (w.shape[0],))
+    x2 = x if x.dim() == 2 else x.reshape(-1, x.shape[-1])
+    route = _route((x2, w, bias))
+    if route is not None:  # the direct path: one node, as torch's own linear
+        if route[1]:
+            y = _Linear.apply(x2, w, bias, backend, variant)
+        else:
+            y = _linear_forward(x2, w, bias, backend, variant, route[0])
+    else:
+        y = _MATMUL(x2, w, False, True, backend, variant)
+        if bias is not None:
+            y = y + bias
+    return y if x.dim() == 2 else y.reshape(tuple(x.shape[:-1]) + (w.shape[0],))
+
+
+def _linear_forward(x, w, bias, backend, variant, cuda: bool) -> Tensor:
+    """x @ w.T by the matmul kernel, the bias added in place. x: (M, in), w: (out, in) -> (M, out)."""
+    y = _DIRECT[_MATMUL][1 if cuda else 0](x, w, False, True, backend, variant)
+    return y if bias is None else y.add_(bias)
+
+
+class _Linear(torch.autograd.Function):
+    """linear's direct path in one autograd node (the dispatcher's path makes four: a view, the
+    matmul, the bias add and a view back): the gradients are the matmul's, and the bias's the sum
+    over rows, in the same kernels and order as that path (tests/test_torch_adapter.py)."""
+
+    @staticmethod
+    def forward(ctx, x, w, bias, backend, variant):
+        ctx.save_for_backward(x, w)
+        ctx.backend, ctx.variant, ctx.has_bias = backend, variant, bias is not None
+        return _linear_forward(x, w, bias, backend, variant, x.is_cuda)
+
+    @staticmethod
+    def backward(ctx, dy):
+        x, w = ctx.saved_tensors
+        dx = dw = db = None
+        if ctx.needs_input_grad[0]:  # dy @ w: (M, out) @ (out, in)
+            dx = _call(_MATMUL, dy, w, False, False, ctx.backend, ctx.variant).to(x.dtype)
+        if ctx.needs_input_grad[1]:  # dy.T @ x
+            dw = _call(_MATMUL, dy, x, True, False, ctx.backend, ctx.variant).to(w.dtype)
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            db = dy.sum(0)
+        return dx, dw, db, None, None
