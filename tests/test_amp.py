@@ -237,3 +237,28 @@ def test_autocast_refuses_what_pykern_cannot_run_with_the_reason():
         assert pkt.conv2d(x.double(), w.double()).dtype == torch.float64
     assert ops._autocast_refusal("conv2d", "cuda", torch.bfloat16, "cuda") is None
     assert "numba backend has no float16 conv2d" in ops._autocast_refusal("conv2d", "cuda", HALF, "numba")
+
+
+# --- torch.compile -----------------------------------------------------------------------------
+def test_torch_compile_traces_the_autocast_kernels(cuda):
+    """fullgraph=True under autocast: the autocast kernels trace (a redispatch below autocast
+    recursed under Dynamo's fake tensors), and the compiled step gives eager's outputs and gradients."""
+    torch.manual_seed(seed_for("amp compile"))
+    on_cuda = dict(backend="cuda")
+    model = torch.nn.Sequential(pkt.nn.Conv2d(2, 4, 3, padding=1, **on_cuda), pkt.nn.ReLU(**on_cuda),
+                                torch.nn.Flatten(), pkt.nn.Linear(4 * 6 * 6, 3, **on_cuda))
+    x, y = randn(3, 2, 6, 6, seed="compile x"), torch.tensor([0, 2, 1])
+    results = []
+    torch._dynamo.reset()
+    for run in (model, torch.compile(model, backend="aot_eager", fullgraph=True)):
+        with torch.autocast(**AUTOCAST):
+            logits = run(x)
+            loss = F.cross_entropy(logits, y)
+        grads = torch.autograd.grad(loss, list(model.parameters()))
+        results.append((logits, grads))
+    (eager, eager_grads), (compiled, compiled_grads) = results
+    assert compiled.dtype == eager.dtype == HALF
+    torch.testing.assert_close(compiled, eager, rtol=0, atol=0)  # the same kernels on the same inputs
+    for g, r in zip(compiled_grads, eager_grads):
+        assert g.dtype == torch.float32
+        torch.testing.assert_close(g, r, rtol=0, atol=0)

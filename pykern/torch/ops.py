@@ -388,24 +388,27 @@ def _autocast(op) -> None:
 
     def register(device_type: str) -> None:
         key_name = "Autocast" + torch._C._dispatch_key_for_device(device_type)  # AutocastCPU, AutocastCUDA
-        key = getattr(torch._C.DispatchKey, key_name)
+        # The op runs again from the top with this key excluded, as torch's autocast kernels run
+        # theirs: a redispatch below it recursed under torch.compile, whose Python dispatcher
+        # computes the keys afresh (autocast's still among them).
+        below = torch._C.DispatchKeySet(getattr(torch._C.DispatchKey, key_name))
 
-        def kernel(keyset, *args):
+        def kernel(*args):
             dtype = torch.get_autocast_dtype(device_type)
             cast = [i for i in tensor_args if args[i] is not None and args[i].is_floating_point()
                     and args[i].dtype != torch.float64 and args[i].device.type == device_type]
-            if not cast:
-                return op.redispatch(keyset.remove(key), *args)
-            reason = _autocast_refusal(op._opname, device_type, dtype, args[backend_at])
-            if reason:
-                raise TypeError(reason)
-            args = list(args)
-            for i in cast:  # recorded by autograd: the gradients come back through these casts
-                args[i] = args[i].to(dtype)
-            out = op.redispatch(keyset.remove(key), *args)
-            return out if out.dtype == dtype else out.to(dtype)
+            if cast:
+                reason = _autocast_refusal(op._opname, device_type, dtype, args[backend_at])
+                if reason:
+                    raise TypeError(reason)
+                args = list(args)
+                for i in cast:  # recorded by autograd: the gradients come back through these casts
+                    args[i] = args[i].to(dtype)
+            with torch._C._ExcludeDispatchKeyGuard(below):
+                out = op(*args)
+            return out if not cast or out.dtype == dtype else out.to(dtype)
 
-        _LIB.impl(op._opname, kernel, key_name, with_keyset=True)
+        _LIB.impl(op._opname, kernel, key_name)
 
     for device_type in AUTOCAST_DEVICES:
         register(device_type)
