@@ -5,6 +5,7 @@
     python bench/train_cnn.py                                  # torch + numpy (+ GPU rows on a GPU)
     python bench/train_cnn.py --backend torch numpy --epochs 8 --out /tmp/train_cnn.json
     python bench/train_cnn.py --model seed                     # the larger model, 48x48 RGB inputs
+    python bench/train_cnn.py --amp                            # mixed precision, GPU rows only
 
 Data: sklearn.datasets.load_digits (1,797 8x8 images, bundled with scikit-learn, no download),
 upsampled (each pixel repeated: 2x2 to 16x16 for the small model, 6x6 to 48x48 for the seed
@@ -20,6 +21,15 @@ Cross-entropy, SGD with momentum 0.9. Pooling and the loss stay torch's on every
 convolutions, linear layers and ReLUs are pykern's on the pykern backends (the model swap is
 one line per layer kind, see ``layers``).
 
+Mixed precision (``--amp``, ``--amp-dtype float16|bfloat16``): every training step under
+torch.autocast in that dtype, the loss scaled by torch.amp.GradScaler (float16; bfloat16 keeps
+float32's range and needs no scaling), on the GPU rows only: torch's layers run their autocast
+kernels, pykern's theirs (pykern.torch.ops: conv2d and linear on the 16-bit tensor-core rung,
+relu in its input's dtype, the conv2d gradients in float32). The CPU rows cannot: pykern's CPU
+kernels have no 16-bit conv2d or matmul, so a CPU pair has nothing to compare; they are refused
+with that reason. The losses are compared with half precision's tolerance (pykern/_check.py's row
+for the dtype) instead of float32's, the accuracy within the same 1 point.
+
 Backends: ``torch`` (the reference, CPU), ``numpy`` (pykern on the CPU), and, where torch sees a
 CUDA GPU, ``torch-cuda`` (torch's GPU reference), ``cuda`` and ``numba`` (pykern's GPU kernels).
 The backends take turns epoch by epoch (a shared machine's changing load falls on all alike).
@@ -32,6 +42,7 @@ bench/results/<device>/ (see default_out), never over a committed record.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import datetime
 import json
@@ -69,6 +80,11 @@ REFERENCE = {"torch": "torch", "numpy": "torch", "torch-cuda": "torch-cuda", "cu
 AGREE_STEPS = 20
 LOSS_RTOL, LOSS_ATOL = 1e-3, 1e-5
 ACCURACY_PP = 1.0
+# Under --amp: each library rounds its layers' outputs to 16 bits, so the curves may drift apart
+# sooner; half precision's (rtol, atol) per dtype, pykern/_check.py's. Not yet measured on a GPU.
+AMP_DTYPES = ("float16", "bfloat16")
+# What runs in autocast's dtype on a pykern backend (its conv2d gradients run in float32).
+AMP_OPS = ("conv2d", "matmul", "relu", "relu_backward")
 
 
 # --- data and model ------------------------------------------------------------------------------
@@ -141,16 +157,41 @@ def batches(n: int, batch: int, seed: int, epoch: int):
     return [order[i:i + batch] for i in range(0, n, batch)]
 
 
-def train_step(model, opt, x, y) -> float:
+class Amp:
+    """Mixed precision for the training steps: torch.autocast on ``device_type`` tensors in
+    ``dtype`` (a name in AMP_DTYPES), the loss scaled by a GradScaler (float16 only: bfloat16 has
+    float32's exponent range, so its gradients do not underflow)."""
+
+    def __init__(self, device_type: str, dtype: str, init_scale: float = 2.0 ** 16):
+        self.device_type, self.dtype = device_type, getattr(torch, dtype)
+        self.scaler = torch.amp.GradScaler(device_type, init_scale=init_scale, enabled=dtype == "float16")
+
+    def autocast(self):
+        return torch.autocast(self.device_type, dtype=self.dtype)
+
+    def fresh(self) -> Amp:
+        """An Amp at this one's current loss scale (for a copy of the model that trains on)."""
+        scale = self.scaler.get_scale() if self.scaler.is_enabled() else 2.0 ** 16
+        return Amp(self.device_type, str(self.dtype).removeprefix("torch."), scale)
+
+
+def train_step(model, opt, x, y, amp: Amp | None = None) -> float:
     opt.zero_grad(set_to_none=True)
-    loss = F.cross_entropy(model(x), y)
-    loss.backward()
-    opt.step()
+    if amp is None:
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss.item()
+    with amp.autocast():  # the forward and the loss; backward runs in the dtypes the forward chose
+        loss = F.cross_entropy(model(x), y)
+    amp.scaler.scale(loss).backward()
+    amp.scaler.step(opt)  # unscales the gradients; skips the step if one is inf or NaN
+    amp.scaler.update()
     return loss.item()
 
 
-def accuracy(model, x, y, batch: int = 512) -> float:
-    with torch.no_grad():
+def accuracy(model, x, y, batch: int = 512, amp: Amp | None = None) -> float:
+    with torch.no_grad(), amp.autocast() if amp else contextlib.nullcontext():
         hits = sum(int((model(x[i:i + batch]).argmax(1) == y[i:i + batch]).sum()) for i in range(0, len(x), batch))
     return 100.0 * hits / len(x)
 
@@ -170,6 +211,7 @@ class Run:
         self.model = build_model(backend, args.size, args.model).to(self.device)
         self.model.load_state_dict(state)
         self.opt = torch.optim.SGD(self.model.parameters(), lr=args.lr, momentum=args.momentum)
+        self.amp = Amp(self.device, args.amp_dtype) if args.amp else None
         self.epochs, self.losses = [], []
 
     def epoch(self, epoch: int, progress: bool) -> None:
@@ -182,14 +224,14 @@ class Run:
         losses = []
         for idx in bar:
             ix = torch.from_numpy(idx).to(self.device)
-            losses.append(train_step(model, self.opt, self.x_tr[ix], self.y_tr[ix]))
+            losses.append(train_step(model, self.opt, self.x_tr[ix], self.y_tr[ix], self.amp))
             if progress:
                 bar.set_postfix(loss=f"{losses[-1]:.4f}", refresh=False)
         sync(self.device)
         seconds = time.perf_counter() - t0
         self.losses += losses
         model.eval()
-        acc = accuracy(model, self.x_te, self.y_te)
+        acc = accuracy(model, self.x_te, self.y_te, amp=self.amp)
         n = len(self.x_tr)
         self.epochs.append({"epoch": epoch + 1, "time_s": seconds, "images_per_s": n / seconds,
                             "train_loss": float(np.mean(losses)), "test_accuracy": acc})
@@ -202,7 +244,8 @@ class Run:
         return {"device": self.device, "epochs": self.epochs, "step_losses": self.losses,
                 "test_accuracy": self.epochs[-1]["test_accuracy"], "median_epoch_s": timed,
                 "images_per_s": len(self.x_tr) / timed,
-                "profile": profile(self.model, self.opt, self.x_tr, self.y_tr, self.args, self.device)}
+                "profile": profile(self.model, self.opt, self.x_tr, self.y_tr, self.args, self.device,
+                                   self.amp and self.amp.fresh())}
 
 
 def _progress(steps, desc: str):
@@ -246,13 +289,14 @@ PROFILE_OPS = {
     _BWD + "pykern_matmulBackward": ("linear", "backward"),
     _BWD + "AddBackward0": ("linear", "backward"),  # pykern's linear adds the bias with torch
     _BWD + "MaxPool2DWithIndicesBackward0": ("max_pool2d (torch)", "backward"),
+    _BWD + "ToCopyBackward0": ("autocast casts (torch)", "backward"),  # --amp: gradients back to float32
     _BWD + "LogSoftmaxBackward0": ("cross_entropy (torch)", "backward"),
     _BWD + "NllLossBackward0": ("cross_entropy (torch)", "backward"),
     "Optimizer.step#SGD.step": ("SGD step (torch)", "update"),
 }
 
 
-def profile(model, opt, x, y, args, device: str) -> list:
+def profile(model, opt, x, y, args, device: str, amp: Amp | None = None) -> list:
     """ms per training step per (op, phase), over ``args.profile_steps`` steps of a copy of the
     model (profiling slows everything down, so the epochs above are timed without it)."""
     if args.profile_steps <= 0:
@@ -263,14 +307,14 @@ def profile(model, opt, x, y, args, device: str) -> list:
     opt.load_state_dict(opt_state)
     model.train()
     steps = batches(len(x), args.batch, args.seed, 10_000)[:args.profile_steps + 1]
-    train_step(model, opt, x[torch.from_numpy(steps[0]).to(device)], y[torch.from_numpy(steps[0]).to(device)])
+    train_step(model, opt, x[torch.from_numpy(steps[0]).to(device)], y[torch.from_numpy(steps[0]).to(device)], amp)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device == "cuda" else [])
     with torch_profile(activities=activities) as prof:
         sync(device)
         t0 = time.perf_counter()
         for idx in steps[1:]:
             ix = torch.from_numpy(idx).to(device)
-            train_step(model, opt, x[ix], y[ix])
+            train_step(model, opt, x[ix], y[ix], amp)
         sync(device)
         total_us = (time.perf_counter() - t0) * 1e6
     # On the GPU an op's CPU time is its launches; its kernels' time is the device time (CUPTI
@@ -302,8 +346,17 @@ def _has_labelled_ancestor(ev) -> bool:
 
 
 # --- report --------------------------------------------------------------------------------------
-def compare(runs: dict) -> dict:
+def loss_tolerance(amp_dtype=None) -> tuple:
+    """(rtol, atol) of the loss curves' agreement: float32's, or under --amp half precision's."""
+    if amp_dtype is None:
+        return LOSS_RTOL, LOSS_ATOL
+    from pykern._check import TOLERANCES
+    return TOLERANCES[amp_dtype]
+
+
+def compare(runs: dict, amp_dtype=None) -> dict:
     """Each pykern run against its torch reference on the same device (when that ran)."""
+    rtol, atol = loss_tolerance(amp_dtype)
     out = {}
     for backend, r in runs.items():
         ref = runs.get(REFERENCE[backend])
@@ -317,7 +370,7 @@ def compare(runs: dict) -> dict:
             "accuracy_diff_pp": r["test_accuracy"] - ref["test_accuracy"],
             "accuracy_within_1pp": abs(r["test_accuracy"] - ref["test_accuracy"]) <= ACCURACY_PP,
             "steps_compared": k, "loss_max_abs_diff": float(diff.max()),
-            "loss_curves_agree": bool(np.all(diff <= LOSS_ATOL + LOSS_RTOL * np.abs(want))),
+            "loss_curves_agree": bool(np.all(diff <= atol + rtol * np.abs(want))), "loss_rtol_atol": [rtol, atol],
             "time_ratio": r["median_epoch_s"] / ref["median_epoch_s"],
         }
     return out
@@ -386,8 +439,18 @@ def _fmt(load) -> str:
 TRAINING_OPS = ("conv2d", "relu", "matmul", "conv2d_backward_input", "conv2d_backward_weight", "relu_backward")
 
 
-def why_not(backend: str):
-    """None if ``backend`` can train here, else the reason."""
+def _no_amp_kernels(backend: str, amp_dtype: str) -> list:
+    """The ops of AMP_OPS that pykern's ``backend`` has no ``amp_dtype`` kernel of."""
+    return [op for op in AMP_OPS if not any(amp_dtype in v.dtypes for v in pk.variants(op, backend))]
+
+
+def why_not(backend: str, amp_dtype=None):
+    """None if ``backend`` can train here (in mixed precision with ``amp_dtype``), else the reason."""
+    if amp_dtype is not None and device_of(backend) == "cpu":
+        missing = _no_amp_kernels("numpy", amp_dtype)
+        if missing:
+            return (f"--amp trains on the GPU only: pykern's CPU kernels have no {amp_dtype} "
+                    f"{', '.join(missing)}, so the CPU pair (torch and numpy) has nothing to compare")
     if device_of(backend) == "cuda" and not torch.cuda.is_available():
         return "torch sees no CUDA GPU (torch.cuda.is_available() is False)"
     if backend.startswith("torch") or backend not in pk.backends():
@@ -395,13 +458,16 @@ def why_not(backend: str):
     if not pk.backends()[backend].available:
         return pk.backends()[backend].reason
     missing = [op for op in TRAINING_OPS if not pk.variants(op, backend)]
-    return f"pykern has no {backend} variants of {', '.join(missing)}" if missing else None
+    if missing:
+        return f"pykern has no {backend} variants of {', '.join(missing)}"
+    missing = _no_amp_kernels(backend, amp_dtype) if amp_dtype is not None else []
+    return f"--amp: pykern's {backend} backend has no {amp_dtype} {', '.join(missing)}" if missing else None
 
 
-def available_backends() -> list:
+def available_backends(amp_dtype=None) -> list:
     found = []
     for backend in CPU_BACKENDS + (GPU_BACKENDS if torch.cuda.is_available() else ()):
-        reason = why_not(backend)
+        reason = why_not(backend, amp_dtype)
         if reason:
             print(f"skipping backend {backend}: {reason}")
         else:
@@ -409,12 +475,13 @@ def available_backends() -> list:
     return found
 
 
-def default_out(gpu_name, now, model: str = "small") -> str:
+def default_out(gpu_name, now, model: str = "small", amp_dtype=None) -> str:
     """bench/results/<device>/train_cnn-<date>.json (train_cnn-<model>-<date>.json for a model other
-    than the small one), a new file each run: <device> is cpu, or the GPU's name as
-    bench/device_run.sh writes it (lower case, runs of other characters as '-')."""
+    than the small one, -amp-<dtype> after the model under --amp), a new file each run: <device> is
+    cpu, or the GPU's name as bench/device_run.sh writes it (lower case, runs of other characters as '-')."""
     device = "cpu" if gpu_name is None else re.sub(r"[^a-z0-9]+", "-", gpu_name.lower()).strip("-")
     stem = "train_cnn" if model == "small" else f"train_cnn-{model}"
+    stem += f"-amp-{amp_dtype}" if amp_dtype else ""
     path = os.path.join(HERE, "results", device, f"{stem}-{now:%Y-%m-%d-%H%M%S}.json")
     stem, n = os.path.splitext(path)[0], 1
     while os.path.exists(path):  # two runs in one second: never replace a record
@@ -445,8 +512,13 @@ def main(argv=None) -> dict:
     ap.add_argument("--out", default=None, help="JSON path (the plot goes next to it, .png); default: a new "
                     "dated file bench/results/<device>/train_cnn-<UTC date and time>.json, <device> being cpu, or "
                     "the GPU's name when GPU backends ran; an existing file is never replaced unless named here")
+    ap.add_argument("--amp", action="store_true", help="mixed precision: torch.autocast + GradScaler, on the GPU "
+                    "rows only (see the docstring)")
+    ap.add_argument("--amp-dtype", choices=AMP_DTYPES, default="float16", help="autocast's dtype under --amp "
+                    "(default float16, with GradScaler; bfloat16 needs no loss scaling)")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
+    amp_dtype = args.amp_dtype if args.amp else None
     shape = MODELS[args.model]
     for key in ("batch", "lr", "size"):
         if getattr(args, key) is None:
@@ -460,10 +532,13 @@ def main(argv=None) -> dict:
         ap.exit(2, f"train_cnn.py needs torch and scikit-learn (pykern's [torch] extra, torch first): "
                    f"{TORCH_MISSING}\n")
 
-    wanted = args.backend or available_backends()
+    wanted = args.backend or available_backends(amp_dtype)
     for backend in wanted:
-        if why_not(backend):
-            ap.error(f"backend {backend} cannot train here: {why_not(backend)}")
+        if why_not(backend, amp_dtype):
+            ap.error(f"backend {backend} cannot train here: {why_not(backend, amp_dtype)}")
+    if not wanted:
+        ap.error("no backend can train here" + (" in mixed precision (--amp needs a GPU)" if amp_dtype else "")
+                 + ": the reasons are above")
     data = load_data(args.seed, args.size, channels=shape["channels"])  # first: scikit-learn loads SciPy's BLAS
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -474,19 +549,21 @@ def main(argv=None) -> dict:
     print(f"{args.model} model; digits: {len(data[0])} train / {len(data[2])} test images, "
           f"{shape['channels']}x{args.size}x{args.size}; batch {args.batch}, "
           f"{args.epochs} epochs, SGD lr {args.lr} momentum {args.momentum}, seed {args.seed}; "
-          f"torch {torch.__version__} with {torch.get_num_threads()} threads")
+          + (f"mixed precision: autocast to {amp_dtype}" + (" with GradScaler; " if amp_dtype == "float16" else "; ")
+             if amp_dtype else "")
+          + f"torch {torch.__version__} with {torch.get_num_threads()} threads")
     state = initial_state(args.seed, args.size, args.model)
     load_before = os.getloadavg()
     runs = train(wanted, data, state, args, progress=not args.no_progress)
     load = {"before": load_before, "after": os.getloadavg()}
-    comparison = compare(runs)
+    comparison = compare(runs, amp_dtype)
     print_report(runs, comparison)
     print(f"\nload average (1, 5, 15 min) before {_fmt(load['before'])}, after {_fmt(load['after'])} on "
           f"{os.cpu_count()} CPUs: other processes' work slows every backend")
 
     gpu_ran = any(r["device"] == "cuda" for r in runs.values())
     now = datetime.datetime.now(datetime.timezone.utc)
-    out = args.out or default_out(torch.cuda.get_device_name() if gpu_ran else None, now, args.model)
+    out = args.out or default_out(torch.cuda.get_device_name() if gpu_ran else None, now, args.model, amp_dtype)
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     command = "python bench/train_cnn.py " + " ".join(argv if argv is not None else sys.argv[1:])
     config = vars(args) | {"backends": wanted, "train_images": len(data[0]), "test_images": len(data[2])}
@@ -497,7 +574,8 @@ def main(argv=None) -> dict:
     with open(out, "w") as f:
         json.dump(result, f, indent=1)
     png = os.path.splitext(out)[0] + ".png"
-    plot(runs, png, f"{args.model} CNN on sklearn digits ({shape['channels']}x{args.size}x{args.size})")
+    plot(runs, png, f"{args.model} CNN on sklearn digits ({shape['channels']}x{args.size}x{args.size})"
+                    + (f", autocast {amp_dtype}" if amp_dtype else ""))
     print(f"\nwrote {out} and {png}")
     return result
 

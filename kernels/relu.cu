@@ -1,4 +1,5 @@
-// ReLU, y = max(x, 0) elementwise (NaN propagates, as in torch.relu), float16/32/64.
+// ReLU, y = max(x, 0) elementwise (NaN propagates, as in torch.relu), float16, bfloat16, float32,
+// float64 (bfloat16: what a bfloat16 conv2d under torch.autocast hands its ReLU).
 //
 // Variants, each a rung of the memory-bound ladder:
 //   naive       one thread per element, grid sized to n
@@ -24,6 +25,10 @@ __device__ __forceinline__ T relu1(T v) {
 template <>
 __device__ __forceinline__ __half relu1<__half>(__half v) {
   return __half2float(v) < 0.f ? __float2half(0.f) : v;
+}
+template <>
+__device__ __forceinline__ __nv_bfloat16 relu1<__nv_bfloat16>(__nv_bfloat16 v) {
+  return __bfloat162float(v) < 0.f ? __float2bfloat16(0.f) : v;
 }
 
 template <typename T>
@@ -105,7 +110,7 @@ void launch_naive(const Call& c) {
   const int64_t n = c.dims_as<ElementwiseDims>().n;
   // One launch per kChunk elements, so one thread per element has no grid limit (2^31 - 1 blocks).
   constexpr int64_t kChunk = int64_t{2147483647} * kBlock;
-  dispatch_dtype<__half, float, double>(c.dtype, c.name, [&](auto tag) {
+  dispatch_dtype<__half, __nv_bfloat16, float, double>(c.dtype, c.name, [&](auto tag) {
     using T = typename decltype(tag)::type;
     for (int64_t first = 0; first < n; first += kChunk) {
       const int64_t count = n - first < kChunk ? n - first : kChunk;
@@ -118,7 +123,7 @@ void launch_naive(const Call& c) {
 
 void launch_grid_stride(const Call& c) {
   const int64_t n = c.dims_as<ElementwiseDims>().n;
-  dispatch_dtype<__half, float, double>(c.dtype, c.name, [&](auto tag) {
+  dispatch_dtype<__half, __nv_bfloat16, float, double>(c.dtype, c.name, [&](auto tag) {
     using T = typename decltype(tag)::type;
     PYKERN_LAUNCH(stride_grid(n), kBlock, 0, c.stream, relu_grid_stride_kernel<T>)(c.input<T>(0), c.output<T>(), n);
     check_launch(c.name);
@@ -127,7 +132,7 @@ void launch_grid_stride(const Call& c) {
 
 void launch_vectorized(const Call& c) {
   const int64_t n = c.dims_as<ElementwiseDims>().n;
-  dispatch_dtype<__half, float, double>(c.dtype, c.name, [&](auto tag) {
+  dispatch_dtype<__half, __nv_bfloat16, float, double>(c.dtype, c.name, [&](auto tag) {
     using T = typename decltype(tag)::type;
     vectorized_packets(c.input<T>(0), c.output<T>(), n, c.stream, c.name);
   });
@@ -140,12 +145,12 @@ void launch_vectorized(const Call& c) {
 // ------------------------------------------------------------------------------------------
 
 constexpr Variant kVariants[] = {
-    // name         dtypes             default  launcher
-    {"naive",       kF16 | kF32 | kF64, false,  launch_naive,
+    // name         dtypes                      default  launcher
+    {"naive",       kF16 | kBF16 | kF32 | kF64, false,   launch_naive,
      "One thread per element; grid sized to n."},
-    {"grid_stride", kF16 | kF32 | kF64, false,  launch_grid_stride,
+    {"grid_stride", kF16 | kBF16 | kF32 | kF64, false,   launch_grid_stride,
      "Grid capped at 8 blocks per SM; each thread strides over the array."},
-    {"vectorized",  kF16 | kF32 | kF64, true,   launch_vectorized,
+    {"vectorized",  kF16 | kBF16 | kF32 | kF64, true,    launch_vectorized,
      "Grid-stride over 16-byte packets; scalar head/tail make any length and alignment correct."},
 };
 

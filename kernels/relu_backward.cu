@@ -1,5 +1,5 @@
 // ReLU's gradient, dx = dy where x > 0 else 0 (torch's threshold_backward: a NaN in x passes dy
-// through, a NaN in dy propagates where x > 0), float16/32/64. The spec is
+// through, a NaN in dy propagates where x > 0), float16, bfloat16, float32, float64. The spec is
 // pykern/ops/relu_backward.py.
 //
 // Variants:
@@ -24,6 +24,10 @@ template <>
 __device__ __forceinline__ __half relu_grad1<__half>(__half dy, __half x) {
   return __half2float(x) <= 0.f ? __float2half(0.f) : dy;
 }
+template <>
+__device__ __forceinline__ __nv_bfloat16 relu_grad1<__nv_bfloat16>(__nv_bfloat16 dy, __nv_bfloat16 x) {
+  return __bfloat162float(x) <= 0.f ? __float2bfloat16(0.f) : dy;
+}
 
 template <typename T>
 __global__ void __launch_bounds__(kBlock) relu_backward_grid_stride_kernel(const T* dy, const T* x, T* dx, int64_t n) {
@@ -43,7 +47,7 @@ unsigned int stride_grid(int64_t work) {
 
 void launch_grid_stride(const Call& c) {
   const int64_t n = c.dims_as<ElementwiseDims>().n;
-  dispatch_dtype<__half, float, double>(c.dtype, c.name, [&](auto tag) {
+  dispatch_dtype<__half, __nv_bfloat16, float, double>(c.dtype, c.name, [&](auto tag) {
     using T = typename decltype(tag)::type;
     PYKERN_LAUNCH(stride_grid(n), kBlock, 0, c.stream, relu_backward_grid_stride_kernel<T>)(
         c.input<T>(0), c.input<T>(1), c.output<T>(), n);
@@ -58,8 +62,8 @@ void launch_grid_stride(const Call& c) {
 // ------------------------------------------------------------------------------------------
 
 constexpr Variant kVariants[] = {
-    // name         dtypes              default  launcher
-    {"grid_stride", kF16 | kF32 | kF64, true,    launch_grid_stride,
+    // name         dtypes                      default  launcher
+    {"grid_stride", kF16 | kBF16 | kF32 | kF64, true,    launch_grid_stride,
      "Grid capped at 8 blocks per SM; each thread strides over the arrays, selecting dy or 0 by "
      "the sign of x."},
 };

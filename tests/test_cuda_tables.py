@@ -245,9 +245,10 @@ def test_the_binder_refuses_an_unsafe_direct_call(op):
             bound(ins, out, (-1, *dims[1:]), dt)
         with pytest.raises(TypeError, match=r"^unsupported dtype 'int8'$"):
             bound(ins, out, dims, "int8")
-        outside = next(d for d in DTYPES if d not in v.dtypes)
-        with pytest.raises(TypeError, match=rf"^{name}: unsupported dtype {outside} \(takes "):
-            bound(ins, out, dims, outside)
+        outside = next((d for d in DTYPES if d not in v.dtypes), None)
+        if outside is not None:  # a row that takes every dtype (relu's) has none to refuse
+            with pytest.raises(TypeError, match=rf"^{name}: unsupported dtype {outside} \(takes "):
+                bound(ins, out, dims, outside)
         with pytest.raises(ValueError, match=rf"^{name}: expected {len(inputs)} input pointers \({', '.join(inputs)}\), "
                                              rf"got {len(inputs) + 1}$"):
             bound((*ins, 1), out, dims, dt)

@@ -235,6 +235,25 @@ def test_direct_path_and_dispatcher_agree_bit_for_bit(activation):
     torch.testing.assert_close(g[0], g[1], rtol=0, atol=0)
 
 
+def test_direct_linear_in_half_precision_matches_the_dispatcher():
+    """16-bit linear outside autocast (the cuda backend's tensor-core rung, in the simulator here):
+    float32 out, dy rounded to the operands' dtype for the backward, the bias's gradient from the
+    float32 dy, on both paths alike."""
+    require_backend("cuda")
+    grads = []
+    for mode in (contextlib.nullcontext(), _PassThrough()):
+        x = randn(5, 16, seed="hx", dtype=torch.float16)
+        w, b = randn(8, 16, seed="hw", dtype=torch.float16), randn(8, seed="hb", dtype=torch.float16)
+        with mode:
+            y = pkt.linear(x, w, b, backend="cuda")
+            assert y.dtype == torch.float32
+            y.backward(torch.linspace(-1, 1, y.numel()).reshape(y.shape))
+        grads.append([y.detach()] + [t.grad for t in (x, w, b)])
+    for got, want in zip(*grads):
+        assert got.dtype == want.dtype
+        torch.testing.assert_close(got, want, rtol=0, atol=0)
+
+
 OPCHECK = {
     "relu": lambda: (randn(3, 4, seed="r"), "auto", None),
     "relu_backward": lambda: (randn(3, 4, seed="dy"), randn(3, 4, seed="y"), "auto", None),

@@ -105,6 +105,62 @@ def test_gpu_backends_are_refused_with_the_reason_without_a_gpu(tc, capsys):
     assert tc.available_backends() == ["torch", "numpy"]
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="torch sees a GPU here: --amp runs")
+def test_amp_is_refused_with_the_reason_without_a_gpu(tc, capsys):
+    """--amp runs on the GPU rows only: without a GPU nothing can, and each row says why."""
+    with pytest.raises(SystemExit):
+        tc.main(["--amp", "--epochs", "1"])
+    printed, errors = capsys.readouterr()
+    assert "no backend can train here in mixed precision (--amp needs a GPU)" in errors
+    assert "skipping backend numpy: --amp trains on the GPU only: pykern's CPU kernels have no float16 conv2d, matmul" \
+        in printed
+    with pytest.raises(SystemExit):
+        tc.main(["--amp", "--amp-dtype", "bfloat16", "--backend", "torch", "numpy", "--epochs", "1"])
+    assert "backend torch cannot train here: --amp trains on the GPU only" in capsys.readouterr().err
+    assert tc.why_not("numpy") is None and tc.why_not("cuda", "float16") == tc.why_not("cuda")
+
+
+def test_an_amp_step_on_pykerns_cuda_backend_steps_like_torch(tc):
+    """The script's mixed-precision step (autocast + GradScaler) on pykern's cuda backend, run on
+    CPU tensors under torch.autocast("cpu", float16) (in the simulator without a GPU): two steps of
+    the small model at 8x8, batch 4, against torch's layers under the same autocast, within
+    float16's rtol (pykern/_check.py) times each gradient's largest |value| (no atol: a gradient's
+    scale is its largest element, and these are 1e-2 to 1e-1; both compute in 16 bits, so only
+    their accumulation orders differ: about half that is used). Against float32 only
+    the losses: a 16-bit activation moves a max-pool's argmax where two inputs nearly tie, which
+    sends part of a gradient elsewhere (torch's own autocast differs from its float32 by 6% of the
+    first conv's gradient here, as pykern's does)."""
+    pytest.importorskip("pykern.torch")
+    import pykern as pk
+    from pykern._check import TOLERANCES
+    if not pk.backends()["cuda"].available:
+        pytest.skip(f"backend 'cuda' unavailable: {pk.backends()['cuda'].reason}")
+    x_tr, y_tr, _, _ = tc.load_data(seed=0, size=8)
+    state = tc.initial_state(0, 8)
+    runs = {}
+    for backend, amp in (("cuda", True), ("torch", True), ("torch", False)):
+        net = tc.build_model(backend, 8)
+        net.load_state_dict(state)
+        opt = torch.optim.SGD(net.parameters(), lr=tc.MODELS["small"]["lr"], momentum=0.9)
+        step_amp = tc.Amp("cpu", "float16", init_scale=2.0 ** 10) if amp else None
+        losses, grads = [], []
+        for idx in tc.batches(len(x_tr), 4, seed=0, epoch=0)[:2]:
+            losses.append(tc.train_step(net, opt, torch.from_numpy(x_tr[idx]), torch.from_numpy(y_tr[idx]), step_amp))
+            grads.append([p.grad.clone() for p in net.parameters()])  # unscaled by scaler.step
+        if amp:
+            assert step_amp.scaler.get_scale() == 2.0 ** 10, "a step was skipped (an inf or NaN gradient)"
+        runs[(backend, amp)] = losses, grads
+    rtol, atol = TOLERANCES["float16"]
+    (loss, grads), (ref_loss, ref_grads) = runs[("cuda", True)], runs[("torch", True)]
+    for want in (ref_loss, runs[("torch", False)][0]):
+        torch.testing.assert_close(torch.tensor(loss), torch.tensor(want), rtol=rtol, atol=atol)
+    for step in range(2):
+        for i, (g, r) in enumerate(zip(grads[step], ref_grads[step])):
+            assert g.dtype == torch.float32 and r.abs().max() > 0
+            assert (g - r).abs().max() <= rtol * r.abs().max(), f"step {step}, gradient {i}"
+    assert loss[0] != loss[1]
+
+
 def test_results_go_to_a_new_dated_file_per_device(tc, tmp_path, monkeypatch):
     """Run as the README shows, the script overwrote the committed bench/results/cpu/train_cnn.json."""
     import datetime
@@ -117,6 +173,8 @@ def test_results_go_to_a_new_dated_file_per_device(tc, tmp_path, monkeypatch):
     assert tc.default_out(None, now) == str(tmp_path / "results" / "cpu" / "train_cnn-2026-12-07-063005-2.json")
     seed = tc.default_out(None, now, "seed")
     assert seed == str(tmp_path / "results" / "cpu" / "train_cnn-seed-2026-12-07-063005.json")
+    assert tc.default_out(None, now, amp_dtype="float16") == str(
+        tmp_path / "results" / "cpu" / "train_cnn-amp-float16-2026-12-07-063005.json")
     assert tc.default_out("NVIDIA H100 80GB HBM3", now).startswith(
         str(tmp_path / "results" / "nvidia-h100-80gb-hbm3" / "train_cnn-"))
 

@@ -32,6 +32,29 @@ A matmul variant that does not take the transpose flags (the CUDA C++ rungs abov
 transposed operand as a contiguous copy, made here; pykern itself never copies.
 CPU tensors run on the NumPy backend under "auto", CUDA tensors on cuda (else numba).
 
+Mixed precision (``torch.autocast``). conv2d and matmul have autocast kernels (AutocastCUDA, and
+AutocastCPU for CPU tensors) that do what torch's autocast does for its own conv2d and linear, on
+its lower_precision_fp list: floating-point inputs, float64 excepted, are cast to autocast's dtype
+(float16 or bfloat16), the op runs in it, on the cuda backend the tensor-core rung ``mma_sync``
+(pykern's route for 16-bit inputs), and the output has that dtype, as torch's: matmul's float32
+result of 16-bit inputs is rounded to it, and ``linear`` adds its bias in it. relu has none: on no
+autocast list, it runs in its input's dtype. Where the backend that would run has no kernel in
+autocast's dtype (numpy and numba have no 16-bit conv2d or matmul; a bfloat16 CPU tensor has no
+NumPy dtype) the call is refused with the reason, never run in float32 behind the user's back. CPU
+tensors run under ``torch.autocast("cpu", dtype=torch.float16)`` with ``backend="cuda"`` (the tests
+run the GPU path so, in the simulator). The casts happen per call (torch's autocast keeps a cast
+weight for the whole autocast region; pykern's kernel casts it again at each use).
+
+Gradients of 16-bit tensors. conv2d: no backend has a 16-bit conv2d backward kernel, so the saved
+x and w and the incoming gradient are upcast to float32 (exactly), the float32 backward ops run,
+and each gradient is returned in its input's dtype, rounded once, as torch's 16-bit convolution
+returns its own. matmul: the gradients run on the forward's 16-bit rung, with dy (float32, the
+product's dtype) rounded to the operands' dtype, as a 16-bit matmul's backward gets a 16-bit dy;
+under autocast dy comes from the 16-bit output, so that rounding is exact. Each gradient has its
+input's dtype; autograd carries it back through autocast's cast to the float32 parameter, as for
+torch's ops. relu_backward runs in the dtype of relu's output. Scale the loss
+(``torch.amp.GradScaler``) as with torch's layers: 16-bit gradients underflow as torch's do.
+
 Vocabulary: x: (N, C, H, W), w: (K, C//groups, R, S), y and dy: (N, K, P, Q); a: (M, K),
 b: (K, N) (stored transposed when the flag says so).
 """
@@ -47,6 +70,7 @@ from pykern.ops.conv2d import output_size
 from ._convert import as_array, as_tensor, on_current_stream
 
 Tensor = torch.Tensor
+HALF = (torch.float16, torch.bfloat16)
 
 _LIB = torch.library.Library("pykern", "DEF")  # kept alive here: the registrations live as long as it does
 
@@ -285,20 +309,26 @@ def _conv2d_setup(ctx, inputs, output):
     # pre-activation is positive), so the pre-activation need not be kept.
     ctx.save_for_backward(x, w, output if relu else None)
     ctx.relu, ctx.has_bias, ctx.backend = relu, bias is not None, backend
+    ctx.dtypes = (x.dtype, w.dtype, None if bias is None else bias.dtype)
     ctx.geometry = (list(stride), list(padding), list(dilation), groups)
 
 
 def _conv2d_grad(ctx, dy):
     x, w, y = ctx.saved_tensors
+    if x.dtype in HALF:
+        # No backend has a 16-bit backward kernel (pk.variants("conv2d_backward_input", ...)): the
+        # gradients are computed in float32 from the exactly upcast tensors, and each is returned
+        # in its input's dtype, rounded once, as a 16-bit convolution's gradients are.
+        x, w, dy, y = (None if t is None else t.float() for t in (x, w, dy, y))
     if ctx.relu:
         dy = _call(_RELU_BACKWARD, dy, y, ctx.backend, None)
     dx = dw = db = None
     if ctx.needs_input_grad[0]:
-        dx = _call(_CONV2D_BACKWARD_INPUT, dy, w, list(x.shape), *ctx.geometry, ctx.backend, None)
+        dx = _call(_CONV2D_BACKWARD_INPUT, dy, w, list(x.shape), *ctx.geometry, ctx.backend, None).to(ctx.dtypes[0])
     if ctx.needs_input_grad[1]:
-        dw = _call(_CONV2D_BACKWARD_WEIGHT, x, dy, list(w.shape), *ctx.geometry, ctx.backend, None)
+        dw = _call(_CONV2D_BACKWARD_WEIGHT, x, dy, list(w.shape), *ctx.geometry, ctx.backend, None).to(ctx.dtypes[1])
     if ctx.has_bias and ctx.needs_input_grad[2]:
-        db = dy.sum((0, 2, 3))  # the bias gradient needs no kernel of its own
+        db = dy.sum((0, 2, 3)).to(ctx.dtypes[2])  # the bias gradient needs no kernel of its own
     return (dx, dw, db) + (None,) * 7
 
 
@@ -308,13 +338,20 @@ _autograd(_CONV2D, _conv2d_setup, _conv2d_grad)
 
 
 # --- matmul -------------------------------------------------------------------------------------
+def _resolve(device_type: str, backend: str) -> str:
+    """The backend pykern runs for ``backend`` on ``device_type`` tensors: its "auto" rule, host
+    arrays on numpy, GPU arrays on cuda, else numba."""
+    if backend != "auto":
+        return backend
+    return "numpy" if device_type == "cpu" else "cuda" if pk.backends()["cuda"].available else "numba"
+
+
 @functools.lru_cache(maxsize=None)
 def _matmul_takes(device_type: str, backend: str, variant: Optional[str]):
     """The transpose flags taken by the matmul variant that pykern will run (pk.variants' ``takes``),
     or None where pykern will refuse the call anyway (unknown backend or variant: its own error
     then says why). Asked once per device type, backend and variant, not per call."""
-    if backend == "auto":  # pykern's rule: host arrays run on numpy, GPU arrays on cuda, else numba
-        backend = "numpy" if device_type == "cpu" else "cuda" if pk.backends()["cuda"].available else "numba"
+    backend = _resolve(device_type, backend)
     try:
         listed = pk.variants("matmul", backend)
     except ValueError:
@@ -360,6 +397,11 @@ def _matmul_grad(ctx, dy):
     def mm(*args):  # short: four calls below
         return _call(_MATMUL, *args)
 
+    if a.dtype in HALF and dy.dtype != a.dtype:
+        # 16-bit operands: the gradients run on the forward's tensor-core rung too, so dy (float32,
+        # matmul's output dtype) is rounded to the operands' dtype, as a 16-bit matmul's backward
+        # gets a 16-bit dy. Under autocast dy came from the 16-bit output: the rounding is exact.
+        dy = dy.to(a.dtype)
     da = db = None
     if ctx.needs_input_grad[0]:
         da = (mm(b, dy, ctx.tb, True, ctx.backend, ctx.variant) if ctx.ta
@@ -371,6 +413,81 @@ def _matmul_grad(ctx, dy):
 
 
 _autograd(_MATMUL, _matmul_setup, _matmul_grad)
+
+
+# --- autocast -----------------------------------------------------------------------------------
+# torch's autocast lists put conv2d and linear/matmul on lower_precision_fp (CUDA and CPU alike),
+# relu on neither list. Custom ops are on no list, so without a kernel of their own autocast
+# passes them by (a fallthrough) and float32 inputs stay float32.
+AUTOCAST_DEVICES = ("cpu", "cuda")
+
+
+@functools.lru_cache(maxsize=None)
+def _autocast_refusal(op: str, device_type: str, dtype: torch.dtype, backend: str) -> Optional[str]:
+    """Why pykern cannot run ``op`` in autocast's ``dtype`` on ``device_type`` tensors with
+    ``backend``, or None. Asked once per combination, not per call."""
+    name = str(dtype).removeprefix("torch.")
+    where = f"pykern::{op} under torch.autocast({device_type!r}, dtype=torch.{name})"
+    outside = f"run it outside autocast (torch.autocast({device_type!r}, enabled=False))"
+    if device_type == "cpu" and dtype == torch.bfloat16:
+        return (f"{where}: a bfloat16 CPU tensor has no NumPy dtype for pykern to take: use dtype=torch.float16 "
+                f"(CPU tensors run in float16 with backend='cuda'), or {outside}")
+    resolved = _resolve(device_type, backend)
+    try:
+        listed = pk.variants(op, resolved)
+    except ValueError:
+        return None  # an unknown backend: pykern's own error says so
+    if any(name in v.dtypes for v in listed):
+        return None
+    have = [b for b in pk.backends() if any(name in v.dtypes for v in pk.variants(op, b))]
+    instead = f"use backend={' or '.join(map(repr, have))}, or " if have else ""
+    return f"{where}: pykern's {resolved} backend has no {name} {op} kernel; {instead}{outside}"
+
+
+def _autocast(op) -> None:
+    """Give ``op`` autocast kernels (AutocastCPU, AutocastCUDA) that do what torch's autocast does
+    for an op on its lower_precision_fp list: cast each floating-point tensor input on that device,
+    float64 excepted, to autocast's dtype (torch.get_autocast_dtype, read per call: float16 or
+    bfloat16), run the op below autocast, and return the output in that dtype (matmul's float32
+    output of 16-bit inputs is rounded to it, as torch's 16-bit matmul rounds its own). Where the
+    backend that would run has no kernel for that dtype, a TypeError says so, before any cast.
+
+    torch.library.register_autocast does the casting, but with one dtype fixed when registered (not
+    autocast's current one), it casts float64 too, and leaves matmul's float32 output as it is."""
+    optional_tensor = torch.OptionalType.ofTensor()
+    tensor_args = [i for i, a in enumerate(op._schema.arguments) if a.type.isSubtypeOf(optional_tensor)]
+    backend_at = [a.name for a in op._schema.arguments].index("backend")
+
+    def register(device_type: str) -> None:
+        key_name = "Autocast" + torch._C._dispatch_key_for_device(device_type)  # AutocastCPU, AutocastCUDA
+        # The op runs again from the top with this key excluded, as torch's autocast kernels run
+        # theirs: a redispatch below it recursed under torch.compile, whose Python dispatcher
+        # computes the keys afresh (autocast's still among them).
+        below = torch._C.DispatchKeySet(getattr(torch._C.DispatchKey, key_name))
+
+        def kernel(*args):
+            dtype = torch.get_autocast_dtype(device_type)
+            cast = [i for i in tensor_args if args[i] is not None and args[i].is_floating_point()
+                    and args[i].dtype != torch.float64 and args[i].device.type == device_type]
+            if cast:
+                reason = _autocast_refusal(op._opname, device_type, dtype, args[backend_at])
+                if reason:
+                    raise TypeError(reason)
+                args = list(args)
+                for i in cast:  # recorded by autograd: the gradients come back through these casts
+                    args[i] = args[i].to(dtype)
+            with torch._C._ExcludeDispatchKeyGuard(below):
+                out = op(*args)
+            return out if not cast or out.dtype == dtype else out.to(dtype)
+
+        _LIB.impl(op._opname, kernel, key_name)
+
+    for device_type in AUTOCAST_DEVICES:
+        register(device_type)
+
+
+_autocast(_CONV2D)
+_autocast(_MATMUL)
 
 
 # --- the public functions -----------------------------------------------------------------------
@@ -404,7 +521,7 @@ def linear(x: Tensor, w: Tensor, bias: Optional[Tensor] = None, *, backend: str 
     """torch.nn.functional.linear: y = x @ w.T + bias. x: (*, in), w: (out, in), bias: (out,)."""
     x2 = x if x.dim() == 2 else x.reshape(-1, x.shape[-1])
     route = _route((x2, w, bias))
-    if route is not None:  # the direct path: one node, as torch's own linear
+    if route is not None:  # the direct path (never under autocast): one node, as torch's own linear
         if route[1]:
             y = _Linear.apply(x2, w, bias, backend, variant)
         else:
@@ -412,6 +529,8 @@ def linear(x: Tensor, w: Tensor, bias: Optional[Tensor] = None, *, backend: str 
     else:
         y = _MATMUL(x2, w, False, True, backend, variant)
         if bias is not None:
+            if y.dtype in HALF and bias.dtype != y.dtype and torch.is_autocast_enabled(y.device.type):
+                bias = bias.to(y.dtype)  # as torch's linear (addmm) takes its bias under autocast
             y = y + bias
     return y if x.dim() == 2 else y.reshape(tuple(x.shape[:-1]) + (w.shape[0],))
 
@@ -425,7 +544,7 @@ def _linear_forward(x, w, bias, backend, variant, cuda: bool) -> Tensor:
 class _Linear(torch.autograd.Function):
     """linear's direct path in one autograd node (the dispatcher's path makes four: a view, the
     matmul, the bias add and a view back): the gradients are the matmul's, and the bias's the sum
-    over rows, in the same kernels and order as that path (tests/test_torch_adapter.py)."""
+    over rows, in the same kernels, dtypes and order as that path (tests/test_torch_adapter.py)."""
 
     @staticmethod
     def forward(ctx, x, w, bias, backend, variant):
@@ -437,10 +556,12 @@ class _Linear(torch.autograd.Function):
     def backward(ctx, dy):
         x, w = ctx.saved_tensors
         dx = dw = db = None
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            db = dy.sum(0)
+        if x.dtype in HALF and dy.dtype != x.dtype:
+            dy = dy.to(x.dtype)  # as _matmul_grad: the 16-bit rung's backward gets a 16-bit dy
         if ctx.needs_input_grad[0]:  # dy @ w: (M, out) @ (out, in)
             dx = _call(_MATMUL, dy, w, False, False, ctx.backend, ctx.variant).to(x.dtype)
         if ctx.needs_input_grad[1]:  # dy.T @ x
             dw = _call(_MATMUL, dy, x, True, False, ctx.backend, ctx.variant).to(w.dtype)
-        if ctx.has_bias and ctx.needs_input_grad[2]:
-            db = dy.sum(0)
         return dx, dw, db, None, None
