@@ -330,7 +330,7 @@ def test_the_direct_rungs_are_exact_on_small_integers_on_every_isa(isa):
         _compiled.set_isa(saved)
 
 
-def test_the_measured_routes_pick_their_variants_and_an_explicit_variant_wins():
+def test_the_measured_routes_pick_their_variants_and_an_explicit_variant_wins(monkeypatch):
     """The default's shape rules (_compiled.ROUTES): depthwise-like layers run direct_blocked,
     dx of a strided few-channel layer the NumPy GEMM + col2im, dw of a stride-1 layer with few
     output channels the windows rung; a named variant is never rerouted."""
@@ -348,9 +348,16 @@ def test_the_measured_routes_pick_their_variants_and_an_explicit_variant_wins():
     # dw: stride 1, ungrouped, at most DW_WINDOWS_MAX_K output channels -> windows; else the default
     few = {"x": np.ones((2, 3, 6, 6), np.float32), "dy": np.ones((2, 16, 6, 6), np.float32)}
     assert resolve("conv2d_backward_weight", few, {"w_shape": (16, 3, 3, 3), "padding": 1}).variant.name == "windows"
-    many = {"x": few["x"], "dy": np.ones((2, 17, 6, 6), np.float32)}
     default = _compiled.COMPILED_DEFAULTS["conv2d_backward_weight"]
-    assert resolve("conv2d_backward_weight", many, {"w_shape": (17, 3, 3, 3), "padding": 1}).variant.name == default
+    # up to DW_WINDOWS_MAX_K_ONE_THREAD channels: windows on one thread only
+    k = _compiled.DW_WINDOWS_MAX_K_ONE_THREAD
+    some = {"x": few["x"], "dy": np.ones((2, k, 6, 6), np.float32)}
+    for n, want in ((1, "windows"), (2, default)):
+        monkeypatch.setattr(_compiled, "threads", lambda n=n: n)
+        assert resolve("conv2d_backward_weight", some, {"w_shape": (k, 3, 3, 3), "padding": 1}).variant.name == want
+    many = {"x": few["x"], "dy": np.ones((2, k + 1, 6, 6), np.float32)}
+    monkeypatch.setattr(_compiled, "threads", lambda: 1)
+    assert resolve("conv2d_backward_weight", many, {"w_shape": (k + 1, 3, 3, 3), "padding": 1}).variant.name == default
     strided = {"x": few["x"], "dy": np.ones((2, 16, 3, 3), np.float32)}
     assert resolve("conv2d_backward_weight", strided,
                    {"w_shape": (16, 3, 3, 3), "padding": 1, "stride": 2}).variant.name == default

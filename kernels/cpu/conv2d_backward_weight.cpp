@@ -153,48 +153,70 @@ struct Windows {
   const T* xp;   // (N*C planes of Hp*Wp) + slack
   const T* dyp;  // (N*K runs of L)
   int64_t Wp, plane, L;
-  T* dw;         // (K, Cg, R, S)
+  T* dw;               // (K, Cg, R, S)
+  const int64_t* window;  // [t]: tap t's window in a group's planes (t past CRS: the last tap's)
 };
 
-// The row block of dw at output channels k0.. (TM of them) of group grp, every tap: images in
-// order, and for each image every TN-tap tile, its vector sums kept in `acc` (one TM x TN block
-// of vectors per tile) between images, so that an image's dy rows and x planes stay in cache
-// while all its tiles use them. A row or tap past the group's repeats its last one and is not
-// stored.
+// Below this many bytes of padded x and widened dy (the group's planes, every image) the operands
+// stay in L2 whatever the loop order, and window_rows runs tile by tile with the images inside:
+// a tile's sums stay in registers over all images, where image by image each tile reloaded and
+// stored its 16 vector sums and recomputed its taps' windows every 5 vector steps (the small
+// CNN's 16->32 8x8 layer: 80-element runs).
+constexpr int64_t kWindowsResidentBytes = int64_t(512) << 10;
+
+// The row block of dw at output channels k0.. (TM of them) of group grp, every tap. A row or tap
+// past the group's repeats its last one and is not stored. Each output's vector of sums runs over
+// the images in order, so both loop orders below give the same bits:
+//   resident operands: per TN-tap tile, every image, the sums in registers;
+//   else: per image, every tile, its sums kept in `acc` (one TM x TN block of vectors per tile)
+//   between images, so that an image's dy rows and x planes stay in cache while all its tiles
+//   use them.
 template <class T, class V, int TM, int TN>
 PYKERN_INLINE void window_rows(const Windows<T>& w, int64_t grp, int64_t k0, V* acc) {
   constexpr int W = int(sizeof(V) / sizeof(T));
   const ConvGeom& g = w.g;
-  const int64_t RS = g.R * g.S, tiles = (g.CRS + TN - 1) / TN;
+  const int64_t tiles = (g.CRS + TN - 1) / TN;
   const int rows = int(g.Kg - k0 < TM ? g.Kg - k0 : TM);
   int64_t krow[TM];
   for (int i = 0; i < TM; ++i) krow[i] = grp * g.Kg + k0 + (i < rows ? i : rows - 1);
-  for (int64_t e = 0; e < tiles * TM * TN; ++e) acc[e] = V{};
-  for (int64_t n = 0; n < g.N; ++n) {
+  // sums[i][j] += the run of dy[n, krow[i]] . tap t0 + j's window of x[n, the group's channels]
+  auto add_image = [&](int64_t n, int64_t t0, V (&sums)[TM][TN]) {
     const T* a[TM];
     for (int i = 0; i < TM; ++i) a[i] = w.dyp + (n * g.K + krow[i]) * w.L;  // dy[n, k] widened: (L,)
     const T* img = w.xp + (n * g.C + grp * g.Cg) * w.plane;               // x[n, the group's channels]
-    for (int64_t tile = 0; tile < tiles; ++tile) {
-      const int64_t t0 = tile * TN;
-      const T* b[TN];
-      for (int j = 0; j < TN; ++j) {  // the tap's window of x[n, c]
-        const int64_t t = t0 + j < g.CRS ? t0 + j : g.CRS - 1, c = t / RS, r = t / g.S % g.R, s = t % g.S;
-        b[j] = img + c * w.plane + r * g.dh * w.Wp + s * g.dw;
-      }
-      V sums[TM][TN];
-      V* mine = acc + tile * TM * TN;
+    const T* b[TN];
+    for (int j = 0; j < TN; ++j) b[j] = img + w.window[t0 + j];
+    for (int64_t e = 0; e < w.L; e += W) {
+      V av[TM], bv[TN];
+      for (int i = 0; i < TM; ++i) av[i] = gemm::load<V>(a[i] + e);
+      for (int j = 0; j < TN; ++j) bv[j] = gemm::load<V>(b[j] + e);
       for (int i = 0; i < TM; ++i)
-        for (int j = 0; j < TN; ++j) sums[i][j] = mine[i * TN + j];
-      for (int64_t e = 0; e < w.L; e += W) {
-        V av[TM], bv[TN];
-        for (int i = 0; i < TM; ++i) av[i] = gemm::load<V>(a[i] + e);
-        for (int j = 0; j < TN; ++j) bv[j] = gemm::load<V>(b[j] + e);
-        for (int i = 0; i < TM; ++i)
-          for (int j = 0; j < TN; ++j) sums[i][j] += av[i] * bv[j];
-      }
+        for (int j = 0; j < TN; ++j) sums[i][j] += av[i] * bv[j];
+    }
+  };
+  const int64_t operand_bytes = g.N * (g.Cg * w.plane + TM * w.L) * int64_t(sizeof(T));
+  if (operand_bytes <= kWindowsResidentBytes) {
+    for (int64_t tile = 0; tile < tiles; ++tile) {
+      V sums[TM][TN];
+      for (int i = 0; i < TM; ++i)
+        for (int j = 0; j < TN; ++j) sums[i][j] = V{};
+      for (int64_t n = 0; n < g.N; ++n) add_image(n, tile * TN, sums);
+      V* mine = acc + tile * TM * TN;
       for (int i = 0; i < TM; ++i)
         for (int j = 0; j < TN; ++j) mine[i * TN + j] = sums[i][j];
     }
+  } else {
+    for (int64_t e = 0; e < tiles * TM * TN; ++e) acc[e] = V{};
+    for (int64_t n = 0; n < g.N; ++n)
+      for (int64_t tile = 0; tile < tiles; ++tile) {
+        V sums[TM][TN];
+        V* mine = acc + tile * TM * TN;
+        for (int i = 0; i < TM; ++i)
+          for (int j = 0; j < TN; ++j) sums[i][j] = mine[i * TN + j];
+        add_image(n, tile * TN, sums);
+        for (int i = 0; i < TM; ++i)
+          for (int j = 0; j < TN; ++j) mine[i * TN + j] = sums[i][j];
+      }
   }
   for (int64_t tile = 0; tile < tiles; ++tile)
     for (int i = 0; i < rows; ++i)
@@ -280,9 +302,15 @@ bool run_windows_on(const Call& call, int threads) {
   const PaddedPlanes<T> xp(x, g.N * g.C, g.H, g.W, g.ph, g.ph, g.pw, g.pw, threads, 0, slack, true);
   const PaddedPlanes<T> dyp(dy, g.N * g.K, g.P, g.Q, 0, 0, 0, Wp - g.Q, threads, L, 0, true);
   if (xp.p == nullptr || dyp.p == nullptr) return false;
-  const Windows<T> w{g, xp.p, dyp.p, Wp, Hp * Wp, L, call.output<T>()};
   int tm = 0, tn = 0;
   const auto rows = window_path<T>(&tm, &tn);
+  const int64_t RS = g.R * g.S, taps = (g.CRS + tn - 1) / tn * tn;
+  Scratch<int64_t> window{size_t(taps)};
+  for (int64_t t = 0; t < taps; ++t) {
+    const int64_t u = t < g.CRS ? t : g.CRS - 1, c = u / RS, r = u / g.S % g.R, s = u % g.S;
+    window.p[t] = c * Hp * Wp + r * g.dh * Wp + s * g.dw;
+  }
+  const Windows<T> w{g, xp.p, dyp.p, Wp, Hp * Wp, L, call.output<T>(), window.p};
   const int64_t items = g.G * ((g.Kg + tm - 1) / tm);
   int parts = gemm::threads_for(2.0 * double(g.K) * double(g.CRS) * double(g.N * run), threads);
   parts = int64_t(parts) < items ? parts : int(items);

@@ -154,14 +154,21 @@ def _dx_route(infos, params):
 # the windows rung packs nothing. Measured (bench_conv2d_cpu.py --op conv2d_backward_weight
 # --layers digits -> conv2d_backward_weight_digits_cpu.json, 2 threads; _1thread_cpu.json, one):
 # 16x16, 1 -> 16 channels, N=32: 0.10-0.13 against threaded's 0.18-0.23 ms on 2 threads, 0.13-0.15
-# against 0.18-0.24 on one. At 32 channels (8x8, 16 -> 32) windows won on one thread (0.42-0.48
-# against 0.47-0.72 ms) and lost on two (0.47-0.60 against 0.26-0.39): not routed.
+# against 0.18-0.24 on one. At 32 channels (8x8, 16 -> 32) the thread count decides: since the
+# windows rung keeps a small layer's sums in registers over all images (kWindowsResidentBytes),
+# it wins on one thread and loses on two (the records above), so up to DW_WINDOWS_MAX_K_ONE_THREAD
+# channels it is routed on one thread only.
 DW_WINDOWS_MAX_K = 16
+DW_WINDOWS_MAX_K_ONE_THREAD = 32
 
 
 def _dw_route(infos, params):
-    plain = params["stride"] == (1, 1) and params["groups"] == 1
-    return "windows" if plain and infos["dy"].shape[1] <= DW_WINDOWS_MAX_K else None
+    if params["stride"] != (1, 1) or params["groups"] != 1:
+        return None
+    k = infos["dy"].shape[1]
+    if k <= DW_WINDOWS_MAX_K or (k <= DW_WINDOWS_MAX_K_ONE_THREAD and threads() == 1):
+        return "windows"
+    return None
 
 
 ROUTES = {"conv2d": _conv2d_route, "conv2d_backward_input": _dx_route, "conv2d_backward_weight": _dw_route}
