@@ -70,18 +70,29 @@ PYKERN_INLINE void copy_run(T* __restrict o, const T* __restrict s, int n) {
   }
 }
 
+// One run of a panel's gather from a padded copy at stride 1: columns [col, col + len) of every
+// panel row, read from `base` plus the row's tap offset.
+struct GatherRun {
+  int col, len;
+  int64_t base;
+};
+
 // One panel's gather from a padded copy at stride 1, run by run: panel row kk (dst + kk * NR)
-// takes, for each run u, len[u] consecutive elements from src + tap[kk] + base[u] into columns
-// col[u].. of that row. Run-major, so a run's length and base stay in registers over the kc rows.
+// takes, for each run, len consecutive elements from src + tap[kk] + base into its columns; the
+// columns past `cols` (a last, partial panel) are zeros. Run-major, so a run's length and base
+// stay in registers over the kc rows.
 template <int NR, class T>
-PYKERN_INLINE void gather_runs(T* dst, int64_t kc, const T* src, const int64_t* tap, const int64_t* base,
-                               const int* col, const int* len, int nruns) {
+PYKERN_INLINE void gather_runs(T* dst, int64_t kc, int cols, const T* src, const int64_t* tap, const GatherRun* runs,
+                               int nruns) {
   for (int u = 0; u < nruns; ++u) {
-    const T* s = src + base[u];
-    T* o = dst + col[u];
-    const int n = len[u];
+    const T* s = src + runs[u].base;
+    T* o = dst + runs[u].col;
+    const int n = runs[u].len;
     for (int64_t kk = 0; kk < kc; ++kk) copy_run(o + kk * NR, s + tap[kk], n);
   }
+  if (cols < NR)
+    for (int64_t kk = 0; kk < kc; ++kk)
+      for (int j = cols; j < NR; ++j) dst[kk * NR + j] = T(0);
 }
 
 // The runs of the panel's columns [j0, j0 + cols) into runs[] (room for cols); their count.

@@ -436,17 +436,9 @@ struct ConvForward : gemm::StridedA<T> {  // a: the group's filters, (Kg, CRS) r
           runs[u] = {pr[u].col, pr[u].len, image, p * g.sh - g.ph, q * g.sw - g.pw};
       }
       if (runs_only) {
-        int64_t base[NR];
-        int col[NR], len[NR];
-        for (int u = 0; u < nruns; ++u) {
-          base[u] = runs[u].base;
-          col[u] = runs[u].col;
-          len[u] = runs[u].len;
-        }
-        gather_runs<NR>(dst, kc, xp, tap, base, col, len, nruns);
-        if (cols < NR)
-          for (int64_t k = 0; k < kc; ++k)
-            for (int j = cols; j < NR; ++j) dst[k * NR + j] = T(0);
+        GatherRun gr[NR];
+        for (int u = 0; u < nruns; ++u) gr[u] = {runs[u].col, runs[u].len, runs[u].base};
+        gather_runs<NR>(dst, kc, cols, xp, tap, gr, nruns);
         continue;
       }
       int64_t c = pc / RS, r = pc / g.S % g.R, s = pc % g.S;

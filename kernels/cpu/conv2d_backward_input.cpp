@@ -164,17 +164,10 @@ struct ConvBackwardInput {
       for (int u = 0; u < nruns; ++u)
         runs[u] = {pr[u].col, pr[u].len, (pr[u].n * g.K + group * g.Kg) * PQ, pr[u].row, pr[u].first};
       if (padded) {
-        int64_t base[NR];
-        int col[NR], len[NR];
-        for (int u = 0; u < nruns; ++u) {
-          base[u] = runs[u].dybase + runs[u].hi * Qp + runs[u].wi;
-          col[u] = runs[u].col;
-          len[u] = runs[u].len;
-        }
-        gather_runs<NR>(dst, kc, dyp, tap, base, col, len, nruns);
-        if (cols < NR)
-          for (int64_t kk = 0; kk < kc; ++kk)
-            for (int j = cols; j < NR; ++j) dst[kk * NR + j] = T(0);
+        GatherRun gr[NR];
+        for (int u = 0; u < nruns; ++u)
+          gr[u] = {runs[u].col, runs[u].len, runs[u].dybase + runs[u].hi * Qp + runs[u].wi};
+        gather_runs<NR>(dst, kc, cols, dyp, tap, gr, nruns);
         continue;
       }
       int64_t k = pc / taps, ri = pc / nw % nh, si = pc % nw;

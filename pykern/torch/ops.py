@@ -506,7 +506,8 @@ def conv2d(x: Tensor, w: Tensor, bias: Optional[Tensor] = None, *, stride=1, pad
     """torch.nn.functional.conv2d's semantics (int or pair stride/padding/dilation), plus
     ``activation="relu"`` fused after the bias. x: (N, C, H, W), w: (K, C//groups, R, S),
     bias: (K,) or None -> (N, K, P, Q)."""
-    return _call(_CONV2D, x, w, bias, _pair(stride), _pair(padding), _pair(dilation), groups, activation, backend, variant)
+    return _call(_CONV2D, x, w, bias, _pair(stride), _pair(padding), _pair(dilation), groups, activation, backend,
+                 variant)
 
 
 def matmul(a: Tensor, b: Tensor, *, transpose_a: bool = False, transpose_b: bool = False,
