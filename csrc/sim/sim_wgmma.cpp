@@ -89,7 +89,9 @@ float element(const Desc& d, bool mn_major, int mn, int k, Elem e, const unsigne
   return e == Elem::kF16 ? half_bits_to_float(bits) : bf16_bits_to_float(bits);
 }
 
-// This thread's n / 2 results of op: d = A @ B (+ input when scale-d), read from shared memory now.
+// This thread's n / 2 results of op: d = A @ B (+ input when scale-d), read from shared memory
+// now. The thread's elements sit in rows r and r + 8 of A and in columns 2t, 2t + 1 of every
+// 8-column block of B (acc_position), so those are read once each.
 std::vector<float> compute(const Op& op, const std::vector<float>& input, unsigned thread_in_group) {
   const Issue& is = op.issue;
   const Desc a = decode(is.desc_a), b = decode(is.desc_b);
@@ -98,12 +100,24 @@ std::vector<float> compute(const Op& op, const std::vector<float>& input, unsign
   size_t bytes = 0;
   const unsigned char* smem = dynamic_smem_window(&bytes);
   const Elem e = static_cast<Elem>(is.elem);
-  std::vector<float> out(static_cast<size_t>(is.n / 2));
-  for (int i = 0; i < is.n / 2; ++i) {
+  const int n = is.n, first_row = acc_position(thread_in_group, 0).row;
+  float A[2][16];                      // rows first_row and first_row + 8
+  std::vector<float> B(static_cast<size_t>(n / 4) * 16);  // [column pair index][k]
+  for (int h = 0; h < 2; ++h)
+    for (int k = 0; k < 16; ++k) A[h][k] = element(a, is.trans_a, first_row + 8 * h, k, e, smem, bytes);
+  for (int j = 0; j < n / 4; ++j) {  // this thread's columns, in the order acc_position visits them
+    const int col = acc_position(thread_in_group, 4 * (j / 2) + j % 2).col;
+    for (int k = 0; k < 16; ++k) B[static_cast<size_t>(j) * 16 + k] = element(b, is.trans_b, col, k, e, smem, bytes);
+  }
+  std::vector<float> out(static_cast<size_t>(n / 2));
+  for (int i = 0; i < n / 2; ++i) {
     const RowCol p = acc_position(thread_in_group, i);
+    const float* arow = A[p.row == first_row ? 0 : 1];
+    const float* bcol = &B[static_cast<size_t>(2 * (i / 4) + i % 2) * 16];
+    if (acc_position(thread_in_group, 4 * (i / 4) + i % 2).col != p.col || (p.row != first_row && p.row != first_row + 8))
+      fail("wgmma: the accumulator layout is not the one compute() gathers for");  // a guard on the formula
     float acc = is.scale_d ? input[static_cast<size_t>(i)] : 0.f;
-    for (int k = 0; k < 16; ++k)
-      acc += element(a, is.trans_a, p.row, k, e, smem, bytes) * element(b, is.trans_b, p.col, k, e, smem, bytes);
+    for (int k = 0; k < 16; ++k) acc += arow[k] * bcol[k];
     out[static_cast<size_t>(i)] = acc;
   }
   return out;
