@@ -114,8 +114,10 @@ if [[ $DRY == 1 ]]; then
   skip build "PYKERN_DRY_RUN=1: source tree on PYTHONPATH"
   export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"
 else
-  # Build for this GPU only (half the compile time of the default 80;90).
+  # Build for this GPU only (half the compile time of the default 80;90a). Compute capability 9.0
+  # builds sm_90a, the target wgmma needs (plain sm_90 has none: the wgmma rung would trap).
   ARCH="$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -n1 | tr -d '. ')"
+  [[ $ARCH == 90 ]] && ARCH=90a
   [[ -n $ARCH ]] && export PYKERN_CUDA_ARCHITECTURES="$ARCH"
   export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}"
   step build "$(budget build 240)" bash -c "cd '$REPO' && '$PY' -m pip install --no-build-isolation --no-deps -v ."

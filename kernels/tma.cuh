@@ -30,6 +30,8 @@
 // 0 innermost, and may be negative or past the end (those elements are filled with zero).
 #pragma once
 #include <cstdint>
+#include <stdexcept>
+#include <string>
 
 #include <cuda.h>  // CUtensorMap (only the type: nothing of the driver is linked)
 
@@ -211,6 +213,57 @@ __device__ __forceinline__ void tma_load_2d(void* dst, const CUtensorMap* map, i
 __device__ __forceinline__ uint32_t tma_swizzle(uint32_t offset, int span) {
   const uint32_t mask = span >= 32 ? static_cast<uint32_t>(span / 16 - 1) : 0u;
   return offset ^ (((offset >> 7) & mask) << 4);
+}
+
+// ---- host: tensor maps ------------------------------------------------------------------
+
+// The driver's cuTensorMapEncodeTiled. The extension links no libcuda (CMakeLists.txt: it must
+// import where no driver is), so the function is fetched through the runtime, once; the
+// simulator has its own encoder (csrc/sim/sim_tma.cpp), which checks the driver's rules.
+using TensorMapEncode = CUresult (*)(CUtensorMap*, CUtensorMapDataType, cuuint32_t, void*, const cuuint64_t*,
+                                     const cuuint64_t*, const cuuint32_t*, const cuuint32_t*, CUtensorMapInterleave,
+                                     CUtensorMapSwizzle, CUtensorMapL2promotion, CUtensorMapFloatOOBfill);
+inline TensorMapEncode tensor_map_encoder() {
+#if defined(PYKERN_CUDA_SIM)
+  return &cuTensorMapEncodeTiled;
+#else
+  static const TensorMapEncode fn = [] {
+    void* p = nullptr;
+    cudaDriverEntryPointQueryResult found{};
+#if CUDART_VERSION >= 12050  // the versioned query; the unversioned one is deprecated from 12.5 on
+    const cudaError_t e = cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &p, 12000, cudaEnableDefault,
+                                                           &found);
+#else
+    const cudaError_t e = cudaGetDriverEntryPoint("cuTensorMapEncodeTiled", &p, cudaEnableDefault, &found);
+#endif
+    return e == cudaSuccess && found == cudaDriverEntryPointSuccess ? reinterpret_cast<TensorMapEncode>(p) : nullptr;
+  }();
+  return fn;
+#endif
+}
+
+// The tensor map of a row-major (rows, cols) matrix of 2-byte elements at `base` (16-byte
+// aligned, cols a multiple of 8: the driver's rules), boxes of (box_rows, box_cols) with the
+// swizzle span `span` (0, 32, 64, 128 bytes), zero fill past the edges. `what` names the error.
+inline CUtensorMap tensor_map_2d_b16(const void* base, int64_t rows, int64_t cols, int box_rows, int box_cols,
+                                     int span, const char* what) {
+  const TensorMapEncode encode = tensor_map_encoder();
+  if (encode == nullptr) throw std::runtime_error(std::string(what) + ": the driver has no cuTensorMapEncodeTiled");
+  CUtensorMap map{};
+  const cuuint64_t dims[2] = {static_cast<cuuint64_t>(cols), static_cast<cuuint64_t>(rows)};
+  const cuuint64_t strides[1] = {static_cast<cuuint64_t>(cols) * 2};
+  const cuuint32_t box[2] = {static_cast<cuuint32_t>(box_cols), static_cast<cuuint32_t>(box_rows)};
+  const cuuint32_t ones[2] = {1, 1};
+  const CUtensorMapSwizzle swizzle = span == 128  ? CU_TENSOR_MAP_SWIZZLE_128B
+                                     : span == 64 ? CU_TENSOR_MAP_SWIZZLE_64B
+                                     : span == 32 ? CU_TENSOR_MAP_SWIZZLE_32B
+                                                  : CU_TENSOR_MAP_SWIZZLE_NONE;
+  const CUresult r = encode(&map, CU_TENSOR_MAP_DATA_TYPE_UINT16, 2, const_cast<void*>(base), dims, strides, box, ones,
+                            CU_TENSOR_MAP_INTERLEAVE_NONE, swizzle, CU_TENSOR_MAP_L2_PROMOTION_L2_128B,
+                            CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  if (r != CUDA_SUCCESS)
+    throw std::runtime_error(std::string(what) + ": cuTensorMapEncodeTiled failed (CUresult " + std::to_string(r) + ")");
+  return map;
 }
 
 }  // namespace pykern

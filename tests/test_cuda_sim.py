@@ -168,6 +168,17 @@ def test_sm75_device_refuses_cp_async_variants_and_falls_back(sim):
     np.testing.assert_array_equal(y, ref.astype(np.float32))
 
 
+@pytest.mark.parametrize("cc", [(8, 0), (8, 9), (10, 0), (12, 0)])
+def test_wgmma_rung_refuses_devices_that_are_not_sm_90(sim, cc):
+    """wgmma is built for sm_90a, which only compute capability 9.0 runs: every other device,
+    newer ones included, is refused with the reason before any launch."""
+    sim.sim_configure(compute_capability=cc)
+    rng = np.random.default_rng(seed_for("wgmma-cc", *cc))
+    a, b = _ints(rng, (20, 30)).astype(np.float16), _ints(rng, (30, 40)).astype(np.float16)
+    with pytest.raises(RuntimeError, match=rf"needs compute capability 9.0 .*this one is {cc[0]}.{cc[1]}"):
+        pk.matmul(a, b, backend="cuda", variant="wgmma")
+
+
 def test_launchers_see_the_device_as_configured_now(sim):
     """device_info() caches per device on a GPU, but the simulated device changes between
     launches: relu's grid (8 blocks per SM) follows the SM count set last."""

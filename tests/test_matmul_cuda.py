@@ -167,6 +167,19 @@ def test_k_or_n_past_the_tile_offset_limit_is_refused(variant):
 
 
 
+@pytest.mark.parametrize("m,n,k", [(70, 136, 648), (70, 135, 647)], ids=["tma", "fallback"])
+def test_wgmma_ring_wraps_exactly(m, n, k):
+    """The wgmma rung over 11 k-tiles, so its 4-stage ring wraps and stages are refilled while
+    other groups are in flight (on the simulator, a stage released too early reads the TMA's NaN
+    poison): exact on small integers, through TMA (K, N multiples of 8) and through the producer
+    warp's fallback copies (N, K odd)."""
+    require_backend("cuda")
+    rng = np.random.default_rng(seed_for("wgmma-ring", m, n, k))
+    a, b = _host(rng, (m, k), "float16"), _host(rng, (k, n), "float16")
+    c = pk.matmul(a, b, backend="cuda", variant="wgmma")
+    np.testing.assert_array_equal(c, a.astype(np.float64) @ b.astype(np.float64))
+
+
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
 def test_16_bit_inputs_without_a_variant_run_the_tensor_core_rung(dtype):
     """The cuda defaults are float32 rungs; 16-bit matmul and conv2d inputs without variant= go to

@@ -9,6 +9,9 @@
 //     a fresh allocation of exactly the launch's size, also NaN-filled;
 //   * cp.async copies are queued per thread and land at cp_async_wait, not at the issue;
 //   * ldmatrix and mma.sync are warp-collective, with the PTX ISA's fragment layouts (sim_ptx.h);
+//   * wgmma.mma_async is warpgroup-collective, reads its operands through the ISA's shared-memory
+//     matrix descriptors, and leaves its accumulators NaN until the wait_group that covers it,
+//     reading shared memory only then (sim_wgmma.h);
 //   * mbarrier objects keep the ISA's phase, arrival and tx-counts, and TMA tiled loads land
 //     only when the phase that covers them completes, their destination poisoned until then;
 //     a thread waiting on a phase yields, and a phase that never completes is a deadlock error
@@ -104,6 +107,20 @@ void count_ldmatrix(unsigned matrices, unsigned extra_wavefronts);
 void poll_yield(const void* mbarrier);
 void note_progress();
 std::string mbarrier_describe(const void* mbarrier);
+
+// Warpgroup-collective instructions (wgmma: sim_wgmma.h), the same exchange for the 128
+// threads of a warpgroup (warps 4g .. 4g + 3): group_deposit, then syncgroup (a barrier of the
+// warpgroup's threads only), then group_slot(t) reads thread t's deposit (checking it is at the
+// same instruction), then syncgroup again before anyone deposits anew.
+void group_deposit(const char* op, const void* data, size_t bytes);
+const void* group_slot(unsigned thread_in_group);
+void syncgroup();
+// Lets every other runnable thread of the block run once before this one goes on.
+void yield_once();
+// The running launch's dynamic shared memory and its size.
+unsigned char* dynamic_smem_window(size_t* bytes);
+// sim_wgmma.cpp: "" or why the running thread may not exit (wgmma operations in flight).
+std::string wgmma_exit_error();
 
 void cp_async(void* dst, const void* src, int bytes, bool valid);
 void cp_async_commit();

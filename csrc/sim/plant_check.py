@@ -66,11 +66,13 @@ MMA_SYNC_PLANTS = [
      MMA_BOTH),
     # Consistent on write and read, so every result stays right: only the simulator's count of
     # ldmatrix bank conflicts (test_ldmatrix_reads_are_bank_conflict_free and conv2d's
-    # test_mma_sync_ldmatrix_reads_are_bank_conflict_free) can see it.
+    # test_mma_sync_ldmatrix_reads_are_bank_conflict_free) can see it. It also breaks the wgmma
+    # rung's fallback copies, which write the TMA's 128B swizzle through swizzled_offset for the
+    # descriptors to read: there the reader is the hardware's rule, so the results go wrong.
     ("mma_sync: a swizzle by row % 4, leaving ldmatrix 2-way bank conflicts", "kernels/tile.cuh",
      "return r * s_ld + (((c >> 3) ^ (r & 7)) << 3) + (c & 7);",
      "return r * s_ld + (((c >> 3) ^ (r & 3)) << 3) + (c & 7);  // PLANTED",
-     MMA_BOTH),
+     MMA_BOTH | {"matmul/cuda/wgmma"}),
     ("mma_sync: wrong fragment index (b registers of two n8 tiles crossed)", "kernels/mma_tile.cuh",
      "bf[j][0] = r[0], bf[j][1] = r[1], bf[j + 1][0] = r[2], bf[j + 1][1] = r[3];",
      "bf[j][0] = r[0], bf[j][1] = r[2], bf[j + 1][0] = r[1], bf[j + 1][1] = r[3];  // PLANTED",
@@ -89,7 +91,22 @@ MMA_SYNC_PLANTS = [
      {"conv2d/cuda/mma_sync"}),
 ]
 
-ROUNDS = [PLANTS] + [[plant] for plant in MMA_SYNC_PLANTS]
+# The wgmma rung's pipeline (kernels/matmul/wgmma.cu): the simulator poisons a stage that the
+# producer refills under an in-flight wgmma, so releasing a stage early must fail the rung's tests.
+WGMMA_PLANTS = [
+    ("wgmma: wait_group 2 where the ring releases stage kt - 1 after wait_group 1", "kernels/matmul/wgmma.cu",
+     "    wgmma_wait<1>();\n    wgmma_fence_operand(acc);\n    if (kt > 0)",
+     "    wgmma_wait<2>();  // PLANTED\n    wgmma_fence_operand(acc);\n    if (kt > 0)",
+     {"matmul/cuda/wgmma"}),
+    ("wgmma: the stage released right after the commit, before any wait_group", "kernels/matmul/wgmma.cu",
+     "    wgmma_commit();\n    wgmma_wait<1>();\n    wgmma_fence_operand(acc);\n"
+     "    if (kt > 0) mbarrier_arrive(&empty[(kt - 1) % Cfg::STAGES]);",
+     "    wgmma_commit();\n    mbarrier_arrive(&empty[kt % Cfg::STAGES]);  // PLANTED\n    wgmma_wait<1>();\n"
+     "    wgmma_fence_operand(acc);",
+     {"matmul/cuda/wgmma"}),
+]
+
+ROUNDS = [PLANTS] + [[plant] for plant in MMA_SYNC_PLANTS + WGMMA_PLANTS]
 
 TESTS = ["tests/test_correctness.py", "tests/test_matmul_cuda.py", "tests/test_conv2d_cuda.py"]
 
@@ -105,9 +122,9 @@ def failed_variants(report: str) -> set[str]:
         if m:
             keys.add(m.group(1))
             continue
-        m = re.search(r"test_(matmul|conv2d)_cuda\.py::test_mma_sync_", line)
+        m = re.search(r"test_(matmul|conv2d)_cuda\.py::test_(mma_sync|wgmma)_", line)
         if m:  # one rung's own tests, parametrized by shape, not by variant
-            keys.add(f"{m.group(1)}/cuda/mma_sync")
+            keys.add(f"{m.group(1)}/cuda/{m.group(2)}")
             continue
         m = re.search(r"test_(matmul|conv2d)_cuda\.py::\w+\[([^\]]*)\]", line)
         if m:

@@ -35,6 +35,7 @@ case "$where" in
 esac
 python -m pytest -q -p no:cacheprovider --rootdir="$repo" \
   "$repo/tests/test_cuda_sim.py" "$repo/tests/test_cuda_sim_ptx.py" "$repo/tests/test_cuda_sim_tma.py" \
+  "$repo/tests/test_cuda_sim_wgmma.py" \
   "$repo/tests/test_matmul_cuda.py" "$repo/tests/test_conv2d_cuda.py" \
   "$repo/tests/test_correctness.py" -k "cuda or sim" "$@"
 echo "sanitize: tests took $(($(date +%s) - built))s"

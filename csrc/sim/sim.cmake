@@ -12,7 +12,7 @@ set(PYKERN_SIM_KERNEL_SOURCES)
 # Wrappers are named by the path below the source root (kernels/matmul/naive.cu ->
 # kernels__matmul__naive.cu.cpp), since two families may share a file name.
 foreach(cu IN LISTS PYKERN_KERNELS ITEMS ${PYKERN_SIM_DIR}/planted.cu ${PYKERN_SIM_DIR}/ptx_probe.cu
-                                    ${PYKERN_SIM_DIR}/tma_probe.cu)
+                                    ${PYKERN_SIM_DIR}/tma_probe.cu ${PYKERN_SIM_DIR}/wgmma_probe.cu)
   file(RELATIVE_PATH stem ${CMAKE_CURRENT_SOURCE_DIR} ${cu})
   string(REPLACE "/" "__" stem ${stem})
   set(wrapper ${PYKERN_SIM_GEN}/${stem}.cpp)
@@ -33,7 +33,8 @@ endforeach()
 # reports keep their symbols.
 pybind11_add_module(_cuda_sim MODULE NO_EXTRAS
   ${PYKERN_BINDINGS} ${PYKERN_SIM_KERNEL_SOURCES}
-  ${PYKERN_SIM_DIR}/sim_runtime.cpp ${PYKERN_SIM_DIR}/sim_tma.cpp ${PYKERN_SIM_DIR}/sim_bind.cpp)
+  ${PYKERN_SIM_DIR}/sim_runtime.cpp ${PYKERN_SIM_DIR}/sim_tma.cpp ${PYKERN_SIM_DIR}/sim_wgmma.cpp
+  ${PYKERN_SIM_DIR}/sim_bind.cpp)
 target_compile_features(_cuda_sim PRIVATE cxx_std_17)
 # csrc/sim/include first: its cuda_runtime_api.h etc. shadow any CUDA toolkit on the path.
 target_include_directories(_cuda_sim BEFORE PRIVATE ${PYKERN_SIM_DIR}/include)

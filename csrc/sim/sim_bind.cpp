@@ -7,6 +7,7 @@
 #include "ptx_probe.h"
 #include "sim_config.h"
 #include "tma_probe.h"
+#include "wgmma_probe.h"
 
 namespace py = pybind11;
 
@@ -129,6 +130,32 @@ void bind_sim(py::module_& m) {
         py::arg("what"), py::arg("out"), "mbarrier/TMA misuse the simulator must refuse; raises RuntimeError");
   m.def("tma_swizzle_chunks", &tma_probe::swizzle_chunks, py::arg("span"), py::arg("bytes"),
         "The simulator's TMA swizzle: where each 16-byte chunk of a box lands (chunk index)");
+  // wgmma (csrc/sim/wgmma_probe.cu), for tests/test_cuda_sim_wgmma.py.
+  m.def("wgmma_tile",
+        [](const std::string& dtype, const std::string& bug, uintptr_t a, uintptr_t b, uintptr_t c, int K, int span,
+           bool trans_a, bool trans_b) {
+          wgmma_probe::tile(dtype, bug, reinterpret_cast<const void*>(a), reinterpret_cast<const void*>(b),
+                            reinterpret_cast<void*>(c), K, span, trans_a, trans_b);
+        },
+        py::arg("dtype"), py::arg("bug"), py::arg("a"), py::arg("b"), py::arg("c"), py::arg("K"), py::arg("span"),
+        py::arg("trans_a"), py::arg("trans_b"),
+        "One warpgroup's c (64, 64) = A (64, K) @ B (K, 64) through TMA and wgmma; a and b as stored (K-major "
+        "or, with trans_a / trans_b, MN-major); bug 'none' or a planted one");
+  m.def("wgmma_pipeline",
+        [](const std::string& bug, uintptr_t a, uintptr_t b, uintptr_t c, int M, int N, int K) {
+          wgmma_probe::pipeline(bug, reinterpret_cast<const void*>(a), reinterpret_cast<const void*>(b),
+                                reinterpret_cast<void*>(c), M, N, K);
+        },
+        py::arg("bug"), py::arg("a"), py::arg("b"), py::arg("c"), py::arg("M"), py::arg("N"), py::arg("K"),
+        "A 2-stage TMA -> wgmma pipeline (a producer warp, a consumer warpgroup): c = a @ b, fp16 in, fp32 out");
+  m.def("wgmma_misuse",
+        [](const std::string& what, uintptr_t out) { wgmma_probe::misuse(what, reinterpret_cast<void*>(out)); },
+        py::arg("what"), py::arg("out"), "wgmma misuse the simulator must refuse; raises RuntimeError");
+  m.def("wgmma_acc_layout", &wgmma_probe::acc_layout, py::arg("n"),
+        "The simulator's wgmma accumulator layout: per warpgroup thread, the (row, col) of each d[i]");
+  m.def("wgmma_descriptor_addresses", &wgmma_probe::descriptor_addresses, py::arg("desc"), py::arg("mn_major"),
+        "The simulator's decoding of a matrix descriptor: per element (mn, k) of a 64 x 16 tile, "
+        "(address before the swizzle, after it)");
   m.def("sim_probe", [](const std::string& what, uintptr_t c) { planted::probe(what, reinterpret_cast<void*>(c)); },
         py::arg("what"), py::arg("c"),
         "Launch a probe that a GPU refuses or hangs on (see csrc/sim/planted.h); raises RuntimeError");

@@ -152,7 +152,9 @@ struct Copy {
 
 // Polling: the thread found an mbarrier phase incomplete (sim_tma.cpp) and yielded so that the
 // others can arrive; it runs again at the next pass, like Ready.
-enum class State { Ready, AtBlockBarrier, AtWarpBarrier, Polling, Done };
+// AtGroupBarrier: at a warpgroup-collective instruction (wgmma), released when all 128
+// threads of the warpgroup stand there.
+enum class State { Ready, AtBlockBarrier, AtWarpBarrier, AtGroupBarrier, Polling, Done };
 
 constexpr size_t kExchangeBytes = 64;  // an mma.sync's a, b and c registers (40 bytes) fit
 
@@ -280,6 +282,8 @@ void fiber_main() {
 #endif
   try {
     g_body(g_body_ctx);
+    const std::string in_flight = wgmma_exit_error();
+    if (!in_flight.empty() && g_fiber_error.empty()) g_fiber_error = where(f) + ": " + in_flight;
   } catch (const std::exception& e) {
     if (g_fiber_error.empty()) g_fiber_error = where(f) + ": " + e.what();
   } catch (...) {
@@ -338,6 +342,29 @@ std::vector<unsigned> make_order(unsigned n, uint64_t salt) {
   return order;
 }
 
+// Releases every warpgroup whose 128 threads all stand at its barrier (sets released); "" or
+// the error of a warpgroup barrier waiting for threads that have exited.
+std::string release_warpgroups(unsigned n, bool& released) {
+  for (unsigned g = 0; g + 128 <= n; g += 128) {
+    unsigned waiting = 0, exited = 0;
+    for (unsigned t = g; t < g + 128; ++t) {
+      waiting += g_fibers[t]->state == State::AtGroupBarrier;
+      exited += g_fibers[t]->state == State::Done;
+    }
+    if (waiting > 0 && exited > 0) {
+      for (unsigned t = g; t < g + 128; ++t)
+        if (g_fibers[t]->state == State::AtGroupBarrier)
+          return where(g_fibers[t]) + ": a warpgroup-collective instruction (" + g_fibers[t]->xchg_op +
+                 ") waits for " + std::to_string(exited) + " threads of its warpgroup that have exited";
+    }
+    if (waiting == 128) {
+      for (unsigned t = g; t < g + 128; ++t) g_fibers[t]->state = State::Ready;
+      released = true;
+    }
+  }
+  return "";
+}
+
 // Runs one block to completion; "" or what went wrong.
 std::string run_block(unsigned n, uint64_t salt) {
   const dim3 b = g_block_dim;
@@ -367,8 +394,9 @@ std::string run_block(unsigned n, uint64_t salt) {
       if (!g_fiber_error.empty()) return g_fiber_error;
       only_polls &= f->state == State::Polling;
     }
-    unsigned done = 0, at_block = 0, polling = 0;
+    unsigned done = 0, at_block = 0, polling = 0, at_group = 0;
     for (unsigned t = 0; t < n; ++t) {
+      at_group += g_fibers[t]->state == State::AtGroupBarrier;
       done += g_fibers[t]->state == State::Done;
       at_block += g_fibers[t]->state == State::AtBlockBarrier;
       polling += g_fibers[t]->state == State::Polling;
@@ -406,6 +434,8 @@ std::string run_block(unsigned n, uint64_t salt) {
         if (release >> l & 1) g_fibers[32 * w + l]->state = State::Ready;
       released |= release != 0;
     }
+    const std::string group_error = release_warpgroups(n, released);
+    if (!group_error.empty()) return group_error;
     if (released) continue;
     if (polling > 0) {
       stuck_passes = only_polls && g_progress == progress_before ? stuck_passes + 1 : 0;
@@ -413,8 +443,9 @@ std::string run_block(unsigned n, uint64_t salt) {
       return "deadlock in block (" + std::to_string(g_block_idx.x) + "," + std::to_string(g_block_idx.y) + "," +
              std::to_string(g_block_idx.z) + "): " + std::to_string(polling) +
              " threads wait on an mbarrier phase that never completes (" + mbarrier_describe(g_poll_on) + "); " +
-             std::to_string(at_block) + " at __syncthreads, " + std::to_string(n - done - at_block - polling) +
-             " at __syncwarp, " + std::to_string(done) + " exited";
+             std::to_string(at_block) + " at __syncthreads, " + std::to_string(at_group) + " at a wgmma, " +
+             std::to_string(n - done - at_block - polling - at_group) + " at __syncwarp, " + std::to_string(done) +
+             " exited";
     }
     if (at_block > 0 && at_block + done == n) {
       if (done > 0)  // strict reading: every thread of the block must reach each __syncthreads
@@ -427,7 +458,8 @@ std::string run_block(unsigned n, uint64_t salt) {
     }
     return "deadlock in block (" + std::to_string(g_block_idx.x) + "," + std::to_string(g_block_idx.y) + "," +
            std::to_string(g_block_idx.z) + "): " + std::to_string(at_block) + " threads at __syncthreads, " +
-           std::to_string(n - done - at_block) + " at __syncwarp, " + std::to_string(done) + " exited";
+           std::to_string(at_group) + " at a wgmma, " + std::to_string(n - done - at_block - at_group) +
+           " at __syncwarp, " + std::to_string(done) + " exited";
   }
 }
 
@@ -543,6 +575,44 @@ const void* warp_slot(unsigned lane) {
     fail((std::string("lanes of one warp at different warp-collective instructions: ") + f->xchg_op + " and " +
           (other->xchg_op ? other->xchg_op : "none")).c_str());
   return other->xchg;
+}
+
+void group_deposit(const char* op, const void* data, size_t bytes) {
+  Fiber* f = g_cur;
+  if (bytes > kExchangeBytes) fail("group_deposit: more than the exchange slot holds");
+  const unsigned n = g_block_dim.x * g_block_dim.y * g_block_dim.z;
+  if (f->linear / 128 * 128 + 128 > n)
+    fail((std::string(op) + " is warpgroup-collective (.sync.aligned): the block's last warpgroup has fewer than "
+                            "128 threads").c_str());
+  std::memcpy(f->xchg, data, bytes);
+  f->xchg_op = op;
+}
+
+const void* group_slot(unsigned thread_in_group) {
+  const Fiber* f = g_cur;
+  const Fiber* other = g_fibers[f->linear / 128 * 128 + thread_in_group];
+  if (other->xchg_op == nullptr || std::strcmp(other->xchg_op, f->xchg_op) != 0)
+    fail((std::string("threads of one warpgroup at different warpgroup-collective instructions: ") + f->xchg_op +
+          " and " + (other->xchg_op ? other->xchg_op : "none")).c_str());
+  return other->xchg;
+}
+
+void syncgroup() {
+  Fiber* f = g_cur;
+  f->state = State::AtGroupBarrier;
+  to_scheduler(f, false);
+}
+
+void yield_once() {
+  Fiber* f = g_cur;
+  note_progress();  // not a poll that could be stuck: the thread goes on at its next turn
+  f->state = State::Polling;
+  to_scheduler(f, false);
+}
+
+unsigned char* dynamic_smem_window(size_t* bytes) {
+  *bytes = g_dyn_smem_bytes;
+  return g_dyn_smem;
 }
 
 void count_ldmatrix(unsigned matrices, unsigned extra_wavefronts) {

@@ -143,8 +143,9 @@ void launch_double_buffer(const Call& call);  // warptile.cu
 void launch_wmma_fp16(const Call& call);      // wmma.cu
 void launch_wmma_bf16(const Call& call);      // wmma.cu
 void launch_mma_sync(const Call& call);       // mma_sync.cu
+void launch_wgmma(const Call& call);          // wgmma.cu
 extern const Rung kNaiveRung, kCoalescedRung, kSmemTiledRung, kBlocktile1dRung, kBlocktile2dRung, kVectorizedRung,
-    kWarptileRung, kDoubleBufferRung, kWmmaFp16Rung, kWmmaBf16Rung, kMmaSyncRung;
+    kWarptileRung, kDoubleBufferRung, kWmmaFp16Rung, kWmmaBf16Rung, kMmaSyncRung, kWgmmaRung;
 
 }  // namespace matmul
 }  // namespace pykern

@@ -19,6 +19,9 @@
 //   mma_sync       tensor cores through PTX: ldmatrix from XOR-swizzled (conflict-free)
 //                  shared tiles into mma.sync m16n8k16, fp32 accumulate and output, in a
 //                  3-stage cp.async ring (sm_80+)                                          f16 bf16
+//   wgmma          Hopper tensor cores: a producer warp streams 128B-swizzled TMA tiles into
+//                  a 4-stage mbarrier ring; two consumer warpgroups read them in place
+//                  through wgmma.mma_async m64n128k16 descriptors (sm_90a: H100/H200 only)  f16 bf16
 //
 // Transposed operands (matmul's transpose_a / transpose_b: a stored (K, M), b stored (N, K), read
 // in place): naive, coalesced and smem_tiled take them, as template flags TA, TB so each of the
@@ -36,16 +39,17 @@
 // the bottom): M, N, K are checked <= kMatmulMaxDim (2^31 minus a margin) and kept as int: cheap
 // compares and tile arithmetic, which runs up to one tile past the edge (k0 + BK, m0 + BM)
 // without overflow. Offsets row * ld + col may exceed 2^31 (M*K, K*N, M*N can), so tile origins
-// are formed in 64 bits. From blocktile_2d on, offsets inside a tile are int: the tiled kernels
+// are formed in 64 bits. From blocktile_2d to mma_sync, offsets inside a tile are int: the tiled kernels
 // hoist one such offset per copied element out of the k-loop, and at 64 bits those pushed the
 // 128-register kernels into spilling. So those launchers refuse K or N so large (millions) that
 // rows * ld + cols of a tile reaches 2^31 (tile_offsets_problem); the first four rungs take any
-// size up to kMatmulMaxDim.
+// size up to kMatmulMaxDim, and so does wgmma (TMA takes element coordinates; its fallback
+// copies and its epilogue index in 64 bits).
 //
 // Files: one per rung family, each with its kernels and launchers (naive.cu: naive, coalesced;
 // smem_tiled.cu; blocktile.cu: blocktile_1d, blocktile_2d, vectorized; warptile.cu: warptile,
-// double_buffer, matmul_f32_best; wmma.cu: wmma_fp16, wmma_bf16; mma_sync.cu), what they share in ladder.cuh,
-// and this file: the variant table, in ladder order, and its rule.
+// double_buffer, matmul_f32_best; wmma.cu: wmma_fp16, wmma_bf16; mma_sync.cu; wgmma.cu), what they
+// share in ladder.cuh, and this file: the variant table, in ladder order, and its rule.
 #include "matmul/ladder.cuh"
 
 namespace pykern {
@@ -55,7 +59,7 @@ namespace {
 // The rung facts of every family, in ladder order (constant-initialized, so no static-init order).
 const Rung* const kRungs[] = {&kNaiveRung,       &kCoalescedRung, &kSmemTiledRung, &kBlocktile1dRung,
                               &kBlocktile2dRung, &kVectorizedRung, &kWarptileRung, &kDoubleBufferRung,
-                              &kWmmaFp16Rung,    &kWmmaBf16Rung,  &kMmaSyncRung};
+                              &kWmmaFp16Rung,    &kWmmaBf16Rung,  &kMmaSyncRung,   &kWgmmaRung};
 
 const RowShape* row_shape(Launcher launch) {
   for (const Rung* r : kRungs)
@@ -109,6 +113,10 @@ constexpr Variant kVariants[] = {
     {"mma_sync",      kF16 | kBF16, false,  launch_mma_sync,
      "Tensor cores via PTX: ldmatrix from XOR-swizzled shared tiles into mma.sync m16n8k16, fp32 accumulate and "
      "out; 3-stage cp.async ring (sm_80+)."},
+    {"wgmma",         kF16 | kBF16, false,  launch_wgmma,
+     "Hopper tensor cores: a producer warp streams 128B-swizzled TMA tiles into a 4-stage mbarrier ring, two "
+     "consumer warpgroups read them through wgmma.mma_async m64n128k16 descriptors; fp32 accumulate and out "
+     "(sm_90a: compute capability 9.0 only)."},
 };
 
 namespace {
