@@ -279,6 +279,7 @@ PROFILE_OPS = {
     "aten::conv2d": ("conv2d", "forward"), "pykern::conv2d": ("conv2d", "forward"),
     "aten::relu": ("relu", "forward"), "pykern::relu": ("relu", "forward"),
     "aten::linear": ("linear", "forward"), "pykern::matmul": ("linear", "forward"),
+    "pykern::linear": ("linear", "forward"),  # pykern.torch's direct path: one node a Linear
     "aten::max_pool2d": ("max_pool2d (torch)", "forward"),
     "aten::cross_entropy_loss": ("cross_entropy (torch)", "forward"),
     _BWD + "ConvolutionBackward0": ("conv2d", "backward"),
@@ -286,7 +287,7 @@ PROFILE_OPS = {
     _BWD + "ReluBackward0": ("relu", "backward"),
     _BWD + "pykern_reluBackward": ("relu", "backward"),
     _BWD + "AddmmBackward0": ("linear", "backward"), _BWD + "TBackward0": ("linear", "backward"),
-    _BWD + "pykern_matmulBackward": ("linear", "backward"),
+    _BWD + "pykern_matmulBackward": ("linear", "backward"), _BWD + "pykern_linearBackward": ("linear", "backward"),
     _BWD + "AddBackward0": ("linear", "backward"),  # pykern's linear adds the bias with torch
     _BWD + "MaxPool2DWithIndicesBackward0": ("max_pool2d (torch)", "backward"),
     _BWD + "ToCopyBackward0": ("autocast casts (torch)", "backward"),  # --amp: gradients back to float32

@@ -235,6 +235,20 @@ def test_direct_path_and_dispatcher_agree_bit_for_bit(activation):
     torch.testing.assert_close(g[0], g[1], rtol=0, atol=0)
 
 
+def test_a_profile_of_the_direct_path_names_the_operators():
+    """Under torch.profiler the direct path records the dispatcher's event names and keeps the
+    gradient nodes' (bench/train_cnn.py's table labels ops by them), and still runs direct."""
+    from torch.profiler import ProfilerActivity, profile
+    x, w = randn(4, 6, seed="px"), randn(3, 6, seed="pw")
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        y = pkt.linear(pkt.relu(x), w)
+        assert type(y.grad_fn).__name__ == "pykern_linearBackward"
+        y.sum().backward()
+    names = {ev.name for ev in prof.events()}
+    assert {"pykern::relu", "pykern::linear"} <= names, sorted(n for n in names if "pykern" in n)
+    assert any(n.endswith("pykern_reluBackward") for n in names)
+
+
 def test_direct_linear_in_half_precision_matches_the_dispatcher():
     """16-bit linear outside autocast (the cuda backend's tensor-core rung, in the simulator here):
     float32 out, dy rounded to the operands' dtype for the backward, the bias's gradient from the

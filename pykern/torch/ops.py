@@ -15,10 +15,12 @@ on a small tensor they cost more than pykern's own dispatch. bench/bench_torch_o
 measures what is left.
 
 The direct path: where nothing but autograd needs to see a call (plain CPU or CUDA tensors; no
-torch.compile tracing, dispatch or function mode, functorch transform, autocast or profiler
-active), the public functions and the backward formulas skip torch's dispatcher and call the
-kernel themselves, through an ``autograd.Function`` with the same context and formulas when a
-gradient is needed. Each dispatcher hop (op, Autograd kernel, redispatch below it) is a few
+torch.compile tracing, dispatch or function mode, functorch transform or autocast active), the
+public functions and the backward formulas skip torch's dispatcher and call the kernel
+themselves, through an ``autograd.Function`` with the same context and formulas when a gradient
+is needed (``linear`` in one such node). Under torch.profiler each direct call records the event
+the dispatcher would ("pykern::relu"; "pykern::linear"), and the gradient nodes keep their names
+("pykern_reluBackward"), so a profile reads the same either way. Each dispatcher hop (op, Autograd kernel, redispatch below it) is a few
 microseconds of Python, and a training step makes several per layer: on the small CNN of
 bench/train_cnn.py this path took a ReLU's forward and backward at 32 x 64 from about 114 to
 66 us (torch's own: 21). Results, gradients and the autograd graph are the same either way
@@ -87,10 +89,21 @@ _PLAIN_TYPES = (Tensor, torch.nn.Parameter)  # exactly these: a subclass may ove
 def _unobserved() -> bool:
     """Whether no torch machinery other than autograd needs to see an operator call: no
     torch.compile tracing, no dispatch or function mode (FakeTensorMode, FlopCounterMode, ...),
-    no functorch transform, no autocast, no profiler. Each test is a C call (well under 1 us)."""
+    no functorch transform, no autocast. Each test is a C call (well under 1 us). (The profiler
+    is served by _recorded.)"""
     return not (torch.compiler.is_compiling() or torch._C._len_torch_dispatch_stack()
                 or torch._C._is_torch_function_mode_enabled() or torch._C._are_functorch_transforms_active()
-                or torch._C._is_any_autocast_enabled() or torch._C._autograd._profiler_enabled())
+                or torch._C._is_any_autocast_enabled())
+
+
+def _recorded(name: str, run, *args):
+    """run(*args), inside a torch.profiler event named as the dispatcher names the operator's
+    ("pykern::relu") while a profiler is on, so a profile of the direct path reads as one of the
+    dispatcher's (bench/train_cnn.py's table); nothing extra otherwise."""
+    if not torch._C._autograd._profiler_enabled():
+        return run(*args)
+    with torch.profiler.record_function(name):
+        return run(*args)
 
 
 def _route(args):
@@ -119,8 +132,8 @@ def _call(op, *args):
     cuda, wants_grad = route
     cpu_kernel, cuda_kernel, function = kernels
     if wants_grad:
-        return function.apply(*args) if function is not None else op(*args)
-    return cuda_kernel(*args) if cuda else cpu_kernel(*args)
+        return _recorded(op._name, function.apply, *args) if function is not None else op(*args)
+    return _recorded(op._name, cuda_kernel if cuda else cpu_kernel, *args)
 
 
 def _define(schema: str, kernel, fake):
@@ -524,9 +537,9 @@ def linear(x: Tensor, w: Tensor, bias: Optional[Tensor] = None, *, backend: str 
     route = _route((x2, w, bias))
     if route is not None:  # the direct path (never under autocast): one node, as torch's own linear
         if route[1]:
-            y = _Linear.apply(x2, w, bias, backend, variant)
+            y = _recorded("pykern::linear", _Linear.apply, x2, w, bias, backend, variant)
         else:
-            y = _linear_forward(x2, w, bias, backend, variant, route[0])
+            y = _recorded("pykern::linear", _linear_forward, x2, w, bias, backend, variant, route[0])
     else:
         y = _MATMUL(x2, w, False, True, backend, variant)
         if bias is not None:
@@ -542,7 +555,7 @@ def _linear_forward(x, w, bias, backend, variant, cuda: bool) -> Tensor:
     return y if bias is None else y.add_(bias)
 
 
-class _Linear(torch.autograd.Function):
+class _LinearFunction(torch.autograd.Function):
     """linear's direct path in one autograd node (the dispatcher's path makes four: a view, the
     matmul, the bias add and a view back): the gradients are the matmul's, and the bias's the sum
     over rows, in the same kernels, dtypes and order as that path (tests/test_torch_adapter.py)."""
@@ -566,3 +579,7 @@ class _Linear(torch.autograd.Function):
         if ctx.needs_input_grad[1]:  # dy.T @ x
             dw = _call(_MATMUL, dy, x, True, False, ctx.backend, ctx.variant).to(w.dtype)
         return dx, dw, db, None, None
+
+
+# Its gradient node is "pykern_linearBackward", as the operators' are "pykern_<op>Backward".
+_Linear = type("pykern_linear", (_LinearFunction,), {})
