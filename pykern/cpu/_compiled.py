@@ -152,12 +152,12 @@ def _dx_route(infos, params):
 # dw of a stride-1, ungrouped layer with few output channels (the digits CNN's first layer: 16)
 # spends most of the GEMM's time gathering and transposing im2col panels that meet only K rows;
 # the windows rung packs nothing. Measured (bench_conv2d_cpu.py --op conv2d_backward_weight
-# --layers digits -> conv2d_backward_weight_digits_cpu.json, 2 threads; _1thread_cpu.json, one):
-# 16x16, 1 -> 16 channels, N=32: 0.10-0.13 against threaded's 0.18-0.23 ms on 2 threads, 0.13-0.15
-# against 0.18-0.24 on one. At 32 channels (8x8, 16 -> 32) the thread count decides: since the
-# windows rung keeps a small layer's sums in registers over all images (kWindowsResidentBytes),
-# it wins on one thread and loses on two (the records above), so up to DW_WINDOWS_MAX_K_ONE_THREAD
-# channels it is routed on one thread only.
+# --layers digits --runs 3 -> conv2d_backward_weight_digits_cpu.json, 2 threads; with
+# OMP_NUM_THREADS=1 -> _1thread_cpu.json), after windows kept a small layer's sums in registers:
+# 16x16, 1 -> 16 channels, N=32: 0.10-0.16 against threaded's 0.24-0.27 ms on 2 threads, 0.10-0.13
+# against 0.18-0.23 on one. At 32 channels (8x8, 16 -> 32) the thread count decides: windows
+# 0.35-0.44 against 0.47-0.70 ms on one thread, 0.47-1.10 against 0.34-0.43 on two; so up to
+# DW_WINDOWS_MAX_K_ONE_THREAD channels it is routed on one thread only.
 DW_WINDOWS_MAX_K = 16
 DW_WINDOWS_MAX_K_ONE_THREAD = 32
 
