@@ -27,7 +27,8 @@ def _tail_counts(text: str) -> Optional[dict]:
 
 def device_summary(results_dir: str) -> str:
     """The closing table of bench/device_run.sh, from the files it wrote to ``results_dir``:
-    steps.tsv (name, status, seconds, exit code), the step logs, bench.json and compare.json."""
+    steps.tsv (name, status, seconds, exit code), the step logs, bench.json, bench-half.json and
+    compare.json."""
     def read(name):
         try:
             with open(os.path.join(results_dir, name), errors="replace") as f:
@@ -67,6 +68,12 @@ def device_summary(results_dir: str) -> str:
         lines += summary_lines(bdoc)
     else:
         lines.append("bench: no bench.json (see bench.log)")
+    hdoc = load("bench-half.json")
+    if hdoc:
+        lines.append("float16, the tensor-core rungs beside the libraries' half-precision matmul and conv2d:")
+        lines += summary_lines(hdoc)
+    elif read("bench-half.log") is not None:
+        lines.append("bench-half: no bench-half.json (see bench-half.log)")
     if cdoc:
         lines.append("CPU vs GPU, where the GPU starts to win (data on device / copies counted):")
         for res in cdoc["ops"]:

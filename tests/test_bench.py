@@ -606,7 +606,9 @@ def test_every_command_of_the_device_run_exists():
         args = parser.parse_args(argv)
         assert args.json and args.plot and args.time_budget == 1
         commands.append(args.command)
-    assert commands == ["bench", "compare"]
+    assert commands == ["bench", "bench", "compare"]  # the sweep, the float16 tensor-core rungs, CPU vs GPU
+    half = shlex.split(steps[1])
+    assert half[half.index("--dtype") + 1] == "float16" and "matmul" in half and "4096,8192" in half
     assert "pykern.bench " not in text and "pykern.bench import" not in text  # the old module is gone
 
 
