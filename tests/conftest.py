@@ -11,6 +11,10 @@ import pytest
 if ctypes.util.find_library("cuda") is None:
     os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
     os.environ.setdefault("PYKERN_CUDA_SIM", "1")
+# torch.profiler's tracer (kineto) reads its log level when a process first profiles: without this,
+# a test that profiles first (tests/test_torch_adapter.py) made every later profile in that
+# worker print 'profiler_start' lines, which bench/train_cnn.py's own test rejects as noise.
+os.environ.setdefault("KINETO_LOG_LEVEL", "99")
 
 import pykern as pk  # noqa: E402
 from pykern._backends import on_simulator as _on_simulator  # noqa: E402
