@@ -9,6 +9,7 @@ Files named bench_*.py are collected here (the project's python_files pattern is
 Without a CUDA driver the Numba kernels would only run in the CUDA simulator, which is set up
 the same way as in tests/ so that its variants are listed and skipped with the reason.
 """
+import ast
 import ctypes.util
 import os
 
@@ -38,8 +39,39 @@ def pytest_addoption(parser):
 def pytest_collect_file(file_path, parent):
     # A bench_*.py named on the command line is collected by pytest itself already.
     if file_path.suffix == ".py" and file_path.name.startswith("bench_") and not parent.session.isinitpath(file_path):
+        declared = _declared(file_path)
+        if declared is None or _excluded(parent.config, declared):
+            return None  # not even imported: bench_conv2d_cpu.py and bench_torch_overhead.py import torch
         return pytest.Module.from_parent(parent, path=file_path)
     return None
+
+
+def _declared(file_path):
+    """The module-level BENCH_OPS / BENCH_BACKENDS literals of a benchmark file, read without
+    importing it (pytest_collection_modifyitems reads the same names from the imported module);
+    None for a script that defines no test and no pytest_generate_tests (bench_overhead.py...)."""
+    tree = ast.parse(file_path.read_text())
+    if not any(isinstance(n, ast.FunctionDef) and n.name.startswith(("test", "pytest_generate_tests"))
+               for n in ast.walk(tree)):
+        return None
+    found = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name) \
+                and node.targets[0].id in ("BENCH_OPS", "BENCH_BACKENDS"):
+            try:
+                found[node.targets[0].id] = ast.literal_eval(node.value)
+            except ValueError:
+                pass  # not a literal: the imported module's value decides, in modifyitems
+    return found
+
+
+def _excluded(config, declared: dict) -> bool:
+    """Whether --bench-op / --bench-backend exclude a file that declares these ops / backends."""
+    ops = bench.split_list(config.getoption("--bench-op"))
+    backends = bench.split_list(config.getoption("--bench-backend"))
+    mod_ops, mod_backends = declared.get("BENCH_OPS"), declared.get("BENCH_BACKENDS")
+    return bool((ops and mod_ops is not None and not set(ops) & set(mod_ops))
+                or (backends and mod_backends is not None and not set(backends) & set(mod_backends)))
 
 
 def pytest_report_header(config):
@@ -79,15 +111,11 @@ def pytest_collection_modifyitems(config, items):
     """--bench-op and --bench-backend select in every benchmark file: a file that declares
     BENCH_OPS / BENCH_BACKENDS (what it times) is deselected when the selection excludes it;
     bench_kernels.py, which declares neither, filters its own entries through bench.plan."""
-    ops = bench.split_list(config.getoption("--bench-op"))
-    backends = bench.split_list(config.getoption("--bench-backend"))
     keep, drop = [], []
     for item in items:
         mod = getattr(item, "module", None)
-        mod_ops, mod_backends = getattr(mod, "BENCH_OPS", None), getattr(mod, "BENCH_BACKENDS", None)
-        excluded = ((ops and mod_ops is not None and not set(ops) & set(mod_ops))
-                    or (backends and mod_backends is not None and not set(backends) & set(mod_backends)))
-        (drop if excluded else keep).append(item)
+        declared = {k: getattr(mod, k) for k in ("BENCH_OPS", "BENCH_BACKENDS") if hasattr(mod, k)}
+        (drop if _excluded(config, declared) else keep).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep

@@ -103,14 +103,16 @@ def plan(ops=None, backends_=None, variant_names=None, sizes: Optional[dict] = N
             raise ValueError(f"backend: unknown backend {b!r}; expected one of {list(BACKENDS)}")
     if dtype != "auto" and dtype not in ("float16", "bfloat16", "float32", "float64"):
         raise ValueError(f"dtype: expected auto, float16, bfloat16, float32 or float64, got {dtype!r}")
-    selected = [v for op in ops for v in variants(op) if v.backend in backends_ and (names is None or v.name in names)]
+    # Per backend: a numpy-only plan never imports numba.cuda (a second or two).
+    chosen_backends = [b for b in BACKENDS if b in backends_]
+    selected = [v for op in ops for b in chosen_backends for v in variants(op, b) if names is None or v.name in names]
     if names is not None:
         missing = set(names) - {v.name for v in selected}
         if missing:
-            known = sorted({v.name for op in ops for v in variants(op) if v.backend in backends_})
+            known = sorted({v.name for op in ops for b in chosen_backends for v in variants(op, b)})
             raise ValueError(f"variant: no variant named {', '.join(sorted(missing))} for op {', '.join(ops)} "
                              f"on backend {', '.join(backends_)}; known: {', '.join(known)}")
-    has_gpu, gpu_reason = gpu_present()
+    gpu = []  # [gpu_present()], asked when a GPU target first needs it (it imports every backend)
     # A sweep with a time budget runs the entries in this order and skips what is left when the
     # budget is used up: the GPU ladder first (the reason a GPU machine is used), then the GPU's
     # late cases, then the CPU (whose default variants the comparison also times).
@@ -125,8 +127,10 @@ def plan(ops=None, backends_=None, variant_names=None, sizes: Optional[dict] = N
             dev_targets = []
             for t in (t for t in ts if t.device == device):
                 reason = unavailable_reason(t)
-                if reason is None and device == "gpu" and not has_gpu:
-                    reason = f"no GPU here ({gpu_reason})"
+                if reason is None and device == "gpu":
+                    gpu = gpu or [gpu_present()]
+                    if not gpu[0][0]:
+                        reason = f"no GPU here ({gpu[0][1]})"
                 if reason:
                     skipped.append((t, reason))
                 else:
