@@ -394,6 +394,35 @@ def test_the_pool_serves_calls_of_changing_thread_counts():
         assert np.array_equal(got, want), f"call {i}"
 
 
+def test_optional_and_full_pool_calls_interleave_with_threads_that_wake_late(monkeypatch):
+    """Calls whose parts are optional (matmul's prepacked path, dw's windows: work from counters,
+    the caller does not wait for a thread still waking) between calls that need every part (dw
+    threaded's partial sums behind a barrier), some after a pause long enough for the pool's
+    threads to park: a thread that wakes for a call it was left out of must take no part in it,
+    nor run the next call's task with this one's part. Every result is the one-thread bits."""
+    import time
+    rng = np.random.default_rng(seed_for("pool-optional"))
+    a = rng.standard_normal((130, 300)).astype(np.float32)
+    b = rng.standard_normal((300, 250)).astype(np.float32)
+    x = rng.standard_normal((4, 16, 16, 16)).astype(np.float32)
+    dy = rng.standard_normal((4, 32, 16, 16)).astype(np.float32)
+    dy16 = np.ascontiguousarray(dy[:, :16])
+    calls = {
+        "matmul": lambda: pk.matmul(a, b, variant="threaded"),
+        "dw threaded": lambda: pk.conv2d_backward_weight(x, dy, (32, 16, 3, 3), padding=1, variant="threaded"),
+        "dw windows": lambda: pk.conv2d_backward_weight(x, dy16, (16, 16, 3, 3), padding=1, variant="windows"),
+    }
+    monkeypatch.setattr(_compiled, "threads", lambda: 1)
+    want = {name: f() for name, f in calls.items()}
+    names = list(calls)
+    for i in range(90):
+        monkeypatch.setattr(_compiled, "threads", lambda n=(2, 3, 4)[i % 3]: n)
+        if i % 7 == 0:
+            time.sleep(0.003)  # the pool's threads park after some tens of microseconds
+        name = names[(i * 5 // 3) % 3]
+        assert np.array_equal(calls[name](), want[name]), f"call {i}: {name}"
+
+
 # Padding too big to copy: the forward gathers from a zero-padded copy of x and the input
 # gradient from one of dy only while that copy stays within twice the input's size plus 2^20
 # elements; past it they clip every run to the array instead. x 3x3 under padding 512 (a

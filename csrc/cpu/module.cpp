@@ -132,7 +132,17 @@ struct PoolState {
   void* ctx = nullptr;
   std::vector<int> cpu_for;  // [w]: the CPU worker w moves to for this call (-1: stay)
   std::atomic<int> remaining{0};
+  // Every worker joins a call before it reads any field above: (call number << 32) | count, set
+  // by the caller before the ticket. A worker that read an older ticket fails to join (another
+  // call number) and goes back to the ticket. A call whose parts may be left out (Pool::run's
+  // `optional`) is closed by its caller after its own part (kClosed): a worker that had not
+  // joined by then takes no part, and the caller waits for `finished` to reach the joined count,
+  // never for a worker still waking.
+  bool optional = false;
+  std::atomic<uint64_t> joined{0};
+  std::atomic<uint32_t> finished{0};
 };
+constexpr uint64_t kClosed = uint64_t(1) << 31, kCountMask = kClosed - 1;
 PoolState* g_pool = nullptr;
 
 void pause_briefly() {
@@ -163,13 +173,22 @@ void worker_loop(PoolState* st, int w, uint64_t seen) {
     seen = ticket;
     const int parts = int(ticket & kPartsMask);
     if (w >= parts) continue;  // this call needs fewer threads
+    const uint64_t call = (ticket >> kPartsBits) & 0xffffffffu;
+    uint64_t j = st->joined.load(std::memory_order_acquire);
+    while ((j >> 32) == call && !(j & kClosed) &&
+           !st->joined.compare_exchange_weak(j, j + 1, std::memory_order_acq_rel)) {
+    }
+    if ((j >> 32) != call || (j & kClosed)) continue;  // an older call, or closed without this worker
     const int cpu = st->cpu_for[size_t(w)];
     if (cpu >= 0 && cpu != pinned) {
       move_to_cpu(cpu);
       pinned = cpu;
     }
     st->task(st->ctx, w, parts);
-    st->remaining.fetch_sub(1, std::memory_order_acq_rel);
+    if (st->optional)
+      st->finished.fetch_add(1, std::memory_order_acq_rel);
+    else
+      st->remaining.fetch_sub(1, std::memory_order_acq_rel);
   }
 }
 
@@ -189,7 +208,7 @@ Pool& Pool::instance() {
   return pool;
 }
 
-bool Pool::run(int parts, Task task, void* ctx) {
+bool Pool::run(int parts, Task task, void* ctx, bool optional) {
   PoolState* st = g_pool;
   if (uint64_t(parts) > kPartsMask) return false;  // more than the ticket holds: threads of its own
   std::unique_lock<std::mutex> use(st->use, std::try_to_lock);
@@ -209,14 +228,23 @@ bool Pool::run(int parts, Task task, void* ctx) {
   st->task = task;
   st->ctx = ctx;
   st->remaining.store(parts - 1, std::memory_order_relaxed);
+  st->optional = optional;
+  st->finished.store(0, std::memory_order_relaxed);
   {
     std::lock_guard<std::mutex> lock(st->park);
     const uint64_t call = (st->ticket.load(std::memory_order_relaxed) >> kPartsBits) + 1;
+    st->joined.store((call & 0xffffffffu) << 32, std::memory_order_relaxed);
     st->ticket.store(call << kPartsBits | uint64_t(parts), std::memory_order_release);
   }
   st->wake.notify_all();
   task(ctx, 0, parts);
-  for (int spins = 0; st->remaining.load(std::memory_order_acquire) > 0; ++spins) {
+  // Optional parts: close the call to latecomers; wait only for the workers that joined it.
+  const uint32_t joined = optional ? uint32_t(st->joined.fetch_or(kClosed, std::memory_order_acq_rel) & kCountMask) : 0;
+  auto done = [&] {
+    return optional ? st->finished.load(std::memory_order_acquire) == joined
+                    : st->remaining.load(std::memory_order_acquire) == 0;
+  };
+  for (int spins = 0; !done(); ++spins) {
     if (spins < 4096)
       pause_briefly();
     else

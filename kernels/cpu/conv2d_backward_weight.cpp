@@ -318,7 +318,7 @@ bool run_windows_on(const Call& call, int threads) {
   const size_t per_part = size_t((g.CRS + tn - 1) / tn * tm * tn) * size_t(lanes);
   Scratch<T> acc(per_part * size_t(parts));
   std::atomic<int64_t> next{0};
-  parallel(parts, [&](int part, int) {
+  parallel_optional(parts, [&](int part, int) {  // row blocks from a counter: any parts do them all
     for (int64_t it; (it = next.fetch_add(1)) < items;) rows(w, it, acc.p + per_part * size_t(part));
   });
   return true;

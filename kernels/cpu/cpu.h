@@ -186,8 +186,12 @@ class Pool {
  public:
   using Task = void (*)(void* ctx, int part, int parts);
   // Runs task(ctx, part, parts) for part in [1, parts) on pool threads and part 0 on the caller,
-  // and waits for all. False (nothing run) when another call holds the pool.
-  bool run(int parts, Task task, void* ctx);
+  // and waits for all. False (nothing run) when another call holds the pool. `optional`: a task
+  // whose parts take their work from a shared counter, so that any subset of them does it all;
+  // a pool thread that has not joined by the time the caller's part returns then runs no part,
+  // and the caller does not wait for it to wake (on the 2-core VM measured here, waking a
+  // parked thread took longer than a small layer's whole call).
+  bool run(int parts, Task task, void* ctx, bool optional = false);
   static Pool& instance();
 };
 
@@ -228,6 +232,20 @@ bool parallel_all(int parts, F&& f) {
   if (started) f(0, parts);
   for (auto& t : own) t.join();
   return started;
+}
+
+// f(part, parts) for parts that take all their work from shared counters and never wait for a
+// part that may not run (Pool::run's `optional`): part 0 runs on the caller, the others on pool
+// threads that are awake in time (or, where the pool is busy, threads of this call's own; where
+// none can be had, the caller alone, part 0 doing all the work).
+template <class F>
+void parallel_optional(int parts, F&& f) {
+  if (parts > 1) {
+    using Fn = typename std::remove_reference<F>::type;
+    const Pool::Task task = [](void* ctx, int part, int n) { (*static_cast<Fn*>(ctx))(part, n); };
+    if (Pool::instance().run(parts, task, const_cast<void*>(static_cast<const void*>(&f)), true)) return;
+  }
+  if (!parallel_all(parts, f)) f(0, parts);
 }
 
 // parallel_all for parts that never wait for each other: where the threads cannot be had, the

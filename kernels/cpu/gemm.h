@@ -506,6 +506,20 @@ class Barrier {
   std::atomic<unsigned> gen_{0};
 };
 
+// Spins (then yields) until `n` reaches `target`: the wait for a shared count that parts already
+// running will complete.
+inline void wait_until_at_least(const std::atomic<int64_t>& n, int64_t target) {
+  for (int spins = 0; n.load(std::memory_order_acquire) < target; ++spins) {
+    if (spins < 4096) {
+#if PYKERN_X86
+      __builtin_ia32_pause();
+#endif
+    } else {
+      std::this_thread::yield();
+    }
+  }
+}
+
 // With A packed up front (plan()), threads share nothing but A: C is cut into column tiles (whole
 // NR panels, at most the plan's B block, about eight a thread) taken from a counter, and each
 // thread packs its own tile's B panels and runs every row block over them. Sharing B's packing
@@ -523,11 +537,16 @@ void run_parallel_prepacked(const Op& op, const Path<T, Op>& p, Plan<T> pl, int 
   Scratch<T> a_all(size_t(pl.m_pad) * size_t(op.K));
   pl.a_all = a_all.p;
   Scratch<T> own_b(size_t(p.kc) * size_t(tile) * size_t(parts));  // allocated here: a thread never throws
-  std::atomic<int64_t> next{0};
-  Barrier barrier(parts);
-  const bool ran = parallel_all(parts, [&](int part, int np) {
-    p.pack_a(op, pl.m_pad, a_count * part / np, a_count * (part + 1) / np, a_all.p);
-    barrier.wait();
+  // A's blocks and C's tiles both come from counters, and a part waits only for blocks that
+  // another part has taken (never for a part to arrive): the parts are optional
+  // (parallel_optional), so the caller alone does everything when no pool thread is awake in time.
+  std::atomic<int64_t> next{0}, next_a{0}, packed{0};
+  parallel_optional(parts, [&](int part, int) {
+    for (int64_t blk; (blk = next_a.fetch_add(1)) < a_count;) {
+      p.pack_a(op, pl.m_pad, blk, blk + 1, a_all.p);
+      packed.fetch_add(1, std::memory_order_release);
+    }
+    wait_until_at_least(packed, a_count);
     T* bp = own_b.p + size_t(p.kc) * size_t(tile) * size_t(part);
     for (int64_t t; (t = next.fetch_add(1)) < tiles;) {
       const int64_t jc = t * tile, nc = op.N - jc < tile ? op.N - jc : tile;
@@ -543,7 +562,6 @@ void run_parallel_prepacked(const Op& op, const Path<T, Op>& p, Plan<T> pl, int 
       } while (pc < op.K);
     }
   });
-  if (!ran) run_serial(op, p);  // no threads to be had: the same sums on this one
 }
 
 // `parts` threads over the BLIS loops where A is too big to pack up front: per (jc, pc) step they pack shares of B's block into one
