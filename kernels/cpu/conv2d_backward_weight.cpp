@@ -396,10 +396,12 @@ void threaded_gemm(const Call& call) {
   Scratch<T> partial(size_t(chunks.count - 1) * size_t(dw_elems));
   const gemm::SerialScratch own = gemm::serial_scratch(path, g.Kg, chunks.size);
   Scratch<T> scratch(own.total() * size_t(parts));
-  std::atomic<int64_t> next{0};
-  // The parts wait for each other once (the partials complete before they are added): run on a
-  // barrier of their own count, or, where the threads cannot be had, all on this one.
-  auto body = [&](int part, int np, gemm::Barrier& barrier) {
+  std::atomic<int64_t> next{0}, done{0}, next_slice{0};
+  // Items, then slices of dw's elements, from counters; a part waits only for the items other
+  // parts have taken (the partials complete before they are added), never for a part to arrive:
+  // the parts are optional (parallel_optional), and the caller alone does it all if need be.
+  constexpr int64_t kSlices = 16;
+  parallel_optional(parts, [&](int part, int) {
     T* mine = scratch.p + own.total() * size_t(part);
     for (int64_t item; (item = next.fetch_add(1)) < items;) {
       const int64_t chunk = item / (g.G * ranges), grp = item / ranges % g.G, range = item % ranges;
@@ -407,20 +409,18 @@ void threaded_gemm(const Call& call) {
       const int64_t c0 = panels * range / ranges * path.nr, c1 = panels * (range + 1) / ranges * path.nr;
       T* into = chunk == 0 ? dw : partial.p + size_t(chunk - 1) * size_t(dw_elems);
       gemm::run_serial_in(Op(g, x, dy, into, grp, t0, t1 - t0, c0, (c1 < g.CRS ? c1 : g.CRS) - c0), path, mine, own);
+      done.fetch_add(1, std::memory_order_release);
     }
-    barrier.wait();
-    // Every element adds the partials in chunk order; threads split the elements.
-    const int64_t lo = dw_elems * part / np, hi = dw_elems * (part + 1) / np;
-    for (int64_t ch = 1; ch < chunks.count; ++ch) {
-      const T* src = partial.p + size_t(ch - 1) * size_t(dw_elems);
-      for (int64_t e = lo; e < hi; ++e) dw[e] += src[e];
+    gemm::wait_until_at_least(done, items);
+    // Every element adds the partials in chunk order; parts take slices of the elements.
+    for (int64_t sl; (sl = next_slice.fetch_add(1)) < kSlices;) {
+      const int64_t lo = dw_elems * sl / kSlices, hi = dw_elems * (sl + 1) / kSlices;
+      for (int64_t ch = 1; ch < chunks.count; ++ch) {
+        const T* src = partial.p + size_t(ch - 1) * size_t(dw_elems);
+        for (int64_t e = lo; e < hi; ++e) dw[e] += src[e];
+      }
     }
-  };
-  gemm::Barrier all(parts);
-  if (!parallel_all(parts, [&](int part, int np) { body(part, np, all); })) {
-    gemm::Barrier one(1);
-    body(0, 1, one);
-  }
+  });
 }
 
 std::vector<int64_t> sizes(const int64_t* dims) {  // x, dy, dw
