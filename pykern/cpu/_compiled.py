@@ -154,9 +154,10 @@ def _dx_route(infos, params):
 # the windows rung packs nothing. Measured (bench_conv2d_cpu.py --op conv2d_backward_weight
 # --layers digits --runs 3 -> conv2d_backward_weight_digits_cpu.json, 2 threads; with
 # OMP_NUM_THREADS=1 -> _1thread_cpu.json), after windows kept a small layer's sums in registers:
-# 16x16, 1 -> 16 channels, N=32: 0.10-0.16 against threaded's 0.24-0.27 ms on 2 threads, 0.10-0.13
+# 16x16, 1 -> 16 channels, N=32: 0.10-0.14 against threaded's 0.19-0.25 ms on 2 threads, 0.10-0.13
 # against 0.18-0.23 on one. At 32 channels (8x8, 16 -> 32) the thread count decides: windows
-# 0.35-0.44 against 0.47-0.70 ms on one thread, 0.47-1.10 against 0.34-0.43 on two; so up to
+# 0.35-0.44 against 0.47-0.70 ms on one thread; on two, 0.44-0.48 against 0.38-0.67 (with the
+# pool's optional parts; 0.47-1.10 against 0.34-0.43 before them): the ranges overlap, so up to
 # DW_WINDOWS_MAX_K_ONE_THREAD channels it is routed on one thread only.
 DW_WINDOWS_MAX_K = 16
 DW_WINDOWS_MAX_K_ONE_THREAD = 32
