@@ -42,8 +42,8 @@ struct PanelRun {
   int64_t n, row, first;   // its image, row, and first column within the row
 };
 
-// o[0, n) = s[0, n) for a run of a panel row (n <= NR): one or two overlapping vectors of 8 or 4
-// elements, scalars below 4. A run is short (8 pixels on the 8x8 layers), and the compiler's
+// o[0, n) = s[0, n) for a run of a panel row (n <= NR): vectors of 8 (the last one overlapping
+// the one before it) or two overlapping vectors of 4, scalars below 4. A run is short (8 pixels on the 8x8 layers), and the compiler's
 // own loop for a copy of unknown length (alias checks, then a vector loop, then a tail) cost
 // more than the micro-kernel's FMAs there (perf, the small CNN's 16->32 layer).
 template <class T>
@@ -52,6 +52,7 @@ PYKERN_INLINE void copy_run(T* __restrict o, const T* __restrict s, int n) {
   typedef T V4 __attribute__((vector_size(4 * sizeof(T))));
   if (n >= 8) {
     for (int i = 0; i + 8 < n; i += 8) {
+      asm("");  // else GCC makes this loop a memmove call per run (-ftree-loop-distribute-patterns)
       V8 v;
       __builtin_memcpy(&v, s + i, sizeof v);
       __builtin_memcpy(o + i, &v, sizeof v);
