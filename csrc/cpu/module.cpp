@@ -240,16 +240,10 @@ bool Pool::run(int parts, Task task, void* ctx, bool optional) {
   task(ctx, 0, parts);
   // Optional parts: close the call to latecomers; wait only for the workers that joined it.
   const uint32_t joined = optional ? uint32_t(st->joined.fetch_or(kClosed, std::memory_order_acq_rel) & kCountMask) : 0;
-  auto done = [&] {
+  spin_until([&] {
     return optional ? st->finished.load(std::memory_order_acquire) == joined
                     : st->remaining.load(std::memory_order_acquire) == 0;
-  };
-  for (int spins = 0; !done(); ++spins) {
-    if (spins < 4096)
-      pause_briefly();
-    else
-      std::this_thread::yield();
-  }
+  });
   return true;
 }
 

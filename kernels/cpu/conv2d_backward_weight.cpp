@@ -411,7 +411,7 @@ void threaded_gemm(const Call& call) {
       gemm::run_serial_in(Op(g, x, dy, into, grp, t0, t1 - t0, c0, (c1 < g.CRS ? c1 : g.CRS) - c0), path, mine, own);
       done.fetch_add(1, std::memory_order_release);
     }
-    gemm::wait_until_at_least(done, items);
+    spin_until([&] { return done.load(std::memory_order_acquire) >= items; });
     // Every element adds the partials in chunk order; parts take slices of the elements.
     for (int64_t sl; (sl = next_slice.fetch_add(1)) < kSlices;) {
       const int64_t lo = dw_elems * sl / kSlices, hi = dw_elems * (sl + 1) / kSlices;

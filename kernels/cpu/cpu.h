@@ -176,6 +176,20 @@ std::vector<int> helper_cpus();
 // Moves the calling thread (a helper) to `cpu`; nothing where that is unsupported.
 void move_to_cpu(int cpu);
 
+// Spins, then yields, until done() holds: the wait of parts that other running parts will release.
+template <class Done>
+inline void spin_until(Done done) {
+  for (int spins = 0; !done(); ++spins) {
+    if (spins < 4096) {
+#if PYKERN_X86
+      __builtin_ia32_pause();
+#endif
+    } else {
+      std::this_thread::yield();
+    }
+  }
+}
+
 // The process's helper threads, kept between calls: waking a parked one costs a few
 // microseconds where starting one costs tens, which is most of a small threaded call (a training
 // step's layers). One call uses the pool at a time; a call that finds it busy (another Python

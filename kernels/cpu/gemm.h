@@ -487,38 +487,14 @@ class Barrier {
       gen_.store(gen + 1, std::memory_order_release);
       return;
     }
-    for (int spins = 0; gen_.load(std::memory_order_acquire) == gen; ++spins) {
-      if (spins < 4096)
-        relax();
-      else
-        std::this_thread::yield();
-    }
+    spin_until([&] { return gen_.load(std::memory_order_acquire) != gen; });
   }
 
  private:
-  static void relax() {
-#if PYKERN_X86
-    __builtin_ia32_pause();
-#endif
-  }
   const int n_;
   std::atomic<int> arrived_{0};
   std::atomic<unsigned> gen_{0};
 };
-
-// Spins (then yields) until `n` reaches `target`: the wait for a shared count that parts already
-// running will complete.
-inline void wait_until_at_least(const std::atomic<int64_t>& n, int64_t target) {
-  for (int spins = 0; n.load(std::memory_order_acquire) < target; ++spins) {
-    if (spins < 4096) {
-#if PYKERN_X86
-      __builtin_ia32_pause();
-#endif
-    } else {
-      std::this_thread::yield();
-    }
-  }
-}
 
 // With A packed up front (plan()), threads share nothing but A: C is cut into column tiles (whole
 // NR panels, at most the plan's B block, about eight a thread) taken from a counter, and each
@@ -546,7 +522,7 @@ void run_parallel_prepacked(const Op& op, const Path<T, Op>& p, Plan<T> pl, int 
       p.pack_a(op, pl.m_pad, blk, blk + 1, a_all.p);
       packed.fetch_add(1, std::memory_order_release);
     }
-    wait_until_at_least(packed, a_count);
+    spin_until([&] { return packed.load(std::memory_order_acquire) >= a_count; });
     T* bp = own_b.p + size_t(p.kc) * size_t(tile) * size_t(part);
     for (int64_t t; (t = next.fetch_add(1)) < tiles;) {
       const int64_t jc = t * tile, nc = op.N - jc < tile ? op.N - jc : tile;
