@@ -89,6 +89,15 @@ PYKERN_INLINE void gather_runs(T* dst, int64_t kc, int cols, const T* src, const
     const T* s = src + runs[u].base;
     T* o = dst + runs[u].col;
     const int n = runs[u].len;
+    if (n == 8) {  // the 8x8 layers' rows: one vector a row, in a loop with nothing else in it
+      typedef T V8 __attribute__((vector_size(8 * sizeof(T))));
+      for (int64_t kk = 0; kk < kc; ++kk) {
+        V8 v;
+        __builtin_memcpy(&v, s + tap[kk], sizeof v);
+        __builtin_memcpy(o + kk * NR, &v, sizeof v);
+      }
+      continue;
+    }
     for (int64_t kk = 0; kk < kc; ++kk) copy_run(o + kk * NR, s + tap[kk], n);
   }
   if (cols < NR)
