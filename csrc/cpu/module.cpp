@@ -131,14 +131,13 @@ struct PoolState {
   Pool::Task task = nullptr;
   void* ctx = nullptr;
   std::vector<int> cpu_for;  // [w]: the CPU worker w moves to for this call (-1: stay)
-  std::atomic<int> remaining{0};
   // Every worker joins a call before it reads any field above: (call number << 32) | count, set
   // by the caller before the ticket. A worker that read an older ticket fails to join (another
-  // call number) and goes back to the ticket. A call whose parts may be left out (Pool::run's
-  // `optional`) is closed by its caller after its own part (kClosed): a worker that had not
-  // joined by then takes no part, and the caller waits for `finished` to reach the joined count,
-  // never for a worker still waking.
-  bool optional = false;
+  // call number) and goes back to the ticket. Each worker that ran its part counts itself in
+  // `finished`; the caller waits for parts - 1 of them, or, for a call whose parts may be left
+  // out (Pool::run's `optional`), closes `joined` after its own part (kClosed) and waits for the
+  // count it closed at: a worker that had not joined by then takes no part, and the caller never
+  // waits for one still waking.
   std::atomic<uint64_t> joined{0};
   std::atomic<uint32_t> finished{0};
 };
@@ -185,10 +184,7 @@ void worker_loop(PoolState* st, int w, uint64_t seen) {
       pinned = cpu;
     }
     st->task(st->ctx, w, parts);
-    if (st->optional)
-      st->finished.fetch_add(1, std::memory_order_acq_rel);
-    else
-      st->remaining.fetch_sub(1, std::memory_order_acq_rel);
+    st->finished.fetch_add(1, std::memory_order_acq_rel);
   }
 }
 
@@ -227,8 +223,6 @@ bool Pool::run(int parts, Task task, void* ctx, bool optional) {
     if (!cpus.empty()) st->cpu_for[size_t(w)] = cpus[size_t(w - 1) % cpus.size()];
   st->task = task;
   st->ctx = ctx;
-  st->remaining.store(parts - 1, std::memory_order_relaxed);
-  st->optional = optional;
   st->finished.store(0, std::memory_order_relaxed);
   {
     std::lock_guard<std::mutex> lock(st->park);
@@ -238,12 +232,10 @@ bool Pool::run(int parts, Task task, void* ctx, bool optional) {
   }
   st->wake.notify_all();
   task(ctx, 0, parts);
-  // Optional parts: close the call to latecomers; wait only for the workers that joined it.
-  const uint32_t joined = optional ? uint32_t(st->joined.fetch_or(kClosed, std::memory_order_acq_rel) & kCountMask) : 0;
-  spin_until([&] {
-    return optional ? st->finished.load(std::memory_order_acquire) == joined
-                    : st->remaining.load(std::memory_order_acquire) == 0;
-  });
+  // Optional parts: close the call to latecomers, and wait only for the workers that joined it.
+  const uint32_t expected = optional ? uint32_t(st->joined.fetch_or(kClosed, std::memory_order_acq_rel) & kCountMask)
+                                     : uint32_t(parts - 1);
+  spin_until([&] { return st->finished.load(std::memory_order_acquire) == expected; });
   return true;
 }
 

@@ -43,9 +43,10 @@ struct PanelRun {
 };
 
 // o[0, n) = s[0, n) for a run of a panel row (n <= NR): vectors of 8 (the last one overlapping
-// the one before it) or two overlapping vectors of 4, scalars below 4. A run is short (8 pixels on the 8x8 layers), and the compiler's
-// own loop for a copy of unknown length (alias checks, then a vector loop, then a tail) cost
-// more than the micro-kernel's FMAs there (perf, the small CNN's 16->32 layer).
+// the one before it) or two overlapping vectors of 4, scalars below 4. A run is short (8 pixels
+// on the 8x8 layers), and the compiler's own loop for a copy of unknown length (alias checks,
+// then a vector loop, then a tail) cost more than the micro-kernel's FMAs there (perf, the small
+// CNN's 16->32 layer).
 template <class T>
 PYKERN_INLINE void copy_run(T* __restrict o, const T* __restrict s, int n) {
   typedef T V8 __attribute__((vector_size(8 * sizeof(T))));

@@ -20,10 +20,10 @@ public functions and the backward formulas skip torch's dispatcher and call the 
 themselves, through an ``autograd.Function`` with the same context and formulas when a gradient
 is needed (``linear`` in one such node). Under torch.profiler each direct call records the event
 the dispatcher would ("pykern::relu"; "pykern::linear"), and the gradient nodes keep their names
-("pykern_reluBackward"), so a profile reads the same either way. Each dispatcher hop (op, Autograd kernel, redispatch below it) is a few
-microseconds of Python, and a training step makes several per layer: on the small CNN of
-bench/train_cnn.py this path took a ReLU's forward and backward at 32 x 64 from about 114 to
-66 us (torch's own: 21). Results, gradients and the autograd graph are the same either way
+("pykern_reluBackward"), so a profile reads the same either way. Each dispatcher hop (op,
+Autograd kernel, redispatch below it) is a few microseconds of Python, and a training step makes
+several per layer: this path took a ReLU's forward and backward at 32 x 64 (bench/train_cnn.py's
+small CNN) from about 114 to 66 us (torch's own: 21). Results, gradients and the autograd graph are the same either way
 (tests/test_torch_adapter.py runs both); anything else still goes through the dispatcher, so
 compiled graphs, FakeTensor tracing and autocast see the operators.
 
