@@ -330,6 +330,35 @@ def test_the_direct_rungs_are_exact_on_small_integers_on_every_isa(isa):
         _compiled.set_isa(saved)
 
 
+@pytest.mark.parametrize("isa", ["baseline", "avx2", "avx512"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_the_gemm_rungs_are_exact_where_tiles_straddle_images(isa, dtype):
+    """7x7 outputs (49 a image) in 32- or 16-column tiles: most tiles hold two images' columns,
+    in runs longer and shorter than a vector, stored through the edge path (by vectors where a
+    run has whole ones); 360 taps make two KC blocks (the second adds to C, then bias and ReLU);
+    12 channels leave a short row block. Small integers make every sum exact."""
+    if isa not in _compiled.isas():
+        pytest.skip(f"this CPU runs only {_compiled.isas()}")
+    from pykern.ops.conv2d import reference
+    ext, saved = _compiled.ext, _compiled.ext.isa()
+    n, c, h, w, k = 3, 40, 7, 7, 12
+    rng = np.random.default_rng(seed_for("gemm-straddle", isa, dtype))
+    x = rng.integers(-4, 5, (n, c, h, w)).astype(dtype)
+    wt = rng.integers(-4, 5, (k, c, 3, 3)).astype(dtype)
+    bias = rng.integers(-4, 5, k).astype(dtype)
+    try:
+        _compiled.set_isa(isa)
+        for b, relu in ((None, 0), (bias, 1)):
+            want = reference(x, wt, b, (1, 1), (1, 1), (1, 1), 1, "relu" if relu else None)
+            dims = [n, c, h, w, k, 3, 3, h, w, 1, 1, 1, 1, 1, 1, 1, relu]
+            for name, threads in (("implicit_gemm", 1), ("threaded", 2)):
+                got = np.full((n, k, h, w), np.nan, dtype)
+                getattr(ext, f"conv2d_{name}")((x, wt, b), got, dims, threads)
+                assert np.array_equal(got, want), f"{isa} {name} relu={relu}"
+    finally:
+        _compiled.set_isa(saved)
+
+
 def test_the_measured_routes_pick_their_variants_and_an_explicit_variant_wins(monkeypatch):
     """The default's shape rules (_compiled.ROUTES): depthwise-like layers run direct_blocked,
     dx of a strided few-channel layer the NumPy GEMM + col2im, dw of a stride-1 layer with few

@@ -207,6 +207,43 @@ PYKERN_INLINE void split_input(const ConvGeom& g, const Split& sp, const T* xg, 
     }
 }
 
+// Every image's channels zero-padded and split by stride phase, in Split's layout one channel
+// after another (channel c of image n at (n * C + c) * chan), for the implicit GEMM's gathers:
+// there every tap of a run of outputs is one contiguous run, at any stride. x itself where that
+// layout is x's own (stride 1, no padding); none (p null) where the copy would cost more than
+// PaddedPlanes allows (kPadGrowth times x, plus 2^20 elements): the gathers then clip each run.
+template <class T>
+struct SplitPlanes {
+  Split sp;
+  const T* p = nullptr;
+  Scratch<T> buf;
+
+  SplitPlanes(const ConvGeom& g, const T* x, int threads)
+      : sp(g, 0), buf(copies(g) && fits(g) ? size_t(g.N * g.C * sp.chan) : 0) {
+    if (!copies(g)) {
+      p = x;
+      return;
+    }
+    if (!fits(g)) return;
+    using V = typename gemm::Blockings<T>::Base::Vec;  // copy_row's rows: any x86-64 (or arm64) runs it
+    const int64_t parts_of = g.N * g.G, each = g.Cg * sp.chan;  // split_input: one image's group
+    T* xs = buf.p;
+    const int parts = int(g.N * g.C * sp.chan * int64_t(sizeof(T)) < (int64_t(1) << 21) ? 1 : threads);
+    parallel(parts, [&](int part, int np) {
+      const int64_t lo = parts_of * part / np, hi = parts_of * (part + 1) / np;
+      std::memset(xs + lo * each, 0, sizeof(T) * size_t((hi - lo) * each));
+      for (int64_t i = lo; i < hi; ++i) split_input<V>(g, sp, x + i * g.Cg * g.H * g.W, xs + i * each);
+    });
+    p = xs;
+  }
+
+ private:
+  static bool copies(const ConvGeom& g) { return g.sh != 1 || g.sw != 1 || g.ph != 0 || g.pw != 0; }
+  bool fits(const ConvGeom& g) const {
+    return g.N * g.C * sp.chan <= PaddedPlanes<T>::kPadGrowth * g.N * g.C * g.H * g.W + (int64_t(1) << 20);
+  }
+};
+
 // Where a tile's outputs go and what happens to them after their last term.
 template <class T>
 struct TileOut {
@@ -371,10 +408,10 @@ struct ConvForward : gemm::StridedA<T> {  // a: the group's filters, (Kg, CRS) r
   ConvGeom g;
   const T* x;  // x: (N, C, H, W)
   T* y;        // y: (N, K, P, Q)
-  // x zero-padded (N, C, Hp, Wp), Hp = H + 2ph, Wp = W + 2pw (x itself when unpadded), or null
+  // x zero-padded and split by stride phase (SplitPlanes: x itself at stride 1 unpadded), or null
   // where that copy would be too big: then the gather tests every tap against the borders.
-  const T* xp = nullptr;
-  int64_t Hp = 0, Wp = 0;
+  const T* xs = nullptr;
+  const Split* sp = nullptr;
   int64_t group;
   int64_t M, N, K;
   gemm::Epilogue<T> epi;
@@ -390,30 +427,22 @@ struct ConvForward : gemm::StridedA<T> {  // a: the group's filters, (Kg, CRS) r
   }
 
   // Gathers im2col(x)'s rows [pc, pc+kc) x columns [jc, jc+nc) into NR-column panels. A panel's
-  // columns fall into runs that share one output row of one image; for each tap a run reads one
-  // input row, contiguously at stride 1. From the padded copy (xp) every tap of a run lies inside
-  // it, so a run is one plain copy (a vector load and store for a short row) with no border test;
-  // most of a small image's gather was those tests (runs of Q = 8 outputs on the 8x8 layers).
-  // Without it, each tap's run is clipped to the input and the rest zero-filled.
+  // columns fall into runs that share one output row of one image. From the split copy (xs),
+  // output (p, q)'s tap (c, r, s) lies at c * chan + tap_offset(r, s) + p * Wph + q at any stride
+  // and dilation: a run is one plain copy per tap (a vector load and store for a short row) with
+  // no border test, and row kk's offset is the same for every run, so the block's offsets are
+  // computed once and each panel is gather_runs' copies. (Most of a small image's gather was
+  // border tests, runs of Q = 8 outputs on the 8x8 layers; at stride 2, before the split, a
+  // strided copy element by element was a quarter of the 7x7 stride-2 layer's time.) Without
+  // it, each tap's run is clipped to the input and the rest zero-filled.
   template <class B>
   PYKERN_INLINE void pack_b(int64_t pc, int64_t kc, int64_t jc, int64_t nc, T* bp) const {
     constexpr int NR = B::NR;
-    struct Run {
-      int col, len;
-      int64_t base;      // padded: xp's offset of tap (0, 0) for the run's first output;
-                         // else x's offset of (image, the group's first channel)
-      int64_t ih0, iw0;  // unpadded: the input row and column of tap (0, 0) for the first output
-    };
-    const bool padded = xp != nullptr;
-    const int64_t plane = padded ? Hp * Wp : g.H * g.W;
     const int64_t RS = g.R * g.S;
-    // At stride 1 from the padded copy, row kk's tap (c, r, s) is one offset for every run: the
-    // block's offsets once, then each panel is gather_runs' plain copies.
     int64_t tap[B::KC];
-    const bool runs_only = padded && g.sw == 1;
-    if (runs_only)
+    if (xs != nullptr)
       for (int64_t k = 0, c = pc / RS, r = pc / g.S % g.R, s = pc % g.S; k < kc; ++k) {
-        tap[k] = c * plane + r * g.dh * Wp + s * g.dw;
+        tap[k] = c * sp->chan + sp->tap_offset(g, r, s);
         if (++s == g.S) {
           s = 0;
           if (++r == g.R) {
@@ -426,35 +455,20 @@ struct ConvForward : gemm::StridedA<T> {  // a: the group's filters, (Kg, CRS) r
       T* dst = bp + jr * kc;
       const int cols = int(nc - jr < NR ? nc - jr : NR);
       PanelRun pr[NR];
-      Run runs[NR];
       const int nruns = panel_runs(jc + jr, cols, g.PQ, g.Q, pr);
-      for (int u = 0; u < nruns; ++u) {
-        const int64_t image = (pr[u].n * g.C + group * g.Cg) * plane, p = pr[u].row, q = pr[u].first;
-        if (padded)
-          runs[u] = {pr[u].col, pr[u].len, image + p * g.sh * Wp + q * g.sw, 0, 0};
-        else
-          runs[u] = {pr[u].col, pr[u].len, image, p * g.sh - g.ph, q * g.sw - g.pw};
-      }
-      if (runs_only) {
+      if (xs != nullptr) {
         GatherRun gr[NR];
-        for (int u = 0; u < nruns; ++u) gr[u] = {runs[u].col, runs[u].len, runs[u].base};
-        gather_runs<NR>(dst, kc, cols, xp, tap, gr, nruns);
+        for (int u = 0; u < nruns; ++u)
+          gr[u] = {pr[u].col, pr[u].len, (pr[u].n * g.C + group * g.Cg) * sp->chan + pr[u].row * sp->Wph + pr[u].first};
+        gather_runs<NR>(dst, kc, cols, xs, tap, gr, nruns);
         continue;
       }
       int64_t c = pc / RS, r = pc / g.S % g.R, s = pc % g.S;
       for (int64_t k = 0; k < kc; ++k) {
         T* d = dst + k * NR;
-        if (padded) {  // stride > 1
-          const T* tp = xp + c * plane + r * g.dh * Wp + s * g.dw;
-          for (int u = 0; u < nruns; ++u) {
-            const T* src = tp + runs[u].base;
-            T* o = d + runs[u].col;
-            for (int t = 0, len = runs[u].len; t < len; ++t) o[t] = src[t * g.sw];
-          }
-        } else {
-          for (int u = 0; u < nruns; ++u) gather_clipped(runs[u].base, runs[u].ih0, runs[u].iw0, runs[u].len, c, r, s,
-                                                         d + runs[u].col);
-        }
+        for (int u = 0; u < nruns; ++u)
+          gather_clipped((pr[u].n * g.C + group * g.Cg) * g.H * g.W, pr[u].row * g.sh - g.ph,
+                         pr[u].first * g.sw - g.pw, pr[u].len, c, r, s, d + pr[u].col);
         for (int j = cols; j < NR; ++j) d[j] = T(0);
         if (++s == g.S) {
           s = 0;
@@ -499,20 +513,19 @@ struct ConvForward : gemm::StridedA<T> {  // a: the group's filters, (Kg, CRS) r
 // ------------------------------------------------------------------------------------------
 // Launchers
 // ------------------------------------------------------------------------------------------
-// f(op) for the Op of each group in turn, after x is padded once for all of them (on `threads`
-// threads, planes split between them).
+// f(op) for the Op of each group in turn, after x is padded and split by stride phase once for all
+// of them (SplitPlanes, on `threads` threads, images split between them).
 template <class T, class F>
 void each_group(const Call& call, int threads, F&& f) {
   const ConvGeom g(call.dims);
   const bool relu = call.dims[16] != 0;
   const T* x = call.input<T>(0);
-  const PaddedPlanes<T> xp(x, g.N * g.C, g.H, g.W, g.ph, g.ph, g.pw, g.pw, threads);
+  const SplitPlanes<T> xs(g, x, threads);
   for (int64_t grp = 0; grp < g.G; ++grp) {
     ConvForward<T> op(g, x, call.input<T>(1), call.input<T>(2), call.output<T>(), grp, relu);
-    if (xp.p != nullptr) {
-      op.xp = xp.p;
-      op.Hp = xp.rows;
-      op.Wp = xp.cols;
+    if (xs.p != nullptr) {
+      op.xs = xs.p;
+      op.sp = &xs.sp;
     }
     f(op);
   }

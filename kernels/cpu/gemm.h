@@ -234,11 +234,23 @@ PYKERN_INLINE void micro_kernel(const Op& op, int64_t kc, const typename B::Elem
   for (int j = 0; j < nr; j += int(run)) {
     if (j > 0) c = op.c_run(i0, j0 + j, &ldc, &run);
     if (run > nr - j) run = nr - j;
+    // At unit stride a run's whole vectors go as vectors (the same operations on each element):
+    // on the 7x7 conv2d nearly every tile holds two images' columns, and these stores one
+    // element at a time were 15% of its time (perf).
+    const int whole = cs == 1 ? int(run) / W * W : 0;
     for (int i = 0; i < mr; ++i) {
       const T bias = op.epi.bias != nullptr ? op.epi.bias[i0 + i] : T(0);
       T* p = c + i * ldc;
       const T* t = tile + i * NR + j;
-      for (int u = 0; u < int(run); ++u) {
+      for (int u = 0; u < whole; u += W) {
+        V v = first ? load<V>(t + u) : load<V>(p + u) + load<V>(t + u);
+        if (epilogue) {
+          v += bias;
+          if (op.epi.relu) v = v < T(0) ? V{} : v;
+        }
+        store<V>(p + u, v);
+      }
+      for (int u = whole; u < int(run); ++u) {
         T v = first ? t[u] : p[u * cs] + t[u];
         if (epilogue) {
           v += bias;
@@ -399,19 +411,21 @@ Path<T, Op> simd_path() {
 // A is short (conv2d's Kg rows, 64-512): B's packing is then shared by few rows. Measured (matmul
 // simd, one thread, CPU time while other work loaded the machine): M, N, K = 128, 6272, 1152 (the
 // 28x28x128 conv2d as a GEMM) 81 -> 91 GFLOP/s, 64, 25088, 576 70 -> 79; 1024^3 unchanged (97).
-// One thread packs A up front only below kPrepackBytes: the 7x7x512 conv2d (A: 9.4 MB of
-// filters, 392 columns) ran 21 ms the BLIS way and 26 ms prepacked. Threads do up to the L3's
-// size (kPrepackThreadedBytes), where prepacking lets each pack its own B (run_parallel_prepacked):
-// the same layer took 15.1 ms on 2 threads sharing B and 12.3 ms that way.
+// A is packed up front only below kPrepackBytes, on one thread or several: the 7x7x512 conv2d
+// (A: 9.4 MB of filters, 392 columns) ran 21 ms the BLIS way and 26 ms prepacked on one thread.
+// On two, prepacked, each thread's column tile (one 32-column panel there) met every A block once,
+// streaming all of A from L3 per panel: 13.3-16 ms against 11.7-12.5 sharing B the BLIS way
+// (run_parallel), once edge tiles were stored by vectors (before that, 12.3 prepacked against 15.1
+// sharing B). The 14x14x256 layer (A: 2.4 MB, 128-column tiles) stays faster prepacked: 10-11
+// against 12-13 ms.
 constexpr size_t kPrepackBytes = size_t(8) << 20;
-constexpr size_t kPrepackThreadedBytes = size_t(32) << 20;
 constexpr size_t kL2BlockBytes = size_t(384) << 10;
 
 // The plan of one call (a_all still to be packed into `a_all` when prepack is true).
 template <class T, class Op>
-Plan<T> plan(const Op& op, const Path<T, Op>& p, bool* prepack, size_t limit = kPrepackBytes) {
+Plan<T> plan(const Op& op, const Path<T, Op>& p, bool* prepack) {
   Plan<T> pl{p.nc, nullptr, (op.M + p.mr - 1) / p.mr * p.mr};
-  *prepack = op.K > 0 && size_t(pl.m_pad) * size_t(op.K) * sizeof(T) <= limit;
+  *prepack = op.K > 0 && size_t(pl.m_pad) * size_t(op.K) * sizeof(T) <= kPrepackBytes;
   if (*prepack) {
     int64_t nc = int64_t(kL2BlockBytes / (sizeof(T) * size_t(p.kc))) / p.nr * p.nr;
     if (nc < p.nr) nc = p.nr;
@@ -551,7 +565,7 @@ void run_parallel_prepacked(const Op& op, const Path<T, Op>& p, Plan<T> pl, int 
 template <class T, class Op>
 void run_parallel(const Op& op, const Path<T, Op>& p, int parts) {
   bool prepack;
-  Plan<T> pl = plan(op, p, &prepack, kPrepackThreadedBytes);
+  Plan<T> pl = plan(op, p, &prepack);
   if (prepack) {
     run_parallel_prepacked(op, p, pl, parts);
     return;
