@@ -474,6 +474,32 @@ def test_gathers_that_clip_where_padding_is_too_big_to_copy(op, shapes, params, 
     assert cmp.ok, cmp.message()
 
 
+# Padded copies made row by row: rows of 70 (a memcpy each, past 64) under borders of 20 (40
+# zeros between two rows: one memset; dx pads dy by its taps' reach, 40 under dilation 20), and
+# rows of 5 with 1-element borders (inline stores); stride 2 splits the forward's copy by phase.
+@pytest.mark.parametrize("op,shapes,params,variant", [
+    ("conv2d", {"x": (2, 3, 5, 70), "w": (4, 3, 3, 3)}, {"padding": 20}, "threaded"),
+    ("conv2d", {"x": (2, 3, 9, 5), "w": (4, 3, 3, 3)}, {"padding": 1, "stride": 2}, "threaded"),
+    ("conv2d_backward_input", {"dy": (2, 4, 5, 70), "w": (4, 3, 3, 3)}, {"x_shape": (2, 3, 45, 110), "dilation": 20},
+     "threaded"),
+    ("conv2d_backward_weight", {"x": (2, 3, 5, 70), "dy": (2, 4, 43, 108)}, {"w_shape": (4, 3, 3, 3), "padding": 20},
+     "threaded"),
+    ("conv2d_backward_weight", {"x": (2, 3, 5, 70), "dy": (2, 4, 43, 108)}, {"w_shape": (4, 3, 3, 3), "padding": 20},
+     "windows"),
+    ("conv2d_backward_weight", {"x": (2, 3, 5, 5), "dy": (2, 4, 5, 5)}, {"w_shape": (4, 3, 3, 3), "padding": 1},
+     "windows"),
+])
+def test_padded_copies_of_long_rows_and_wide_borders(op, shapes, params, variant):
+    from pykern._check import run_arrays
+    v = next(v for v in pk.variants(op, "numpy") if v.name == variant)
+    rng = np.random.default_rng(seed_for("padded-rows", op, variant, *shapes.values()))
+    arrays = {k: rng.standard_normal(s).astype(np.float32) for k, s in shapes.items()}
+    if op == "conv2d":
+        arrays["bias"] = rng.standard_normal(4).astype(np.float32)
+    cmp = run_arrays(v, arrays, params)
+    assert cmp.ok, cmp.message()
+
+
 @pytest.mark.parametrize("padding", [0, 1])
 def test_windows_weight_gradient_keeps_inf_where_the_spec_has_it_and_only_there(padding):
     """dw's windows rung widens dy's rows with zeros that meet x values the spec never multiplies

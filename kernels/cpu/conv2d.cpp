@@ -209,19 +209,22 @@ PYKERN_INLINE void split_input(const ConvGeom& g, const Split& sp, const T* xg, 
 
 // Every image's channels zero-padded and split by stride phase, in Split's layout one channel
 // after another (channel c of image n at (n * C + c) * chan), for the implicit GEMM's gathers:
-// there every tap of a run of outputs is one contiguous run, at any stride. x itself where that
-// layout is x's own (stride 1, no padding); none (p null) where the copy would cost more than
+// there every tap of a run of outputs is one contiguous run, at any stride. At stride 1 that
+// layout is PaddedPlanes' (x itself unpadded). None (p null) where the copy would cost more than
 // PaddedPlanes allows (kPadGrowth times x, plus 2^20 elements): the gathers then clip each run.
 template <class T>
 struct SplitPlanes {
   Split sp;
+  PaddedPlanes<T> padded;  // stride 1 (no planes otherwise)
+  Scratch<T> buf;          // stride > 1
   const T* p = nullptr;
-  Scratch<T> buf;
 
   SplitPlanes(const ConvGeom& g, const T* x, int threads)
-      : sp(g, 0), buf(copies(g) && fits(g) ? size_t(g.N * g.C * sp.chan) : 0) {
-    if (!copies(g)) {
-      p = x;
+      : sp(g, 0),
+        padded(x, unit(g) ? g.N * g.C : 0, g.H, g.W, g.ph, g.ph, g.pw, g.pw, threads),
+        buf(!unit(g) && fits(g) ? size_t(g.N * g.C * sp.chan) : 0) {
+    if (unit(g)) {
+      p = padded.p;
       return;
     }
     if (!fits(g)) return;
@@ -238,7 +241,7 @@ struct SplitPlanes {
   }
 
  private:
-  static bool copies(const ConvGeom& g) { return g.sh != 1 || g.sw != 1 || g.ph != 0 || g.pw != 0; }
+  static bool unit(const ConvGeom& g) { return g.sh == 1 && g.sw == 1; }
   bool fits(const ConvGeom& g) const {
     return g.N * g.C * sp.chan <= PaddedPlanes<T>::kPadGrowth * g.N * g.C * g.H * g.W + (int64_t(1) << 20);
   }
