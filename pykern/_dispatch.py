@@ -27,6 +27,46 @@ def resolve_backend(backend: str, on_gpu: bool, sim_arrays: bool = False) -> str
     return backend
 
 
+# spec.validate's results by call signature. validate is a pure function of the arrays' kinds,
+# shapes, dtypes and strides and of the parameters (OpSpec.validate's contract), and on a small
+# call it was most of the dispatch's Python (a conv2d gradient: ~10 of ~22 us): a training step
+# makes the same few calls again and again. Only parameters of plain types make a key (a bool is
+# told from an int, so True never stands in for 1); anything else is validated every time.
+_VALIDATED: dict = {}
+_VALIDATED_MOST = 1024  # entries before the table starts afresh
+_PLAIN = (int, float, str, bool, type(None))
+
+
+def _signature(spec, infos: dict, params: dict):
+    """The key of one call's validation, or None where it has none."""
+    items = []
+    for k, v in params.items():
+        t = type(v)
+        if t is tuple:
+            if not all(type(e) is int for e in v):
+                return None
+        elif t not in _PLAIN:
+            return None
+        items.append((k, t, v))
+    arrays = tuple(None if i is None else (name, i.kind, i.shape, i.dtype, i.strides) for name, i in infos.items())
+    return spec, arrays, tuple(items)
+
+
+def _validate(spec, infos: dict, params: dict) -> tuple:
+    """spec.validate(infos, params) -> (output shape as a tuple, dtype, normalized params), from
+    _VALIDATED where this signature has passed before (a refusal is never kept: it raises again)."""
+    key = _signature(spec, infos, params)
+    hit = _VALIDATED.get(key) if key is not None else None
+    if hit is None:
+        out_shape, out_dtype, normalized = spec.validate(infos, params)
+        hit = (tuple(out_shape), out_dtype, normalized)
+        if key is not None:
+            if len(_VALIDATED) >= _VALIDATED_MOST:
+                _VALIDATED.clear()
+            _VALIDATED[key] = hit
+    return hit[0], hit[1], dict(hit[2])  # a copy: a Problem's params are its own
+
+
 def resolve(op: str, arrays: dict, params: dict, *, backend: str = "auto", variant: Optional[str] = None,
             out=None) -> Problem:
     """Validate one call, once: ``arrays`` (name -> array or None), ``params`` and ``out``; pick its
@@ -55,8 +95,7 @@ def resolve(op: str, arrays: dict, params: dict, *, backend: str = "auto", varia
                             "); pass all of them on one side")
         if info.strides is not None or 0 in info.shape:  # else contiguous and non-empty already
             require_layout(info)
-    out_shape, out_dtype, params = spec.validate(infos, params)
-    out_shape = tuple(out_shape)
+    out_shape, out_dtype, params = _validate(spec, infos, params)
     # Exact (Python ints), before any allocation on any backend: a byte count past 2^63 is a
     # ValueError naming the arguments, never a wrapped size handed to an allocator.
     if math.prod(out_shape) * out_dtype.itemsize > MAX_ARRAY_BYTES:

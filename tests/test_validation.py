@@ -7,6 +7,7 @@ import pytest
 from conftest import require_backend
 
 import pykern as pk
+from pykern import _dispatch
 from pykern._dispatch import Unsupported, call
 from pykern._registry import BACKENDS
 from pykern.ops import OPS
@@ -208,6 +209,7 @@ def test_each_call_validates_once_and_hands_the_problem_on(op, monkeypatch):
                                   or (_s(problem) if _s else None))
         monkeypatch.setitem(_registry._VARIANTS, (op, "numpy", var.name), spy)
         calls.clear()
+        _dispatch._VALIDATED.clear()  # a fresh signature (a repeated one reuses its validation)
         try:
             shape = call(op, arrays, params, backend="numpy", variant=var.name).shape
         except Unsupported:  # supports() refused, having seen the problem
@@ -215,6 +217,43 @@ def test_each_call_validates_once_and_hands_the_problem_on(op, monkeypatch):
         assert calls == [op], f"{var.key}: validate ran {len(calls)} times"
         if var.supports:
             assert seen[-1].out_shape == shape and seen[-1].variant.name == var.name
+
+
+def test_a_repeated_signature_reuses_its_validation_and_only_that(monkeypatch):
+    """A call with the kinds, shapes, dtypes, strides and parameters of an earlier valid one takes
+    its validation (spec.validate is a pure function of them); any difference validates afresh: a
+    shape, a dtype, a parameter's value, or its type (0 and 1 for a flag: refused, though 0 == False).
+    A refusal is never kept."""
+    from pykern.ops import SPECS
+    spec = SPECS["matmul"]
+    calls = []
+    real = spec.validate
+    monkeypatch.setattr(spec, "validate", lambda infos, params: calls.append(1) or real(infos, params))
+    monkeypatch.setattr(_dispatch, "_VALIDATED", {})
+    a, b = f32(3, 4), f32(4, 5)
+    want = a.astype(np.float64) @ b.astype(np.float64)
+    for _ in range(3):
+        np.testing.assert_allclose(pk.matmul(a, b), want, rtol=1e-5)
+    assert len(calls) == 1
+    pk.matmul(f32(3, 4), f32(4, 6))  # another shape
+    pk.matmul(a.astype(np.float64), b.astype(np.float64))  # another dtype
+    pk.matmul(a, np.ascontiguousarray(b.T), transpose_b=True)  # another parameter value
+    assert len(calls) == 4
+    with pytest.raises(TypeError, match="transpose_a"):
+        pk.matmul(a, b, transpose_a=0)  # 0 == False, but not a bool: refused, never a hit
+    with pytest.raises(TypeError, match="transpose_a"):
+        pk.matmul(a, b, transpose_a=1)
+    with pytest.raises(ValueError, match="disagree on K"):
+        pk.matmul(a, a)
+    with pytest.raises(ValueError, match="disagree on K"):
+        pk.matmul(a, a)  # refused again: nothing was kept
+    assert len(calls) == 8
+    c = pk.matmul(a, b, transpose_a=False)
+    assert len(calls) == 8 and c.shape == (3, 5)
+    # The params a Problem holds are its own: changing one call's leaves the next call's alone.
+    problem = _dispatch.resolve("matmul", {"a": a, "b": b}, {})
+    problem.params["transpose_a"] = True
+    assert _dispatch.resolve("matmul", {"a": a, "b": b}, {}).params == {}
 
 
 def test_variant_lookup_is_a_dict_hit(monkeypatch):

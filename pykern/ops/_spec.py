@@ -40,7 +40,10 @@ class OpSpec:
 
     # --- validation ------------------------------------------------------------------------
     def validate(self, infos: dict, params: dict) -> tuple[tuple, np.dtype, dict]:
-        """Check shapes/dtypes/params; return (output shape, output dtype, normalized params)."""
+        """Check shapes/dtypes/params; return (output shape, output dtype, normalized params).
+
+        A pure function of the arrays' kinds, shapes, dtypes and strides and of ``params``: the
+        dispatch reuses its result for a later call with the same ones (pykern/_dispatch.py)."""
         raise NotImplementedError
 
     def same_dtype(self, infos: dict) -> np.dtype:
