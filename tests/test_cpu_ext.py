@@ -128,6 +128,22 @@ def test_calls_from_several_python_threads_at_once():
     assert not errors, errors
 
 
+@pytest.mark.parametrize("n", [300, 1600])
+def test_threads_over_an_a_too_big_to_pack_once_per_thread(n):
+    """A of 8.7 MB (over gemm.h's kPrepackBytes): two threads pack it up front for 128-column tiles
+    (n = 1600) and share B the BLIS way for 32-column ones (n = 300); either way the one-thread
+    bits."""
+    ext = _compiled.ext
+    rng = np.random.default_rng(seed_for("big-a", n))
+    a = rng.standard_normal((1040, 2100)).astype(np.float32)
+    b = rng.standard_normal((2100, n)).astype(np.float32)
+    want = np.empty((1040, n), np.float32)
+    ext.matmul_simd((a, b), want, [1040, n, 2100, 0, 0], 1)
+    got = np.full_like(want, np.nan)
+    ext.matmul_threaded((a, b), got, [1040, n, 2100, 0, 0], 2)
+    assert np.array_equal(got, want)
+
+
 @pytest.mark.parametrize("m,n,k,ta,tb", [(300, 200, 100, 0, 0), (2, 4000, 600, 0, 0), (257, 33, 513, 1, 0),
                                          (130, 97, 300, 1, 1), (1000, 3, 1500, 0, 1)])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

@@ -411,21 +411,24 @@ Path<T, Op> simd_path() {
 // A is short (conv2d's Kg rows, 64-512): B's packing is then shared by few rows. Measured (matmul
 // simd, one thread, CPU time while other work loaded the machine): M, N, K = 128, 6272, 1152 (the
 // 28x28x128 conv2d as a GEMM) 81 -> 91 GFLOP/s, 64, 25088, 576 70 -> 79; 1024^3 unchanged (97).
-// A is packed up front only below kPrepackBytes, on one thread or several: the 7x7x512 conv2d
-// (A: 9.4 MB of filters, 392 columns) ran 21 ms the BLIS way and 26 ms prepacked on one thread.
-// On two, prepacked, each thread's column tile (one 32-column panel there) met every A block once,
-// streaming all of A from L3 per panel: 13.3-16 ms against 11.7-12.5 sharing B the BLIS way
-// (run_parallel), once edge tiles were stored by vectors (before that, 12.3 prepacked against 15.1
-// sharing B). The 14x14x256 layer (A: 2.4 MB, 128-column tiles) stays faster prepacked: 10-11
-// against 12-13 ms.
+// One thread packs A up front only below kPrepackBytes: the 7x7x512 conv2d (A: 9.4 MB of
+// filters, 392 columns) ran 21 ms the BLIS way and 26 ms prepacked. Threads do up to the L3's size
+// (kPrepackThreadedBytes), where prepacking lets each pack its own B (run_parallel_prepacked), but
+// past kPrepackBytes only where each thread's column tile holds kMinTilePanels panels or more: a
+// tile meets every A block once, so A streams from L3 once per tile. matmul 2048^3 on 2 threads
+// (A: 16 MB, 128-column tiles) ran 0.97x np.matmul prepacked and 0.80x sharing B the BLIS way
+// (bench_cpu_ladder.py); the 7x7x512 layer (one 32-column panel a tile) 13.3-16 ms prepacked and
+// 11.7-12.5 the BLIS way.
 constexpr size_t kPrepackBytes = size_t(8) << 20;
+constexpr size_t kPrepackThreadedBytes = size_t(32) << 20;
+constexpr int64_t kMinTilePanels = 4;
 constexpr size_t kL2BlockBytes = size_t(384) << 10;
 
 // The plan of one call (a_all still to be packed into `a_all` when prepack is true).
 template <class T, class Op>
-Plan<T> plan(const Op& op, const Path<T, Op>& p, bool* prepack) {
+Plan<T> plan(const Op& op, const Path<T, Op>& p, bool* prepack, size_t limit = kPrepackBytes) {
   Plan<T> pl{p.nc, nullptr, (op.M + p.mr - 1) / p.mr * p.mr};
-  *prepack = op.K > 0 && size_t(pl.m_pad) * size_t(op.K) * sizeof(T) <= kPrepackBytes;
+  *prepack = op.K > 0 && size_t(pl.m_pad) * size_t(op.K) * sizeof(T) <= limit;
   if (*prepack) {
     int64_t nc = int64_t(kL2BlockBytes / (sizeof(T) * size_t(p.kc))) / p.nr * p.nr;
     if (nc < p.nr) nc = p.nr;
@@ -510,6 +513,16 @@ class Barrier {
   std::atomic<unsigned> gen_{0};
 };
 
+// The column tile of run_parallel_prepacked: about eight a thread, whole NR panels, at most the
+// plan's B block.
+template <class T, class Op>
+int64_t prepacked_tile(const Op& op, const Path<T, Op>& p, const Plan<T>& pl, int parts) {
+  const int64_t want = 8 * int64_t(parts);
+  int64_t tile = (op.N + want - 1) / want;
+  tile = (tile + p.nr - 1) / p.nr * p.nr;
+  return tile > pl.nc ? pl.nc : tile;
+}
+
 // With A packed up front (plan()), threads share nothing but A: C is cut into column tiles (whole
 // NR panels, at most the plan's B block, about eight a thread) taken from a counter, and each
 // thread packs its own tile's B panels and runs every row block over them. Sharing B's packing
@@ -518,10 +531,7 @@ class Barrier {
 // faster than one that way. Each output is summed by one thread in the one-thread order.
 template <class T, class Op>
 void run_parallel_prepacked(const Op& op, const Path<T, Op>& p, Plan<T> pl, int parts) {
-  const int64_t want = 8 * int64_t(parts);
-  int64_t tile = (op.N + want - 1) / want;
-  tile = (tile + p.nr - 1) / p.nr * p.nr;
-  if (tile > pl.nc) tile = pl.nc;
+  const int64_t tile = prepacked_tile(op, p, pl, parts);
   const int64_t tiles = (op.N + tile - 1) / tile;
   const int64_t a_count = a_blocks(op, p);
   Scratch<T> a_all(size_t(pl.m_pad) * size_t(op.K));
@@ -565,11 +575,13 @@ void run_parallel_prepacked(const Op& op, const Path<T, Op>& p, Plan<T> pl, int 
 template <class T, class Op>
 void run_parallel(const Op& op, const Path<T, Op>& p, int parts) {
   bool prepack;
-  Plan<T> pl = plan(op, p, &prepack);
-  if (prepack) {
+  Plan<T> pl = plan(op, p, &prepack, kPrepackThreadedBytes);
+  if (prepack && (size_t(pl.m_pad) * size_t(op.K) * sizeof(T) <= kPrepackBytes ||
+                  prepacked_tile(op, p, pl, parts) >= kMinTilePanels * p.nr)) {
     run_parallel_prepacked(op, p, pl, parts);
     return;
   }
+  if (prepack) pl = plan(op, p, &prepack);  // the BLIS blocking (A is over kPrepackBytes: not prepacked)
   const int64_t mr = p.mr, want = 8 * int64_t(parts);
   int64_t rows = (op.M + want - 1) / want;
   rows = (rows + mr - 1) / mr * mr;

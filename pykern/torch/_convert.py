@@ -14,13 +14,15 @@ import torch
 
 def as_array(t: torch.Tensor):
     """A C-contiguous array pykern accepts, sharing ``t``'s memory when it already is one."""
+    # Ordered for the common case (a contiguous CPU tensor: about 2 us, half what device.type and
+    # a separate detach cost), as a small layer's step converts some thirty tensors.
+    if t.is_cpu:
+        if t.dtype == torch.bfloat16:
+            raise TypeError("a bfloat16 CPU tensor has no NumPy dtype, and pykern's CPU backend computes in "
+                            "float32 or float64: pass x.float(), or a CUDA tensor")
+        return t.detach().numpy() if t.is_contiguous() else t.detach().contiguous().numpy()
     t = t.detach()
-    if t.device.type == "cpu" and t.dtype == torch.bfloat16:
-        raise TypeError("a bfloat16 CPU tensor has no NumPy dtype, and pykern's CPU backend computes in "
-                        "float32 or float64: pass x.float(), or a CUDA tensor")
-    if not t.is_contiguous():
-        t = t.contiguous()
-    return t.numpy() if t.device.type == "cpu" else t
+    return t if t.is_contiguous() else t.contiguous()
 
 
 def as_tensor(result) -> torch.Tensor:
