@@ -26,6 +26,8 @@
 // the bias, then ReLU; threads split outputs, never a sum. Spatial padding is read or packed as
 // zeros that multiply like values (0 * Inf = NaN reaches exactly the outputs whose window holds
 // the Inf, as in torch). Lanes and channels a tile computes past the real ones are discarded.
+#include <optional>
+
 #include "conv.h"
 #include "gemm.h"
 
@@ -215,16 +217,14 @@ PYKERN_INLINE void split_input(const ConvGeom& g, const Split& sp, const T* xg, 
 template <class T>
 struct SplitPlanes {
   Split sp;
-  PaddedPlanes<T> padded;  // stride 1 (no planes otherwise)
-  Scratch<T> buf;          // stride > 1
+  std::optional<PaddedPlanes<T>> padded;  // stride 1
+  Scratch<T> buf;                         // stride > 1
   const T* p = nullptr;
 
   SplitPlanes(const ConvGeom& g, const T* x, int threads)
-      : sp(g, 0),
-        padded(x, unit(g) ? g.N * g.C : 0, g.H, g.W, g.ph, g.ph, g.pw, g.pw, threads),
-        buf(!unit(g) && fits(g) ? size_t(g.N * g.C * sp.chan) : 0) {
+      : sp(g, 0), buf(!unit(g) && fits(g) ? size_t(g.N * g.C * sp.chan) : 0) {
     if (unit(g)) {
-      p = padded.p;
+      p = padded.emplace(x, g.N * g.C, g.H, g.W, g.ph, g.ph, g.pw, g.pw, threads).p;
       return;
     }
     if (!fits(g)) return;
