@@ -142,6 +142,17 @@ def _alias_map(ins: list[ArrayInfo], out: Optional[ArrayInfo]):
 #   call(problem, handle) -> result         runs and returns the caller's kind of array
 # A plain op call is output + call: on the host no closures are made, as a small call's cost is
 # mostly this Python.
+_compiled = None  # pykern.cpu._compiled, once imported (by the registry's loading of the numpy backend)
+
+
+def host_threads() -> int:
+    """pykern's CPU thread count now (pykern/cpu/_compiled.py: BLAS's limit, read per call)."""
+    global _compiled
+    if _compiled is None:
+        from .cpu import _compiled
+    return _compiled.threads()  # the module's attribute, read per call: tests replace it
+
+
 class NumpyExecutor:
     name = "numpy"
     package = "cpu"  # pykern.cpu registers this backend's variants
@@ -158,9 +169,12 @@ class NumpyExecutor:
         return problem.out.obj if problem.out is not None else np.empty(problem.out_shape, problem.out_dtype)
 
     @staticmethod
-    def call(problem, y: np.ndarray) -> np.ndarray:
+    def call(problem, y: np.ndarray, args: Optional[list] = None) -> np.ndarray:
+        """Run the problem's variant into ``y``. ``args``: the input arrays in the kernels' order
+        (default: the problem's own; a plan passes a later call's)."""
         variant = problem.variant
-        args = [None if a is None else a.obj for a in problem.inputs]
+        if args is None:
+            args = [None if a is None else a.obj for a in problem.inputs]
         if variant.takes_problem:
             # A compiled kernel (pykern/cpu/_compiled.py): the spec's dims come from the Problem.
             # It raises no NumPy floating-point warning and calls no BLAS, and its thread pool
@@ -176,6 +190,19 @@ class NumpyExecutor:
         with FORK_GATE, np.errstate(invalid="ignore", over="ignore", divide="ignore"):
             variant.fn(*args, y, **problem.params)
         return y
+
+    @staticmethod
+    def plan(problem):
+        """What repeats ``problem`` for a later call of its signature (pykern/_dispatch.py's
+        plans): the problem without its arrays, and its inputs' names in the kernels' order."""
+        return problem.detached(), problem.spec.inputs
+
+    @staticmethod
+    def repeat(plan, arrays: dict) -> np.ndarray:
+        """Run a plan on a later call's arrays (name -> array or None), into a new output."""
+        problem, names = plan
+        args = [arrays.get(name) for name in names]
+        return NumpyExecutor.call(problem, np.empty(problem.out_shape, problem.out_dtype), args)
 
     def prepare(self, problem, poison=False) -> Prepared:
         y = self.output(problem)

@@ -44,6 +44,18 @@ class Problem:
             self._dims = tuple(self.spec.dims(self))
         return self._dims
 
+    def detached(self) -> Problem:
+        """This problem without its arrays (every ArrayInfo's ``obj`` None): what a plan keeps
+        (pykern/_dispatch.py), so that it holds no caller's memory. Its dims, computed once, are
+        shared by every call that repeats it."""
+        infos = {name: None if i is None else ArrayInfo(i.name, None, i.kind, i.shape, i.dtype, 0, i.strides,
+                                                        i.stream, i.readonly)
+                 for name, i in self.infos.items()}
+        problem = Problem(self.spec, infos, self.params, self.out_shape, self.out_dtype, None, self.backend,
+                          self.variant)
+        problem._dims = self._dims
+        return problem
+
     @property
     def dtype(self) -> np.dtype:
         """The inputs' one dtype (the spec refused mixed dtypes)."""

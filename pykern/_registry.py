@@ -83,6 +83,20 @@ _ROUTES: dict[tuple[str, str], Callable] = {}
 
 ERROR_MODELS = ("terms", "tile")
 
+# Bumped by every change to the tables above (register, make_default, set_route, unregister): the
+# dispatch's plans (pykern/_dispatch.py) hold what was decided under one generation only.
+_generation = 0
+
+
+def generation() -> int:
+    """How many changes the registry has seen."""
+    return _generation
+
+
+def _changed() -> None:
+    global _generation
+    _generation += 1
+
 
 def register(op: str, backend: str, *, dtypes, default: bool = False, supports=None, name=None,
              error_model: str = "terms", technique: Optional[str] = None, takes=(), bare: bool = False,
@@ -119,6 +133,7 @@ def register(op: str, backend: str, *, dtypes, default: bool = False, supports=N
                                  tuple(takes), bare, takes_problem)
         if default:
             _DEFAULTS[(op, backend)] = _VARIANTS[key]
+        _changed()
         return fn
 
     return deco
@@ -139,6 +154,7 @@ def make_default(op: str, backend: str, name: str) -> None:
     if old is not None:
         _VARIANTS[(op, backend, old.name)] = _FALLBACK_DEFAULTS[(op, backend)] = replace(old, default=False)
     _VARIANTS[key] = _DEFAULTS[(op, backend)] = replace(new, default=True)
+    _changed()
 
 
 def set_route(op: str, backend: str, rule: Callable) -> None:
@@ -146,6 +162,7 @@ def set_route(op: str, backend: str, rule: Callable) -> None:
     shapes, the variant that a call without ``variant=`` runs in place of the default: None keeps
     the default. Each named variant must be an error_model "terms" one, like any default."""
     _ROUTES[(op, backend)] = rule
+    _changed()
 
 
 def routed(op: str, backend: str, infos, params) -> Optional[Variant]:
@@ -175,6 +192,7 @@ def unregister(op: str, backend: str, name: str) -> None:
     fb = _FALLBACK_DEFAULTS.get((op, backend))
     if fb is not None and fb.name == name:
         del _FALLBACK_DEFAULTS[(op, backend)]
+    _changed()
 
 
 def variants(op: Optional[str] = None, backend: Optional[str] = None) -> list[Variant]:

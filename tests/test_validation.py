@@ -78,6 +78,7 @@ def test_unavailable_backend_gives_reason(name, monkeypatch):
         real = _backends.availability
         monkeypatch.setattr(_backends, "availability",
                             lambda be: _backends.Availability(False, reason) if be == name else real(be))
+        monkeypatch.setattr(_dispatch, "_PLANS", {})  # an earlier call's plan took availability as fixed
     assert reason
     expected = re.escape(f"backend '{name}' is not available: {reason}")
     with pytest.raises(RuntimeError, match=expected):
@@ -209,7 +210,8 @@ def test_each_call_validates_once_and_hands_the_problem_on(op, monkeypatch):
                                   or (_s(problem) if _s else None))
         monkeypatch.setitem(_registry._VARIANTS, (op, "numpy", var.name), spy)
         calls.clear()
-        _dispatch._VALIDATED.clear()  # a fresh signature (a repeated one reuses its validation)
+        _dispatch._VALIDATED.clear()  # a fresh signature (a repeated one reuses its validation
+        _dispatch._PLANS.clear()  # and its plan)
         try:
             shape = call(op, arrays, params, backend="numpy", variant=var.name).shape
         except Unsupported:  # supports() refused, having seen the problem
@@ -230,6 +232,7 @@ def test_a_repeated_signature_reuses_its_validation_and_only_that(monkeypatch):
     real = spec.validate
     monkeypatch.setattr(spec, "validate", lambda infos, params: calls.append(1) or real(infos, params))
     monkeypatch.setattr(_dispatch, "_VALIDATED", {})
+    monkeypatch.setattr(_dispatch, "_PLANS", {})
     a, b = f32(3, 4), f32(4, 5)
     want = a.astype(np.float64) @ b.astype(np.float64)
     for _ in range(3):
@@ -264,3 +267,90 @@ def test_variant_lookup_is_a_dict_hit(monkeypatch):
     assert _registry.get_variant("relu", "numpy", None).default
     assert _registry.get_variant("relu", "numpy", "reference").name == "reference"
     assert pk.relu(f32(4)).shape == (4,)
+
+
+# --- plans: a repeated host call runs what the dispatch decided for its signature ---------------
+def _counting_resolve(monkeypatch) -> list:
+    """Count the dispatch's full resolutions from here on, with no plan kept from before."""
+    pk.relu(f32(2))  # the numpy backend loaded (its registrations bump the registry's generation)
+    resolved = []
+    real = _dispatch.resolve
+    monkeypatch.setattr(_dispatch, "resolve", lambda op, *a, **k: resolved.append(op) or real(op, *a, **k))
+    monkeypatch.setattr(_dispatch, "_PLANS", {})
+    return resolved
+
+
+def test_a_repeated_host_call_runs_its_plan_and_only_that(monkeypatch):
+    """The same op, shapes, dtypes, strides, parameters, backend and variant: one resolution, then
+    the plan, with the bits of the full path; any difference resolves afresh, and a refusal is
+    refused again."""
+    resolved = _counting_resolve(monkeypatch)
+    a, b = f32(5, 7), f32(7, 3)
+    first = pk.matmul(a, b)
+    for _ in range(3):
+        a2, b2 = f32(5, 7), f32(7, 3)  # new arrays, new values: the plan keeps no array
+        np.testing.assert_array_equal(pk.matmul(a2, b2), pk.matmul(a2, b2, out=np.empty((5, 3), np.float32)))
+    assert resolved == ["matmul"] + ["matmul"] * 3  # the out= calls resolve every time
+    assert first.shape == (5, 3)
+    resolved.clear()
+    pk.matmul(f32(5, 7), f32(7, 4))  # a shape
+    pk.matmul(a.astype(np.float64), b.astype(np.float64))  # a dtype
+    pk.matmul(a, np.ascontiguousarray(b.T), transpose_b=True)  # a parameter
+    pk.matmul(a, b, variant="blocked")  # a variant asked for
+    pk.matmul(a, f32(7, 3, 2)[:, :, 0].copy())  # equal strides, another array: a hit
+    assert resolved == ["matmul"] * 4
+    wide = f32(7, 6)
+    with pytest.raises(ValueError, match="not C-contiguous"):
+        pk.matmul(a, wide[:, ::2])  # strides (24, 8): refused, not b's plan
+    with pytest.raises(ValueError, match="not C-contiguous"):
+        pk.matmul(a, wide[:, ::2])  # refused again
+    with pytest.raises(ValueError, match="disagree on K"):
+        pk.matmul(a, a)
+    sub = f32(5, 7).view(type("Sub", (np.ndarray,), {}))
+    pk.relu(sub), pk.relu(sub)  # a subclass is described every time
+    assert resolved.count("relu") == 2
+
+
+def test_a_plan_follows_the_registry_and_the_thread_count(monkeypatch):
+    """A change to the registry (here a route) drops every plan, and the thread count, which a
+    measured route reads, is part of a plan's key."""
+    from pykern import _registry
+    from pykern.cpu import _compiled
+    resolved = _counting_resolve(monkeypatch)
+    x = f32(6, 5)
+    default = pk.relu(x)
+    ran = []
+    reference = _registry.get_variant("relu", "numpy", "reference")
+    monkeypatch.setitem(_registry._VARIANTS, ("relu", "numpy", "reference"),
+                        dataclasses.replace(reference, fn=lambda *a: ran.append(1) or reference.fn(*a)))
+    monkeypatch.setitem(_registry._ROUTES, ("relu", "numpy"), None)  # restored after the test
+    _registry.set_route("relu", "numpy", lambda infos, params: "reference")
+    np.testing.assert_array_equal(pk.relu(x), default)
+    np.testing.assert_array_equal(pk.relu(x), default)
+    assert ran == [1, 1] and resolved == ["relu", "relu"]
+    _registry.set_route("relu", "numpy", None)
+    if _compiled.ext is None:
+        return
+    # dw of a 32-channel layer: the windows rung on one thread only (pykern/cpu/_compiled.py)
+    k = _compiled.DW_WINDOWS_MAX_K_ONE_THREAD
+    xx, dy = f32(2, 3, 6, 6), f32(2, k, 6, 6)
+    chosen = []
+    real = _dispatch.resolve
+    monkeypatch.setattr(_dispatch, "resolve",
+                        lambda *a, **kw: chosen.append(real(*a, **kw).variant.name) or real(*a, **kw))
+    for n in (1, 2, 1, 2):
+        monkeypatch.setattr(_compiled, "threads", lambda n=n: n)
+        for _ in range(2):
+            pk.conv2d_backward_weight(xx, dy, (k, 3, 3, 3), padding=1)
+    assert chosen == ["windows", _compiled.COMPILED_DEFAULTS["conv2d_backward_weight"]]
+
+
+def test_a_plan_keeps_no_array():
+    import gc
+    import weakref
+    x = f32(4, 9)
+    pk.relu(x), pk.relu(x)
+    ref = weakref.ref(x)
+    del x
+    gc.collect()
+    assert ref() is None
