@@ -390,16 +390,14 @@ def test_the_measured_routes_pick_their_variants_and_an_explicit_variant_wins(mo
     assert resolve("conv2d_backward_input", {"dy": dy, "w": w3}, strided).variant.name == "gemm_col2im_threads"
     assert resolve("conv2d_backward_input", {"dy": np.ones((2, 8, 6, 6), np.float32), "w": w3},
                    {"x_shape": (2, 3, 6, 6), "padding": 1}).variant.name == "threaded"
-    # dw: stride 1, ungrouped, at most DW_WINDOWS_MAX_K output channels -> windows; else the default
-    few = {"x": np.ones((2, 3, 6, 6), np.float32), "dy": np.ones((2, 16, 6, 6), np.float32)}
-    assert resolve("conv2d_backward_weight", few, {"w_shape": (16, 3, 3, 3), "padding": 1}).variant.name == "windows"
+    # dw: stride 1, ungrouped, at most DW_WINDOWS_MAX_K output channels -> windows, on any thread
+    # count; else the default
     default = _compiled.COMPILED_DEFAULTS["conv2d_backward_weight"]
-    # up to DW_WINDOWS_MAX_K_ONE_THREAD channels: windows on one thread only
-    k = _compiled.DW_WINDOWS_MAX_K_ONE_THREAD
-    some = {"x": few["x"], "dy": np.ones((2, k, 6, 6), np.float32)}
-    for n, want in ((1, "windows"), (2, default)):
+    k = _compiled.DW_WINDOWS_MAX_K
+    few = {"x": np.ones((2, 3, 6, 6), np.float32), "dy": np.ones((2, k, 6, 6), np.float32)}
+    for n in (1, 2, 3):
         monkeypatch.setattr(_compiled, "threads", lambda n=n: n)
-        assert resolve("conv2d_backward_weight", some, {"w_shape": (k, 3, 3, 3), "padding": 1}).variant.name == want
+        assert resolve("conv2d_backward_weight", few, {"w_shape": (k, 3, 3, 3), "padding": 1}).variant.name == "windows"
     many = {"x": few["x"], "dy": np.ones((2, k + 1, 6, 6), np.float32)}
     monkeypatch.setattr(_compiled, "threads", lambda: 1)
     assert resolve("conv2d_backward_weight", many, {"w_shape": (k + 1, 3, 3, 3), "padding": 1}).variant.name == default

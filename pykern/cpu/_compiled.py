@@ -63,11 +63,12 @@ class _Threads:
         if getters is None:
             self._controller()
             getters = self._getters
-        if len(getters) == 1:  # the common case first: one BLAS
+        if getters:  # the smallest limit of every BLAS loaded (NumPy's, SciPy's own, ...)
             n = getters[0]()
+            for get in getters[1:]:
+                m = get()
+                n = m if m < n else n
             return n if n > 1 else 1
-        if getters:
-            return max(1, min(get() for get in getters))
         try:
             n = len(os.sched_getaffinity(0))
         except AttributeError:
@@ -172,27 +173,22 @@ def _dx_route(infos, params):
     return "gemm_col2im_threads" if strided and infos["w"].shape[1] < DX_MIN_CG_STRIDED else None
 
 
-# dw of a stride-1, ungrouped layer with few output channels (the digits CNN's first layer: 16)
-# spends most of the GEMM's time gathering and transposing im2col panels that meet only K rows;
-# the windows rung packs nothing. Measured (bench_conv2d_cpu.py --op conv2d_backward_weight
-# --layers digits --runs 3 -> conv2d_backward_weight_digits_cpu.json, 2 threads; with
-# OMP_NUM_THREADS=1 -> _1thread_cpu.json), after windows kept a small layer's sums in registers:
-# 16x16, 1 -> 16 channels, N=32: 0.10-0.14 against threaded's 0.19-0.25 ms on 2 threads, 0.10-0.13
-# against 0.18-0.23 on one. At 32 channels (8x8, 16 -> 32) the thread count decides: windows
-# 0.35-0.44 against 0.47-0.70 ms on one thread; on two, 0.44-0.48 against 0.38-0.67 (with the
-# pool's optional parts; 0.47-1.10 against 0.34-0.43 before them): the ranges overlap, so up to
-# DW_WINDOWS_MAX_K_ONE_THREAD channels it is routed on one thread only.
-DW_WINDOWS_MAX_K = 16
-DW_WINDOWS_MAX_K_ONE_THREAD = 32
+# dw of a stride-1, ungrouped layer with few output channels (the digits CNN's: 16 and 32) spends
+# most of the GEMM's time gathering and transposing im2col panels that meet only K rows; the
+# windows rung packs nothing. Measured (bench_conv2d_cpu.py --op conv2d_backward_weight --layers
+# digits --runs 3 --variants windows,threaded -> conv2d_backward_weight_digits_cpu.json, 2
+# threads): 16x16, 1 -> 16 channels, N=32: 0.10 ms in every run against threaded's 0.23-0.24; 8x8,
+# 16 -> 32: 0.24-0.35 against 0.33-0.64. On one thread (the record's earlier _1thread_cpu.json)
+# 0.10-0.13 against 0.18-0.23, and 0.35-0.44 against 0.47-0.70. (Up to 32 channels it once took
+# one thread only, when the pool's threads joined every part; since its parts became optional,
+# windows on 2 threads leads too.)
+DW_WINDOWS_MAX_K = 32
 
 
 def _dw_route(infos, params):
     if params["stride"] != (1, 1) or params["groups"] != 1:
         return None
-    k = infos["dy"].shape[1]
-    if k <= DW_WINDOWS_MAX_K or (k <= DW_WINDOWS_MAX_K_ONE_THREAD and threads() == 1):
-        return "windows"
-    return None
+    return "windows" if infos["dy"].shape[1] <= DW_WINDOWS_MAX_K else None
 
 
 ROUTES = {"conv2d": _conv2d_route, "conv2d_backward_input": _dx_route, "conv2d_backward_weight": _dw_route}
