@@ -5,6 +5,7 @@ reported and not timed, the JSON carries what it promises, sizes parse, ratios a
 computed right, the GPU clock subtracts events, and the device-run summary reads its logs.
 """
 import json
+import re
 import os
 import subprocess
 import sys
@@ -419,6 +420,16 @@ def test_demo_stops_timing_a_slow_variant_after_three_runs(monkeypatch):
     prepared = type("Prepared", (), {"run": lambda self: calls.append("run"), "sync": lambda self: None})()
     assert cli._time_demo(prepared, "numpy", 10).runs == 3
     assert cli._time_demo(prepared, "numpy", 2).runs == 2
+
+
+def test_demo_times_a_slow_host_variant_by_its_checked_run(monkeypatch, capsys):
+    """A host variant whose checked run took longer than cli.DEMO_BUDGET_S is not run again: that
+    run is its time (the naive CPU matmul at 2048^3: 1.8 s a run)."""
+    monkeypatch.setattr(cli, "DEMO_BUDGET_S", 0.0)
+    monkeypatch.setattr(cli, "_time_demo", lambda *a, **k: pytest.fail("a slow host variant was run again"))
+    assert cli.main(["demo", "--op", "relu"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("relu/numpy/")]
+    assert rows and all(re.search(r" ok .* [0-9.]+ms +0\.0% ", line) for line in rows), rows
 
 
 def test_the_conv2d_cpu_script_times_through_measure(monkeypatch):
