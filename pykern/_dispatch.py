@@ -36,8 +36,15 @@ def resolve_backend(backend: str, on_gpu: bool, sim_arrays: bool = False) -> str
 # makes the same few calls again and again. Only parameters of plain types make a key (a bool is
 # told from an int, so True never stands in for 1); anything else is validated every time.
 _VALIDATED: dict = {}
-_VALIDATED_MOST = 1024  # entries before the table starts afresh
 _PLAIN = (int, float, str, bool, type(None))
+_CACHE_MOST = 1024  # entries before a cache (_VALIDATED, _PLANS) starts afresh
+
+
+def _keep(table: dict, key, value) -> None:
+    """table[key] = value, the table emptied first where it holds _CACHE_MOST entries already."""
+    if len(table) >= _CACHE_MOST:
+        table.clear()
+    table[key] = value
 
 
 def _params_key(params: dict):
@@ -75,12 +82,13 @@ def _signature(spec, infos: dict, params: dict):
 # elements) took ~7.0 us through resolve and 3.3 us planned, and more inside a step, where
 # the dispatch's code is cold.
 _PLANS: dict = {}
-_PLANS_MOST = 1024  # entries before the table starts afresh
 
 
 def _plan_key(op: str, arrays: dict, params: dict, backend: str, variant: Optional[str]):
-    """The plan key of a call, or None where it has none (a GPU array or subclass, a parameter
-    of no plain type)."""
+    """The plan key of a call, or None where it has none (another backend asked for, a GPU array
+    or subclass, a parameter of no plain type)."""
+    if backend != "auto" and backend != "numpy":
+        return None  # host arrays for a GPU backend: uploaded, never planned
     shapes = []
     for a in arrays.values():
         if a is None:
@@ -104,9 +112,7 @@ def _validate(spec, infos: dict, params: dict) -> tuple:
         out_shape, out_dtype, normalized = spec.validate(infos, params)
         hit = (tuple(out_shape), out_dtype, normalized)
         if key is not None:
-            if len(_VALIDATED) >= _VALIDATED_MOST:
-                _VALIDATED.clear()
-            _VALIDATED[key] = hit
+            _keep(_VALIDATED, key, hit)
     return hit[0], hit[1], dict(hit[2])  # a copy: a Problem's params are its own
 
 
@@ -225,9 +231,7 @@ def call(op: str, arrays: dict, params: dict, *, backend="auto", variant=None, o
                 pass  # the full path below says what could not be allocated
     problem = resolve(op, arrays, params, backend=backend, variant=variant, out=out)
     if key is not None and problem.backend == "numpy":
-        if len(_PLANS) >= _PLANS_MOST:
-            _PLANS.clear()
-        _PLANS[key] = NumpyExecutor.plan(problem)
+        _keep(_PLANS, key, NumpyExecutor.plan(problem))
     executor = EXECUTORS[problem.backend]
     try:
         y = executor.output(problem)
