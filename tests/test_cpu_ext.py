@@ -98,6 +98,29 @@ def test_threads_follow_blas_limits():
     assert _compiled.threads() >= 1
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_threaded_relu_chunks_cover_every_element_exactly(dtype):
+    """relu and its gradient share a call between threads from 2 MiB on, in 64 KiB chunks taken
+    from a counter: at any thread count every element is the spec's, the last partial chunk and
+    NaN included (x < 0 ? 0 : x keeps NaN; dx = x <= 0 ? 0 : dy)."""
+    ext = _compiled.ext
+    n = (2 << 20) // np.dtype(dtype).itemsize * 3 // 2 + 37  # 3 MiB and a ragged tail: chunks past the threshold
+    rng = np.random.default_rng(seed_for("relu-chunks", dtype))
+    x = rng.standard_normal(n).astype(dtype)
+    x[rng.integers(0, n, 50)] = np.nan
+    dy = rng.standard_normal(n).astype(dtype)
+    want_y = np.where(x < 0, 0, x).astype(dtype)
+    with np.errstate(invalid="ignore"):
+        want_dx = np.where(x <= 0, 0, dy).astype(dtype)
+    for threads in (1, 2, 3):
+        y = np.full(n, 7, dtype)
+        ext.relu_simd((x,), y, [n], threads)
+        assert np.array_equal(y, want_y, equal_nan=True), f"relu threads={threads}"
+        dx = np.full(n, 7, dtype)
+        ext.relu_backward_simd((dy, x), dx, [n], threads)
+        assert np.array_equal(dx, want_dx), f"relu_backward threads={threads}"
+
+
 def test_calls_from_several_python_threads_at_once():
     """The GIL is released while a kernel runs and each call owns its buffers: concurrent calls
     (each itself threaded where it may be) give every caller its own right answer."""

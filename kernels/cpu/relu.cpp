@@ -2,7 +2,7 @@
 //
 // Variants (the table at the bottom):
 //   simd      one pass, vectorized for the active ISA (AVX-512 / AVX2 / baseline), threaded over
-//             contiguous slices where the size pays for starting threads
+//             chunks from a counter where the size pays for a thread
 //
 // The select `x < 0 ? 0 : x` is the spec's np.where, written so that the compiler's vector
 // compare-and-blend keeps NaN (a NaN is not < 0: it passes through, payload and all). max(x, 0)
@@ -14,9 +14,13 @@ namespace pykern {
 namespace cpu {
 namespace {
 
-// Below this many bytes per thread a slice is not worth a thread (starting one costs ~20-50 us,
-// about what one core streams through 1-2 MiB in).
-constexpr int64_t kBytesPerThread = int64_t(1) << 21;
+// Threads share a call from this many bytes of output on, taking chunks of kChunkBytes (whole
+// cache lines and vectors) from a counter (for_chunks: the caller never waits for a helper
+// that is still waking). Below it a woken helper joins too late to help: in a training step of
+// the small digits CNN, threading its 0.5 MiB ReLUs made the step 3% slower (bench/train_cnn.py's
+// pairs of epochs), though each ReLU alone ran 16 -> 11 us with a warm helper.
+constexpr int64_t kThreadedBytes = int64_t(1) << 21;
+constexpr int64_t kChunkBytes = int64_t(1) << 16;
 
 // ------------------------------------------------------------------------------------------
 // Kernels
@@ -41,13 +45,8 @@ void run(const Call& call) {
   const int64_t n = call.dims[0];
   const T* x = call.input<T>(0);
   T* y = call.output<T>();
-  int64_t parts = n * int64_t(sizeof(T)) / kBytesPerThread;
-  parts = parts < 1 ? 1 : parts > call.threads ? call.threads : parts;
-  parallel(static_cast<int>(parts), [&](int p, int np) {
-    // Slices in multiples of 64 elements: whole cache lines and vectors per thread.
-    const int64_t lo = (n * p / np) & ~int64_t(63), hi = p + 1 == np ? n : (n * (p + 1) / np) & ~int64_t(63);
-    kernel(x + lo, y + lo, hi - lo);
-  });
+  const int threads = n * int64_t(sizeof(T)) < kThreadedBytes ? 1 : call.threads;
+  for_chunks(n, kChunkBytes / int64_t(sizeof(T)), threads, [&](int64_t lo, int64_t hi) { kernel(x + lo, y + lo, hi - lo); });
 }
 
 void launch_simd(const Call& call) {
@@ -65,7 +64,7 @@ std::vector<int64_t> sizes(const int64_t* dims) { return {dims[0], dims[0]}; }  
 const Variant kVariants[] = {
     // name    dtypes       launcher      technique
     {"simd", kF32 | kF64, launch_simd,
-     "one vectorized select pass (AVX-512/AVX2/baseline chosen at run time), threaded above 2 MiB a thread"},
+     "one vectorized select pass (AVX-512/AVX2/baseline chosen at run time), threaded from 2 MiB"},
 };
 
 }  // namespace

@@ -2,7 +2,7 @@
 //
 // Variants (the table at the bottom):
 //   simd      one pass, vectorized for the active ISA (AVX-512 / AVX2 / baseline), threaded over
-//             contiguous slices where the size pays for starting threads
+//             chunks from a counter where the size pays for a thread
 //
 // Exact: dx is +0.0 or dy's own bits (a blend, not arithmetic), and a NaN in x is not <= 0, so it
 // passes dy, as torch's threshold_backward does. dx may be dy or x (in place): each element of
@@ -13,7 +13,7 @@ namespace pykern {
 namespace cpu {
 namespace {
 
-constexpr int64_t kBytesPerThread = int64_t(1) << 21;  // as relu.cpp: a thread costs ~20-50 us
+constexpr int64_t kThreadedBytes = int64_t(1) << 21, kChunkBytes = int64_t(1) << 16;  // as relu.cpp
 
 // ------------------------------------------------------------------------------------------
 // Kernels
@@ -41,12 +41,8 @@ void run(const Call& call) {
   const T* dy = call.input<T>(0);
   const T* x = call.input<T>(1);
   T* dx = call.output<T>();
-  int64_t parts = n * int64_t(sizeof(T)) / kBytesPerThread;
-  parts = parts < 1 ? 1 : parts > call.threads ? call.threads : parts;
-  parallel(static_cast<int>(parts), [&](int p, int np) {
-    const int64_t lo = (n * p / np) & ~int64_t(63), hi = p + 1 == np ? n : (n * (p + 1) / np) & ~int64_t(63);
-    kernel(dy + lo, x + lo, dx + lo, hi - lo);
-  });
+  const int threads = n * int64_t(sizeof(T)) < kThreadedBytes ? 1 : call.threads;
+  for_chunks(n, kChunkBytes / int64_t(sizeof(T)), threads, [&](int64_t lo, int64_t hi) { kernel(dy + lo, x + lo, dx + lo, hi - lo); });
 }
 
 void launch_simd(const Call& call) {
@@ -64,7 +60,7 @@ std::vector<int64_t> sizes(const int64_t* dims) { return {dims[0], dims[0], dims
 const Variant kVariants[] = {
     // name    dtypes       launcher      technique
     {"simd", kF32 | kF64, launch_simd,
-     "one vectorized blend pass (AVX-512/AVX2/baseline chosen at run time), threaded above 2 MiB a thread"},
+     "one vectorized blend pass (AVX-512/AVX2/baseline chosen at run time), threaded from 2 MiB"},
 };
 
 }  // namespace
