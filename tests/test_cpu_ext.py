@@ -187,8 +187,9 @@ def test_threaded_matmul_is_simd_bit_for_bit_on_any_thread_count(m, n, k, ta, tb
         assert np.array_equal(got, want), f"threads={threads}"
 
 
+# The last: x split by stride phase (SplitPlanes) past its threaded size (128 KiB), in chunks.
 @pytest.mark.parametrize("geom", [(3, 16, 30, 22, 24, 3, 3, 1, 1, 1, 1), (2, 6, 17, 9, 6, 3, 2, 2, 1, 2, 3),
-                                  (5, 4, 7, 7, 40, 1, 1, 1, 0, 1, 2)])
+                                  (5, 4, 7, 7, 40, 1, 1, 1, 0, 1, 2), (4, 32, 40, 36, 16, 3, 3, 2, 1, 1, 2)])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_threaded_conv2d_is_implicit_gemm_bit_for_bit_on_any_thread_count(geom, dtype):
     """conv2d's threads split channel x pixel tiles (tiles straddling two images included), never a

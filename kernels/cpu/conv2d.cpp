@@ -231,12 +231,14 @@ struct SplitPlanes {
     using V = typename gemm::Blockings<T>::Base::Vec;  // copy_row's rows: any x86-64 (or arm64) runs it
     const int64_t parts_of = g.N * g.G, each = g.Cg * sp.chan;  // split_input: one image's group
     T* xs = buf.p;
-    const int parts = int(g.N * g.C * sp.chan * int64_t(sizeof(T)) < (int64_t(1) << 21) ? 1 : threads);
-    parallel(parts, [&](int part, int np) {
-      const int64_t lo = parts_of * part / np, hi = parts_of * (part + 1) / np;
-      std::memset(xs + lo * each, 0, sizeof(T) * size_t((hi - lo) * each));
-      for (int64_t i = lo; i < hi; ++i) split_input<V>(g, sp, x + i * g.Cg * g.H * g.W, xs + i * each);
-    });
+    // Threads and chunks as PaddedPlanes' (for_chunks: the caller never waits for a late helper).
+    const int64_t part_bytes = each * int64_t(sizeof(T));
+    const bool threaded = parts_of * part_bytes >= PaddedPlanes<T>::kThreadedBytes;
+    for_chunks(parts_of, (PaddedPlanes<T>::kChunkBytes + part_bytes - 1) / part_bytes, threaded ? threads : 1,
+               [&](int64_t lo, int64_t hi) {
+                 std::memset(xs + lo * each, 0, sizeof(T) * size_t((hi - lo) * each));
+                 for (int64_t i = lo; i < hi; ++i) split_input<V>(g, sp, x + i * g.Cg * g.H * g.W, xs + i * each);
+               });
     p = xs;
   }
 
