@@ -18,7 +18,8 @@ namespace {
 // cache lines and vectors) from a counter (for_chunks: the caller never waits for a helper
 // that is still waking). Below it a woken helper joins too late to help: in a training step of
 // the small digits CNN, threading its 0.5 MiB ReLUs made the step 3% slower (bench/train_cnn.py's
-// pairs of epochs), though each ReLU alone ran 16 -> 11 us with a warm helper.
+// model and batches, 4 runs of 40 interleaved pairs of epochs), though each ReLU alone ran 16 -> 11 us
+// with a warm helper.
 constexpr int64_t kThreadedBytes = int64_t(1) << 21;
 constexpr int64_t kChunkBytes = int64_t(1) << 16;
 
