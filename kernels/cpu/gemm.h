@@ -115,9 +115,8 @@ struct Strided {
 // of an operand whose packed order is its transpose (a row-major A, a transposed B) moved one
 // element at a time was half of a small Linear layer's matmul (32 x 512 x 64, perf); in 8 x 8
 // blocks it is 16 vector loads, 24 shuffles and 8 vector stores.
-typedef float f32x8_t __attribute__((vector_size(32)));
 PYKERN_INLINE void transpose_8x8(const float* src, int64_t ld, float* dst, int64_t ldd) {
-  using V = f32x8_t;
+  using V = f32x8;
   V r[8];
   for (int i = 0; i < 8; ++i) std::memcpy(&r[i], src + i * ld, sizeof(V));
   V t[8], u[8];

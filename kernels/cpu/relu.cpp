@@ -14,15 +14,6 @@ namespace pykern {
 namespace cpu {
 namespace {
 
-// Threads share a call from this many bytes of output on, taking chunks of kChunkBytes (whole
-// cache lines and vectors) from a counter (for_chunks: the caller never waits for a helper
-// that is still waking). Below it a woken helper joins too late to help: in a training step of
-// the small digits CNN, threading its 0.5 MiB ReLUs made the step 3% slower (bench/train_cnn.py's
-// model and batches, 4 runs of 40 interleaved pairs of epochs), though each ReLU alone ran 16 -> 11 us
-// with a warm helper.
-constexpr int64_t kThreadedBytes = int64_t(1) << 21;
-constexpr int64_t kChunkBytes = int64_t(1) << 16;
-
 // ------------------------------------------------------------------------------------------
 // Kernels
 // ------------------------------------------------------------------------------------------
@@ -46,8 +37,8 @@ void run(const Call& call) {
   const int64_t n = call.dims[0];
   const T* x = call.input<T>(0);
   T* y = call.output<T>();
-  const int threads = n * int64_t(sizeof(T)) < kThreadedBytes ? 1 : call.threads;
-  for_chunks(n, kChunkBytes / int64_t(sizeof(T)), threads, [&](int64_t lo, int64_t hi) { kernel(x + lo, y + lo, hi - lo); });
+  const int threads = n * int64_t(sizeof(T)) < kElementwiseThreadedBytes ? 1 : call.threads;
+  for_chunks(n, kElementwiseChunkBytes / int64_t(sizeof(T)), threads, [&](int64_t lo, int64_t hi) { kernel(x + lo, y + lo, hi - lo); });
 }
 
 void launch_simd(const Call& call) {

@@ -13,8 +13,6 @@ namespace pykern {
 namespace cpu {
 namespace {
 
-constexpr int64_t kThreadedBytes = int64_t(1) << 21, kChunkBytes = int64_t(1) << 16;  // as relu.cpp
-
 // ------------------------------------------------------------------------------------------
 // Kernels
 // ------------------------------------------------------------------------------------------
@@ -41,8 +39,8 @@ void run(const Call& call) {
   const T* dy = call.input<T>(0);
   const T* x = call.input<T>(1);
   T* dx = call.output<T>();
-  const int threads = n * int64_t(sizeof(T)) < kThreadedBytes ? 1 : call.threads;
-  for_chunks(n, kChunkBytes / int64_t(sizeof(T)), threads, [&](int64_t lo, int64_t hi) { kernel(dy + lo, x + lo, dx + lo, hi - lo); });
+  const int threads = n * int64_t(sizeof(T)) < kElementwiseThreadedBytes ? 1 : call.threads;
+  for_chunks(n, kElementwiseChunkBytes / int64_t(sizeof(T)), threads, [&](int64_t lo, int64_t hi) { kernel(dy + lo, x + lo, dx + lo, hi - lo); });
 }
 
 void launch_simd(const Call& call) {
