@@ -25,7 +25,8 @@
 // in (c, r, s) order (the GEMM rungs: in order within a KC block, and the blocks in order), then
 // the bias, then ReLU; threads split outputs, never a sum. Spatial padding is read or packed as
 // zeros that multiply like values (0 * Inf = NaN reaches exactly the outputs whose window holds
-// the Inf, as in torch). Lanes and channels a tile computes past the real ones are discarded.
+// the Inf, as in torch's float64 path; oneDNN's float32 path skips padded taps, see
+// bench/conv2d_padding_cost.py). Lanes and channels a tile computes past the real ones are discarded.
 #include <optional>
 
 #include "conv.h"

@@ -18,8 +18,9 @@ Variants:
 
 Accuracy. im2col_gemm (and so the default) sums each output's own terms, so its rounding error
 is bounded by those terms' magnitudes: it meets the tolerance policy (pykern/_check.py) on any
-input, and a NaN or Inf reaches exactly the outputs whose window holds it, as in torch (padding
-is zeros that multiply like any value: 0 * Inf is NaN). The Winograd variants are explicit
+input, and a NaN or Inf reaches exactly the outputs whose window holds it, as in torch. Padding
+is zeros that multiply like any value (0 * Inf is NaN), as in torch's float64 path; torch's float32
+path (oneDNN) skips the taps that meet padding instead (bench/conv2d_padding_cost.py). The Winograd variants are explicit
 choices only. Their error model: an output's rounding error scales with the largest magnitudes
 in its whole tile (the alpha x alpha inputs of every channel, and the filters), not with its own
 terms, so one large value (a spike, data spread over many decades) can push its neighbours'
