@@ -1,6 +1,6 @@
 """What spatial padding costs conv2d on the CPU, torch (oneDNN) against pykern, on the ResNet layers.
 
-    python bench/conv2d_padding_cost.py [--reps 15] [--rounds 5] [--json PATH]
+    python bench/conv2d_padding_cost.py [--reps 15] [--json PATH]
 
 Each layer runs twice per library, on the same output: as given (padding p) and on the input
 padded beforehand (F.pad, then padding 0), where every padded tap is a real multiply by zero.
@@ -12,16 +12,15 @@ the first row only where padding is multiplied.
 
 Why it matters (issue 19, goal 1): pykern's accuracy contract multiplies padding like zeros (as
 torch's float64 and non-oneDNN paths do); oneDNN's float32 path skips those taps, so on the 7x7
-layer it does 22% fewer multiplies than the time ratio's denominator counts. Blocks of calls
-alternate between the four implementations; medians over the rounds; glibc's allocation
-thresholds raised as in bench_conv2d_cpu.py. Run it on an installed pykern, from outside the
-repository root.
+layer it does 22% fewer multiplies than the time ratio's denominator counts. Timed as
+bench_conv2d_cpu.py times (its time_side_by_side: blocks of calls alternating between the four
+implementations, a pause before each; medians), with glibc's allocation thresholds raised as
+there. Run it on an installed pykern, from outside the repository root.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import time
 
@@ -33,22 +32,14 @@ def _valid_taps(size: int, out: int, taps: int, stride: int, pad: int) -> int:
     return sum(1 for o in range(out) for t in range(taps) if 0 <= o * stride + t - pad < size)
 
 
-def _median_ms(f, reps: int) -> float:
-    f()
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        f()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1e3
-
-
-def layer_timings(g: dict, reps: int, rounds: int) -> dict:
+def layer_timings(g: dict, reps: int) -> dict:
     """One layer's four timings (ms) and their ratios."""
     import torch
     import torch.nn.functional as F
+    from bench_conv2d_cpu import time_side_by_side
 
     import pykern as pk
+    from pykern._timing import summarize
     stride, pad = g.get("stride", 1), g["padding"]
     rng = np.random.default_rng(0)
     x = rng.standard_normal((g["N"], g["C"], g["H"], g["W"])).astype(np.float32)
@@ -61,14 +52,11 @@ def layer_timings(g: dict, reps: int, rounds: int) -> dict:
         "pykern": lambda: pk.conv2d(x, w, stride=stride, padding=pad),
         "pykern_prepadded": lambda: pk.conv2d(xp, w, stride=stride),
     }
-    samples = {k: [] for k in impls}
-    for _ in range(rounds):
-        for k, f in impls.items():
-            samples[k].append(_median_ms(f, reps))
+    samples = time_side_by_side(impls, reps)  # bench_conv2d_cpu.py's alternating blocks
     p = (g["H"] + 2 * pad - g["R"]) // stride + 1
     q = (g["W"] + 2 * pad - g["S"]) // stride + 1
     valid = _valid_taps(g["H"], p, g["R"], stride, pad) * _valid_taps(g["W"], q, g["S"], stride, pad)
-    ms = {k: statistics.median(v) for k, v in samples.items()}
+    ms = {k: summarize(v).median * 1e3 for k, v in samples.items()}
     return {"ms": ms, "nominal_over_valid_taps": p * q * g["R"] * g["S"] / valid,
             "torch_prepadded_over_padded": ms["torch_prepadded"] / ms["torch"],
             "pykern_prepadded_over_padded": ms["pykern_prepadded"] / ms["pykern"],
@@ -98,8 +86,7 @@ def nan_patterns() -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--reps", type=int, default=15, help="timed calls per block")
-    ap.add_argument("--rounds", type=int, default=5, help="blocks per implementation, alternating")
+    ap.add_argument("--reps", type=int, default=15, help="timed calls per implementation and layer")
     ap.add_argument("--json", metavar="PATH", help="also write the figures to PATH")
     args = ap.parse_args(argv)
     from pykern._install import require_built
@@ -111,7 +98,7 @@ def main(argv=None) -> int:
         return 2
     from bench_conv2d_cpu import LAYERS, tune_malloc
     print("allocator: " + tune_malloc())  # as bench_conv2d_cpu.py: no page faults of fresh outputs timed
-    rows = {name: layer_timings(g, args.reps, args.rounds) for name, g in LAYERS.items()}
+    rows = {name: layer_timings(g, args.reps) for name, g in LAYERS.items()}
     print(f"{'layer':22s} {'taps':>6s} {'torch':>8s} {'prepadded':>10s} {'ratio':>6s} {'pykern':>8s} "
           f"{'prepadded':>10s} {'ratio':>6s} {'pk/torch':>9s} {'pk/torch prepadded':>19s}")
     for name, r in rows.items():
