@@ -57,6 +57,7 @@ from collections import defaultdict
 import numpy as np
 
 import pykern as pk  # the installed copy: main() refuses a source tree that was never built
+from pykern.cpu import _compiled
 # torch.profiler's tracer (kineto) prints 'profiler_start'/'profiler_stop' lines on every profile
 # unless told otherwise before torch loads it; the table below is this script's own report.
 os.environ.setdefault("KINETO_LOG_LEVEL", "99")
@@ -420,7 +421,9 @@ def plot(runs: dict, path: str, title: str) -> None:
 def environment() -> dict:
     env = {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
            "pykern": pk.__version__, "machine": platform.machine(), "cpu_count": os.cpu_count(),
-           "torch_threads": torch.get_num_threads(), "processor": platform.processor() or None}
+           "torch_threads": torch.get_num_threads(), "processor": platform.processor() or None,
+           # whose threads ran pykern's threaded CPU kernels: "own", or torch's OpenMP runtime's name
+           "pykern_cpu_pool": _compiled.pool()}
     try:
         from threadpoolctl import threadpool_info
         env["blas"] = [{k: i.get(k) for k in ("internal_api", "version", "num_threads")} for i in threadpool_info()

@@ -25,6 +25,25 @@ BUILT = _build.EXTENSIONS.get("_cpu") == "built"
 pytestmark = pytest.mark.skipif(not BUILT, reason=f"pykern._cpu not built: {_build.EXTENSIONS.get('_cpu')}")
 
 
+@pytest.fixture(params=["own", "torch"])
+def pool(request):
+    """Whose threads run the test's threaded calls: pykern's own pool, or torch's OpenMP threads
+    (share_torch_threads, as after ``import pykern.torch``); the pool before is restored after.
+    The same parts run either way, so every bit-equality test holds on both."""
+    before = _compiled.pool()
+    if request.param == "own":
+        _compiled.own_pool()
+    else:
+        pytest.importorskip("torch")
+        if _compiled.share_torch_threads() is None:
+            pytest.skip(f"torch's OpenMP runtime here is not {_compiled.TORCH_OPENMP}, or PYKERN_CPU_POOL=own")
+    yield request.param
+    if before == "own":
+        _compiled.own_pool()
+    else:
+        _compiled.share_torch_threads()
+
+
 def compiled_variants():
     return [v for v in pk.variants(backend="numpy") if v.takes_problem]
 
@@ -99,28 +118,31 @@ def test_threads_follow_blas_limits():
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.usefixtures("pool")
 def test_threaded_relu_chunks_cover_every_element_exactly(dtype):
-    """relu and its gradient share a call between threads from 2 MiB on, in 64 KiB chunks taken
-    from a counter: at any thread count every element is the spec's, the last partial chunk and
-    NaN included (x < 0 ? 0 : x keeps NaN; dx = x <= 0 ? 0 : dy)."""
+    """relu and its gradient share a call between threads from 2 MiB on (128 KiB on torch's
+    threads), in 64 KiB chunks taken from a counter: at any thread count every element is the
+    spec's, the last partial chunk and NaN included (x < 0 ? 0 : x keeps NaN; dx = x <= 0 ? 0 : dy)."""
     ext = _compiled.ext
-    n = (2 << 20) // np.dtype(dtype).itemsize * 3 // 2 + 37  # 3 MiB and a ragged tail: chunks past the threshold
-    rng = np.random.default_rng(seed_for("relu-chunks", dtype))
-    x = rng.standard_normal(n).astype(dtype)
-    x[rng.integers(0, n, 50)] = np.nan
-    dy = rng.standard_normal(n).astype(dtype)
-    want_y = np.where(x < 0, 0, x).astype(dtype)
-    with np.errstate(invalid="ignore"):
-        want_dx = np.where(x <= 0, 0, dy).astype(dtype)
-    for threads in (1, 2, 3):
-        y = np.full(n, 7, dtype)
-        ext.relu_simd((x,), y, [n], threads)
-        assert np.array_equal(y, want_y, equal_nan=True), f"relu threads={threads}"
-        dx = np.full(n, 7, dtype)
-        ext.relu_backward_simd((dy, x), dx, [n], threads)
-        assert np.array_equal(dx, want_dx), f"relu_backward threads={threads}"
+    itemsize = np.dtype(dtype).itemsize
+    for n in ((2 << 20) // itemsize * 3 // 2 + 37, (200 << 10) // itemsize + 37):  # 3 MiB, 200 KiB: ragged tails
+        rng = np.random.default_rng(seed_for("relu-chunks", dtype, n))
+        x = rng.standard_normal(n).astype(dtype)
+        x[rng.integers(0, n, 50)] = np.nan
+        dy = rng.standard_normal(n).astype(dtype)
+        want_y = np.where(x < 0, 0, x).astype(dtype)
+        with np.errstate(invalid="ignore"):
+            want_dx = np.where(x <= 0, 0, dy).astype(dtype)
+        for threads in (1, 2, 3):
+            y = np.full(n, 7, dtype)
+            ext.relu_simd((x,), y, [n], threads)
+            assert np.array_equal(y, want_y, equal_nan=True), f"relu n={n} threads={threads}"
+            dx = np.full(n, 7, dtype)
+            ext.relu_backward_simd((dy, x), dx, [n], threads)
+            assert np.array_equal(dx, want_dx), f"relu_backward n={n} threads={threads}"
 
 
+@pytest.mark.usefixtures("pool")
 def test_calls_from_several_python_threads_at_once():
     """The GIL is released while a kernel runs and each call owns its buffers: concurrent calls
     (each itself threaded where it may be) give every caller its own right answer."""
@@ -152,6 +174,7 @@ def test_calls_from_several_python_threads_at_once():
 
 
 @pytest.mark.parametrize("n", [300, 1600])
+@pytest.mark.usefixtures("pool")
 def test_threads_over_an_a_too_big_to_pack_once_per_thread(n):
     """A of 8.7 MB (over gemm.h's kPrepackBytes): two threads pack it up front for 128-column tiles
     (n = 1600) and share B the BLIS way for 32-column ones (n = 300); either way the one-thread
@@ -170,6 +193,7 @@ def test_threads_over_an_a_too_big_to_pack_once_per_thread(n):
 @pytest.mark.parametrize("m,n,k,ta,tb", [(300, 200, 100, 0, 0), (2, 4000, 600, 0, 0), (257, 33, 513, 1, 0),
                                          (130, 97, 300, 1, 1), (1000, 3, 1500, 0, 1)])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.usefixtures("pool")
 def test_threaded_matmul_is_simd_bit_for_bit_on_any_thread_count(m, n, k, ta, tb, dtype):
     """Threads split c's tiles, never a sum: every thread count gives the one-thread result,
     row blocks and (for a short, wide c) column ranges alike, transposed operands included."""
@@ -191,6 +215,7 @@ def test_threaded_matmul_is_simd_bit_for_bit_on_any_thread_count(m, n, k, ta, tb
 @pytest.mark.parametrize("geom", [(3, 16, 30, 22, 24, 3, 3, 1, 1, 1, 1), (2, 6, 17, 9, 6, 3, 2, 2, 1, 2, 3),
                                   (5, 4, 7, 7, 40, 1, 1, 1, 0, 1, 2), (4, 32, 40, 36, 16, 3, 3, 2, 1, 1, 2)])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.usefixtures("pool")
 def test_threaded_conv2d_is_implicit_gemm_bit_for_bit_on_any_thread_count(geom, dtype):
     """conv2d's threads split channel x pixel tiles (tiles straddling two images included), never a
     sum: every thread count gives the one-thread result, bias and ReLU fused or not."""
@@ -222,6 +247,7 @@ GRADIENT_GEOMETRIES = [(4, 32, 30, 22, 32, 3, 3, 1, 1, 1, 2), (4, 32, 28, 27, 64
 
 @pytest.mark.parametrize("geom", GRADIENT_GEOMETRIES)
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.usefixtures("pool")
 def test_threaded_conv2d_gradients_are_the_same_bits_on_any_thread_count(geom, dtype):
     """dx's threads split tiles, never a sum: every thread count gives implicit_gemm's bits. dw's
     threads take chunks of the pixel sum, each into its own partial, added in chunk order: the
@@ -284,9 +310,10 @@ def _threaded_in_child(queue):
     a = np.arange(300 * 200, dtype=np.float64).reshape(300, 200) % 7 - 3
     c = np.empty((300, 300))
     ext.matmul_threaded((a, a.T.copy()), c, [300, 300, 200, 0, 0], 2)
-    queue.put(float(np.abs(c - a @ a.T).max()))
+    queue.put((float(np.abs(c - a @ a.T).max()), _compiled.pool()))
 
 
+@pytest.mark.usefixtures("pool")
 def test_the_thread_pool_works_in_a_forked_child():
     """The pool's threads exist only in the parent: a forked child's threaded call must start its
     own instead of waiting forever for threads that were never copied."""
@@ -303,7 +330,9 @@ def test_the_thread_pool_works_in_a_forked_child():
     if child.is_alive():
         child.kill()
         pytest.fail("a threaded call in a forked child hung")
-    assert child.exitcode == 0 and queue.get(timeout=5) == 0.0
+    # The child runs on pykern's own pool, whoever's threads the parent used: libgomp's are not
+    # copied into a child either.
+    assert child.exitcode == 0 and queue.get(timeout=5) == (0.0, "own")
 
 
 @pytest.mark.parametrize("op", ["conv2d_backward_input", "conv2d_backward_weight"])
@@ -444,6 +473,7 @@ def test_a_route_to_an_unknown_variant_is_an_error_not_a_silent_default():
             _registry._ROUTES[("relu", "numpy")] = saved
 
 
+@pytest.mark.usefixtures("pool")
 def test_the_pool_serves_calls_of_changing_thread_counts():
     """Calls that use fewer of the pool's threads than the one before leave some idle: one that
     wakes late must never take part in the next call (a race that a (call, parts) ticket closes).
@@ -461,6 +491,7 @@ def test_the_pool_serves_calls_of_changing_thread_counts():
         assert np.array_equal(got, want), f"call {i}"
 
 
+@pytest.mark.usefixtures("pool")
 def test_optional_and_full_pool_calls_interleave_with_threads_that_wake_late(monkeypatch):
     """Calls whose parts are optional (matmul's prepacked path, dw's windows: work from counters,
     the caller does not wait for a thread still waking) between calls that need every part (dw
@@ -553,3 +584,58 @@ def test_windows_weight_gradient_keeps_inf_where_the_spec_has_it_and_only_there(
     arrays = {"x": x, "dy": rng.standard_normal(dy_shape).astype(np.float32)}
     cmp = run_arrays(v, arrays, {"w_shape": (3, 2, 3, 3), "padding": padding})
     assert cmp.ok, cmp.message()
+
+
+def _python(code: str, **env) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **env}, cwd=os.path.dirname(os.path.dirname(os.path.abspath(pk.__file__))))
+
+
+def test_importing_pykern_torch_shares_torch_threads_unless_told_not_to():
+    """``import pykern.torch`` moves the threaded calls onto torch's OpenMP threads (and so does
+    pykern's CPU module where torch was imported first); PYKERN_CPU_POOL=own keeps pykern's own
+    pool; a typo in it is an error, not the default."""
+    pytest.importorskip("torch")
+    code = ("import torch\nfrom pykern.cpu import _compiled as c\nfirst = c.pool()\nc.own_pool()\n"
+            "import pykern.torch\nprint(first, c.pool(), bool(torch.backends.openmp.is_available()))")
+    out = _python(code)
+    assert out.returncode == 0, out.stderr
+    first, after, openmp = out.stdout.split()
+    if openmp == "False" or after == "own":
+        pytest.skip(f"torch here does not run on {_compiled.TORCH_OPENMP}")
+    assert (first, after) == (_compiled.TORCH_OPENMP, _compiled.TORCH_OPENMP)
+    out = _python(code, PYKERN_CPU_POOL="own")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[:2] == ["own", "own"]
+    out = _python("import pykern.torch", PYKERN_CPU_POOL="openmp")
+    assert out.returncode != 0 and "PYKERN_CPU_POOL: expected 'auto' or 'own', got 'openmp'" in out.stderr
+
+
+def test_calls_that_torch_threads_cannot_all_run_fall_back_to_the_own_pool():
+    """With OMP_THREAD_LIMIT=1 torch's runtime gives a call one thread whatever it asks: parts that
+    wait for each other (the big-A matmul's barrier) then run on pykern's own pool instead, and
+    optional parts (the prepacked matmul, dw's windows, relu's chunks) all on the caller; either
+    way the one-thread bits, and nothing hangs."""
+    pytest.importorskip("torch")
+    code = """
+import numpy as np, pykern.torch
+from pykern.cpu import _compiled as c
+ext = c.ext
+rng = np.random.default_rng(7)
+a = rng.standard_normal((1040, 2100)).astype(np.float32)
+for n in (300, 1600):  # the BLIS path (a barrier) and the prepacked one (optional parts)
+    b = rng.standard_normal((2100, n)).astype(np.float32)
+    want, got = np.empty((1040, n), np.float32), np.full((1040, n), np.nan, np.float32)
+    ext.matmul_simd((a, b), want, [1040, n, 2100, 0, 0], 1)
+    ext.matmul_threaded((a, b), got, [1040, n, 2100, 0, 0], 2)
+    assert np.array_equal(got, want), n
+x = rng.standard_normal(1 << 20).astype(np.float32)
+y = np.empty_like(x)
+ext.relu_simd((x,), y, [x.size], 2)
+assert np.array_equal(y, np.maximum(x, 0))
+print(c.pool())
+"""
+    out = _python(code, OMP_THREAD_LIMIT="1")
+    assert out.returncode == 0, out.stderr
+    if out.stdout.split() != [_compiled.TORCH_OPENMP]:
+        pytest.skip(f"torch here does not run on {_compiled.TORCH_OPENMP}")

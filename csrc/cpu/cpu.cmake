@@ -16,6 +16,6 @@ target_include_directories(_cpu PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/kernels/cpu)
 # -Wno-psabi: the vector types of wider ISAs stay inside their own target functions.
 target_compile_options(_cpu PRIVATE -O3 -ffp-contract=fast -fno-trapping-math -Wno-psabi)
 find_package(Threads REQUIRED)
-target_link_libraries(_cpu PRIVATE Threads::Threads)
+target_link_libraries(_cpu PRIVATE Threads::Threads ${CMAKE_DL_LIBS})
 install(TARGETS _cpu LIBRARY DESTINATION pykern)
 message(STATUS "pykern: building pykern._cpu (compiled CPU kernels) with ${CMAKE_CXX_COMPILER_ID} ${CMAKE_CXX_COMPILER_VERSION}")

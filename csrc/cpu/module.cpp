@@ -24,6 +24,7 @@
 #include <sched.h>
 #endif
 #if defined(__unix__) || defined(__APPLE__)
+#include <dlfcn.h>
 #include <pthread.h>
 #endif
 
@@ -188,8 +189,83 @@ void worker_loop(PoolState* st, int w, uint64_t seen) {
   }
 }
 
-void reset_pool_in_child() { g_pool = new PoolState(); }
+// An OpenMP runtime already loaded in the process (torch's libgomp), whose threads run the
+// calls' parts in place of the pool's (share_openmp): where torch trains, its OpenMP threads spin
+// for milliseconds after each of its ops, and a pool thread of pykern's on the same core waits for
+// the scheduler to take that core from a spinning thread, on every call (on the 2-core VM a
+// conv2d backward beside one torch sum ran 1.7x slower). On the runtime's threads the spinning
+// thread takes pykern's part at once. Entry points of GCC's libgomp ABI (GOMP_parallel: GCC 4.9).
+struct OpenMp {
+  void (*parallel)(void (*)(void*), void*, unsigned, unsigned);
+  int (*thread_num)();
+  int (*num_threads)();
+  int (*in_parallel)();
+  std::string library;
+};
+std::atomic<const OpenMp*> g_openmp{nullptr};
+
+// The call's parts on the OpenMP runtime's team (thread t runs part t); false, with nothing run,
+// where the team has fewer threads than parts (inside another parallel region, OMP_THREAD_LIMIT)
+// and the parts may not be left out, or where this thread is in a parallel region already.
+bool run_on_openmp(const OpenMp& omp, int parts, Pool::Task task, void* ctx, bool optional) {
+  if (omp.in_parallel()) return false;  // a nested region would get one thread: the pool's instead
+  struct Region {
+    const OpenMp* omp;
+    Pool::Task task;
+    void* ctx;
+    int parts;
+    bool optional;
+    std::atomic<bool> ran{false};
+  } region{&omp, task, ctx, parts, optional};
+  omp.parallel(
+      [](void* data) {
+        Region& r = *static_cast<Region*>(data);
+        const int n = r.omp->num_threads(), t = r.omp->thread_num();
+        if (n != r.parts && !r.optional) return;  // every thread sees the same n: none runs
+        if (t == 0) r.ran.store(true, std::memory_order_relaxed);
+        r.task(r.ctx, t, r.parts);
+      },
+      &region, unsigned(parts), 0);
+  return region.ran.load(std::memory_order_relaxed);
+}
+
+// fork(): the child's pool is empty (its threads exist only in the parent), and the child leaves
+// the OpenMP runtime alone (libgomp's threads are not rebuilt in a forked child either).
+void reset_pool_in_child() {
+  g_pool = new PoolState();
+  g_openmp.store(nullptr, std::memory_order_relaxed);
+}
+
+// Finds `library` loaded already (never loads it) and uses its threads from now on; nullptr and
+// no change where it is not loaded or lacks an entry point.
+const OpenMp* share_openmp(const std::string& library) {
+#if defined(__unix__)
+  const OpenMp* now = g_openmp.load(std::memory_order_acquire);
+  if (now != nullptr && now->library == library) return now;
+  void* h = dlopen(library.c_str(), RTLD_NOW | RTLD_NOLOAD);
+  if (h == nullptr) return nullptr;
+  auto* omp = new OpenMp{};  // never freed (one per library named): a call may be reading it
+  omp->parallel = reinterpret_cast<decltype(omp->parallel)>(dlsym(h, "GOMP_parallel"));
+  omp->thread_num = reinterpret_cast<int (*)()>(dlsym(h, "omp_get_thread_num"));
+  omp->num_threads = reinterpret_cast<int (*)()>(dlsym(h, "omp_get_num_threads"));
+  omp->in_parallel = reinterpret_cast<int (*)()>(dlsym(h, "omp_in_parallel"));
+  omp->library = library;
+  if (!omp->parallel || !omp->thread_num || !omp->num_threads || !omp->in_parallel) {
+    delete omp;
+    return nullptr;  // the handle stays open: dlclose of a NOLOAD handle would drop a reference
+  }
+  g_openmp.store(omp, std::memory_order_release);
+  return omp;
+#else
+  (void)library;
+  return nullptr;
+#endif
+}
+
+void stop_sharing_openmp() { g_openmp.store(nullptr, std::memory_order_release); }
 }  // namespace
+
+bool sharing_openmp() { return g_openmp.load(std::memory_order_relaxed) != nullptr; }
 
 Pool& Pool::instance() {
   static Pool pool;
@@ -205,6 +281,8 @@ Pool& Pool::instance() {
 }
 
 bool Pool::run(int parts, Task task, void* ctx, bool optional) {
+  if (const OpenMp* omp = g_openmp.load(std::memory_order_acquire))
+    if (run_on_openmp(*omp, parts, task, ctx, optional)) return true;
   PoolState* st = g_pool;
   if (uint64_t(parts) > kPartsMask) return false;  // more than the ticket holds: threads of its own
   std::unique_lock<std::mutex> use(st->use, std::try_to_lock);
@@ -500,5 +578,17 @@ PYBIND11_MODULE(_cpu, m) {
     ops.append(t.op);
   }
   m.attr("TABLES") = ops;
+  m.def("share_openmp", [](const std::string& library) -> py::object {
+        Pool::instance();  // the fork handler is registered before any part runs on the runtime
+        const OpenMp* used = share_openmp(library);
+        return used ? py::object(py::str(used->library)) : py::object(py::none());
+      }, py::arg("library"),
+      "Run threaded calls' parts on the threads of the OpenMP runtime `library` (e.g. libgomp.so.1) if it is "
+      "loaded already (it is never loaded here): its name, else None and no change");
+  m.def("own_pool", [] { stop_sharing_openmp(); }, "Run threaded calls on pykern's own thread pool again");
+  m.def("pool", [] {
+        const OpenMp* omp = g_openmp.load(std::memory_order_acquire);
+        return omp ? omp->library : std::string("own");
+      }, "Whose threads run the parts: 'own' (pykern's pool) or the shared OpenMP library's name");
   bind_ceilings(m);
 }

@@ -196,6 +196,8 @@ inline void spin_until(Done done) {
 // thread's kernel, the GIL released) starts threads of its own for that call, as the pool would.
 // fork(): the child's pool is empty (its threads exist only in the parent) and is rebuilt on first
 // use; a fork during a call copies a pool in use, which the child never waits on.
+// Where an OpenMP runtime is shared (sharing_openmp(): torch's), run() hands the parts to its
+// threads instead, and uses the pool only where that runtime cannot give every part a thread.
 class Pool {
  public:
   using Task = void (*)(void* ctx, int part, int parts);
@@ -291,6 +293,17 @@ void for_chunks(int64_t n, int64_t chunk, int threads, F&& f) {
 // with a warm helper.
 constexpr int64_t kElementwiseThreadedBytes = int64_t(1) << 21;
 constexpr int64_t kElementwiseChunkBytes = int64_t(1) << 16;
+// Whether threaded calls run their parts on a shared OpenMP runtime's threads (share_openmp,
+// csrc/cpu/module.cpp): torch's, which spin for milliseconds after each of its ops, so in a
+// training step a call finds its helper awake.
+bool sharing_openmp();
+// Where relu and its gradient share a call between threads: from kElementwiseThreadedBytes on
+// pykern's own pool (whose helper sleeps between calls); from 128 KiB (32K floats, torch's own
+// grain for its elementwise ops) on a shared OpenMP runtime's awake threads: 0.5 MiB ReLUs (the
+// small digits CNN's) 16 -> 10 us with torch's threads awake.
+inline int64_t elementwise_threaded_bytes() {
+  return sharing_openmp() ? int64_t(1) << 17 : kElementwiseThreadedBytes;
+}
 
 // parallel_all for parts that never wait for each other: where the threads cannot be had, the
 // caller runs every part itself, in order.

@@ -37,7 +37,7 @@ void run(const Call& call) {
   const int64_t n = call.dims[0];
   const T* x = call.input<T>(0);
   T* y = call.output<T>();
-  const int threads = n * int64_t(sizeof(T)) < kElementwiseThreadedBytes ? 1 : call.threads;
+  const int threads = n * int64_t(sizeof(T)) < elementwise_threaded_bytes() ? 1 : call.threads;
   for_chunks(n, kElementwiseChunkBytes / int64_t(sizeof(T)), threads, [&](int64_t lo, int64_t hi) { kernel(x + lo, y + lo, hi - lo); });
 }
 

@@ -39,7 +39,7 @@ void run(const Call& call) {
   const T* dy = call.input<T>(0);
   const T* x = call.input<T>(1);
   T* dx = call.output<T>();
-  const int threads = n * int64_t(sizeof(T)) < kElementwiseThreadedBytes ? 1 : call.threads;
+  const int threads = n * int64_t(sizeof(T)) < elementwise_threaded_bytes() ? 1 : call.threads;
   for_chunks(n, kElementwiseChunkBytes / int64_t(sizeof(T)), threads, [&](int64_t lo, int64_t hi) { kernel(dy + lo, x + lo, dx + lo, hi - lo); });
 }
 

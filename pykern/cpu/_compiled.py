@@ -9,12 +9,15 @@ registered and the NumPy variants are the CPU's; ``pykern info`` says why.
 Threads: pykern's CPU kernels use as many threads as NumPy's BLAS is allowed (threadpoolctl's
 view of it, which ``threadpool_limits``, OMP_NUM_THREADS and OPENBLAS_NUM_THREADS set), so one
 setting governs both and a kernel never runs beside a BLAS pool it oversubscribes: inside
-conv2d's batch split, where BLAS is held to one thread, they run on one thread too. The
-instruction set: ``isa()``, ``isas()``, ``set_isa(name)`` (or PYKERN_CPU_ISA before import).
+conv2d's batch split, where BLAS is held to one thread, they run on one thread too. Whose threads:
+pykern's own pool, or where torch is imported torch's OpenMP threads (``share_torch_threads``,
+``pool()``; ``PYKERN_CPU_POOL=own`` keeps the own pool). The instruction set: ``isa()``,
+``isas()``, ``set_isa(name)`` (or PYKERN_CPU_ISA before import).
 """
 from __future__ import annotations
 
 import os
+import sys
 import threading
 
 from .._registry import make_default, register, set_route
@@ -93,6 +96,53 @@ def _num_threads_getter(controller):
 
 
 threads = _Threads()
+
+
+# --- whose threads run a call's parts ----------------------------------------------------------
+POOL_ENV = "PYKERN_CPU_POOL"  # "auto" (the default) or "own"
+TORCH_OPENMP = "libgomp.so.1"  # the OpenMP runtime of torch's Linux wheels (torch/lib/libgomp.so.1)
+
+
+def _pool_setting() -> str:
+    value = os.environ.get(POOL_ENV, "") or "auto"
+    if value not in ("auto", "own"):  # a typo must not pass for a choice: ValueError
+        raise ValueError(f"{POOL_ENV}: expected 'auto' or 'own', got {value!r}")
+    return value
+
+
+def share_torch_threads():
+    """Run threaded calls' parts on torch's OpenMP threads from now on, where torch is imported and
+    its runtime is GNU OpenMP (``TORCH_OPENMP``, the Linux wheels'); returns that library's name,
+    else None and pykern's own pool stays. ``PYKERN_CPU_POOL=own`` keeps the own pool always.
+
+    Why: after each of its parallel ops torch's OpenMP threads spin for milliseconds, so in a
+    training step that mixes torch's ops and pykern's, a thread of pykern's own pool found its core
+    taken by a spinning thread and waited for the scheduler, call after call (the small digits CNN
+    on 2 threads: 3 such waits a step; a conv2d backward beside one torch sum ran 1.4x slower). On
+    torch's threads pykern's part starts at once. The parts and their sums are the same either way:
+    every result keeps its bits. pykern.torch calls this at import, and so does this module where
+    torch was imported first. A forked child goes back to the own pool (libgomp's threads are not
+    copied into it)."""
+    if ext is None or _pool_setting() == "own":
+        return None
+    torch = sys.modules.get("torch")
+    backends = getattr(torch, "backends", None)
+    openmp = getattr(backends, "openmp", None)
+    if openmp is None or not openmp.is_available():
+        return None
+    return ext.share_openmp(TORCH_OPENMP)
+
+
+def own_pool() -> None:
+    """Run threaded calls on pykern's own thread pool again (undoes share_torch_threads)."""
+    if ext is not None:
+        ext.own_pool()
+
+
+def pool() -> str:
+    """Whose threads run threaded calls' parts: 'own' (pykern's pool), an OpenMP library's name
+    (torch's threads, shared: share_torch_threads), or 'none' without the extension."""
+    return ext.pool() if ext is not None else "none"
 
 
 # --- instruction sets --------------------------------------------------------------------------
@@ -206,3 +256,9 @@ def register_tables() -> None:
                 make_default(op, "numpy", COMPILED_DEFAULTS[op])
             if op in ROUTES:
                 set_route(op, "numpy", ROUTES[op])
+
+
+if ext is not None:
+    _pool_setting()  # PYKERN_CPU_POOL is checked at import, as PYKERN_CPU_ISA is
+    if "torch" in sys.modules:
+        share_torch_threads()

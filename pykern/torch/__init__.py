@@ -7,7 +7,9 @@
 Optional: install torch first (the [torch] extra does not name it, see _require_torch), then
 ``pip install "pykern[torch]"``. ``import pykern`` never imports torch; this package does. CPU
 tensors run on the NumPy backend (zero-copy through ``.numpy()``), CUDA tensors on the cuda
-(else numba) backend, ordered with torch's current stream. See ops.py for the operators.
+(else numba) backend, ordered with torch's current stream. See ops.py for the operators. From
+this import on, pykern's threaded CPU kernels run on torch's OpenMP threads, not a second pool
+beside them (pykern.cpu._compiled.share_torch_threads; PYKERN_CPU_POOL=own to keep its own).
 """
 TORCH_PIN = "torch==2.13.0"  # the build the README installs first (its CPU build on a CPU-only machine)
 MIN_TORCH = (2, 4)  # torch.library.register_fake (ops.py)
@@ -32,7 +34,11 @@ def _require_torch() -> None:
 
 _require_torch()
 
+from ..cpu import _compiled  # noqa: E402
 from . import nn  # noqa: E402
 from .ops import conv2d, linear, matmul, relu  # noqa: E402
+
+# pykern's threaded CPU kernels run on torch's OpenMP threads from here on (see the function).
+_compiled.share_torch_threads()
 
 __all__ = ["conv2d", "linear", "matmul", "relu", "nn"]
