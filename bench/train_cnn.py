@@ -58,6 +58,7 @@ import numpy as np
 
 import pykern as pk  # the installed copy: main() refuses a source tree that was never built
 from pykern.cpu import _compiled
+
 # torch.profiler's tracer (kineto) prints 'profiler_start'/'profiler_stop' lines on every profile
 # unless told otherwise before torch loads it; the table below is this script's own report.
 os.environ.setdefault("KINETO_LOG_LEVEL", "99")
