@@ -669,10 +669,14 @@ void run_parallel(const Op& op, const Path<T, Op>& p, int parts) {
 
 // Below this many flops a thread costs more than it saves (starting one: ~20-50 us).
 constexpr double kFlopsPerThread = 4e6;
+// The same on a shared OpenMP runtime (sharing_openmp(): torch's threads, awake between ops): the
+// small CNN's first Linear (32 x 64 x 512 and its two gradients, 2 MFLOP each) took 30-36 us on
+// one thread and 22-25 on two, each beside a torch op as in a training step.
+constexpr double kFlopsPerSharedThread = 5e5;
 
 // The threads a product of this size pays for, at most `threads`.
 inline int threads_for(double flops, int threads) {
-  const double most = flops / kFlopsPerThread;
+  const double most = flops / (sharing_openmp() ? kFlopsPerSharedThread : kFlopsPerThread);
   return most < 1 ? 1 : most < threads ? int(most) : threads;
 }
 
