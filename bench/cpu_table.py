@@ -8,7 +8,7 @@ compiled CPU ladder against NumPy and against those ceilings.
 
 Records read (each optional: a missing one is said in the table, with the command that writes it):
 cpu_ladder.json (bench/bench_cpu_ladder.py: matmul rungs, relu, ceilings), the newest
-train_cnn*.json per model and thread setting (bench/train_cnn.py), conv2d_cpu.json
+train_cnn*.json per model and thread setting (bench/train_cnn.py) with the others of its commit, conv2d_cpu.json
 (bench/bench_conv2d_cpu.py). Reads JSON only: it needs neither an installed pykern nor NumPy.
 tests/test_docs.py checks the README's block against this script's output.
 """
@@ -66,17 +66,25 @@ def _record(name: str, command: str = "") -> str:
 
 # --- the records -----------------------------------------------------------------------------
 def train_records(results: str) -> dict:
-    """{(model, --threads): newest train_cnn record}; --threads 0 is each library's default."""
-    newest = {}
+    """{(model, --threads): [(name, record), ...]}, newest first: the newest train_cnn record and
+    every other one with its command run from the same clean commit (the record's checkout), so
+    that the table gives the spread of runs of one code; --threads 0 is each library's default."""
+    found = {}
     for path in glob.glob(os.path.join(results, "train_cnn*.json")):
         doc = _load(path)
         if not doc or "comparison" not in doc:
             continue
         cfg = doc.get("config", {})
-        key = (cfg.get("model", "small"), cfg.get("threads") or 0)
-        if key not in newest or doc.get("date", "") > newest[key][1].get("date", ""):
-            newest[key] = (os.path.basename(path), doc)
-    return newest
+        found.setdefault((cfg.get("model", "small"), cfg.get("threads") or 0), []).append((os.path.basename(path), doc))
+    out = {}
+    for key, docs in found.items():
+        docs.sort(key=lambda nd: nd[1].get("date", ""), reverse=True)
+        newest = docs[0][1]
+        code = (newest.get("environment") or {}).get("checkout")
+        same = [nd for nd in docs[1:] if code and not code.get("dirty") and nd[1].get("command") == newest.get("command")
+                and (nd[1].get("environment") or {}).get("checkout") == code]
+        out[key] = [docs[0], *same]
+    return out
 
 
 def conv2d_ratio(doc: dict):
@@ -109,13 +117,19 @@ def goals_table(results: str, ladder) -> list:
             if not found:
                 lines.append(f"| {what} | ≤ {target}× | no record: `{TRAIN_CMD[(model, threads)]}` | – |")
                 continue
-            name, doc = found
-            c = doc["comparison"]["numpy"]
-            acc = [abs(p["test_accuracy"] - t["test_accuracy"])
-                   for p, t in zip(doc["runs"]["numpy"]["epochs"], doc["runs"]["torch"]["epochs"])]
+            name, doc = found[0]
+            ratios = [d["comparison"]["numpy"]["time_ratio"] for _, d in found]
+            acc = [abs(p["test_accuracy"] - t["test_accuracy"]) for _, d in found
+                   for p, t in zip(d["runs"]["numpy"]["epochs"], d["runs"]["torch"]["epochs"])]
+            epochs = len(doc["runs"]["numpy"]["epochs"])
+            if len(found) > 1:
+                time = f"{_spread(_mmm(ratios))}× over {len(found)} runs of one commit (each: the median epoch)"
+                more = ", and " + ", ".join(f"[`…{n[-11:-5]}`](bench/results/cpu/{n})" for n, _ in found[1:])
+            else:
+                time, more = f"{ratios[0]:.2f}× (median epoch)", ""
             lines.append(f"| {what}; test accuracy within 1 point after every epoch | ≤ {target}×; ≤ 1 point | "
-                         f"{c['time_ratio']:.2f}× (median epoch); accuracy at most {max(acc):.2f} points apart "
-                         f"over {len(acc)} epochs | {_record(name, doc.get('command', ''))} |")
+                         f"{time}; accuracy at most {max(acc):.2f} points apart over {epochs} epochs"
+                         f"{' in each' if len(found) > 1 else ''} | {_record(name, doc.get('command', ''))}{more} |")
     if ladder:
         top = [r["entries"][_rungs(r)[-1]]["vs_np_matmul"]["median"] for r in ladder["matmul"]]
         # each op's best variant per thread count, against the copy timed beside it

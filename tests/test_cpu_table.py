@@ -51,3 +51,30 @@ def test_the_table_shows_a_fresh_ladder_record(tmp_path, monkeypatch):
     assert ct.main(["--results", str(tmp_path), "--check", str(readme)]) == 0
     readme.write_text(readme.read_text().replace(f"{top['gflops']['median']:.1f}", "999.9", 1))
     assert ct.main(["--results", str(tmp_path), "--check", str(readme)]) == 1
+
+
+def _train_record(path, date, ratio, commit, dirty=False, command="python bench/train_cnn.py --no-progress"):
+    epochs = [{"test_accuracy": 90.0}, {"test_accuracy": 95.0}]
+    doc = {"date": date, "command": command, "config": {"model": "small", "threads": 0},
+           "environment": {"checkout": {"commit": commit, "dirty": dirty} if commit else None},
+           "comparison": {"numpy": {"time_ratio": ratio}},
+           "runs": {"numpy": {"epochs": epochs}, "torch": {"epochs": epochs[:1] + [{"test_accuracy": 95.5}]}}}
+    path.write_text(json.dumps(doc))
+
+
+def test_the_training_row_spreads_the_runs_of_the_newest_records_commit(tmp_path):
+    """The newest record and the others of its clean commit and command make one row's min,
+    median and max; a run of another commit, of another command or from a dirty checkout does not
+    count, and a newest record from a dirty checkout stands alone."""
+    ct = _script("cpu_table")
+    _train_record(tmp_path / "train_cnn-1.json", "2026-01-01T00:00:03", 1.20, "abc")
+    _train_record(tmp_path / "train_cnn-2.json", "2026-01-01T00:00:02", 1.30, "abc")
+    _train_record(tmp_path / "train_cnn-3.json", "2026-01-01T00:00:01", 1.10, "abc")
+    _train_record(tmp_path / "train_cnn-4.json", "2026-01-01T00:00:00", 9.00, "old")
+    _train_record(tmp_path / "train_cnn-5.json", "2026-01-01T00:00:00", 8.00, "abc", command="other")
+    _train_record(tmp_path / "train_cnn-6.json", "2026-01-01T00:00:00", 7.00, "abc", dirty=True)
+    row = next(line for line in ct.goals_table(str(tmp_path), None) if "small model, default threads" in line)
+    assert "1.20 (1.10–1.30)× over 3 runs of one commit" in row and "0.50 points apart" in row
+    _train_record(tmp_path / "train_cnn-0.json", "2026-01-01T00:00:04", 1.25, "abc", dirty=True)
+    row = next(line for line in ct.goals_table(str(tmp_path), None) if "small model, default threads" in line)
+    assert "1.25× (median epoch)" in row and "over 3 runs" not in row
