@@ -281,12 +281,15 @@ Pool& Pool::instance() {
 }
 
 bool Pool::run(int parts, Task task, void* ctx, bool optional) {
-  if (const OpenMp* omp = g_openmp.load(std::memory_order_acquire))
-    if (run_on_openmp(*omp, parts, task, ctx, optional)) return true;
   PoolState* st = g_pool;
   if (uint64_t(parts) > kPartsMask) return false;  // more than the ticket holds: threads of its own
   std::unique_lock<std::mutex> use(st->use, std::try_to_lock);
   if (!use.owns_lock()) return false;
+  // One call at a time on the shared runtime too, the holder of the pool's lock: a call beside it
+  // (another Python thread's: Dask's workers) starts threads of its own as before, where on the
+  // runtime it would make a second team of spinning threads for its thread.
+  if (const OpenMp* omp = g_openmp.load(std::memory_order_acquire))
+    if (run_on_openmp(*omp, parts, task, ctx, optional)) return true;
   while (st->workers < parts - 1) {
     try {
       std::thread(worker_loop, st, st->workers + 1, st->ticket.load(std::memory_order_acquire)).detach();
