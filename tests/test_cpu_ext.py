@@ -591,35 +591,37 @@ def _python(code: str, **env) -> subprocess.CompletedProcess:
                           env={**os.environ, **env}, cwd=os.path.dirname(os.path.dirname(os.path.abspath(pk.__file__))))
 
 
-def test_importing_pykern_torch_shares_torch_threads_unless_told_not_to():
-    """``import pykern.torch`` moves the threaded calls onto torch's OpenMP threads (and so does
-    pykern's CPU module where torch was imported first); PYKERN_CPU_POOL=own keeps pykern's own
-    pool; a typo in it is an error, not the default."""
+def test_pykern_cpu_pool_own_keeps_the_own_pool_and_a_typo_is_an_error(monkeypatch):
     pytest.importorskip("torch")
-    code = ("import torch\nfrom pykern.cpu import _compiled as c\nfirst = c.pool()\nc.own_pool()\n"
-            "import pykern.torch\nprint(first, c.pool(), bool(torch.backends.openmp.is_available()))")
-    out = _python(code)
-    assert out.returncode == 0, out.stderr
-    first, after, openmp = out.stdout.split()
-    if openmp == "False" or after == "own":
-        pytest.skip(f"torch here does not run on {_compiled.TORCH_OPENMP}")
-    assert (first, after) == (_compiled.TORCH_OPENMP, _compiled.TORCH_OPENMP)
-    out = _python(code, PYKERN_CPU_POOL="own")
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.split()[:2] == ["own", "own"]
-    out = _python("import pykern.torch", PYKERN_CPU_POOL="openmp")
-    assert out.returncode != 0 and "PYKERN_CPU_POOL: expected 'auto' or 'own', got 'openmp'" in out.stderr
+    before = _compiled.pool()
+    try:
+        monkeypatch.setenv("PYKERN_CPU_POOL", "own")
+        _compiled.own_pool()
+        assert _compiled.share_torch_threads() is None and _compiled.pool() == "own"
+        monkeypatch.setenv("PYKERN_CPU_POOL", "openmp")
+        with pytest.raises(ValueError, match="PYKERN_CPU_POOL: expected 'auto' or 'own', got 'openmp'"):
+            _compiled.share_torch_threads()
+    finally:
+        monkeypatch.delenv("PYKERN_CPU_POOL")
+        if before != "own":
+            _compiled.share_torch_threads()
 
 
-def test_calls_that_torch_threads_cannot_all_run_fall_back_to_the_own_pool():
-    """With OMP_THREAD_LIMIT=1 torch's runtime gives a call one thread whatever it asks: parts that
-    wait for each other (the big-A matmul's barrier) then run on pykern's own pool instead, and
-    optional parts (the prepacked matmul, dw's windows, relu's chunks) all on the caller; either
-    way the one-thread bits, and nothing hangs."""
+def test_torch_threads_run_the_calls_after_import_and_those_they_cannot_all_run_fall_back():
+    """``import pykern.torch`` moves the threaded calls onto torch's OpenMP threads (and so does
+    pykern's CPU module where torch was imported first). With OMP_THREAD_LIMIT=1 torch's runtime
+    then gives a call one thread whatever it asks: parts that wait for each other (the big-A
+    matmul's barrier) run on pykern's own pool instead, and optional parts (the prepacked matmul,
+    relu's chunks) all on the caller; either way the one-thread bits, and nothing hangs. (One
+    process for both: each imports torch, seconds of CI.)"""
     pytest.importorskip("torch")
     code = """
-import numpy as np, pykern.torch
+import torch
 from pykern.cpu import _compiled as c
+first = c.pool()
+c.own_pool()
+import numpy as np, pykern.torch
+after = c.pool()
 ext = c.ext
 rng = np.random.default_rng(7)
 a = rng.standard_normal((1040, 2100)).astype(np.float32)
@@ -633,9 +635,11 @@ x = rng.standard_normal(1 << 20).astype(np.float32)
 y = np.empty_like(x)
 ext.relu_simd((x,), y, [x.size], 2)
 assert np.array_equal(y, np.maximum(x, 0))
-print(c.pool())
+print(first, after, bool(torch.backends.openmp.is_available()))
 """
     out = _python(code, OMP_THREAD_LIMIT="1")
     assert out.returncode == 0, out.stderr
-    if out.stdout.split() != [_compiled.TORCH_OPENMP]:
+    first, after, openmp = out.stdout.split()
+    if openmp == "False" or after == "own":
         pytest.skip(f"torch here does not run on {_compiled.TORCH_OPENMP}")
+    assert (first, after) == (_compiled.TORCH_OPENMP, _compiled.TORCH_OPENMP)
