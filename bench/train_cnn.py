@@ -50,7 +50,6 @@ import os
 import platform
 import re
 import statistics
-import subprocess
 import sys
 import time
 from collections import defaultdict
@@ -58,6 +57,7 @@ from collections import defaultdict
 import numpy as np
 
 import pykern as pk  # the installed copy: main() refuses a source tree that was never built
+from pykern.benchmark.environment import git_checkout
 from pykern.cpu import _compiled
 
 # torch.profiler's tracer (kineto) prints 'profiler_start'/'profiler_stop' lines on every profile
@@ -420,24 +420,13 @@ def plot(runs: dict, path: str, title: str) -> None:
     plt.close(fig)
 
 
-def checkout() -> dict | None:
-    """The git checkout this script ran from: its commit, and whether tracked files differed from
-    it (so bench/cpu_table.py can put runs of the same code together); None outside a checkout."""
-    def git(*args):
-        return subprocess.run(["git", "-C", HERE, *args], capture_output=True, text=True, timeout=30,
-                              check=True).stdout.strip()
-    try:
-        return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
 def environment() -> dict:
     env = {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
            "pykern": pk.__version__, "machine": platform.machine(), "cpu_count": os.cpu_count(),
            "torch_threads": torch.get_num_threads(), "processor": platform.processor() or None,
            # whose threads ran pykern's threaded CPU kernels: "own", or torch's OpenMP runtime's name
-           "pykern_cpu_pool": _compiled.pool(), "checkout": checkout()}
+           # the commit run, and whether tracked files differed (bench/cpu_table.py groups runs by it)
+           "pykern_cpu_pool": _compiled.pool(), "checkout": git_checkout(HERE)}
     try:
         from threadpoolctl import threadpool_info
         env["blas"] = [{k: i.get(k) for k in ("internal_api", "version", "num_threads")} for i in threadpool_info()

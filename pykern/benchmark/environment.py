@@ -96,20 +96,38 @@ def cpu_info() -> dict:
     return {"model": model, "cores": os.cpu_count(), "usable_cores": usable}
 
 
-def git_commit() -> Optional[str]:
-    """The checkout's commit: $PYKERN_GIT_COMMIT (set by bench/device_run.sh for an installed
-    package), else git in the source tree, else git in the working directory."""
-    if os.environ.get("PYKERN_GIT_COMMIT"):
-        return os.environ["PYKERN_GIT_COMMIT"]
+def _git(*args, where: Optional[str] = None) -> Optional[str]:
+    """git's output in ``where``'s checkout, or by default the source tree's, else the working
+    directory's; None where none of them is one."""
     here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the checkout
-    for d in (here, os.getcwd()):
+    for d in (where,) if where else (here, os.getcwd()):
         try:
-            out = subprocess.run(["git", "-C", d, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+            out = subprocess.run(["git", "-C", d, *args], capture_output=True, text=True, timeout=5)
         except (OSError, subprocess.SubprocessError):
             return None
         if out.returncode == 0:
             return out.stdout.strip()
     return None
+
+
+def git_commit(where: Optional[str] = None) -> Optional[str]:
+    """The checkout's commit: $PYKERN_GIT_COMMIT (set by bench/device_run.sh for an installed
+    package), else git in ``where`` (a script's own folder), else in the source tree, else in the
+    working directory."""
+    if os.environ.get("PYKERN_GIT_COMMIT"):
+        return os.environ["PYKERN_GIT_COMMIT"]
+    return _git("rev-parse", "HEAD", where=where)
+
+
+def git_checkout(where: Optional[str] = None) -> Optional[dict]:
+    """{"commit": git_commit(where), "dirty": whether tracked files differed from it (None where
+    that cannot be known: $PYKERN_GIT_COMMIT names a commit, not a tree)}; None without a commit."""
+    commit = git_commit(where)
+    if commit is None:
+        return None
+    status = (None if os.environ.get("PYKERN_GIT_COMMIT")
+              else _git("status", "--porcelain", "--untracked-files=no", where=where))
+    return {"commit": commit, "dirty": None if status is None else bool(status)}
 
 
 def _lib_version(name: str) -> Optional[str]:
