@@ -191,10 +191,10 @@ void worker_loop(PoolState* st, int w, uint64_t seen) {
 
 // An OpenMP runtime already loaded in the process (torch's libgomp), whose threads run the
 // calls' parts in place of the pool's (share_openmp): where torch trains, its OpenMP threads spin
-// for milliseconds after each of its ops, and a pool thread of pykern's on the same core waits for
-// the scheduler to take that core from a spinning thread, on every call (on the 2-core VM a
-// conv2d backward beside one torch sum ran 1.7x slower). On the runtime's threads the spinning
-// thread takes pykern's part at once. Entry points of GCC's libgomp ABI (GOMP_parallel: GCC 4.9).
+// for milliseconds after each of its ops, and a pool thread of pykern's waits for the scheduler to
+// take its core from a spinning one, on every call (on the 2-core VM a conv2d backward beside one
+// torch sum ran 1.4-1.7x slower). On the runtime's threads the spinning thread takes pykern's part
+// at once. Entry points of GCC's libgomp ABI (GOMP_parallel: GCC 4.9).
 struct OpenMp {
   void (*parallel)(void (*)(void*), void*, unsigned, unsigned);
   int (*thread_num)();

@@ -118,7 +118,7 @@ def share_torch_threads():
     Why: after each of its parallel ops torch's OpenMP threads spin for milliseconds, so in a
     training step that mixes torch's ops and pykern's, a thread of pykern's own pool found its core
     taken by a spinning thread and waited for the scheduler, call after call (the small digits CNN
-    on 2 threads: 3 such waits a step; a conv2d backward beside one torch sum ran 1.4x slower). On
+    on 2 threads: 3 such waits a step; a conv2d backward beside one torch sum ran 1.4-1.7x slower). On
     torch's threads pykern's part starts at once. The parts and their sums are the same either way:
     every result keeps its bits. pykern.torch calls this at import, and so does this module where
     torch was imported first. A forked child goes back to the own pool (libgomp's threads are not
