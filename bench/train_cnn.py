@@ -425,8 +425,9 @@ def environment() -> dict:
            "pykern": pk.__version__, "machine": platform.machine(), "cpu_count": os.cpu_count(),
            "torch_threads": torch.get_num_threads(), "processor": platform.processor() or None,
            # whose threads ran pykern's threaded CPU kernels: "own", or torch's OpenMP runtime's name
+           "pykern_cpu_pool": _compiled.pool(),
            # the commit run, and whether tracked files differed (bench/cpu_table.py groups runs by it)
-           "pykern_cpu_pool": _compiled.pool(), "checkout": git_checkout(HERE)}
+           "checkout": git_checkout(HERE)}
     try:
         from threadpoolctl import threadpool_info
         env["blas"] = [{k: i.get(k) for k in ("internal_api", "version", "num_threads")} for i in threadpool_info()

@@ -25,6 +25,20 @@ BUILT = _build.EXTENSIONS.get("_cpu") == "built"
 pytestmark = pytest.mark.skipif(not BUILT, reason=f"pykern._cpu not built: {_build.EXTENSIONS.get('_cpu')}")
 
 
+def _python(code: str, **env) -> subprocess.CompletedProcess:
+    """``python -c code`` with these environment variables, from / (never the source tree)."""
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False,
+                          env={**os.environ, **env}, cwd="/")
+
+
+def _restore_pool(before: str) -> None:
+    """Put back the pool that _compiled.pool() named before a test changed it."""
+    if before == "own":
+        _compiled.own_pool()
+    else:
+        _compiled.share_torch_threads()
+
+
 @pytest.fixture(params=["own", "torch"])
 def pool(request):
     """Whose threads run the test's threaded calls: pykern's own pool, or torch's OpenMP threads
@@ -38,10 +52,7 @@ def pool(request):
         if _compiled.share_torch_threads() is None:
             pytest.skip(f"torch's OpenMP runtime here is not {_compiled.TORCH_OPENMP}, or PYKERN_CPU_POOL=own")
     yield request.param
-    if before == "own":
-        _compiled.own_pool()
-    else:
-        _compiled.share_torch_threads()
+    _restore_pool(before)
 
 
 def compiled_variants():
@@ -80,11 +91,9 @@ def test_every_isa_path_matches_the_reference(isa):
 
 def test_the_environment_forces_a_lower_path_and_a_typo_is_named():
     code = "import pykern.cpu._compiled as c; print(c.isa())"
-    env = dict(os.environ, PYKERN_CPU_ISA="baseline")
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd="/")
+    out = _python(code, PYKERN_CPU_ISA="baseline")
     assert out.returncode == 0 and out.stdout.strip() == "baseline", out.stderr
-    env["PYKERN_CPU_ISA"] = "avx3"
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd="/")
+    out = _python(code, PYKERN_CPU_ISA="avx3")
     assert out.returncode != 0 and "PYKERN_CPU_ISA: expected baseline, avx2 or avx512, got 'avx3'" in out.stderr
     with pytest.raises(ValueError, match="set_isa: expected"):
         _compiled.set_isa("sse9")
@@ -586,11 +595,6 @@ def test_windows_weight_gradient_keeps_inf_where_the_spec_has_it_and_only_there(
     assert cmp.ok, cmp.message()
 
 
-def _python(code: str, **env) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False,
-                          env={**os.environ, **env}, cwd=os.path.dirname(os.path.dirname(os.path.abspath(pk.__file__))))
-
-
 def test_pykern_cpu_pool_own_keeps_the_own_pool_and_a_typo_is_an_error(monkeypatch):
     pytest.importorskip("torch")
     before = _compiled.pool()
@@ -603,8 +607,7 @@ def test_pykern_cpu_pool_own_keeps_the_own_pool_and_a_typo_is_an_error(monkeypat
             _compiled.share_torch_threads()
     finally:
         monkeypatch.delenv("PYKERN_CPU_POOL")
-        if before != "own":
-            _compiled.share_torch_threads()
+        _restore_pool(before)
 
 
 def test_torch_threads_run_the_calls_after_import_and_those_they_cannot_all_run_fall_back():
