@@ -301,8 +301,9 @@ bool sharing_openmp();
 // pykern's own pool (whose helper sleeps between calls); from 128 KiB (32K floats, torch's own
 // grain for its elementwise ops) on a shared OpenMP runtime's awake threads: 0.5 MiB ReLUs (the
 // small digits CNN's) 16 -> 10 us with torch's threads awake.
+constexpr int64_t kElementwiseSharedThreadedBytes = int64_t(1) << 17;
 inline int64_t elementwise_threaded_bytes() {
-  return sharing_openmp() ? int64_t(1) << 17 : kElementwiseThreadedBytes;
+  return sharing_openmp() ? kElementwiseSharedThreadedBytes : kElementwiseThreadedBytes;
 }
 
 // parallel_all for parts that never wait for each other: where the threads cannot be had, the
