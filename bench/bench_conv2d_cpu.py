@@ -38,7 +38,7 @@ import numpy as np
 
 import pykern.cpu.conv2d as conv  # noqa: E402
 from pykern._check import compare  # noqa: E402
-from pykern._dispatch import Unsupported, prepare  # noqa: E402
+from pykern._dispatch import Unsupported, prepare, resolve  # noqa: E402
 from pykern._registry import variants  # noqa: E402
 from pykern._timing import host_clock, measure, summarize  # noqa: E402
 from pykern.benchmark.environment import OtherLoad  # noqa: E402
@@ -80,6 +80,9 @@ LAYER_SETS = {
 # the compiled ladder's scalar rungs (seconds per layer), which --variants can still name.
 SLOW = ("reference", "direct")
 PYKERN = [v.name for v in variants("conv2d", "numpy") if v.name not in SLOW]
+# "pykern:default": what a call without variant= runs, layer by layer: the default variant, or
+# where a shape rule (ROUTES) sends that layer, another; the JSON names it per layer ("routed").
+ROUTED = "default"
 DEFAULT = next(v.name for v in variants("conv2d", "numpy") if v.default)
 IMPLS = [f"pykern:{name}" for name in PYKERN] + ["torch"]
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc <malloc.h>
@@ -145,9 +148,15 @@ class Layer:
                 def run():
                     out["y"] = torch.nn.grad.conv2d_weight(t["x"], tuple(self.params["w_shape"]), t["dy"], *geo)
             return run, lambda: out["y"].numpy()
+        name = impl.split(":", 1)[1]
         prepared = prepare(self.op, arrays, self._params(arrays), backend="numpy",
-                           variant=impl.split(":", 1)[1], poison=True)
+                           variant=None if name == ROUTED else name, poison=True)
         return prepared.run, prepared.finish
+
+    def routed(self) -> str:
+        """The variant a call without ``variant=`` runs on this layer (the default, or the one a
+        shape rule of pykern/cpu/_compiled.py ROUTES names)."""
+        return resolve(self.op, self.arrays, self._params(self.arrays), backend="numpy").variant.name
 
     def _params(self, arrays):
         """The op's parameters for ``arrays`` (a gradient's x_shape follows dy's batch)."""
@@ -331,7 +340,7 @@ def main(argv=None) -> int:
     print(f"float32, {args.layers} layers; median of {args.reps} calls in alternating blocks; "
           f"{args.op}: pykern default variant: {DEFAULT}\n")
 
-    impls = [f"pykern:{name}" for name in chosen] + (["torch"] if torch is not None else [])
+    impls = [f"pykern:{ROUTED}"] + [f"pykern:{name}" for name in chosen] + (["torch"] if torch is not None else [])
     runs_out = []
     for run_no in range(args.runs):
         if args.runs > 1:
@@ -346,11 +355,12 @@ def main(argv=None) -> int:
                                                   "ratio_to_torch": r[impl] / r["torch"] if "torch" in r else None}
                                            for impl in impls if impl in r}
                                     for name, r in results.items()},
+                         "routed": {name: r["_routed"] for name, r in results.items()},
                          "geomean_ratio_to_torch": {impl: gm for impl, (gm, _) in _geomeans(results).items()},
                          "other_load_max": worst})
     if args.runs > 1 and "torch" in impls:
-        print(f"\ngeometric mean pykern/torch of the default ({DEFAULT}) in each run: "
-              + ", ".join(f"{r['geomean_ratio_to_torch'].get('pykern:' + DEFAULT, float('nan')):.3f}" for r in runs_out))
+        print("\ngeometric mean pykern/torch of the default (routed) in each run: "
+              + ", ".join(f"{r['geomean_ratio_to_torch'].get('pykern:' + ROUTED, float('nan')):.3f}" for r in runs_out))
     if args.json:
         _write_json(args, runs_out, n, how)
     return 0
@@ -378,6 +388,7 @@ def _one_run(impls, args):
         timings = {impl: summarize(t) for impl, t in times.items()}
         results[name] = {impl: t.median for impl, t in timings.items()}
         results[name]["_flops"] = lay.flops
+        results[name]["_routed"] = lay.routed()
         results[name]["_iqr"] = {impl: t.iqr for impl, t in timings.items()}
         if args.profile:
             results[name]["_profile"] = {impl: profile(lay, impl, max(3, args.reps // 3))
@@ -411,7 +422,7 @@ def _geomeans(results):
     ratios = {}
     for r in results.values():
         for impl, t in r.items():
-            if not impl.startswith("_") and impl != "torch" and "torch" in r:
+            if not impl.startswith("_") and impl != "torch" and "torch" in r:  # (_flops, _iqr, _routed)
                 ratios.setdefault(impl, []).append(t / r["torch"])
     return {impl: (math.exp(sum(math.log(x) for x in rs) / len(rs)), len(rs)) for impl, rs in ratios.items()}
 
@@ -439,7 +450,9 @@ def _print_table(results, impls):
     for impl, (gm, count) in _geomeans(results).items():
         cover = "all layers" if count == len(results) else f"{count} of {len(results)} layers"
         print(f"  {impl.split(':', 1)[1]:16s} {gm:5.3f} over {cover}"
-              + ("  (the default)" if impl == f"pykern:{DEFAULT}" else ""))
+              + ("  (what a call without variant= runs: "
+                 + ", ".join(f"{name} {r['_routed']}" for name, r in results.items()) + ")"
+                 if impl == f"pykern:{ROUTED}" else ""))
 
 
 def _print_profile(results):

@@ -429,12 +429,89 @@ def test_the_gemm_rungs_are_exact_where_tiles_straddle_images(isa, dtype):
         for b, relu in ((None, 0), (bias, 1)):
             want = reference(x, wt, b, (1, 1), (1, 1), (1, 1), 1, "relu" if relu else None)
             dims = [n, c, h, w, k, 3, 3, h, w, 1, 1, 1, 1, 1, 1, 1, relu]
-            for name, threads in (("implicit_gemm", 1), ("threaded", 2)):
+            for name, threads in (("implicit_gemm", 1), ("threaded", 2), ("tap_gemm", 2)):
                 got = np.full((n, k, h, w), np.nan, dtype)
                 getattr(ext, f"conv2d_{name}")((x, wt, b), got, dims, threads)
                 assert np.array_equal(got, want), f"{isa} {name} relu={relu}"
     finally:
         _compiled.set_isa(saved)
+
+
+# (N, C, H, W, K, R, S, stride, pad, dilation, groups) for tap_gemm: one slab whose channels are
+# cut into parts on 2-3 threads, with taps' last panels of at most 16 columns (half-width); slabs
+# of rows across images; stride 2 (x gathered one by one), dilation and groups; padding 4 around
+# a 5x6 input (no tap reaches every output, so the outputs are zeroed first, and a few are reached
+# by none: bias only); a 1x1 filter in 2 groups (its one tap reaches every output).
+TAP_GEOMETRIES = [(8, 64, 7, 7, 64, 3, 3, 1, 1, 1, 1), (3, 16, 30, 22, 24, 3, 3, 1, 1, 1, 1),
+                  (2, 6, 17, 9, 6, 3, 2, 2, 1, 2, 3), (2, 4, 5, 6, 8, 3, 3, 1, 4, 1, 1),
+                  (4, 32, 9, 9, 16, 1, 1, 1, 0, 1, 2)]
+
+
+def _tap_case(geom, dtype, rng, integers=False):
+    n, c, h, w, k, r, s, stride, pad, dil, groups = geom
+    draw = (lambda shape: rng.integers(-4, 5, shape)) if integers else rng.standard_normal
+    x, wt, bias = draw((n, c, h, w)).astype(dtype), draw((k, c // groups, r, s)).astype(dtype), draw(k).astype(dtype)
+    p, q = ((h + 2 * pad - dil * (r - 1) - 1) // stride + 1, (w + 2 * pad - dil * (s - 1) - 1) // stride + 1)
+    def dims(relu):
+        return [n, c, h, w, k, r, s, p, q, stride, stride, pad, pad, dil, dil, groups, relu]
+    return x, wt, bias, (n, k, p, q), dims
+
+
+@pytest.mark.parametrize("geom", TAP_GEOMETRIES)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.usefixtures("pool")
+def test_tap_gemm_is_exact_on_small_integers_and_the_same_bits_on_any_thread_count(geom, dtype):
+    """tap_gemm skips padded taps and sums each output's taps in its own order: on small integers
+    every sum is exact (so equal to the reference), and on random values every thread count gives
+    the one-thread bits, bias and ReLU (a pass after the last tap) or not."""
+    from pykern.ops.conv2d import reference
+    ext = _compiled.ext
+    stride, pad, dil, groups = geom[7:]
+    rng = np.random.default_rng(seed_for("tap-gemm", *geom, dtype))
+    x, wt, bias, shape, dims = _tap_case(geom, dtype, rng, integers=True)
+    for b, relu in ((None, 0), (bias, 1)):
+        want = reference(x, wt, b, (stride,) * 2, (pad,) * 2, (dil,) * 2, groups, "relu" if relu else None)
+        got = np.full(shape, np.nan, dtype)
+        ext.conv2d_tap_gemm((x, wt, b), got, dims(relu), 2)
+        assert np.array_equal(got, want), f"integers, bias={b is not None}"
+    x, wt, bias, shape, dims = _tap_case(geom, dtype, rng)
+    for b, relu in ((None, 0), (bias, 1)):
+        one = np.full(shape, np.nan, dtype)
+        ext.conv2d_tap_gemm((x, wt, b), one, dims(relu), 1)
+        assert not np.isnan(one).any()
+        for threads in (2, 3):
+            got = np.full_like(one, np.nan)
+            ext.conv2d_tap_gemm((x, wt, b), got, dims(relu), threads)
+            assert np.array_equal(got, one), f"threads={threads} bias={b is not None}"
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # 0 * Inf, on purpose
+@pytest.mark.parametrize("special", [np.inf, -np.inf, np.nan])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_tap_gemm_multiplies_padding_by_a_weight_that_is_not_finite(special, dtype):
+    """A padded tap skipped is 0 * w left out, which is 0 only for a finite w: with an Inf or NaN
+    weight tap_gemm runs the threaded rung (the same bits), so 0 * Inf = NaN reaches the outputs
+    whose window holds padding under that weight. An Inf in x meets no padding: it stays on the
+    skipping path and matches the reference's NaN / Inf pattern."""
+    from pykern.ops.conv2d import reference
+    ext = _compiled.ext
+    geom = (2, 8, 9, 7, 16, 3, 3, 1, 1, 1, 1)
+    rng = np.random.default_rng(seed_for("tap-gemm-special", special, dtype))
+    x, wt, bias, shape, dims = _tap_case(geom, dtype, rng)
+    wt[3, 5, 0, 2] = special
+    want = np.full(shape, np.nan, dtype)
+    ext.conv2d_threaded((x, wt, bias), want, dims(1), 2)
+    got = np.full(shape, np.nan, dtype)
+    ext.conv2d_tap_gemm((x, wt, bias), got, dims(1), 2)
+    assert np.array_equal(got, want, equal_nan=True)
+    assert np.isnan(got[:, 3, 0, :]).all()  # the top row: every window holds padding under w[3, 5, 0, 2]
+    x, wt, bias, shape, dims = _tap_case(geom, dtype, rng)
+    x[1, 2, 0, 6] = special  # a corner of the input: many taps reach it
+    ref = reference(x.astype(np.float64), wt.astype(np.float64), None, (1, 1), (1, 1), (1, 1), 1, None)
+    got = np.full(shape, 0.0, dtype)
+    ext.conv2d_tap_gemm((x, wt, None), got, dims(0), 2)
+    assert np.array_equal(np.isnan(got), np.isnan(ref)) and np.array_equal(np.isinf(got), np.isinf(ref))
+    assert np.isfinite(got[0]).all() and not np.isfinite(got[1]).all()
 
 
 def test_the_measured_routes_pick_their_variants_and_an_explicit_variant_wins(monkeypatch):
@@ -447,6 +524,15 @@ def test_the_measured_routes_pick_their_variants_and_an_explicit_variant_wins(mo
     assert resolve("conv2d", {"x": x, "w": dw, "bias": None}, {"groups": 8}).variant.name == "direct_blocked"
     assert resolve("conv2d", {"x": x, "w": full, "bias": None}, {}).variant.name == _compiled.COMPILED_DEFAULTS["conv2d"]
     assert resolve("conv2d", {"x": x, "w": dw, "bias": None}, {"groups": 8}, variant="threaded").variant.name == "threaded"
+    # deep layers whose padding holds TAP_MIN_PADDED of the taps or more: tap_gemm; else the default
+    cg = _compiled.TAP_MIN_CG
+    deep = {"x": np.ones((2, cg, 7, 7), np.float32), "w": np.ones((64, cg, 3, 3), np.float32), "bias": None}
+    assert resolve("conv2d", deep, {"padding": 1}).variant.name == "tap_gemm"
+    for shallower in ({"padding": 1, "stride": 2}, {"padding": 0}, {"padding": 1, "groups": 2}):
+        w = np.ones((64, cg // shallower.get("groups", 1), 3, 3), np.float32)  # 2 groups: Cg below
+        assert resolve("conv2d", dict(deep, w=w), shallower).variant.name == _compiled.COMPILED_DEFAULTS["conv2d"]
+    wide = dict(deep, x=np.ones((2, cg, 56, 56), np.float32))  # 2.4% of the taps padded
+    assert resolve("conv2d", wide, {"padding": 1}).variant.name == _compiled.COMPILED_DEFAULTS["conv2d"]
     dy, w3 = np.ones((2, 8, 3, 3), np.float32), np.ones((8, 3, 3, 3), np.float32)
     strided = {"x_shape": (2, 3, 6, 6), "stride": 2, "padding": 1}
     assert resolve("conv2d_backward_input", {"dy": dy, "w": w3}, strided).variant.name == "gemm_col2im_threads"

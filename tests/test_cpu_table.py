@@ -78,3 +78,32 @@ def test_the_training_row_spreads_the_runs_of_the_newest_records_commit(tmp_path
     _train_record(tmp_path / "train_cnn-0.json", "2026-01-01T00:00:04", 1.25, "abc", dirty=True)
     row = next(line for line in ct.goals_table(str(tmp_path), None) if "small model, default threads" in line)
     assert "1.25× (median epoch)" in row and "over 3 runs" not in row
+
+
+def _conv_record(path, runs):
+    """A conv2d_cpu.json: runs of {layer: (default ratio, threaded ratio, routed variant or None)}."""
+    out = []
+    for run in runs:
+        layers = {name: {"pykern:threaded": {"ratio_to_torch": thr}, "torch": {"ratio_to_torch": 1.0}}
+                  for name, (_, thr, _) in run.items()}
+        doc_run = {"layers": layers}
+        if any(routed for _, _, routed in run.values()):
+            for name, (default, _, _) in run.items():
+                layers[name]["pykern:default"] = {"ratio_to_torch": default}
+            doc_run["routed"] = {name: routed for name, (_, _, routed) in run.items()}
+        out.append(doc_run)
+    path.write_text(json.dumps({"default_variant": "threaded", "command": "bench", "runs": out}))
+
+
+def test_the_conv2d_row_reads_the_routed_default_where_the_record_has_it(tmp_path):
+    """Goal 1's row is the geo-mean of what a call without variant= runs: the routed default
+    ("pykern:default", layer by layer) where the record holds it, named with its variants; an
+    older record without it reads the default variant's column."""
+    ct = _script("cpu_table")
+    run = {"resnet_56x56_c64": (1.0, 1.0, "threaded"), "resnet_7x7_c512": (0.25, 4.0, "tap_gemm")}
+    _conv_record(tmp_path / "conv2d_cpu.json", [run, run, run])
+    row = next(line for line in ct.goals_table(str(tmp_path), None) if line.startswith("| 1. conv2d"))
+    assert "(`threaded`; `tap_gemm`: 7x7)" in row and "0.50 (0.50–0.50)× over 3 runs" in row
+    _conv_record(tmp_path / "conv2d_cpu.json", [{name: (d, t, None) for name, (d, t, _) in run.items()}])
+    row = next(line for line in ct.goals_table(str(tmp_path), None) if line.startswith("| 1. conv2d"))
+    assert "(`threaded`)" in row and "2.00 (2.00–2.00)× over 1 runs" in row

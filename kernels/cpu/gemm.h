@@ -32,6 +32,9 @@
 #include <type_traits>
 
 #include "cpu.h"
+#if PYKERN_X86
+#include <immintrin.h>
+#endif
 
 namespace pykern {
 namespace cpu {
@@ -221,6 +224,59 @@ PYKERN_INLINE auto column_stride(const Op& op, int) -> decltype(int64_t(op.c_str
 template <class Op>
 PYKERN_INLINE constexpr int64_t column_stride(const Op&, long) { return 1; }
 
+#if PYKERN_X86
+// An AVX-512 vector's lanes [lo, hi) as a mask, and the masked loads and stores of both element
+// types (masked-off lanes are neither read nor written, nor can they fault).
+PYKERN_INLINE unsigned lane_mask(int lo, int hi) { return ((1u << (hi - lo)) - 1u) << lo; }
+PYKERN_TARGET_AVX512 PYKERN_INLINE f32x16 masked_load(const float* p, unsigned m) {
+  return (f32x16)_mm512_maskz_loadu_ps(__mmask16(m), p);
+}
+PYKERN_TARGET_AVX512 PYKERN_INLINE f64x8 masked_load(const double* p, unsigned m) {
+  return (f64x8)_mm512_maskz_loadu_pd(__mmask8(m), p);
+}
+PYKERN_TARGET_AVX512 PYKERN_INLINE void masked_store(float* p, unsigned m, f32x16 v) {
+  _mm512_mask_storeu_ps(p, __mmask16(m), (__m512)v);
+}
+PYKERN_TARGET_AVX512 PYKERN_INLINE void masked_store(double* p, unsigned m, f64x8 v) {
+  _mm512_mask_storeu_pd(p, __mmask8(m), (__m512d)v);
+}
+
+// The micro-kernel's tile into C where C holds its columns in runs shorter than the tile (conv2d:
+// a tile across two images, a tap's rows of 13 outputs) or the tile is an edge one, on AVX-512:
+// each run's part of each accumulator vector goes straight to C with a masked load and store
+// (lane l of vector v lies at the run's start + v*W + l - its first column). The buffer's path
+// below stores a run's elements past its whole vectors one at a time, and a row of 13 outputs
+// has no whole vector. (A call, not inlined: the intrinsics need the AVX-512 target, which the
+// generic micro-kernel lacks until it is inlined into its ISA's function; one call per tile.)
+template <class B, class Op, class V, class T>
+PYKERN_TARGET_AVX512 __attribute__((noinline)) void masked_tile(const Op& op, const V (&acc)[B::MR][B::NV], int64_t i0,
+                                                                int64_t j0, bool first, bool epilogue, int mr, int nr) {
+  constexpr int NV = B::NV, W = B::W;
+  int64_t ldc = 0, run = 0;
+  for (int j = 0; j < nr; j += int(run)) {
+    T* c = op.c_run(i0, j0 + j, &ldc, &run);
+    if (run > nr - j) run = nr - j;
+    const int end = j + int(run);
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) {
+      const int lo = j > v * W ? j : v * W, hi = end < v * W + W ? end : v * W + W;
+      if (lo >= hi) continue;
+      const unsigned m = lane_mask(lo - v * W, hi - v * W);
+      T* base = c + (v * W - j);  // lane 0 of vector v (lanes before lo are masked off)
+      for (int i = 0; i < mr; ++i) {
+        T* p = base + i * ldc;
+        V x = first ? acc[i][v] : masked_load(p, m) + acc[i][v];
+        if (epilogue) {
+          x += op.epi.bias != nullptr ? op.epi.bias[i0 + i] : T(0);
+          if (op.epi.relu) x = x < T(0) ? V{} : x;
+        }
+        masked_store(p, m, x);
+      }
+    }
+  }
+}
+#endif
+
 // ap: MR x kc micro-panel, k-major; bp: kc x NR, k-major; the tile's corner is C(i0, j0), of which
 // mr x nr are real. first: the first KC block (C is written, not added to: it holds garbage
 // before); last: the last one (the epilogue runs).
@@ -268,6 +324,14 @@ PYKERN_INLINE void micro_kernel(const Op& op, int64_t kc, const typename B::Elem
     }
     return;
   }
+#if PYKERN_X86
+  if constexpr (std::is_same<V, f32x16>::value || std::is_same<V, f64x8>::value) {
+    if (cs == 1) {
+      masked_tile<B, Op, V, T>(op, acc, i0, j0, first, epilogue, mr, nr);
+      return;
+    }
+  }
+#endif
   // An edge tile (only its mr x nr corner is real), or one whose columns C holds in pieces
   // (conv2d: two images) or strided: through a buffer, one run of columns at a time.
   alignas(64) T tile[MR * NR];

@@ -207,9 +207,40 @@ COMPILED_DEFAULTS = {
 DIRECT_MAX_KG = 16
 
 
+# Deep stride-1 layers on small images, where padding holds a large share of the filter taps:
+# tap_gemm skips the padded taps (oneDNN's float32 path does too) where threaded multiplies them.
+# Measured (bench_conv2d_cpu.py --variants threaded,tap_gemm, N=8, 2 threads, ratio to torch):
+# 7x7x512 (18% of taps padded) 1.03-1.14 against threaded's 1.22-1.32, 14x14x256 (9%) 1.06-1.14
+# against 1.15-1.17; not taken: the seed model's 12x12x128 (11%, N=64) equal at 1.20, 28x28x128
+# (5%) 1.12 against 1.10, 56x56x64 1.11 against 1.07. Each tap's GEMM sums only Cg terms between
+# passes over its outputs, and with fewer than 256 that costs what the skipped taps save.
+TAP_MIN_CG = 256
+TAP_MIN_PADDED = 0.08
+
+
+def padded_share(h, w, r, s, params) -> float:
+    """The share of an output's filter taps, over all outputs, that read padding (stride,
+    padding, dilation from normalized params)."""
+    def axis(size, taps, stride, pad, dil):  # the share of (output, tap) pairs inside, per tap in closed form
+        out = (size + 2 * pad - dil * (taps - 1) - 1) // stride + 1
+        inside = 0
+        for t in range(taps):  # outputs o with 0 <= o * stride - pad + t * dil < size (kernels/cpu/conv2d.cpp tap_range)
+            lo, hi = -(-(pad - t * dil) // stride), (size - 1 + pad - t * dil) // stride + 1
+            inside += max(0, min(hi, out) - max(lo, 0))
+        return inside / (out * taps) if out > 0 and taps > 0 else 1.0
+    (sh, sw), (ph, pw), (dh, dw) = params["stride"], params["padding"], params["dilation"]
+    return 1.0 - axis(h, r, sh, ph, dh) * axis(w, s, sw, pw, dw)
+
+
 def _conv2d_route(infos, params):
     groups = params["groups"]
-    return "direct_blocked" if groups > 1 and infos["w"].shape[0] // groups <= DIRECT_MAX_KG else None
+    k, cg, r, s = infos["w"].shape
+    if groups > 1 and k // groups <= DIRECT_MAX_KG:
+        return "direct_blocked"
+    if cg >= TAP_MIN_CG and params["stride"] == (1, 1) and \
+            padded_share(*infos["x"].shape[2:], r, s, params) >= TAP_MIN_PADDED:
+        return "tap_gemm"
+    return None
 
 
 # dx of a strided layer with few input channels (the first ResNet layer: 3 channels, 7x7 stride
