@@ -408,13 +408,21 @@ def _write_json(args, runs_out, n_threads, how):
            "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
            "machine": {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
                        "numpy": np.__version__, "blas_threads": n_threads, "blas": how,
-                       "torch": None if torch is None else torch.__version__},
+                       "torch": None if torch is None else torch.__version__,
+                       # whose threads ran pykern's compiled calls: its own pool, or torch's OpenMP
+                       # threads where torch was imported before pykern (pykern/cpu/_compiled.py)
+                       "pykern_cpu_pool": _cpu_pool()},
            "batch": BATCH if args.layers == "resnet" else None, "layer_set": args.layers, "reps": args.reps,
            "default_variant": DEFAULT, "layers": LAYER_SETS[args.layers], "runs": runs_out}
     os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
     with open(args.json, "w") as f:
         json.dump(doc, f, indent=1)
     print(f"wrote {args.json}")
+
+
+def _cpu_pool():
+    from pykern.cpu import _compiled
+    return _compiled.pool() if _compiled.ext is not None else None
 
 
 def _geomeans(results):
