@@ -41,7 +41,7 @@ from pykern._check import compare  # noqa: E402
 from pykern._dispatch import Unsupported, prepare, resolve  # noqa: E402
 from pykern._registry import variants  # noqa: E402
 from pykern._timing import host_clock, measure, summarize  # noqa: E402
-from pykern.benchmark.environment import OtherLoad  # noqa: E402
+from pykern.benchmark.environment import OtherLoad, git_checkout  # noqa: E402
 from pykern.ops import SPECS  # noqa: E402
 
 try:
@@ -413,7 +413,9 @@ def _write_json(args, runs_out, n_threads, how):
                        # threads where torch was imported before pykern (pykern/cpu/_compiled.py)
                        "pykern_cpu_pool": _cpu_pool()},
            "batch": BATCH if args.layers == "resnet" else None, "layer_set": args.layers, "reps": args.reps,
-           "default_variant": DEFAULT, "layers": LAYER_SETS[args.layers], "runs": runs_out}
+           "default_variant": DEFAULT, "layers": LAYER_SETS[args.layers], "runs": runs_out,
+           # the commit the kernels were built from, and whether tracked files differed from it
+           "checkout": git_checkout(os.path.dirname(os.path.abspath(__file__)))}
     os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
     with open(args.json, "w") as f:
         json.dump(doc, f, indent=1)
