@@ -792,13 +792,15 @@ PYKERN_INLINE void tap_tile_body(const TapPlan<typename B::Elem>& pl, int64_t ti
           const T* a = a_tap + pc * pl.m_pad + ic * kc;
           for (int64_t jr = 0; jr < nc; jr += NR) {
             const int nr = int(nc - jr < NR ? nc - jr : NR);
-            if (B::NV % 2 == 0 && nr <= NR / 2) {  // pack_tap_b packed it half-width: half the FMAs
-              using Half = gemm::Blocking<T, typename B::Vec, MR, B::NV / 2, MC, KC, B::NC>;
-              for (int64_t ir = 0; ir < mc; ir += MR) {
-                const int mr = int(mc - ir < MR ? mc - ir : MR);
-                gemm::micro_kernel<Half>(op, kc, a + ir * kc, bp + jr * kc, ic + ir, jc + jr, first, false, mr, nr);
+            if constexpr (B::NV % 2 == 0) {
+              if (nr <= NR / 2) {  // pack_tap_b packed it half-width: half the FMAs
+                using Half = gemm::Blocking<T, typename B::Vec, MR, B::NV / 2, MC, KC, B::NC>;
+                for (int64_t ir = 0; ir < mc; ir += MR) {
+                  const int mr = int(mc - ir < MR ? mc - ir : MR);
+                  gemm::micro_kernel<Half>(op, kc, a + ir * kc, bp + jr * kc, ic + ir, jc + jr, first, false, mr, nr);
+                }
+                continue;
               }
-              continue;
             }
             for (int64_t ir = 0; ir < mc; ir += MR) {
               const int mr = int(mc - ir < MR ? mc - ir : MR);
@@ -860,7 +862,8 @@ void run_threaded(const Call& call);
 // part of the group's output channels. Slabs as wide as that, not one B block (kL2BlockBytes):
 // every slab meets all of A (the 7x7x512 layer's filters are 9.4 MB) and rounds each tap's
 // columns up to whole panels, and C's slab staying in L2 between taps bought less than that
-// (measured, 2 threads, 14x14x256: 266-column slabs 1.10-1.17x torch, 784-column 1.06x). One
+// (measured, 2 threads, 14x14x256, before a tap's last panel could be half-width: 266-column
+// slabs 1.12-1.17x torch, 784-column 1.06x; since then 400 and 800 columns measure alike). One
 // tile per thread where there are slabs enough (a whole round of them), else the channels cut
 // into parts: the 7x7x512 layer's 392 columns run as 2 x 256 channels on 2 threads (a B packed
 // once per part: 4 parts ran 1.30x torch, 2 parts 1.14x).
