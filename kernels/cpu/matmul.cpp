@@ -6,7 +6,7 @@
 //              MR x KC panels for L2 (MC/KC/NC blocking as data), a 4 x 8 micro-kernel in plain
 //              scalar C++ (what the compiler makes of it for the baseline ISA: SSE2 on x86-64)
 //   simd       the same loops around a register-blocked SIMD micro-kernel for the active ISA:
-//              AVX2+FMA 6 x 16 (f32) / 6 x 8 (f64), AVX-512 8 x 32 / 8 x 16, baseline 4 x 8 / 4 x 4
+//              AVX2+FMA 5 x 16 (f32) / 5 x 8 (f64), AVX-512 8 x 32 / 8 x 16, baseline 4 x 8 / 4 x 4
 //   threaded   simd with the BLIS loops shared by threads: B's block packed once by all of them,
 //              c's tiles (ic row blocks, and column ranges when c is short) taken from a counter
 // Every rung takes both transpose flags at no cost: packing reads op(a) and op(b) through
@@ -105,7 +105,7 @@ const Variant kVariants[] = {
     {"blocked", kF32 | kF64, by_dtype<run_blocked<float>, run_blocked<double>>,
      "GotoBLAS loops: packed A (MCxKC) and B (KCxNC) panels, 4x8 plain C++ micro-kernel (baseline ISA)", kTransposes},
     {"simd", kF32 | kF64, by_dtype<run_simd<float>, run_simd<double>>,
-     "packed panels + register-blocked SIMD micro-kernel (AVX-512 8x32, AVX2+FMA 6x16, SSE 4x8 f32)",
+     "packed panels + register-blocked SIMD micro-kernel (AVX-512 8x32, AVX2+FMA 5x16, SSE 4x8 f32)",
      kTransposes},
     {"threaded", kF32 | kF64, by_dtype<run_threaded<float>, run_threaded<double>>,
      "simd on threads sharing packed B, c's tiles from a counter; as many threads as BLAS may use", kTransposes},
