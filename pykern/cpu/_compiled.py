@@ -213,9 +213,13 @@ DIRECT_MAX_KG = 16
 # 7x7x512 (18% of taps padded) 1.03-1.14 against threaded's 1.22-1.32, 14x14x256 (9%) 1.06-1.14
 # against 1.15-1.17; not taken: the seed model's 12x12x128 (11%, N=64) equal at 1.20, 28x28x128
 # (5%) 1.12 against 1.10, 56x56x64 1.11 against 1.07. Each tap's GEMM sums only Cg terms between
-# passes over its outputs, and with fewer than 256 that costs what the skipped taps save.
+# passes over its outputs, and with fewer than 256 that costs what the skipped taps save. AVX-512
+# only: its short runs of outputs (a tap's 13 of 14 columns) go to y by masked stores; forced to
+# AVX2 (PYKERN_CPU_ISA=avx2, one element at a time there) tap_gemm ran 1.51x torch at 14x14x256
+# against threaded's 1.36x, and 1.41x against 1.46x at 7x7x512.
 TAP_MIN_CG = 256
 TAP_MIN_PADDED = 0.08
+TAP_ISAS = ("avx512",)
 
 
 def padded_share(h, w, r, s, params) -> float:
@@ -237,7 +241,7 @@ def _conv2d_route(infos, params):
     k, cg, r, s = infos["w"].shape
     if groups > 1 and k // groups <= DIRECT_MAX_KG:
         return "direct_blocked"
-    if cg >= TAP_MIN_CG and params["stride"] == (1, 1) and \
+    if cg >= TAP_MIN_CG and params["stride"] == (1, 1) and ext.isa() in TAP_ISAS and \
             padded_share(*infos["x"].shape[2:], r, s, params) >= TAP_MIN_PADDED:
         return "tap_gemm"
     return None
