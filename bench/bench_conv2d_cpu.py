@@ -42,6 +42,7 @@ from pykern._dispatch import Unsupported, prepare, resolve  # noqa: E402
 from pykern._registry import variants  # noqa: E402
 from pykern._timing import host_clock, measure, summarize  # noqa: E402
 from pykern.benchmark.environment import OtherLoad, git_checkout  # noqa: E402
+from pykern.cpu import _compiled
 from pykern.ops import SPECS  # noqa: E402
 
 try:
@@ -411,7 +412,7 @@ def _write_json(args, runs_out, n_threads, how):
                        "torch": None if torch is None else torch.__version__,
                        # whose threads ran pykern's compiled calls: its own pool, or torch's OpenMP
                        # threads where torch was imported before pykern (pykern/cpu/_compiled.py)
-                       "pykern_cpu_pool": _cpu_pool()},
+                       "pykern_cpu_pool": _compiled.pool()},
            "batch": BATCH if args.layers == "resnet" else None, "layer_set": args.layers, "reps": args.reps,
            "default_variant": DEFAULT, "layers": LAYER_SETS[args.layers], "runs": runs_out,
            # the commit the kernels were built from, and whether tracked files differed from it
@@ -420,11 +421,6 @@ def _write_json(args, runs_out, n_threads, how):
     with open(args.json, "w") as f:
         json.dump(doc, f, indent=1)
     print(f"wrote {args.json}")
-
-
-def _cpu_pool():
-    from pykern.cpu import _compiled
-    return _compiled.pool() if _compiled.ext is not None else None
 
 
 def _geomeans(results):

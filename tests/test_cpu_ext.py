@@ -19,6 +19,7 @@ from pykern._check import run_case
 from pykern._dispatch import call
 from pykern.cpu import _compiled
 from pykern.ops import SPECS
+from pykern.ops.conv2d import output_size
 from pykern.ops.conv2d_backward import reference_input, reference_weight
 
 BUILT = _build.EXTENSIONS.get("_cpu") == "built"
@@ -451,7 +452,7 @@ def _tap_case(geom, dtype, rng, integers=False):
     n, c, h, w, k, r, s, stride, pad, dil, groups = geom
     draw = (lambda shape: rng.integers(-4, 5, shape)) if integers else rng.standard_normal
     x, wt, bias = draw((n, c, h, w)).astype(dtype), draw((k, c // groups, r, s)).astype(dtype), draw(k).astype(dtype)
-    p, q = ((h + 2 * pad - dil * (r - 1) - 1) // stride + 1, (w + 2 * pad - dil * (s - 1) - 1) // stride + 1)
+    p, q = output_size(h, w, r, s, (stride,) * 2, (pad,) * 2, (dil,) * 2)
     def dims(relu):
         return [n, c, h, w, k, r, s, p, q, stride, stride, pad, pad, dil, dil, groups, relu]
     return x, wt, bias, (n, k, p, q), dims

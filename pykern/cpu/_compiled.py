@@ -225,15 +225,17 @@ TAP_ISAS = ("avx512",)
 def padded_share(h, w, r, s, params) -> float:
     """The share of an output's filter taps, over all outputs, that read padding (stride,
     padding, dilation from normalized params)."""
-    def axis(size, taps, stride, pad, dil):  # the share of (output, tap) pairs inside, per tap in closed form
-        out = (size + 2 * pad - dil * (taps - 1) - 1) // stride + 1
+    from ..ops.conv2d import output_size
+
+    def axis(size, out, taps, stride, pad, dil):  # the share of (output, tap) pairs inside, per tap in closed form
         inside = 0
         for t in range(taps):  # outputs o with 0 <= o * stride - pad + t * dil < size (kernels/cpu/conv2d.cpp tap_range)
             lo, hi = -(-(pad - t * dil) // stride), (size - 1 + pad - t * dil) // stride + 1
             inside += max(0, min(hi, out) - max(lo, 0))
         return inside / (out * taps) if out > 0 and taps > 0 else 1.0
     (sh, sw), (ph, pw), (dh, dw) = params["stride"], params["padding"], params["dilation"]
-    return 1.0 - axis(h, r, sh, ph, dh) * axis(w, s, sw, pw, dw)
+    p, q = output_size(h, w, r, s, params["stride"], params["padding"], params["dilation"])
+    return 1.0 - axis(h, p, r, sh, ph, dh) * axis(w, q, s, sw, pw, dw)
 
 
 def _conv2d_route(infos, params):
