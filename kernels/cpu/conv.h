@@ -68,7 +68,10 @@ PYKERN_INLINE void copy_run(T* __restrict o, const T* __restrict s, int n) {
     __builtin_memcpy(o, &a, sizeof a);
     __builtin_memcpy(o + n - 4, &b, sizeof b);
   } else {
-    for (int i = 0; i < n; ++i) o[i] = s[i];
+    for (int i = 0; i < n; ++i) {
+      asm("");  // as above: GCC made this loop a memmove call, one per run of 1-3 elements
+      o[i] = s[i];
+    }
   }
 }
 
@@ -99,7 +102,18 @@ PYKERN_INLINE void gather_runs(T* dst, int64_t kc, int cols, const T* src, const
       }
       continue;
     }
-    for (int64_t kk = 0; kk < kc; ++kk) copy_run(o + kk * NR, s + tap[kk], n);
+    // Each row's source is another tap's row or another channel's plane: a cache miss the
+    // hardware prefetchers do not foresee. Fetched PD rows ahead, the copies cost about half (the
+    // 56x56x64 conv2d on one thread: from 12% of its samples to 7%; on 2 threads 3% faster at
+    // 56x56, 2-4% at 28x28, 1% at 14x14 and 7x7 (tap_gemm), alternating builds).
+    constexpr int64_t PD = 24;
+    for (int64_t kk = 0; kk < kc; ++kk) {
+      if (kk + PD < kc) {
+        __builtin_prefetch(s + tap[kk + PD]);
+        __builtin_prefetch(s + tap[kk + PD] + n - 1);
+      }
+      copy_run(o + kk * NR, s + tap[kk], n);
+    }
   }
   if (cols < NR)
     for (int64_t kk = 0; kk < kc; ++kk)
