@@ -265,9 +265,13 @@ PYKERN_TARGET_AVX512 __attribute__((noinline)) void masked_tile(const Op& op, co
       const int lo = j > v * W ? j : v * W, hi = end < v * W + W ? end : v * W + W;
       if (lo >= hi) continue;
       const unsigned m = lane_mask(lo - v * W, hi - v * W);
-      T* base = c + (v * W - j);  // lane 0 of vector v (lanes before lo are masked off)
+      // Lane 0 of vector v, (v*W - j) elements from the run's start: before it, even before the
+      // array, where the run starts inside the vector. Lanes before lo are masked off, never
+      // touched, but a pointer outside its array is undefined behaviour in C++: the address is
+      // computed as an integer and only made a pointer for the intrinsics.
+      const uintptr_t base = reinterpret_cast<uintptr_t>(c) + uintptr_t(int64_t(v * W - j) * int64_t(sizeof(T)));
       for (int i = 0; i < mr; ++i) {
-        T* p = base + i * ldc;
+        T* p = reinterpret_cast<T*>(base + uintptr_t(int64_t(i) * ldc * int64_t(sizeof(T))));
         const V a = load<V>(tile + i * NR + v * W);
         V x = first ? a : masked_load(p, m) + a;
         if (epilogue) {
