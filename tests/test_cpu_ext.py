@@ -515,6 +515,86 @@ def test_tap_gemm_multiplies_padding_by_a_weight_that_is_not_finite(special, dty
     assert np.isfinite(got[0]).all() and not np.isfinite(got[1]).all()
 
 
+# Beside TAP_GEOMETRIES: rows of 30 (two whole 14-pixel tiles and a pair), 20 channels (a part
+# block of 16) and 40 output channels (a part block of 32).
+BLOCKED_GEOMETRIES = TAP_GEOMETRIES + [(2, 20, 12, 30, 40, 3, 3, 1, 1, 1, 1)]
+
+
+@pytest.mark.parametrize("geom", BLOCKED_GEOMETRIES)
+@pytest.mark.usefixtures("pool")
+def test_blocked_direct_is_exact_on_small_integers_on_every_isa_and_the_same_bits_on_any_thread_count(geom):
+    """blocked_direct (float32) sums each output in registers in its own order, skipping the
+    padded filter rows and the row ends' padded columns: on small integers every sum is exact, so
+    equal to the reference, on each ISA path this CPU has; on random values every thread count
+    gives the one-thread bits, bias and ReLU fused or not."""
+    from pykern.ops.conv2d import reference
+    ext = _compiled.ext
+    stride, pad, dil, groups = geom[7:]
+    rng = np.random.default_rng(seed_for("blocked-direct", *geom))
+    x, wt, bias, shape, dims = _tap_case(geom, "float32", rng, integers=True)
+    saved = ext.isa()
+    try:
+        for isa in _compiled.isas():
+            _compiled.set_isa(isa)
+            for b, relu in ((None, 0), (bias, 1)):
+                want = reference(x, wt, b, (stride,) * 2, (pad,) * 2, (dil,) * 2, groups, "relu" if relu else None)
+                got = np.full(shape, np.nan, np.float32)
+                ext.conv2d_blocked_direct((x, wt, b), got, dims(relu), 2)
+                assert np.array_equal(got, want), f"integers, isa={isa}, bias={b is not None}"
+    finally:
+        _compiled.set_isa(saved)
+    x, wt, bias, shape, dims = _tap_case(geom, "float32", rng)
+    for b, relu in ((None, 0), (bias, 1)):
+        one = np.full(shape, np.nan, np.float32)
+        ext.conv2d_blocked_direct((x, wt, b), one, dims(relu), 1)
+        assert not np.isnan(one).any()
+        for threads in (2, 3):
+            got = np.full_like(one, np.nan)
+            ext.conv2d_blocked_direct((x, wt, b), got, dims(relu), threads)
+            assert np.array_equal(got, one), f"threads={threads} bias={b is not None}"
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # 0 * Inf, on purpose
+@pytest.mark.parametrize("special", [np.inf, -np.inf, np.nan])
+def test_blocked_direct_multiplies_padding_by_a_weight_that_is_not_finite(special):
+    """With an Inf or NaN weight blocked_direct skips no padded tap (0 * Inf = NaN must reach the
+    outputs whose window holds padding under it): its NaN and Inf pattern is the reference's, in
+    rows of whole tiles (where the row ends' padded columns are otherwise skipped) and not."""
+    from pykern.ops.conv2d import reference
+    ext = _compiled.ext
+    for geom in ((2, 32, 9, 28, 32, 3, 3, 1, 1, 1, 1), (2, 16, 9, 7, 16, 3, 3, 1, 1, 1, 1)):
+        rng = np.random.default_rng(seed_for("blocked-direct-special", special, *geom))
+        x, wt, bias, shape, dims = _tap_case(geom, "float32", rng)
+        wt[3, 5, 0, 2] = special
+        ref = reference(x.astype(np.float64), wt.astype(np.float64), bias.astype(np.float64), (1, 1), (1, 1),
+                        (1, 1), 1, None)
+        got = np.full(shape, 0.0, np.float32)
+        ext.conv2d_blocked_direct((x, wt, bias), got, dims(0), 2)
+        assert np.array_equal(np.isnan(got), np.isnan(ref)) and np.array_equal(np.isinf(got), np.isinf(ref))
+        assert np.isnan(got[:, 3, 0, :]).all()  # the top row: every window holds padding under w[3, 5, 0, 2]
+        finite = np.isfinite(ref)
+        assert np.allclose(got[finite], ref[finite], rtol=1e-4, atol=1e-3)
+
+
+def test_blocked_direct_runs_threaded_where_its_copy_of_x_would_be_too_big():
+    """Padding that would make the reordered x pass PaddedPlanes' bound (twice x, plus 2^20
+    elements) runs the threaded rung: its bits, and the reference's values."""
+    from pykern.ops.conv2d import reference
+    ext = _compiled.ext
+    rng = np.random.default_rng(seed_for("blocked-direct-wide-padding"))
+    x = rng.standard_normal((1, 2, 8, 8)).astype(np.float32)
+    wt = rng.standard_normal((4, 2, 3, 3)).astype(np.float32)
+    pad = 300  # (8 + 600)^2 pixels x 16 channels: about 5.9 million elements
+    p = 8 + 2 * pad - 2
+    dims = [1, 2, 8, 8, 4, 3, 3, p, p, 1, 1, pad, pad, 1, 1, 1, 0]
+    want = np.full((1, 4, p, p), np.nan, np.float32)
+    ext.conv2d_threaded((x, wt, None), want, dims, 2)
+    got = np.full_like(want, np.nan)
+    ext.conv2d_blocked_direct((x, wt, None), got, dims, 2)
+    assert np.array_equal(got, want)
+    assert np.allclose(got, reference(x, wt, None, (1, 1), (pad, pad), (1, 1), 1, None), atol=1e-5)
+
+
 def test_the_measured_routes_pick_their_variants_and_an_explicit_variant_wins(monkeypatch):
     """The default's shape rules (_compiled.ROUTES): depthwise-like layers run direct_blocked,
     dx of a strided few-channel layer the NumPy GEMM + col2im, dw of a stride-1 layer with few
@@ -539,8 +619,28 @@ def test_the_measured_routes_pick_their_variants_and_an_explicit_variant_wins(mo
     for shallower in ({"padding": 1, "stride": 2}, {"padding": 0}, {"padding": 1, "groups": 2}):
         w = np.ones((64, cg // shallower.get("groups", 1), 3, 3), np.float32)  # 2 groups: Cg below
         assert resolve("conv2d", dict(deep, w=w), shallower).variant.name == _compiled.COMPILED_DEFAULTS["conv2d"]
-    wide = dict(deep, x=np.ones((2, cg, 56, 56), np.float32))  # 2.4% of the taps padded
-    assert resolve("conv2d", wide, {"padding": 1}).variant.name == _compiled.COMPILED_DEFAULTS["conv2d"]
+    # float32 stride-1 layers with rows of whole 14-pixel tiles, 64+ channels in blocks of 16 and
+    # little padding: blocked_direct, on AVX-512 only; else tap_gemm (above) or the default
+    def layer(c, hw, dtype=np.float32, groups=1):
+        return {"x": np.ones((2, c, hw, hw), dtype), "w": np.ones((64, c // groups, 3, 3), dtype), "bias": None}
+    try:
+        for isa in _compiled.isas():
+            _compiled.set_isa(isa)
+            on = isa in _compiled.BLOCKED_ISAS
+            for c, hw in ((64, 56), (128, 28), (256, 14)):
+                want = "blocked_direct" if on else ("tap_gemm" if c >= cg and isa in _compiled.TAP_ISAS
+                                                    else _compiled.COMPILED_DEFAULTS["conv2d"])
+                assert resolve("conv2d", layer(c, hw), {"padding": 1}).variant.name == want, (isa, c, hw)
+    finally:
+        _compiled.set_isa(saved)
+    default = _compiled.COMPILED_DEFAULTS["conv2d"]
+    for args, params in ((layer(64, 24), {"padding": 1}),  # rows of 24: not whole tiles
+                         (layer(64, 56, np.float64), {"padding": 1}),  # float32 only
+                         (layer(48, 56), {"padding": 1}),  # fewer than 64 channels
+                         (layer(72, 56), {"padding": 1}),  # not whole blocks of 16
+                         (layer(64, 56), {"padding": 2, "dilation": 2}),  # dilated
+                         (layer(64, 56), {"padding": 1, "stride": 2})):
+        assert resolve("conv2d", args, params).variant.name == default, params
     dy, w3 = np.ones((2, 8, 3, 3), np.float32), np.ones((8, 3, 3, 3), np.float32)
     strided = {"x_shape": (2, 3, 6, 6), "stride": 2, "padding": 1}
     assert resolve("conv2d_backward_input", {"dy": dy, "w": w3}, strided).variant.name == "gemm_col2im_threads"

@@ -23,10 +23,13 @@
 //   tap_gemm       one GEMM per filter tap over only the outputs whose tap lies inside x: the
 //                  padded taps threaded multiplies by zero are skipped (where every weight is
 //                  finite), x read in place; threaded, tiles of output rows x channels
+//   blocked_direct no GEMM: x reordered into 16-channel blocks, each tile of output pixels x
+//                  channels summed in registers over all of its terms (oneDNN's structure),
+//                  padded filter rows and row-end columns skipped (finite weights); float32
 //
 // Accuracy (error_model "terms"): every output sums its own w * x terms in the input dtype, taps
 // in (c, r, s) order (the GEMM rungs: in order within a KC block, and the blocks in order; tap_gemm
-// tap by tap, see there), then the bias, then ReLU; threads split outputs, never a sum. Spatial padding is read or packed as
+// tap by tap, blocked_direct by channel block, see there), then the bias, then ReLU; threads split outputs, never a sum. Spatial padding is read or packed as
 // zeros that multiply like values (0 * Inf = NaN reaches exactly the outputs whose window holds
 // the Inf, as in torch's float64 path; oneDNN's float32 path skips padded taps, see
 // bench/conv2d_padding_cost.py). Lanes and channels a tile computes past the real ones are discarded.
@@ -644,17 +647,16 @@ PYKERN_INLINE void pack_tap_b(const ConvGeom& g, const typename B::Elem* xg, con
   }
 }
 
-// Every tap's filters, w[:, :, r, s] for the group (Kg x Cg), packed as gemm.h's prepacked A
-// (block (ic, pc) of the i-th tap summed at i * m_pad * Cg + pc * m_pad + ic * kc), rows [m0, m1)
-// (whole MR micro-panels; rows past Kg zeros). Read in w's order, each element written to its
-// tap's panel (slot[t]: the tap's place in the order, -1 for a tap that reaches no output). False
-// where a weight is Inf or NaN.
-template <class B>
-PYKERN_INLINE bool pack_tap_a(const ConvGeom& g, const typename B::Elem* __restrict wg, const int64_t* slot,
-                              int64_t m_pad, int64_t m0, int64_t m1, typename B::Elem* __restrict a_all) {
+// The filters of one MR micro-panel, rows [m0, m1) of the group (whole MR micro-panels; rows past
+// Kg zeros), packed tap by tap: filter element (c, t) (t = r * S + s) of the panel's rows goes to
+// dst(c, t) (MR consecutive values, row m at + m % MR), or nowhere where dst gives null (a tap
+// that is never summed). Read in w's order. False where a weight is Inf or NaN.
+template <class B, class Dst>
+PYKERN_INLINE bool pack_filters_by_tap(const ConvGeom& g, const typename B::Elem* __restrict wg, int64_t m0, int64_t m1,
+                                       Dst&& dst) {
   using T = typename B::Elem;
-  constexpr int MR = B::MR, KC = B::KC;
-  const int64_t RS = g.R * g.S, plane = m_pad * g.Cg;
+  constexpr int MR = B::MR;
+  const int64_t RS = g.R * g.S;
   T finite = T(0);  // stays 0 unless some w * 0 is NaN (w Inf or NaN)
   if constexpr (std::is_same<T, float>::value && MR == 8) {
     // A whole micro-panel of real rows in 8 x 8 blocks transposed in registers (gemm.h): each
@@ -670,10 +672,7 @@ PYKERN_INLINE bool pack_tap_a(const ConvGeom& g, const typename B::Elem* __restr
           f32x8 v;
           std::memcpy(&v, blk + kk * 8, sizeof v);
           bad += v * 0.0f;
-          if (slot[t] >= 0) {
-            const int64_t pc = c / KC * KC, kc = g.Cg - pc < KC ? g.Cg - pc : KC;
-            std::memcpy(a_all + slot[t] * plane + pc * m_pad + m0 * kc + (c - pc) * MR, &v, sizeof v);
-          }
+          if (T* d = dst(c, t)) std::memcpy(d, &v, sizeof v);
           if (++t == RS) {
             t = 0;
             ++c;
@@ -681,38 +680,44 @@ PYKERN_INLINE bool pack_tap_a(const ConvGeom& g, const typename B::Elem* __restr
         }
       }
       for (int kk = 0; kk < 8; ++kk) finite += bad[kk];
-      if (k == g.CRS) return finite == T(0);
       // the last CRS % 8 elements: the walk below, from element k on
-      for (int64_t m = m0; m < m1; ++m) {
-        const int64_t i = m % MR;
+      for (int64_t m = m0; m < m1; ++m)
         for (int64_t e = k; e < g.CRS; ++e) {
-          const int64_t c = e / RS, t = e % RS, pc = c / KC * KC, kc = g.Cg - pc < KC ? g.Cg - pc : KC;
           const T v = wg[m * g.CRS + e];
           finite += v * T(0);
-          if (slot[t] >= 0) a_all[slot[t] * plane + pc * m_pad + (m - i) * kc + (c - pc) * MR + i] = v;
+          if (T* d = dst(e / RS, e % RS)) d[m % MR] = v;
         }
-      }
       return finite == T(0);
     }
   }
   for (int64_t m = m0; m < m1; ++m) {
-    const int64_t i = m % MR;
     const bool real = m < g.Kg;
     const T* src = wg + (real ? m : 0) * g.CRS;  // the row's filter: (Cg, R*S)
-    for (int64_t pc = 0; pc < g.Cg; pc += KC) {
-      const int64_t kc = g.Cg - pc < KC ? g.Cg - pc : KC;
-      T* dst = a_all + pc * m_pad + (m - i) * kc + i;
-      for (int64_t k = 0; k < kc; ++k) {
-        const T* sc = src + (pc + k) * RS;
-        for (int64_t t = 0; t < RS; ++t) {
-          const T v = real ? sc[t] : T(0);
-          finite += v * T(0);
-          if (slot[t] >= 0) dst[slot[t] * plane + k * MR] = v;
-        }
+    for (int64_t c = 0; c < g.Cg; ++c)
+      for (int64_t t = 0; t < RS; ++t) {
+        const T v = real ? src[c * RS + t] : T(0);
+        finite += v * T(0);
+        if (T* d = dst(c, t)) d[m % MR] = v;
       }
-    }
   }
   return finite == T(0);
+}
+
+// Every tap's filters, w[:, :, r, s] for the group (Kg x Cg), packed as gemm.h's prepacked A
+// (block (ic, pc) of the i-th tap summed at i * m_pad * Cg + pc * m_pad + ic * kc), rows [m0, m1)
+// (slot[t]: the tap's place in the order, -1 for a tap that reaches no output). False where a
+// weight is Inf or NaN.
+template <class B>
+PYKERN_INLINE bool pack_tap_a(const ConvGeom& g, const typename B::Elem* __restrict wg, const int64_t* slot,
+                              int64_t m_pad, int64_t m0, int64_t m1, typename B::Elem* __restrict a_all) {
+  using T = typename B::Elem;
+  constexpr int MR = B::MR, KC = B::KC;
+  const int64_t plane = m_pad * g.Cg;
+  return pack_filters_by_tap<B>(g, wg, m0, m1, [&](int64_t c, int64_t t) -> T* {
+    if (slot[t] < 0) return nullptr;
+    const int64_t pc = c / KC * KC, kc = g.Cg - pc < KC ? g.Cg - pc : KC;
+    return a_all + slot[t] * plane + pc * m_pad + m0 * kc + (c - pc) * MR;
+  });
 }
 
 // One call's plan: the taps in order, how the outputs are cut into tiles (a slab of output rows x
@@ -932,6 +937,291 @@ void run_tap_gemm(const Call& call) {
 }
 
 // ------------------------------------------------------------------------------------------
+// Rung 6: blocked_direct
+// ------------------------------------------------------------------------------------------
+// oneDNN's structure for float32: x reordered once per call into zero-padded channel blocks,
+// [n][group][C/16][H + 2ph][padded width][16 channels], the filters into [group][output block]
+// [C/16][r][s][16 input channels][OB output channels]; then each tile, UR output pixels of one
+// row x OB output channels, keeps its sums in UR x OB/W vector registers over all of its terms:
+// per term step two filter vectors (OB channels) and UR broadcasts of x, one FMA each pair. No
+// B panel is packed and C is written once, straight into NCHW y with bias and ReLU. A filter row
+// that falls in padding for an output row is skipped (where every weight is finite: 0 * Inf must
+// stay NaN, as in tap_gemm); padded columns are multiplied as zeros. Order of each output's
+// terms: (input-channel block, r, s, channel within the block); one tile sums an output, so the
+// bits are the same on any thread count.
+constexpr int kBdChannels = 16;  // input channels per block of the reordered x
+
+struct BdPlan {
+  explicit BdPlan(const int64_t* dims) : g(dims) {}
+  ConvGeom g;
+  int64_t cbs = 0, obs = 0, Hp = 0, Wpp = 0, ob_width = 0;
+  int64_t x_group() const { return cbs * Hp * Wpp * kBdChannels; }  // one image's group in the reordered x
+  int64_t w_block() const { return cbs * g.R * g.S * kBdChannels * ob_width; }  // one output block's filters
+};
+
+// Image n's group grp's channel block cb of x into the reordered buffer (its padding zeros).
+PYKERN_INLINE void bd_reorder_x(const BdPlan& pl, const float* x, float* xb, int64_t n, int64_t grp, int64_t cb) {
+  const ConvGeom& g = pl.g;
+  float* dst = xb + ((n * g.G + grp) * pl.cbs + cb) * pl.Hp * pl.Wpp * kBdChannels;  // (Hp, Wpp, 16)
+  const int64_t c0 = grp * g.Cg + cb * kBdChannels, cn = g.Cg - cb * kBdChannels < kBdChannels ? g.Cg - cb * kBdChannels : kBdChannels;
+  const int64_t line = pl.Wpp * kBdChannels;  // one padded row
+  // the padding only (the rest is written below): whole rows above and below, the ends of the others
+  std::memset(dst, 0, sizeof(float) * size_t(g.ph * line));
+  std::memset(dst + (g.ph + g.H) * line, 0, sizeof(float) * size_t((pl.Hp - g.ph - g.H) * line));
+  for (int64_t ih = 0; ih < g.H; ++ih) {
+    float* row = dst + ((ih + g.ph) * pl.Wpp + g.pw) * kBdChannels;  // (W, 16)
+    std::memset(row - g.pw * kBdChannels, 0, sizeof(float) * size_t(g.pw * kBdChannels));
+    std::memset(row + g.W * kBdChannels, 0, sizeof(float) * size_t((pl.Wpp - g.pw - g.W) * kBdChannels));
+    if (cn < kBdChannels) std::memset(row, 0, sizeof(float) * size_t(g.W * kBdChannels));
+    const float* src = x + ((n * g.C + c0) * g.H + ih) * g.W;         // channel c at + c * H * W
+    int64_t iw = 0;
+    if (cn == kBdChannels)  // 8 channels x 8 pixels at a time, transposed in registers
+      for (; iw + 8 <= g.W; iw += 8)
+        for (int c = 0; c < kBdChannels; c += 8) gemm::transpose_8x8(src + c * g.H * g.W + iw, g.H * g.W, row + iw * kBdChannels + c, kBdChannels);
+    for (; iw < g.W; ++iw)
+      for (int64_t c = 0; c < cn; ++c) row[iw * kBdChannels + c] = src[c * g.H * g.W + iw];
+  }
+}
+
+// One filter tap's 16 input channels into the tile's sums, pixels [LO, HI) only.
+template <class V, int UR, int NV, int LO, int HI>
+PYKERN_INLINE void bd_step(V (&acc)[UR][NV], const float* __restrict xs, const float* __restrict ws, int64_t px) {
+  constexpr int W = int(sizeof(V) / sizeof(float)), OB = NV * W;
+#pragma GCC unroll 2
+  for (int ic = 0; ic < kBdChannels; ++ic) {
+    V wv[NV];
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; ++j) std::memcpy(&wv[j], ws + ic * OB + j * W, sizeof(V));
+#pragma GCC unroll 16
+    for (int p = LO; p < HI; ++p) {
+      const float xv = xs[p * px + ic];
+#pragma GCC unroll 4
+      for (int j = 0; j < NV; ++j) acc[p][j] += xv * wv[j];
+    }
+  }
+}
+
+// One tile: pixels [ow0, ow0 + nvalid) of output row oh (UR computed; the rest read the padded
+// width's slack and are dropped) x output channels [oc0, oc0 + noc) of the group. xg: the image's
+// group in the reordered x; wo: the output block's filters; yg: y at the group's first channel
+// of the image; filter rows [r0, r1).
+template <class V, int UR, int NV, bool UNIT>
+PYKERN_INLINE void bd_tile(const BdPlan& pl, const float* __restrict xg, const float* __restrict wo, float* yg,
+                           const float* bias, bool relu, int64_t oh, int64_t ow0, int nvalid, int64_t oc0, int noc,
+                           int64_t r0, int64_t r1, bool skip) {
+  constexpr int W = int(sizeof(V) / sizeof(float)), OB = NV * W;
+  const ConvGeom& g = pl.g;
+  V acc[UR][NV];
+#pragma GCC unroll 16
+  for (int p = 0; p < UR; ++p)
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; ++j) acc[p][j] = V{};
+  // from one output pixel's input to the next: a constant at stride 1, so that the broadcasts'
+  // addresses are one register plus immediates (with a variable stride GCC kept 14 offsets in
+  // registers and reloaded the loop's bounds from the stack)
+  const int64_t px = UNIT ? kBdChannels : g.sw * kBdChannels;
+  for (int64_t cb = 0; cb < pl.cbs; ++cb)
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* xr = xg + ((cb * pl.Hp + oh * g.sh + r * g.dh) * pl.Wpp + ow0 * g.sw) * kBdChannels;
+      const float* wr = wo + (cb * g.R + r) * g.S * kBdChannels * OB;
+      for (int64_t s = 0; s < g.S; ++s) {
+        const float* xs = xr + s * g.dw * kBdChannels;
+        const float* ws = wr + s * kBdChannels * OB;
+        if (!skip) {
+          bd_step<V, UR, NV, 0, UR>(acc, xs, ws, px);
+          continue;
+        }
+        // The tile's pixels whose column s lies inside x: [lo, hi). A padded column is skipped
+        // where it is the first or the last pixel (a 3x3 pad-1 layer's row ends), else
+        // multiplied as the zero it holds.
+        const int64_t a = g.pw - s * g.dw - ow0 * g.sw, b = g.W + g.pw - s * g.dw - ow0 * g.sw;
+        const int64_t lo = a <= 0 ? 0 : (a + g.sw - 1) / g.sw, hi = b <= 0 ? 0 : (b + g.sw - 1) / g.sw;
+        if (lo >= hi || lo >= UR) continue;  // no pixel of the tile: every term a padded one
+        if (lo == 0 && hi >= UR)
+          bd_step<V, UR, NV, 0, UR>(acc, xs, ws, px);
+        else if (lo == 1 && hi >= UR)
+          bd_step<V, UR, NV, 1, UR>(acc, xs, ws, px);
+        else if (lo == 0 && hi == UR - 1)
+          bd_step<V, UR, NV, 0, UR - 1>(acc, xs, ws, px);
+        else if (lo == 1 && hi == UR - 1)
+          bd_step<V, UR, NV, 1, UR - 1>(acc, xs, ws, px);
+        else
+          bd_step<V, UR, NV, 0, UR>(acc, xs, ws, px);
+      }
+    }
+  alignas(64) float buf[UR * OB];  // (UR, OB): pixel p's channels
+#pragma GCC unroll 16
+  for (int p = 0; p < UR; ++p)
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; ++j) std::memcpy(buf + p * OB + j * W, &acc[p][j], sizeof(V));
+  for (int o = 0; o < noc; ++o) {
+    float* yo = yg + (oc0 + o) * g.PQ + oh * g.Q + ow0;  // (nvalid,)
+    const float b = bias != nullptr ? bias[oc0 + o] : 0.0f;
+    for (int p = 0; p < nvalid; ++p) {
+      const float v = buf[p * OB + o] + b;
+      yo[p] = relu && v < 0.0f ? 0.0f : v;
+    }
+  }
+}
+
+// Every tile of one output row: UR pixels each, the last UR / 2 where that covers the rest.
+template <class V, int UR, int NV, bool UNIT>
+PYKERN_INLINE void bd_tiles(const BdPlan& pl, const float* xg, const float* wo, float* yg, const float* bg, bool relu,
+                            int64_t oh, int64_t oc0, int noc, int64_t r0, int64_t r1, bool skip) {
+  const ConvGeom& g = pl.g;
+  int64_t ow = 0;
+  for (; ow + UR <= g.Q; ow += UR) bd_tile<V, UR, NV, UNIT>(pl, xg, wo, yg, bg, relu, oh, ow, UR, oc0, noc, r0, r1, skip);
+  if (g.Q - ow >= UR / 2) {
+    bd_tile<V, UR / 2, NV, UNIT>(pl, xg, wo, yg, bg, relu, oh, ow, UR / 2, oc0, noc, r0, r1, skip);
+    ow += UR / 2;
+  }
+  // The rest two pixels at a time, then one: a whole tile over a rest of 10 pixels (the 24x24
+  // layers) computed 40% more than it kept, and ran 20% slower than threaded.
+  for (; ow + 2 <= g.Q; ow += 2) bd_tile<V, 2, NV, UNIT>(pl, xg, wo, yg, bg, relu, oh, ow, 2, oc0, noc, r0, r1, skip);
+  if (ow < g.Q) bd_tile<V, 1, NV, UNIT>(pl, xg, wo, yg, bg, relu, oh, ow, 1, oc0, noc, r0, r1, skip);
+}
+
+// One work item: output row oh of image n, group grp, output block ob: every pixel of the row.
+template <class V, int UR, int NV>
+PYKERN_INLINE void bd_row(const BdPlan& pl, const float* xb, const float* wb, float* y, const float* bias, bool relu,
+                          bool skip_rows, int64_t item) {
+  constexpr int OB = NV * int(sizeof(V) / sizeof(float));
+  const ConvGeom& g = pl.g;
+  const int64_t oh = item % g.P, rest = item / g.P, ob = rest % pl.obs, ng = rest / pl.obs, grp = ng % g.G, n = ng / g.G;
+  int64_t r0 = 0, r1 = g.R;
+  if (skip_rows) {  // the filter rows inside x for this output row (an interval)
+    r0 = 0;
+    r1 = 0;
+    for (int64_t r = 0; r < g.R; ++r) {
+      const int64_t ih = oh * g.sh - g.ph + r * g.dh;
+      if (ih < 0 || ih >= g.H) continue;
+      if (r1 == 0) r0 = r;
+      r1 = r + 1;
+    }
+  }
+  const float* xg = xb + (n * g.G + grp) * pl.x_group();
+  const float* wo = wb + (grp * pl.obs + ob) * pl.w_block();
+  float* yg = y + (n * g.K + grp * g.Kg) * g.PQ;
+  const float* bg = bias != nullptr ? bias + grp * g.Kg : nullptr;
+  const int64_t oc0 = ob * OB;
+  const int noc = int(g.Kg - oc0 < OB ? g.Kg - oc0 : OB);
+  if (g.sw == 1)
+    bd_tiles<V, UR, NV, true>(pl, xg, wo, yg, bg, relu, oh, oc0, noc, r0, r1, skip_rows);
+  else
+    bd_tiles<V, UR, NV, false>(pl, xg, wo, yg, bg, relu, oh, oc0, noc, r0, r1, skip_rows);
+}
+
+// Filters of 8 output channels (gemm.h's 8 x 8 transposes through pack_filters_by_tap).
+struct BdOctet {
+  using Elem = float;
+  static constexpr int MR = 8;
+};
+
+// The per-ISA pieces: the tile width, the output block, and the row function.
+struct BdPath {
+  void (*row)(const BdPlan& pl, const float* xb, const float* wb, float* y, const float* bias, bool relu,
+              bool skip_rows, int64_t item);
+  bool (*pack_w)(const BdPlan& pl, const float* w, float* wb, int64_t octet);
+  void (*reorder_x)(const BdPlan& pl, const float* x, float* xb, int64_t n, int64_t grp, int64_t cb);
+  int ur, ob;
+};
+
+// Octet o of the call's filters (group o / (obs * OB / 8)) into its output block; false where a
+// weight is Inf or NaN.
+PYKERN_INLINE bool bd_pack_w(const BdPlan& pl, const float* w, float* wb, int64_t octet) {
+  const ConvGeom& g = pl.g;
+  const int64_t per_group = pl.obs * pl.ob_width / 8, grp = octet / per_group, m0 = (octet - grp * per_group) * 8;
+  const int64_t ob = m0 / pl.ob_width, o0 = m0 - ob * pl.ob_width;
+  float* blk = wb + (grp * pl.obs + ob) * pl.w_block();
+  const int64_t RS = g.R * g.S, OB = pl.ob_width;
+  return pack_filters_by_tap<BdOctet>(g, w + grp * g.Kg * g.CRS, m0, m0 + 8, [&](int64_t c, int64_t t) -> float* {
+    const int64_t cb = c / kBdChannels, ic = c - cb * kBdChannels;
+    return blk + ((cb * RS + t) * kBdChannels + ic) * OB + o0;
+  });
+}
+
+#define PYKERN_BD_PATH(isa, target, V, UR, NV)                                                                     \
+  target void bd_row_##isa(const BdPlan& pl, const float* xb, const float* wb, float* y, const float* bias, bool relu, \
+                           bool skip_rows, int64_t item) {                                                         \
+    bd_row<V, UR, NV>(pl, xb, wb, y, bias, relu, skip_rows, item);                                                 \
+  }                                                                                                                \
+  target bool bd_pack_w_##isa(const BdPlan& pl, const float* w, float* wb, int64_t octet) {                        \
+    return bd_pack_w(pl, w, wb, octet);                                                                            \
+  }                                                                                                                \
+  target void bd_reorder_x_##isa(const BdPlan& pl, const float* x, float* xb, int64_t n, int64_t grp, int64_t cb) { \
+    bd_reorder_x(pl, x, xb, n, grp, cb);                                                                           \
+  }                                                                                                                \
+  BdPath bd_path_##isa() {                                                                                         \
+    return {bd_row_##isa, bd_pack_w_##isa, bd_reorder_x_##isa, UR, NV * int(sizeof(V) / sizeof(float))};            \
+  }
+// Registers: AVX-512 28 of 32 zmm accumulators (14 pixels x 32 channels), AVX2 12 of 16 ymm
+// (6 x 16), baseline 8 of 16 xmm (4 x 8).
+PYKERN_BD_PATH(baseline, , f32x4, 4, 2)
+#if PYKERN_X86
+PYKERN_BD_PATH(avx2, PYKERN_TARGET_AVX2, f32x8, 6, 2)
+PYKERN_BD_PATH(avx512, PYKERN_TARGET_AVX512, f32x16, 14, 2)
+#endif
+#undef PYKERN_BD_PATH
+
+inline BdPath bd_path() {
+#if PYKERN_X86
+  switch (active_isa()) {
+    case Isa::avx512: return bd_path_avx512();
+    case Isa::avx2: return bd_path_avx2();
+    default: break;
+  }
+#endif
+  return bd_path_baseline();
+}
+
+void run_blocked_direct(const Call& call) {
+  BdPlan pl(call.dims);
+  const ConvGeom& g = pl.g;
+  const float* x = call.input<float>(0);
+  const float* w = call.input<float>(1);
+  const float* bias = call.input<float>(2);
+  float* y = call.output<float>();
+  const bool relu = call.dims[16] != 0;
+  if (g.y_elems() == 0) return;
+  const BdPath path = bd_path();
+  pl.ob_width = path.ob;
+  pl.cbs = (g.Cg + kBdChannels - 1) / kBdChannels;
+  pl.obs = (g.Kg + path.ob - 1) / path.ob;
+  pl.Hp = g.H + 2 * g.ph;
+  pl.Wpp = g.W + 2 * g.pw;  // no tile computes a pixel past Q: every read lies inside the padded row
+  const int parts = gemm::threads_for(2.0 * double(g.K) * double(g.CRS) * double(g.N * g.PQ), call.threads);
+  // A reordered x over PaddedPlanes' bound (twice x, plus 2^20 elements: wide padding, or few
+  // channels in each 16-channel block): the threaded rung, which clips its gathers instead.
+  if (double(g.N * g.G) * double(pl.cbs) * double(pl.Hp) * double(pl.Wpp) * kBdChannels >
+      double(PaddedPlanes<float>::kPadGrowth) * double(g.x_elems()) + double(int64_t(1) << 20)) {
+    run_threaded<float>(call);
+    return;
+  }
+  Scratch<float> xb(size_t(g.N * g.G) * size_t(pl.x_group()));
+  Scratch<float> wb(size_t(g.G * pl.obs) * size_t(pl.w_block()));
+  if (g.Cg % kBdChannels != 0 || g.Cg == 0)  // the channels past Cg in the last block: zeros
+    std::memset(wb.p, 0, sizeof(float) * size_t(g.G * pl.obs) * size_t(pl.w_block()));
+  const int64_t x_items = g.N * g.G * pl.cbs, octets = g.G * pl.obs * pl.ob_width / 8;
+  const int64_t pack_items = x_items + octets, rows = g.N * g.G * pl.obs * g.P;
+  std::atomic<int64_t> next_pack{0}, packed{0}, next{0};
+  std::atomic<bool> finite{true};
+  parallel_optional(parts, [&](int, int) {
+    for (int64_t i; (i = next_pack.fetch_add(1)) < pack_items;) {
+      if (i < x_items) {
+        const int64_t cb = i % pl.cbs, ng = i / pl.cbs;
+        path.reorder_x(pl, x, xb.p, ng / g.G, ng % g.G, cb);
+      } else if (!path.pack_w(pl, w, wb.p, i - x_items)) {
+        finite.store(false, std::memory_order_relaxed);
+      }
+      packed.fetch_add(1, std::memory_order_release);
+    }
+    spin_until([&] { return packed.load(std::memory_order_acquire) >= pack_items; });
+    const bool skip = finite.load(std::memory_order_relaxed);  // padded filter rows: only with finite weights
+    for (int64_t t; (t = next.fetch_add(1)) < rows;) path.row(pl, xb.p, wb.p, y, bias, relu, skip, t);
+  });
+}
+
+// ------------------------------------------------------------------------------------------
 // Launchers
 // ------------------------------------------------------------------------------------------
 // f(op) for the Op of each group in turn, after x is padded and split by stride phase once for all
@@ -1007,6 +1297,10 @@ const Variant kVariants[] = {
     {"tap_gemm", kF32 | kF64, by_dtype<run_tap_gemm<float>, run_tap_gemm<double>>,
      "one implicit GEMM per filter tap over the outputs it reaches inside x: padded taps skipped, x read "
      "in place (threaded; an Inf/NaN weight runs threaded)"},
+    {"blocked_direct", kF32, run_blocked_direct,
+     "direct convolution on x reordered into 16-channel blocks: a tile of output pixels x channels summed in "
+     "registers over all its terms, padded filter rows and row-end columns skipped (finite weights); float32, "
+     "threaded; where that copy of x would pass twice x's size (wide padding, few channels), threaded"},
 };
 
 }  // namespace

@@ -20,6 +20,8 @@ import os
 import sys
 import threading
 
+import numpy as np
+
 from .._registry import make_default, register, set_route
 from ..ops import SPECS
 
@@ -238,13 +240,36 @@ def padded_share(h, w, r, s, params) -> float:
     return 1.0 - axis(h, p, r, sh, ph, dh) * axis(w, q, s, sw, pw, dw)
 
 
+# float32 stride-1 layers whose output rows are whole tiles of the AVX-512 blocked_direct rung (14
+# pixels), with channels in whole blocks of 16, and padding below BLOCKED_MAX_PADDED of the taps:
+# blocked_direct (x in 16-channel blocks, each tile's sums in registers over all its terms, no
+# packed panels). Measured (bench_conv2d_cpu.py, N=8, 2 threads, ratio to torch; the record
+# bench/results/cpu/conv2d_cpu.json has every variant per layer): 56x56x64, 28x28x128 and
+# 14x14x256. Not taken: 7x7x512 (18% of the taps padded: each row is half a tile, and tap_gemm
+# skips every padded tap); rows that are not whole tiles (the seed model's 24x24x64 and 12x12x128,
+# one thread: 0.96 and 0.93 of threaded's GFLOP/s, the rest of each row in 7- and 2-pixel tiles);
+# fewer than 64 channels (the digits and first layers: mostly zero channels in the blocks).
+BLOCKED_ISAS = ("avx512",)
+BLOCKED_TILE = 14
+BLOCKED_MIN_CG = 64
+BLOCKED_MAX_PADDED = 0.12
+
+
 def _conv2d_route(infos, params):
     groups = params["groups"]
     k, cg, r, s = infos["w"].shape
     if groups > 1 and k // groups <= DIRECT_MAX_KG:
         return "direct_blocked"
-    if cg >= TAP_MIN_CG and params["stride"] == (1, 1) and ext.isa() in TAP_ISAS and \
-            padded_share(*infos["x"].shape[2:], r, s, params) >= TAP_MIN_PADDED:
+    if params["stride"] != (1, 1):
+        return None
+    isa, hw = ext.isa(), infos["x"].shape[2:]
+    if isa in BLOCKED_ISAS and infos["x"].dtype == np.float32 and params["dilation"] == (1, 1) and \
+            cg >= BLOCKED_MIN_CG and cg % 16 == 0:
+        from ..ops.conv2d import output_size
+        q = output_size(*hw, r, s, params["stride"], params["padding"], params["dilation"])[1]
+        if q % BLOCKED_TILE == 0 and padded_share(*hw, r, s, params) < BLOCKED_MAX_PADDED:
+            return "blocked_direct"
+    if cg >= TAP_MIN_CG and isa in TAP_ISAS and padded_share(*hw, r, s, params) >= TAP_MIN_PADDED:
         return "tap_gemm"
     return None
 
