@@ -619,7 +619,7 @@ def test_the_measured_routes_pick_their_variants_and_an_explicit_variant_wins(mo
     for shallower in ({"padding": 1, "stride": 2}, {"padding": 0}, {"padding": 1, "groups": 2}):
         w = np.ones((64, cg // shallower.get("groups", 1), 3, 3), np.float32)  # 2 groups: Cg below
         assert resolve("conv2d", dict(deep, w=w), shallower).variant.name == _compiled.COMPILED_DEFAULTS["conv2d"]
-    # float32 stride-1 layers with rows of whole 14-pixel tiles, 64+ channels in blocks of 16 and
+    # float32 stride-1 layers with rows of whole 14-pixel tiles, 128+ channels in blocks of 16 and
     # little padding: blocked_direct, on AVX-512 only; else tap_gemm (above) or the default
     def layer(c, hw, dtype=np.float32, groups=1):
         return {"x": np.ones((2, c, hw, hw), dtype), "w": np.ones((64, c // groups, 3, 3), dtype), "bias": None}
@@ -627,19 +627,19 @@ def test_the_measured_routes_pick_their_variants_and_an_explicit_variant_wins(mo
         for isa in _compiled.isas():
             _compiled.set_isa(isa)
             on = isa in _compiled.BLOCKED_ISAS
-            for c, hw in ((64, 56), (128, 28), (256, 14)):
+            for c, hw in ((128, 56), (128, 28), (256, 14)):
                 want = "blocked_direct" if on else ("tap_gemm" if c >= cg and isa in _compiled.TAP_ISAS
                                                     else _compiled.COMPILED_DEFAULTS["conv2d"])
                 assert resolve("conv2d", layer(c, hw), {"padding": 1}).variant.name == want, (isa, c, hw)
     finally:
         _compiled.set_isa(saved)
     default = _compiled.COMPILED_DEFAULTS["conv2d"]
-    for args, params in ((layer(64, 24), {"padding": 1}),  # rows of 24: not whole tiles
-                         (layer(64, 56, np.float64), {"padding": 1}),  # float32 only
-                         (layer(48, 56), {"padding": 1}),  # fewer than 64 channels
-                         (layer(72, 56), {"padding": 1}),  # not whole blocks of 16
-                         (layer(64, 56), {"padding": 2, "dilation": 2}),  # dilated
-                         (layer(64, 56), {"padding": 1, "stride": 2})):
+    for args, params in ((layer(128, 24), {"padding": 1}),  # rows of 24: not whole tiles
+                         (layer(128, 56, np.float64), {"padding": 1}),  # float32 only
+                         (layer(64, 56), {"padding": 1}),  # fewer than 128 channels (the ResNet 56x56)
+                         (layer(136, 56), {"padding": 1}),  # not whole blocks of 16
+                         (layer(128, 56), {"padding": 2, "dilation": 2}),  # dilated
+                         (layer(128, 56), {"padding": 1, "stride": 2})):
         assert resolve("conv2d", args, params).variant.name == default, params
     dy, w3 = np.ones((2, 8, 3, 3), np.float32), np.ones((8, 3, 3, 3), np.float32)
     strided = {"x_shape": (2, 3, 6, 6), "stride": 2, "padding": 1}
