@@ -243,14 +243,15 @@ def padded_share(h, w, r, s, params) -> float:
 # float32 stride-1 layers whose output rows are whole tiles of the AVX-512 blocked_direct rung (14
 # pixels), with 128+ channels in whole blocks of 16, and padding below BLOCKED_MAX_PADDED of the
 # taps: blocked_direct (x in 16-channel blocks, each tile's sums in registers over all its terms,
-# no packed panels). Measured (bench/results/cpu/conv2d_cpu.json, bench_conv2d_cpu.py --runs 5,
-# N=8, 2 threads, ratio to torch, min-max over the runs): 28x28x128 0.88-1.08 against threaded's
-# 0.84-1.11, 14x14x256 0.84-1.10 (median 0.97) against tap_gemm's 0.86-1.04 (0.99) and threaded's
-# 0.93-1.16; alternating in one process (5 rounds) 1.06 against 1.09 and 1.02 against 1.03. Not
-# taken: 56x56x64 (1.03-1.22 against threaded's 0.97-1.11 in that record; in one process 1.05
-# against 1.03 over 12 rounds), 7x7x512 (18% of the taps padded, 1.05-1.15 against tap_gemm's
-# 0.99-1.16), and rows that are not whole tiles (the seed model's 24x24x64 and 12x12x128, one
-# thread: 0.96 and 0.93 of threaded's GFLOP/s, the rest of each row in 7- and 2-pixel tiles).
+# no packed panels). Measured: bench_conv2d_cpu.py --runs 5 twice (bench/results/cpu/
+# conv2d_cpu_ad102d6.json and conv2d_cpu_d0142e8.json; N=8, 2 threads), median ratio to torch
+# over the 10 runs (min-max): 28x28x128 1.04 (0.88-1.73) against threaded's 1.07 (0.84-1.15),
+# 14x14x256 1.00 (0.84-1.15) against tap_gemm's 1.04 (0.86-1.32) and threaded's 1.08. Not taken:
+# 56x56x64, 1.09 (0.95-1.22) against threaded's 1.08 (0.97-1.24); 7x7x512 (18% of the taps
+# padded), 1.09 against tap_gemm's 1.05; rows that are not whole tiles (the seed model's 24x24x64
+# and 12x12x128, one thread: 0.96 and 0.93 of threaded's GFLOP/s, the rest of each row in 7- and
+# 2-pixel tiles). The bench's cells vary by up to 20% from run to run: only medians over many runs
+# tell these variants apart.
 BLOCKED_ISAS = ("avx512",)
 BLOCKED_TILE = 14
 BLOCKED_MIN_CG = 128
