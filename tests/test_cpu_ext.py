@@ -458,6 +458,29 @@ def _tap_case(geom, dtype, rng, integers=False):
     return x, wt, bias, (n, k, p, q), dims
 
 
+def _assert_exact_on_integers(kernel, geom, x, wt, bias, shape, dims, what=""):
+    """kernel's output equals the reference's (exact sums: small integers), bias and ReLU fused or not."""
+    from pykern.ops.conv2d import reference
+    stride, pad, dil, groups = geom[7:]
+    for b, relu in ((None, 0), (bias, 1)):
+        want = reference(x, wt, b, (stride,) * 2, (pad,) * 2, (dil,) * 2, groups, "relu" if relu else None)
+        got = np.full(shape, np.nan, x.dtype)
+        kernel((x, wt, b), got, dims(relu), 2)
+        assert np.array_equal(got, want), f"integers, {what} bias={b is not None}"
+
+
+def _assert_same_bits_on_any_thread_count(kernel, x, wt, bias, shape, dims):
+    """kernel on 2 and 3 threads gives its one-thread bits, bias and ReLU fused or not."""
+    for b, relu in ((None, 0), (bias, 1)):
+        one = np.full(shape, np.nan, x.dtype)
+        kernel((x, wt, b), one, dims(relu), 1)
+        assert not np.isnan(one).any()
+        for threads in (2, 3):
+            got = np.full_like(one, np.nan)
+            kernel((x, wt, b), got, dims(relu), threads)
+            assert np.array_equal(got, one), f"threads={threads} bias={b is not None}"
+
+
 @pytest.mark.parametrize("geom", TAP_GEOMETRIES)
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.usefixtures("pool")
@@ -465,25 +488,9 @@ def test_tap_gemm_is_exact_on_small_integers_and_the_same_bits_on_any_thread_cou
     """tap_gemm skips padded taps and sums each output's taps in its own order: on small integers
     every sum is exact (so equal to the reference), and on random values every thread count gives
     the one-thread bits, bias and ReLU (a pass after the last tap) or not."""
-    from pykern.ops.conv2d import reference
-    ext = _compiled.ext
-    stride, pad, dil, groups = geom[7:]
     rng = np.random.default_rng(seed_for("tap-gemm", *geom, dtype))
-    x, wt, bias, shape, dims = _tap_case(geom, dtype, rng, integers=True)
-    for b, relu in ((None, 0), (bias, 1)):
-        want = reference(x, wt, b, (stride,) * 2, (pad,) * 2, (dil,) * 2, groups, "relu" if relu else None)
-        got = np.full(shape, np.nan, dtype)
-        ext.conv2d_tap_gemm((x, wt, b), got, dims(relu), 2)
-        assert np.array_equal(got, want), f"integers, bias={b is not None}"
-    x, wt, bias, shape, dims = _tap_case(geom, dtype, rng)
-    for b, relu in ((None, 0), (bias, 1)):
-        one = np.full(shape, np.nan, dtype)
-        ext.conv2d_tap_gemm((x, wt, b), one, dims(relu), 1)
-        assert not np.isnan(one).any()
-        for threads in (2, 3):
-            got = np.full_like(one, np.nan)
-            ext.conv2d_tap_gemm((x, wt, b), got, dims(relu), threads)
-            assert np.array_equal(got, one), f"threads={threads} bias={b is not None}"
+    _assert_exact_on_integers(_compiled.ext.conv2d_tap_gemm, geom, *_tap_case(geom, dtype, rng, integers=True))
+    _assert_same_bits_on_any_thread_count(_compiled.ext.conv2d_tap_gemm, *_tap_case(geom, dtype, rng))
 
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # 0 * Inf, on purpose
@@ -527,31 +534,17 @@ def test_blocked_direct_is_exact_on_small_integers_on_every_isa_and_the_same_bit
     padded filter rows and the row ends' padded columns: on small integers every sum is exact, so
     equal to the reference, on each ISA path this CPU has; on random values every thread count
     gives the one-thread bits, bias and ReLU fused or not."""
-    from pykern.ops.conv2d import reference
     ext = _compiled.ext
-    stride, pad, dil, groups = geom[7:]
     rng = np.random.default_rng(seed_for("blocked-direct", *geom))
-    x, wt, bias, shape, dims = _tap_case(geom, "float32", rng, integers=True)
+    case = _tap_case(geom, "float32", rng, integers=True)
     saved = ext.isa()
     try:
         for isa in _compiled.isas():
             _compiled.set_isa(isa)
-            for b, relu in ((None, 0), (bias, 1)):
-                want = reference(x, wt, b, (stride,) * 2, (pad,) * 2, (dil,) * 2, groups, "relu" if relu else None)
-                got = np.full(shape, np.nan, np.float32)
-                ext.conv2d_blocked_direct((x, wt, b), got, dims(relu), 2)
-                assert np.array_equal(got, want), f"integers, isa={isa}, bias={b is not None}"
+            _assert_exact_on_integers(ext.conv2d_blocked_direct, geom, *case, what=f"isa={isa},")
     finally:
         _compiled.set_isa(saved)
-    x, wt, bias, shape, dims = _tap_case(geom, "float32", rng)
-    for b, relu in ((None, 0), (bias, 1)):
-        one = np.full(shape, np.nan, np.float32)
-        ext.conv2d_blocked_direct((x, wt, b), one, dims(relu), 1)
-        assert not np.isnan(one).any()
-        for threads in (2, 3):
-            got = np.full_like(one, np.nan)
-            ext.conv2d_blocked_direct((x, wt, b), got, dims(relu), threads)
-            assert np.array_equal(got, one), f"threads={threads} bias={b is not None}"
+    _assert_same_bits_on_any_thread_count(ext.conv2d_blocked_direct, *_tap_case(geom, "float32", rng))
 
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # 0 * Inf, on purpose
