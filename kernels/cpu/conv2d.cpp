@@ -940,13 +940,14 @@ void run_tap_gemm(const Call& call) {
 // Rung 6: blocked_direct
 // ------------------------------------------------------------------------------------------
 // oneDNN's structure for float32: x reordered once per call into zero-padded channel blocks,
-// [n][group][C/16][H + 2ph][padded width][16 channels], the filters into [group][output block]
+// [n][group][C/16][H + 2ph][W + 2pw][16 channels], the filters into [group][output block]
 // [C/16][r][s][16 input channels][OB output channels]; then each tile, UR output pixels of one
 // row x OB output channels, keeps its sums in UR x OB/W vector registers over all of its terms:
 // per term step two filter vectors (OB channels) and UR broadcasts of x, one FMA each pair. No
-// B panel is packed and C is written once, straight into NCHW y with bias and ReLU. A filter row
-// that falls in padding for an output row is skipped (where every weight is finite: 0 * Inf must
-// stay NaN, as in tap_gemm); padded columns are multiplied as zeros. Order of each output's
+// B panel is packed and C is written once, straight into NCHW y with bias and ReLU. Where every
+// weight is finite (0 * Inf must stay NaN, as in tap_gemm) the filter rows that fall in padding
+// for an output row are skipped, and so are the padded columns of a tile's first or last pixel
+// (a row's ends); other padded columns are multiplied as the zeros they hold. Order of each output's
 // terms: (input-channel block, r, s, channel within the block); one tile sums an output, so the
 // bits are the same on any thread count.
 constexpr int kBdChannels = 16;  // input channels per block of the reordered x
@@ -1123,7 +1124,7 @@ struct BdPath {
               bool skip_rows, int64_t item);
   bool (*pack_w)(const BdPlan& pl, const float* w, float* wb, int64_t octet);
   void (*reorder_x)(const BdPlan& pl, const float* x, float* xb, int64_t n, int64_t grp, int64_t cb);
-  int ur, ob;
+  int ob;  // output channels per block
 };
 
 // Octet o of the call's filters (group o / (obs * OB / 8)) into its output block; false where a
@@ -1152,7 +1153,7 @@ PYKERN_INLINE bool bd_pack_w(const BdPlan& pl, const float* w, float* wb, int64_
     bd_reorder_x(pl, x, xb, n, grp, cb);                                                                           \
   }                                                                                                                \
   BdPath bd_path_##isa() {                                                                                         \
-    return {bd_row_##isa, bd_pack_w_##isa, bd_reorder_x_##isa, UR, NV * int(sizeof(V) / sizeof(float))};            \
+    return {bd_row_##isa, bd_pack_w_##isa, bd_reorder_x_##isa, NV * int(sizeof(V) / sizeof(float))};                \
   }
 // Registers: AVX-512 28 of 32 zmm accumulators (14 pixels x 32 channels), AVX2 12 of 16 ymm
 // (6 x 16), baseline 8 of 16 xmm (4 x 8).
