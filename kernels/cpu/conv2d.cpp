@@ -1002,14 +1002,13 @@ PYKERN_INLINE void bd_step(V (&acc)[UR][NV], const float* __restrict xs, const f
   }
 }
 
-// One tile: pixels [ow0, ow0 + nvalid) of output row oh (UR computed; the rest read the padded
-// width's slack and are dropped) x output channels [oc0, oc0 + noc) of the group. xg: the image's
-// group in the reordered x; wo: the output block's filters; yg: y at the group's first channel
-// of the image; filter rows [r0, r1).
+// One tile: pixels [ow0, ow0 + UR) of output row oh x output channels [oc0, oc0 + noc) of the
+// group. xg: the image's group in the reordered x; wo: the output block's filters; yg: y at the
+// group's first channel of the image; filter rows [r0, r1).
 template <class V, int UR, int NV, bool UNIT>
 PYKERN_INLINE void bd_tile(const BdPlan& pl, const float* __restrict xg, const float* __restrict wo, float* yg,
-                           const float* bias, bool relu, int64_t oh, int64_t ow0, int nvalid, int64_t oc0, int noc,
-                           int64_t r0, int64_t r1, bool skip) {
+                           const float* bias, bool relu, int64_t oh, int64_t ow0, int64_t oc0, int noc, int64_t r0,
+                           int64_t r1, bool skip) {
   constexpr int W = int(sizeof(V) / sizeof(float)), OB = NV * W;
   const ConvGeom& g = pl.g;
   V acc[UR][NV];
@@ -1056,30 +1055,31 @@ PYKERN_INLINE void bd_tile(const BdPlan& pl, const float* __restrict xg, const f
 #pragma GCC unroll 4
     for (int j = 0; j < NV; ++j) std::memcpy(buf + p * OB + j * W, &acc[p][j], sizeof(V));
   for (int o = 0; o < noc; ++o) {
-    float* yo = yg + (oc0 + o) * g.PQ + oh * g.Q + ow0;  // (nvalid,)
+    float* yo = yg + (oc0 + o) * g.PQ + oh * g.Q + ow0;  // (UR,)
     const float b = bias != nullptr ? bias[oc0 + o] : 0.0f;
-    for (int p = 0; p < nvalid; ++p) {
+    for (int p = 0; p < UR; ++p) {
       const float v = buf[p * OB + o] + b;
       yo[p] = relu && v < 0.0f ? 0.0f : v;
     }
   }
 }
 
-// Every tile of one output row: UR pixels each, the last UR / 2 where that covers the rest.
+// Every tile of one output row: UR pixels each, then one of UR / 2, then pairs, then one pixel,
+// so that no tile computes a pixel past the row.
 template <class V, int UR, int NV, bool UNIT>
 PYKERN_INLINE void bd_tiles(const BdPlan& pl, const float* xg, const float* wo, float* yg, const float* bg, bool relu,
                             int64_t oh, int64_t oc0, int noc, int64_t r0, int64_t r1, bool skip) {
   const ConvGeom& g = pl.g;
   int64_t ow = 0;
-  for (; ow + UR <= g.Q; ow += UR) bd_tile<V, UR, NV, UNIT>(pl, xg, wo, yg, bg, relu, oh, ow, UR, oc0, noc, r0, r1, skip);
+  for (; ow + UR <= g.Q; ow += UR) bd_tile<V, UR, NV, UNIT>(pl, xg, wo, yg, bg, relu, oh, ow, oc0, noc, r0, r1, skip);
   if (g.Q - ow >= UR / 2) {
-    bd_tile<V, UR / 2, NV, UNIT>(pl, xg, wo, yg, bg, relu, oh, ow, UR / 2, oc0, noc, r0, r1, skip);
+    bd_tile<V, UR / 2, NV, UNIT>(pl, xg, wo, yg, bg, relu, oh, ow, oc0, noc, r0, r1, skip);
     ow += UR / 2;
   }
   // The rest two pixels at a time, then one: a whole tile over a rest of 10 pixels (the 24x24
   // layers) computed 40% more than it kept, and ran 20% slower than threaded.
-  for (; ow + 2 <= g.Q; ow += 2) bd_tile<V, 2, NV, UNIT>(pl, xg, wo, yg, bg, relu, oh, ow, 2, oc0, noc, r0, r1, skip);
-  if (ow < g.Q) bd_tile<V, 1, NV, UNIT>(pl, xg, wo, yg, bg, relu, oh, ow, 1, oc0, noc, r0, r1, skip);
+  for (; ow + 2 <= g.Q; ow += 2) bd_tile<V, 2, NV, UNIT>(pl, xg, wo, yg, bg, relu, oh, ow, oc0, noc, r0, r1, skip);
+  if (ow < g.Q) bd_tile<V, 1, NV, UNIT>(pl, xg, wo, yg, bg, relu, oh, ow, oc0, noc, r0, r1, skip);
 }
 
 // One work item: output row oh of image n, group grp, output block ob: every pixel of the row.
@@ -1089,17 +1089,14 @@ PYKERN_INLINE void bd_row(const BdPlan& pl, const float* xb, const float* wb, fl
   constexpr int OB = NV * int(sizeof(V) / sizeof(float));
   const ConvGeom& g = pl.g;
   const int64_t oh = item % g.P, rest = item / g.P, ob = rest % pl.obs, ng = rest / pl.obs, grp = ng % g.G, n = ng / g.G;
-  int64_t r0 = 0, r1 = g.R;
-  if (skip_rows) {  // the filter rows inside x for this output row (an interval)
-    r0 = 0;
-    r1 = 0;
+  int64_t r0 = 0, r1 = skip_rows ? 0 : g.R;
+  if (skip_rows)  // the filter rows inside x for this output row (an interval)
     for (int64_t r = 0; r < g.R; ++r) {
       const int64_t ih = oh * g.sh - g.ph + r * g.dh;
       if (ih < 0 || ih >= g.H) continue;
       if (r1 == 0) r0 = r;
       r1 = r + 1;
     }
-  }
   const float* xg = xb + (n * g.G + grp) * pl.x_group();
   const float* wo = wb + (grp * pl.obs + ob) * pl.w_block();
   float* yg = y + (n * g.K + grp * g.Kg) * g.PQ;
@@ -1118,7 +1115,7 @@ struct BdOctet {
   static constexpr int MR = 8;
 };
 
-// The per-ISA pieces: the tile width, the output block, and the row function.
+// The per-ISA pieces: the row, filter-packing and x-reordering functions, and the output block.
 struct BdPath {
   void (*row)(const BdPlan& pl, const float* xb, const float* wb, float* y, const float* bias, bool relu,
               bool skip_rows, int64_t item);

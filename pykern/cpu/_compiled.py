@@ -253,7 +253,8 @@ def padded_share(h, w, r, s, params) -> float:
 # 2-pixel tiles). The bench's cells vary by up to 20% from run to run: only medians over many runs
 # tell these variants apart.
 BLOCKED_ISAS = ("avx512",)
-BLOCKED_TILE = 14
+BLOCKED_TILE = 14  # pixels per AVX-512 tile (kernels/cpu/conv2d.cpp, PYKERN_BD_PATH)
+BLOCKED_CHANNELS = 16  # input channels per block of the reordered x (kBdChannels)
 BLOCKED_MIN_CG = 128
 BLOCKED_MAX_PADDED = 0.12
 
@@ -267,7 +268,7 @@ def _conv2d_route(infos, params):
         return None
     isa, hw = ext.isa(), infos["x"].shape[2:]
     if isa in BLOCKED_ISAS and infos["x"].dtype == np.float32 and params["dilation"] == (1, 1) and \
-            cg >= BLOCKED_MIN_CG and cg % 16 == 0:
+            cg >= BLOCKED_MIN_CG and cg % BLOCKED_CHANNELS == 0:
         from ..ops.conv2d import output_size
         q = output_size(*hw, r, s, params["stride"], params["padding"], params["dilation"])[1]
         if q % BLOCKED_TILE == 0 and padded_share(*hw, r, s, params) < BLOCKED_MAX_PADDED:
